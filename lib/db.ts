@@ -1,0 +1,83 @@
+/**
+ * All `pg` access goes through these helpers (after node-postgres and graphile-migrate): one client per
+ * unit of work, always closed; transactions that roll back on any error; session advisory locks that are
+ * always released. `pg` is loaded lazily so that modules importing this one can be captured by Pulumi's
+ * dynamic-provider serializer without dragging the driver into the closure.
+ */
+import type { Client, ClientConfig } from "pg";
+
+/** Where to connect: a `postgresql://` URL or node-postgres client settings. */
+export type Connection = string | ClientConfig;
+
+/** Connection settings as stored in stack outputs and passed to hooks. */
+export interface ConnectionInfo {
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  password: string;
+  /** libpq sslmode: disable | allow | prefer | require | verify-ca | verify-full */
+  sslmode: string;
+}
+
+/** node-postgres settings for a `ConnectionInfo`, mapping libpq's sslmode to `ssl`. */
+export function clientConfig(info: ConnectionInfo, overrides: Partial<ClientConfig> = {}): ClientConfig {
+  const ssl =
+    info.sslmode === "disable" || info.sslmode === "allow" || info.sslmode === "prefer"
+      ? false
+      : { rejectUnauthorized: info.sslmode === "verify-ca" || info.sslmode === "verify-full" };
+  return {
+    host: info.host,
+    port: info.port,
+    database: info.database,
+    user: info.user,
+    password: info.password,
+    ssl,
+    ...overrides,
+  };
+}
+
+/** A `postgresql://` URL for a `ConnectionInfo`, with user and password percent-encoded. */
+export function connectionUrl(info: ConnectionInfo): string {
+  const auth = `${encodeURIComponent(info.user)}:${encodeURIComponent(info.password)}`;
+  return `postgresql://${auth}@${info.host}:${info.port}/${encodeURIComponent(info.database)}?sslmode=${encodeURIComponent(info.sslmode)}`;
+}
+
+/** Opens one client, runs `fn`, and always closes the client. */
+export async function withClient<T>(connection: Connection, fn: (client: Client) => Promise<T>): Promise<T> {
+  const pg = (await import("pg")).default;
+  const config: ClientConfig = typeof connection === "string" ? { connectionString: connection } : connection;
+  const client = new pg.Client({ application_name: "tsdb-stack", ...config });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Runs `fn` inside BEGIN/COMMIT on `client`; any error rolls back and is re-thrown. */
+export async function withTransaction<T>(client: Client, fn: (client: Client) => Promise<T>): Promise<T> {
+  await client.query("BEGIN");
+  try {
+    const result = await fn(client);
+    await client.query("COMMIT");
+    return result;
+  } catch (err) {
+    await client.query("ROLLBACK").catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * Holds the session advisory lock `key` on `client` while `fn` runs, waiting for it if another session
+ * holds it. The lock is released even when `fn` throws.
+ */
+export async function withAdvisoryLock<T>(client: Client, key: bigint, fn: () => Promise<T>): Promise<T> {
+  await client.query("SELECT pg_advisory_lock($1::bigint)", [key.toString()]);
+  try {
+    return await fn();
+  } finally {
+    await client.query("SELECT pg_advisory_unlock($1::bigint)", [key.toString()]).catch(() => undefined);
+  }
+}
