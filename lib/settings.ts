@@ -103,7 +103,8 @@ export interface SettingDeclaration {
   description: string;
 }
 
-const SECRET_KEYS = ["adminPassword", "migratorPassword", "appPassword", "readonlyPassword", "pgadminPassword"] as const;
+/** Settings that hold passwords: read as secrets, never logged. */
+export const SECRET_KEYS = ["adminPassword", "migratorPassword", "appPassword", "readonlyPassword", "pgadminPassword"] as const;
 
 const RESTART_POLICIES = ["no", "on-failure", "always", "unless-stopped"] as const;
 const SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] as const;
