@@ -1,0 +1,330 @@
+/**
+ * Loads OHLCV bars from CSV, Parquet or SQLite sources into `market_data.ohlcv_bars`.
+ *
+ * One checked-out client, one transaction for the whole run: per source, rows are read in bounded batches,
+ * checked (rowValidation.ts), deduplicated within the source (first occurrence wins), streamed by COPY into a
+ * temporary staging table, then merged into the target with one `INSERT ... SELECT ... ON CONFLICT` under the
+ * chosen policy. A failure or a killed process before COMMIT leaves the target exactly as it was.
+ */
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { Client } from "pg";
+import { withClient, withTransaction, type Connection } from "../db";
+import { type Field, type PathKey, matchPathPattern, resolveColumns } from "./columnMapping";
+import { RejectsWriter } from "./rejects";
+import { type ProgressReporter, silentProgress } from "./progress";
+import { type BarText, checkBar, normalizeTimeframe, numericText } from "./rowValidation";
+import { openCsv } from "./sources/csv";
+import { openParquet } from "./sources/parquet";
+import { openSqlite } from "./sources/sqlite";
+import type { RecordSource, SourceFormat } from "./sources/types";
+import { microsToSql } from "./timestamps";
+
+/** What to do with a bar whose key is already in the target. */
+export type ConflictPolicy = "skip" | "update";
+
+/** The target table the architecture contract defines. */
+export const DEFAULT_TARGET = "market_data.ohlcv_bars";
+
+/** Everything a load needs besides the connection. */
+export interface LoadOptions {
+  /** Files to load (see expandSource for directories and globs). */
+  files: string[];
+  /** Source format; default from each file's extension. */
+  format?: SourceFormat;
+  /** SQLite table to read (default `ohlcv_data`). */
+  sqliteTable?: string;
+  /** CSV delimiter (default: detected). */
+  delimiter?: string;
+  /** Target table, `schema.table` (default market_data.ohlcv_bars). */
+  target?: string;
+  /** Fixed values; a flag wins over a column, a column over the path pattern, that over file metadata. */
+  symbol?: string;
+  provider?: string;
+  timeframe?: string;
+  exchange?: string;
+  /** e.g. `data/{provider}/{symbol}/{timeframe}/*.parquet`. */
+  pathPattern?: string;
+  /** Explicit field -> source column mapping. */
+  mapping?: Partial<Record<Field, string>>;
+  onConflict?: ConflictPolicy;
+  /** Rejects CSV path; undefined keeps only counts. */
+  rejectsFile?: string;
+  /** Fail (and load nothing) on the first invalid row. */
+  strict?: boolean;
+  progress?: ProgressReporter;
+}
+
+/** Counts for one source. */
+export interface SourceSummary {
+  source: string;
+  /** Data rows read from the source. */
+  read: number;
+  /** New bars written. */
+  inserted: number;
+  /** Existing bars changed (policy `update`). */
+  updated: number;
+  /** Valid rows whose bar was already in the target unchanged (or kept, policy `skip`). */
+  alreadyPresent: number;
+  rejected: number;
+}
+
+/** Counts for a whole run. */
+export interface LoadSummary extends Omit<SourceSummary, "source"> {
+  sources: SourceSummary[];
+  seconds: number;
+  /** Rows read per second of wall time. */
+  rowsPerSecond: number;
+  /** Path of the rejects file when any row was rejected and a path was given. */
+  rejectsFile?: string;
+}
+
+const COLUMNS = ["symbol", "exchange", "provider", "timeframe", "time", "open", "high", "low", "close", "volume", "adj_close"] as const;
+const KEY = ["symbol", "exchange", "provider", "timeframe", "time"] as const;
+const VALUES = ["open", "high", "low", "close", "volume", "adj_close"] as const;
+const STAGING = "pg_temp.tsdb_ohlcv_staging";
+const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const CHUNK_CHARS = 1 << 18;
+
+/** Format of a file from its name: .parquet/.pq, .db/.sqlite/.sqlite3, otherwise CSV. */
+export function formatOf(file: string): SourceFormat {
+  const f = file.toLowerCase();
+  if (f.endsWith(".parquet") || f.endsWith(".pq")) return "parquet";
+  if (f.endsWith(".db") || f.endsWith(".sqlite") || f.endsWith(".sqlite3")) return "sqlite";
+  return "csv";
+}
+
+/** Opens one source file with the reader for its format. */
+export async function openSource(file: string, options: Pick<LoadOptions, "format" | "sqliteTable" | "delimiter"> = {}): Promise<RecordSource> {
+  const format = options.format ?? formatOf(file);
+  if (format === "parquet") return openParquet(file);
+  if (format === "sqlite") return openSqlite(file, options.sqliteTable);
+  return openCsv(file, options.delimiter ? { delimiter: options.delimiter } : {});
+}
+
+/** `schema.table` quoted for SQL; throws for anything that is not two plain identifiers. */
+export function quoteTarget(target: string, escape: (s: string) => string): string {
+  const parts = target.split(".");
+  if (parts.length !== 2 || !parts.every((p) => IDENT.test(p))) {
+    throw new Error(`--target ${JSON.stringify(target)} must be schema.table with plain identifiers, e.g. ${DEFAULT_TARGET}.`);
+  }
+  return parts.map(escape).join(".");
+}
+
+// COPY text format: backslash, tab, newline and carriage return must be escaped in text values.
+function copyText(s: string): string {
+  return /[\\\t\n\r]/.test(s) ? s.replace(/\\/g, "\\\\").replace(/\t/g, "\\t").replace(/\n/g, "\\n").replace(/\r/g, "\\r") : s;
+}
+
+function text(v: unknown): string {
+  if (v === null || v === undefined) return "";
+  if (typeof v === "string") return v.trim();
+  return String(v);
+}
+
+async function loadSource(
+  client: Client,
+  source: RecordSource,
+  options: LoadOptions,
+  rejects: RejectsWriter,
+  progress: ProgressReporter,
+): Promise<SourceSummary> {
+  const { from: copyFrom } = await import("pg-copy-streams");
+  const path = options.pathPattern ? matchPathPattern(options.pathPattern, source.name) : {};
+  const fixed = (key: PathKey): string | undefined => options[key] ?? undefined;
+  const fallback = (key: PathKey): string | undefined => path[key] ?? source.declared[key];
+  const idx = resolveColumns(source.columns, options.mapping, ["time", "open", "high", "low", "close"], source.name);
+  for (const key of ["symbol", "timeframe"] as const) {
+    if (fixed(key) === undefined && idx[key] === undefined && fallback(key) === undefined) {
+      throw new Error(
+        `${source.name}: no ${key}; give --${key}, a ${key} column, or a --path-pattern with {${key}}.`,
+      );
+    }
+  }
+  const constant = (key: PathKey) => fixed(key) ?? (idx[key] === undefined ? fallback(key) ?? "" : undefined);
+  const cSymbol = constant("symbol");
+  const cExchange = constant("exchange");
+  const cProvider = constant("provider");
+  const cTimeframe = constant("timeframe");
+  const timeframes = new Map<string, string | undefined>();
+  const seen = new Map<string, Set<number>>();
+  const columns = source.columns;
+  const summary: SourceSummary = { source: source.name, read: 0, inserted: 0, updated: 0, alreadyPresent: 0, rejected: 0 };
+  let staged = 0;
+
+  const pick = (row: unknown[], field: Field): unknown => {
+    const i = idx[field];
+    return i === undefined ? undefined : row[i];
+  };
+
+  async function* lines(): AsyncGenerator<string> {
+    let chunk = "";
+    for await (const batch of source.batches()) {
+      for (const row of batch) {
+        summary.read++;
+        const rowNumber = summary.read;
+        const rawTf = cTimeframe ?? text(pick(row, "timeframe"));
+        let tf = timeframes.get(rawTf);
+        if (!timeframes.has(rawTf)) {
+          tf = normalizeTimeframe(rawTf);
+          timeframes.set(rawTf, tf);
+        }
+        const bar: BarText = {
+          symbol: cSymbol ?? text(pick(row, "symbol")),
+          exchange: cExchange ?? text(pick(row, "exchange")),
+          provider: cProvider ?? text(pick(row, "provider")),
+          timeframe: tf ?? "",
+          time: pick(row, "time"),
+          open: numericText(pick(row, "open")),
+          high: numericText(pick(row, "high")),
+          low: numericText(pick(row, "low")),
+          close: numericText(pick(row, "close")),
+          volume: idx.volume === undefined ? undefined : numericText(pick(row, "volume")),
+          adjClose: idx.adj_close === undefined ? undefined : numericText(pick(row, "adj_close")),
+        };
+        let check = rawTf !== "" && tf === undefined
+          ? { ok: false as const, reason: `timeframe ${JSON.stringify(rawTf)} is not like 1m, 5m, 1h, 1d, 1w, 1mo` }
+          : checkBar(bar);
+        if (check.ok) {
+          const series = `${bar.symbol}\u0000${bar.exchange}\u0000${bar.provider}\u0000${bar.timeframe}`;
+          let times = seen.get(series);
+          if (!times) seen.set(series, (times = new Set()));
+          if (times.has(check.micros)) {
+            check = { ok: false, reason: `duplicate key (${bar.symbol}, ${bar.exchange}, ${bar.provider}, ${bar.timeframe}, ${microsToSql(check.micros)}) already seen earlier in this source` };
+          } else times.add(check.micros);
+        }
+        if (!check.ok) {
+          summary.rejected++;
+          rejects.add(source.name, rowNumber, check.reason, row, columns);
+          if (options.strict) {
+            throw new Error(`${source.name} row ${rowNumber}: ${check.reason} (--strict stops on the first invalid row; nothing was loaded).`);
+          }
+          continue;
+        }
+        staged++;
+        chunk +=
+          `${copyText(bar.symbol)}\t${copyText(bar.exchange)}\t${copyText(bar.provider)}\t${bar.timeframe}\t` +
+          `${microsToSql(check.micros)}\t${bar.open}\t${bar.high}\t${bar.low}\t${bar.close}\t` +
+          `${bar.volume || "0"}\t${bar.adjClose || "\\N"}\n`;
+      }
+      progress.update(summary.read, source.fractionRead());
+      if (chunk.length >= CHUNK_CHARS) {
+        yield chunk;
+        chunk = "";
+      }
+    }
+    if (chunk) yield chunk;
+  }
+
+  progress.start(source.name, source.totalRows);
+  try {
+    await pipeline(Readable.from(lines(), { objectMode: false }), client.query(copyFrom(`COPY ${STAGING} (${COLUMNS.join(", ")}) FROM STDIN`)));
+  } finally {
+    progress.stop();
+  }
+  if (staged > 0) {
+    const merged = await merge(client, options.target ?? DEFAULT_TARGET, options.onConflict ?? "skip");
+    summary.inserted = merged.inserted;
+    summary.updated = merged.updated;
+    summary.alreadyPresent = staged - merged.inserted - merged.updated;
+    await client.query(`TRUNCATE ${STAGING}`);
+  }
+  return summary;
+}
+
+async function merge(client: Client, target: string, policy: ConflictPolicy): Promise<{ inserted: number; updated: number }> {
+  const table = quoteTarget(target, (s) => client.escapeIdentifier(s));
+  const cols = COLUMNS.join(", ");
+  const insert = `INSERT INTO ${table} AS t (${cols}) SELECT ${cols} FROM ${STAGING} ON CONFLICT (${KEY.join(", ")})`;
+  if (policy === "skip") {
+    const r = await client.query(`${insert} DO NOTHING`);
+    return { inserted: r.rowCount ?? 0, updated: 0 };
+  }
+  // xmax = 0 marks a freshly inserted tuple; an updated one carries the updating transaction's id.
+  const r = await client.query<{ inserted: number; updated: number }>(
+    `WITH m AS (${insert} DO UPDATE SET ${VALUES.map((c) => `${c} = EXCLUDED.${c}`).join(", ")} ` +
+      `WHERE (${VALUES.map((c) => `t.${c}`).join(", ")}) IS DISTINCT FROM (${VALUES.map((c) => `EXCLUDED.${c}`).join(", ")}) ` +
+      `RETURNING (xmax = 0) AS ins) ` +
+      `SELECT (count(*) FILTER (WHERE ins))::int AS inserted, (count(*) FILTER (WHERE NOT ins))::int AS updated FROM m`,
+  );
+  return r.rows[0] ?? { inserted: 0, updated: 0 };
+}
+
+async function checkTarget(client: Client, target: string): Promise<void> {
+  const table = quoteTarget(target, (s) => client.escapeIdentifier(s));
+  const r = await client.query<{ attname: string }>(
+    "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped",
+    [table],
+  );
+  if (r.rows.length === 0) {
+    throw new Error(`Table ${target} does not exist; apply the migrations first (npm run db -- migrate, or pulumi up).`);
+  }
+  const have = new Set(r.rows.map((row) => row.attname));
+  const missing = COLUMNS.filter((c) => !have.has(c));
+  if (missing.length > 0) throw new Error(`Table ${target} lacks column(s) ${missing.join(", ")}; it must match docs/ARCHITECTURE.md.`);
+}
+
+/**
+ * Loads `options.files` through `client` in one transaction (BEGIN/COMMIT issued here). Throws, having rolled
+ * back, on a source that cannot be read, on a database error, and with `strict` on the first invalid row.
+ */
+export async function loadOhlcv(client: Client, options: LoadOptions): Promise<LoadSummary> {
+  const started = Date.now();
+  const target = options.target ?? DEFAULT_TARGET;
+  const rejects = new RejectsWriter(options.rejectsFile);
+  const progress = options.progress ?? silentProgress;
+  const sources: SourceSummary[] = [];
+  try {
+    await withTransaction(client, async () => {
+      await checkTarget(client, target);
+      const table = quoteTarget(target, (s) => client.escapeIdentifier(s));
+      // Same column types as the target, no constraints or indexes: COPY into it is as cheap as it gets.
+      await client.query(
+        `CREATE TEMP TABLE tsdb_ohlcv_staging ON COMMIT DROP AS SELECT ${COLUMNS.join(", ")} FROM ${table} WITH NO DATA`,
+      );
+      for (const file of options.files) {
+        const source = await openSource(file, options);
+        try {
+          sources.push(await loadSource(client, source, options, rejects, progress));
+        } finally {
+          await source.close();
+        }
+      }
+    });
+  } finally {
+    rejects.close();
+  }
+  const seconds = (Date.now() - started) / 1000;
+  const total = (k: keyof Omit<SourceSummary, "source">) => sources.reduce((n, s) => n + s[k], 0);
+  const read = total("read");
+  return {
+    sources,
+    read,
+    inserted: total("inserted"),
+    updated: total("updated"),
+    alreadyPresent: total("alreadyPresent"),
+    rejected: total("rejected"),
+    seconds,
+    rowsPerSecond: seconds > 0 ? Math.round(read / seconds) : read,
+    ...(rejects.count > 0 && options.rejectsFile ? { rejectsFile: options.rejectsFile } : {}),
+  };
+}
+
+/** Opens a client on `connection`, loads, and closes it. */
+export async function loadOhlcvFrom(connection: Connection, options: LoadOptions): Promise<LoadSummary> {
+  return withClient(connection, (client) => loadOhlcv(client, options));
+}
+
+/** The summary as the CLI prints it, ending with "nothing new" when a re-run added no rows. */
+export function formatSummary(s: LoadSummary): string {
+  const lines = s.sources.map(
+    (x) => `  ${x.source}: read ${x.read}, inserted ${x.inserted}, updated ${x.updated}, already present ${x.alreadyPresent}, rejected ${x.rejected}`,
+  );
+  lines.push(
+    `total: read ${s.read}, loaded ${s.inserted + s.updated} (inserted ${s.inserted}, updated ${s.updated}), ` +
+      `already present ${s.alreadyPresent}, rejected ${s.rejected} in ${s.seconds.toFixed(2)} s (${s.rowsPerSecond} rows/s)`,
+  );
+  if (s.inserted + s.updated === 0 && s.read > 0) lines.push("nothing new: every valid row was already in the table.");
+  if (s.rejectsFile) lines.push(`rejected rows with reasons: ${s.rejectsFile}`);
+  return lines.join("\n");
+}

@@ -1,0 +1,68 @@
+/**
+ * SQLite through better-sqlite3, streaming a statement with iterate() (one row in memory at a time, batched).
+ * Integers come back as BigInt so epoch nanoseconds stay exact; REAL prices become their shortest round-trip
+ * text, TEXT prices stay as written.
+ *
+ * The runbook's shape is understood without a mapping: `ohlcv_data (ticker, region, date, timeframe, open,
+ * high, low, close, volume, ...)` where `region` is the exchange key; when a `tickers (ticker, region,
+ * exchange)` table exists too, its `exchange` is used and `region` fills in where it is empty.
+ */
+import type { RecordSource } from "./types";
+
+const BATCH = 4096;
+
+/** Opens `table` (default `ohlcv_data`) of a SQLite database file as a record source. */
+export async function openSqlite(file: string, table = "ohlcv_data"): Promise<RecordSource> {
+  const Database = (await import("better-sqlite3")).default;
+  let db: import("better-sqlite3").Database;
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true });
+    db.pragma("query_only = ON");
+  } catch (err) {
+    throw new Error(`${file}: not a readable SQLite database (${(err as Error).message}).`, { cause: err });
+  }
+  const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')").all() as Array<{ name: string }>).map((r) => r.name);
+  if (!tables.includes(table)) {
+    db.close();
+    throw new Error(`${file}: has no table ${JSON.stringify(table)} (tables: ${tables.join(", ") || "none"}); pick one with --table.`);
+  }
+  const q = (id: string) => `"${id.replace(/"/g, '""')}"`;
+  const cols = (name: string) => (db.prepare(`PRAGMA table_info(${q(name)})`).all() as Array<{ name: string }>).map((c) => c.name);
+  const tableCols = cols(table);
+  const lower = tableCols.map((c) => c.toLowerCase());
+  let sql = `SELECT * FROM ${q(table)}`;
+  let columns = tableCols;
+  const tickerCols = tables.includes("tickers") ? cols("tickers").map((c) => c.toLowerCase()) : [];
+  if (
+    table !== "tickers" && lower.includes("ticker") && lower.includes("region") && !lower.includes("exchange") &&
+    ["ticker", "region", "exchange"].every((c) => tickerCols.includes(c))
+  ) {
+    sql =
+      `SELECT o.*, COALESCE(NULLIF(t.exchange, ''), o.region) AS exchange FROM ${q(table)} o ` +
+      `LEFT JOIN tickers t ON t.ticker = o.ticker AND t.region = o.region`;
+    columns = [...tableCols, "exchange"];
+  }
+  const total = Number((db.prepare(`SELECT count(*) AS n FROM ${q(table)}`).get() as { n: number }).n);
+  const statement = db.prepare(sql).raw(true).safeIntegers(true);
+  return {
+    name: `${file}:${table}`,
+    columns,
+    declared: {},
+    totalRows: total,
+    fractionRead: () => undefined,
+    async *batches() {
+      let batch: unknown[][] = [];
+      for (const row of statement.iterate() as Iterable<unknown[]>) {
+        batch.push(row);
+        if (batch.length >= BATCH) {
+          yield batch;
+          batch = [];
+        }
+      }
+      if (batch.length > 0) yield batch;
+    },
+    close: async () => {
+      db.close();
+    },
+  };
+}

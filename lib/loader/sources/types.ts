@@ -1,0 +1,21 @@
+import type { PathKey } from "../columnMapping";
+
+/** Rows of one source (a file, or a table of a SQLite file), read in bounded batches. */
+export interface RecordSource {
+  /** Shown in summaries and the rejects file: the file path, plus `:table` for SQLite. */
+  readonly name: string;
+  /** Column names in the order of each record's values. */
+  readonly columns: string[];
+  /** Values the file itself declares (NautilusTrader's `bar_type` metadata), below flags and columns. */
+  readonly declared: Partial<Record<PathKey, string>>;
+  /** Rows in the source when known without reading it (Parquet, SQLite). */
+  readonly totalRows?: number;
+  /** Fraction of the source read so far, when only bytes are known (CSV). */
+  fractionRead(): number | undefined;
+  /** Batches of records; each record holds one value per column. */
+  batches(): AsyncIterable<unknown[][]>;
+  close(): Promise<void>;
+}
+
+/** Formats the loader reads. */
+export type SourceFormat = "csv" | "parquet" | "sqlite";
