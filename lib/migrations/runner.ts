@@ -64,9 +64,7 @@ export class MigrationRunner {
   constructor(private readonly options: MigrationRunnerOptions) {
     const source = typeof options.migrations === "string" ? readMigrationsDir(options.migrations) : options.migrations;
     this.migrations = source
-      .map((m) =>
-        "lines" in m.up ? resolveMigration(m as MigrationFile, options) : (m as ResolvedMigration),
-      )
+      .map((m) => (typeof m.up === "string" ? (m as ResolvedMigration) : resolveMigration(m as MigrationFile, options)))
       .sort((a, b) => a.version - b.version);
   }
 
