@@ -1,0 +1,119 @@
+/**
+ * `npm run data -- load ...` and `npm run data -- validate ...`: market data loading from the command line.
+ * Run `npm run data -- --help` for every flag.
+ */
+import { parseArgs } from "node:util";
+import { COLUMN_ALIASES, FIELDS, expandSource, parseMapping } from "../lib/loader/columnMapping";
+import { DEFAULT_TARGET, type LoadOptions, formatSummary, loadOhlcvFrom } from "../lib/loader/OhlcvLoader";
+import { defaultProgress, silentProgress } from "../lib/loader/progress";
+import { formatValidation, validateOhlcv } from "../lib/loader/validateReport";
+import { withClient } from "../lib/db";
+
+const HELP = `Usage:
+  npm run data -- load --source PATH [options]     load OHLCV bars into ${DEFAULT_TARGET}
+  npm run data -- validate [--url URL]             report rows, date ranges, NULLs, duplicates and gaps
+
+Connection:
+  --url URL              postgresql:// URL (default: $DATABASE_URL)
+
+load options:
+  --source PATH          a file, a directory (every .csv .csv.gz .tsv .parquet .pq .db .sqlite below it) or a
+                         glob with * ** ? (quote it): 'data/ALPACA/**/*.parquet'
+  --format F             csv | parquet | sqlite (default: from each file's extension; gzip is detected)
+  --table NAME           SQLite table to read (default ohlcv_data)
+  --symbol S             symbol for every row (wins over a column and the path pattern)
+  --provider P           provider for every row (default: column, path, else '')
+  --timeframe T          timeframe for every row: 1m 5m 15m 1h 4h 1d 1w 1mo (also 1H, 1day, daily, 60min)
+  --exchange E           exchange for every row (default: column, path, else '')
+  --path-pattern PAT     take values from file paths, e.g. 'data/{provider}/{symbol}/{timeframe}/*.parquet'
+                         (placeholders: {symbol} {provider} {timeframe} {exchange})
+  --map F=COL,...        explicit column mapping, F one of ${FIELDS.join(", ")}
+  --delimiter C          CSV delimiter (default: detected among , ; tab |)
+  --on-conflict MODE     skip (default: keep bars already present) | update (overwrite changed bars)
+  --rejects FILE         CSV of invalid rows: source,row,reason,raw (default: rejects.csv, written only if any)
+  --strict               fail on the first invalid row; nothing is loaded
+  --target TABLE         target table (default ${DEFAULT_TARGET})
+  --quiet                no progress output
+
+Precedence for symbol/provider/timeframe/exchange: flag, then column, then --path-pattern, then Parquet
+bar_type metadata (NautilusTrader). Rows are checked: timestamp parses; open/high/low/close finite and > 0;
+high >= max(open, close); low <= min(open, close); volume >= 0 (empty volume = 0); no duplicate key in a file.
+
+Accepted column names (case-insensitive; the first present wins):
+${FIELDS.map((f) => `  ${f.padEnd(10)} ${COLUMN_ALIASES[f].join(", ")}`).join("\n")}
+
+Timestamps: ISO-8601 with a zone as written; WITHOUT a zone, and plain dates, mean UTC; epoch numbers by
+magnitude: < 1e11 seconds, < 1e14 milliseconds, < 1e17 microseconds, else nanoseconds.
+`;
+
+const OPTIONS = {
+  url: { type: "string" },
+  source: { type: "string" },
+  format: { type: "string" },
+  table: { type: "string" },
+  symbol: { type: "string" },
+  provider: { type: "string" },
+  timeframe: { type: "string" },
+  exchange: { type: "string" },
+  "path-pattern": { type: "string" },
+  map: { type: "string" },
+  delimiter: { type: "string" },
+  "on-conflict": { type: "string" },
+  rejects: { type: "string" },
+  strict: { type: "boolean" },
+  target: { type: "string" },
+  quiet: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+function fail(message: string): never {
+  throw new Error(message);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true });
+  const command = positionals[0];
+  if (values.help || command === undefined || command === "help") {
+    process.stdout.write(HELP);
+    return;
+  }
+  if (positionals.length > 1) fail(`unexpected argument ${JSON.stringify(positionals[1])}; see --help.`);
+  const url = values.url ?? process.env.DATABASE_URL ?? fail("no database: give --url URL or set DATABASE_URL.");
+  const target = values.target ?? DEFAULT_TARGET;
+  if (command === "validate") {
+    const report = await withClient(url, (c) => validateOhlcv(c, target));
+    process.stdout.write(`${formatValidation(report)}\n`);
+    if (report.duplicateKeys > 0 || Object.values(report.nulls).some((n) => n > 0)) process.exitCode = 1;
+    return;
+  }
+  if (command !== "load") fail(`unknown command ${JSON.stringify(command)}; use load or validate (see --help).`);
+  const source = values.source ?? fail("load needs --source PATH (a file, directory or glob).");
+  const format = values.format;
+  if (format !== undefined && !["csv", "parquet", "sqlite"].includes(format)) fail(`--format must be csv, parquet or sqlite, got ${JSON.stringify(format)}.`);
+  const onConflict = values["on-conflict"] ?? "skip";
+  if (onConflict !== "skip" && onConflict !== "update") fail(`--on-conflict must be skip or update, got ${JSON.stringify(onConflict)}.`);
+  const options: LoadOptions = {
+    files: expandSource(source),
+    ...(format ? { format: format as LoadOptions["format"] } : {}),
+    ...(values.table ? { sqliteTable: values.table } : {}),
+    ...(values.delimiter ? { delimiter: values.delimiter } : {}),
+    ...(values.symbol ? { symbol: values.symbol } : {}),
+    ...(values.provider !== undefined ? { provider: values.provider } : {}),
+    ...(values.timeframe ? { timeframe: values.timeframe } : {}),
+    ...(values.exchange !== undefined ? { exchange: values.exchange } : {}),
+    ...(values["path-pattern"] ? { pathPattern: values["path-pattern"] } : {}),
+    ...(values.map ? { mapping: parseMapping(values.map) } : {}),
+    target,
+    onConflict,
+    rejectsFile: values.rejects ?? "rejects.csv",
+    strict: values.strict ?? false,
+    progress: values.quiet ? silentProgress : await defaultProgress(),
+  };
+  const summary = await loadOhlcvFrom(url, options);
+  process.stdout.write(`${formatSummary(summary)}\n`);
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  process.stderr.write(`data: ${(err as Error).message.split("\n")[0]}\n`);
+  process.exitCode = 1;
+});
