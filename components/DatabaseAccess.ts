@@ -1,0 +1,236 @@
+import * as postgresql from "@pulumi/postgresql";
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { accessPlan, type AccessPlan, type RoleKey } from "../lib/access";
+import type { ConnectionInfo } from "../lib/db";
+
+/** Arguments of {@link DatabaseAccess}. */
+export interface DatabaseAccessArgs {
+  /** Host the Pulumi host reaches the server at (127.0.0.1 for the local container). */
+  host: pulumi.Input<string>;
+  /** Server port (the container's published port, or the external port). */
+  port: pulumi.Input<number>;
+  /** Admin role the provider connects as (`postgres` in the container). */
+  adminUser: string;
+  /** Admin password, a secret. */
+  adminPassword: pulumi.Input<string>;
+  /** Whether the admin role is a superuser (false for managed services: the provider avoids superuser-only SQL). */
+  adminIsSuperuser: boolean;
+  /** libpq sslmode for every connection. */
+  sslmode: string;
+  /** Database name; roles are `<database>_owner`, `_migrator`, `_app`, `_readonly`. */
+  database: string;
+  /** Create the timescaledb extension. */
+  timescaledb: boolean;
+  /** Also create timescaledb_toolkit. */
+  toolkit: boolean;
+  /** Connection limits of the LOGIN roles. */
+  connectionLimits: { migrator: number; app: number; readonly: number };
+  /** Configured role passwords; missing ones are generated. */
+  passwords: { migrator?: pulumi.Input<string>; app?: pulumi.Input<string>; readonly?: pulumi.Input<string> };
+  /** Protect and retain the database so `pulumi destroy` cannot drop it. */
+  protectData: boolean;
+  /** Resources that must be ready before anything connects (the healthy container). */
+  dependsOn?: pulumi.Input<pulumi.Resource>[];
+}
+
+type LoginRole = Exclude<RoleKey, "owner">;
+
+/** Generated passwords: 32 letters and digits, so they need no escaping in URLs or shells. */
+export const GENERATED_PASSWORD = { length: 32, special: false } as const;
+
+/**
+ * Roles, database, extension, schemas, grants and default privileges, declared through an explicit
+ * postgresql provider that waits for the server. Every resource maps to one entry of `lib/access.ts`'s plan.
+ */
+export class DatabaseAccess extends pulumi.ComponentResource {
+  /** The plan the resources were declared from. */
+  readonly plan: AccessPlan;
+  /** The explicit provider (depends on the healthy server). */
+  readonly provider: postgresql.Provider;
+  /** Roles by part. */
+  readonly roles: Record<RoleKey, postgresql.Role>;
+  /** The database. */
+  readonly database: postgresql.Database;
+  /** Extensions created (timescaledb, timescaledb_toolkit). */
+  readonly extensions: postgresql.Extension[];
+  /** The five schemas. */
+  readonly schemas: postgresql.Schema[];
+  /** Grants and PUBLIC revokes. */
+  readonly grants: postgresql.Grant[];
+  /** Default privileges for objects the owner and migrator create. */
+  readonly defaultPrivileges: postgresql.DefaultPrivileges[];
+  /** Everything hooks must wait for before they connect as the migrator or app. */
+  readonly ready: pulumi.Resource[];
+  /** Name of the NOLOGIN owner role migrations SET ROLE to. */
+  readonly ownerRole: string;
+  /** Connection as the migrator (secret). */
+  readonly migratorConnection: pulumi.Output<ConnectionInfo>;
+  /** Connection as the app role (secret). */
+  readonly appConnection: pulumi.Output<ConnectionInfo>;
+  /** Connection as the read-only role (secret). */
+  readonly readonlyConnection: pulumi.Output<ConnectionInfo>;
+
+  constructor(name: string, args: DatabaseAccessArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("tsdb:postgres:DatabaseAccess", name, {}, opts);
+
+    this.plan = accessPlan({
+      database: args.database,
+      migratorConnectionLimit: args.connectionLimits.migrator,
+      appConnectionLimit: args.connectionLimits.app,
+      readonlyConnectionLimit: args.connectionLimits.readonly,
+    });
+    this.ownerRole = this.plan.owner;
+
+    this.provider = new postgresql.Provider(
+      `${name}-provider`,
+      {
+        host: args.host,
+        port: args.port,
+        username: args.adminUser,
+        password: pulumi.secret(args.adminPassword),
+        sslmode: args.sslmode,
+        superuser: args.adminIsSuperuser,
+        database: "postgres",
+        connectTimeout: 15,
+      },
+      // The container must be healthy first, or the provider connects to a server that is still starting.
+      { parent: this, dependsOn: args.dependsOn },
+    );
+    const on = { parent: this, provider: this.provider };
+
+    const passwords = {} as Record<LoginRole, pulumi.Output<string>>;
+    for (const key of ["migrator", "app", "readonly"] as const) {
+      const configured = args.passwords[key];
+      passwords[key] =
+        configured !== undefined
+          ? pulumi.secret(configured)
+          : new random.RandomPassword(`${name}-${key}-password`, GENERATED_PASSWORD, { parent: this }).result;
+    }
+
+    const roles = {} as Record<RoleKey, postgresql.Role>;
+    const roleByName = new Map<string, postgresql.Role>();
+    for (const role of this.plan.roles) {
+      const memberOf = role.memberOf.map((n) => roleByName.get(n)!.name);
+      roles[role.key] = new postgresql.Role(
+        `${name}-${role.key}`,
+        {
+          name: role.name,
+          login: role.login,
+          inherit: true,
+          connectionLimit: role.connectionLimit,
+          password: role.key === "owner" ? undefined : passwords[role.key],
+          roles: memberOf.length > 0 ? memberOf : undefined,
+        },
+        on,
+      );
+      roleByName.set(role.name, roles[role.key]);
+    }
+    this.roles = roles;
+    const roleRef = (roleName: string): pulumi.Input<string> => roleByName.get(roleName)?.name ?? roleName;
+
+    const keep = args.protectData ? { protect: true, retainOnDelete: true } : {};
+    this.database = new postgresql.Database(
+      `${name}-database`,
+      { name: this.plan.database, owner: roles.owner.name },
+      { ...on, ...keep },
+    );
+    const database = this.database.name;
+
+    this.extensions = [];
+    if (args.timescaledb) {
+      this.extensions.push(new postgresql.Extension(`${name}-timescaledb`, { name: "timescaledb", database }, on));
+      if (args.toolkit) {
+        this.extensions.push(
+          new postgresql.Extension(`${name}-timescaledb-toolkit`, { name: "timescaledb_toolkit", database }, on),
+        );
+      }
+    }
+
+    const schemaByName = new Map<string, postgresql.Schema>();
+    this.schemas = this.plan.schemas.map((schema) => {
+      const resource = new postgresql.Schema(
+        `${name}-schema-${schema}`,
+        { name: schema, database, owner: roles.owner.name, ifNotExists: true, dropCascade: false },
+        { ...on, ...keep },
+      );
+      schemaByName.set(schema, resource);
+      return resource;
+    });
+    const schemaRef = (schema: string): pulumi.Input<string> => schemaByName.get(schema)?.name ?? schema;
+
+    this.grants = [];
+    for (const p of this.plan.publicPrivileges) {
+      const suffix = p.objectType === "database" ? "database" : `schema-${p.schema}`;
+      this.grants.push(
+        new postgresql.Grant(
+          `${name}-public-${suffix}`,
+          { database, role: "public", objectType: p.objectType, schema: p.schema, privileges: p.privileges },
+          on,
+        ),
+      );
+    }
+    for (const g of this.plan.databaseGrants) {
+      this.grants.push(
+        new postgresql.Grant(
+          `${name}-connect-${g.role}`,
+          { database, role: roleRef(g.role), objectType: "database", privileges: g.privileges },
+          on,
+        ),
+      );
+    }
+    for (const g of this.plan.schemaGrants) {
+      this.grants.push(
+        new postgresql.Grant(
+          `${name}-usage-${g.schema}-${g.role}`,
+          { database, role: roleRef(g.role), schema: schemaRef(g.schema), objectType: "schema", privileges: g.privileges },
+          on,
+        ),
+      );
+    }
+    for (const g of this.plan.objectGrants) {
+      this.grants.push(
+        new postgresql.Grant(
+          `${name}-${g.objectType}s-${g.schema}-${g.role}`,
+          { database, role: roleRef(g.role), schema: schemaRef(g.schema), objectType: g.objectType, privileges: g.privileges },
+          on,
+        ),
+      );
+    }
+
+    this.defaultPrivileges = this.plan.defaultPrivileges.map(
+      (d) =>
+        new postgresql.DefaultPrivileges(
+          `${name}-defaults-${d.owner}-${d.objectType}s-${d.role}`,
+          { database, owner: roleRef(d.owner), role: roleRef(d.role), objectType: d.objectType, privileges: d.privileges },
+          on,
+        ),
+    );
+
+    this.ready = [
+      this.database,
+      ...Object.values(roles),
+      ...this.extensions,
+      ...this.schemas,
+      ...this.grants,
+      ...this.defaultPrivileges,
+    ];
+
+    const connection = (key: LoginRole): pulumi.Output<ConnectionInfo> =>
+      pulumi.secret(
+        pulumi
+          .all([args.host, args.port, database, roles[key].name, passwords[key]])
+          .apply(([host, port, db, user, password]) => ({ host, port, database: db, user, password, sslmode: args.sslmode })),
+      );
+    this.migratorConnection = connection("migrator");
+    this.appConnection = connection("app");
+    this.readonlyConnection = connection("readonly");
+
+    this.registerOutputs({
+      ownerRole: this.ownerRole,
+      migratorConnection: this.migratorConnection,
+      appConnection: this.appConnection,
+      readonlyConnection: this.readonlyConnection,
+    });
+  }
+}

@@ -1,0 +1,104 @@
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+
+/** Arguments of {@link PgAdmin}. */
+export interface PgAdminArgs {
+  /** pgAdmin image with a pinned tag, e.g. `dpage/pgadmin4:9.9`. */
+  image: pulumi.Input<string>;
+  /** Docker network the database container is on. */
+  networkName: pulumi.Input<string>;
+  /** Host name of the database on that network. */
+  databaseHost: string;
+  /** Database to open (maintenance database in servers.json). */
+  database: string;
+  /** Role pgAdmin logs in as (it asks for the password; none is stored). */
+  username: string;
+  /** Host port pgAdmin is published on. */
+  port: number;
+  /** Host IP the port is published on. */
+  bindAddress: string;
+  /** pgAdmin login e-mail. */
+  email: pulumi.Input<string>;
+  /** pgAdmin login password, a secret. */
+  password: pulumi.Input<string>;
+  /** Resources that must exist first (the healthy database container). */
+  dependsOn?: pulumi.Input<pulumi.Resource>[];
+}
+
+/** Where servers.json is uploaded inside the container. */
+export const SERVERS_JSON_PATH = "/pgadmin4/servers.json";
+
+/**
+ * servers.json registering the TimescaleDB server. It holds no password: pgAdmin asks on first connect
+ * (https://www.pgadmin.org/docs/pgadmin4/latest/import_export_servers.html).
+ */
+export function serversJson(args: { name: string; host: string; database: string; username: string }): string {
+  const server = {
+    Name: args.name,
+    Group: "tsdb",
+    Host: args.host,
+    Port: 5432,
+    MaintenanceDB: args.database,
+    Username: args.username,
+    SSLMode: "prefer",
+    ConnectionTimeout: 10,
+  };
+  return `${JSON.stringify({ Servers: { "1": server } }, null, 2)}\n`;
+}
+
+/** pgAdmin in Docker, on the database's network, with the server pre-registered. */
+export class PgAdmin extends pulumi.ComponentResource {
+  /** The pulled image. */
+  readonly image: docker.RemoteImage;
+  /** The pgAdmin container. */
+  readonly container: docker.Container;
+  /** URL of the pgAdmin UI on the host. */
+  readonly url: pulumi.Output<string>;
+
+  constructor(name: string, args: PgAdminArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("tsdb:docker:PgAdmin", name, {}, opts);
+
+    this.image = new docker.RemoteImage(`${name}-image`, { name: args.image, keepLocally: true }, { parent: this });
+
+    const envs = pulumi.secret(
+      pulumi.all([args.email, args.password]).apply(([email, password]) => [
+        `PGADMIN_DEFAULT_EMAIL=${email}`,
+        `PGADMIN_DEFAULT_PASSWORD=${password}`,
+        `PGADMIN_SERVER_JSON_FILE=${SERVERS_JSON_PATH}`,
+        // No phoning home for new versions, and no mail server inside the container.
+        "PGADMIN_CONFIG_UPGRADE_CHECK_ENABLED=False",
+        "PGADMIN_DISABLE_POSTFIX=true",
+      ]),
+    );
+
+    this.container = new docker.Container(
+      `${name}-pgadmin`,
+      {
+        name: `${name}-pgadmin`,
+        image: this.image.imageId,
+        envs,
+        restart: "unless-stopped",
+        ports: [{ internal: 80, external: args.port, ip: args.bindAddress, protocol: "tcp" }],
+        networksAdvanced: [{ name: args.networkName }],
+        uploads: [
+          {
+            file: SERVERS_JSON_PATH,
+            content: serversJson({
+              name: `${args.database} (TimescaleDB)`,
+              host: args.databaseHost,
+              database: args.database,
+              username: args.username,
+            }),
+          },
+        ],
+      },
+      { parent: this, dependsOn: args.dependsOn },
+    );
+
+    const shownHost = args.bindAddress === "0.0.0.0" || args.bindAddress === "::" ? "127.0.0.1" : args.bindAddress;
+    const urlHost = shownHost.includes(":") ? `[${shownHost}]` : shownHost;
+    this.url = this.container.ports.apply((ports) => `http://${urlHost}:${ports?.[0]?.external ?? args.port}`);
+
+    this.registerOutputs({ url: this.url });
+  }
+}

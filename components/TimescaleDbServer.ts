@@ -1,0 +1,136 @@
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import { postgresArgs, tunePostgres } from "../lib/tuning";
+
+/** Arguments of {@link TimescaleDbServer}. */
+export interface TimescaleDbServerArgs {
+  /** Image with a pinned tag, e.g. `timescale/timescaledb:2.23.0-pg17`. */
+  image: pulumi.Input<string>;
+  /** Host port PostgreSQL is published on. */
+  port: number;
+  /** Host IP the port is published on (127.0.0.1 keeps it off the network). */
+  bindAddress: string;
+  /** Container memory limit in MB; PostgreSQL memory settings derive from it. */
+  memoryMb: number;
+  /** CPUs the container may use; worker settings derive from it. */
+  cpus: number;
+  /** Override for max_connections (default: timescaledb-tune's 100). */
+  maxConnections?: number;
+  /** Whether TimescaleDB is used (adds its settings and telemetry switch). */
+  timescaledb: boolean;
+  /** Send TimescaleDB telemetry. */
+  telemetry: boolean;
+  /** Docker restart policy. */
+  restartPolicy: "no" | "on-failure" | "always" | "unless-stopped";
+  /** Protect the data volume and keep it when the stack is destroyed or the volume replaced. */
+  protectData: boolean;
+  /** Superuser (`postgres`) password, a secret. */
+  adminPassword: pulumi.Input<string>;
+  /** Seconds to wait for the container to become healthy. */
+  waitTimeoutSeconds?: number;
+}
+
+/** Network alias other containers (pgAdmin) reach the database by. */
+export const DATABASE_NETWORK_ALIAS = "timescaledb";
+/** Superuser the official images create. */
+export const SUPERUSER = "postgres";
+/** Where the PostgreSQL 17 images keep PGDATA. */
+const DATA_PATH = "/var/lib/postgresql/data";
+
+/**
+ * A TimescaleDB server in Docker: a private network, a named data volume and the container, tuned from its
+ * memory and CPUs and reported created only once `pg_isready` succeeds over TCP.
+ */
+export class TimescaleDbServer extends pulumi.ComponentResource {
+  /** The private network pgAdmin joins. */
+  readonly network: docker.Network;
+  /** The named data volume (protected and retained when protectData). */
+  readonly volume: docker.Volume;
+  /** The pulled image. */
+  readonly image: docker.RemoteImage;
+  /** The database container. */
+  readonly container: docker.Container;
+  /** Address the Pulumi host reaches the server at. */
+  readonly host: pulumi.Output<string>;
+  /** Published port, read back from the container. */
+  readonly port: pulumi.Output<number>;
+  /** Name of the private network. */
+  readonly networkName: pulumi.Output<string>;
+  /** Host name of the server on the private network. */
+  readonly networkAlias: string = DATABASE_NETWORK_ALIAS;
+  /** The PostgreSQL settings passed as `-c` arguments. */
+  readonly postgresSettings: Record<string, string>;
+
+  constructor(name: string, args: TimescaleDbServerArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("tsdb:docker:TimescaleDbServer", name, {}, opts);
+
+    this.network = new docker.Network(`${name}-net`, { name: `${name}-net`, driver: "bridge" }, { parent: this });
+
+    this.volume = new docker.Volume(
+      `${name}-data`,
+      { name: `${name}-data` },
+      // The volume holds the market data: in prod neither `pulumi destroy` nor a replacement may delete it.
+      { parent: this, protect: args.protectData, retainOnDelete: args.protectData },
+    );
+
+    this.image = new docker.RemoteImage(`${name}-image`, { name: args.image, keepLocally: true }, { parent: this });
+
+    this.postgresSettings = tunePostgres({
+      memoryMb: args.memoryMb,
+      cpus: args.cpus,
+      maxConnections: args.maxConnections,
+      timescaledb: args.timescaledb,
+    });
+    const command = ["postgres", ...postgresArgs(this.postgresSettings)];
+    if (args.timescaledb && !args.telemetry) command.push("-c", "timescaledb.telemetry_level=off");
+
+    const envs = pulumi.secret(
+      pulumi.output(args.adminPassword).apply((password) => [
+        `POSTGRES_PASSWORD=${password}`,
+        `POSTGRES_USER=${SUPERUSER}`,
+        `TIMESCALEDB_TELEMETRY=${args.telemetry ? "basic" : "off"}`,
+        // Settings come from our -c arguments; the image's own timescaledb-tune run would only shadow them.
+        "NO_TS_TUNE=true",
+      ]),
+    );
+
+    this.container = new docker.Container(
+      `${name}-timescaledb`,
+      {
+        name: `${name}-timescaledb`,
+        image: this.image.imageId,
+        command,
+        envs,
+        memory: args.memoryMb,
+        cpus: String(args.cpus),
+        // Parallel queries use /dev/shm; Docker's 64 MB default makes them fail under load.
+        shmSize: Math.min(1024, Math.max(128, Math.floor(args.memoryMb / 4))),
+        restart: args.restartPolicy,
+        ports: [{ internal: 5432, external: args.port, ip: args.bindAddress, protocol: "tcp" }],
+        networksAdvanced: [{ name: this.network.name, aliases: [DATABASE_NETWORK_ALIAS] }],
+        volumes: [{ volumeName: this.volume.name, containerPath: DATA_PATH }],
+        healthcheck: {
+          // Over TCP: during first-start initialisation the image runs a temporary server on the Unix socket
+          // only, and a socket check would report "ready" before the real server listens.
+          tests: ["CMD", "pg_isready", "-h", "127.0.0.1", "-U", SUPERUSER, "-d", "postgres"],
+          interval: "5s",
+          timeout: "5s",
+          retries: 12,
+          startPeriod: "30s",
+        },
+        wait: true,
+        waitTimeout: args.waitTimeoutSeconds ?? 180,
+        mustRun: true,
+      },
+      { parent: this },
+    );
+
+    // 0.0.0.0 / :: publish on every interface; the Pulumi host itself connects over loopback.
+    const connectHost = args.bindAddress === "0.0.0.0" || args.bindAddress === "::" ? "127.0.0.1" : args.bindAddress;
+    this.host = this.container.id.apply(() => connectHost);
+    this.port = this.container.ports.apply((ports) => ports?.[0]?.external ?? args.port);
+    this.networkName = this.network.name;
+
+    this.registerOutputs({ host: this.host, port: this.port, networkName: this.networkName });
+  }
+}

@@ -1,0 +1,121 @@
+// The Pulumi program: reads the `tsdb:` settings and composes the components. Logic lives in components/ and lib/.
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { DatabaseAccess, GENERATED_PASSWORD } from "./components/DatabaseAccess";
+import { PgAdmin } from "./components/PgAdmin";
+import { SUPERUSER, TimescaleDbServer } from "./components/TimescaleDbServer";
+import { connectionUrl } from "./lib/db";
+import { imageVersions, parseSettings, SETTING_KEYS } from "./lib/settings";
+
+const config = new pulumi.Config("tsdb");
+const raw: Record<string, unknown> = {};
+for (const key of SETTING_KEYS) {
+  const value = config.get(key);
+  if (value !== undefined) raw[key] = value;
+}
+const stack = pulumi.getStack();
+const settings = parseSettings(raw, { stack });
+const name = `tsdb-${stack}`;
+
+const configuredOrGenerated = (key: string, value: string | undefined): pulumi.Output<string> =>
+  value !== undefined ? pulumi.secret(value) : new random.RandomPassword(`${name}-${key}`, GENERATED_PASSWORD).result;
+
+const adminPassword = configuredOrGenerated("admin-password", settings.adminPassword);
+
+const server =
+  settings.mode === "docker"
+    ? new TimescaleDbServer(name, {
+        image: settings.image,
+        port: settings.port,
+        bindAddress: settings.bindAddress,
+        memoryMb: settings.memoryMb,
+        cpus: settings.cpus,
+        maxConnections: settings.maxConnections,
+        timescaledb: settings.timescaledb,
+        telemetry: settings.telemetry,
+        restartPolicy: settings.restartPolicy,
+        protectData: settings.protectData,
+        adminPassword,
+      })
+    : undefined;
+
+const access = new DatabaseAccess(name, {
+  host: server ? server.host : settings.externalHost!,
+  port: server ? server.port : settings.externalPort,
+  adminUser: server ? SUPERUSER : settings.externalAdminUser,
+  adminPassword,
+  adminIsSuperuser: server !== undefined,
+  sslmode: settings.sslmode,
+  database: settings.database,
+  timescaledb: settings.timescaledb,
+  toolkit: settings.toolkit,
+  connectionLimits: {
+    migrator: settings.migratorConnectionLimit,
+    app: settings.appConnectionLimit,
+    readonly: settings.readonlyConnectionLimit,
+  },
+  passwords: { migrator: settings.migratorPassword, app: settings.appPassword, readonly: settings.readonlyPassword },
+  protectData: settings.protectData,
+  dependsOn: server ? [server.container] : [],
+});
+
+const pgadmin =
+  server && settings.pgadminEnabled
+    ? new PgAdmin(name, {
+        image: settings.pgadminImage,
+        networkName: server.networkName,
+        databaseHost: server.networkAlias,
+        database: settings.database,
+        username: access.plan.roles.find((r) => r.key === "migrator")!.name,
+        port: settings.pgadminPort,
+        bindAddress: settings.bindAddress,
+        email: settings.pgadminEmail,
+        password: configuredOrGenerated("pgadmin-password", settings.pgadminPassword),
+        dependsOn: [server.container],
+      })
+    : undefined;
+
+// ---------------------------------------------------------------------------------------------------------
+// Hooks go here, in this order (the lead wires them; their components are written separately):
+//   const migrations = new SchemaMigrations(`${name}-migrations`, {
+//     connection: access.migratorConnection, ownerRole: access.ownerRole, settings, ...
+//   }, { dependsOn: access.ready });
+//   for (const dataset of settings.datasets) new MarketDataLoad(`${name}-data-${dataset.name}`, {
+//     connection: access.appConnection, dataset, ...
+//   }, { dependsOn: [migrations] });
+// ---------------------------------------------------------------------------------------------------------
+
+const tagVersions = imageVersions(settings.image);
+const urlOf = (c: pulumi.Output<Parameters<typeof connectionUrl>[0]>) => c.apply(connectionUrl);
+const roleName = (key: "migrator" | "app" | "readonly") => access.plan.roles.find((r) => r.key === key)!.name;
+
+/**
+ * Everything another app needs to connect, for `pulumi stack output --json database` and StackReference.
+ * `urls` carries passwords and is secret as a whole.
+ */
+export const database = {
+  mode: settings.mode,
+  host: server ? server.host : pulumi.output(settings.externalHost!),
+  port: server ? server.port : pulumi.output(settings.externalPort),
+  database: access.database.name,
+  sslmode: settings.sslmode,
+  users: { migrator: roleName("migrator"), app: roleName("app"), readonly: roleName("readonly") },
+  urls: pulumi.secret(
+    pulumi.all({
+      migrator: urlOf(access.migratorConnection),
+      app: urlOf(access.appConnection),
+      readonly: urlOf(access.readonlyConnection),
+    }),
+  ),
+  ...(pgadmin ? { pgadminUrl: pgadmin.url } : {}),
+  versions: {
+    image: server ? settings.image : null,
+    postgresMajor: server ? (tagVersions.postgresMajor ?? 17) : 17,
+    // The image tag names the version in docker mode; on an external server, the installed extension does.
+    timescaledb: !settings.timescaledb
+      ? null
+      : server
+        ? (tagVersions.timescaledb ?? null)
+        : access.extensions[0]!.version.apply((v) => v ?? null),
+  },
+};

@@ -1,0 +1,223 @@
+/**
+ * Who may do what in the database (docs/ARCHITECTURE.md, "Database layout"), as a pure plan.
+ *
+ * `components/DatabaseAccess.ts` maps the plan 1:1 to `@pulumi/postgresql` resources; `renderAccessSql`
+ * renders the statements that provider issues for them, so engine tests can prove the privileges on a real
+ * server without Pulumi.
+ */
+import { escapeIdentifier, escapeLiteral } from "pg";
+
+/** The five schemas the schema migrations fill. */
+export const SCHEMAS = ["market_data", "reference_data", "trading", "research", "audit"] as const;
+
+/** The roles every stack creates, by their part. */
+export type RoleKey = "owner" | "migrator" | "app" | "readonly";
+
+/** A role to create. */
+export interface RolePlan {
+  key: RoleKey;
+  /** `<database>_<key>`. */
+  name: string;
+  login: boolean;
+  /** -1 = unlimited. Only meaningful for LOGIN roles; NOLOGIN roles get -1. */
+  connectionLimit: number;
+  /** Roles this one is a member of (inherits, and may SET ROLE to). */
+  memberOf: string[];
+}
+
+/** Privileges on the database itself. */
+export interface DatabaseGrant {
+  role: string;
+  privileges: string[];
+}
+
+/** Privileges on a schema. */
+export interface SchemaGrant {
+  role: string;
+  schema: string;
+  privileges: string[];
+}
+
+/** Object kinds grants and default privileges cover. */
+export type ObjectType = "table" | "sequence" | "function";
+
+/** Privileges on every existing object of a kind in a schema. */
+export interface ObjectGrant {
+  role: string;
+  schema: string;
+  objectType: ObjectType;
+  privileges: string[];
+}
+
+/** Privileges granted automatically on objects `owner` creates later, in any schema. */
+export interface DefaultPrivilege {
+  /** The role creating objects. */
+  owner: string;
+  role: string;
+  objectType: ObjectType;
+  privileges: string[];
+}
+
+/**
+ * What PUBLIC keeps: nothing on the database; `USAGE` only on the `public` schema, because extensions
+ * (timescaledb's `time_bucket`, `create_hypertable`, ...) live there and every role must be able to call them.
+ */
+export interface PublicPrivileges {
+  objectType: "database" | "schema";
+  /** For objectType schema. */
+  schema?: string;
+  /** What PUBLIC keeps after everything else is revoked. */
+  privileges: string[];
+}
+
+/** Everything DatabaseAccess declares, in dependency order. */
+export interface AccessPlan {
+  database: string;
+  owner: string;
+  schemas: string[];
+  roles: RolePlan[];
+  databaseGrants: DatabaseGrant[];
+  schemaGrants: SchemaGrant[];
+  objectGrants: ObjectGrant[];
+  defaultPrivileges: DefaultPrivilege[];
+  publicPrivileges: PublicPrivileges[];
+}
+
+/** Inputs to `accessPlan`. */
+export interface AccessPlanInput {
+  database: string;
+  migratorConnectionLimit: number;
+  appConnectionLimit: number;
+  readonlyConnectionLimit: number;
+}
+
+const APP_RIGHTS: Record<ObjectType, string[]> = {
+  table: ["SELECT", "INSERT", "UPDATE", "DELETE"],
+  sequence: ["USAGE", "SELECT"],
+  function: ["EXECUTE"],
+};
+const READONLY_RIGHTS: Partial<Record<ObjectType, string[]>> = {
+  table: ["SELECT"],
+  sequence: ["SELECT"],
+};
+
+/** The access plan for a database, per docs/ARCHITECTURE.md. */
+export function accessPlan(input: AccessPlanInput): AccessPlan {
+  const db = input.database;
+  const owner = `${db}_owner`;
+  const migrator = `${db}_migrator`;
+  const app = `${db}_app`;
+  const readonly = `${db}_readonly`;
+  const schemas = [...SCHEMAS];
+
+  const objectGrants: ObjectGrant[] = [];
+  const defaultPrivileges: DefaultPrivilege[] = [];
+  const rights: [string, Partial<Record<ObjectType, string[]>>][] = [
+    [app, APP_RIGHTS],
+    [readonly, READONLY_RIGHTS],
+  ];
+  for (const schema of schemas) {
+    for (const [role, byType] of rights) {
+      for (const [objectType, privileges] of Object.entries(byType) as [ObjectType, string[]][]) {
+        objectGrants.push({ role, schema, objectType, privileges });
+      }
+    }
+  }
+  // Migrations normally SET ROLE to the owner; objects the migrator creates without it are covered too.
+  for (const creator of [owner, migrator]) {
+    for (const [role, byType] of rights) {
+      for (const [objectType, privileges] of Object.entries(byType) as [ObjectType, string[]][]) {
+        defaultPrivileges.push({ owner: creator, role, objectType, privileges });
+      }
+    }
+  }
+
+  return {
+    database: db,
+    owner,
+    schemas,
+    roles: [
+      { key: "owner", name: owner, login: false, connectionLimit: -1, memberOf: [] },
+      { key: "migrator", name: migrator, login: true, connectionLimit: input.migratorConnectionLimit, memberOf: [owner] },
+      { key: "app", name: app, login: true, connectionLimit: input.appConnectionLimit, memberOf: [] },
+      { key: "readonly", name: readonly, login: true, connectionLimit: input.readonlyConnectionLimit, memberOf: [] },
+    ],
+    databaseGrants: [
+      { role: migrator, privileges: ["CONNECT", "TEMPORARY"] },
+      { role: app, privileges: ["CONNECT", "TEMPORARY"] },
+      { role: readonly, privileges: ["CONNECT"] },
+    ],
+    schemaGrants: schemas.flatMap((schema) => [
+      { role: app, schema, privileges: ["USAGE"] },
+      { role: readonly, schema, privileges: ["USAGE"] },
+    ]),
+    objectGrants,
+    defaultPrivileges,
+    publicPrivileges: [
+      { objectType: "database", privileges: [] },
+      { objectType: "schema", schema: "public", privileges: ["USAGE"] },
+    ],
+  };
+}
+
+const OBJECT_PLURAL: Record<ObjectType, string> = { table: "TABLES", sequence: "SEQUENCES", function: "FUNCTIONS" };
+
+/** Statements to apply a plan: `cluster` on the maintenance database, then `database` inside the new database. */
+export interface AccessSql {
+  cluster: string[];
+  database: string[];
+}
+
+/**
+ * Renders the statements the postgresql provider issues for the plan's resources: CREATE ROLE, CREATE
+ * DATABASE, GRANT/REVOKE and ALTER DEFAULT PRIVILEGES. Identifiers are quoted; passwords are literals.
+ */
+export function renderAccessSql(plan: AccessPlan, passwords: Partial<Record<RoleKey, string>>): AccessSql {
+  const q = escapeIdentifier;
+  const cluster: string[] = [];
+  for (const role of plan.roles) {
+    const parts = [`CREATE ROLE ${q(role.name)}`, role.login ? "LOGIN" : "NOLOGIN", "INHERIT"];
+    const password = passwords[role.key];
+    if (role.login) {
+      if (password === undefined) throw new Error(`renderAccessSql: no password given for LOGIN role ${role.name}`);
+      parts.push(`PASSWORD ${escapeLiteral(password).trim()}`);
+    }
+    parts.push(`CONNECTION LIMIT ${role.connectionLimit}`);
+    cluster.push(parts.join(" "));
+  }
+  for (const role of plan.roles) {
+    for (const group of role.memberOf) cluster.push(`GRANT ${q(group)} TO ${q(role.name)}`);
+  }
+  cluster.push(`CREATE DATABASE ${q(plan.database)} OWNER ${q(plan.owner)}`);
+  for (const p of plan.publicPrivileges.filter((x) => x.objectType === "database")) {
+    cluster.push(`REVOKE ALL PRIVILEGES ON DATABASE ${q(plan.database)} FROM PUBLIC`);
+    if (p.privileges.length > 0) cluster.push(`GRANT ${p.privileges.join(", ")} ON DATABASE ${q(plan.database)} TO PUBLIC`);
+  }
+  for (const g of plan.databaseGrants) {
+    cluster.push(`GRANT ${g.privileges.join(", ")} ON DATABASE ${q(plan.database)} TO ${q(g.role)}`);
+  }
+
+  const database: string[] = [];
+  for (const schema of plan.schemas) {
+    database.push(`CREATE SCHEMA IF NOT EXISTS ${q(schema)} AUTHORIZATION ${q(plan.owner)}`);
+  }
+  for (const p of plan.publicPrivileges.filter((x) => x.objectType === "schema")) {
+    const schema = q(p.schema ?? "public");
+    database.push(`REVOKE ALL PRIVILEGES ON SCHEMA ${schema} FROM PUBLIC`);
+    if (p.privileges.length > 0) database.push(`GRANT ${p.privileges.join(", ")} ON SCHEMA ${schema} TO PUBLIC`);
+  }
+  for (const g of plan.schemaGrants) {
+    database.push(`GRANT ${g.privileges.join(", ")} ON SCHEMA ${q(g.schema)} TO ${q(g.role)}`);
+  }
+  for (const g of plan.objectGrants) {
+    database.push(
+      `GRANT ${g.privileges.join(", ")} ON ALL ${OBJECT_PLURAL[g.objectType]} IN SCHEMA ${q(g.schema)} TO ${q(g.role)}`,
+    );
+  }
+  for (const d of plan.defaultPrivileges) {
+    database.push(
+      `ALTER DEFAULT PRIVILEGES FOR ROLE ${q(d.owner)} GRANT ${d.privileges.join(", ")} ON ${OBJECT_PLURAL[d.objectType]} TO ${q(d.role)}`,
+    );
+  }
+  return { cluster, database };
+}
