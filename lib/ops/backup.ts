@@ -1,0 +1,312 @@
+/**
+ * Backups (`npm run db:backup`): a pg_dump in custom format plus a manifest JSON beside it holding the time,
+ * the PostgreSQL and TimescaleDB versions, row counts per table and the dump's sha256, so a restore can refuse
+ * a mismatched server and prove it got everything back. Row counts and the dump read the same snapshot.
+ */
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { z } from "zod";
+import { clientConfig, withClient, type ConnectionInfo } from "../db";
+import type { Queryable } from "./databaseHealth";
+
+/** The manifest written beside each dump (`<database>-<time>.manifest.json`). */
+export const backupManifestSchema = z.object({
+  formatVersion: z.literal(1),
+  createdAt: z.string(),
+  database: z.string().min(1),
+  /** Owner of the database, so a restore can recreate it with the same owner. */
+  owner: z.string().min(1),
+  /** Database-level privileges (not in a dump made without --create): re-granted when a restore recreates it. */
+  databaseGrants: z.array(z.object({ grantee: z.string(), privilege: z.string() })),
+  dumpFile: z.string().min(1),
+  format: z.enum(["custom", "plain"]),
+  sizeBytes: z.number().int().nonnegative(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  serverVersion: z.string(),
+  postgresMajor: z.number().int(),
+  timescaledbVersion: z.string().nullable(),
+  /** `schema.table` -> rows, for every user table and materialized view (hypertables counted as a whole). */
+  rowCounts: z.record(z.string(), z.number().int().nonnegative()),
+});
+
+/** A validated backup manifest. */
+export type BackupManifest = z.infer<typeof backupManifestSchema>;
+
+/** Versions of the server a client is connected to. */
+export interface ServerInfo {
+  serverVersion: string;
+  postgresMajor: number;
+  /** Installed timescaledb extension version in the current database, or null. */
+  timescaledbVersion: string | null;
+}
+
+/** Reads the server's version and the timescaledb extension version of the current database. */
+export async function readServerInfo(db: Queryable): Promise<ServerInfo> {
+  const row = (
+    await db.query(
+      `SELECT current_setting('server_version') AS v, current_setting('server_version_num')::int AS n,
+              (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb') AS ts`,
+    )
+  ).rows[0] as { v: string; n: number; ts: string | null };
+  return { serverVersion: row.v, postgresMajor: Math.floor(Number(row.n) / 10000), timescaledbVersion: row.ts };
+}
+
+function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/**
+ * Exact row counts of every user table, partitioned parent and materialized view, keyed `schema.table`.
+ * TimescaleDB's internal schemas (chunks, materialization tables) and extension-owned tables are left out:
+ * a hypertable's count covers its chunks, compressed or not.
+ */
+export async function countRows(db: Queryable): Promise<Record<string, number>> {
+  const tables = (
+    await db.query(
+      `SELECT n.nspname AS schema, c.relname AS name
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p', 'm') AND NOT c.relispartition
+          AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+          AND n.nspname NOT LIKE 'pg\\_temp%' AND n.nspname NOT LIKE 'pg\\_toast%'
+          AND n.nspname NOT LIKE '\\_timescaledb%' AND n.nspname NOT LIKE 'timescaledb\\_%'
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+        ORDER BY 1, 2`,
+    )
+  ).rows as { schema: string; name: string }[];
+  const counts: Record<string, number> = {};
+  for (const t of tables) {
+    const r = (await db.query(`SELECT count(*)::bigint::text AS n FROM ${quoteIdent(t.schema)}.${quoteIdent(t.name)}`)).rows[0] as { n: string };
+    counts[`${t.schema}.${t.name}`] = Number(r.n);
+  }
+  return counts;
+}
+
+/** Owner and database-level grants of the current database (PUBLIC shown as `PUBLIC`). */
+export async function readDatabaseAccess(db: Queryable): Promise<{ owner: string; grants: { grantee: string; privilege: string }[] }> {
+  const owner = (
+    (await db.query("SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = current_database()")).rows[0] as { owner: string }
+  ).owner;
+  const grants = (
+    await db.query(
+      `SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END AS grantee, a.privilege_type AS privilege
+         FROM pg_database d, aclexplode(d.datacl) a
+        WHERE d.datname = current_database() AND a.grantee <> d.datdba
+        ORDER BY 1, 2`,
+    )
+  ).rows as { grantee: string; privilege: string }[];
+  return { owner, grants };
+}
+
+/** sha256 of a file, streamed. */
+export async function sha256File(file: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of fs.createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest("hex");
+}
+
+/** Runs a program; stdout/stdin may be files; rejects with its stderr. Passwords only ever go in `env`. */
+export function runTool(
+  command: string,
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; stdoutFile?: string; stdinFile?: string; hint?: string } = {},
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, {
+      env: { ...process.env, ...options.env },
+      stdio: [options.stdinFile ? "pipe" : "ignore", options.stdoutFile ? "pipe" : "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+    if (options.stdoutFile && child.stdout) child.stdout.pipe(fs.createWriteStream(options.stdoutFile, { mode: 0o600 }));
+    if (options.stdinFile && child.stdin) fs.createReadStream(options.stdinFile).pipe(child.stdin);
+    child.on("error", (err: NodeJS.ErrnoException) =>
+      reject(
+        new Error(
+          err.code === "ENOENT"
+            ? `\`${command}\` is not on PATH. Install the PostgreSQL client matching the server (e.g. \`apt-get install postgresql-client-17\`).`
+            : `${command} failed to start: ${err.message}`,
+        ),
+      ),
+    );
+    child.on("close", (code) => {
+      if (code === 0) return resolve();
+      const hint = /version mismatch|aborting because of server version/.test(stderr)
+        ? " Use a client of the server's major version: the docker mode runs the container's own pg_dump."
+        : options.hint ?? "";
+      reject(new Error(`${command} exited with code ${code}: ${stderr.trim()}${hint}`));
+    });
+  });
+}
+
+/** Writes a custom-format dump of the connected database to `file`, reading `snapshot` when given. */
+export type DumpRunner = (request: { file: string; snapshot?: string }) => Promise<void>;
+
+/** libpq environment for a child: the password and sslmode travel here, never in argv. */
+export function libpqEnv(info: ConnectionInfo): NodeJS.ProcessEnv {
+  return { PGPASSWORD: info.password, PGSSLMODE: info.sslmode, PGCONNECT_TIMEOUT: "10" };
+}
+
+/** pg_dump on this machine against `info` (external mode, or `--url`). */
+export function localPgDump(info: ConnectionInfo, pgDump = "pg_dump"): DumpRunner {
+  return ({ file, snapshot }) =>
+    runTool(
+      pgDump,
+      [
+        "--format=custom",
+        `--file=${file}`,
+        `--host=${info.host}`,
+        `--port=${info.port}`,
+        `--username=${info.user}`,
+        `--dbname=${info.database}`,
+        "--no-password",
+        ...(snapshot ? [`--snapshot=${snapshot}`] : []),
+      ],
+      { env: libpqEnv(info) },
+    );
+}
+
+/**
+ * pg_dump inside the TimescaleDB container (docker mode): the client always matches the server. `-e PGPASSWORD`
+ * without a value makes docker copy it from the docker client's environment, so it never appears in argv.
+ */
+export function dockerPgDump(container: string, user: string, database: string, password: string): DumpRunner {
+  return ({ file, snapshot }) =>
+    runTool(
+      "docker",
+      [
+        "exec", "-e", "PGPASSWORD", container,
+        "pg_dump", "--format=custom", `--username=${user}`, `--dbname=${database}`, "--no-password",
+        ...(snapshot ? [`--snapshot=${snapshot}`] : []),
+      ],
+      { env: { PGPASSWORD: password }, stdoutFile: file },
+    );
+}
+
+function stamp(date: Date): string {
+  return date.toISOString().replace(/[-:]/g, "").replace(".", "");
+}
+
+/** Options of {@link createBackup}. */
+export interface BackupOptions {
+  /** Where row counts are read and the snapshot exported (any role that can read every table). */
+  connection: ConnectionInfo;
+  dump: DumpRunner;
+  backupDir: string;
+  /** Backups of this database kept after this one is written (`tsdb:backupRetain`), at least 1. */
+  retain: number;
+  now?: Date;
+}
+
+/** Result of a backup: the files written and the backups pruned. */
+export interface BackupResult {
+  manifest: BackupManifest;
+  dumpPath: string;
+  manifestPath: string;
+  pruned: string[];
+}
+
+/**
+ * Dumps the database and writes its manifest, then prunes old backups. Counts and dump share one exported
+ * snapshot (REPEATABLE READ + pg_dump --snapshot), so the counts describe exactly what the dump holds.
+ */
+export async function createBackup(options: BackupOptions): Promise<BackupResult> {
+  if (!Number.isInteger(options.retain) || options.retain < 1) {
+    throw new Error(`[tsdb:backupRetain] must be an integer of at least 1, got ${options.retain}.`);
+  }
+  fs.mkdirSync(options.backupDir, { recursive: true, mode: 0o700 });
+  const now = options.now ?? new Date();
+  const base = `${options.connection.database}-${stamp(now)}`;
+  const dumpPath = path.join(options.backupDir, `${base}.dump`);
+  const partial = `${dumpPath}.partial`;
+  const manifestPath = path.join(options.backupDir, `${base}.manifest.json`);
+
+  const facts = await withClient(clientConfig(options.connection), async (client) => {
+    await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+    try {
+      const snapshot = ((await client.query("SELECT pg_export_snapshot() AS s")).rows[0] as { s: string }).s;
+      const server = await readServerInfo(client);
+      const access = await readDatabaseAccess(client);
+      const rowCounts = await countRows(client);
+      await options.dump({ file: partial, snapshot });
+      return { server, access, rowCounts };
+    } finally {
+      await client.query("COMMIT").catch(() => undefined);
+    }
+  }).catch((err: unknown) => {
+    fs.rmSync(partial, { force: true });
+    throw err;
+  });
+
+  fs.renameSync(partial, dumpPath);
+  fs.chmodSync(dumpPath, 0o600); // pg_dump --file creates it with the umask's mode; a dump holds all the data
+  const manifest: BackupManifest = {
+    formatVersion: 1,
+    createdAt: now.toISOString(),
+    database: options.connection.database,
+    owner: facts.access.owner,
+    databaseGrants: facts.access.grants,
+    dumpFile: path.basename(dumpPath),
+    format: "custom",
+    sizeBytes: fs.statSync(dumpPath).size,
+    sha256: await sha256File(dumpPath),
+    serverVersion: facts.server.serverVersion,
+    postgresMajor: facts.server.postgresMajor,
+    timescaledbVersion: facts.server.timescaledbVersion,
+    rowCounts: facts.rowCounts,
+  };
+  writeManifest(manifestPath, manifest);
+  const pruned = pruneBackups(options.backupDir, manifest.database, options.retain);
+  return { manifest, dumpPath, manifestPath, pruned };
+}
+
+/** Writes a manifest (mode 0600 like the dump: row counts and names are not for everyone). */
+export function writeManifest(file: string, manifest: BackupManifest): void {
+  fs.writeFileSync(file, `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o600 });
+}
+
+/** Reads and validates a manifest; errors name the file and the field at fault. */
+export function readManifest(file: string): BackupManifest {
+  let value: unknown;
+  try {
+    value = JSON.parse(fs.readFileSync(file, "utf8"));
+  } catch (err) {
+    throw new Error(`Cannot read backup manifest ${file}: ${(err as Error).message}`);
+  }
+  const parsed = backupManifestSchema.safeParse(value);
+  if (!parsed.success) {
+    throw new Error(`Backup manifest ${file} is invalid: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+  }
+  return parsed.data;
+}
+
+/** Manifests of `database` in `backupDir`, newest first. Files that are not our manifests are ignored. */
+export function listBackups(backupDir: string, database: string): { manifestPath: string; manifest: BackupManifest }[] {
+  if (!fs.existsSync(backupDir)) return [];
+  return fs
+    .readdirSync(backupDir)
+    .filter((f) => f.endsWith(".manifest.json"))
+    .flatMap((f) => {
+      const manifestPath = path.join(backupDir, f);
+      try {
+        const manifest = readManifest(manifestPath);
+        return manifest.database === database ? [{ manifestPath, manifest }] : [];
+      } catch {
+        return [];
+      }
+    })
+    .sort((a, b) => b.manifest.createdAt.localeCompare(a.manifest.createdAt));
+}
+
+/** Deletes all but the newest `retain` backups of `database` (dump and manifest); returns the dumps removed. */
+export function pruneBackups(backupDir: string, database: string, retain: number): string[] {
+  const removed: string[] = [];
+  for (const { manifestPath, manifest } of listBackups(backupDir, database).slice(retain)) {
+    const dump = path.join(backupDir, manifest.dumpFile);
+    fs.rmSync(dump, { force: true });
+    fs.rmSync(manifestPath, { force: true });
+    removed.push(dump);
+  }
+  return removed;
+}

@@ -1,0 +1,218 @@
+/**
+ * Prerequisite checks for `npm run setup` and `npm run doctor`: Node version, Pulumi CLI, Docker daemon,
+ * free ports, free disk. Every probe is injectable so tests can simulate each one missing; the real probes
+ * run commands and bind sockets on this machine.
+ */
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as net from "node:net";
+
+/** Outcome of one check: `fail` blocks setup, `warn` is reported but does not. */
+export type CheckStatus = "ok" | "warn" | "fail";
+
+/** One check's result as printed by doctor and setup. */
+export interface CheckResult {
+  /** Short name, e.g. `Pulumi CLI`. */
+  name: string;
+  status: CheckStatus;
+  /** What was found (version, port, error). */
+  detail: string;
+  /** The command or step that fixes a failed check. */
+  fix?: string;
+}
+
+/** Result of running an external command; `exitCode` 127 when the program is not on PATH. */
+export interface CommandResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Side effects the checks need, injectable for tests. */
+export interface Probes {
+  nodeVersion(): string;
+  run(command: string, args: string[]): Promise<CommandResult>;
+  /** Resolves to `undefined` when `host:port` can be bound, else the error code (EADDRINUSE, EACCES...). */
+  bindError(host: string, port: number): Promise<string | undefined>;
+  freeDiskBytes(dir: string): Promise<number>;
+}
+
+/** What to check: the Node range from package.json and the ports/disk the stack needs. */
+export interface PrerequisiteOptions {
+  /** package.json `engines.node`, e.g. `>=20.9 <23`. */
+  nodeRange: string;
+  /** Docker mode needs the Docker daemon and free ports; external mode needs neither. */
+  mode: "docker" | "external";
+  /** Host ports the stack publishes, each with the setting that chooses it. */
+  ports: { port: number; setting: string }[];
+  bindAddress: string;
+  /** Directory whose file system must have `minFreeDiskBytes` free (the project: state, backups). */
+  diskPath: string;
+  minFreeDiskBytes: number;
+}
+
+/** Runs a command without a shell; a missing program yields exit code 127 instead of throwing. */
+export function runCommand(command: string, args: string[], timeoutMs = 20_000): Promise<CommandResult> {
+  return new Promise((resolve) => {
+    let stdout = "";
+    let stderr = "";
+    const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"], timeout: timeoutMs });
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("error", (err: NodeJS.ErrnoException) =>
+      resolve({ exitCode: err.code === "ENOENT" ? 127 : 1, stdout, stderr: stderr || err.message }),
+    );
+    child.on("close", (code) => resolve({ exitCode: code ?? 1, stdout, stderr }));
+  });
+}
+
+/** The real probes: this process's Node, real commands, real sockets, statfs. */
+export const realProbes: Probes = {
+  nodeVersion: () => process.versions.node,
+  run: (command, args) => runCommand(command, args),
+  bindError: (host, port) =>
+    new Promise((resolve) => {
+      const server = net.createServer();
+      server.once("error", (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+      server.listen({ host, port, exclusive: true }, () => server.close(() => resolve(undefined)));
+    }),
+  freeDiskBytes: async (dir) => {
+    const stats = await fs.promises.statfs(dir);
+    return stats.bavail * stats.bsize;
+  },
+};
+
+type Version = [number, number, number];
+
+function parseVersion(text: string): Version {
+  const m = /^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?/.exec(text.trim());
+  if (!m) throw new Error(`Cannot read a version from "${text}".`);
+  return [Number(m[1]), Number(m[2] ?? 0), Number(m[3] ?? 0)];
+}
+
+function compare(a: Version, b: Version): number {
+  for (let i = 0; i < 3; i++) if (a[i] !== b[i]) return (a[i] as number) - (b[i] as number);
+  return 0;
+}
+
+/**
+ * Whether `version` satisfies an npm `engines` range made of comparators (`>=20.9 <23`, `||` alternatives).
+ * Only the operators package.json uses here are accepted; anything else is an error, not a guess.
+ */
+export function satisfiesRange(version: string, range: string): boolean {
+  const v = parseVersion(version);
+  return range.split("||").some((set) =>
+    set
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .every((comparator) => {
+        const m = /^(>=|<=|>|<|=)?\s*(v?\d+(?:\.\d+){0,2})$/.exec(comparator);
+        if (!m) throw new Error(`Unsupported engines comparator "${comparator}" in "${range}"; use >=, >, <=, < or = with x.y.z.`);
+        const c = compare(v, parseVersion(m[2] as string));
+        switch (m[1] ?? "=") {
+          case ">=": return c >= 0;
+          case ">": return c > 0;
+          case "<=": return c <= 0;
+          case "<": return c < 0;
+          default: return c === 0;
+        }
+      }),
+  );
+}
+
+function firstLine(text: string): string {
+  return text.trim().split("\n").find((l) => l.trim() !== "")?.trim() ?? "";
+}
+
+/** Runs every prerequisite check; never throws for a missing prerequisite (it becomes a `fail`). */
+export async function checkPrerequisites(options: PrerequisiteOptions, probes: Probes = realProbes): Promise<CheckResult[]> {
+  const results: CheckResult[] = [];
+
+  const node = probes.nodeVersion();
+  results.push(
+    satisfiesRange(node, options.nodeRange)
+      ? { name: "Node.js", status: "ok", detail: `v${node} satisfies ${options.nodeRange}` }
+      : {
+          name: "Node.js",
+          status: "fail",
+          detail: `v${node} does not satisfy package.json engines.node "${options.nodeRange}"`,
+          fix: "Install Node 20 LTS (e.g. `nvm install 20 && nvm use 20`), then `npm ci`.",
+        },
+  );
+
+  const pulumi = await probes.run("pulumi", ["version"]);
+  results.push(
+    pulumi.exitCode === 0
+      ? { name: "Pulumi CLI", status: "ok", detail: firstLine(pulumi.stdout) }
+      : {
+          name: "Pulumi CLI",
+          status: "fail",
+          detail: pulumi.exitCode === 127 ? "`pulumi` is not on PATH" : `\`pulumi version\` failed: ${firstLine(pulumi.stderr)}`,
+          fix: "Install it: `curl -fsSL https://get.pulumi.com | sh` and add ~/.pulumi/bin to PATH (see https://www.pulumi.com/docs/install/).",
+        },
+  );
+
+  if (options.mode === "docker") {
+    const docker = await probes.run("docker", ["info", "--format", "{{.ServerVersion}}"]);
+    if (docker.exitCode === 0 && firstLine(docker.stdout) !== "") {
+      results.push({ name: "Docker daemon", status: "ok", detail: `server ${firstLine(docker.stdout)}` });
+    } else if (docker.exitCode === 127) {
+      results.push({
+        name: "Docker daemon",
+        status: "fail",
+        detail: "`docker` is not on PATH",
+        fix: "Install Docker Engine (https://docs.docker.com/engine/install/) or Docker Desktop, then start it.",
+      });
+    } else {
+      const reason = firstLine(docker.stderr) || firstLine(docker.stdout) || `exit code ${docker.exitCode}`;
+      results.push({
+        name: "Docker daemon",
+        status: "fail",
+        detail: `the docker client cannot reach a daemon: ${reason}`,
+        fix: "Start the daemon: `sudo systemctl start docker` (Linux) or open Docker Desktop; check with `docker info`.",
+      });
+    }
+
+    for (const { port, setting } of options.ports) {
+      const error = await probes.bindError(options.bindAddress, port);
+      results.push(
+        error === undefined
+          ? { name: `Port ${port}`, status: "ok", detail: `free on ${options.bindAddress} (${setting})` }
+          : {
+              name: `Port ${port}`,
+              status: "fail",
+              detail: `cannot bind ${options.bindAddress}:${port} for ${setting}: ${error === "EADDRINUSE" ? "already in use" : error}`,
+              fix: `Stop what listens there (\`ss -ltnp 'sport = :${port}'\`) or choose another port: \`pulumi config set ${setting} <port>\`.`,
+            },
+      );
+    }
+  }
+
+  const free = await probes.freeDiskBytes(options.diskPath);
+  const gb = (n: number) => `${(n / 1024 ** 3).toFixed(1)} GB`;
+  results.push(
+    free >= options.minFreeDiskBytes
+      ? { name: "Disk space", status: "ok", detail: `${gb(free)} free at ${options.diskPath}` }
+      : {
+          name: "Disk space",
+          status: "fail",
+          detail: `${gb(free)} free at ${options.diskPath}, need at least ${gb(options.minFreeDiskBytes)}`,
+          fix: `Free space on that file system (old backups: \`ls ${options.diskPath}/backups\`, Docker: \`docker system prune\`).`,
+        },
+  );
+  return results;
+}
+
+/** Renders results one per line, with the fix under each failure; used by doctor and setup. */
+export function formatResults(results: CheckResult[]): string {
+  const mark: Record<CheckStatus, string> = { ok: "ok  ", warn: "WARN", fail: "FAIL" };
+  return results
+    .map((r) => `${mark[r.status]} ${r.name}: ${r.detail}${r.fix ? `\n     fix: ${r.fix}` : ""}`)
+    .join("\n");
+}
+
+/** True when any result is a failure (the CLI then exits non-zero). */
+export function hasFailures(results: CheckResult[]): boolean {
+  return results.some((r) => r.status === "fail");
+}

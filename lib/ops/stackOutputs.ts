@@ -1,0 +1,63 @@
+/**
+ * The stack's `database` output as CLIs read it (`pulumi stack output --json --show-secrets database`),
+ * validated with zod so a renamed field fails here with its path rather than as `undefined` later.
+ */
+import { z } from "zod";
+import { runCommand, type CommandResult } from "./prerequisites";
+
+/** Login roles whose URLs the stack exports. */
+export const ROLES = ["migrator", "app", "readonly"] as const;
+/** One of {@link ROLES}. */
+export type Role = (typeof ROLES)[number];
+
+/** Shape of the `database` stack output (docs/ARCHITECTURE.md, issue 5). */
+export const databaseOutputSchema = z.object({
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535),
+  database: z.string().min(1),
+  sslmode: z.string().min(1),
+  users: z.record(z.string(), z.string()).optional(),
+  urls: z.object({ migrator: z.string().url(), app: z.string().url(), readonly: z.string().url() }),
+  pgadminUrl: z.string().nullable().optional(),
+  versions: z.record(z.string(), z.unknown()).optional(),
+  mode: z.enum(["docker", "external"]).optional(),
+  /** Docker mode: the TimescaleDB container's name, used by backup/restore (`docker exec`). */
+  containerName: z.string().optional(),
+});
+
+/** The validated `database` output. */
+export type DatabaseOutput = z.infer<typeof databaseOutputSchema>;
+
+/** Runs the Pulumi CLI with `args`; injectable so tests can feed JSON. */
+export type PulumiRunner = (args: string[]) => Promise<CommandResult>;
+
+/** The real runner: `pulumi <args>` without a shell. */
+export const runPulumi: PulumiRunner = (args) => runCommand("pulumi", args, 120_000);
+
+/** Parses and validates the JSON of the `database` output; errors name the field at fault. */
+export function parseDatabaseOutput(json: string, stack: string): DatabaseOutput {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    throw new Error(`Stack "${stack}": \`pulumi stack output database\` did not print JSON; has \`pulumi up\` run for this stack?`);
+  }
+  const parsed = databaseOutputSchema.safeParse(value);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `database.${i.path.join(".")}: ${i.message}`).join("; ");
+    throw new Error(`Stack "${stack}": the database output is not what this project exports (${issues}).`);
+  }
+  return parsed.data;
+}
+
+/** Reads the `database` output of `stack` through the Pulumi CLI, with secrets shown (never logged). */
+export async function readDatabaseOutput(stack: string, pulumi: PulumiRunner = runPulumi): Promise<DatabaseOutput> {
+  const result = await pulumi(["stack", "output", "--json", "--show-secrets", "--stack", stack, "database"]);
+  if (result.exitCode === 127) {
+    throw new Error("The Pulumi CLI is not on PATH; install it (`curl -fsSL https://get.pulumi.com | sh`) or pass --url.");
+  }
+  if (result.exitCode !== 0) {
+    throw new Error(`\`pulumi stack output --stack ${stack} database\` failed: ${result.stderr.trim() || `exit code ${result.exitCode}`}`);
+  }
+  return parseDatabaseOutput(result.stdout, stack);
+}
