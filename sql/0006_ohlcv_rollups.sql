@@ -9,8 +9,8 @@
 -- TimescaleDB: continuous aggregates with real-time aggregation (materialized_only = false: rows not yet
 --   materialized are computed from the source at query time) and a refresh policy every
 --   caggRefreshInterval over the whole range (only invalidated buckets are recomputed).
--- Vanilla: ordinary materialized views with a unique index each (so REFRESH ... CONCURRENTLY works), and
---   market_data.refresh_ohlcv_rollups() to refresh them in order after a load.
+-- Vanilla: ordinary materialized views with a unique index each (so REFRESH ... CONCURRENTLY works).
+-- Both: `CALL market_data.refresh_ohlcv_rollups()` refreshes every level bottom-up, e.g. after a load.
 -- migrate:up
 -- if:timescaledb
 CREATE MATERIALIZED VIEW market_data.ohlcv_daily
@@ -84,6 +84,21 @@ SELECT add_continuous_aggregate_policy('market_data.ohlcv_weekly', start_offset 
 SELECT add_continuous_aggregate_policy('market_data.ohlcv_monthly', start_offset => NULL, end_offset => NULL, schedule_interval => INTERVAL {{caggRefreshInterval}});
 SELECT add_continuous_aggregate_policy('market_data.ohlcv_quarterly', start_offset => NULL, end_offset => NULL, schedule_interval => INTERVAL {{caggRefreshInterval}});
 SELECT add_continuous_aggregate_policy('market_data.ohlcv_yearly', start_offset => NULL, end_offset => NULL, schedule_interval => INTERVAL {{caggRefreshInterval}});
+
+-- Invoker's rights, not SECURITY DEFINER: refresh_continuous_aggregate commits as it goes, which a
+-- security-definer procedure may not do. So here only the owner (the migrator after SET ROLE) can call
+-- it; everyone else relies on the policies above.
+CREATE PROCEDURE market_data.refresh_ohlcv_rollups()
+LANGUAGE plpgsql
+AS $$
+BEGIN
+  CALL refresh_continuous_aggregate('market_data.ohlcv_daily', NULL, NULL);
+  CALL refresh_continuous_aggregate('market_data.ohlcv_weekly', NULL, NULL);
+  CALL refresh_continuous_aggregate('market_data.ohlcv_monthly', NULL, NULL);
+  CALL refresh_continuous_aggregate('market_data.ohlcv_quarterly', NULL, NULL);
+  CALL refresh_continuous_aggregate('market_data.ohlcv_yearly', NULL, NULL);
+END;
+$$;
 -- end:timescaledb
 -- if:vanilla
 -- first()/last() are TimescaleDB aggregates; array_agg ordered by time gives the same open and close.
@@ -148,9 +163,9 @@ FROM market_data.ohlcv_monthly
 GROUP BY 1, symbol, exchange, provider;
 CREATE UNIQUE INDEX ohlcv_yearly_key ON market_data.ohlcv_yearly (symbol, exchange, provider, bucket);
 
--- Refreshes the rollups bottom-up. SECURITY DEFINER because only the owner may refresh a materialized
--- view, and loaders run as the app role; CONCURRENTLY keeps the views readable meanwhile.
-CREATE FUNCTION market_data.refresh_ohlcv_rollups() RETURNS void
+-- SECURITY DEFINER because only the owner may refresh a materialized view and loaders run as the app
+-- role; CONCURRENTLY keeps the views readable meanwhile. EXECUTE only for the roles the stack grants it to.
+CREATE PROCEDURE market_data.refresh_ohlcv_rollups()
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -163,9 +178,11 @@ BEGIN
   REFRESH MATERIALIZED VIEW CONCURRENTLY market_data.ohlcv_yearly;
 END;
 $$;
+REVOKE EXECUTE ON PROCEDURE market_data.refresh_ohlcv_rollups() FROM PUBLIC;
 -- end:vanilla
 
 -- migrate:down
+DROP PROCEDURE market_data.refresh_ohlcv_rollups();
 -- if:timescaledb
 SELECT remove_continuous_aggregate_policy('market_data.ohlcv_yearly');
 SELECT remove_continuous_aggregate_policy('market_data.ohlcv_quarterly');
@@ -179,7 +196,6 @@ DROP MATERIALIZED VIEW market_data.ohlcv_weekly;
 DROP MATERIALIZED VIEW market_data.ohlcv_daily;
 -- end:timescaledb
 -- if:vanilla
-DROP FUNCTION market_data.refresh_ohlcv_rollups();
 DROP MATERIALIZED VIEW market_data.ohlcv_yearly;
 DROP MATERIALIZED VIEW market_data.ohlcv_quarterly;
 DROP MATERIALIZED VIEW market_data.ohlcv_monthly;

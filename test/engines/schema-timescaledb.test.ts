@@ -196,6 +196,22 @@ describe("the schema on TimescaleDB", () => {
     expect(monthly).toEqual([{ open: "100.10", close: "101.2500", volume: "7000.5" }]);
   });
 
+  test("refresh_ohlcv_rollups() materializes every level, bottom-up", async () => {
+    const materialized = async () =>
+      rows<{ view_name: string; n: number }>(
+        url,
+        `SELECT view_name, (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %I.%I',
+                materialization_hypertable_schema, materialization_hypertable_name), false, true, '')))[1]::text::int AS n
+           FROM timescaledb_information.continuous_aggregates WHERE view_schema = 'market_data' ORDER BY view_name`,
+      );
+    expect((await materialized()).find((v) => v.view_name === "ohlcv_yearly")?.n).toBe(0);
+    await exec(url, `CALL market_data.refresh_ohlcv_rollups()`);
+    const after = await materialized();
+    expect(after.every((v) => v.n > 0), JSON.stringify(after)).toBe(true);
+    const [yearly] = await rows(url, `SELECT open, high, low, close, volume FROM market_data.ohlcv_yearly WHERE symbol = 'ROLL'`);
+    expect(yearly).toEqual({ open: "100.10", high: "108.25", low: "97.75", close: "101.2500", volume: "7000.5" });
+  });
+
   test("get_market_data returns one symbol's bars in the range, oldest first; get_latest_bars newest first", async () => {
     await insertBars(url, "GMD", "1d", WEEK_OF_DAILY_BARS);
     await insertBars(url, "GMD", "1d", WEEK_OF_DAILY_BARS.slice(0, 1), "other");

@@ -116,7 +116,8 @@ describe("the schema on PostgreSQL 17 without TimescaleDB (vanilla mode)", () =>
     await insertBars(app, "ROLL", "1h", [
       { time: "2024-03-04T14:00:00Z", open: "100.10", high: "200", low: "50", close: "101", volume: "99999" },
     ]);
-    await exec(app, `SELECT market_data.refresh_ohlcv_rollups()`);
+    await expect(exec(readonly, `CALL market_data.refresh_ohlcv_rollups()`)).rejects.toThrow(/permission denied for procedure/);
+    await exec(app, `CALL market_data.refresh_ohlcv_rollups()`);
     const weekly = await rows(
       readonly,
       `SELECT to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS week, open, high, low, close, volume
