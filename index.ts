@@ -18,7 +18,7 @@ const settings = parseSettings(raw, { stack });
 const name = `tsdb-${stack}`;
 
 const configuredOrGenerated = (key: string, value: string | undefined): pulumi.Output<string> =>
-  value !== undefined ? pulumi.secret(value) : new random.RandomPassword(`${name}-${key}`, GENERATED_PASSWORD).result;
+  value !== undefined ? pulumi.secret(value) : pulumi.secret(new random.RandomPassword(`${name}-${key}`, GENERATED_PASSWORD).result);
 
 const adminPassword = configuredOrGenerated("admin-password", settings.adminPassword);
 

@@ -105,7 +105,7 @@ export class DatabaseAccess extends pulumi.ComponentResource {
       passwords[key] =
         configured !== undefined
           ? pulumi.secret(configured)
-          : new random.RandomPassword(`${name}-${key}-password`, GENERATED_PASSWORD, { parent: this }).result;
+          : pulumi.secret(new random.RandomPassword(`${name}-${key}-password`, GENERATED_PASSWORD, { parent: this }).result);
     }
 
     const roles = {} as Record<RoleKey, postgresql.Role>;
@@ -139,10 +139,10 @@ export class DatabaseAccess extends pulumi.ComponentResource {
 
     this.extensions = [];
     if (args.timescaledb) {
-      this.extensions.push(new postgresql.Extension(`${name}-timescaledb`, { name: "timescaledb", database }, on));
+      this.extensions.push(new postgresql.Extension(`${name}-extension-timescaledb`, { name: "timescaledb", database }, on));
       if (args.toolkit) {
         this.extensions.push(
-          new postgresql.Extension(`${name}-timescaledb-toolkit`, { name: "timescaledb_toolkit", database }, on),
+          new postgresql.Extension(`${name}-extension-timescaledb-toolkit`, { name: "timescaledb_toolkit", database }, on),
         );
       }
     }

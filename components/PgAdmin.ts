@@ -58,7 +58,7 @@ export class PgAdmin extends pulumi.ComponentResource {
   constructor(name: string, args: PgAdminArgs, opts?: pulumi.ComponentResourceOptions) {
     super("tsdb:docker:PgAdmin", name, {}, opts);
 
-    this.image = new docker.RemoteImage(`${name}-image`, { name: args.image, keepLocally: true }, { parent: this });
+    this.image = new docker.RemoteImage(`${name}-pgadmin-image`, { name: args.image, keepLocally: true }, { parent: this });
 
     const envs = pulumi.secret(
       pulumi.all([args.email, args.password]).apply(([email, password]) => [

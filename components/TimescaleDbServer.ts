@@ -73,7 +73,7 @@ export class TimescaleDbServer extends pulumi.ComponentResource {
       { parent: this, protect: args.protectData, retainOnDelete: args.protectData },
     );
 
-    this.image = new docker.RemoteImage(`${name}-image`, { name: args.image, keepLocally: true }, { parent: this });
+    this.image = new docker.RemoteImage(`${name}-timescaledb-image`, { name: args.image, keepLocally: true }, { parent: this });
 
     this.postgresSettings = tunePostgres({
       memoryMb: args.memoryMb,
