@@ -23,6 +23,13 @@ import { microsToSql } from "./timestamps";
 /** What to do with a bar whose key is already in the target. */
 export type ConflictPolicy = "skip" | "update";
 
+/**
+ * How rows reach the staging table: `copy` (COPY FROM STDIN, every real server) or `insert` (batched
+ * INSERT ... SELECT FROM unnest(arrays)), for the PGlite TimescaleDB build, whose wire protocol does not
+ * implement COPY FROM STDIN (the WASM backend aborts).
+ */
+export type StagingMode = "copy" | "insert";
+
 /** The target table the architecture contract defines. */
 export const DEFAULT_TARGET = "market_data.ohlcv_bars";
 
@@ -53,6 +60,8 @@ export interface LoadOptions {
   /** Fail (and load nothing) on the first invalid row. */
   strict?: boolean;
   progress?: ProgressReporter;
+  /** Default: `insert` on a PGlite (Emscripten) server, `copy` otherwise. */
+  staging?: StagingMode;
 }
 
 /** Counts for one source. */
@@ -85,6 +94,7 @@ const VALUES = ["open", "high", "low", "close", "volume", "adj_close"] as const;
 const STAGING = "pg_temp.tsdb_ohlcv_staging";
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const CHUNK_CHARS = 1 << 18;
+const INSERT_ROWS = 200;
 
 /** Format of a file from its name: .parquet/.pq, .db/.sqlite/.sqlite3, otherwise CSV. */
 export function formatOf(file: string): SourceFormat {
@@ -128,8 +138,8 @@ async function loadSource(
   options: LoadOptions,
   rejects: RejectsWriter,
   progress: ProgressReporter,
+  mode: StagingMode,
 ): Promise<SourceSummary> {
-  const { from: copyFrom } = await import("pg-copy-streams");
   const path = options.pathPattern ? matchPathPattern(options.pathPattern, source.name) : {};
   const fixed = (key: PathKey): string | undefined => options[key] ?? undefined;
   const fallback = (key: PathKey): string | undefined => path[key] ?? source.declared[key];
@@ -157,9 +167,10 @@ async function loadSource(
     return i === undefined ? undefined : row[i];
   };
 
-  async function* lines(): AsyncGenerator<string> {
-    let chunk = "";
+  // Each valid row as its 11 column values (null = SQL NULL), one array per source batch.
+  async function* stagedBatches(): AsyncGenerator<Array<Array<string | null>>> {
     for await (const batch of source.batches()) {
+      const out: Array<Array<string | null>> = [];
       for (const row of batch) {
         summary.read++;
         const rowNumber = summary.read;
@@ -202,12 +213,22 @@ async function loadSource(
           continue;
         }
         staged++;
-        chunk +=
-          `${copyText(bar.symbol)}\t${copyText(bar.exchange)}\t${copyText(bar.provider)}\t${bar.timeframe}\t` +
-          `${microsToSql(check.micros)}\t${bar.open}\t${bar.high}\t${bar.low}\t${bar.close}\t` +
-          `${bar.volume || "0"}\t${bar.adjClose || "\\N"}\n`;
+        out.push([
+          bar.symbol, bar.exchange, bar.provider, bar.timeframe, microsToSql(check.micros),
+          bar.open ?? "", bar.high ?? "", bar.low ?? "", bar.close ?? "", bar.volume || "0", bar.adjClose || null,
+        ]);
       }
       progress.update(summary.read, source.fractionRead());
+      yield out;
+    }
+  }
+
+  async function* copyChunks(): AsyncGenerator<string> {
+    let chunk = "";
+    for await (const batch of stagedBatches()) {
+      for (const r of batch) {
+        chunk += `${copyText(r[0] ?? "")}\t${copyText(r[1] ?? "")}\t${copyText(r[2] ?? "")}\t${r[3]}\t${r[4]}\t${r[5]}\t${r[6]}\t${r[7]}\t${r[8]}\t${r[9]}\t${r[10] ?? "\\N"}\n`;
+      }
       if (chunk.length >= CHUNK_CHARS) {
         yield chunk;
         chunk = "";
@@ -218,7 +239,21 @@ async function loadSource(
 
   progress.start(source.name, source.totalRows);
   try {
-    await pipeline(Readable.from(lines(), { objectMode: false }), client.query(copyFrom(`COPY ${STAGING} (${COLUMNS.join(", ")}) FROM STDIN`)));
+    if (mode === "copy") {
+      const { from: copyFrom } = await import("pg-copy-streams");
+      await pipeline(Readable.from(copyChunks(), { objectMode: false }), client.query(copyFrom(`COPY ${STAGING} (${COLUMNS.join(", ")}) FROM STDIN`)));
+    } else {
+      // One statement per batch: column arrays unnested into the staging table.
+      const types = ["text", "text", "text", "text", "timestamptz", "numeric", "numeric", "numeric", "numeric", "numeric", "numeric"];
+      const sql = `INSERT INTO ${STAGING} (${COLUMNS.join(", ")}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(", ")})`;
+      for await (const batch of stagedBatches()) {
+        // Small statements: the PGlite socket server mishandles protocol messages split across socket reads.
+        for (let start = 0; start < batch.length; start += INSERT_ROWS) {
+          const part = batch.slice(start, start + INSERT_ROWS);
+          await client.query(sql, COLUMNS.map((_, i) => part.map((r) => r[i] ?? null)));
+        }
+      }
+    }
   } finally {
     progress.stop();
   }
@@ -282,10 +317,12 @@ export async function loadOhlcv(client: Client, options: LoadOptions): Promise<L
       await client.query(
         `CREATE TEMP TABLE tsdb_ohlcv_staging ON COMMIT DROP AS SELECT ${COLUMNS.join(", ")} FROM ${table} WITH NO DATA`,
       );
+      const version = (await client.query<{ v: string }>("SELECT version() AS v")).rows[0]?.v ?? "";
+      const mode = options.staging ?? (/emscripten/i.test(version) ? "insert" : "copy");
       for (const file of options.files) {
         const source = await openSource(file, options);
         try {
-          sources.push(await loadSource(client, source, options, rejects, progress));
+          sources.push(await loadSource(client, source, options, rejects, progress, mode));
         } finally {
           await source.close();
         }

@@ -110,7 +110,7 @@ function price(name: string, text: string | undefined): Decimal | string {
 
 /**
  * Checks a row: symbol and timeframe present, timestamp parses, prices finite and positive,
- * high >= max(open, close, low), low <= min(open, close), volume >= 0, adj_close (when given) finite.
+ * high >= max(open, close), low <= min(open, close), volume >= 0, adj_close (when given) finite and positive.
  */
 export function checkBar(bar: BarText): RowCheck {
   if (bar.symbol === "") return { ok: false, reason: "symbol is missing" };
@@ -136,8 +136,9 @@ export function checkBar(bar: BarText): RowCheck {
     if (!v) return { ok: false, reason: `volume ${JSON.stringify(bar.volume)} is not a finite number` };
     if (v.negative) return { ok: false, reason: `volume ${bar.volume} is negative` };
   }
-  if (bar.adjClose !== undefined && bar.adjClose !== "" && !parseDecimal(bar.adjClose)) {
-    return { ok: false, reason: `adj_close ${JSON.stringify(bar.adjClose)} is not a finite number` };
+  if (bar.adjClose !== undefined && bar.adjClose !== "") {
+    const adj = price("adj_close", bar.adjClose);
+    if (typeof adj === "string") return { ok: false, reason: adj };
   }
   return { ok: true, micros: t.micros };
 }
