@@ -83,6 +83,10 @@ export async function restoreWithTimescaleProcedure(db: Queryable, timescaledbVe
   const version = `'${timescaledbVersion.replace(/'/g, "''")}'`;
   await db.query(`CREATE EXTENSION IF NOT EXISTS timescaledb VERSION ${version}`);
   await db.query("SELECT public.timescaledb_pre_restore()");
+  // CREATE EXTENSION seeds catalog metadata (install_timestamp, timescaledb_version) that the dump carries too
+  // (the extension dumps `metadata WHERE key <> 'uuid'`), so loading it would hit metadata_pkey
+  // (timescale/timescaledb#1409); the dump's rows replace them.
+  await db.query("DELETE FROM _timescaledb_catalog.metadata WHERE key <> 'uuid'");
   try {
     await load();
   } finally {
