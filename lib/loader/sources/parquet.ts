@@ -15,14 +15,15 @@ import type { RecordSource } from "./types";
 const NAUTILUS_FIXED_COLUMNS = new Set(["open", "high", "low", "close", "volume"]);
 const BAR_UNITS: Record<string, string> = { MINUTE: "m", HOUR: "h", DAY: "d", WEEK: "w", MONTH: "mo" };
 
-/** Decimal text of `raw / 10^scale`, cut to `precision` decimals when nothing but zeros is cut. */
+/** Decimal text of `raw / 10^scale` with `precision` decimals, or more when the value needs them. */
 export function fixedToText(raw: bigint, scale: number, precision?: number): string {
   const negative = raw < 0n;
   const digits = (negative ? -raw : raw).toString().padStart(scale + 1, "0");
   const int = digits.slice(0, digits.length - scale);
   let frac = digits.slice(digits.length - scale);
-  const keep = precision === undefined ? frac.replace(/0+$/, "").length : precision;
-  if (/^0*$/.test(frac.slice(keep))) frac = frac.slice(0, keep);
+  const significant = frac.replace(/0+$/, "").length;
+  // The declared precision when it loses nothing; otherwise every significant digit.
+  frac = frac.slice(0, precision !== undefined && precision >= significant ? precision : significant);
   return `${negative ? "-" : ""}${int}${frac ? `.${frac}` : ""}`;
 }
 

@@ -1,0 +1,173 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, test } from "vitest";
+import { expandSource, matchPathPattern, parseMapping, resolveColumns } from "../../lib/loader/columnMapping";
+import { formatOf, quoteTarget } from "../../lib/loader/OhlcvLoader";
+import { fixedToText, parseBarType } from "../../lib/loader/sources/parquet";
+import { type BarText, checkBar, compareDecimal, normalizeTimeframe, parseDecimal } from "../../lib/loader/rowValidation";
+import { microsToSql, parseTimestamp } from "../../lib/loader/timestamps";
+
+const micros = (iso: string) => Date.parse(iso) * 1000;
+
+describe("timestamps", () => {
+  test.each([
+    ["2024-01-02", micros("2024-01-02T00:00:00Z")],
+    ["2024-01-02T14:30:00", micros("2024-01-02T14:30:00Z")],
+    ["2024-01-02 14:30:00", micros("2024-01-02T14:30:00Z")],
+    ["2024-01-02T14:30:00Z", micros("2024-01-02T14:30:00Z")],
+    ["2024-01-02T14:30:00+02:00", micros("2024-01-02T12:30:00Z")],
+    ["2024-01-02T14:30:00-0500", micros("2024-01-02T19:30:00Z")],
+    ["2024-01-02T14:30:00.123456Z", micros("2024-01-02T14:30:00Z") + 123456],
+    ["1704205800", micros("2024-01-02T14:30:00Z")],
+    ["1704205800.5", micros("2024-01-02T14:30:00Z") + 500000],
+    ["1704205800000", micros("2024-01-02T14:30:00Z")],
+    ["1704205800000123", micros("2024-01-02T14:30:00Z") + 123],
+    ["1704205800000123456", micros("2024-01-02T14:30:00Z") + 123],
+  ])("%s means %i microseconds since the epoch", (text, expected) => {
+    expect(parseTimestamp(text)).toEqual({ ok: true, micros: expected });
+  });
+
+  test("epoch values from typed sources: bigint nanoseconds, number seconds, Date", () => {
+    expect(parseTimestamp(1704205800000000000n)).toEqual({ ok: true, micros: micros("2024-01-02T14:30:00Z") });
+    expect(parseTimestamp(1704205800)).toEqual({ ok: true, micros: micros("2024-01-02T14:30:00Z") });
+    expect(parseTimestamp(new Date("2024-01-02T14:30:00Z"))).toEqual({ ok: true, micros: micros("2024-01-02T14:30:00Z") });
+  });
+
+  test.each([
+    ["", /empty/],
+    ["yesterday", /not ISO-8601/],
+    ["2024-02-30", /not a calendar date/],
+    ["2024-13-01", /out of range/],
+    ["99999999999999999999999", /outside 1800-01-01/],
+  ])("%j is rejected", (text, reason) => {
+    const r = parseTimestamp(text);
+    expect(r.ok).toBe(false);
+    expect(!r.ok && r.reason).toMatch(reason);
+  });
+
+  test("microseconds are written as a UTC literal", () => {
+    expect(microsToSql(micros("2024-01-02T14:30:00Z") + 7)).toBe("2024-01-02 14:30:00.000007+00");
+  });
+});
+
+describe("decimals are compared exactly", () => {
+  test.each([
+    ["1.10", "1.1", 0],
+    ["100.000000000000000001", "100", 1],
+    ["0.3", "0.29999999999999999999", 1],
+    ["1e2", "100", 0],
+    ["-1", "0", -1],
+    ["12", "9.99", 1],
+    ["0.05", "0.5", -1],
+  ])("%s vs %s -> %i", (a, b, expected) => {
+    const da = parseDecimal(a);
+    const db = parseDecimal(b);
+    expect(da && db && compareDecimal(da, db)).toBe(expected);
+  });
+
+  test.each(["NaN", "Infinity", "1,5", "", ".", "0x10", "1e"])("%j is not a decimal", (text) => {
+    expect(parseDecimal(text)).toBeUndefined();
+  });
+});
+
+describe("row checks", () => {
+  const good: BarText = {
+    symbol: "AAPL", exchange: "", provider: "", timeframe: "1d", time: "2024-01-02",
+    open: "185.10", high: "186.20", low: "184.00", close: "185.64", volume: "1000", adjClose: undefined,
+  };
+  test("a consistent bar passes", () => {
+    expect(checkBar(good)).toEqual({ ok: true, micros: micros("2024-01-02T00:00:00Z") });
+  });
+  test.each<[Partial<BarText>, string]>([
+    [{ time: "2024-01-32" }, "timestamp \"2024-01-32\" has a field out of range"],
+    [{ open: "abc" }, "open \"abc\" is not a finite number"],
+    [{ close: "" }, "close is missing"],
+    [{ low: "0" }, "low 0 is not positive"],
+    [{ open: "-1" }, "open -1 is not positive"],
+    [{ high: "185.63" }, "high 185.63 is below max(open 185.10, close 185.64)"],
+    [{ low: "185.11" }, "low 185.11 is above min(open 185.10, close 185.64)"],
+    [{ volume: "-5" }, "volume -5 is negative"],
+    [{ adjClose: "x" }, "adj_close \"x\" is not a finite number"],
+    [{ symbol: "" }, "symbol is missing"],
+  ])("%j is rejected: %s", (change, reason) => {
+    expect(checkBar({ ...good, ...change })).toEqual({ ok: false, reason });
+  });
+  test("high equal to close by value but not by text still passes (185.640 = 185.64)", () => {
+    expect(checkBar({ ...good, high: "185.640" }).ok).toBe(true);
+  });
+});
+
+describe("timeframes", () => {
+  test.each([
+    ["1h", "1h"], ["1H", "1h"], ["60min", "60m"], ["1day", "1d"], ["daily", "1d"], ["1-HOUR", "1h"], ["1mo", "1mo"], ["15m", "15m"],
+  ])("%s -> %s", (raw, expected) => expect(normalizeTimeframe(raw)).toBe(expected));
+  test.each(["", "0d", "fortnight", "1y"])("%j is not a timeframe", (raw) => expect(normalizeTimeframe(raw)).toBeUndefined());
+});
+
+describe("column mapping", () => {
+  test("common names are detected case-insensitively, ts_event before date", () => {
+    expect(resolveColumns(["Date", "Ticker", "Open", "High", "Low", "Close", "Adj Close", "Volume"])).toEqual({
+      time: 0, symbol: 1, open: 2, high: 3, low: 4, close: 5, adj_close: 6, volume: 7,
+    });
+    expect(resolveColumns(["open", "high", "low", "close", "volume", "ts_event", "ts_init"]).time).toBe(5);
+  });
+  test("an explicit mapping wins and a missing column is named", () => {
+    expect(resolveColumns(["px_o", "px_h", "px_l", "px_c", "when"], { open: "px_o", high: "px_h", low: "px_l", close: "px_c", time: "when" }))
+      .toEqual({ open: 0, high: 1, low: 2, close: 3, time: 4 });
+    expect(() => resolveColumns(["a", "b"], {}, ["time"], "x.csv")).toThrow(
+      "x.csv: no column for time; expected one of ts_event, timestamp, datetime, time, ts, date, t (or map one with --map time=COLUMN). Columns: a, b.",
+    );
+    expect(() => resolveColumns(["a"], { open: "nope" }, [], "x.csv")).toThrow(/mapped column "nope" for open is not among its columns \(a\)/);
+  });
+  test("--map parses FIELD=COLUMN pairs and rejects unknown fields", () => {
+    expect(parseMapping("time=Date, symbol=Sym")).toEqual({ time: "Date", symbol: "Sym" });
+    expect(() => parseMapping("when=Date")).toThrow(/FIELD one of time, symbol/);
+  });
+  test("the path pattern takes provider, symbol and timeframe from the path", () => {
+    expect(matchPathPattern("data/{provider}/{symbol}/{timeframe}/*.parquet", "/home/q/data/ALPACA/NFLX/1h/nflx_1h.parquet")).toEqual({
+      provider: "ALPACA", symbol: "NFLX", timeframe: "1h",
+    });
+    expect(matchPathPattern("data/{provider}/{symbol}/{timeframe}/*.parquet", "other/x.parquet")).toEqual({});
+    expect(() => matchPathPattern("{ticker}/*.csv", "a.csv")).toThrow(/\{ticker\} is not one of \{symbol\}/);
+  });
+  test("sources expand from a file, a directory and a glob, sorted", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "loader-src-"));
+    for (const f of ["A/1d/a.parquet", "A/1h/a.parquet", "B/1d/b.parquet", "notes.md", "x.csv"]) {
+      fs.mkdirSync(path.dirname(path.join(dir, f)), { recursive: true });
+      fs.writeFileSync(path.join(dir, f), "");
+    }
+    expect(expandSource(path.join(dir, "x.csv"))).toEqual([path.join(dir, "x.csv")]);
+    expect(expandSource(dir).map((f) => path.relative(dir, f))).toEqual(["A/1d/a.parquet", "A/1h/a.parquet", "B/1d/b.parquet", "x.csv"]);
+    expect(expandSource(`${dir}/*/1d/*.parquet`).map((f) => path.relative(dir, f))).toEqual(["A/1d/a.parquet", "B/1d/b.parquet"]);
+    expect(expandSource(`${dir}/**/*.parquet`)).toHaveLength(3);
+    expect(() => expandSource(`${dir}/*.xlsx`)).toThrow(/matches no files/);
+    expect(() => expandSource(path.join(dir, "missing"))).toThrow(/does not exist/);
+  });
+});
+
+describe("formats and targets", () => {
+  test.each([["a.parquet", "parquet"], ["a.PQ", "parquet"], ["spock_local.db", "sqlite"], ["a.sqlite3", "sqlite"], ["a.csv.gz", "csv"], ["a.txt", "csv"]])(
+    "%s is read as %s", (file, format) => expect(formatOf(file)).toBe(format),
+  );
+  test("the target must be schema.table of plain identifiers", () => {
+    expect(quoteTarget("market_data.ohlcv_bars", (s) => `"${s}"`)).toBe('"market_data"."ohlcv_bars"');
+    expect(() => quoteTarget("ohlcv_bars; drop table x", (s) => s)).toThrow(/must be schema.table/);
+  });
+});
+
+describe("NautilusTrader parquet values", () => {
+  test.each([
+    [150_000_000_000n, 9, 2, "150.00"],
+    [150_123_456_789n, 9, undefined, "150.123456789"],
+    [1_500_000_000n, 9, 0, "1.5"],
+    [-25_000_000_000_000_000n, 16, 1, "-2.5"],
+    [5n, 9, undefined, "0.000000005"],
+  ])("raw %s at scale %i, precision %s -> %s", (raw, scale, precision, expected) => {
+    expect(fixedToText(raw, scale, precision)).toBe(expected);
+  });
+  test("bar_type names symbol, venue and timeframe", () => {
+    expect(parseBarType("NFLX.XNAS-1-HOUR-LAST-EXTERNAL")).toEqual({ symbol: "NFLX", exchange: "XNAS", timeframe: "1h" });
+    expect(parseBarType("BTCUSDT-PERP.BINANCE-15-MINUTE-LAST-EXTERNAL")).toEqual({ symbol: "BTCUSDT-PERP", exchange: "BINANCE", timeframe: "15m" });
+  });
+});
