@@ -8,7 +8,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import type { PGlite as PGliteType } from "@electric-sql/pglite";
+import type { PGlite as PGliteType } from "@electric-sql/pglite" with { "resolution-mode": "import" };
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { countRows, readServerInfo, sha256File, type BackupManifest } from "../../lib/ops/backup";
 import { checkCompatibility, compareRowCounts, readTargetServer, restoreWithTimescaleProcedure, verifyDumpChecksum } from "../../lib/ops/restore";
