@@ -17,8 +17,8 @@ describe("the schema on TimescaleDB, applied as the owner role", () => {
     engine = await startTimescaleEngine();
     await exec(engine.url, `CREATE ROLE market_owner NOLOGIN`);
     // As in the stack, the owner owns the database (0001 and the runner's history use CREATE SCHEMA IF NOT EXISTS).
-    const [{ db }] = await rows<{ db: string }>(engine.url, `SELECT current_database() AS db`);
-    await exec(engine.url, `ALTER DATABASE "${db}" OWNER TO market_owner`);
+    const [current] = await rows<{ db: string }>(engine.url, `SELECT current_database() AS db`);
+    await exec(engine.url, `ALTER DATABASE "${current?.db}" OWNER TO market_owner`);
     await exec(
       engine.url,
       `
