@@ -1,0 +1,134 @@
+/**
+ * `npm run db` end to end with the real sql/: on TimescaleDB, up creates every hypertable, policy and
+ * continuous aggregate, down --to 0 removes them, up restores them, status shows none pending; the same on
+ * PostgreSQL 17 with --no-timescaledb. Plus the CLI's own contract: exit codes and one-line reasons.
+ */
+import { execFile } from "node:child_process";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { withClient } from "../../lib/db";
+import { readMigrationsDir } from "../../lib/migrations/file";
+import { type Engine, startPostgresServer, startTimescaleEngine } from "../fixtures/engines";
+
+const ROOT = path.join(__dirname, "../..");
+const TSX = path.join(ROOT, "node_modules/.bin/tsx");
+const FILES = readMigrationsDir(path.join(ROOT, "sql")).map((f) => f.file);
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function db(args: string[], env: Record<string, string | undefined> = {}): Promise<Result> {
+  return new Promise((resolve) => {
+    execFile(TSX, ["scripts/db.ts", ...args], { cwd: ROOT, env: { ...process.env, DATABASE_URL: "", ...env } }, (err, stdout, stderr) => {
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+async function one<T>(url: string, sql: string): Promise<T> {
+  return withClient(url, async (c) => (await c.query(sql)).rows[0] as T);
+}
+
+describe("npm run db on TimescaleDB with the real sql/", () => {
+  let tsdb: Engine;
+  beforeAll(async () => {
+    tsdb = await startTimescaleEngine();
+  });
+  afterAll(async () => {
+    await tsdb?.stop();
+  });
+  const counts = `SELECT
+      (SELECT count(*)::int FROM timescaledb_information.hypertables) AS hypertables,
+      (SELECT count(*)::int FROM timescaledb_information.continuous_aggregates) AS caggs,
+      (SELECT count(*)::int FROM timescaledb_information.jobs WHERE job_id >= 1000) AS policies,
+      (SELECT count(*)::int FROM pg_tables WHERE schemaname IN ('market_data','reference_data','trading','research','audit')) AS tables`;
+
+  test("plan, up, status, down --to 0, up again", async () => {
+    const plan = await db(["plan", "--url", tsdb.url]);
+    expect(plan.code).toBe(0);
+    expect(plan.stdout.match(/^-- apply \S+/gm)).toEqual(FILES.map((f) => `-- apply ${f}`));
+    expect(plan.stdout).toContain("create_hypertable");
+
+    const up = await db(["up"], { DATABASE_URL: tsdb.url });
+    expect(up).toMatchObject({ code: 0, stderr: "" });
+    expect(up.stdout.trim().split("\n")).toEqual(FILES.map((f) => `applied ${f}`));
+    const built = await one<{ hypertables: number; caggs: number; policies: number; tables: number }>(tsdb.url, counts);
+    expect(built.caggs).toBe(5);
+    expect(built.hypertables).toBeGreaterThanOrEqual(2);
+    expect(built.policies).toBeGreaterThanOrEqual(6); // compression + 5 refresh policies (+ retention on dev)
+
+    const status = await db(["status", "--url", tsdb.url]);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(/^VERSION\s+FILE\s+STATE\s+APPLIED AT\s+BY\s+MS$/m);
+    expect(status.stdout).toContain(`${FILES.length} applied, 0 pending`);
+    const json = JSON.parse((await db(["status", "--json", "--url", tsdb.url])).stdout) as { state: string }[];
+    expect(json.map((s) => s.state)).toEqual(FILES.map(() => "applied"));
+
+    const downPlan = await db(["plan", "--down", "--to", "0", "--url", tsdb.url]);
+    expect(downPlan.stdout.match(/^-- revert \S+/gm)).toEqual([...FILES].reverse().map((f) => `-- revert ${f}`));
+
+    const down = await db(["down", "--to", "0", "--url", tsdb.url]);
+    expect(down.code).toBe(0);
+    expect(down.stdout.trim().split("\n")).toEqual([...FILES].reverse().map((f) => `reverted ${f}`));
+    expect(await one(tsdb.url, counts)).toEqual({ hypertables: 0, caggs: 0, policies: 0, tables: 0 });
+
+    expect((await db(["up", "--url", tsdb.url])).code).toBe(0);
+    expect(await one(tsdb.url, counts)).toEqual(built);
+    expect((await db(["up", "--url", tsdb.url])).stdout).toBe("Nothing applied.\n");
+    expect((await db(["plan", "--url", tsdb.url])).stdout).toBe("Nothing to apply: the database is up to date.\n");
+  });
+});
+
+describe("npm run db on PostgreSQL 17 with --no-timescaledb", () => {
+  let pg: Engine;
+  beforeAll(async () => {
+    pg = await startPostgresServer();
+  });
+  afterAll(async () => {
+    await pg?.stop();
+  });
+
+  test("up makes plain tables and materialized views; down --to 0 and up again work", async () => {
+    const url = await pg.createDatabase("vanilla_cli");
+    const views = `SELECT count(*)::int AS n FROM pg_matviews WHERE schemaname = 'market_data'`;
+    expect((await db(["up", "--no-timescaledb", "--url", url])).code).toBe(0);
+    expect(await one(url, views)).toEqual({ n: 5 });
+    expect((await db(["down", "--to", "0", "--no-timescaledb", "--url", url])).code).toBe(0);
+    expect(await one(url, views)).toEqual({ n: 0 });
+    expect((await db(["up", "--no-timescaledb", "--url", url])).code).toBe(0);
+    expect((await db(["status", "--no-timescaledb", "--url", url])).stdout).toContain(`${FILES.length} applied, 0 pending`);
+  });
+
+  test("a wrong password is exit 1 with a one-line reason that does not echo the URL", async () => {
+    const url = pg.urlFor("postgres", "postgres", "not-the-password");
+    const r = await db(["status", "--url", url]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('db status: password authentication failed for user "postgres"\n');
+  });
+});
+
+describe("npm run db argument errors", () => {
+  test.each([
+    [["up"], 1, "db up: no database: pass --url postgresql://... or set DATABASE_URL.\n"],
+    [["down", "--url", "postgresql://x@127.0.0.1:1/x"], 1, "db down: down needs --to VERSION (use --to 0 to revert everything).\n"],
+    [["up", "--to", "latest", "--url", "postgresql://x@127.0.0.1:1/x"], 1, 'db up: --to must be a version number such as 3 or 0003, got "latest".\n'],
+    [["migrate"], 1, 'db migrate: expected one command of plan, up, down, status, got "migrate" (see --help).\n'],
+    [["up", "--stack", "staging", "--url", "postgresql://x@127.0.0.1:1/x"], 1, /^db up: .*Pulumi\.staging\.yaml does not exist/],
+    [["up", "--force"], 2, /^db: Unknown option '--force'/],
+  ])("%j exits %i with one line", async (args, code, message) => {
+    const r = await db(args as string[]);
+    expect(r.code).toBe(code);
+    if (typeof message === "string") expect(r.stderr).toBe(message);
+    else expect(r.stderr).toMatch(message);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+  });
+
+  test("--help prints usage and exits 0", async () => {
+    const r = await db(["--help"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^Usage: npm run db -- <command> \[options\]/);
+  });
+});
