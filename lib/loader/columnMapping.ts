@@ -134,7 +134,8 @@ export function expandSource(source: string): string[] {
   if (!wild) {
     const stat = fs.statSync(source, { throwIfNoEntry: false });
     if (!stat) throw new Error(`--source ${source} does not exist.`);
-    if (stat.isFile()) return [source];
+    // Files, and also FIFOs and devices (`/dev/stdin`): anything that is not a directory is read as one source.
+    if (!stat.isDirectory()) return [source];
     const files = (fs.readdirSync(source, { recursive: true }) as string[])
       .map((f) => path.join(source, f))
       .filter((f) => KNOWN_EXTENSIONS.some((e) => f.toLowerCase().endsWith(e)) && fs.statSync(f).isFile())

@@ -11,6 +11,8 @@ const BATCH = 4096;
 
 function isGzip(file: string): boolean {
   if (file.toLowerCase().endsWith(".gz")) return true;
+  // Sniffing a pipe would consume its first bytes.
+  if (!fs.statSync(file).isFile()) return false;
   const fd = fs.openSync(file, "r");
   try {
     const head = Buffer.alloc(2);
