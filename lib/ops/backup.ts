@@ -171,12 +171,13 @@ export function localPgDump(info: ConnectionInfo, pgDump = "pg_dump"): DumpRunne
  * pg_dump inside the TimescaleDB container (docker mode): the client always matches the server. `-e PGPASSWORD`
  * without a value makes docker copy it from the docker client's environment, so it never appears in argv.
  */
-export function dockerPgDump(container: string, user: string, database: string, password: string): DumpRunner {
+export function dockerPgDump(container: string, user: string, database: string, password = ""): DumpRunner {
   return ({ file, snapshot }) =>
     runTool(
       "docker",
       [
-        "exec", "-e", "PGPASSWORD", container,
+        // Inside the container the Unix socket needs no password (the image's local trust); pass one if given.
+        "exec", ...(password ? ["-e", "PGPASSWORD"] : []), container,
         "pg_dump", "--format=custom", `--username=${user}`, `--dbname=${database}`, "--no-password",
         ...(snapshot ? [`--snapshot=${snapshot}`] : []),
       ],

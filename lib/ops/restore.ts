@@ -108,11 +108,11 @@ export function localPgRestore(admin: ConnectionInfo, pgRestore = "pg_restore"):
 }
 
 /** pg_restore inside the TimescaleDB container (docker mode), reading the dump on stdin. */
-export function dockerPgRestore(container: string, user: string, password: string): RestoreRunner {
+export function dockerPgRestore(container: string, user: string, password = ""): RestoreRunner {
   return ({ dumpPath, database }) =>
     runTool(
       "docker",
-      ["exec", "-i", "-e", "PGPASSWORD", container, "pg_restore", "--format=custom", `--username=${user}`, `--dbname=${database}`, "--no-password", "--exit-on-error"],
+      ["exec", "-i", ...(password ? ["-e", "PGPASSWORD"] : []), container, "pg_restore", "--format=custom", `--username=${user}`, `--dbname=${database}`, "--no-password", "--exit-on-error"],
       { env: { PGPASSWORD: password }, stdinFile: dumpPath },
     );
 }

@@ -61,3 +61,34 @@ export async function readDatabaseOutput(stack: string, pulumi: PulumiRunner = r
   }
   return parseDatabaseOutput(result.stdout, stack);
 }
+
+/**
+ * Connection settings from a `postgresql://` URL; a password missing from the URL is taken from PGPASSWORD,
+ * so an admin password need not appear on a command line.
+ */
+export function connectionFromUrl(url: string, env: NodeJS.ProcessEnv = process.env): import("../db").ConnectionInfo {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new Error("--url must be a postgresql://user[:password]@host:port/database URL.");
+  }
+  if (parsed.protocol !== "postgresql:" && parsed.protocol !== "postgres:") {
+    throw new Error(`--url must start with postgresql://, got ${parsed.protocol}//.`);
+  }
+  const database = decodeURIComponent(parsed.pathname.replace(/^\//, ""));
+  if (!parsed.username || !database) throw new Error("--url must name a user and a database: postgresql://user@host:port/database.");
+  return {
+    host: parsed.hostname,
+    port: parsed.port ? Number(parsed.port) : 5432,
+    database,
+    user: decodeURIComponent(parsed.username),
+    password: parsed.password ? decodeURIComponent(parsed.password) : (env.PGPASSWORD ?? ""),
+    sslmode: parsed.searchParams.get("sslmode") ?? env.PGSSLMODE ?? "prefer",
+  };
+}
+
+/** Name of the TimescaleDB container of a docker-mode stack (components/TimescaleDbServer.ts: `tsdb-<stack>-timescaledb`). */
+export function containerNameFor(stack: string): string {
+  return `tsdb-${stack}-timescaledb`;
+}

@@ -3,6 +3,7 @@
  * PostgreSQL 17 server for the version check. Vanilla mode: no TimescaleDB on these servers; the compressed
  * hypertable round trip is in backup-timescaledb.test.ts.
  */
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -181,5 +182,29 @@ describe("backup and restore on PostgreSQL 15 with the local pg_dump/pg_restore"
     const out = path.join(dir, "secret");
     await backup(out);
     for (const f of fs.readdirSync(out)) expect(fs.readFileSync(path.join(out, f)).includes(pg15.password)).toBe(false);
+  });
+
+  test("npm run db:backup and db:restore -- --verify work end to end with a local client; the password stays in PGPASSWORD", () => {
+    const out = path.join(dir, "cli");
+    const run = (script: string, args: string[]) =>
+      spawnSync(process.execPath, [path.resolve("node_modules/tsx/dist/cli.mjs"), script, ...args], {
+        encoding: "utf8",
+        env: { ...process.env, PGPASSWORD: pg15.password },
+        timeout: 60_000,
+      });
+    const url = `postgresql://${pg15.user}@${pg15.host}:${pg15.port}`;
+    const backup = run("scripts/backup.ts", ["--url", `${url}/market?sslmode=disable`, "--dir", out, "--retain", "3"]);
+    expect(backup.stderr).toBe("");
+    expect(backup.status).toBe(0);
+    expect(backup.stdout).toMatch(/Backup of market \(PostgreSQL 15\.\d+, TimescaleDB none\):/);
+    expect(backup.stdout).toMatch(/\(3 tables, 3436 rows\)/);
+    const manifest = fs.readdirSync(out).find((f) => f.endsWith(".manifest.json"));
+    const verify = run("scripts/restore.ts", ["--url", `${url}/postgres?sslmode=disable`, "--backup", path.join(out, manifest ?? "missing"), "--verify", "--local-client"]);
+    expect(verify.stderr).toBe("");
+    expect(verify.stdout).toMatch(/^Verified market-\d{8}T\d{9}Z\.manifest\.json \(scratch database market_verify_\d+, dropped\): sha256 ok, PostgreSQL 15 \/ TimescaleDB none ok, 3 tables and 3436 rows match the manifest\.$/m);
+    expect(verify.status).toBe(0);
+    const refused = run("scripts/restore.ts", ["--url", `${url}/postgres?sslmode=disable`, "--backup", path.join(out, manifest ?? "missing"), "--local-client"]);
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/^db:restore: Database "market" already has 2 table\(s\)/);
   });
 });
