@@ -62,7 +62,7 @@ export class DatabaseAccess extends pulumi.ComponentResource {
   readonly defaultPrivileges: postgresql.DefaultPrivileges[];
   /** Everything hooks must wait for before they connect as the migrator or app. */
   readonly ready: pulumi.Resource[];
-  /** Name of the NOLOGIN owner role migrations SET ROLE to. */
+  /** Name of the owner role migrations SET ROLE to (no password; LOGIN only for TimescaleDB's jobs). */
   readonly ownerRole: string;
   /** Connection as the migrator (secret). */
   readonly migratorConnection: pulumi.Output<ConnectionInfo>;
@@ -79,6 +79,7 @@ export class DatabaseAccess extends pulumi.ComponentResource {
       migratorConnectionLimit: args.connectionLimits.migrator,
       appConnectionLimit: args.connectionLimits.app,
       readonlyConnectionLimit: args.connectionLimits.readonly,
+      timescaledb: args.timescaledb,
     });
     this.ownerRole = this.plan.owner;
 

@@ -18,8 +18,9 @@ export interface RolePlan {
   key: RoleKey;
   /** `<database>_<key>`. */
   name: string;
+  /** LOGIN attribute. The owner's LOGIN (TimescaleDB only) comes without a password. */
   login: boolean;
-  /** -1 = unlimited. Only meaningful for LOGIN roles; NOLOGIN roles get -1. */
+  /** -1 = unlimited (the owner: TimescaleDB's background jobs run as it). */
   connectionLimit: number;
   /** Roles this one is a member of (inherits, and may SET ROLE to). */
   memberOf: string[];
@@ -89,6 +90,12 @@ export interface AccessPlanInput {
   migratorConnectionLimit: number;
   appConnectionLimit: number;
   readonlyConnectionLimit: number;
+  /**
+   * TimescaleDB in use. Its policies run as background jobs under the hypertable owner, and TimescaleDB refuses
+   * to schedule them for a NOLOGIN role (timescale/timescaledb PR #1709; see docs/SCHEMA.md), so the owner then
+   * gets LOGIN - with no password, so it still cannot authenticate.
+   */
+  timescaledb: boolean;
 }
 
 const APP_RIGHTS: Record<ObjectType, string[]> = {
@@ -137,7 +144,7 @@ export function accessPlan(input: AccessPlanInput): AccessPlan {
     owner,
     schemas,
     roles: [
-      { key: "owner", name: owner, login: false, connectionLimit: -1, memberOf: [] },
+      { key: "owner", name: owner, login: input.timescaledb, connectionLimit: -1, memberOf: [] },
       { key: "migrator", name: migrator, login: true, connectionLimit: input.migratorConnectionLimit, memberOf: [owner] },
       { key: "app", name: app, login: true, connectionLimit: input.appConnectionLimit, memberOf: [] },
       { key: "readonly", name: readonly, login: true, connectionLimit: input.readonlyConnectionLimit, memberOf: [] },
@@ -172,13 +179,13 @@ export interface AccessSql {
  * Renders the statements the postgresql provider issues for the plan's resources: CREATE ROLE, CREATE
  * DATABASE, GRANT/REVOKE and ALTER DEFAULT PRIVILEGES. Identifiers are quoted; passwords are literals.
  */
-export function renderAccessSql(plan: AccessPlan, passwords: Partial<Record<RoleKey, string>>): AccessSql {
+export function renderAccessSql(plan: AccessPlan, passwords: Partial<Record<Exclude<RoleKey, "owner">, string>>): AccessSql {
   const q = escapeIdentifier;
   const cluster: string[] = [];
   for (const role of plan.roles) {
     const parts = [`CREATE ROLE ${q(role.name)}`, role.login ? "LOGIN" : "NOLOGIN", "INHERIT"];
-    const password = passwords[role.key];
-    if (role.login) {
+    if (role.key !== "owner") {
+      const password = passwords[role.key];
       if (password === undefined) throw new Error(`renderAccessSql: no password given for LOGIN role ${role.name}`);
       parts.push(`PASSWORD ${escapeLiteral(password).trim()}`);
     }

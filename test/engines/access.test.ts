@@ -13,7 +13,7 @@ describe("the access plan applied to PostgreSQL 17", () => {
   beforeAll(async () => {
     pg = await startPostgresServer();
     const sql = renderAccessSql(
-      accessPlan({ database: "market", migratorConnectionLimit: 5, appConnectionLimit: 50, readonlyConnectionLimit: 20 }),
+      accessPlan({ database: "market", migratorConnectionLimit: 5, appConnectionLimit: 50, readonlyConnectionLimit: 20, timescaledb: true }),
       PASSWORDS,
     );
     await withClient(pg.url, async (c) => {
@@ -118,15 +118,34 @@ describe("the access plan applied to PostgreSQL 17", () => {
     expect(rows).toEqual([
       { rolname: "market_app", rolcanlogin: true, rolconnlimit: 50, rolsuper: false, member_of: [] },
       { rolname: "market_migrator", rolcanlogin: true, rolconnlimit: 5, rolsuper: false, member_of: ["market_owner"] },
-      { rolname: "market_owner", rolcanlogin: false, rolconnlimit: -1, rolsuper: false, member_of: [] },
+      // LOGIN for TimescaleDB's background jobs (docs/SCHEMA.md), but see the next test: no password.
+      { rolname: "market_owner", rolcanlogin: true, rolconnlimit: -1, rolsuper: false, member_of: [] },
       { rolname: "market_readonly", rolcanlogin: true, rolconnlimit: 20, rolsuper: false, member_of: [] },
     ]);
   });
 
-  test("the owner role cannot log in", async () => {
-    await withClient(pg.url, (c) => c.query("ALTER ROLE market_owner PASSWORD 'owner-pw'"));
-    await expect(withClient(pg.urlFor("market", "market_owner", "owner-pw"), (c) => c.query("SELECT 1"))).rejects.toThrow(
-      /role "market_owner" is not permitted to log in/,
+  test("the owner role has no password, so nobody can log in as it", async () => {
+    const hasPassword = await withClient(pg.url, async (c) =>
+      (await c.query("SELECT rolpassword IS NOT NULL AS has FROM pg_authid WHERE rolname = 'market_owner'")).rows[0].has,
+    );
+    expect(hasPassword).toBe(false);
+    await expect(withClient(pg.urlFor("market", "market_owner", "anything"), (c) => c.query("SELECT 1"))).rejects.toThrow(
+      /password authentication failed for user "market_owner"/,
+    );
+  });
+
+  test("without TimescaleDB the owner is NOLOGIN", async () => {
+    const sql = renderAccessSql(
+      accessPlan({ database: "plain", migratorConnectionLimit: 1, appConnectionLimit: 2, readonlyConnectionLimit: 3, timescaledb: false }),
+      { migrator: "m", app: "a", readonly: "r" },
+    );
+    expect(sql.cluster[0]).toBe('CREATE ROLE "plain_owner" NOLOGIN INHERIT CONNECTION LIMIT -1');
+    await withClient(pg.url, async (c) => {
+      for (const statement of sql.cluster) await c.query(statement);
+      await c.query("ALTER ROLE plain_owner PASSWORD 'owner-pw'");
+    });
+    await expect(withClient(pg.urlFor("plain", "plain_owner", "owner-pw"), (c) => c.query("SELECT 1"))).rejects.toThrow(
+      /role "plain_owner" is not permitted to log in/,
     );
   });
 });

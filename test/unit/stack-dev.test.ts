@@ -154,10 +154,10 @@ describe("dev stack (Pulumi.dev.yaml only)", () => {
     expect(new Set(dbResources.map((r) => r.provider))).toEqual(new Set(["tsdb-dev-provider"]));
   });
 
-  test("roles: NOLOGIN owner, migrator member of owner, app and readonly with secret passwords and connection limits", () => {
+  test("roles: owner without password (LOGIN only for TimescaleDB's jobs), migrator member of owner, app and readonly with secret passwords and connection limits", () => {
     const roles = Object.fromEntries(run.ofType(T.role).map((r) => [r.name, r.inputs]));
     expect(redactSecrets(roles)).toEqual({
-      "tsdb-dev-owner": { name: "market_owner", login: false, inherit: true, connectionLimit: -1 },
+      "tsdb-dev-owner": { name: "market_owner", login: true, inherit: true, connectionLimit: -1 },
       "tsdb-dev-migrator": {
         name: "market_migrator",
         login: true,
@@ -346,9 +346,10 @@ describe("dev stack with overrides", () => {
     expect((urls as { app: string }).app).toBe("postgresql://market_app:app-Secret'1@127.0.0.1:5432/market?sslmode=disable");
   });
 
-  test("vanilla mode creates no extension", async () => {
+  test("vanilla mode creates no extension and a NOLOGIN owner", async () => {
     const run = await runStack({ stack: "dev", config: { timescaledb: "false" } });
     expect(run.ofType(T.extension)).toEqual([]);
+    expect(run.get("tsdb-dev-owner", T.role).inputs.login).toBe(false);
     expect((run.outputs.database as { versions: unknown }).versions).toEqual({
       image: "timescale/timescaledb:2.23.0-pg17",
       postgresMajor: 17,

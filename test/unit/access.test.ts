@@ -1,0 +1,45 @@
+import { describe, expect, test } from "vitest";
+import { accessPlan, renderAccessSql } from "../../lib/access";
+
+const plan = accessPlan({ database: "market", migratorConnectionLimit: 5, appConnectionLimit: 50, readonlyConnectionLimit: 20, timescaledb: true });
+
+describe("renderAccessSql", () => {
+  test("creates the roles, the database and its grants on the cluster, quoting identifiers and passwords", () => {
+    const sql = renderAccessSql(plan, { migrator: "it's\\here", app: "app", readonly: "ro" });
+    expect(sql.cluster).toEqual([
+      'CREATE ROLE "market_owner" LOGIN INHERIT CONNECTION LIMIT -1',
+      `CREATE ROLE "market_migrator" LOGIN INHERIT PASSWORD E'it''s\\\\here' CONNECTION LIMIT 5`,
+      "CREATE ROLE \"market_app\" LOGIN INHERIT PASSWORD 'app' CONNECTION LIMIT 50",
+      "CREATE ROLE \"market_readonly\" LOGIN INHERIT PASSWORD 'ro' CONNECTION LIMIT 20",
+      'GRANT "market_owner" TO "market_migrator"',
+      'CREATE DATABASE "market" OWNER "market_owner"',
+      'REVOKE ALL PRIVILEGES ON DATABASE "market" FROM PUBLIC',
+      'GRANT CONNECT, TEMPORARY ON DATABASE "market" TO "market_migrator"',
+      'GRANT CONNECT, TEMPORARY ON DATABASE "market" TO "market_app"',
+      'GRANT CONNECT ON DATABASE "market" TO "market_readonly"',
+    ]);
+  });
+
+  test("inside the database: schemas, PUBLIC limited to USAGE on public, grants and default privileges", () => {
+    const sql = renderAccessSql(plan, { migrator: "m", app: "a", readonly: "r" });
+    expect(sql.database.slice(0, 7)).toEqual([
+      'CREATE SCHEMA IF NOT EXISTS "market_data" AUTHORIZATION "market_owner"',
+      'CREATE SCHEMA IF NOT EXISTS "reference_data" AUTHORIZATION "market_owner"',
+      'CREATE SCHEMA IF NOT EXISTS "trading" AUTHORIZATION "market_owner"',
+      'CREATE SCHEMA IF NOT EXISTS "research" AUTHORIZATION "market_owner"',
+      'CREATE SCHEMA IF NOT EXISTS "audit" AUTHORIZATION "market_owner"',
+      'REVOKE ALL PRIVILEGES ON SCHEMA "public" FROM PUBLIC',
+      'GRANT USAGE ON SCHEMA "public" TO PUBLIC',
+    ]);
+    expect(sql.database).toContain('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "market_data" TO "market_app"');
+    expect(sql.database).toContain('GRANT SELECT ON ALL TABLES IN SCHEMA "audit" TO "market_readonly"');
+    expect(sql.database).toContain(
+      'ALTER DEFAULT PRIVILEGES FOR ROLE "market_migrator" GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO "market_app"',
+    );
+    expect(sql.database).toHaveLength(5 + 2 + 10 + 25 + 10);
+  });
+
+  test("a LOGIN role without a password is an error naming the role", () => {
+    expect(() => renderAccessSql(plan, { migrator: "m", app: "a" })).toThrow("no password given for LOGIN role market_readonly");
+  });
+});
