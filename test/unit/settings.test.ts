@@ -239,6 +239,8 @@ describe("readStackSettings", () => {
     expect([s.stack, s.mode, s.pgadminEnabled, s.protectData, s.generatePasswords, s.memoryMb]).toEqual([
       "dev", "docker", true, false, true, 2048,
     ]);
+    expect(s.datasets).toEqual([{ name: "sample", source: "data/sample/csv/ohlcv.csv", format: "csv" }]);
+    expect(fs.existsSync(path.join(projectDir, s.datasets[0]!.source))).toBe(true);
   });
 
   test("the committed prod stack differs as documented", () => {
