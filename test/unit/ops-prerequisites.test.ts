@@ -1,0 +1,235 @@
+/**
+ * Prerequisite checks behind `npm run setup` and `npm run doctor`: each one missing (simulated probes), the
+ * real probes on this machine, and the real scripts run in child processes with controlled PATHs.
+ */
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import {
+  type CommandResult,
+  type PrerequisiteOptions,
+  type Probes,
+  checkPrerequisites,
+  formatResults,
+  hasFailures,
+  realProbes,
+  satisfiesRange,
+} from "../../lib/ops/prerequisites";
+
+const OPTIONS: PrerequisiteOptions = {
+  nodeRange: ">=20.9 <23",
+  mode: "docker",
+  ports: [
+    { port: 5432, setting: "tsdb:port" },
+    { port: 5050, setting: "tsdb:pgadminPort" },
+  ],
+  bindAddress: "127.0.0.1",
+  diskPath: "/work",
+  minFreeDiskBytes: 2 * 1024 ** 3,
+};
+
+const ok = (stdout: string): CommandResult => ({ exitCode: 0, stdout, stderr: "" });
+
+/** Probes for a machine where everything is present, with `overrides` taking one thing away. */
+function probes(overrides: Partial<Probes> = {}, commands: Record<string, CommandResult> = {}): Probes {
+  return {
+    nodeVersion: () => "20.20.2",
+    run: async (command) => commands[command] ?? (command === "pulumi" ? ok("v3.205.0\n") : ok("28.5.1\n")),
+    bindError: async () => undefined,
+    freeDiskBytes: async () => 50 * 1024 ** 3,
+    ...overrides,
+  };
+}
+
+describe("satisfiesRange reads package.json engines ranges", () => {
+  test.each([
+    ["20.20.2", ">=20.9 <23", true],
+    ["20.9.0", ">=20.9 <23", true],
+    ["20.8.1", ">=20.9 <23", false],
+    ["23.0.0", ">=20.9 <23", false],
+    ["22.11.0", ">=20.9 <23", true],
+    ["18.19.0", "18.19.0 || >=20", true],
+    ["19.0.0", "18.19.0 || >=20", false],
+  ])("%s against %s is %s", (version, range, expected) => {
+    expect(satisfiesRange(version, range)).toBe(expected);
+  });
+
+  test("an operator it does not understand is an error, not a guess", () => {
+    expect(() => satisfiesRange("20.1.0", "^20.1")).toThrow(/Unsupported engines comparator "\^20\.1" in "\^20\.1"/);
+  });
+});
+
+describe("checkPrerequisites with each prerequisite missing", () => {
+  test("everything present: every check passes", async () => {
+    const results = await checkPrerequisites(OPTIONS, probes());
+    expect(results.map((r) => [r.name, r.status])).toEqual([
+      ["Node.js", "ok"],
+      ["Pulumi CLI", "ok"],
+      ["Docker daemon", "ok"],
+      ["Port 5432", "ok"],
+      ["Port 5050", "ok"],
+      ["Disk space", "ok"],
+    ]);
+    expect(hasFailures(results)).toBe(false);
+  });
+
+  test.each<[string, Partial<Probes>, Record<string, CommandResult>, string, RegExp, RegExp]>([
+    ["an old Node", { nodeVersion: () => "18.20.4" }, {}, "Node.js", /v18\.20\.4 does not satisfy package\.json engines\.node ">=20\.9 <23"/, /nvm install 20/],
+    ["no Pulumi CLI", {}, { pulumi: { exitCode: 127, stdout: "", stderr: "spawn pulumi ENOENT" } }, "Pulumi CLI", /`pulumi` is not on PATH/, /get\.pulumi\.com/],
+    ["a broken Pulumi CLI", {}, { pulumi: { exitCode: 1, stdout: "", stderr: "error: plugin crashed\n" } }, "Pulumi CLI", /`pulumi version` failed: error: plugin crashed/, /get\.pulumi\.com/],
+    ["no docker client", {}, { docker: { exitCode: 127, stdout: "", stderr: "" } }, "Docker daemon", /`docker` is not on PATH/, /docs\.docker\.com\/engine\/install/],
+    [
+      "a docker client without a daemon",
+      {},
+      { docker: { exitCode: 1, stdout: "\n", stderr: "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n" } },
+      "Docker daemon",
+      /the docker client cannot reach a daemon: Cannot connect to the Docker daemon at unix:\/\/\/var\/run\/docker\.sock/,
+      /systemctl start docker/,
+    ],
+    ["port 5432 taken", { bindError: async (_h, p) => (p === 5432 ? "EADDRINUSE" : undefined) }, {}, "Port 5432", /cannot bind 127\.0\.0\.1:5432 for tsdb:port: already in use/, /pulumi config set tsdb:port <port>/],
+    ["no permission for port 5050", { bindError: async (_h, p) => (p === 5050 ? "EACCES" : undefined) }, {}, "Port 5050", /cannot bind 127\.0\.0\.1:5050 for tsdb:pgadminPort: EACCES/, /pulumi config set tsdb:pgadminPort <port>/],
+    ["a full disk", { freeDiskBytes: async () => 512 * 1024 ** 2 }, {}, "Disk space", /0\.5 GB free at \/work, need at least 2\.0 GB/, /Free space/],
+  ])("%s: that check fails with what is wrong and the fix, and only that one", async (_label, override, commands, name, detail, fix) => {
+    const results = await checkPrerequisites(OPTIONS, probes(override, commands));
+    const failed = results.filter((r) => r.status === "fail");
+    expect(failed.map((r) => r.name)).toEqual([name]);
+    expect(failed[0]?.detail).toMatch(detail);
+    expect(failed[0]?.fix).toMatch(fix);
+    expect(hasFailures(results)).toBe(true);
+    expect(formatResults(results)).toContain(`FAIL ${name}: `);
+  });
+
+  test("external mode needs neither Docker nor free local ports", async () => {
+    const results = await checkPrerequisites(
+      { ...OPTIONS, mode: "external" },
+      probes({ bindError: async () => "EADDRINUSE" }, { docker: { exitCode: 127, stdout: "", stderr: "" } }),
+    );
+    expect(results.map((r) => r.name)).toEqual(["Node.js", "Pulumi CLI", "Disk space"]);
+    expect(hasFailures(results)).toBe(false);
+  });
+});
+
+describe("the real probes on this machine", () => {
+  let server: net.Server;
+  let busyPort: number;
+  beforeAll(async () => {
+    server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    busyPort = (server.address() as net.AddressInfo).port;
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  test("a port something listens on is reported in use, a free one is not", async () => {
+    expect(await realProbes.bindError("127.0.0.1", busyPort)).toBe("EADDRINUSE");
+    const free = await new Promise<number>((resolve) => {
+      const s = net.createServer().listen(0, "127.0.0.1", () => {
+        const p = (s.address() as net.AddressInfo).port;
+        s.close(() => resolve(p));
+      });
+    });
+    expect(await realProbes.bindError("127.0.0.1", free)).toBeUndefined();
+  });
+
+  test("a program that does not exist exits 127 instead of throwing; disk space is a positive number", async () => {
+    expect((await realProbes.run("tsdb-no-such-program", ["version"])).exitCode).toBe(127);
+    expect(await realProbes.freeDiskBytes(os.tmpdir())).toBeGreaterThan(0);
+  });
+});
+
+describe("npm run doctor and npm run setup, run for real in child processes", () => {
+  const tsx = path.resolve("node_modules/tsx/dist/cli.mjs");
+  let bin: string;
+  let nodeOnly: string;
+  beforeAll(() => {
+    bin = fs.mkdtempSync(path.join(os.tmpdir(), "tsdb-fakebin-"));
+    nodeOnly = fs.mkdtempSync(path.join(os.tmpdir(), "tsdb-nodebin-"));
+    fs.symlinkSync(process.execPath, path.join(nodeOnly, "node"));
+    // zx runs commands through bash.
+    fs.symlinkSync("/bin/bash", path.join(nodeOnly, "bash"));
+  });
+  afterAll(() => {
+    fs.rmSync(bin, { recursive: true, force: true });
+    fs.rmSync(nodeOnly, { recursive: true, force: true });
+  });
+
+  const run = (script: string, args: string[], env: NodeJS.ProcessEnv) =>
+    spawnSync(process.execPath, [tsx, script, ...args], { encoding: "utf8", env: { ...process.env, ...env }, timeout: 60_000 });
+  const fake = (name: string, body: string) => fs.writeFileSync(path.join(bin, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+
+  test("on this machine (a docker client without an engine, no Pulumi CLI) doctor names both with their fixes and exits 1", () => {
+    const result = run("scripts/doctor.ts", [], {});
+    expect(result.status).toBe(1);
+    expect(result.stdout).toContain("FAIL Pulumi CLI: `pulumi` is not on PATH");
+    expect(result.stdout).toContain("fix: Install it: `curl -fsSL https://get.pulumi.com | sh`");
+    expect(result.stdout).toMatch(/FAIL Docker daemon: the docker client cannot reach a daemon: Cannot connect to the Docker daemon/);
+    expect(result.stdout).toContain("fix: Start the daemon: `sudo systemctl start docker`");
+    expect(result.stdout).toMatch(/check\(s\) failed: Pulumi CLI, Docker daemon/);
+  });
+
+  test("with neither docker nor pulumi on PATH, doctor says both are not on PATH", () => {
+    const result = run("scripts/doctor.ts", [], { PATH: nodeOnly });
+    expect(result.status).toBe(1);
+    expect(result.stdout).toContain("FAIL Pulumi CLI: `pulumi` is not on PATH");
+    expect(result.stdout).toContain("FAIL Docker daemon: `docker` is not on PATH");
+    expect(result.stdout).toContain("fix: Install Docker Engine");
+  });
+
+  test("with a working pulumi but a stopped Docker daemon, only Docker fails", () => {
+    fake("pulumi", 'case "$1" in version) echo v3.205.0;; *) echo "error: no stack named dev found" >&2; exit 255;; esac');
+    fake("docker", 'echo "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?" >&2; exit 1');
+    const result = run("scripts/doctor.ts", ["--stack", "dev"], { PATH: `${bin}:${nodeOnly}` });
+    expect(result.status).toBe(1);
+    expect(result.stdout).toContain("ok   Pulumi CLI: v3.205.0");
+    expect(result.stdout).toContain("FAIL Docker daemon: the docker client cannot reach a daemon");
+    expect(result.stdout).toMatch(/WARN Stack outputs: no database checks: `pulumi stack output --stack dev database` failed: error: no stack named dev found/);
+    expect(result.stdout).not.toContain("FAIL Pulumi CLI");
+  });
+
+  test("an unknown flag is an error naming it and the allowed ones", () => {
+    const result = run("scripts/doctor.ts", ["--stak", "dev"], {});
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(/doctor: Unknown option '--stak'.*Allowed: --stack, --url, --help\./);
+  });
+
+  test("setup stops at the prerequisite checks, before any pulumi command, when one is missing", () => {
+    const log = path.join(bin, "pulumi.log");
+    fake("pulumi", `echo "$*" >> ${log}; case "$1" in version) echo v3.205.0;; esac`);
+    fake("docker", "exit 1");
+    const result = run("scripts/setup.ts", [], { PATH: `${bin}:${nodeOnly}` });
+    expect(result.status).toBe(1);
+    expect(result.stdout).toContain("FAIL Docker daemon");
+    expect(result.stdout).toContain("Fix the failed checks above, then run `npm run setup` again.");
+    expect(fs.readFileSync(log, "utf8")).toBe("version\n");
+  });
+
+  test("setup with every prerequisite present: asks for the passphrase of a local backend instead of storing one", () => {
+    const log = path.join(bin, "pulumi2.log");
+    fake("pulumi", `echo "$*" >> ${log}; case "$1" in version) echo v3.205.0;; whoami) echo "User: me"; echo "Backend URL: file://~";; esac`);
+    fake("docker", "echo 28.5.1");
+    const result = run("scripts/setup.ts", ["--stack", "dev"], { PATH: `${bin}:${nodeOnly}`, PULUMI_BACKEND_URL: "", PULUMI_CONFIG_PASSPHRASE: "", PULUMI_CONFIG_PASSPHRASE_FILE: "" });
+    // Needs the dev stack's ports 5432 and 5050 free on 127.0.0.1; if not, the output below says "FAIL Port".
+    expect(result.stdout).not.toContain("FAIL");
+    expect(result.status).toBe(1);
+    expect(result.stdout).toContain("Pulumi backend: file://~");
+    expect(result.stdout).toContain("export PULUMI_CONFIG_PASSPHRASE=");
+    expect(fs.readFileSync(log, "utf8")).toBe("version\nwhoami --verbose\n");
+  });
+
+  test("setup with a passphrase set: selects (creating) the stack and runs pulumi up, never passing the passphrase as an argument", () => {
+    const log = path.join(bin, "pulumi3.log");
+    fake("pulumi", `echo "$*" >> ${log}; case "$1" in version) echo v3.205.0;; whoami) exit 1;; esac`);
+    fake("docker", "echo 28.5.1");
+    const result = run("scripts/setup.ts", ["--stack", "dev"], {
+      PATH: `${bin}:${nodeOnly}`,
+      PULUMI_BACKEND_URL: "file:///tmp/tsdb-test-backend",
+      PULUMI_CONFIG_PASSPHRASE: "correct horse battery staple",
+    });
+    expect(result.stdout).not.toContain("FAIL");
+    expect(result.status).toBe(0);
+    expect(fs.readFileSync(log, "utf8")).toBe("version\nstack select --create dev\nup --yes --stack dev\n");
+    expect(result.stdout + result.stderr).not.toContain("correct horse battery staple");
+  });
+});
