@@ -28,6 +28,8 @@ describe("the SchemaMigrations component under mocks", () => {
     expect(inputs.role).toBe("market_owner");
     expect(inputs.protectData).toBe(true);
     expect(inputs.timescaledb).toBe(true);
+    // The connection (with the password) reaches the engine as a secret, so state keeps it encrypted.
+    expect(inputs.connection).toEqual({ "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", value: CONNECTION });
     expect(unsecret(inputs.connection)).toEqual(CONNECTION);
     const migrations = inputs.migrations as { version: number; file: string; checksum: string; up: string; upLine: number }[];
     expect(migrations.map((m) => m.version)).toEqual([1, 2, 3]);
