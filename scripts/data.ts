@@ -34,6 +34,7 @@ load options:
   --strict               fail on the first invalid row; nothing is loaded
   --target TABLE         target table (default ${DEFAULT_TARGET})
   --quiet                no progress output
+  --json                 print the summary as JSON (for scripts and the Pulumi hook)
 
 Precedence for symbol/provider/timeframe/exchange: flag, then column, then --path-pattern, then Parquet
 bar_type metadata (NautilusTrader). Rows are checked: timestamp parses; open/high/low/close finite and > 0;
@@ -63,6 +64,7 @@ const OPTIONS = {
   strict: { type: "boolean" },
   target: { type: "string" },
   quiet: { type: "boolean" },
+  json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -82,7 +84,7 @@ async function main(argv: string[]): Promise<void> {
   const target = values.target ?? DEFAULT_TARGET;
   if (command === "validate") {
     const report = await withClient(url, (c) => validateOhlcv(c, target));
-    process.stdout.write(`${formatValidation(report)}\n`);
+    process.stdout.write(values.json ? `${JSON.stringify(report)}\n` : `${formatValidation(report)}\n`);
     if (report.duplicateKeys > 0 || Object.values(report.nulls).some((n) => n > 0)) process.exitCode = 1;
     return;
   }
@@ -110,7 +112,7 @@ async function main(argv: string[]): Promise<void> {
     progress: values.quiet ? silentProgress : await defaultProgress(),
   };
   const summary = await loadOhlcvFrom(url, options);
-  process.stdout.write(`${formatSummary(summary)}\n`);
+  process.stdout.write(values.json ? `${JSON.stringify(summary)}\n` : `${formatSummary(summary)}\n`);
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

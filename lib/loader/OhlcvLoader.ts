@@ -6,6 +6,7 @@
  * temporary staging table, then merged into the target with one `INSERT ... SELECT ... ON CONFLICT` under the
  * chosen policy. A failure or a killed process before COMMIT leaves the target exactly as it was.
  */
+import fs from "node:fs";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Client } from "pg";
@@ -306,6 +307,8 @@ async function checkTarget(client: Client, target: string): Promise<void> {
 export async function loadOhlcv(client: Client, options: LoadOptions): Promise<LoadSummary> {
   const started = Date.now();
   const target = options.target ?? DEFAULT_TARGET;
+  // A rejects file from an earlier run would be mistaken for this run's.
+  if (options.rejectsFile) fs.rmSync(options.rejectsFile, { force: true });
   const rejects = new RejectsWriter(options.rejectsFile);
   const progress = options.progress ?? silentProgress;
   const sources: SourceSummary[] = [];

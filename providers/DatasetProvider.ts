@@ -1,0 +1,125 @@
+/**
+ * The Pulumi hook loading one dataset: a dynamic provider keyed by the content checksum of the dataset's
+ * files, so `pulumi preview` shows an update exactly for the datasets whose files or settings changed.
+ *
+ * The load itself runs `scripts/data.ts load --json` of the project in a child Node process (through tsx):
+ * the loader's readers (csv-parse, hyparquet, better-sqlite3) stay ordinary modules of the project instead of
+ * being serialized into state, memory for a large load is the child's, and the connection reaches the child
+ * in its environment (DATABASE_URL), never on a command line. Only type imports at top level; Node built-ins
+ * are required inside the methods, so the serialized provider captures nothing else.
+ *
+ * Delete does nothing to the data: removing a dataset from `tsdb:datasets` does not delete its bars (they may
+ * have been merged with bars from other sources; delete them with SQL if that is meant).
+ */
+import type * as pulumi from "@pulumi/pulumi";
+import type { ConnectionInfo } from "../lib/db";
+import type { DatasetSetting } from "../lib/settings";
+
+/** Current shape of the state. */
+export const DATASET_STATE_VERSION = 1;
+
+/** Inputs of a dataset resource (resolved). */
+export interface DatasetInputs {
+  /** Where to load, secret. */
+  connection: ConnectionInfo;
+  dataset: DatasetSetting;
+  /** Absolute project directory: where scripts/data.ts and the dataset's relative source live. */
+  projectDir: string;
+  /** The dataset's files, relative to projectDir (informational: shows in preview). */
+  files: string[];
+  /** `sha256:...` of the files' paths and contents (datasetChecksum). */
+  checksum: string;
+}
+
+/** Counts of the last load. */
+export interface DatasetCounts {
+  read: number;
+  inserted: number;
+  updated: number;
+  alreadyPresent: number;
+  rejected: number;
+  /** Project-relative rejects CSV, written only when rows were rejected. */
+  rejectsFile: string;
+}
+
+export type DatasetState = DatasetInputs & DatasetCounts & { stateVersion: number };
+
+/** Pulumi's placeholder for values not known during preview. */
+const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+
+/** Runs the CLI's load for `inputs` in a child process and returns its counts. */
+async function runLoad(inputs: DatasetInputs): Promise<DatasetCounts> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { execFile } = require("node:child_process") as typeof import("node:child_process");
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const path = require("node:path") as typeof import("node:path");
+  const d = inputs.dataset;
+  const c = inputs.connection;
+  const url =
+    `postgresql://${encodeURIComponent(c.user)}:${encodeURIComponent(c.password)}@${c.host}:${c.port}/` +
+    `${encodeURIComponent(c.database)}?sslmode=${encodeURIComponent(c.sslmode)}`;
+  const rejectsFile = path.join(".tsdb", "rejects", `${d.name}.csv`);
+  const args = ["--import", "tsx", path.join("scripts", "data.ts"), "load", "--source", path.resolve(inputs.projectDir, d.source), "--json", "--quiet"];
+  const flags: Array<[string, string | undefined]> = [
+    ["--format", d.format], ["--table", d.table], ["--symbol", d.symbol], ["--provider", d.provider],
+    ["--timeframe", d.timeframe], ["--exchange", d.exchange], ["--path-pattern", d.pathPattern],
+    ["--on-conflict", d.onConflict], ["--rejects", path.join(inputs.projectDir, rejectsFile)],
+  ];
+  for (const [flag, value] of flags) if (value !== undefined) args.push(flag, value);
+  const stdout = await new Promise<string>((resolve, reject) => {
+    execFile(
+      process.execPath,
+      args,
+      { cwd: inputs.projectDir, env: { ...process.env, DATABASE_URL: url }, maxBuffer: 64 << 20 },
+      (err, out, errOut) => {
+        if (err) {
+          const reason = String(errOut).trim().split("\n").pop() || err.message;
+          reject(new Error(`Loading dataset ${d.name} (${d.source}) failed: ${reason}`));
+        } else resolve(String(out));
+      },
+    );
+  });
+  const summary = JSON.parse(stdout.trim().split("\n").pop() ?? "{}") as Partial<DatasetCounts>;
+  return {
+    read: Number(summary.read ?? 0),
+    inserted: Number(summary.inserted ?? 0),
+    updated: Number(summary.updated ?? 0),
+    alreadyPresent: Number(summary.alreadyPresent ?? 0),
+    rejected: Number(summary.rejected ?? 0),
+    rejectsFile: rejectsFile.split(path.sep).join("/"),
+  };
+}
+
+function known(v: unknown): boolean {
+  return v !== undefined && v !== UNKNOWN;
+}
+
+/** The dynamic provider; see the module comment. */
+export const datasetProvider: pulumi.dynamic.ResourceProvider = {
+  async diff(_id: string, olds: DatasetState, news: DatasetInputs): Promise<pulumi.dynamic.DiffResult> {
+    const where = (c: ConnectionInfo | undefined) => (c ? [c.host, c.port, c.database] : []);
+    const targetChanged =
+      known(news.connection?.host) && known(news.connection?.database) && JSON.stringify(where(olds.connection)) !== JSON.stringify(where(news.connection));
+    const changes =
+      olds.checksum !== news.checksum ||
+      JSON.stringify(olds.dataset) !== JSON.stringify(news.dataset) ||
+      targetChanged ||
+      olds.stateVersion !== DATASET_STATE_VERSION;
+    // A reload is an update: the load is idempotent, so nothing needs replacing.
+    return { changes, replaces: [], deleteBeforeReplace: false };
+  },
+
+  async create(inputs: DatasetInputs): Promise<pulumi.dynamic.CreateResult> {
+    const counts = await runLoad(inputs);
+    return { id: `dataset:${inputs.dataset.name}@${inputs.connection.database}`, outs: { ...inputs, ...counts, stateVersion: DATASET_STATE_VERSION } };
+  },
+
+  async update(_id: string, _olds: DatasetState, news: DatasetInputs): Promise<pulumi.dynamic.UpdateResult> {
+    const counts = await runLoad(news);
+    return { outs: { ...news, ...counts, stateVersion: DATASET_STATE_VERSION } };
+  },
+
+  async delete(): Promise<void> {
+    // Bars stay: see the module comment.
+  },
+};
