@@ -1,0 +1,163 @@
+/**
+ * `npm run env`: the `.env` written from the stack's `database` output (fed as JSON through an injected
+ * Pulumi runner), its contents per role and its 0600 mode.
+ */
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterEach, beforeEach, describe, expect, test } from "vitest";
+import { quoteEnvValue, renderEnvFile, writeSecretFile } from "../../lib/ops/envFile";
+import { connectionFromUrl, parseDatabaseOutput, readDatabaseOutput, type PulumiRunner } from "../../lib/ops/stackOutputs";
+
+const OUTPUT = {
+  mode: "docker",
+  host: "127.0.0.1",
+  port: 5432,
+  database: "market",
+  sslmode: "disable",
+  users: { migrator: "market_migrator", app: "market_app", readonly: "market_readonly" },
+  urls: {
+    migrator: "postgresql://market_migrator:m1gr%40tor@127.0.0.1:5432/market?sslmode=disable",
+    app: "postgresql://market_app:Xy7%24pq%2Fz@127.0.0.1:5432/market?sslmode=disable",
+    readonly: "postgresql://market_readonly:r34d0nly@127.0.0.1:5432/market?sslmode=disable",
+  },
+  pgadminUrl: "http://127.0.0.1:5050",
+  versions: { image: "timescale/timescaledb:2.23.0-pg17", postgresMajor: 17, timescaledb: "2.23.0" },
+};
+
+function pulumiFeeding(json: string, calls: string[][] = []): PulumiRunner {
+  return async (args) => {
+    calls.push(args);
+    return { exitCode: 0, stdout: json, stderr: "" };
+  };
+}
+
+describe("reading the database output", () => {
+  test("asks pulumi for the stack's database output with secrets shown", async () => {
+    const calls: string[][] = [];
+    const output = await readDatabaseOutput("dev", pulumiFeeding(JSON.stringify(OUTPUT), calls));
+    expect(calls).toEqual([["stack", "output", "--json", "--show-secrets", "--stack", "dev", "database"]]);
+    expect(output.urls.app).toBe(OUTPUT.urls.app);
+  });
+
+  test("a missing Pulumi CLI, a failing one and a stack without outputs each get a clear error", async () => {
+    await expect(readDatabaseOutput("dev", async () => ({ exitCode: 127, stdout: "", stderr: "" }))).rejects.toThrow(/Pulumi CLI is not on PATH/);
+    await expect(readDatabaseOutput("prod", async () => ({ exitCode: 255, stdout: "", stderr: "error: no stack named 'prod' found\n" }))).rejects.toThrow(
+      "`pulumi stack output --stack prod database` failed: error: no stack named 'prod' found",
+    );
+    await expect(readDatabaseOutput("dev", pulumiFeeding(""))).rejects.toThrow(/did not print JSON; has `pulumi up` run for this stack\?/);
+  });
+
+  test("an output without the role URLs names the missing field", () => {
+    const { urls: _urls, ...withoutUrls } = OUTPUT;
+    expect(() => parseDatabaseOutput(JSON.stringify(withoutUrls), "dev")).toThrow(/Stack "dev": the database output is not what this project exports \(database\.urls: /);
+  });
+});
+
+describe("the .env file", () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "tsdb-env-"));
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  test("for the app role: DATABASE_URL and the libpq variables, password decoded", () => {
+    const text = renderEnvFile(parseDatabaseOutput(JSON.stringify(OUTPUT), "dev"), "app", "dev");
+    expect(text.split("\n").filter((l) => !l.startsWith("#"))).toEqual([
+      "DATABASE_URL=postgresql://market_app:Xy7%24pq%2Fz@127.0.0.1:5432/market?sslmode=disable",
+      "PGHOST=127.0.0.1",
+      "PGPORT=5432",
+      "PGDATABASE=market",
+      "PGUSER=market_app",
+      "PGPASSWORD='Xy7$pq/z'",
+      "PGSSLMODE=disable",
+      "",
+    ]);
+  });
+
+  test.each([
+    ["readonly", "market_readonly", "r34d0nly"],
+    ["migrator", "market_migrator", "m1gr@tor"],
+  ] as const)("for the %s role it carries that role's user and password", (role, user, password) => {
+    const text = renderEnvFile(parseDatabaseOutput(JSON.stringify(OUTPUT), "dev"), role, "dev");
+    expect(text).toContain(`\nPGUSER=${user}\n`);
+    expect(text).toContain(`\nPGPASSWORD=${quoteEnvValue(password)}\n`);
+    expect(text).toContain(`DATABASE_URL=${OUTPUT.urls[role]}\n`);
+  });
+
+  test.each([
+    ["plain", "plain"],
+    ["has space", "'has space'"],
+    ["it's", `"it's"`],
+    ['q"uo\\te\nline', '"q\\"uo\\\\te\\nline"'],
+  ])("quotes %j as %s", (value, quoted) => {
+    expect(quoteEnvValue(value)).toBe(quoted);
+  });
+
+  test("is written with mode 0600, also over an existing world-readable file", () => {
+    const file = path.join(dir, ".env");
+    fs.writeFileSync(file, "OLD=1\n", { mode: 0o644 });
+    fs.chmodSync(file, 0o644);
+    writeSecretFile(file, "PGPASSWORD=secret\n");
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    expect(fs.readFileSync(file, "utf8")).toBe("PGPASSWORD=secret\n");
+    expect(fs.readdirSync(dir)).toEqual([".env"]);
+
+    const fresh = path.join(dir, "app.env");
+    writeSecretFile(fresh, "X=1\n");
+    expect(fs.statSync(fresh).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe("connection URLs given on the command line", () => {
+  test("a URL without a password takes it from PGPASSWORD, so it never has to be typed into argv", () => {
+    expect(connectionFromUrl("postgresql://postgres@db.internal:6543/postgres?sslmode=require", { PGPASSWORD: "pw" })).toEqual({
+      host: "db.internal",
+      port: 6543,
+      database: "postgres",
+      user: "postgres",
+      password: "pw",
+      sslmode: "require",
+    });
+  });
+
+  test.each([
+    ["not a url", /--url must be a postgresql:\/\/user\[:password\]@host:port\/database URL/],
+    ["mysql://u@h/db", /--url must start with postgresql:\/\/, got mysql:\/\//],
+    ["postgresql://h:5432/db", /must name a user and a database/],
+  ])("%s is refused", (url, message) => {
+    expect(() => connectionFromUrl(url, {})).toThrow(message);
+  });
+});
+
+describe("npm run env, run for real with a stand-in pulumi that prints the output JSON", () => {
+  test("writes the readonly role's .env with mode 0600 and says what it wrote, without printing the password", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tsdb-envcli-"));
+    try {
+      fs.writeFileSync(path.join(dir, "output.json"), JSON.stringify(OUTPUT));
+      fs.writeFileSync(path.join(dir, "pulumi"), `#!/bin/sh\necho "$*" > ${dir}/args\ncat ${dir}/output.json\n`, { mode: 0o755 });
+      const out = path.join(dir, "readonly.env");
+      const result = spawnSync(
+        process.execPath,
+        [path.resolve("node_modules/tsx/dist/cli.mjs"), "scripts/env.ts", "--stack", "dev", "--role", "readonly", "--out", out],
+        { encoding: "utf8", env: { ...process.env, PATH: `${dir}:${process.env.PATH}` }, timeout: 60_000 },
+      );
+      expect(result.stderr).toBe("");
+      expect(result.status).toBe(0);
+      expect(result.stdout).toBe(`Wrote ${out} (mode 0600) for role readonly of stack dev: DATABASE_URL, PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD, PGSSLMODE.\n`);
+      expect(fs.readFileSync(path.join(dir, "args"), "utf8")).toBe("stack output --json --show-secrets --stack dev database\n");
+      expect(fs.statSync(out).mode & 0o777).toBe(0o600);
+      expect(fs.readFileSync(out, "utf8")).toContain("PGUSER=market_readonly\nPGPASSWORD=r34d0nly\n");
+
+      const bad = spawnSync(process.execPath, [path.resolve("node_modules/tsx/dist/cli.mjs"), "scripts/env.ts", "--role", "admin"], {
+        encoding: "utf8",
+        env: { ...process.env, PATH: `${dir}:${process.env.PATH}` },
+      });
+      expect(bad.status).toBe(1);
+      expect(bad.stderr).toBe('env: --role must be one of migrator, app, readonly, got "admin".\n');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
