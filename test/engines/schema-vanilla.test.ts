@@ -1,10 +1,11 @@
 /**
  * The schema in sql/ on plain PostgreSQL 17 with TimescaleDB disabled (seed 002's `--skip-timescale`):
  * plain tables with their indexes and ordinary materialized views, applied by the real MigrationRunner as the
- * migrator with SET ROLE to the owner, as the stack runs it. The roles and default privileges below follow
- * docs/ARCHITECTURE.md, so the tests also show what the app and read-only roles can do with the schema.
+ * migrator with SET ROLE to the owner, as the stack runs it, after the roles, grants and default privileges
+ * the stack declares (lib/access.ts), so the tests also show what the app and read-only roles can do with it.
  */
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { accessPlan, renderAccessSql } from "../../lib/access";
 import { withClient } from "../../lib/db";
 import { type Engine, startPostgresServer } from "../fixtures/engines";
 import {
@@ -23,28 +24,13 @@ import {
 const DB = "market";
 const PASSWORD = "schema-test-pw";
 
-/** Roles, database, schemas and default privileges as docs/ARCHITECTURE.md declares them. */
-const ACCESS_SQL = `
-CREATE ROLE market_owner NOLOGIN;
-CREATE ROLE market_migrator LOGIN PASSWORD '${PASSWORD}' IN ROLE market_owner;
-CREATE ROLE market_app LOGIN PASSWORD '${PASSWORD}';
-CREATE ROLE market_readonly LOGIN PASSWORD '${PASSWORD}';
-ALTER DATABASE market OWNER TO market_owner;
-REVOKE ALL ON DATABASE market FROM PUBLIC;
-GRANT CONNECT ON DATABASE market TO market_migrator, market_app, market_readonly;
-`;
-const SCHEMAS_SQL = ["market_data", "reference_data", "trading", "research", "audit"]
-  .map(
-    (s) => `
-CREATE SCHEMA ${s} AUTHORIZATION market_owner;
-GRANT USAGE ON SCHEMA ${s} TO market_app, market_readonly;
-ALTER DEFAULT PRIVILEGES FOR ROLE market_owner IN SCHEMA ${s} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO market_app;
-ALTER DEFAULT PRIVILEGES FOR ROLE market_owner IN SCHEMA ${s} GRANT SELECT ON TABLES TO market_readonly;
-ALTER DEFAULT PRIVILEGES FOR ROLE market_owner IN SCHEMA ${s} GRANT USAGE, SELECT ON SEQUENCES TO market_app;
-ALTER DEFAULT PRIVILEGES FOR ROLE market_owner IN SCHEMA ${s} GRANT SELECT ON SEQUENCES TO market_readonly;
-ALTER DEFAULT PRIVILEGES FOR ROLE market_owner IN SCHEMA ${s} GRANT EXECUTE ON FUNCTIONS TO market_app;`,
-  )
-  .join("\n");
+const PASSWORDS = { migrator: PASSWORD, app: PASSWORD, readonly: PASSWORD };
+
+/** The roles, database, schemas, grants and default privileges the stack declares (lib/access.ts), for vanilla mode. */
+const ACCESS = renderAccessSql(
+  accessPlan({ database: DB, migratorConnectionLimit: 5, appConnectionLimit: 50, readonlyConnectionLimit: 20, timescaledb: false }),
+  PASSWORDS,
+);
 
 describe("the schema on PostgreSQL 17 without TimescaleDB (vanilla mode)", () => {
   let server: Engine;
@@ -55,8 +41,12 @@ describe("the schema on PostgreSQL 17 without TimescaleDB (vanilla mode)", () =>
 
   beforeAll(async () => {
     server = await startPostgresServer();
-    const admin = await server.createDatabase(DB);
-    await exec(admin, ACCESS_SQL + SCHEMAS_SQL);
+    await withClient(server.url, async (c) => {
+      for (const statement of ACCESS.cluster) await c.query(statement);
+    });
+    await withClient(server.urlFor(DB), async (c) => {
+      for (const statement of ACCESS.database) await c.query(statement);
+    });
     migrator = server.urlFor(DB, "market_migrator", PASSWORD);
     app = server.urlFor(DB, "market_app", PASSWORD);
     readonly = server.urlFor(DB, "market_readonly", PASSWORD);
@@ -183,6 +173,17 @@ describe("the schema on PostgreSQL 17 without TimescaleDB (vanilla mode)", () =>
     await expect(exec(readonly, `INSERT INTO research.strategies (name) VALUES ('s')`)).rejects.toThrow(/permission denied/);
     await exec(app, `INSERT INTO research.strategies (name) VALUES ('momentum')`);
     expect(await rows(readonly, `SELECT name, version FROM research.strategies`)).toEqual([{ name: "momentum", version: "1" }]);
+  });
+
+  test("a role the stack did not grant anything gets nothing from the migrations' objects", async () => {
+    await exec(server.url, `CREATE ROLE outsider LOGIN PASSWORD '${PASSWORD}'`);
+    const outsider = server.urlFor(DB, "outsider", PASSWORD);
+    await expect(exec(outsider, `SELECT 1`)).rejects.toThrow(/permission denied for database "market"/);
+    // Even allowed to connect, it reaches no table, view or function: the schemas are closed to PUBLIC.
+    await exec(server.urlFor(DB), `GRANT CONNECT ON DATABASE market TO outsider`);
+    await expect(exec(outsider, `SELECT * FROM market_data.ohlcv_bars`)).rejects.toThrow(/permission denied for schema market_data/);
+    await expect(exec(outsider, `SELECT * FROM market_data.get_market_data('X', '1d')`)).rejects.toThrow(/permission denied for schema market_data/);
+    await expect(exec(outsider, `SELECT * FROM audit.change_log`)).rejects.toThrow(/permission denied for schema audit/);
   });
 
   test("down to 0 removes every object of the schema, and up restores it", async () => {
