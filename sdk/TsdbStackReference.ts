@@ -1,0 +1,151 @@
+/**
+ * Typed access to a tsdb stack's outputs from another Pulumi program:
+ *
+ * ```ts
+ * import { TsdbStackReference } from "tsdb-stack/sdk/TsdbStackReference";
+ * const tsdb = new TsdbStackReference("market-db", { stack: "organization/tsdb/dev" });
+ * new k8s.core.v1.Secret("db", { stringData: { DATABASE_URL: tsdb.url("app") } }); // stays secret
+ * export const dbHost = tsdb.host;                                                   // plain
+ * ```
+ *
+ * Self-contained (only @pulumi/pulumi) so another project can import or vendor this one file.
+ */
+import * as pulumi from "@pulumi/pulumi";
+
+/** Login roles the stack exports URLs for. */
+export type TsdbRole = "migrator" | "app" | "readonly";
+const ROLES: readonly TsdbRole[] = ["migrator", "app", "readonly"];
+
+/** The `database` output of a tsdb stack (see that project's index.ts). */
+export interface TsdbDatabaseOutput {
+  mode: "docker" | "external";
+  host: string;
+  port: number;
+  database: string;
+  sslmode: string;
+  users: Record<TsdbRole, string>;
+  /** `postgresql://` URL per role, with the password: secret. */
+  urls: Record<TsdbRole, string>;
+  pgadminUrl?: string;
+  versions: { image: string | null; postgresMajor: number; timescaledb: string | null };
+}
+
+/** libpq-style connection settings for one role; `password` is why the whole object is secret. */
+export interface TsdbConnection {
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  password: string;
+  sslmode: string;
+}
+
+/** Arguments of {@link TsdbStackReference}. */
+export interface TsdbStackReferenceArgs {
+  /** Fully qualified stack name, `<organization>/<project>/<stack>` (file backends: `organization/tsdb/dev`). */
+  stack: pulumi.Input<string>;
+}
+
+/** Checks that `value` is a tsdb `database` output; the error names the stack and every missing field. */
+export function validateDatabaseOutput(value: unknown, stack: string): TsdbDatabaseOutput {
+  const problems: string[] = [];
+  const v = (value ?? {}) as Record<string, unknown>;
+  if (typeof v.host !== "string" || v.host === "") problems.push("host (string)");
+  if (typeof v.port !== "number") problems.push("port (number)");
+  if (typeof v.database !== "string") problems.push("database (string)");
+  if (typeof v.sslmode !== "string") problems.push("sslmode (string)");
+  const urls = v.urls as Record<string, unknown> | undefined;
+  for (const role of ROLES) if (typeof urls?.[role] !== "string") problems.push(`urls.${role} (string)`);
+  if (problems.length > 0) {
+    throw new Error(`Stack ${stack}: output "database" lacks ${problems.join(", ")}; is it a tsdb stack, deployed with \`pulumi up\`?`);
+  }
+  return v as unknown as TsdbDatabaseOutput;
+}
+
+/**
+ * A StackReference to a tsdb stack with typed getters. The stack exports `database` with secret role URLs, so
+ * Pulumi marks the whole output secret; the getters for plain facts (host, port, names, versions) unwrap
+ * that, while `url()` and `connection()` stay secret.
+ */
+export class TsdbStackReference {
+  /** The underlying StackReference (for outputs this class does not type). */
+  readonly stackReference: pulumi.StackReference;
+  /** The whole `database` output, validated; secret. */
+  readonly database: pulumi.Output<TsdbDatabaseOutput>;
+
+  constructor(name: string, args: TsdbStackReferenceArgs, opts?: pulumi.CustomResourceOptions) {
+    this.stackReference = new pulumi.StackReference(name, { name: args.stack }, opts);
+    this.database = pulumi
+      .all([this.stackReference.name, this.stackReference.requireOutput("database")])
+      .apply(([stack, value]) => validateDatabaseOutput(value, stack));
+  }
+
+  private plainField<T>(pick: (d: TsdbDatabaseOutput) => T): pulumi.Output<T> {
+    return pulumi.unsecret(this.database.apply(pick));
+  }
+
+  /** Server host name or IP. */
+  get host(): pulumi.Output<string> {
+    return this.plainField((d) => d.host);
+  }
+  /** Server port. */
+  get port(): pulumi.Output<number> {
+    return this.plainField((d) => d.port);
+  }
+  /** Database name. */
+  get databaseName(): pulumi.Output<string> {
+    return this.plainField((d) => d.database);
+  }
+  /** libpq sslmode clients should use. */
+  get sslmode(): pulumi.Output<string> {
+    return this.plainField((d) => d.sslmode);
+  }
+  /** `docker` or `external`. */
+  get mode(): pulumi.Output<"docker" | "external"> {
+    return this.plainField((d) => d.mode);
+  }
+  /** PostgreSQL major and TimescaleDB version (null in vanilla mode). */
+  get versions(): pulumi.Output<TsdbDatabaseOutput["versions"]> {
+    return this.plainField((d) => d.versions);
+  }
+  /** pgAdmin's URL, when the stack runs pgAdmin. */
+  get pgadminUrl(): pulumi.Output<string | undefined> {
+    return this.plainField((d) => d.pgadminUrl);
+  }
+
+  /** Login role name for `role` (e.g. `market_app`). */
+  user(role: TsdbRole): pulumi.Output<string> {
+    checkRole(role);
+    return this.plainField((d) => d.users?.[role] ?? new URL(d.urls[role]).username);
+  }
+
+  /** `postgresql://` URL for `role`, with its password: always a secret Output. */
+  url(role: TsdbRole): pulumi.Output<string> {
+    checkRole(role);
+    return pulumi.secret(this.database.apply((d) => d.urls[role]));
+  }
+
+  /** Connection settings for `role` (for providers that take host/port/user/password): a secret Output. */
+  connection(role: TsdbRole): pulumi.Output<TsdbConnection> {
+    checkRole(role);
+    return pulumi.secret(
+      this.database.apply((d) => {
+        const u = new URL(d.urls[role]);
+        return {
+          host: d.host,
+          port: d.port,
+          database: d.database,
+          user: decodeURIComponent(u.username),
+          password: decodeURIComponent(u.password),
+          sslmode: d.sslmode,
+        };
+      }),
+    );
+  }
+}
+
+function checkRole(role: string): void {
+  if (!(ROLES as readonly string[]).includes(role)) {
+    throw new Error(`TsdbStackReference: role must be one of ${ROLES.join(", ")}, got "${role}".`);
+  }
+}
