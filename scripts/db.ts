@@ -22,7 +22,8 @@ Options:
   --down              with plan: show what "down --to VERSION" would revert
   --stack NAME        stack whose settings to use (default: dev)
   --no-timescaledb    vanilla PostgreSQL: plain tables and materialized views
-  --role ROLE         SET ROLE after connecting, so objects are owned by ROLE (e.g. market_owner)
+  --role ROLE         SET ROLE after connecting, so objects are owned by ROLE (default: <database>_owner
+                      from the stack's settings when it exists and the login may use it)
   --dir DIR           migrations directory (default: ./sql)
   --json              machine-readable output
   -h, --help          this help
@@ -108,6 +109,7 @@ export async function main(argv: string[], out = process.stdout, err = process.s
       timescaledb: settings.timescaledb && !values["no-timescaledb"],
       variables: migrationVariables(settings),
       role: values.role,
+      defaultRole: `${settings.database}_owner`,
     });
     const json = (v: unknown) => out.write(`${JSON.stringify(v, null, 2)}\n`);
     if (command === "plan") {

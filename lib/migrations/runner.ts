@@ -28,6 +28,12 @@ export interface MigrationRunnerOptions {
   variables: Partial<Record<string, string>>;
   /** Role to `SET ROLE` to after connecting, so created objects are owned by it (e.g. `market_owner`). */
   role?: string;
+  /**
+   * Used when `role` is not given: `SET ROLE` to this role if it exists and the login may use it (the CLI
+   * passes `<database>_owner`, so a migrator who forgets --role still creates owner-owned objects that the
+   * Pulumi hook, which runs as the owner, can later alter).
+   */
+  defaultRole?: string;
 }
 
 /** One line of `status`. */
@@ -71,7 +77,15 @@ export class MigrationRunner {
   /** Runs `fn` on one connection, after `SET ROLE` when a role is given. */
   private session<T>(fn: (client: import("pg").Client) => Promise<T>): Promise<T> {
     return withClient(this.options.connection, async (client) => {
-      await setRole(client, this.options.role);
+      let role = this.options.role;
+      if (!role && this.options.defaultRole) {
+        const res = await client.query(
+          `SELECT pg_has_role(session_user, oid, 'MEMBER') AS usable FROM pg_roles WHERE rolname = $1`,
+          [this.options.defaultRole],
+        );
+        if (res.rows[0]?.usable) role = this.options.defaultRole;
+      }
+      await setRole(client, role);
       return fn(client);
     });
   }

@@ -102,6 +102,24 @@ describe("npm run db on PostgreSQL 17 with --no-timescaledb", () => {
     expect((await db(["status", "--no-timescaledb", "--url", url])).stdout).toContain(`${FILES.length} applied, 0 pending`);
   });
 
+  test("as the migrator without --role, objects are owned by <database>_owner from the stack settings", async () => {
+    // The dev stack's database is `market`, so the default role is market_owner.
+    const url = await pg.createDatabase("market");
+    await withClient(url, async (c) => {
+      await c.query("CREATE ROLE market_owner NOLOGIN");
+      await c.query("CREATE ROLE market_migrator LOGIN PASSWORD 'mig' IN ROLE market_owner");
+      await c.query("ALTER DATABASE market OWNER TO market_owner");
+    });
+    const r = await db(["up", "--no-timescaledb", "--url", pg.urlFor("market", "market_migrator", "mig")]);
+    expect(r).toMatchObject({ code: 0, stderr: "" });
+    const owners = await withClient(url, async (c) =>
+      (await c.query("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname IN ('market_data','trading','schema_migrations')")).rows,
+    );
+    expect(owners).toEqual([{ tableowner: "market_owner" }]);
+    const by = await one(url, "SELECT DISTINCT applied_by FROM schema_migrations.applied");
+    expect(by).toEqual({ applied_by: "market_migrator" });
+  });
+
   test("a wrong password is exit 1 with a one-line reason that does not echo the URL", async () => {
     const url = pg.urlFor("postgres", "postgres", "not-the-password");
     const r = await db(["status", "--url", url]);
