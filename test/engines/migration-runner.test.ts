@@ -98,6 +98,29 @@ describe("the migration runner on TimescaleDB", () => {
     expect(await rows(tsdb.url, "SELECT version FROM schema_migrations.applied ORDER BY version")).toEqual([{ version: 1 }, { version: 2 }]);
   });
 
+  test("an error without a position names the failing statement's first line, not its leading comment", async () => {
+    await reset();
+    const dir = copyFixture("basic");
+    fs.writeFileSync(
+      path.join(dir, "0003_daily.sql"),
+      [
+        "-- migrate:up", // 1
+        "CREATE TABLE research.ok (id int);", // 2
+        "", // 3
+        "-- the next statement collides with 0002", // 4
+        "CREATE TABLE", // 5
+        "  market_data.bars (id int);", // 6
+        "-- migrate:down", // 7
+        "DROP TABLE research.ok;", // 8
+      ].join("\n"),
+    );
+    const err = await new MigrationRunner({ connection: tsdb.url, migrations: dir, timescaledb: true, variables: VARS }).up().catch((e: Error) => e);
+    expect((err as Error).message).toBe(
+      '0003_daily.sql line 5 (up): relation "bars" already exists [rolled back; nothing of this migration was applied]',
+    );
+    expect(await rows(tsdb.url, "SELECT to_regclass('research.ok') AS t")).toEqual([{ t: null }]);
+  });
+
   test("an applied migration whose file was edited stops the run, naming the file", async () => {
     await reset();
     const dir = copyFixture("basic");

@@ -126,6 +126,10 @@ describe("the serialized migrations hook on TimescaleDB", () => {
     const diff = await all.provider.diff!("schema_migrations@postgres", v0, all.inputs);
     expect(diff.changes).toBe(true); // the state shape is upgraded by an update, nothing else
     expect(diff.replaces).toEqual([]);
+    // The update from v0 state re-applies nothing and writes the current state shape.
+    const upgraded = await all.provider.update!("schema_migrations@postgres", v0, all.inputs);
+    expect(upgraded.outs).toMatchObject({ stateVersion: 1, appliedVersions: [1, 2, 3], protectData: false });
+    expect(await q(tsdb.url, "SELECT count(*)::int AS n FROM schema_migrations.applied")).toEqual([{ n: 3 }]);
     await all.provider.delete!("schema_migrations@postgres", v0);
     expect(await q(tsdb.url, hypertables)).toEqual([]);
     expect(await q(tsdb.url, history)).toEqual([]);
