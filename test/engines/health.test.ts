@@ -1,0 +1,115 @@
+/**
+ * Doctor's database checks against real engines: TimescaleDB (PGlite build) with the real migrations, a
+ * compressed chunk and a failing job; PostgreSQL 17 without TimescaleDB. And `npm run doctor -- --url`.
+ */
+import { execFile } from "node:child_process";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { withClient } from "../../lib/db";
+import { checkDatabase } from "../../lib/ops/databaseHealth";
+import { type Engine, startPostgresServer, startTimescaleEngine } from "../fixtures/engines";
+import { schemaRunner } from "../fixtures/schema";
+
+describe("database checks on TimescaleDB with the project's schema", () => {
+  let engine: Engine;
+  beforeAll(async () => {
+    engine = await startTimescaleEngine();
+    await schemaRunner(engine.url, { timescaledb: true }).up();
+    await withClient(engine.url, async (c) => {
+      await c.query(`INSERT INTO market_data.ohlcv_bars (symbol, exchange, provider, timeframe, time, open, high, low, close, volume)
+                     SELECT 'AAPL', 'XNAS', 't', '1d', timestamptz '2020-01-01' + g * interval '1 day', 10, 11, 9, 10, 1 FROM generate_series(0, 99) g`);
+      await c.query("SELECT compress_chunk(c) FROM show_chunks('market_data.ohlcv_bars', older_than => timestamptz '2020-02-01') c");
+    });
+  });
+  afterAll(async () => {
+    await engine?.stop();
+  });
+
+  test("reports the extension, every hypertable, compressed chunks, no failed jobs, cache and connections", async () => {
+    const results = await withClient(engine.url, (c) => checkDatabase(c, { expectTimescaleDb: true }));
+    const byName = Object.fromEntries(results.map((r) => [r.name, r]));
+    expect(results.map((r) => r.name)).toEqual(["Database", "TimescaleDB", "Hypertables", "Compression", "Jobs", "Cache hit ratio", "Connections"]);
+    expect(byName.Database?.detail).toMatch(/^reachable: \w+ on PostgreSQL 17\.5/);
+    expect(byName.TimescaleDB?.detail).toMatch(/^extension 2\.23\./);
+    expect(byName.Hypertables?.detail).toContain("market_data.ohlcv_bars (");
+    expect(byName.Hypertables?.detail).toContain("market_data.ticks (0 chunks)");
+    expect(byName.Compression?.detail).toMatch(/market_data\.ohlcv_bars: [1-9]\d*\/\d+ chunks compressed/);
+    expect(byName.Jobs).toEqual({ name: "Jobs", status: "ok", detail: "no failed background jobs" });
+    expect(byName.Connections?.detail).toMatch(/^\d+ of max_connections \d+$/);
+    expect(results.every((r) => r.status !== "fail")).toBe(true);
+  });
+
+  test("a job whose last run failed is a failure naming the job and how to see its error", async () => {
+    const results = await withClient(engine.url, async (c) => {
+      await c.query("CREATE PROCEDURE public.tsdb_doctor_broken(job_id int, config jsonb) LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'broken on purpose'; END $$");
+      const id = (await c.query("SELECT add_job('public.tsdb_doctor_broken', '1 hour', scheduled => false) AS id")).rows[0].id as number;
+      // No background workers in this engine: record the failed run as the scheduler would.
+      await c.query(
+        `INSERT INTO _timescaledb_internal.bgw_job_stat (job_id, last_start, last_finish, next_start, last_successful_finish, last_run_success,
+            total_runs, total_duration, total_duration_failures, total_successes, total_failures, total_crashes, consecutive_failures, consecutive_crashes, flags)
+         VALUES ($1, now(), now(), now() + interval '1 hour', '-infinity', false, 1, interval '1 second', interval '1 second', 0, 1, 0, 1, 0, 0)
+         ON CONFLICT (job_id) DO UPDATE SET last_start = now(), last_finish = now(), last_run_success = false, total_runs = 1, total_failures = 1, consecutive_failures = 1, total_successes = 0`,
+        [id],
+      );
+      return { id, results: await checkDatabase(c, { expectTimescaleDb: true }) };
+    });
+    const jobs = results.results.find((r) => r.name === "Jobs");
+    expect(jobs).toEqual({
+      name: "Jobs",
+      status: "fail",
+      detail: `job ${results.id} public.tsdb_doctor_broken: 1 failure(s), last run Failed`,
+      fix: "See why: `SELECT * FROM timescaledb_information.job_errors ORDER BY start_time DESC LIMIT 5;` then re-run with `CALL run_job(<job_id>);`.",
+    });
+  });
+
+  test("npm run doctor -- --url checks the database after the prerequisites and exits 1 for the failed job", async () => {
+    // Asynchronously: this process serves the engine's socket, so a blocking spawnSync would deadlock it.
+    const result = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+      execFile(process.execPath, [path.resolve("node_modules/tsx/dist/cli.mjs"), "scripts/doctor.ts", "--url", engine.url], { timeout: 60_000 }, (err, stdout) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout }),
+      );
+    });
+    expect(result.stdout).toMatch(/ok {3}Database: reachable: \w+ on PostgreSQL 17\.5/);
+    expect(result.stdout).toMatch(/ok {3}TimescaleDB: extension 2\.23\./);
+    expect(result.stdout).toMatch(/FAIL Jobs: job \d+ public\.tsdb_doctor_broken/);
+    expect(result.stdout).not.toContain("Port 5432"); // a deployed database holds its own port
+    expect(result.code).toBe(1);
+  });
+});
+
+describe("database checks on PostgreSQL 17 without TimescaleDB", () => {
+  let pg: Engine;
+  beforeAll(async () => {
+    pg = await startPostgresServer();
+  });
+  afterAll(async () => {
+    await pg?.stop();
+  });
+
+  test("a stack that expects TimescaleDB fails with the fix; a vanilla stack passes", async () => {
+    const expecting = await withClient(pg.url, (c) => checkDatabase(c, { expectTimescaleDb: true }));
+    expect(expecting.find((r) => r.name === "TimescaleDB")).toEqual({
+      name: "TimescaleDB",
+      status: "fail",
+      detail: "not available on this server",
+      fix: "Use a TimescaleDB image (tsdb:image) or set `pulumi config set tsdb:timescaledb false` for vanilla PostgreSQL.",
+    });
+    const vanilla = await withClient(pg.url, (c) => checkDatabase(c, { expectTimescaleDb: false }));
+    expect(vanilla.map((r) => [r.name, r.status])).toEqual([
+      ["Database", "ok"],
+      ["TimescaleDB", "ok"],
+      ["Cache hit ratio", "ok"],
+      ["Connections", "ok"],
+    ]);
+  });
+
+  test("connections above 80% of max_connections are a warning with a fix", async () => {
+    const results = await withClient(pg.url, (c) => checkDatabase(c, { expectTimescaleDb: false, maxConnectionShare: 0 }));
+    expect(results.find((r) => r.name === "Connections")).toMatchObject({ status: "warn", detail: "1 of max_connections 200" });
+  });
+
+  test("a poor cache hit ratio is a warning once there are enough block reads to judge", async () => {
+    const results = await withClient(pg.url, (c) => checkDatabase(c, { expectTimescaleDb: false, minCacheSamples: 1, minCacheHitRatio: 1.01 }));
+    expect(results.find((r) => r.name === "Cache hit ratio")).toMatchObject({ status: "warn", detail: expect.stringMatching(/^\d+\.\d\d% \(target 101%\)$/) });
+  });
+});
