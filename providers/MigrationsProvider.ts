@@ -34,6 +34,8 @@ export interface MigrationsInputs {
   migrations: RunnableMigration[];
   /** The file names, so a preview diff reads as a list of names. */
   names: string[];
+  /** Set by `check`: what this deployment does, e.g. `["apply 0007_x.sql"]` (see planSummary). */
+  plan?: string[];
 }
 
 /** State (outs): the inputs as applied, plus what is applied. */
@@ -140,8 +142,28 @@ export function migrationChanges(olds: Pick<MigrationsInputs, "migrations">, new
   };
 }
 
+/**
+ * A readable summary of what an update would do, in the order it would do it, e.g.
+ * `["revert 0005_old_view.sql", "apply 0007_factor_scores.sql"]`. `check` stores it in the inputs, so
+ * `pulumi preview --diff` prints it next to the `names` diff.
+ */
+export function planSummary(olds: Pick<MigrationsInputs, "migrations">, news: Pick<MigrationsInputs, "migrations">): string[] {
+  const { apply, revert, changed } = migrationChanges(olds, news);
+  return [
+    ...[...revert].reverse().map((f) => `revert ${f}`),
+    ...changed.map((f) => `refuse ${f}: changed after it was applied`),
+    ...apply.map((f) => `apply ${f}`),
+  ];
+}
+
 /** The dynamic provider (see the module comment for how it is serialized). */
 export const migrationsProvider: pulumi.dynamic.ResourceProvider = {
+  async check(olds: Record<string, unknown>, news: Record<string, unknown>): Promise<pulumi.dynamic.CheckResult> {
+    const before = Array.isArray(olds?.migrations) ? normalizeState(olds).migrations : [];
+    const after = Array.isArray(news.migrations) ? (news.migrations as RunnableMigration[]) : [];
+    return { inputs: { ...news, plan: planSummary({ migrations: before }, { migrations: after }) } };
+  },
+
   async diff(_id: string, oldOuts: Record<string, unknown>, news: MigrationsInputs): Promise<pulumi.dynamic.DiffResult> {
     const olds = normalizeState(oldOuts);
     const newList = Array.isArray(news.migrations) ? news.migrations : [];

@@ -99,6 +99,22 @@ describe("what a preview shows", () => {
     });
   });
 
+  test("check adds the plan a preview prints: reverts newest first, then applies", async () => {
+    const news = { ...state, migrations: [m(1, "0001_schemas.sql"), m(7, "0007_factor_scores.sql"), m(8, "0008_orders.sql")] };
+    const checked = await migrationsProvider.check!(state, news);
+    expect(checked.inputs?.plan).toEqual([
+      "revert 0006_ticks.sql",
+      "revert 0005_old_view.sql",
+      "apply 0007_factor_scores.sql",
+      "apply 0008_orders.sql",
+    ]);
+    // First deployment: no old inputs, everything is applied.
+    expect((await migrationsProvider.check!({}, state)).inputs?.plan).toEqual(applied.map((x) => `apply ${x.file}`));
+    // An edited applied file is flagged: the update will refuse it.
+    const edited = { ...state, migrations: [m(1, "0001_schemas.sql", "edited"), m(5, "0005_old_view.sql"), m(6, "0006_ticks.sql")] };
+    expect((await migrationsProvider.check!(state, edited)).inputs?.plan).toEqual(["refuse 0001_schemas.sql: changed after it was applied"]);
+  });
+
   test("an edited applied file is reported as changed", () => {
     const news = [m(1, "0001_schemas.sql", "edited"), m(5, "0005_old_view.sql"), m(6, "0006_ticks.sql")];
     expect(migrationChanges({ migrations: applied }, { migrations: news }).changed).toEqual(["0001_schemas.sql"]);
