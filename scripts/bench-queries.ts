@@ -1,0 +1,278 @@
+/**
+ * `npm run bench:queries [-- --runs 50 --years 15 --symbols 20 --hourly-symbols 5 --hourly-years 3 --out bench/queries.md]`
+ *
+ * The runbook's "Performance Verification" on the engines we have: a native PostgreSQL 17 (vanilla schema:
+ * plain tables, materialized views) and the TimescaleDB engine (PGlite build, WASM, one connection). On each:
+ * the real migrations, bars loaded with the project's loader (daily bars for every symbol over `years`,
+ * hourly bars for a few), rollups refreshed, old chunks compressed as the columnstore policy would, ANALYZE;
+ * then p50/p95 over `runs` timed runs (after warm-up) of the five queries, written to bench/queries.md.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import type { Client } from "pg";
+import { withClient } from "../lib/db";
+import { loadOhlcvFrom } from "../lib/loader/OhlcvLoader";
+import { parseFlags } from "../lib/ops/cliArgs";
+import { type Engine, startPostgresServer, startTimescaleEngine } from "../test/fixtures/engines";
+import { schemaRunner } from "../test/fixtures/schema";
+
+const ROOT = path.resolve(__dirname, "..");
+// The dev stack's values (Pulumi.yaml defaults), so chunking and compression match what `pulumi up` builds.
+const DEV_VARIABLES = { ohlcvChunkInterval: "30 days", tickChunkInterval: "1 day", compressAfter: "90 days", tickRetention: "180 days", caggRefreshInterval: "1 hour" };
+const END = Date.UTC(2025, 0, 1);
+
+interface Params {
+  runs: number;
+  years: number;
+  symbols: number;
+  hourlySymbols: number;
+  hourlyYears: number;
+}
+
+/** Deterministic random walk bars on weekdays (daily) or weekday hours (hourly), prices to the cent. */
+function writeBars(file: string, symbols: string[], timeframe: "1d" | "1h", years: number): number {
+  const stepMs = timeframe === "1d" ? 86_400_000 : 3_600_000;
+  const start = END - years * 365.25 * 86_400_000;
+  let seed = 7;
+  const rand = () => {
+    seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+    return seed / 2_147_483_648;
+  };
+  const fd = fs.openSync(file, "w");
+  fs.writeSync(fd, "timestamp,symbol,timeframe,open,high,low,close,volume\n");
+  let n = 0;
+  for (const [i, symbol] of symbols.entries()) {
+    let price = 5_000 + i * 1_000;
+    let buf = "";
+    for (let t = Math.ceil(start / stepMs) * stepMs; t < END; t += stepMs) {
+      const day = new Date(t).getUTCDay();
+      if (day === 0 || day === 6) continue;
+      const open = price;
+      const close = Math.max(100, Math.round(open * (1 + (rand() - 0.5) * 0.03)));
+      const high = Math.max(open, close) + Math.round(rand() * 80);
+      const low = Math.max(1, Math.min(open, close) - Math.round(rand() * 80));
+      price = close;
+      buf += `${new Date(t).toISOString().slice(0, 19)}Z,${symbol},${timeframe},${open / 100},${high / 100},${low / 100},${close / 100},${Math.round(rand() * 1e6)}\n`;
+      n++;
+      if (buf.length > 1 << 20) {
+        fs.writeSync(fd, buf);
+        buf = "";
+      }
+    }
+    fs.writeSync(fd, buf);
+  }
+  fs.closeSync(fd);
+  return n;
+}
+
+interface QuerySpec {
+  name: string;
+  goalMs?: number;
+  sql: (timescaledb: boolean) => string;
+  params: unknown[];
+}
+
+/** Midnight UTC of the Monday on or before `ms`: weeks start on Monday in time_bucket and date_trunc alike. */
+function mondayOnOrBefore(ms: number): number {
+  const d = new Date(ms);
+  const day = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate());
+  return day - ((new Date(day).getUTCDay() + 6) % 7) * 86_400_000;
+}
+// Week-aligned, so the rollup and the raw computation cover the same whole weeks.
+const TEN_YEARS = [new Date(mondayOnOrBefore(END - 10 * 365.25 * 86_400_000)).toISOString(), new Date(mondayOnOrBefore(END)).toISOString()];
+const LAST_YEAR = [new Date(END - 365.25 * 86_400_000).toISOString(), new Date(END).toISOString()];
+
+const QUERIES: QuerySpec[] = [
+  {
+    name: "last 1,000 bars of one symbol (1h)",
+    goalMs: 5,
+    sql: () => `SELECT time, open, high, low, close, volume FROM market_data.ohlcv_bars
+                 WHERE symbol = $1 AND timeframe = '1h' ORDER BY time DESC LIMIT 1000`,
+    params: ["SYM000"],
+  },
+  {
+    name: "ten years of daily bars of one symbol",
+    goalMs: 20,
+    sql: () => `SELECT time, open, high, low, close, volume FROM market_data.ohlcv_bars
+                 WHERE symbol = $1 AND timeframe = '1d' AND time >= $2 AND time < $3 ORDER BY time`,
+    params: ["SYM003", ...TEN_YEARS],
+  },
+  {
+    name: "weekly candles, ten years, from the rollup (cagg / matview)",
+    goalMs: 10,
+    sql: () => `SELECT bucket, open, high, low, close, volume FROM market_data.ohlcv_weekly
+                 WHERE symbol = $1 AND bucket >= $2 AND bucket < $3 ORDER BY bucket`,
+    params: ["SYM003", ...TEN_YEARS],
+  },
+  {
+    name: "weekly candles, ten years, computed from raw bars",
+    sql: (ts) =>
+      ts
+        ? `SELECT time_bucket(INTERVAL '1 week', time) AS bucket, first(open, time) AS open, max(high) AS high, min(low) AS low,
+                  last(close, time) AS close, sum(volume) AS volume
+             FROM market_data.ohlcv_bars WHERE symbol = $1 AND timeframe = '1d' AND time >= $2 AND time < $3
+            GROUP BY 1 ORDER BY 1`
+        : `SELECT date_trunc('week', time) AS bucket, (array_agg(open ORDER BY time))[1] AS open, max(high) AS high, min(low) AS low,
+                  (array_agg(close ORDER BY time DESC))[1] AS close, sum(volume) AS volume
+             FROM market_data.ohlcv_bars WHERE symbol = $1 AND timeframe = '1d' AND time >= $2 AND time < $3
+            GROUP BY 1 ORDER BY 1`,
+    params: ["SYM003", ...TEN_YEARS],
+  },
+  {
+    name: "cross-symbol monthly aggregation, one year, all symbols",
+    sql: (ts) =>
+      `SELECT ${ts ? "time_bucket(INTERVAL '1 month', time)" : "date_trunc('month', time)"} AS bucket, symbol,
+              avg(close) AS avg_close, max(high) AS high, min(low) AS low, sum(volume) AS volume
+         FROM market_data.ohlcv_bars WHERE timeframe = '1d' AND time >= $1 AND time < $2
+        GROUP BY 1, 2 ORDER BY 1, 2`,
+    params: LAST_YEAR,
+  },
+];
+
+function percentile(sorted: number[], p: number): number {
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i] as number;
+}
+
+interface Measurement {
+  engine: string;
+  query: QuerySpec;
+  rows: number;
+  p50: number;
+  p95: number;
+  /** Median server-side execution time (EXPLAIN ANALYZE), without transfer and row parsing. */
+  serverP50: number;
+}
+
+async function measure(client: Client, engine: string, timescaledb: boolean, runs: number): Promise<Measurement[]> {
+  const out: Measurement[] = [];
+  for (const q of QUERIES) {
+    const sql = q.sql(timescaledb);
+    let rows = 0;
+    for (let i = 0; i < 5; i++) rows = (await client.query(sql, q.params)).rowCount ?? 0; // warm-up: plans, caches
+    const times: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const t0 = process.hrtime.bigint();
+      await client.query(sql, q.params);
+      times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+    times.sort((a, b) => a - b);
+    const server: number[] = [];
+    for (let i = 0; i < 11; i++) {
+      const plan = (await client.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${sql}`, q.params)).rows[0]["QUERY PLAN"] as { "Execution Time": number }[];
+      server.push(plan[0]?.["Execution Time"] ?? NaN);
+    }
+    server.sort((a, b) => a - b);
+    out.push({ engine, query: q, rows, p50: percentile(times, 50), p95: percentile(times, 95), serverP50: percentile(server, 50) });
+    console.log(`  ${q.name}: ${rows} rows, p50 ${percentile(times, 50).toFixed(2)} ms, p95 ${percentile(times, 95).toFixed(2)} ms`);
+  }
+  return out;
+}
+
+async function prepare(engine: Engine, timescaledb: boolean, files: string[]): Promise<{ rows: number; loadSeconds: number; compressed: string }> {
+  await schemaRunner(engine.url, { timescaledb, variables: DEV_VARIABLES }).up();
+  const summary = await loadOhlcvFrom(engine.url, { files, exchange: "XNAS", provider: "bench" });
+  return withClient(engine.url, async (c) => {
+    await c.query("CALL market_data.refresh_ohlcv_rollups()");
+    let compressed = "n/a (vanilla)";
+    if (timescaledb) {
+      // What the columnstore policy does on a running server (this engine has no background workers).
+      await c.query("SELECT count(compress_chunk(ch, if_not_compressed => true)) FROM show_chunks('market_data.ohlcv_bars', older_than => INTERVAL '90 days') ch");
+      const r = (await c.query(
+        "SELECT count(*) FILTER (WHERE is_compressed)::int AS c, count(*)::int AS n FROM timescaledb_information.chunks WHERE hypertable_name = 'ohlcv_bars'",
+      )).rows[0] as { c: number; n: number };
+      compressed = `${r.c} of ${r.n} chunks`;
+    }
+    await c.query("ANALYZE");
+    return { rows: summary.inserted, loadSeconds: summary.seconds, compressed };
+  });
+}
+
+function fmt(n: number): string {
+  return n < 10 ? n.toFixed(2) : n.toFixed(1);
+}
+
+async function main(): Promise<void> {
+  const flags = parseFlags(process.argv.slice(2), {
+    runs: { type: "string", default: "50" },
+    years: { type: "string", default: "15" },
+    symbols: { type: "string", default: "20" },
+    "hourly-symbols": { type: "string", default: "5" },
+    "hourly-years": { type: "string", default: "3" },
+    out: { type: "string", default: "bench/queries.md" },
+  });
+  const p: Params = {
+    runs: Number(flags.runs),
+    years: Number(flags.years),
+    symbols: Number(flags.symbols),
+    hourlySymbols: Number(flags["hourly-symbols"]),
+    hourlyYears: Number(flags["hourly-years"]),
+  };
+  for (const [k, v] of Object.entries(p)) if (!Number.isInteger(v) || v < 1) throw new Error(`--${k} must be a whole number of at least 1, got ${v}.`);
+  if (p.years < 10) throw new Error(`--years must be at least 10 (the "ten years of daily bars" query), got ${p.years}.`);
+
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tsdb-bench-queries-"));
+  const symbols = Array.from({ length: p.symbols }, (_, i) => `SYM${String(i).padStart(3, "0")}`);
+  const daily = path.join(dir, "daily.csv");
+  const hourly = path.join(dir, "hourly.csv");
+  const dailyRows = writeBars(daily, symbols, "1d", p.years);
+  const hourlyRows = writeBars(hourly, symbols.slice(0, p.hourlySymbols), "1h", p.hourlyYears);
+  console.log(`Data: ${dailyRows} daily bars (${p.symbols} symbols x ${p.years} years of weekdays), ${hourlyRows} hourly bars (${p.hourlySymbols} symbols x ${p.hourlyYears} years).`);
+
+  const results: Measurement[] = [];
+  const setup: string[] = [];
+  try {
+    for (const [label, start, timescaledb] of [
+      ["PostgreSQL 17 (native, vanilla schema)", () => startPostgresServer({ major: 17 }), false],
+      ["TimescaleDB 2.23 engine (PGlite, WASM)", () => startTimescaleEngine(), true],
+    ] as const) {
+      console.log(`${label}: migrating and loading...`);
+      const engine = await start();
+      try {
+        const prepared = await prepare(engine, timescaledb, [daily, hourly]);
+        setup.push(`| ${label} | ${prepared.rows} | ${prepared.loadSeconds.toFixed(1)} s | ${prepared.compressed} |`);
+        results.push(...(await withClient(engine.url, (c) => measure(c, label, timescaledb, p.runs))));
+      } finally {
+        await engine.stop();
+      }
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+
+  const command = `npm run bench:queries -- --runs ${p.runs} --years ${p.years} --symbols ${p.symbols} --hourly-symbols ${p.hourlySymbols} --hourly-years ${p.hourlyYears}`;
+  const lines = [
+    "# Query benchmark (runbook: Performance Verification)",
+    "",
+    `Command: \`${command}\``,
+    "",
+    `Recorded ${new Date().toISOString().slice(0, 16)}Z on ${os.cpus().length} x ${os.cpus()[0]?.model.trim() ?? "CPU"}, ${Math.round(os.totalmem() / 1024 ** 3)} GB RAM, Node ${process.version}.`,
+    `Data: ${dailyRows} daily bars (${p.symbols} symbols, ${p.years} years of weekdays) and ${hourlyRows} hourly bars (${p.hourlySymbols} symbols, ${p.hourlyYears} years),`,
+    "loaded with the project's loader into `market_data.ohlcv_bars` after the real migrations (dev settings: 30-day chunks, columnstore after 90 days);",
+    "rollups refreshed with `CALL market_data.refresh_ohlcv_rollups()`, then ANALYZE. Times are client round trips over one connection (TCP on loopback),",
+    `after 5 warm-up runs, ${p.runs} timed runs per query. "server p50" is the median EXPLAIN ANALYZE execution time of 11 more runs (no transfer, no row parsing).`,
+    "",
+    "| engine | rows loaded | load time | compressed |",
+    "|---|---|---|---|",
+    ...setup,
+    "",
+    "| engine | query | rows returned | p50 ms | p95 ms | server p50 ms | goal (p50) | met |",
+    "|---|---|---|---|---|---|---|---|",
+    ...results.map(
+      (m) =>
+        `| ${m.engine} | ${m.query.name} | ${m.rows} | ${fmt(m.p50)} | ${fmt(m.p95)} | ${fmt(m.serverP50)} | ${m.query.goalMs ? `< ${m.query.goalMs} ms` : "-"} | ${m.query.goalMs ? (m.p50 < m.query.goalMs ? "yes" : "**no**") : "-"} |`,
+    ),
+    "",
+  ];
+  const out = path.resolve(ROOT, flags.out ?? "bench/queries.md");
+  const notes = fs.existsSync(out) ? fs.readFileSync(out, "utf8").split("\n## Reading these numbers")[1] : undefined;
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  fs.writeFileSync(out, lines.join("\n") + (notes !== undefined ? `\n## Reading these numbers${notes}` : ""));
+  console.log(`Wrote ${path.relative(ROOT, out)}`);
+}
+
+main().catch((err: unknown) => {
+  console.error(`bench:queries: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  process.exit(1);
+});
