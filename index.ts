@@ -2,10 +2,12 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { DatabaseAccess, GENERATED_PASSWORD } from "./components/DatabaseAccess";
+import { MarketDataLoad } from "./components/MarketDataLoad";
 import { PgAdmin } from "./components/PgAdmin";
+import { SchemaMigrations } from "./components/SchemaMigrations";
 import { SUPERUSER, TimescaleDbServer } from "./components/TimescaleDbServer";
 import { connectionUrl } from "./lib/db";
-import { imageVersions, parseSettings, SETTING_KEYS } from "./lib/settings";
+import { imageVersions, migrationVariables, parseSettings, SETTING_KEYS } from "./lib/settings";
 
 const config = new pulumi.Config("tsdb");
 const raw: Record<string, unknown> = {};
@@ -75,15 +77,28 @@ const pgadmin =
       })
     : undefined;
 
-// ---------------------------------------------------------------------------------------------------------
-// Hooks go here, in this order (the lead wires them; their components are written separately):
-//   const migrations = new SchemaMigrations(`${name}-migrations`, {
-//     connection: access.migratorConnection, ownerRole: access.ownerRole, settings, ...
-//   }, { dependsOn: access.ready });
-//   for (const dataset of settings.datasets) new MarketDataLoad(`${name}-data-${dataset.name}`, {
-//     connection: access.appConnection, dataset, ...
-//   }, { dependsOn: [migrations] });
-// ---------------------------------------------------------------------------------------------------------
+// Post-deploy hooks, in order: migrations once the database, extension, schemas, roles and grants exist
+// (as the migrator, acting as the owner so the owner owns every object), then each dataset after the schema.
+const migrations = new SchemaMigrations(
+  `${name}-schema`,
+  {
+    connection: access.migratorConnection,
+    role: access.ownerRole,
+    timescaledb: settings.timescaledb,
+    variables: migrationVariables(settings),
+    protectData: settings.protectData,
+  },
+  { dependsOn: access.ready },
+);
+
+const loads = settings.datasets.map(
+  (dataset) =>
+    new MarketDataLoad(
+      `${name}-data-${dataset.name}`,
+      { connection: access.appConnection, dataset, projectDir: __dirname },
+      { dependsOn: [migrations] },
+    ),
+);
 
 const tagVersions = imageVersions(settings.image);
 const urlOf = (c: pulumi.Output<Parameters<typeof connectionUrl>[0]>) => c.apply(connectionUrl);
@@ -119,3 +134,22 @@ export const database = {
         : access.extensions[0]!.version.apply((v) => v ?? null),
   },
 };
+
+/** Schema migrations applied by `pulumi up` (version, name, checksum), for reviewers and other apps. */
+export const schema = { appliedVersions: migrations.appliedVersions, migrations: migrations.migrations };
+
+/** What each dataset load did on its last run (counts only; rejected rows are listed in its rejects file). */
+export const datasets = Object.fromEntries(
+  loads.map((load, i) => [
+    settings.datasets[i]!.name,
+    {
+      checksum: load.checksum,
+      read: load.read,
+      inserted: load.inserted,
+      updated: load.updated,
+      alreadyPresent: load.alreadyPresent,
+      rejected: load.rejected,
+      rejectsFile: load.rejectsFile,
+    },
+  ]),
+);

@@ -59,7 +59,9 @@ export class MarketDataLoad extends pulumi.ComponentResource {
     const resource = new DatasetResource(
       `${name}-dataset`,
       { connection: pulumi.secret(args.connection), dataset: args.dataset, projectDir, files, checksum: this.checksum },
-      { parent: this, additionalSecretOutputs: ["connection"] },
+      // A component's dependsOn does not reach its children (the SDK only waits on a resource's own
+      // dependsOn), so the hook would otherwise run before what it needs exists.
+      { parent: this, dependsOn: opts?.dependsOn, additionalSecretOutputs: ["connection"] },
     );
     this.read = resource.read;
     this.inserted = resource.inserted;

@@ -76,7 +76,9 @@ export class SchemaMigrations extends pulumi.ComponentResource {
         migrations,
         names: migrations.map((m) => m.file),
       },
-      { parent: this, additionalSecretOutputs: ["connection"] },
+      // A component's dependsOn does not reach its children (the SDK only waits on a resource's own
+      // dependsOn), so the hook would otherwise run before what it needs exists.
+      { parent: this, dependsOn: opts?.dependsOn, additionalSecretOutputs: ["connection"] },
     );
     this.appliedVersions = resource.appliedVersions;
     this.migrations = resource.applied;

@@ -1,3 +1,5 @@
+import fs from "node:fs";
+import path from "node:path";
 import { beforeAll, describe, expect, test } from "vitest";
 import {
   committedStackConfig,
@@ -75,8 +77,32 @@ describe("dev stack (Pulumi.dev.yaml only)", () => {
       "pulumi:pulumi:Stack",
       "tsdb:docker:PgAdmin",
       "tsdb:docker:TimescaleDbServer",
+      "tsdb:hooks:MarketDataLoad",
+      "tsdb:hooks:SchemaMigrations",
       "tsdb:postgres:DatabaseAccess",
     ]);
+  });
+
+  test("the migrations hook runs after the database, extension, schemas, roles and grants, as the migrator acting as the owner", () => {
+    const hook = run.get("tsdb-dev-schema-migrations", "pulumi-nodejs:dynamic/tsdb:SchemaMigrations");
+    // Every database object the stack declares (they reach the container through the provider's dependsOn).
+    const ready = run.resources.filter((r) => r.type.startsWith("postgresql:")).map((r) => r.name);
+    expect(hook.dependsOn.slice().sort()).toEqual(ready.slice().sort());
+    expect(isWrappedSecret(hook.inputs.connection)).toBe(true);
+    expect(plain(hook.inputs.connection)).toMatchObject({ user: "market_migrator", database: "market", host: "127.0.0.1", port: 5432, sslmode: "disable" });
+    expect(hook.inputs.role).toBe("market_owner");
+    expect(hook.inputs.timescaledb).toBe(true);
+    expect(hook.inputs.names).toEqual(fs.readdirSync(path.join(__dirname, "../../sql")).filter((f) => f.endsWith(".sql")).sort());
+  });
+
+  test("the bundled sample loads after the migrations, as the app role, keyed by its content checksum", () => {
+    const loads = run.ofType("pulumi-nodejs:dynamic/tsdb:MarketDataLoad");
+    expect(loads).toHaveLength(1);
+    const load = loads[0]!;
+    expect(load.dependsOn).toEqual(["tsdb-dev-schema"]);
+    expect(isWrappedSecret(load.inputs.connection)).toBe(true);
+    expect(plain(load.inputs.connection)).toMatchObject({ user: "market_app", database: "market" });
+    expect(load.inputs.checksum).toMatch(/^sha256:[0-9a-f]{64}$/);
   });
 
   test("images are the pinned ones and kept locally", () => {
