@@ -247,7 +247,7 @@ async function main(): Promise<void> {
     "",
     `Command: \`${command}\``,
     "",
-    `Recorded ${new Date().toISOString().slice(0, 16)}Z on ${os.cpus().length} x ${os.cpus()[0]?.model.trim() ?? "CPU"}, ${Math.round(os.totalmem() / 1024 ** 3)} GB RAM, Node ${process.version}.`,
+    `Recorded ${new Date().toISOString().slice(0, 16)}Z on ${os.cpus().length} x ${os.cpus()[0]?.model.trim() ?? "CPU"}, ${Math.round(os.totalmem() / 1024 ** 3)} GB RAM, Node ${process.version}; load average ${os.loadavg().map((l) => l.toFixed(1)).join(" / ")} (1/5/15 min) when written.`,
     `Data: ${dailyRows} daily bars (${p.symbols} symbols, ${p.years} years of weekdays) and ${hourlyRows} hourly bars (${p.hourlySymbols} symbols, ${p.hourlyYears} years),`,
     "loaded with the project's loader into `market_data.ohlcv_bars` after the real migrations (dev settings: 30-day chunks, columnstore after 90 days);",
     "rollups refreshed with `CALL market_data.refresh_ohlcv_rollups()`, then ANALYZE. Times are client round trips over one connection (TCP on loopback),",
