@@ -1,0 +1,277 @@
+/**
+ * `npm run bench:load [-- --rows N]`: the load benchmark of issue 4, written to bench/load.md.
+ *
+ * Generates N (default 1,000,000) OHLCV rows as CSV, Parquet and SQLite in a temp dir, starts an embedded
+ * PostgreSQL 17 (test/fixtures/engines.ts) with the real migrations, and in one run compares:
+ * `psql \copy` of the CSV into an identical table (LIKE ... INCLUDING ALL: same keys, index and checks), our
+ * loader (validation and dedup on, into market_data.ohlcv_bars) from each format, and a multi-row INSERT
+ * loader (batches of 1000, like the seeds' scripts). Each loader runs in a child process so its peak RSS is
+ * its own. Then the compression ratio of the bundled sample on the TimescaleDB engine.
+ */
+import { execFile, spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs, promisify } from "node:util";
+import { withClient } from "../lib/db";
+import { type LoadSummary, loadOhlcvFrom } from "../lib/loader/OhlcvLoader";
+import { startPostgresServer, startTimescaleEngine } from "../test/fixtures/engines";
+import { schemaRunner } from "../test/fixtures/schema";
+
+const ROOT = path.resolve(__dirname, "..");
+const DEV_VARIABLES = { ohlcvChunkInterval: "30 days", tickChunkInterval: "1 day", compressAfter: "90 days", tickRetention: "180 days", caggRefreshInterval: "1 hour" };
+const run = promisify(execFile);
+
+/** Deterministic rows: `symbols` symbols x hourly bars, prices in cents. */
+function* rows(n: number): Generator<[number, string, number, number, number, number, number]> {
+  const symbols = 100;
+  const perSymbol = Math.ceil(n / symbols);
+  let seed = 42;
+  const rand = () => {
+    seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+    return seed / 2_147_483_648;
+  };
+  let emitted = 0;
+  for (let s = 0; s < symbols && emitted < n; s++) {
+    let price = 10_000 + s * 100;
+    for (let i = 0; i < perSymbol && emitted < n; i++, emitted++) {
+      const open = price;
+      const close = Math.max(100, Math.round(open * (1 + (rand() - 0.5) * 0.02)));
+      const high = Math.max(open, close) + Math.round(rand() * 50);
+      const low = Math.max(1, Math.min(open, close) - Math.round(rand() * 50));
+      price = close;
+      yield [Date.UTC(2020, 0, 1) + i * 3_600_000, `SYM${String(s).padStart(3, "0")}`, open, high, low, close, Math.round(rand() * 1e6)];
+    }
+  }
+}
+
+async function generate(dir: string, n: number): Promise<{ csv: string; parquet: string; sqlite: string }> {
+  const csv = path.join(dir, "bars.csv");
+  const out = fs.createWriteStream(csv);
+  out.write("timestamp,symbol,timeframe,open,high,low,close,volume\n");
+  let buf = "";
+  const cols = { ts: [] as bigint[], symbol: [] as string[], open: [] as number[], high: [] as number[], low: [] as number[], close: [] as number[], volume: [] as number[] };
+  for (const [t, sym, o, h, l, c, v] of rows(n)) {
+    buf += `${new Date(t).toISOString().slice(0, 19)}Z,${sym},1h,${o / 100},${h / 100},${l / 100},${c / 100},${v}\n`;
+    if (buf.length > 1 << 20) {
+      if (!out.write(buf)) await new Promise<void>((r) => out.once("drain", () => r()));
+      buf = "";
+    }
+    cols.ts.push(BigInt(t) * 1_000_000n);
+    cols.symbol.push(sym);
+    cols.open.push(o / 100);
+    cols.high.push(h / 100);
+    cols.low.push(l / 100);
+    cols.close.push(c / 100);
+    cols.volume.push(v);
+  }
+  out.write(buf);
+  await new Promise<void>((r) => out.end(() => r()));
+
+  const parquet = path.join(dir, "bars.parquet");
+  const { parquetWriteFile } = await import("hyparquet-writer");
+  parquetWriteFile({
+    filename: parquet,
+    rowGroupSize: 100_000,
+    columnData: [
+      { name: "ts_event", data: cols.ts, type: "INT64" },
+      { name: "symbol", data: cols.symbol, type: "STRING" },
+      { name: "open", data: cols.open, type: "DOUBLE" },
+      { name: "high", data: cols.high, type: "DOUBLE" },
+      { name: "low", data: cols.low, type: "DOUBLE" },
+      { name: "close", data: cols.close, type: "DOUBLE" },
+      { name: "volume", data: cols.volume, type: "DOUBLE" },
+    ],
+  });
+
+  const sqlite = path.join(dir, "bars.db");
+  const Database = (await import("better-sqlite3")).default;
+  const db = new Database(sqlite);
+  db.exec("PRAGMA journal_mode = OFF; CREATE TABLE bars (timestamp TEXT, symbol TEXT, timeframe TEXT, open REAL, high REAL, low REAL, close REAL, volume INTEGER)");
+  const ins = db.prepare("INSERT INTO bars VALUES (?, ?, '1h', ?, ?, ?, ?, ?)");
+  db.transaction(() => {
+    for (let i = 0; i < cols.ts.length; i++) {
+      ins.run(new Date(Number((cols.ts[i] ?? 0n) / 1_000_000n)).toISOString().slice(0, 19).replace("T", " "), cols.symbol[i], cols.open[i], cols.high[i], cols.low[i], cols.close[i], cols.volume[i]);
+    }
+  })();
+  db.close();
+  return { csv, parquet, sqlite };
+}
+
+/** Child mode: one measured load, JSON on stdout with the child's peak RSS. */
+async function child(mode: string, url: string, file: string): Promise<void> {
+  const started = process.hrtime.bigint();
+  let extra: Record<string, unknown> = {};
+  if (mode === "loader") {
+    const s: LoadSummary = await loadOhlcvFrom(url, { files: [file], timeframe: "1h", ...(file.endsWith(".db") ? { sqliteTable: "bars" } : {}), ...(file.endsWith(".parquet") ? {} : {}) });
+    extra = { inserted: s.inserted, alreadyPresent: s.alreadyPresent, rejected: s.rejected, read: s.read };
+  } else if (mode === "insert") {
+    // What the seeds do: parse, then multi-row INSERTs of 1000 rows with parameters, no validation.
+    const { parse } = await import("csv-parse");
+    let n = 0;
+    await withClient(url, async (c) => {
+      await c.query("BEGIN");
+      let batch: string[][] = [];
+      const flush = async () => {
+        if (batch.length === 0) return;
+        const values = batch.map((_, i) => `(${Array.from({ length: 8 }, (_x, j) => `$${i * 8 + j + 1}`).join(", ")})`).join(", ");
+        await c.query(`INSERT INTO bench.insert_target (time, symbol, timeframe, open, high, low, close, volume) VALUES ${values} ON CONFLICT DO NOTHING`, batch.flat());
+        n += batch.length;
+        batch = [];
+      };
+      for await (const rec of fs.createReadStream(file).pipe(parse({ from_line: 2 }))) {
+        batch.push(rec as string[]);
+        if (batch.length === 1000) await flush();
+      }
+      await flush();
+      await c.query("COMMIT");
+    });
+    extra = { inserted: n };
+  } else if (mode === "keyset") {
+    // Memory of the in-file duplicate check alone: one Set of epoch microseconds per series.
+    global.gc?.();
+    const before = process.memoryUsage().heapUsed;
+    const seen = new Map<string, Set<number>>();
+    for (const [t, sym] of rows(Number(file))) {
+      let s = seen.get(sym);
+      if (!s) seen.set(sym, (s = new Set()));
+      s.add(t * 1000);
+    }
+    global.gc?.();
+    extra = { keysetBytes: process.memoryUsage().heapUsed - before, keys: [...seen.values()].reduce((a, s) => a + s.size, 0) };
+  }
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  process.stdout.write(`${JSON.stringify({ seconds, maxRssMb: Math.round(process.resourceUsage().maxRSS / 1024), ...extra })}\n`);
+}
+
+function runChild(args: string[]): Promise<Record<string, number>> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ["--expose-gc", "--import", "tsx", path.join(ROOT, "scripts/bench-load.ts"), ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    p.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    p.on("exit", (code) => (code === 0 ? resolve(JSON.parse(out.trim().split("\n").pop() ?? "{}")) : reject(new Error(`child ${args.join(" ")} exited ${code}`))));
+  });
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: { rows: { type: "string", default: "1000000" }, child: { type: "string" }, url: { type: "string" }, file: { type: "string" }, out: { type: "string" } },
+  });
+  if (values.child) return child(values.child, values.url ?? "", values.file ?? "");
+  const n = Number(values.rows);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bench-load-"));
+  const log = (s: string) => process.stderr.write(`${s}\n`);
+  log(`generating ${n} rows in ${dir}`);
+  const files = await generate(dir, n);
+  const sizes = Object.fromEntries(Object.entries(files).map(([k, f]) => [k, Math.round(fs.statSync(f).size / 1048576)]));
+  const pg = await startPostgresServer();
+  const results: Array<{ name: string; seconds: number; maxRssMb?: number; note?: string }> = [];
+  let keyset: Record<string, number> = {};
+  let compression = "";
+  try {
+    await schemaRunner(pg.url, { timescaledb: false }).up();
+    await withClient(pg.url, (c) =>
+      c.query(`CREATE SCHEMA bench;
+        CREATE TABLE bench.copy_target (LIKE market_data.ohlcv_bars INCLUDING ALL);
+        CREATE TABLE bench.insert_target (LIKE market_data.ohlcv_bars INCLUDING ALL);`),
+    );
+    const reset = (table: string) => withClient(pg.url, async (c) => {
+      await c.query(`TRUNCATE ${table}`);
+      await c.query("CHECKPOINT");
+    });
+    const count = async (table: string) => Number((await withClient(pg.url, (c) => c.query(`SELECT count(*) AS n FROM ${table}`))).rows[0].n);
+
+    log("psql \\copy");
+    await reset("bench.copy_target");
+    const t0 = process.hrtime.bigint();
+    await run("/usr/bin/psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", pg.url, "-c",
+      `\\copy bench.copy_target (time, symbol, timeframe, open, high, low, close, volume) FROM '${files.csv}' WITH (FORMAT csv, HEADER true)`]);
+    const copySeconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    if ((await count("bench.copy_target")) !== n) throw new Error("\\copy did not load every row");
+    results.push({ name: "psql \\copy (CSV, no validation, no dedup)", seconds: copySeconds });
+
+    for (const [name, file] of [["loader, CSV", files.csv], ["loader, Parquet", files.parquet], ["loader, SQLite", files.sqlite]] as const) {
+      log(name);
+      await reset("market_data.ohlcv_bars");
+      const r = await runChild(["--child", "loader", "--url", pg.url, "--file", file]);
+      if (r.inserted !== n || (await count("market_data.ohlcv_bars")) !== n) throw new Error(`${name} loaded ${r.inserted} of ${n}`);
+      results.push({ name: `${name} (validation + dedup, staging + merge)`, seconds: r.seconds ?? 0, maxRssMb: r.maxRssMb });
+    }
+    log("loader, CSV again");
+    const again = await runChild(["--child", "loader", "--url", pg.url, "--file", files.csv]);
+    results.push({ name: "loader, CSV again (every row already present)", seconds: again.seconds ?? 0, maxRssMb: again.maxRssMb, note: `inserted ${again.inserted}, already present ${again.alreadyPresent}` });
+
+    log("multi-row INSERT");
+    await reset("bench.insert_target");
+    const ins = await runChild(["--child", "insert", "--url", pg.url, "--file", files.csv]);
+    if ((await count("bench.insert_target")) !== n) throw new Error("INSERT loader did not load every row");
+    results.push({ name: "multi-row INSERT, 1000 rows/statement (like the seeds)", seconds: ins.seconds ?? 0, maxRssMb: ins.maxRssMb });
+
+    keyset = await runChild(["--child", "keyset", "--file", String(n)]);
+  } finally {
+    await pg.stop();
+  }
+
+  log("compression of the sample on TimescaleDB");
+  const tsdb = await startTimescaleEngine();
+  try {
+    // The dev stack's settings (30-day chunks for bars).
+    await schemaRunner(tsdb.url, { timescaledb: true, variables: DEV_VARIABLES }).up();
+    const ratio = () => withClient(tsdb.url, async (c) => {
+      await c.query("SELECT compress_chunk(ch) FROM show_chunks('market_data.ohlcv_bars') ch");
+      const r = await c.query(
+        `SELECT total_chunks, number_compressed_chunks, before_compression_total_bytes AS before, after_compression_total_bytes AS after
+           FROM hypertable_columnstore_stats('market_data.ohlcv_bars')`,
+      );
+      const s = r.rows[0];
+      return `${s.number_compressed_chunks}/${s.total_chunks} chunks compressed: ${Math.round(Number(s.before) / 1024)} KiB -> ${Math.round(Number(s.after) / 1024)} KiB, ratio ${(Number(s.before) / Number(s.after)).toFixed(1)}x`;
+    });
+    await loadOhlcvFrom(tsdb.url, { files: [path.join(ROOT, "data/sample/csv/ohlcv.csv")] });
+    compression = `- the bundled sample (5,118 bars): ${await ratio()}`;
+    await withClient(tsdb.url, (c) => c.query("TRUNCATE market_data.ohlcv_bars"));
+    // A denser set: the first 100,000 generated rows (1,000 hourly bars for each of 100 symbols).
+    const head = path.join(dir, "head.csv");
+    const lines = fs.readFileSync(files.csv, "utf8").split("\n");
+    fs.writeFileSync(head, [lines[0], ...lines.slice(1).filter((l, i) => l && i % Math.max(1, Math.floor(n / 100)) < 1000)].join("\n"));
+    await loadOhlcvFrom(tsdb.url, { files: [head] });
+    compression += `\n- 100,000 bars (1,000 hourly bars x 100 symbols): ${await ratio()}`;
+  } finally {
+    await tsdb.stop();
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+
+  const copyRate = n / (results[0]?.seconds ?? 1);
+  const table = results.map((r) => {
+    const rate = n / r.seconds;
+    return `| ${r.name} | ${r.seconds.toFixed(2)} | ${Math.round(rate).toLocaleString("en-US")} | ${(rate / copyRate).toFixed(2)}x | ${r.maxRssMb ?? "-"} |${r.note ? ` ${r.note}` : ""}`;
+  });
+  const cpu = os.cpus()[0]?.model ?? "unknown CPU";
+  const md = `# Load benchmark
+
+Command: \`npm run bench:load\` (scripts/bench-load.ts${n !== 1_000_000 ? ` --rows ${n}` : ""}), ${new Date().toISOString().slice(0, 10)}, on ${os.cpus().length} x ${cpu},
+${Math.round(os.totalmem() / 2 ** 30)} GB RAM, Node ${process.version}, embedded PostgreSQL 17 (fsync off, as the test fixture starts it).
+
+${n.toLocaleString("en-US")} hourly OHLCV rows (100 symbols), files: CSV ${sizes.csv} MB, Parquet ${sizes.parquet} MB, SQLite ${sizes.sqlite} MB.
+Every target is \`market_data.ohlcv_bars\` from the real migrations, or an identical table (\`LIKE ... INCLUDING ALL\`:
+primary key, symbol/timeframe index, CHECK constraints), empty before each run.
+
+| run | seconds | rows/s | vs \\copy | peak RSS MB |
+|---|---|---|---|---|
+${table.join("\n")}
+
+In-file duplicate check (one \`Set\` of epoch microseconds per series) for ${(keyset.keys ?? 0).toLocaleString("en-US")} keys:
+${((keyset.keysetBytes ?? 0) / 1048576).toFixed(1)} MiB of heap.
+
+Compression on the TimescaleDB engine (PGlite build, TimescaleDB 2.23; dev stack settings: 30-day chunks, segmentby
+symbol), every chunk compressed with compress_chunk, sizes from hypertable_columnstore_stats:
+${compression}
+`;
+  const outFile = values.out ?? path.join(ROOT, "bench/load.md");
+  fs.writeFileSync(outFile, md);
+  process.stdout.write(md);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench-load: ${(err as Error).stack ?? String(err)}\n`);
+  process.exitCode = 1;
+});
