@@ -12,6 +12,7 @@ import { withClient, type ConnectionInfo } from "../../lib/db";
 import { createBackup, localPgDump, readManifest, writeManifest } from "../../lib/ops/backup";
 import { localPgRestore, restoreBackup, verifyBackup } from "../../lib/ops/restore";
 import { type Engine, startPostgresServer } from "../fixtures/engines";
+import { schemaRunner } from "../fixtures/schema";
 
 const SCHEMA = `
 CREATE ROLE market_owner NOLOGIN;
@@ -206,5 +207,34 @@ describe("backup and restore on PostgreSQL 15 with the local pg_dump/pg_restore"
     const refused = run("scripts/restore.ts", ["--url", `${url}/postgres?sslmode=disable`, "--backup", path.join(out, manifest ?? "missing"), "--local-client"]);
     expect(refused.status).toBe(1);
     expect(refused.stderr).toMatch(/^db:restore: Database "market" already has 2 table\(s\)/);
+  });
+
+  test("the project's own schema (vanilla migrations, rollups, audit trail, migration history) round-trips", async () => {
+    const url = await pg15.createDatabase("quant");
+    await schemaRunner(url, { timescaledb: false }).up();
+    await withClient(url, async (c) => {
+      await c.query(`INSERT INTO market_data.ohlcv_bars (symbol, exchange, provider, timeframe, time, open, high, low, close, volume)
+                     SELECT 'SPY', 'ARCX', 'test', '1d', timestamptz '2023-01-02 00:00+00' + g * interval '1 day', 380 + g * 0.5, 382 + g * 0.5, 379 + g * 0.5, 381.25 + g * 0.5, 1e6 + g
+                       FROM generate_series(0, 299) g`);
+      await c.query("CALL market_data.refresh_ohlcv_rollups()");
+    });
+    const snapshot = (c: import("pg").Client) =>
+      Promise.all([
+        c.query("SELECT symbol, time::text, open::text, close::text FROM market_data.ohlcv_bars ORDER BY time").then((r) => r.rows),
+        c.query("SELECT bucket::text, open::text, high::text, low::text, close::text, volume::text FROM market_data.ohlcv_weekly ORDER BY bucket").then((r) => r.rows),
+        c.query("SELECT version, checksum FROM schema_migrations.applied ORDER BY version").then((r) => r.rows),
+      ]);
+    const before = await withClient(url, snapshot);
+    const quant: ConnectionInfo = { ...admin, database: "quant" };
+    const { manifestPath, manifest } = await createBackup({ connection: quant, dump: localPgDump(quant), backupDir: path.join(dir, "quant"), retain: 2 });
+    expect(manifest.rowCounts["market_data.ohlcv_bars"]).toBe(300);
+    expect(manifest.rowCounts["market_data.ohlcv_weekly"]).toBe(43);
+    expect(manifest.rowCounts["schema_migrations.applied"]).toBe(before[2].length);
+
+    await withClient(url, (c) => c.query("TRUNCATE market_data.ohlcv_bars"));
+    await restoreBackup({ manifestPath, admin, restore: localPgRestore(admin), recreate: true });
+    expect(await withClient(url, snapshot)).toEqual(before);
+    const status = await schemaRunner(url, { timescaledb: false }).status();
+    expect(status.every((m) => m.state === "applied")).toBe(true);
   });
 });
