@@ -232,4 +232,25 @@ describe("npm run doctor and npm run setup, run for real in child processes", ()
     expect(fs.readFileSync(log, "utf8")).toBe("version\nstack select --create dev\nup --yes --stack dev\n");
     expect(result.stdout + result.stderr).not.toContain("correct horse battery staple");
   });
+
+  test("setup with no backend configured logs in to a file backend in the repository, then asks for the passphrase", () => {
+    const log = path.join(bin, "pulumi4.log");
+    fake("pulumi", `echo "$*" >> ${log}; case "$1" in version) echo v3.205.0;; whoami) echo "error: not logged in" >&2; exit 255;; esac`);
+    fake("docker", "echo 28.5.1");
+    const result = run("scripts/setup.ts", [], { PATH: `${bin}:${nodeOnly}`, PULUMI_BACKEND_URL: "", PULUMI_CONFIG_PASSPHRASE: "", PULUMI_CONFIG_PASSPHRASE_FILE: "" });
+    expect(result.stdout).not.toContain("FAIL");
+    const backend = `file://${path.resolve(".pulumi")}`;
+    expect(fs.readFileSync(log, "utf8")).toBe(`version\nwhoami --verbose\nlogin ${backend}\n`);
+    expect(result.stdout).toContain(`Pulumi backend: ${backend}`);
+    expect(result.stdout).toContain("export PULUMI_CONFIG_PASSPHRASE=");
+    expect(result.status).toBe(1);
+  });
+
+  test("db:restore --recreate on a protectData stack is refused without --force, before touching any server", () => {
+    const result = run("scripts/restore.ts", ["--stack", "prod", "--url", "postgresql://postgres@127.0.0.1:1/postgres", "--backup", "x.manifest.json", "--recreate"], {});
+    expect(result.status).toBe(1);
+    expect(result.stderr).toBe(
+      'db:restore: [tsdb:protectData] is true for stack "prod": --recreate would drop database "market" and its data. Take a backup first, then add --force to confirm, or restore with --database <new name>.\n',
+    );
+  });
 });
