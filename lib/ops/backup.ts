@@ -7,6 +7,7 @@ import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { pipeline } from "node:stream/promises";
 import { z } from "zod";
 import { clientConfig, withClient, type ConnectionInfo } from "../db";
 import type { Queryable } from "./databaseHealth";
@@ -106,38 +107,47 @@ export async function sha256File(file: string): Promise<string> {
   return hash.digest("hex");
 }
 
-/** Runs a program; stdout/stdin may be files; rejects with its stderr. Passwords only ever go in `env`. */
-export function runTool(
+/**
+ * Runs a program; stdout/stdin may be files; rejects with its stderr. Passwords only ever go in `env`.
+ * Resolves only once the output file is fully written (the child's exit alone does not mean that).
+ */
+export async function runTool(
   command: string,
   args: string[],
   options: { env?: NodeJS.ProcessEnv; stdoutFile?: string; stdinFile?: string; hint?: string } = {},
 ): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
-      env: { ...process.env, ...options.env },
-      stdio: [options.stdinFile ? "pipe" : "ignore", options.stdoutFile ? "pipe" : "ignore", "pipe"],
-    });
-    let stderr = "";
-    child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
-    if (options.stdoutFile && child.stdout) child.stdout.pipe(fs.createWriteStream(options.stdoutFile, { mode: 0o600 }));
-    if (options.stdinFile && child.stdin) fs.createReadStream(options.stdinFile).pipe(child.stdin);
-    child.on("error", (err: NodeJS.ErrnoException) =>
-      reject(
-        new Error(
-          err.code === "ENOENT"
-            ? `\`${command}\` is not on PATH. Install the PostgreSQL client matching the server (e.g. \`apt-get install postgresql-client-17\`).`
-            : `${command} failed to start: ${err.message}`,
-        ),
-      ),
-    );
-    child.on("close", (code) => {
-      if (code === 0) return resolve();
-      const hint = /version mismatch|aborting because of server version/.test(stderr)
-        ? " Use a client of the server's major version: the docker mode runs the container's own pg_dump."
-        : options.hint ?? "";
-      reject(new Error(`${command} exited with code ${code}: ${stderr.trim()}${hint}`));
-    });
+  const child = spawn(command, args, {
+    env: { ...process.env, ...options.env },
+    stdio: [options.stdinFile ? "pipe" : "ignore", options.stdoutFile ? "pipe" : "ignore", "pipe"],
   });
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+  const exit = new Promise<number | null>((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", resolve);
+  });
+  const streams: Promise<void>[] = [];
+  if (options.stdoutFile && child.stdout) streams.push(pipeline(child.stdout, fs.createWriteStream(options.stdoutFile, { mode: 0o600 })));
+  if (options.stdinFile && child.stdin) streams.push(pipeline(fs.createReadStream(options.stdinFile), child.stdin));
+  const [exited, ...piped] = await Promise.allSettled([exit, ...streams]);
+  if (exited?.status === "rejected") {
+    const err = exited.reason as NodeJS.ErrnoException;
+    throw new Error(
+      err.code === "ENOENT"
+        ? `\`${command}\` is not on PATH. Install the PostgreSQL client matching the server (e.g. \`apt-get install postgresql-client-17\`).`
+        : `${command} failed to start: ${err.message}`,
+    );
+  }
+  const code = exited?.status === "fulfilled" ? exited.value : null;
+  if (code !== 0) {
+    // A failing child also breaks its pipes (EPIPE); its exit code and stderr say why, so report those.
+    const hint = /version mismatch|aborting because of server version/.test(stderr)
+      ? " Use a client of the server's major version: the docker mode runs the container's own pg_dump."
+      : (options.hint ?? "");
+    throw new Error(`${command} exited with code ${code}: ${stderr.trim()}${hint}`);
+  }
+  const broken = piped.find((p) => p.status === "rejected");
+  if (broken?.status === "rejected") throw new Error(`${command}: copying its ${options.stdoutFile ? "output" : "input"} failed: ${(broken.reason as Error).message}`);
 }
 
 /** Writes a custom-format dump of the connected database to `file`, reading `snapshot` when given. */

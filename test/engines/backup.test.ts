@@ -9,8 +9,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { withClient, type ConnectionInfo } from "../../lib/db";
-import { createBackup, localPgDump, readManifest, writeManifest } from "../../lib/ops/backup";
-import { localPgRestore, restoreBackup, verifyBackup } from "../../lib/ops/restore";
+import { createBackup, dockerPgDump, localPgDump, readManifest, writeManifest } from "../../lib/ops/backup";
+import { dockerPgRestore, localPgRestore, restoreBackup, verifyBackup } from "../../lib/ops/restore";
 import { type Engine, startPostgresServer } from "../fixtures/engines";
 import { schemaRunner } from "../fixtures/schema";
 
@@ -236,5 +236,40 @@ describe("backup and restore on PostgreSQL 15 with the local pg_dump/pg_restore"
     expect(await withClient(url, snapshot)).toEqual(before);
     const status = await schemaRunner(url, { timescaledb: false }).status();
     expect(status.every((m) => m.state === "applied")).toBe(true);
+  });
+
+  test("docker mode: pg_dump streams out of `docker exec`, pg_restore reads the dump from its stdin", async () => {
+    // A stand-in docker: logs its arguments, drops `exec [-i] [-e VAR] <container>`, runs the rest here,
+    // where PGHOST/PGPORT point at the test server as the container's local socket would.
+    const bin = path.join(dir, "docker-bin");
+    fs.mkdirSync(bin, { recursive: true });
+    const log = path.join(bin, "docker.log");
+    fs.writeFileSync(
+      path.join(bin, "docker"),
+      `#!/bin/sh\necho "$*" >> ${log}\nshift\nwhile [ "$1" = "-i" ] || [ "$1" = "-e" ]; do [ "$1" = "-e" ] && shift; shift; done\nshift\nexec "$@"\n`,
+      { mode: 0o755 },
+    );
+    const saved = { PATH: process.env.PATH, PGHOST: process.env.PGHOST, PGPORT: process.env.PGPORT };
+    Object.assign(process.env, { PATH: `${bin}:${process.env.PATH}`, PGHOST: pg15.host, PGPORT: String(pg15.port) });
+    try {
+      const { manifestPath, dumpPath } = await createBackup({
+        connection: market(),
+        dump: dockerPgDump("tsdb-dev-timescaledb", "postgres", "market", pg15.password),
+        backupDir: path.join(dir, "docker"),
+        retain: 1,
+      });
+      expect(fs.readFileSync(dumpPath).subarray(0, 5).toString()).toBe("PGDMP");
+      const result = await verifyBackup({ manifestPath, admin, restore: dockerPgRestore("tsdb-dev-timescaledb", "postgres", pg15.password) });
+      expect(result.rowCounts["market_data.ohlcv_bars"]).toBe(3001);
+      const calls = fs.readFileSync(log, "utf8").trim().split("\n");
+      expect(calls[0]).toMatch(/^exec -e PGPASSWORD tsdb-dev-timescaledb pg_dump --format=custom --username=postgres --dbname=market --no-password --snapshot=\S+$/);
+      expect(calls[1]).toMatch(/^exec -i -e PGPASSWORD tsdb-dev-timescaledb pg_restore --format=custom --username=postgres --dbname=market_verify_\d+ --no-password --exit-on-error$/);
+      expect(calls.join("\n")).not.toContain(pg15.password);
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
   });
 });
