@@ -12,6 +12,7 @@ import { pipeline } from "node:stream/promises";
 import type { Client } from "pg";
 import { withClient, withTransaction, type Connection } from "../db";
 import { type Field, type PathKey, matchPathPattern, resolveColumns } from "./columnMapping";
+import { TimeKeySet } from "./keySet";
 import { RejectsWriter } from "./rejects";
 import { type ProgressReporter, silentProgress } from "./progress";
 import { type BarText, checkBar, normalizeTimeframe, numericText } from "./rowValidation";
@@ -158,7 +159,7 @@ async function loadSource(
   const cProvider = constant("provider");
   const cTimeframe = constant("timeframe");
   const timeframes = new Map<string, string | undefined>();
-  const seen = new Map<string, Set<number>>();
+  const seen = new Map<string, TimeKeySet>();
   // Per series: first and last time in this source, to tell whether the target can hold any of its keys.
   const ranges = new Map<string, { key: string[]; lo: number; hi: number }>();
   const columns = source.columns;
@@ -203,13 +204,12 @@ async function loadSource(
           const series = `${bar.symbol}\u0000${bar.exchange}\u0000${bar.provider}\u0000${bar.timeframe}`;
           let times = seen.get(series);
           if (!times) {
-            seen.set(series, (times = new Set()));
+            seen.set(series, (times = new TimeKeySet()));
             ranges.set(series, { key: [bar.symbol, bar.exchange, bar.provider, bar.timeframe], lo: check.micros, hi: check.micros });
           }
-          if (times.has(check.micros)) {
+          if (!times.add(check.micros)) {
             check = { ok: false, reason: `duplicate key (${bar.symbol}, ${bar.exchange}, ${bar.provider}, ${bar.timeframe}, ${microsToSql(check.micros)}) already seen earlier in this source` };
           } else {
-            times.add(check.micros);
             const range = ranges.get(series);
             if (range && check.micros < range.lo) range.lo = check.micros;
             if (range && check.micros > range.hi) range.hi = check.micros;

@@ -4,6 +4,7 @@ import path from "node:path";
 import { describe, expect, test } from "vitest";
 import { expandSource, matchPathPattern, parseMapping, resolveColumns } from "../../lib/loader/columnMapping";
 import { formatOf, quoteTarget } from "../../lib/loader/OhlcvLoader";
+import { TimeKeySet } from "../../lib/loader/keySet";
 import { fixedToText, parseBarType } from "../../lib/loader/sources/parquet";
 import { type BarText, checkBar, compareDecimal, normalizeTimeframe, parseDecimal } from "../../lib/loader/rowValidation";
 import { microsToSql, parseTimestamp } from "../../lib/loader/timestamps";
@@ -169,5 +170,20 @@ describe("NautilusTrader parquet values", () => {
   test("bar_type names symbol, venue and timeframe", () => {
     expect(parseBarType("NFLX.XNAS-1-HOUR-LAST-EXTERNAL")).toEqual({ symbol: "NFLX", exchange: "XNAS", timeframe: "1h" });
     expect(parseBarType("BTCUSDT-PERP.BINANCE-15-MINUTE-LAST-EXTERNAL")).toEqual({ symbol: "BTCUSDT-PERP", exchange: "BINANCE", timeframe: "15m" });
+  });
+});
+
+describe("the in-file duplicate key set", () => {
+  test("finds duplicates in time order, out of order, and after switching to a Set", () => {
+    const keys = new TimeKeySet();
+    const added = [10, 20, 30, 20, 5, 30, 5, 25, 40, 25].map((t) => keys.add(t));
+    expect(added).toEqual([true, true, true, false, true, false, false, true, true, false]);
+    expect(keys.size).toBe(6);
+  });
+  test("grows past its initial capacity without losing keys", () => {
+    const keys = new TimeKeySet();
+    for (let i = 0; i < 5000; i++) expect(keys.add(i * 3_600_000_000)).toBe(true);
+    expect(keys.add(1234 * 3_600_000_000)).toBe(false);
+    expect(keys.size).toBe(5000);
   });
 });

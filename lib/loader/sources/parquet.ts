@@ -79,13 +79,9 @@ export async function openParquet(file: string): Promise<RecordSource> {
     geometryFromBytes: (b: Uint8Array) => b,
     geographyFromBytes: (b: Uint8Array) => b,
   };
-  const groups: Array<{ start: number; end: number }> = [];
-  let start = 0;
-  for (const g of metadata.row_groups) {
-    const n = Number(g.num_rows);
-    groups.push({ start, end: start + n });
-    start += n;
-  }
+  // One metadata per row group: hyparquet's row range test (`groupEnd >= rowStart`) would also decode the
+  // group before the requested one, doubling work and memory.
+  const groups = metadata.row_groups.map((g) => ({ ...metadata, num_rows: g.num_rows, row_groups: [g] }));
   const barType = kv.get("bar_type");
   return {
     name: file,
@@ -98,10 +94,8 @@ export async function openParquet(file: string): Promise<RecordSource> {
         let rows: unknown[][] = [];
         await hyparquet.parquetRead({
           file: buffer,
-          metadata,
+          metadata: g,
           columns,
-          rowStart: g.start,
-          rowEnd: g.end,
           rowFormat: "array",
           parsers,
           onComplete: (r: unknown[][]) => {
@@ -115,7 +109,8 @@ export async function openParquet(file: string): Promise<RecordSource> {
             });
           }
         }
-        yield rows;
+        // Smaller batches downstream keep the staged copies of a large row group short-lived.
+        for (let i = 0; i < rows.length; i += 8192) yield rows.slice(i, i + 8192);
       }
     },
     close: async () => undefined,
