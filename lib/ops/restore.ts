@@ -82,6 +82,14 @@ export async function restoreWithTimescaleProcedure(db: Queryable, timescaledbVe
   if (timescaledbVersion === null) return load();
   const version = `'${timescaledbVersion.replace(/'/g, "''")}'`;
   await db.query(`CREATE EXTENSION IF NOT EXISTS timescaledb VERSION ${version}`);
+  // IF NOT EXISTS keeps an extension already there at another version: the catalog would not match the dump.
+  const installed = ((await db.query("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")).rows[0] as { extversion: string }).extversion;
+  if (installed !== timescaledbVersion) {
+    throw new Error(
+      `The target database already has TimescaleDB ${installed} but the dump needs ${timescaledbVersion}; restore refused. ` +
+        "Restore into a new database (--database <name>, or --recreate).",
+    );
+  }
   await db.query("SELECT public.timescaledb_pre_restore()");
   // CREATE EXTENSION seeds catalog metadata (install_timestamp, timescaledb_version) that the dump carries too
   // (the extension dumps `metadata WHERE key <> 'uuid'`), so loading it would hit metadata_pkey
@@ -136,13 +144,18 @@ export interface RestoreResult {
   rowCounts: Record<string, number>;
 }
 
-async function userTableCount(client: Client): Promise<{ count: number; sample: string[] }> {
-  const rows = (await client.query(`SELECT n.nspname || '.' || c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind IN ('r','p') AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg\\_%'
-        AND n.nspname NOT LIKE '\\_timescaledb%' AND n.nspname NOT LIKE 'timescaledb\\_%'
-        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+/** Schemas and tables that make a database non-empty (anything not owned by an extension or the system). */
+async function userObjects(client: Client): Promise<{ schemas: string[]; tables: string[] }> {
+  const notExtension = (catalog: string, alias: string) =>
+    `NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '${catalog}'::regclass AND d.objid = ${alias}.oid AND d.deptype = 'e')`;
+  const schemas = (await client.query(`SELECT n.nspname AS name FROM pg_namespace n
+      WHERE n.nspname NOT IN ('public', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' AND ${notExtension("pg_namespace", "n")}
       ORDER BY 1`)).rows as { name: string }[];
-  return { count: rows.length, sample: rows.slice(0, 3).map((r) => r.name) };
+  const tables = (await client.query(`SELECT n.nspname || '.' || c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('r', 'p', 'v', 'm') AND n.nspname NOT IN ('information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+        AND n.nspname NOT LIKE '\\_timescaledb%' AND n.nspname NOT LIKE 'timescaledb\\_%' AND ${notExtension("pg_class", "c")}
+      ORDER BY 1`)).rows as { name: string }[];
+  return { schemas: schemas.map((r) => r.name), tables: tables.map((r) => r.name) };
 }
 
 async function createTargetDatabase(admin: Client, database: string, manifest: BackupManifest): Promise<void> {
@@ -174,10 +187,14 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     if (exists && options.recreate) {
       await admin.query(`DROP DATABASE ${admin.escapeIdentifier(database)} WITH (FORCE)`);
     } else if (exists) {
-      const tables = await withClient(clientConfig({ ...options.admin, database }), userTableCount);
-      if (tables.count > 0) {
+      // Empty means nothing the dump would create again: even the bare schemas `pulumi up` makes would stop
+      // pg_restore at its first CREATE SCHEMA.
+      const found = await withClient(clientConfig({ ...options.admin, database }), userObjects);
+      if (found.schemas.length + found.tables.length > 0) {
+        const list = (names: string[]) => names.slice(0, 3).join(", ") + (names.length > 3 ? `, ... (${names.length})` : "");
+        const parts = [found.schemas.length ? `schemas ${list(found.schemas)}` : "", found.tables.length ? `tables ${list(found.tables)}` : ""].filter(Boolean);
         throw new Error(
-          `Database "${database}" already has ${tables.count} table(s) (${tables.sample.join(", ")}); a restore needs an empty database. ` +
+          `Database "${database}" is not empty (${parts.join("; ")}); a restore needs an empty database. ` +
             "Pass --recreate to drop and recreate it (its current data is lost), or --database <name> to restore beside it.",
         );
       }

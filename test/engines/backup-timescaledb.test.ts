@@ -157,4 +157,20 @@ describe("backup and restore of a compressed hypertable on TimescaleDB (PGlite +
       /needs TimescaleDB 2\.22\.1 but the target server offers 2\.23\.0; restore refused/,
     );
   });
+
+  test("a target that already has TimescaleDB at another version than the dump's is refused before loading", async () => {
+    const target = await newTimescale();
+    try {
+      await target.exec("CREATE EXTENSION IF NOT EXISTS timescaledb");
+      let loaded = false;
+      await expect(
+        restoreWithTimescaleProcedure(target, "2.99.0", async () => {
+          loaded = true;
+        }),
+      ).rejects.toThrow(/^The target database already has TimescaleDB 2\.23\.\S+ but the dump needs 2\.99\.0; restore refused\./);
+      expect(loaded).toBe(false);
+    } finally {
+      await target.close();
+    }
+  });
 });

@@ -101,7 +101,7 @@ describe("backup and restore on PostgreSQL 15 with the local pg_dump/pg_restore"
 
     // Over existing data it refuses unless told to recreate.
     await expect(restoreBackup({ manifestPath, admin, restore: localPgRestore(admin) })).rejects.toThrow(
-      /Database "market" already has 2 table\(s\) \(market_data\.instruments, market_data\.ohlcv_bars\).*--recreate/,
+      'Database "market" is not empty (schemas market_data; tables market_data.instruments, market_data.ohlcv_bars, market_data.ohlcv_weekly); a restore needs an empty database. Pass --recreate',
     );
     await withClient(pg15.config("market"), (c) => c.query("DELETE FROM market_data.ohlcv_bars WHERE symbol = 'MSFT'"));
     await restoreBackup({ manifestPath, admin, restore: localPgRestore(admin), recreate: true });
@@ -206,7 +206,7 @@ describe("backup and restore on PostgreSQL 15 with the local pg_dump/pg_restore"
     expect(verify.status).toBe(0);
     const refused = run("scripts/restore.ts", ["--url", `${url}/postgres?sslmode=disable`, "--backup", path.join(out, manifest ?? "missing"), "--local-client"]);
     expect(refused.status).toBe(1);
-    expect(refused.stderr).toMatch(/^db:restore: Database "market" already has 2 table\(s\)/);
+    expect(refused.stderr).toMatch(/^db:restore: Database "market" is not empty \(schemas market_data; tables /);
   });
 
   test("the project's own schema (vanilla migrations, rollups, audit trail, migration history) round-trips", async () => {
@@ -271,5 +271,16 @@ describe("backup and restore on PostgreSQL 15 with the local pg_dump/pg_restore"
         else process.env[k] = v;
       }
     }
+  });
+
+  test("a database holding only the empty schemas `pulumi up` creates is not empty: restore asks for --recreate", async () => {
+    const { manifestPath } = await backup(path.join(dir, "schemas-only"));
+    const url = await pg15.createDatabase("fresh_stack");
+    await withClient(url, (c) => c.query("CREATE SCHEMA market_data; CREATE SCHEMA audit"));
+    await expect(restoreBackup({ manifestPath, admin, restore: localPgRestore(admin), database: "fresh_stack" })).rejects.toThrow(
+      'Database "fresh_stack" is not empty (schemas audit, market_data); a restore needs an empty database.',
+    );
+    const result = await restoreBackup({ manifestPath, admin, restore: localPgRestore(admin), database: "fresh_stack", recreate: true });
+    expect(result.rowCounts["market_data.ohlcv_bars"]).toBe(3001);
   });
 });
