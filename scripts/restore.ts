@@ -1,16 +1,17 @@
 /**
- * `npm run db:restore -- [--stack dev] [--backup <file.manifest.json>] --url postgresql://<admin>@host:port/postgres
+ * `npm run db:restore -- [--stack dev] [--backup <file.manifest.json>] [--url postgresql://<admin>@host:port/postgres]
  *   [--database name] [--recreate [--force]] [--verify]`
  *
  * Restores the newest backup (or `--backup`) with TimescaleDB's procedure and checks checksum, versions and
  * row counts. `--verify` restores into a scratch database, compares, and drops it (nothing else changes).
- * The admin password comes from the URL or PGPASSWORD. Docker mode runs pg_restore inside the container.
+ * The admin connection is --url (password in it or in PGPASSWORD) or the stack's secret `adminUrl` output.
+ * Docker mode runs pg_restore inside the container.
  */
 import * as path from "node:path";
 import { listBackups } from "../lib/ops/backup";
 import { parseFlags } from "../lib/ops/cliArgs";
 import { dockerPgRestore, localPgRestore, restoreBackup, verifyBackup } from "../lib/ops/restore";
-import { connectionFromUrl, containerNameFor } from "../lib/ops/stackOutputs";
+import { connectionFromUrl, containerNameFor, readAdminUrl } from "../lib/ops/stackOutputs";
 import { readStackSettings } from "../lib/settings";
 
 const projectDir = path.resolve(__dirname, "..");
@@ -29,12 +30,15 @@ async function main(): Promise<void> {
   });
   const stack = flags.stack ?? "dev";
   const settings = readStackSettings(projectDir, stack);
-  if (!flags.url) {
+  // The admin connection: --url, else the stack's secret `adminUrl` output pointed at the maintenance database.
+  const stackAdmin = flags.url ? undefined : await readAdminUrl(stack);
+  if (!flags.url && !stackAdmin) {
     throw new Error(
-      `--url is required: an admin connection to the maintenance database, e.g. --url postgresql://postgres@127.0.0.1:${settings.port}/postgres with PGPASSWORD set.`,
+      `--url is required (stack "${stack}" exports no adminUrl): an admin connection to the maintenance database, ` +
+        `e.g. --url postgresql://postgres@127.0.0.1:${settings.port}/postgres with PGPASSWORD set.`,
     );
   }
-  const admin = connectionFromUrl(flags.url);
+  const admin = flags.url ? connectionFromUrl(flags.url) : { ...connectionFromUrl(stackAdmin as string, {}), database: "postgres" };
 
   let manifestPath = flags.backup;
   if (!manifestPath) {

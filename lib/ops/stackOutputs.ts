@@ -92,3 +92,18 @@ export function connectionFromUrl(url: string, env: NodeJS.ProcessEnv = process.
 export function containerNameFor(stack: string): string {
   return `tsdb-${stack}-timescaledb`;
 }
+
+/**
+ * The stack's `adminUrl` output (superuser in docker mode, the admin role in external mode), or undefined when
+ * the stack does not export one. Kept out of `database`, which other programs read through StackReference.
+ */
+export async function readAdminUrl(stack: string, pulumi: PulumiRunner = runPulumi): Promise<string | undefined> {
+  const result = await pulumi(["stack", "output", "--json", "--show-secrets", "--stack", stack, "adminUrl"]);
+  if (result.exitCode !== 0) return undefined;
+  try {
+    const value: unknown = JSON.parse(result.stdout);
+    return typeof value === "string" && value.startsWith("postgres") ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -8,7 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { quoteEnvValue, renderEnvFile, writeSecretFile } from "../../lib/ops/envFile";
-import { connectionFromUrl, parseDatabaseOutput, readDatabaseOutput, type PulumiRunner } from "../../lib/ops/stackOutputs";
+import { connectionFromUrl, parseDatabaseOutput, readAdminUrl, readDatabaseOutput, type PulumiRunner } from "../../lib/ops/stackOutputs";
 
 const OUTPUT = {
   mode: "docker",
@@ -52,6 +52,30 @@ describe("reading the database output", () => {
   test("an output without the role URLs names the missing field", () => {
     const { urls: _urls, ...withoutUrls } = OUTPUT;
     expect(() => parseDatabaseOutput(JSON.stringify(withoutUrls), "dev")).toThrow(/Stack "dev": the database output is not what this project exports \(database\.urls: /);
+  });
+});
+
+describe("the admin URL for restores", () => {
+  test("comes from the stack's separate adminUrl output, and is absent when the stack has none", async () => {
+    const calls: string[][] = [];
+    expect(await readAdminUrl("dev", pulumiFeeding(JSON.stringify("postgresql://postgres:pw@127.0.0.1:5432/postgres"), calls))).toBe(
+      "postgresql://postgres:pw@127.0.0.1:5432/postgres",
+    );
+    expect(calls).toEqual([["stack", "output", "--json", "--show-secrets", "--stack", "dev", "adminUrl"]]);
+    expect(await readAdminUrl("dev", async () => ({ exitCode: 255, stdout: "", stderr: "error: current stack does not have output property 'adminUrl'" }))).toBeUndefined();
+    expect(await readAdminUrl("dev", async () => ({ exitCode: 127, stdout: "", stderr: "" }))).toBeUndefined();
+  });
+
+  test("npm run db:restore without --url, on a stack that exports no adminUrl, says what to pass", () => {
+    const result = spawnSync(process.execPath, [path.resolve("node_modules/tsx/dist/cli.mjs"), "scripts/restore.ts", "--stack", "dev"], {
+      encoding: "utf8",
+      env: { ...process.env, PATH: path.dirname(process.execPath) },
+      timeout: 60_000,
+    });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toBe(
+      'db:restore: --url is required (stack "dev" exports no adminUrl): an admin connection to the maintenance database, e.g. --url postgresql://postgres@127.0.0.1:5432/postgres with PGPASSWORD set.\n',
+    );
   });
 });
 
