@@ -64,6 +64,11 @@ export interface LoadOptions {
   progress?: ProgressReporter;
   /** Default: `insert` on a PGlite (Emscripten) server, `copy` otherwise. */
   staging?: StagingMode;
+  /**
+   * With `copy` staging, first try COPY straight into the target for each regular file (default true); any
+   * key already present sends that file through staging + merge instead. False always stages.
+   */
+  directCopy?: boolean;
 }
 
 /** Counts for one source. */
@@ -140,7 +145,7 @@ async function loadSource(
   options: LoadOptions,
   rejects: RejectsWriter,
   progress: ProgressReporter,
-  mode: StagingMode,
+  mode: StagingMode | "direct",
 ): Promise<SourceSummary> {
   const path = options.pathPattern ? matchPathPattern(options.pathPattern, source.name) : {};
   const fixed = (key: PathKey): string | undefined => options[key] ?? undefined;
@@ -250,9 +255,10 @@ async function loadSource(
 
   progress.start(source.name, source.totalRows);
   try {
-    if (mode === "copy") {
+    if (mode === "copy" || mode === "direct") {
       const { from: copyFrom } = await import("pg-copy-streams");
-      await pipeline(Readable.from(copyChunks(), { objectMode: false }), client.query(copyFrom(`COPY ${STAGING} (${COLUMNS.join(", ")}) FROM STDIN`)));
+      const into = mode === "direct" ? quoteTarget(options.target ?? DEFAULT_TARGET, (x) => client.escapeIdentifier(x)) : STAGING;
+      await pipeline(Readable.from(copyChunks(), { objectMode: false }), client.query(copyFrom(`COPY ${into} (${COLUMNS.join(", ")}) FROM STDIN`)));
     } else {
       // One statement per batch: column arrays unnested into the staging table.
       const types = ["text", "text", "text", "text", "timestamptz", "numeric", "numeric", "numeric", "numeric", "numeric", "numeric"];
@@ -267,6 +273,10 @@ async function loadSource(
     }
   } finally {
     progress.stop();
+  }
+  if (mode === "direct") {
+    summary.inserted = staged;
+    return summary;
   }
   if (staged > 0) {
     const merged = await merge(client, options.target ?? DEFAULT_TARGET, options.onConflict ?? "skip", [...ranges.values()]);
@@ -360,6 +370,25 @@ export async function loadOhlcv(client: Client, options: LoadOptions): Promise<L
       const version = (await client.query<{ v: string }>("SELECT version() AS v")).rows[0]?.v ?? "";
       const mode = options.staging ?? (/emscripten/i.test(version) ? "insert" : "copy");
       for (const file of options.files) {
+        if (mode === "copy" && options.directCopy !== false && fs.statSync(file).isFile()) {
+          // Optimistic single pass for new data: COPY straight into the target under a savepoint. The first
+          // key already in the table (unique violation) rolls the pass back and the source is read again
+          // through staging + merge, so results and counts are those of the merge either way.
+          const mark = rejects.mark();
+          await client.query("SAVEPOINT tsdb_direct_copy");
+          const source = await openSource(file, options);
+          try {
+            sources.push(await loadSource(client, source, options, rejects, progress, "direct"));
+            await client.query("RELEASE SAVEPOINT tsdb_direct_copy");
+            continue;
+          } catch (err) {
+            if ((err as { code?: string }).code !== "23505") throw err;
+            await client.query("ROLLBACK TO SAVEPOINT tsdb_direct_copy");
+            rejects.rewind(mark);
+          } finally {
+            await source.close();
+          }
+        }
         const source = await openSource(file, options);
         try {
           sources.push(await loadSource(client, source, options, rejects, progress, mode));

@@ -36,9 +36,36 @@ export class RejectsWriter {
     if (this.fd === undefined) {
       fs.mkdirSync(path.dirname(path.resolve(this.file)), { recursive: true });
       this.fd = fs.openSync(this.file, "w");
-      fs.writeSync(this.fd, "source,row,reason,raw\n");
+      this.write("source,row,reason,raw\n");
     }
-    fs.writeSync(this.fd, `${csvField(source)},${row},${csvField(reason)},${csvField(rawJson(values, columns))}\n`);
+    this.write(`${csvField(source)},${row},${csvField(reason)},${csvField(rawJson(values, columns))}\n`);
+  }
+
+  private position = 0;
+
+  private write(text: string): void {
+    const buf = Buffer.from(text);
+    fs.writeSync(this.fd as number, buf, 0, buf.length, this.position);
+    this.position += buf.length;
+  }
+
+  /** A point to come back to when a source is read again (see rewind). */
+  mark(): { count: number; position: number } {
+    return { count: this.count, position: this.position };
+  }
+
+  /** Forgets the rows added since `mark`, so a source read twice lists its rejects once. */
+  rewind(mark: { count: number; position: number }): void {
+    this.count = mark.count;
+    if (this.fd !== undefined && mark.position > 0) {
+      fs.ftruncateSync(this.fd, mark.position);
+      this.position = mark.position;
+    } else if (this.fd !== undefined) {
+      // The file was created during the pass: keep just its header.
+      fs.ftruncateSync(this.fd, 0);
+      this.position = 0;
+      this.write("source,row,reason,raw\n");
+    }
   }
 
   close(): void {

@@ -97,6 +97,11 @@ describe.each([
       "12: high 185.00 is below max(open 185.00, close 185.000000000000000001)",
     ]);
     expect(lines[1]).toContain(`{""timestamp"":""not-a-date"",""symbol"":""AAPL"",""open"":""185.00""`);
+    // Again: the good rows are already there (on PostgreSQL the first, direct COPY pass hits them and the
+    // file is read a second time through staging); each bad row is still listed exactly once.
+    const again = await load({ files: [BAD_ROWS], timeframe: "1d", rejectsFile });
+    expect(again).toMatchObject({ read: 13, inserted: 0, alreadyPresent: 3, rejected: 10 });
+    expect(fs.readFileSync(rejectsFile, "utf8").trim().split("\n")).toEqual(lines);
     // The first occurrence of the duplicated key wins; an 18th decimal survives.
     expect(await barsAsText(url)).toEqual([
       "AAPL|||1d|2024-01-02T00:00:00.000000Z|185.10|186.20|184.00|185.64|1000|NULL",
