@@ -3,6 +3,8 @@
  * compressed chunk and a failing job; PostgreSQL 17 without TimescaleDB. And `npm run doctor -- --url`.
  */
 import { execFile } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { withClient } from "../../lib/db";
@@ -74,6 +76,27 @@ describe("database checks on TimescaleDB with the project's schema", () => {
     expect(result.stdout).toMatch(/FAIL Jobs: job \d+ public\.tsdb_doctor_broken/);
     expect(result.stdout).not.toContain("Port 5432"); // a deployed database holds its own port
     expect(result.code).toBe(1);
+  });
+
+  test("npm run doctor on a deployed stack finds the database through `pulumi stack output`", async () => {
+    const bin = fs.mkdtempSync(path.join(os.tmpdir(), "tsdb-doctor-bin-"));
+    try {
+      const output = { host: engine.host, port: engine.port, database: "postgres", sslmode: "disable", urls: { migrator: engine.url, app: engine.url, readonly: engine.url } };
+      fs.writeFileSync(path.join(bin, "output.json"), JSON.stringify(output));
+      fs.writeFileSync(path.join(bin, "pulumi"), `#!/bin/sh\ncase "$1" in version) echo v3.205.0;; stack) cat ${bin}/output.json;; esac\n`, { mode: 0o755 });
+      const result = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+        execFile(process.execPath, [path.resolve("node_modules/tsx/dist/cli.mjs"), "scripts/doctor.ts", "--stack", "dev"], { timeout: 60_000, env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } }, (err, stdout) =>
+          resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout }),
+        );
+      });
+      expect(result.stdout).toContain("ok   Pulumi CLI: v3.205.0");
+      expect(result.stdout).toMatch(/ok {3}Hypertables: .*market_data\.ohlcv_bars/);
+      expect(result.stdout).not.toContain("Stack outputs");
+      expect(result.stdout).not.toContain("Port 5432");
+      expect(result.code).toBe(1); // the Docker daemon here, and the failed job above
+    } finally {
+      fs.rmSync(bin, { recursive: true, force: true });
+    }
   });
 });
 
