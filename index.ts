@@ -153,3 +153,22 @@ export const datasets = Object.fromEntries(
     },
   ]),
 );
+
+/**
+ * The admin connection (the container's superuser, or the external admin role) for `npm run db:restore`,
+ * which must drop and recreate the database. Secret, and kept out of `database`, which other apps read.
+ */
+export const adminUrl = pulumi.secret(
+  pulumi
+    .all([server ? server.host : settings.externalHost!, server ? server.port : settings.externalPort, adminPassword])
+    .apply(([host, port, password]) =>
+      connectionUrl({
+        host,
+        port,
+        database: "postgres",
+        user: server ? SUPERUSER : settings.externalAdminUser,
+        password,
+        sslmode: settings.sslmode,
+      }),
+    ),
+);

@@ -372,6 +372,14 @@ describe("dev stack with overrides", () => {
     expect((urls as { app: string }).app).toBe("postgresql://market_app:app-Secret'1@127.0.0.1:5432/market?sslmode=disable");
   });
 
+  test("adminUrl, for restores, is the container superuser's URL and is secret", async () => {
+    const run = await runStack({ stack: "dev", config: committedStackConfig("dev") });
+    expect(await secretOf(run.outputs.adminUrl)).toBe(true);
+    expect(await valueOf(run.outputs.adminUrl as string)).toBe(
+      "postgresql://postgres:generatedtsdbdevadminpassword@127.0.0.1:5432/postgres?sslmode=disable",
+    );
+  });
+
   test("vanilla mode creates no extension and a NOLOGIN owner", async () => {
     const run = await runStack({ stack: "dev", config: { timescaledb: "false" } });
     expect(run.ofType(T.extension)).toEqual([]);
