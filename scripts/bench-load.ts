@@ -168,6 +168,7 @@ async function main(): Promise<void> {
   });
   if (values.child) return child(values.child, values.url ?? "", values.file ?? "");
   const n = Number(values.rows);
+  const loadStart = os.loadavg()[0]?.toFixed(1);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bench-load-"));
   const log = (s: string) => process.stderr.write(`${s}\n`);
   log(`generating ${n} rows in ${dir}`);
@@ -266,6 +267,7 @@ async function main(): Promise<void> {
 
 Command: \`npm run bench:load\` (scripts/bench-load.ts${n !== 1_000_000 ? ` --rows ${n}` : ""}), ${new Date().toISOString().slice(0, 10)}, on ${os.cpus().length} x ${cpu},
 ${Math.round(os.totalmem() / 2 ** 30)} GB RAM, Node ${process.version}, embedded PostgreSQL 17 (fsync off, as the test fixture starts it).
+Load average (1 min) at the start ${loadStart}, at the end ${os.loadavg()[0]?.toFixed(1)}: other work on the machine slows every row alike.
 
 ${n.toLocaleString("en-US")} hourly OHLCV rows (100 symbols), files: CSV ${sizes.csv} MB, Parquet ${sizes.parquet} MB, SQLite ${sizes.sqlite} MB.
 Every target is \`market_data.ohlcv_bars\` from the real migrations, or an identical table (\`LIKE ... INCLUDING ALL\`:

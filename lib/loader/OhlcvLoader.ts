@@ -176,10 +176,12 @@ async function loadSource(
     return i === undefined ? undefined : row[i];
   };
 
-  // Each valid row as its 11 column values (null = SQL NULL), one array per source batch.
-  async function* stagedBatches(): AsyncGenerator<Array<Array<string | null>>> {
+  // Each batch's valid rows: as COPY text lines (asText), or as 11 column values each (null = SQL NULL).
+  // Building the COPY text directly saves an array per row, which the garbage collector would pay for.
+  async function* stagedBatches(asText: boolean): AsyncGenerator<{ text: string; rows: Array<Array<string | null>> }> {
     for await (const batch of source.batches()) {
       const out: Array<Array<string | null>> = [];
+      let lines = "";
       for (const row of batch) {
         summary.read++;
         const rowNumber = summary.read;
@@ -229,22 +231,26 @@ async function loadSource(
           continue;
         }
         staged++;
-        out.push([
-          bar.symbol, bar.exchange, bar.provider, bar.timeframe, microsToSql(check.micros),
-          bar.open ?? "", bar.high ?? "", bar.low ?? "", bar.close ?? "", bar.volume || "0", bar.adjClose || null,
-        ]);
+        if (asText) {
+          lines +=
+            `${copyText(bar.symbol)}\t${copyText(bar.exchange)}\t${copyText(bar.provider)}\t${bar.timeframe}\t` +
+            `${microsToSql(check.micros)}\t${bar.open}\t${bar.high}\t${bar.low}\t${bar.close}\t${bar.volume || "0"}\t${bar.adjClose || "\\N"}\n`;
+        } else {
+          out.push([
+            bar.symbol, bar.exchange, bar.provider, bar.timeframe, microsToSql(check.micros),
+            bar.open ?? "", bar.high ?? "", bar.low ?? "", bar.close ?? "", bar.volume || "0", bar.adjClose || null,
+          ]);
+        }
       }
       progress.update(summary.read, source.fractionRead());
-      yield out;
+      yield { text: lines, rows: out };
     }
   }
 
   async function* copyChunks(): AsyncGenerator<string> {
     let chunk = "";
-    for await (const batch of stagedBatches()) {
-      for (const r of batch) {
-        chunk += `${copyText(r[0] ?? "")}\t${copyText(r[1] ?? "")}\t${copyText(r[2] ?? "")}\t${r[3]}\t${r[4]}\t${r[5]}\t${r[6]}\t${r[7]}\t${r[8]}\t${r[9]}\t${r[10] ?? "\\N"}\n`;
-      }
+    for await (const batch of stagedBatches(true)) {
+      chunk += batch.text;
       if (chunk.length >= CHUNK_CHARS) {
         yield chunk;
         chunk = "";
@@ -263,7 +269,7 @@ async function loadSource(
       // One statement per batch: column arrays unnested into the staging table.
       const types = ["text", "text", "text", "text", "timestamptz", "numeric", "numeric", "numeric", "numeric", "numeric", "numeric"];
       const sql = `INSERT INTO ${STAGING} (${COLUMNS.join(", ")}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(", ")})`;
-      for await (const batch of stagedBatches()) {
+      for await (const { rows: batch } of stagedBatches(false)) {
         // Small statements: the PGlite socket server mishandles protocol messages split across socket reads.
         for (let start = 0; start < batch.length; start += INSERT_ROWS) {
           const part = batch.slice(start, start + INSERT_ROWS);

@@ -86,18 +86,11 @@ export function parseTimestamp(value: unknown): TimestampResult {
   return { ok: false, reason: `timestamp has unsupported type ${typeof value}` };
 }
 
-function pad(n: number, width: number): string {
-  return String(n).padStart(width, "0");
-}
-
 /** Epoch microseconds as a UTC timestamptz literal PostgreSQL reads regardless of the session's TimeZone. */
 export function microsToSql(micros: number): string {
   const ms = Math.floor(micros / 1000);
   const us = micros - ms * 1000;
-  const d = new Date(ms);
-  const frac = pad(d.getUTCMilliseconds(), 3) + pad(us, 3);
-  return (
-    `${pad(d.getUTCFullYear(), 4)}-${pad(d.getUTCMonth() + 1, 2)}-${pad(d.getUTCDate(), 2)} ` +
-    `${pad(d.getUTCHours(), 2)}:${pad(d.getUTCMinutes(), 2)}:${pad(d.getUTCSeconds(), 2)}.${frac}+00`
-  );
+  // toISOString is native and fast; years are bounded to 1800..2199 by parseTimestamp.
+  const iso = new Date(ms).toISOString();
+  return `${iso.slice(0, 10)} ${iso.slice(11, 23)}${us < 10 ? "00" : us < 100 ? "0" : ""}${us}+00`;
 }

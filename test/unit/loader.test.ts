@@ -6,7 +6,7 @@ import { expandSource, matchPathPattern, parseMapping, resolveColumns } from "..
 import { formatOf, quoteTarget } from "../../lib/loader/OhlcvLoader";
 import { TimeKeySet } from "../../lib/loader/keySet";
 import { fixedToText, parseBarType } from "../../lib/loader/sources/parquet";
-import { type BarText, checkBar, compareDecimal, normalizeTimeframe, parseDecimal } from "../../lib/loader/rowValidation";
+import { type BarText, checkBar, compareDecimal, comparePlain, normalizeTimeframe, parseDecimal } from "../../lib/loader/rowValidation";
 import { microsToSql, parseTimestamp } from "../../lib/loader/timestamps";
 
 const micros = (iso: string) => Date.parse(iso) * 1000;
@@ -185,5 +185,23 @@ describe("the in-file duplicate key set", () => {
     for (let i = 0; i < 5000; i++) expect(keys.add(i * 3_600_000_000)).toBe(true);
     expect(keys.add(1234 * 3_600_000_000)).toBe(false);
     expect(keys.size).toBe(5000);
+  });
+});
+
+describe("the allocation-free compare of plain decimals", () => {
+  test("agrees with compareDecimal on every pair of a grid of tricky values", () => {
+    const values = ["0", "0.0", "00.5", "0.5", "0.50", "0.05", "1", "1.0", "1.000000000000000001", "9.99", "10", "010", "100.5", "100.49999", "185.10", "185.1", "185.11"];
+    for (const a of values) {
+      for (const b of values) {
+        const da = parseDecimal(a);
+        const db = parseDecimal(b);
+        expect([a, b, comparePlain(a, b)]).toEqual([a, b, da && db && compareDecimal(da, db)]);
+      }
+    }
+  });
+  test("declines anything but plain unsigned decimals", () => {
+    expect(comparePlain("1e2", "100")).toBeUndefined();
+    expect(comparePlain("-1", "1")).toBeUndefined();
+    expect(comparePlain(".5", "0.5")).toBeUndefined();
   });
 });
