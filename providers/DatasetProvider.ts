@@ -3,7 +3,7 @@
  * files, so `pulumi preview` shows an update exactly for the datasets whose files or settings changed.
  *
  * The load itself runs `scripts/data.ts load --json` of the project in a child Node process (through tsx):
- * the loader's readers (csv-parse, hyparquet, better-sqlite3) stay ordinary modules of the project instead of
+ * the loader's readers (PapaParse, hyparquet, better-sqlite3) stay ordinary modules of the project instead of
  * being serialized into state, memory for a large load is the child's, and the connection reaches the child
  * in its environment (DATABASE_URL), never on a command line. Only type imports at top level; Node built-ins
  * are required inside the methods, so the serialized provider captures nothing else.

@@ -107,8 +107,9 @@ async function child(mode: string, url: string, file: string): Promise<void> {
     const s: LoadSummary = await loadOhlcvFrom(url, { files: [file], timeframe: "1h", ...(file.endsWith(".db") ? { sqliteTable: "bars" } : {}), ...(file.endsWith(".parquet") ? {} : {}) });
     extra = { inserted: s.inserted, alreadyPresent: s.alreadyPresent, rejected: s.rejected, read: s.read };
   } else if (mode === "insert") {
-    // What the seeds do: parse, then multi-row INSERTs of 1000 rows with parameters, no validation.
-    const { parse } = await import("csv-parse");
+    // What the seeds do: parse (with the same CSV parser as the loader, so only the write path differs), then
+    // multi-row INSERTs of 1000 rows with parameters, no validation.
+    const Papa = (await import("papaparse")).default;
     let n = 0;
     await withClient(url, async (c) => {
       await c.query("BEGIN");
@@ -120,7 +121,12 @@ async function child(mode: string, url: string, file: string): Promise<void> {
         n += batch.length;
         batch = [];
       };
-      for await (const rec of fs.createReadStream(file).pipe(parse({ from_line: 2 }))) {
+      let header = true;
+      for await (const rec of fs.createReadStream(file, { encoding: "utf8" }).pipe(Papa.parse(Papa.NODE_STREAM_INPUT, { delimiter: ",", skipEmptyLines: true }))) {
+        if (header) {
+          header = false;
+          continue;
+        }
         batch.push(rec as string[]);
         if (batch.length === 1000) await flush();
       }
@@ -288,7 +294,7 @@ ${compression}
 Reading the numbers:
 - New rows take the loader's direct pass (COPY straight into the target under a savepoint, see
   docs/LOADING.md): JS reading and checking runs on one core while the server's COPY runs on the other. CSV
-  is bound by csv-parse plus the checks in JS; Parquet and SQLite hand over typed columns and come close to
+  is bound by parsing (PapaParse) plus the checks in JS; Parquet and SQLite hand over typed columns and come close to
   \\copy.
 - A re-run whose rows are all present hits a unique violation on its first row, rolls back to the savepoint
   and goes through staging + ON CONFLICT merge: every row is written twice (staging, then probed in the

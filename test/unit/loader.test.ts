@@ -5,6 +5,7 @@ import { describe, expect, test } from "vitest";
 import { expandSource, matchPathPattern, parseMapping, resolveColumns } from "../../lib/loader/columnMapping";
 import { formatOf, quoteTarget } from "../../lib/loader/OhlcvLoader";
 import { TimeKeySet } from "../../lib/loader/keySet";
+import { openCsv } from "../../lib/loader/sources/csv";
 import { fixedToText, parseBarType } from "../../lib/loader/sources/parquet";
 import { type BarText, checkBar, compareDecimal, comparePlain, normalizeTimeframe, parseDecimal } from "../../lib/loader/rowValidation";
 import { microsToSql, parseTimestamp } from "../../lib/loader/timestamps";
@@ -203,5 +204,34 @@ describe("the allocation-free compare of plain decimals", () => {
     expect(comparePlain("1e2", "100")).toBeUndefined();
     expect(comparePlain("-1", "1")).toBeUndefined();
     expect(comparePlain(".5", "0.5")).toBeUndefined();
+  });
+});
+
+describe("CSV reading", () => {
+  test("non-ASCII text survives being split across read chunks (the reader reads 1 MiB at a time)", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tsdb-csv-"));
+    const file = path.join(dir, "bars.csv");
+    // ~4 MiB where most bytes belong to 3-byte characters, so chunk boundaries fall inside characters.
+    const exchange = "Börse ✓".padEnd(40, "✓");
+    const lines = ["time;symbol;exchange;open;high;low;close"];
+    for (let i = 0; i < 30_000; i++) lines.push(`${i};ÅÄÖ${i % 7};${exchange};1.5;2.5;1.25;2`);
+    fs.writeFileSync(file, "\uFEFF" + lines.join("\n") + "\n");
+    const source = await openCsv(file);
+    try {
+      expect(source.columns).toEqual(["time", "symbol", "exchange", "open", "high", "low", "close"]);
+      const exchanges = new Set<unknown>();
+      let rows = 0;
+      for await (const batch of source.batches()) {
+        for (const record of batch) {
+          rows++;
+          exchanges.add(record[2]);
+        }
+      }
+      expect(rows).toBe(30_000);
+      expect([...exchanges]).toEqual([exchange]);
+    } finally {
+      await source.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

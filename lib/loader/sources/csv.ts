@@ -1,7 +1,10 @@
 /**
- * CSV through csv-parse (streaming, RFC 4180 quoting, `,` `;` tab or `|` delimiters), gzip through zlib when
- * the name ends in .gz or the file starts with gzip's magic bytes. Every value stays text, so prices reach COPY
- * exactly as written.
+ * CSV through PapaParse's Node stream (RFC 4180 quoting; `,` `;` tab or `|` delimiters, detected from the
+ * first rows unless given), gzip through zlib when the name ends in .gz or the file starts with gzip's magic
+ * bytes. Every value stays text, so prices reach COPY exactly as written.
+ *
+ * PapaParse rather than csv-parse: on 1M bars it parses in about 0.6 s where csv-parse takes 3.5 s, and the
+ * parse is most of a CSV load's CPU time (bench/load.md).
  */
 import fs from "node:fs";
 import zlib from "node:zlib";
@@ -30,21 +33,20 @@ export interface CsvOptions {
 
 /** Opens a CSV file (first row = header) as a record source. */
 export async function openCsv(file: string, options: CsvOptions = {}): Promise<RecordSource> {
-  const { parse } = await import("csv-parse");
+  const Papa = (await import("papaparse")).default;
   const size = fs.statSync(file).size;
   const raw = fs.createReadStream(file, { highWaterMark: 1 << 20 });
-  let bytesRead = 0;
-  raw.on("data", (chunk) => {
-    bytesRead += chunk.length;
-  });
-  const parser = parse({
-    delimiter: options.delimiter ?? [",", ";", "\t", "|"],
-    bom: true,
-    skip_empty_lines: true,
-    // A short or long row becomes a reject with its reason, not an exception that stops the load.
-    relax_column_count: true,
+  // Rows come out as arrays of strings; a short or long row is passed on (and becomes a reject with its
+  // reason), never an exception that stops the load.
+  const parser = Papa.parse(Papa.NODE_STREAM_INPUT, {
+    delimiter: options.delimiter ?? "",
+    delimitersToGuess: [",", ";", "\t", "|"],
+    skipEmptyLines: true,
   });
   const input = isGzip(file) ? raw.pipe(zlib.createGunzip()) : raw;
+  // Decode UTF-8 here, across chunk boundaries: PapaParse would decode each Buffer chunk on its own and break
+  // a character split between two chunks.
+  input.setEncoding("utf8");
   input.on("error", (err: Error) => parser.destroy(err));
   input.pipe(parser);
   const iterator = parser[Symbol.asyncIterator]() as AsyncIterator<string[]>;
@@ -53,12 +55,13 @@ export async function openCsv(file: string, options: CsvOptions = {}): Promise<R
     raw.destroy();
     throw new Error(`${file}: the CSV file is empty; it needs a header row naming the columns.`);
   }
-  const columns = first.value.map((c) => c.trim());
+  // PapaParse keeps a UTF-8 byte order mark in the first header cell.
+  const columns = first.value.map((c, i) => (i === 0 ? c.replace(/^\uFEFF/, "") : c).trim());
   return {
     name: file,
     columns,
     declared: {},
-    fractionRead: () => (size > 0 ? Math.min(1, bytesRead / size) : 1),
+    fractionRead: () => (size > 0 ? Math.min(1, raw.bytesRead / size) : 1),
     async *batches() {
       let batch: unknown[][] = [];
       for (;;) {
