@@ -5,7 +5,7 @@ import { describe, expect, test } from "vitest";
 import { expandSource, matchPathPattern, parseMapping, resolveColumns } from "../../lib/loader/columnMapping";
 import { formatOf, quoteTarget } from "../../lib/loader/OhlcvLoader";
 import { TimeKeySet } from "../../lib/loader/keySet";
-import { openCsv } from "../../lib/loader/sources/csv";
+import { lastRecordEnd, openCsv } from "../../lib/loader/sources/csv";
 import { fixedToText, parseBarType } from "../../lib/loader/sources/parquet";
 import { type BarText, checkBar, compareDecimal, comparePlain, normalizeTimeframe, parseDecimal } from "../../lib/loader/rowValidation";
 import { microsToSql, parseTimestamp } from "../../lib/loader/timestamps";
@@ -229,6 +229,42 @@ describe("CSV reading", () => {
       }
       expect(rows).toBe(30_000);
       expect([...exchanges]).toEqual([exchange]);
+    } finally {
+      await source.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test.each([
+    ["a,b\n1,2\n3,", 8],
+    ['a,"x\ny"\n1,"2', 8],
+    ['a,"x\n', -1],
+    ['a,"say ""hi""\n"\nb', 16],
+    ["no line break", -1],
+  ])("the last complete record of %j ends at %i", (text, end) => {
+    expect(lastRecordEnd(text)).toBe(end);
+  });
+
+  test("quoted fields with delimiters, quotes and line breaks stay whole across read chunks", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tsdb-csv-"));
+    const file = path.join(dir, "bars.csv");
+    const note = 'first line, with comma\nsecond "quoted" line';
+    const lines = ["time,symbol,note,open,high,low,close"];
+    for (let i = 0; i < 40_000; i++) lines.push(`${i},S${i % 3},"${note.replace(/"/g, '""')}",1.5,2.5,1.25,2`);
+    fs.writeFileSync(file, lines.join("\r\n"));
+    const source = await openCsv(file);
+    try {
+      const notes = new Set<unknown>();
+      let rows = 0;
+      for await (const batch of source.batches()) {
+        for (const record of batch) {
+          rows++;
+          notes.add(record[2]);
+          expect(record).toHaveLength(7);
+        }
+      }
+      expect(rows).toBe(40_000);
+      expect([...notes]).toEqual([note]);
     } finally {
       await source.close();
       fs.rmSync(dir, { recursive: true, force: true });
