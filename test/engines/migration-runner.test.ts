@@ -19,17 +19,34 @@ async function rows<T = Record<string, unknown>>(url: string, sql: string, param
   return withClient(url, async (c) => (await c.query(sql, params)).rows as T[]);
 }
 
-/** A copy of a fixture directory that a test may edit. */
+/**
+ * A copy of a fixture scenario that a test may edit. `basic` is complete; every other scenario holds only the
+ * files it changes (e.g. its own 0003) and takes the rest from `basic`.
+ */
 function copyFixture(name: string): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `mig-${name}-`));
-  for (const f of fs.readdirSync(path.join(FIXTURES, name))) fs.copyFileSync(path.join(FIXTURES, name, f), path.join(dir, f));
+  const own = fs.readdirSync(path.join(FIXTURES, name));
+  const version = (file: string) => file.slice(0, 4);
+  for (const f of fs.readdirSync(path.join(FIXTURES, "basic"))) {
+    if (!own.some((o) => version(o) === version(f))) fs.copyFileSync(path.join(FIXTURES, "basic", f), path.join(dir, f));
+  }
+  for (const f of own) fs.copyFileSync(path.join(FIXTURES, name, f), path.join(dir, f));
+  return dir;
+}
+
+const scenarios = new Map<string, string>();
+/** The migrations directory of a scenario, assembled once per file. */
+function fixtureDir(name: string): string {
+  if (name === "basic") return path.join(FIXTURES, name);
+  let dir = scenarios.get(name);
+  if (!dir) scenarios.set(name, (dir = copyFixture(name)));
   return dir;
 }
 
 describe("the migration runner on TimescaleDB", () => {
   let tsdb: Engine;
   const runner = (dir = "basic") =>
-    new MigrationRunner({ connection: tsdb.url, migrations: path.join(FIXTURES, dir), timescaledb: true, variables: VARS });
+    new MigrationRunner({ connection: tsdb.url, migrations: fixtureDir(dir), timescaledb: true, variables: VARS });
 
   beforeAll(async () => {
     tsdb = await startTimescaleEngine();
@@ -144,7 +161,7 @@ describe("the migration runner on PostgreSQL 17 (vanilla mode)", () => {
   });
   const freshDb = () => pg.createDatabase(`runner_${++n}`);
   const runner = (url: string, dir = "basic", extra: { role?: string } = {}) =>
-    new MigrationRunner({ connection: url, migrations: path.join(FIXTURES, dir), timescaledb: false, variables: VARS, ...extra });
+    new MigrationRunner({ connection: url, migrations: fixtureDir(dir), timescaledb: false, variables: VARS, ...extra });
 
   test("vanilla mode makes plain tables, indexes and a materialized view; down and up again work", async () => {
     const url = await freshDb();
