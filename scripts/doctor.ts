@@ -2,12 +2,11 @@
  * `npm run doctor -- [--stack dev] [--url postgresql://...]`: prerequisite checks and, for a deployed stack
  * (or `--url`), the database checks. Prints every problem with its fix; exits 1 when any check fails.
  */
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { withClient } from "../lib/db";
 import { checkDatabase } from "../lib/ops/databaseHealth";
 import { parseFlags } from "../lib/ops/cliArgs";
-import { checkPrerequisites, formatResults, hasFailures, type CheckResult } from "../lib/ops/prerequisites";
+import { checkPrerequisites, formatResults, hasFailures, stackPrerequisites, type CheckResult } from "../lib/ops/prerequisites";
 import { readDatabaseOutput } from "../lib/ops/stackOutputs";
 import { readStackSettings } from "../lib/settings";
 
@@ -25,7 +24,6 @@ async function main(): Promise<number> {
   }
   const stack = flags.stack ?? "dev";
   const settings = readStackSettings(projectDir, stack);
-  const pkg = JSON.parse(fs.readFileSync(path.join(projectDir, "package.json"), "utf8")) as { engines?: { node?: string } };
 
   // A deployed stack holds its own ports, so only check them when there is no database to talk to yet.
   let url = flags.url;
@@ -40,19 +38,7 @@ async function main(): Promise<number> {
     }
   }
 
-  const results = await checkPrerequisites({
-    nodeRange: pkg.engines?.node ?? ">=20",
-    mode: settings.mode,
-    ports: deployed
-      ? []
-      : [
-          { port: settings.port, setting: "tsdb:port" },
-          ...(settings.pgadminEnabled ? [{ port: settings.pgadminPort, setting: "tsdb:pgadminPort" }] : []),
-        ],
-    bindAddress: settings.bindAddress,
-    diskPath: projectDir,
-    minFreeDiskBytes: 2 * 1024 ** 3,
-  });
+  const results = await checkPrerequisites(stackPrerequisites(projectDir, settings, { checkPorts: !deployed }));
   results.push(...notes);
 
   if (url) {

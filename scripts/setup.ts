@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseFlags } from "../lib/ops/cliArgs";
-import { checkPrerequisites, formatResults, hasFailures } from "../lib/ops/prerequisites";
+import { checkPrerequisites, formatResults, hasFailures, stackPrerequisites } from "../lib/ops/prerequisites";
 import { readStackSettings } from "../lib/settings";
 
 const projectDir = path.resolve(__dirname, "..");
@@ -15,19 +15,9 @@ async function main(): Promise<number> {
   const flags = parseFlags(process.argv.slice(2), { stack: { type: "string", default: "dev" } });
   const stack = flags.stack ?? "dev";
   const settings = readStackSettings(projectDir, stack);
-  const pkg = JSON.parse(fs.readFileSync(path.join(projectDir, "package.json"), "utf8")) as { engines?: { node?: string } };
 
-  const checks = await checkPrerequisites({
-    nodeRange: pkg.engines?.node ?? ">=20",
-    mode: settings.mode,
-    ports: [
-      { port: settings.port, setting: "tsdb:port" },
-      ...(settings.pgadminEnabled ? [{ port: settings.pgadminPort, setting: "tsdb:pgadminPort" }] : []),
-    ].filter(() => settings.mode === "docker"),
-    bindAddress: settings.bindAddress,
-    diskPath: projectDir,
-    minFreeDiskBytes: 2 * 1024 ** 3,
-  });
+  // Ports are checked in docker mode only (checkPrerequisites skips them for an external server).
+  const checks = await checkPrerequisites(stackPrerequisites(projectDir, settings, { checkPorts: true }));
   console.log(`tsdb setup, stack ${stack} (${settings.mode} mode)\n${formatResults(checks)}`);
   if (hasFailures(checks)) {
     console.log("\nFix the failed checks above, then run `npm run setup` again.");

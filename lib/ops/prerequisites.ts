@@ -6,6 +6,8 @@
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
+import * as path from "node:path";
+import type { Settings } from "../settings";
 
 /** Outcome of one check: `fail` blocks setup, `warn` is reported but does not. */
 export type CheckStatus = "ok" | "warn" | "fail";
@@ -49,6 +51,28 @@ export interface PrerequisiteOptions {
   /** Directory whose file system must have `minFreeDiskBytes` free (the project: state, backups). */
   diskPath: string;
   minFreeDiskBytes: number;
+}
+
+/**
+ * The prerequisites of a stack as `npm run setup` and `npm run doctor` check them: Node against package.json
+ * `engines`, the ports the stack publishes (unless `checkPorts` is false: a deployed stack holds them itself),
+ * and 2 GB free in the project directory.
+ */
+export function stackPrerequisites(projectDir: string, settings: Settings, { checkPorts }: { checkPorts: boolean }): PrerequisiteOptions {
+  const pkg = JSON.parse(fs.readFileSync(path.join(projectDir, "package.json"), "utf8")) as { engines?: { node?: string } };
+  return {
+    nodeRange: pkg.engines?.node ?? ">=20",
+    mode: settings.mode,
+    ports: checkPorts
+      ? [
+          { port: settings.port, setting: "tsdb:port" },
+          ...(settings.pgadminEnabled ? [{ port: settings.pgadminPort, setting: "tsdb:pgadminPort" }] : []),
+        ]
+      : [],
+    bindAddress: settings.bindAddress,
+    diskPath: projectDir,
+    minFreeDiskBytes: 2 * 1024 ** 3,
+  };
 }
 
 /** Runs a command without a shell; a missing program yields exit code 127 instead of throwing. */
