@@ -41,10 +41,15 @@ const server =
       })
     : undefined;
 
+// Where the database is reached from here, and as whom to administer it: the container or the external server.
+const host: pulumi.Output<string> = server ? server.host : pulumi.output(settings.externalHost!);
+const port: pulumi.Output<number> = server ? server.port : pulumi.output(settings.externalPort);
+const adminUser = server ? SUPERUSER : settings.externalAdminUser;
+
 const access = new DatabaseAccess(name, {
-  host: server ? server.host : settings.externalHost!,
-  port: server ? server.port : settings.externalPort,
-  adminUser: server ? SUPERUSER : settings.externalAdminUser,
+  host,
+  port,
+  adminUser,
   adminPassword,
   adminIsSuperuser: server !== undefined,
   sslmode: settings.sslmode,
@@ -110,8 +115,8 @@ const roleName = (key: "migrator" | "app" | "readonly") => access.plan.roles.fin
  */
 export const database = {
   mode: settings.mode,
-  host: server ? server.host : pulumi.output(settings.externalHost!),
-  port: server ? server.port : pulumi.output(settings.externalPort),
+  host,
+  port,
   database: access.database.name,
   sslmode: settings.sslmode,
   users: { migrator: roleName("migrator"), app: roleName("app"), readonly: roleName("readonly") },
@@ -160,13 +165,13 @@ export const datasets = Object.fromEntries(
  */
 export const adminUrl = pulumi.secret(
   pulumi
-    .all([server ? server.host : settings.externalHost!, server ? server.port : settings.externalPort, adminPassword])
+    .all([host, port, adminPassword])
     .apply(([host, port, password]) =>
       connectionUrl({
         host,
         port,
         database: "postgres",
-        user: server ? SUPERUSER : settings.externalAdminUser,
+        user: adminUser,
         password,
         sslmode: settings.sslmode,
       }),
