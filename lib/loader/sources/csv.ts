@@ -98,7 +98,8 @@ export async function openCsv(file: string, options: CsvOptions = {}): Promise<R
   const size = fs.statSync(file).size;
   const raw = fs.createReadStream(file, { highWaterMark: 1 << 20 });
   const input = isGzip(file) ? raw.pipe(zlib.createGunzip()) : raw;
-  raw.on("error", (err: Error) => input.destroy(err));
+  // pipe() does not forward the file's errors to the gunzip stream the reader iterates.
+  if (input !== raw) raw.on("error", (err: Error) => input.destroy(err));
   // Decode UTF-8 on the stream, so a character split between two reads stays whole.
   input.setEncoding("utf8");
   // Rows come out as arrays of strings; a short or long row is passed on (and becomes a reject with its
