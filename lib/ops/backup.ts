@@ -51,7 +51,8 @@ export async function readServerInfo(db: Queryable): Promise<ServerInfo> {
               (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb') AS ts`,
     )
   ).rows[0] as { v: string; n: number; ts: string | null };
-  return { serverVersion: row.v, postgresMajor: Math.floor(Number(row.n) / 10000), timescaledbVersion: row.ts };
+  // Distribution builds append their package version ("15.18 (Debian 15.18-0+deb12u1)"): keep the release.
+  return { serverVersion: row.v.split(" ")[0] ?? row.v, postgresMajor: Math.floor(Number(row.n) / 10000), timescaledbVersion: row.ts };
 }
 
 function quoteIdent(name: string): string {

@@ -161,7 +161,7 @@ export async function checkPrerequisites(options: PrerequisiteOptions, probes: P
           name: "Node.js",
           status: "fail",
           detail: `v${node} does not satisfy package.json engines.node "${options.nodeRange}"`,
-          fix: "Install Node 20 LTS (e.g. `nvm install 20 && nvm use 20`), then `npm install`.",
+          fix: "Install Node 20 LTS (e.g. `nvm install 20 && nvm use 20`), then `npm ci`.",
         },
   );
 

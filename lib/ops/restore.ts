@@ -37,7 +37,8 @@ export async function readTargetServer(db: Queryable): Promise<TargetServer> {
               ARRAY(SELECT version FROM pg_available_extension_versions WHERE name = 'timescaledb' ORDER BY 1) AS ts`,
     )
   ).rows[0] as { v: string; n: number; ts: string[] };
-  return { serverVersion: row.v, postgresMajor: Math.floor(Number(row.n) / 10000), timescaledbAvailable: row.ts ?? [] };
+  // Distribution builds append their package version ("15.18 (Debian 15.18-0+deb12u1)"): keep the release.
+  return { serverVersion: row.v.split(" ")[0] ?? row.v, postgresMajor: Math.floor(Number(row.n) / 10000), timescaledbAvailable: row.ts ?? [] };
 }
 
 /**

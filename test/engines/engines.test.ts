@@ -26,4 +26,16 @@ describe("test engines", () => {
     expect(Math.floor(Number(v) / 10000)).toBe(17);
     await expect(withClient(pg17.urlFor("scratch", "postgres", "wrong"), async () => 1)).rejects.toThrow(/password authentication failed/);
   });
+
+  test("PostgreSQL 15 (Debian's server, for pg_dump 15) starts with password auth", async () => {
+    const pg15 = await startPostgresServer({ major: 15 });
+    try {
+      const db = await pg15.createDatabase("scratch");
+      const v = await withClient(db, async (c) => (await c.query("SHOW server_version_num")).rows[0].server_version_num);
+      expect(Math.floor(Number(v) / 10000)).toBe(15);
+      await expect(withClient(pg15.urlFor("scratch", "postgres", "wrong"), async () => 1)).rejects.toThrow(/password authentication failed/);
+    } finally {
+      await pg15.stop();
+    }
+  });
 });

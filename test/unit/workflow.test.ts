@@ -60,7 +60,7 @@ describe("the schema-preview workflow", () => {
     expect(pulumiStep?.with).toMatchObject({ command: "preview", "stack-name": "${{ matrix.stack }}", diff: true, "comment-on-pr": true });
     expect(pulumiStep?.env?.PULUMI_ACCESS_TOKEN).toBe("${{ secrets.PULUMI_ACCESS_TOKEN }}");
     // Dependencies must be installed before the action: v6 no longer installs them itself.
-    const install = job.steps.findIndex((s) => s.run?.startsWith("npm install") ?? false);
+    const install = job.steps.findIndex((s) => s.run?.startsWith("npm ci") ?? false);
     expect(install).toBeGreaterThanOrEqual(0);
     expect(install).toBeLessThan(job.steps.indexOf(pulumiStep as Step));
   });
