@@ -1,19 +1,26 @@
 /**
  * Parquet through hyparquet (ESM-only, loaded with a real dynamic import), one row group at a time so memory
- * is bounded by the largest row group, not the file.
+ * is bounded by the largest row group, not the file. Pages compressed with GZIP, BROTLI, LZ4, LZ4_RAW or ZSTD
+ * are decompressed by hyparquet-compressors (loaded only for such files); SNAPPY is built into hyparquet.
  *
- * NautilusTrader bars (`ts_event` int64/uint64 nanoseconds) are understood: prices and volume written as
- * fixed-point raw integers - FixedSizeBinary(8) (int64, 9 decimals) or FixedSizeBinary(16) (int128, 16
- * decimals) in current releases, plain int64 with 9 decimals in older ones - are turned back into decimal
- * text with the file's `price_precision` / `size_precision`; `bar_type` metadata (`NFLX.XNAS-1-HOUR-LAST-
- * EXTERNAL`) supplies symbol, exchange and timeframe. Doubles become their shortest round-trip text
- * (`String(n)`); DECIMAL columns arrive from hyparquet as doubles and are treated the same way.
+ * NautilusTrader bars (`ts_event`/`ts_init` nanoseconds) are understood: prices and volume written as
+ * fixed-point raw integers - FixedSizeBinary(8) (i64, 9 decimals) or FixedSizeBinary(16) (i128, 16
+ * decimals, "high-precision" builds) in current releases, plain Int64 with 9 decimals in older ones - are
+ * turned back into decimal text with the file's `price_precision` / `size_precision`; `bar_type`
+ * (`NFLX.XNAS-1-HOUR-LAST-EXTERNAL`) supplies symbol, exchange and timeframe. Those keys are read from the
+ * Parquet key-value metadata and from the Arrow schema serialized in `ARROW:schema`, where Nautilus's Rust
+ * writer keeps them. Doubles become their shortest round-trip text (`String(n)`); DECIMAL columns arrive
+ * from hyparquet as doubles and are treated the same way.
  */
-import type { FileMetaData, SchemaElement } from "hyparquet" with { "resolution-mode": "import" };
+import type { CompressionCodec, Compressors, FileMetaData, SchemaElement } from "hyparquet" with { "resolution-mode": "import" };
+import { arrowSchemaMetadata } from "./arrowSchema";
 import type { RecordSource } from "./types";
 
 const NAUTILUS_FIXED_COLUMNS = new Set(["open", "high", "low", "close", "volume"]);
 const BAR_UNITS: Record<string, string> = { MINUTE: "m", HOUR: "h", DAY: "d", WEEK: "w", MONTH: "mo" };
+/** Codecs hyparquet reads by itself, and those hyparquet-compressors adds. LZO has no reader in JS. */
+const BUILT_IN_CODECS: readonly CompressionCodec[] = ["UNCOMPRESSED", "SNAPPY"];
+const EXTRA_CODECS: readonly CompressionCodec[] = ["GZIP", "BROTLI", "LZ4", "LZ4_RAW", "ZSTD"];
 
 /** Decimal text of `raw / 10^scale` with `precision` decimals, or more when the value needs them. */
 export function fixedToText(raw: bigint, scale: number, precision?: number): string {
@@ -27,11 +34,11 @@ export function fixedToText(raw: bigint, scale: number, precision?: number): str
   return `${negative ? "-" : ""}${int}${frac ? `.${frac}` : ""}`;
 }
 
-function readLittleEndian(bytes: Uint8Array): bigint {
+/** A little-endian integer, two's complement when `signed` (Nautilus prices) or not (quantities). */
+function readLittleEndian(bytes: Uint8Array, signed: boolean): bigint {
   let v = 0n;
   for (let i = bytes.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(bytes[i] ?? 0);
-  // Two's complement sign.
-  if (bytes.length > 0 && ((bytes[bytes.length - 1] ?? 0) & 0x80) !== 0) v -= 1n << BigInt(bytes.length * 8);
+  if (signed && bytes.length > 0 && ((bytes[bytes.length - 1] ?? 0) & 0x80) !== 0) v -= 1n << BigInt(bytes.length * 8);
   return v;
 }
 
@@ -41,6 +48,80 @@ export function parseBarType(barType: string): { symbol?: string; exchange?: str
   if (!m) return {};
   const unit = BAR_UNITS[m[4] ?? ""];
   return { symbol: m[1], exchange: m[2], ...(unit ? { timeframe: `${m[3]}${unit}` } : {}) };
+}
+
+/**
+ * The file's key-value metadata: plain Parquet keys, plus the Arrow schema metadata inside `ARROW:schema`
+ * for keys the plain ones lack (pyarrow writes both, arrow-rs only the latter).
+ */
+export function fileMetadata(metadata: FileMetaData, file: string): Map<string, string> {
+  const kv = new Map((metadata.key_value_metadata ?? []).map((e) => [e.key, e.value ?? ""]));
+  const arrowSchema = kv.get("ARROW:schema");
+  if (arrowSchema) {
+    let fromArrow: Map<string, string>;
+    try {
+      fromArrow = arrowSchemaMetadata(arrowSchema);
+    } catch (err) {
+      throw new Error(`${file}: ${(err as Error).message} Rewrite the file, or drop that key.`, { cause: err });
+    }
+    for (const [k, v] of fromArrow) if (!kv.has(k)) kv.set(k, v);
+  }
+  return kv;
+}
+
+/** Throws naming the file, column and codec when a column chunk uses a codec nothing here decompresses. */
+function checkCodecs(metadata: FileMetaData, file: string): Set<CompressionCodec> {
+  const used = new Set<CompressionCodec>();
+  const readable = [...BUILT_IN_CODECS, ...EXTRA_CODECS];
+  for (const group of metadata.row_groups) {
+    for (const chunk of group.columns) {
+      const codec = chunk.meta_data?.codec;
+      if (!codec) continue;
+      if (!readable.includes(codec)) {
+        throw new Error(
+          `${file}: column ${chunk.meta_data?.path_in_schema.join(".")} is compressed with ${codec}, which the loader ` +
+            `cannot read (it reads ${readable.join(", ")}); rewrite the file with one of those.`,
+        );
+      }
+      used.add(codec);
+    }
+  }
+  return used;
+}
+
+async function decompressorsFor(codecs: Set<CompressionCodec>): Promise<Compressors | undefined> {
+  if (!EXTRA_CODECS.some((c) => codecs.has(c))) return undefined;
+  const { compressors } = await import("hyparquet-compressors");
+  // hyparquet's own SNAPPY stays in use (the hot path of the load benchmark).
+  return Object.fromEntries(EXTRA_CODECS.map((c) => [c, compressors[c]]));
+}
+
+type Converter = ((v: unknown) => unknown) | undefined;
+
+/**
+ * Per leaf column, what turns a Nautilus fixed-point raw value into decimal text. The raw scale is 10^9 for
+ * 64-bit values and 10^16 for 128-bit ones, or 10^precision when the precision exceeds it (Nautilus's
+ * `raw_scale`, crates/model/src/types/fixed.rs); prices are signed, quantities (volume) unsigned.
+ */
+function nautilusConverters(leaves: SchemaElement[], kv: Map<string, string>): Converter[] {
+  const isNautilus = kv.has("bar_type") || kv.has("price_precision") || leaves.some((e) => e.name === "ts_init");
+  const precisionOf = (key: string) => (kv.has(key) ? Number(kv.get(key)) : undefined);
+  return leaves.map((e) => {
+    const name = e.name.toLowerCase();
+    if (!isNautilus || !NAUTILUS_FIXED_COLUMNS.has(name)) return undefined;
+    const isVolume = name === "volume";
+    const precision = precisionOf(isVolume ? "size_precision" : "price_precision");
+    const scaleFor = (fixedPrecision: number) => Math.max(fixedPrecision, precision ?? 0);
+    if (e.type === "FIXED_LEN_BYTE_ARRAY" && (e.type_length === 8 || e.type_length === 16)) {
+      const scale = scaleFor(e.type_length === 16 ? 16 : 9);
+      return (v: unknown) => (v instanceof Uint8Array ? fixedToText(readLittleEndian(v, !isVolume), scale, precision) : v);
+    }
+    if (e.type === "INT64") {
+      const scale = scaleFor(9);
+      return (v: unknown) => (typeof v === "bigint" ? fixedToText(v, scale, precision) : v);
+    }
+    return undefined;
+  });
 }
 
 /** Opens a Parquet file as a record source. */
@@ -53,22 +134,11 @@ export async function openParquet(file: string): Promise<RecordSource> {
   } catch (err) {
     throw new Error(`${file}: not a readable Parquet file (${(err as Error).message}).`, { cause: err });
   }
-  const kv = new Map((metadata.key_value_metadata ?? []).map((e) => [e.key, e.value ?? ""]));
+  const compressors = await decompressorsFor(checkCodecs(metadata, file));
+  const kv = fileMetadata(metadata, file);
   const leaves = metadata.schema.slice(1).filter((e: SchemaElement) => !e.num_children);
   const columns = leaves.map((e) => e.name);
-  const isNautilus = kv.has("bar_type") || kv.has("price_precision") || columns.includes("ts_init");
-  const pricePrecision = kv.has("price_precision") ? Number(kv.get("price_precision")) : undefined;
-  const sizePrecision = kv.has("size_precision") ? Number(kv.get("size_precision")) : undefined;
-  const converters = leaves.map((e) => {
-    if (!isNautilus || !NAUTILUS_FIXED_COLUMNS.has(e.name.toLowerCase())) return undefined;
-    const precision = e.name.toLowerCase() === "volume" ? sizePrecision : pricePrecision;
-    if (e.type === "FIXED_LEN_BYTE_ARRAY") {
-      const scale = e.type_length === 16 ? 16 : 9;
-      return (v: unknown) => (v instanceof Uint8Array ? fixedToText(readLittleEndian(v), scale, precision) : v);
-    }
-    if (e.type === "INT64") return (v: unknown) => (typeof v === "bigint" ? fixedToText(v, 9, precision) : v);
-    return undefined;
-  });
+  const converters = nautilusConverters(leaves, kv);
   const parsers = {
     // Epoch integers keep their precision; parseTimestamp detects the unit by magnitude.
     timestampFromMilliseconds: (v: bigint) => new Date(Number(v)),
@@ -98,6 +168,7 @@ export async function openParquet(file: string): Promise<RecordSource> {
           columns,
           rowFormat: "array",
           parsers,
+          ...(compressors ? { compressors } : {}),
           onComplete: (r: unknown[][]) => {
             rows = r;
           },
