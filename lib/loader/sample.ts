@@ -2,7 +2,8 @@
  * The bundled sample: deterministic (seeded PRNG) random-walk bars for a few symbols, daily over three years
  * and hourly over six months, written as CSV, NautilusTrader-style Parquet and a SQLite database in the
  * runbook's `ohlcv_data` + `tickers` shape. The same bars in every format, prices with at most two decimals,
- * written as their shortest text, so all three load to identical rows.
+ * written as their shortest text, and provider SAMPLE in a column of each, so all three load to identical
+ * rows and loading the whole directory stores each bar once.
  */
 import crypto from "node:crypto";
 import fs from "node:fs";
@@ -119,7 +120,9 @@ export async function writeSample(dir: string): Promise<void> {
       const rows = bars.filter((b) => b.symbol === s.symbol && b.timeframe === tf);
       const out = path.join(dir, "parquet", SAMPLE_PROVIDER, s.symbol, tf, `${s.symbol.toLowerCase()}_${tf}.parquet`);
       fs.mkdirSync(path.dirname(out), { recursive: true });
-      // NautilusTrader-style: ts_event/ts_init in nanoseconds, bar_type metadata; prices as doubles.
+      // NautilusTrader-style: ts_event/ts_init in nanoseconds, bar_type metadata; prices as doubles. The
+      // provider is a column, as in a user's own file, so the file loads as SAMPLE without --provider or a
+      // path pattern (Nautilus has no provider of its own).
       parquetWriteFile({
         filename: out,
         columnData: [
@@ -130,6 +133,7 @@ export async function writeSample(dir: string): Promise<void> {
           { name: "volume", data: rows.map((b) => b.volume), type: "DOUBLE" },
           { name: "ts_event", data: rows.map((b) => BigInt(b.time) * 1_000_000n), type: "INT64" },
           { name: "ts_init", data: rows.map((b) => BigInt(b.time) * 1_000_000n), type: "INT64" },
+          { name: "provider", data: rows.map(() => SAMPLE_PROVIDER), type: "STRING" },
         ],
         kvMetadata: [{ key: "bar_type", value: `${s.symbol}.${SAMPLE_EXCHANGE}-1-${tf === "1d" ? "DAY" : "HOUR"}-LAST-EXTERNAL` }],
       });
@@ -145,14 +149,15 @@ export async function writeSample(dir: string): Promise<void> {
     db.exec(`
       CREATE TABLE tickers (ticker TEXT NOT NULL, name TEXT, exchange TEXT, region TEXT NOT NULL, PRIMARY KEY (ticker, region));
       CREATE TABLE ohlcv_data (ticker TEXT NOT NULL, region TEXT NOT NULL, date TEXT NOT NULL, timeframe TEXT NOT NULL,
-        open REAL, high REAL, low REAL, close REAL, volume INTEGER, PRIMARY KEY (ticker, region, date, timeframe));`);
+        open REAL, high REAL, low REAL, close REAL, volume INTEGER, provider TEXT NOT NULL,
+        PRIMARY KEY (ticker, region, date, timeframe));`);
     const t = db.prepare("INSERT INTO tickers VALUES (?, ?, ?, 'US')");
     for (const s of SAMPLE_SYMBOLS) t.run(s.symbol, s.name, SAMPLE_EXCHANGE);
-    const o = db.prepare("INSERT INTO ohlcv_data VALUES (?, 'US', ?, ?, ?, ?, ?, ?, ?)");
+    const o = db.prepare("INSERT INTO ohlcv_data VALUES (?, 'US', ?, ?, ?, ?, ?, ?, ?, ?)");
     db.transaction(() => {
       for (const b of bars) {
         const date = b.timeframe === "1d" ? isoTime(b) : new Date(b.time).toISOString().slice(0, 19).replace("T", " ");
-        o.run(b.symbol, date, b.timeframe, b.open / 100, b.high / 100, b.low / 100, b.close / 100, b.volume);
+        o.run(b.symbol, date, b.timeframe, b.open / 100, b.high / 100, b.low / 100, b.close / 100, b.volume, SAMPLE_PROVIDER);
       }
     })();
   } finally {

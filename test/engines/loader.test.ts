@@ -13,11 +13,11 @@ import { type LoadOptions, formatSummary, loadOhlcvFrom } from "../../lib/loader
 import { validateOhlcv } from "../../lib/loader/validateReport";
 import { type Engine, startPostgresServer, startTimescaleEngine } from "../fixtures/engines";
 import { SAMPLE_DIR, SAMPLE_ROWS, barsAsText, countBars, migrate } from "../fixtures/loader/target";
-import { exec } from "../fixtures/schema";
+import { exec, rows } from "../fixtures/schema";
+import { writeNautilusBarsParquet } from "../fixtures/loader/nautilusParquet";
 
 const BAD_ROWS = path.resolve(__dirname, "../fixtures/loader/bad-rows.csv");
 const SAMPLE_CSV = path.join(SAMPLE_DIR, "csv/ohlcv.csv");
-const PARQUET_PATTERN = "{provider}/{symbol}/{timeframe}/*.parquet";
 
 function tmpDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), "loader-"));
@@ -55,15 +55,52 @@ describe.each([
     expect(fromCsv.every((line) => csvPrices.has(line.split("|").slice(5, 9).join("|")))).toBe(true);
 
     await exec(url, "TRUNCATE market_data.ohlcv_bars");
-    const parquet = await load({ files: expandSource(path.join(SAMPLE_DIR, "parquet")), pathPattern: PARQUET_PATTERN });
+    // Each format on its own, with no flag and no path pattern, carries provider SAMPLE.
+    const parquet = await load({ files: expandSource(path.join(SAMPLE_DIR, "parquet")) });
     expect(parquet.sources).toHaveLength(6);
     expect(parquet).toMatchObject({ read: SAMPLE_ROWS, inserted: SAMPLE_ROWS, rejected: 0 });
     expect(await barsAsText(url)).toEqual(fromCsv);
 
     await exec(url, "TRUNCATE market_data.ohlcv_bars");
-    const sqlite = await load({ files: [path.join(SAMPLE_DIR, "sqlite/sample.db")], provider: "SAMPLE" });
+    const sqlite = await load({ files: [path.join(SAMPLE_DIR, "sqlite/sample.db")] });
     expect(sqlite).toMatchObject({ read: SAMPLE_ROWS, inserted: SAMPLE_ROWS, rejected: 0 });
     expect(await barsAsText(url)).toEqual(fromCsv);
+  });
+
+  test("the whole bundled sample directory (CSV, Parquet, SQLite; no flags) stores 5,118 bars with provider SAMPLE, each returned once", async () => {
+    const files = expandSource(SAMPLE_DIR);
+    expect(files).toHaveLength(8);
+    const summary = await load({ files });
+    expect(summary).toMatchObject({ read: 3 * SAMPLE_ROWS, inserted: SAMPLE_ROWS, alreadyPresent: 2 * SAMPLE_ROWS, rejected: 0 });
+    expect(await countBars(url)).toBe(SAMPLE_ROWS);
+    const providers = await rows<{ provider: string; n: string }>(url, "SELECT provider, count(*) AS n FROM market_data.ohlcv_bars GROUP BY provider");
+    expect(providers).toEqual([{ provider: "SAMPLE", n: String(SAMPLE_ROWS) }]);
+    const aapl = await rows<{ n: string; distinct_times: string }>(
+      url,
+      "SELECT count(*) AS n, count(DISTINCT time) AS distinct_times FROM market_data.get_market_data('AAPL', '1d')",
+    );
+    expect(aapl).toEqual([{ n: "782", distinct_times: "782" }]);
+  });
+
+  test("NautilusTrader's own files (ZSTD, bar metadata only in ARROW:schema, 64- and 128-bit prices) load with no flags", async () => {
+    const dir = tmpDir();
+    const bars = [
+      { open: "150.25", high: "151.00", low: "149.50", close: "150.75", volume: "12000", tsEvent: 1_704_204_000_000_000_000n },
+      { open: "150.75", high: "152.10", low: "150.01", close: "151.99", volume: "8300", tsEvent: 1_704_207_600_000_000_000n },
+    ];
+    await writeNautilusBarsParquet(path.join(dir, "bar/NFLX.XNAS-1-HOUR-LAST-EXTERNAL/part-0.parquet"), {
+      bars, barType: "NFLX.XNAS-1-HOUR-LAST-EXTERNAL", pricePrecision: 2, sizePrecision: 0, layout: "fixed64",
+    });
+    await writeNautilusBarsParquet(path.join(dir, "bar/ETHUSDT-PERP.BINANCE-1-MINUTE-LAST-EXTERNAL/part-0.parquet"), {
+      bars: [{ open: "2250.1234567890123456", high: "2251", low: "2249.5", close: "2250.5", volume: "0.0000000000000001", tsEvent: 1_704_204_000_000_000_000n }],
+      barType: "ETHUSDT-PERP.BINANCE-1-MINUTE-LAST-EXTERNAL", pricePrecision: 16, sizePrecision: 16, layout: "fixed128",
+    });
+    expect(await load({ files: expandSource(dir) })).toMatchObject({ read: 3, inserted: 3, rejected: 0 });
+    expect(await barsAsText(url)).toEqual([
+      "ETHUSDT-PERP|BINANCE||1m|2024-01-02T14:00:00.000000Z|2250.1234567890123456|2251.0000000000000000|2249.5000000000000000|2250.5000000000000000|0.0000000000000001|NULL",
+      "NFLX|XNAS||1h|2024-01-02T14:00:00.000000Z|150.25|151.00|149.50|150.75|12000|NULL",
+      "NFLX|XNAS||1h|2024-01-02T15:00:00.000000Z|150.75|152.10|150.01|151.99|8300|NULL",
+    ]);
   });
 
   test("loading the same file again adds nothing and says so", async () => {
