@@ -87,6 +87,28 @@ describe("NautilusTrader Parquet as its Rust catalog writes it", () => {
     expect((await readAll(file)).records.map(asText)).toEqual(EXPECTED);
   });
 
+  test("ZSTD DataPageV2 pages over several row groups load in order", async () => {
+    const file = await writeNautilusBarsParquet(path.join(dir, "v2-groups.parquet"), { bars: BARS, ...NFLX_1H, layout: "fixed64", rowGroupSize: 1, writerVersion: 2 });
+    const hyparquet = await import("hyparquet");
+    expect((await hyparquet.parquetMetadataAsync(await hyparquet.asyncBufferFromFile(file))).row_groups).toHaveLength(2);
+    expect((await readAll(file)).records.map(asText)).toEqual(EXPECTED);
+  });
+
+  test("a damaged page is reported with the file and the row group", async () => {
+    const file = await writeNautilusBarsParquet(path.join(dir, "damaged.parquet"), { bars: BARS, ...NFLX_1H, layout: "fixed64", rowGroupSize: 1 });
+    const hyparquet = await import("hyparquet");
+    const md = await hyparquet.parquetMetadataAsync(await hyparquet.asyncBufferFromFile(file));
+    const bytes = fs.readFileSync(file);
+    // Overwrite the ZSTD frame magic of the second row group's first page.
+    const magic = bytes.indexOf(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), Number(md.row_groups[1]?.columns[0]?.meta_data?.data_page_offset));
+    expect(magic).toBeGreaterThan(0);
+    bytes.fill(0, magic, magic + 4);
+    fs.writeFileSync(file, bytes);
+    const error = await readAll(file).then(() => undefined, (e: unknown) => e as Error);
+    expect(error?.message.startsWith(`${file}: row group 2 of 2 cannot be read (`)).toBe(true);
+    expect(error?.message).toMatch(/\); the file is damaged or truncated\.$/);
+  });
+
   test("a file written by pyarrow (the same metadata also as plain Parquet keys) reads the same", async () => {
     const file = await writeNautilusBarsParquet(path.join(dir, "plain-keys.parquet"), { bars: BARS, ...NFLX_1H, layout: "fixed64", plainKeys: true });
     expect((await keyValueKeys(file)).keys).toEqual(expect.arrayContaining(["ARROW:schema", "bar_type", "price_precision", "size_precision"]));

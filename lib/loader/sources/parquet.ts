@@ -160,19 +160,23 @@ export async function openParquet(file: string): Promise<RecordSource> {
     totalRows: Number(metadata.num_rows),
     fractionRead: () => undefined,
     async *batches() {
-      for (const g of groups) {
+      for (const [index, g] of groups.entries()) {
         let rows: unknown[][] = [];
-        await hyparquet.parquetRead({
-          file: buffer,
-          metadata: g,
-          columns,
-          rowFormat: "array",
-          parsers,
-          ...(compressors ? { compressors } : {}),
-          onComplete: (r: unknown[][]) => {
-            rows = r;
-          },
-        });
+        try {
+          await hyparquet.parquetRead({
+            file: buffer,
+            metadata: g,
+            columns,
+            rowFormat: "array",
+            parsers,
+            ...(compressors ? { compressors } : {}),
+            onComplete: (r: unknown[][]) => {
+              rows = r;
+            },
+          });
+        } catch (err) {
+          throw new Error(`${file}: row group ${index + 1} of ${groups.length} cannot be read (${(err as Error).message}); the file is damaged or truncated.`, { cause: err });
+        }
         if (converters.some(Boolean)) {
           for (const row of rows) {
             converters.forEach((convert, i) => {
