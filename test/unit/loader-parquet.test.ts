@@ -139,6 +139,23 @@ describe("ARROW:schema metadata", () => {
     expect(arrowSchemaMetadata(current)).toEqual(new Map([["bar_type", "A.B-1-DAY-LAST-EXTERNAL"], ["k", "ü"]]));
     expect(arrowSchemaMetadata(legacy)).toEqual(arrowSchemaMetadata(current));
     expect(() => arrowSchemaMetadata("bm90IGFuIGFycm93IHNjaGVtYQ==")).toThrow(/ARROW:schema is not a serialized Arrow schema/);
+    // A metadata vector whose length field is damaged is refused, not walked.
+    const bytes = Buffer.from(current, "base64");
+    const countAt = bytes.indexOf(Buffer.from([2, 0, 0, 0]), 8);
+    expect(countAt).toBeGreaterThan(0);
+    bytes.writeInt32LE(0x7fffffff, countAt);
+    expect(() => arrowSchemaMetadata(bytes.toString("base64"))).toThrow(/2147483647 metadata entries/);
+  });
+
+  test("a file whose ARROW:schema is not an Arrow schema is refused naming the file", async () => {
+    const { parquetWriteFile } = await import("hyparquet-writer");
+    const file = path.join(dir, "bad-arrow-schema.parquet");
+    parquetWriteFile({
+      filename: file,
+      columnData: [{ name: "ts_event", data: [T0], type: "INT64" }, { name: "close", data: [1.5], type: "DOUBLE" }],
+      kvMetadata: [{ key: "ARROW:schema", value: Buffer.from("not an arrow schema").toString("base64") }],
+    });
+    await expect(openParquet(file)).rejects.toThrow(`${file}: ARROW:schema is not a serialized Arrow schema (`);
   });
 });
 

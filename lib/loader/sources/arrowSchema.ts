@@ -38,6 +38,7 @@ export function arrowSchemaMetadata(base64: string): Map<string, string> {
   const bb = new ByteBuffer(bytes.subarray(start, start + length));
   try {
     const message = bb.readInt32(0);
+    if (message <= 0 || message >= length) throw bad(`root table at ${message} in ${length} bytes`);
     const typeAt = bb.__offset(message, MESSAGE_HEADER_TYPE);
     const headerAt = bb.__offset(message, MESSAGE_HEADER);
     if (!typeAt || bb.readUint8(message + typeAt) !== MESSAGE_HEADER_SCHEMA || !headerAt) throw bad("its message holds no schema");
@@ -46,7 +47,10 @@ export function arrowSchemaMetadata(base64: string): Map<string, string> {
     const metaAt = bb.__offset(schema, SCHEMA_CUSTOM_METADATA);
     if (!metaAt) return out;
     const vector = bb.__vector(schema + metaAt);
-    for (let i = 0; i < bb.__vector_len(schema + metaAt); i++) {
+    const count = bb.__vector_len(schema + metaAt);
+    // A damaged length must not send the loop through billions of entries.
+    if (vector + count * 4 > length) throw bad(`${count} metadata entries in ${length} bytes`);
+    for (let i = 0; i < count; i++) {
       const kv = bb.__indirect(vector + i * 4);
       const keyAt = bb.__offset(kv, KEY_VALUE_KEY);
       const valueAt = bb.__offset(kv, KEY_VALUE_VALUE);
@@ -54,7 +58,7 @@ export function arrowSchemaMetadata(base64: string): Map<string, string> {
     }
     return out;
   } catch (err) {
-    // Offsets pointing outside the buffer surface as RangeErrors from DataView.
+    // flatbuffers reads past the end as RangeErrors (typed array views) or garbage caught above.
     if (err instanceof RangeError) throw bad(err.message);
     throw err;
   }
