@@ -54,7 +54,7 @@ export function parseBarType(barType: string): { symbol?: string; exchange?: str
  * The file's key-value metadata: plain Parquet keys, plus the Arrow schema metadata inside `ARROW:schema`
  * for keys the plain ones lack (pyarrow writes both, arrow-rs only the latter).
  */
-export function fileMetadata(metadata: FileMetaData, file: string): Map<string, string> {
+function fileMetadata(metadata: FileMetaData, file: string): Map<string, string> {
   const kv = new Map((metadata.key_value_metadata ?? []).map((e) => [e.key, e.value ?? ""]));
   const arrowSchema = kv.get("ARROW:schema");
   if (arrowSchema) {
