@@ -49,6 +49,11 @@ export type DatasetState = DatasetInputs & DatasetCounts & { stateVersion: numbe
 /** Pulumi's placeholder for values not known during preview. */
 const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 
+/** The DATABASE_URL the loader child gets: lib/connection's URL (IPv6 hosts in brackets, credentials encoded). */
+export function loaderDatabaseUrl(connection: ConnectionInfo): string {
+  return connectionUrl(connection);
+}
+
 /** Runs the CLI's load for `inputs` in a child process and returns its counts. */
 async function runLoad(inputs: DatasetInputs): Promise<DatasetCounts> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -56,7 +61,7 @@ async function runLoad(inputs: DatasetInputs): Promise<DatasetCounts> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const path = require("node:path") as typeof import("node:path");
   const d = inputs.dataset;
-  const url = connectionUrl(inputs.connection);
+  const url = loaderDatabaseUrl(inputs.connection);
   const rejectsFile = path.join(".tsdb", "rejects", `${d.name}.csv`);
   const args = ["--import", "tsx", path.join("scripts", "data.ts"), "load", "--source", path.resolve(inputs.projectDir, d.source), "--json", "--quiet"];
   const flags: Array<[string, string | undefined]> = [

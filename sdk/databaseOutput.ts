@@ -39,6 +39,9 @@ export interface TsdbDatabaseOutput {
   versions: TsdbVersions;
 }
 
+/** Every field of {@link TsdbDatabaseOutput}; anything else in an output is not part of the contract. */
+export const DATABASE_OUTPUT_FIELDS = ["mode", "host", "port", "database", "sslmode", "users", "urls", "pgadminUrl", "versions"] as const satisfies readonly (keyof TsdbDatabaseOutput)[];
+
 /** A value whose fields (at any depth) may still be Outputs, as a Pulumi program exports it. */
 export type DeepInput<T> = T extends object ? pulumi.Input<T> | { [K in keyof T]: DeepInput<T[K]> } : pulumi.Input<T>;
 
@@ -66,6 +69,9 @@ export function databaseOutputProblems(value: unknown): string[] {
   if (!isObject(value)) return ["database (an object)"];
   const problems: string[] = [];
   const v = value;
+  for (const field of Object.keys(v)) {
+    if (!(DATABASE_OUTPUT_FIELDS as readonly string[]).includes(field)) problems.push(`${field} (not part of the contract: ${DATABASE_OUTPUT_FIELDS.join(", ")})`);
+  }
   if (v.mode !== "docker" && v.mode !== "external") problems.push('mode ("docker" or "external")');
   if (!isString(v.host)) problems.push("host (string)");
   if (typeof v.port !== "number" || !Number.isInteger(v.port) || v.port < 1 || v.port > 65535) problems.push("port (number)");
