@@ -37,7 +37,7 @@ export interface DatabaseAccessArgs {
 type LoginRole = Exclude<RoleKey, "owner">;
 
 /** The ACL a grant rewrites: the database's, one schema's, or those of one kind of object in one schema. */
-export function grantObject(objectType: string, schema?: string): string {
+function grantObject(objectType: string, schema?: string): string {
   if (objectType === "database") return "database";
   return objectType === "schema" ? `schema:${schema}` : `${objectType}s:${schema}`;
 }

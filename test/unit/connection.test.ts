@@ -20,6 +20,11 @@ describe("connectionUrl builds URLs Node's URL parser accepts, for every host fo
     expect([parsed.hostname, parsed.port, decodeURIComponent(parsed.password)]).toEqual([hostname, "5432", "p@ss:w/rd"]);
   });
 
+  test("node-postgres (the loader child, doctor) reads the bracketed URL back to the bare host", async () => {
+    const { parse } = await import("pg-connection-string");
+    expect(parse(connectionUrl(info("::1")))).toMatchObject({ host: "::1", port: "5432", database: "market", user: "market_app", password: "p@ss:w/rd" });
+  });
+
   test("a URL round-trips through connectionFromUrl to the bare host", () => {
     for (const host of ["127.0.0.1", "::1", "fd00::5", "db.example.com"]) {
       expect(connectionFromUrl(connectionUrl(info(host)), {})).toEqual(info(host));
