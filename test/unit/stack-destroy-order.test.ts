@@ -1,9 +1,10 @@
 /**
  * `pulumi destroy` order and the first `pulumi up`'s concurrency, computed from the dependency graph the program
- * records (dependsOn, property dependencies, parent, provider). The engine deletes a resource only after every
- * resource that depends on it (pulumi/pulumi pkg/resource/graph/dependency_graph.go: DependingOn counts
- * dependencies, property dependencies, parent and provider; the step generator schedules deletes in that reverse
- * order), and runs resources with no path between them at the same time.
+ * records (dependsOn, property dependencies, provider; parent edges only tie custom resources to components). The
+ * engine deletes a resource only after every resource that depends on it (pulumi/pulumi
+ * pkg/resource/graph/dependency_graph.go, DependingOn: dependencies, property dependencies, deletedWith and the
+ * provider; parents when children are included), and runs resources with no path between them at the same time.
+ * A dependsOn on a component counts as one on each of its custom descendants, as the SDK sends it.
  */
 import { beforeAll, describe, expect, test } from "vitest";
 import { committedStackConfig, type RecordedResource, runStack, type StackRun } from "../fixtures/pulumiMocks";
