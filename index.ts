@@ -5,9 +5,13 @@ import { DatabaseAccess, GENERATED_PASSWORD } from "./components/DatabaseAccess"
 import { MarketDataLoad } from "./components/MarketDataLoad";
 import { PgAdmin } from "./components/PgAdmin";
 import { SchemaMigrations } from "./components/SchemaMigrations";
+import { SettingGuard } from "./components/SettingGuard";
 import { SUPERUSER, TimescaleDbServer } from "./components/TimescaleDbServer";
-import { connectionUrl } from "./lib/db";
+import { connectionUrl } from "./lib/connection";
+import { containerNameFor } from "./lib/ops/stackOutputs";
+import { allowedChanges } from "./lib/settingChanges";
 import { imageVersions, migrationVariables, parseSettings, SETTING_KEYS } from "./lib/settings";
+import type { DatabaseOutputInputs } from "./sdk/databaseOutput";
 
 const config = new pulumi.Config("tsdb");
 const raw: Record<string, unknown> = {};
@@ -24,6 +28,19 @@ const configuredOrGenerated = (key: string, value: string | undefined): pulumi.O
 
 const adminPassword = configuredOrGenerated("admin-password", settings.adminPassword);
 
+// Refuses, at preview, setting changes the providers would carry out destructively (lib/settingChanges.ts).
+const guard = new SettingGuard(`${name}-settings`, {
+  database: settings.database,
+  adminPassword: settings.mode === "docker" ? adminPassword : undefined,
+  allow: allowedChanges(process.env),
+  context: {
+    stack,
+    mode: settings.mode,
+    ...(settings.mode === "docker" ? { containerName: containerNameFor(stack) } : {}),
+    protectData: settings.protectData,
+  },
+}).resource;
+
 const server =
   settings.mode === "docker"
     ? new TimescaleDbServer(name, {
@@ -38,6 +55,7 @@ const server =
         restartPolicy: settings.restartPolicy,
         protectData: settings.protectData,
         adminPassword,
+        dependsOn: [guard],
       })
     : undefined;
 
@@ -63,7 +81,7 @@ const access = new DatabaseAccess(name, {
   },
   passwords: { migrator: settings.migratorPassword, app: settings.appPassword, readonly: settings.readonlyPassword },
   protectData: settings.protectData,
-  dependsOn: server ? [server.container] : [],
+  dependsOn: server ? [server.container, guard] : [guard],
 });
 
 const pgadmin =
@@ -113,7 +131,7 @@ const roleName = (key: "migrator" | "app" | "readonly") => access.plan.roles.fin
  * Everything another app needs to connect, for `pulumi stack output --json database` and StackReference.
  * `urls` carries passwords and is secret as a whole.
  */
-export const database = {
+export const database: DatabaseOutputInputs = {
   mode: settings.mode,
   host,
   port,
@@ -121,11 +139,8 @@ export const database = {
   sslmode: settings.sslmode,
   users: { migrator: roleName("migrator"), app: roleName("app"), readonly: roleName("readonly") },
   urls: pulumi.secret(
-    pulumi.all({
-      migrator: urlOf(access.migratorConnection),
-      app: urlOf(access.appConnection),
-      readonly: urlOf(access.readonlyConnection),
-    }),
+    pulumi.all([urlOf(access.migratorConnection), urlOf(access.appConnection), urlOf(access.readonlyConnection)])
+      .apply(([migrator, app, readonly]) => ({ migrator, app, readonly })),
   ),
   ...(pgadmin ? { pgadminUrl: pgadmin.url } : {}),
   versions: {

@@ -36,6 +36,24 @@ export interface DatabaseAccessArgs {
 
 type LoginRole = Exclude<RoleKey, "owner">;
 
+/** The ACL a grant rewrites: the database's, one schema's, or those of one kind of object in one schema. */
+function grantObject(objectType: string, schema?: string): string {
+  if (objectType === "database") return "database";
+  return objectType === "schema" ? `schema:${schema}` : `${objectType}s:${schema}`;
+}
+
+/** Declares resources on the same object one after another: each `dependsOn` the previous one on that object. */
+class OneAtATime {
+  private readonly last = new Map<string, pulumi.CustomResource>();
+
+  add<R extends pulumi.CustomResource>(object: string, base: pulumi.CustomResourceOptions, create: (opts: pulumi.CustomResourceOptions) => R): R {
+    const previous = this.last.get(object);
+    const resource = create(previous ? { ...base, dependsOn: [previous] } : base);
+    this.last.set(object, resource);
+    return resource;
+  }
+}
+
 /** Generated passwords: 32 letters and digits, so they need no escaping in URLs or shells. */
 export const GENERATED_PASSWORD = { length: 32, special: false } as const;
 
@@ -134,7 +152,19 @@ export class DatabaseAccess extends pulumi.ComponentResource {
     this.database = new postgresql.Database(
       `${name}-database`,
       { name: this.plan.database, owner: roles.owner.name },
-      { ...on, ...keep },
+      {
+        ...on,
+        ...keep,
+        // Destroy order: the engine deletes a resource before what it depends on, so the database is dropped
+        // before any login role. The provider's role delete runs REASSIGN/DROP OWNED only in its own database
+        // (`postgres`; postgresql/resource_postgresql_role.go, resourcePostgreSQLRoleDelete), so grants the roles
+        // still held inside this database (e.g. on schema_migrations.applied) made DROP ROLE fail intermittently
+        // ("cannot be dropped because some objects depend on it", upstream issues #381, #203).
+        dependsOn: this.plan.roles.filter((r) => r.login).map((r) => roles[r.key]),
+        // A new name is a new database, never ALTER DATABASE RENAME (setDBName in resource_postgresql_database.go);
+        // the setting guard refuses it unless the user asks for the replacement (lib/settingChanges.ts).
+        replaceOnChanges: ["name"],
+      },
     );
     const database = this.database.name;
 
@@ -160,52 +190,45 @@ export class DatabaseAccess extends pulumi.ComponentResource {
     });
     const schemaRef = (schema: string): pulumi.Input<string> => schemaByName.get(schema)?.name ?? schema;
 
-    this.grants = [];
-    for (const p of this.plan.publicPrivileges) {
-      const suffix = p.objectType === "database" ? "database" : `schema-${p.schema}`;
-      this.grants.push(
-        new postgresql.Grant(
-          `${name}-public-${suffix}`,
-          { database, role: "public", objectType: p.objectType, schema: p.schema, privileges: p.privileges },
-          on,
-        ),
-      );
-    }
-    for (const g of this.plan.databaseGrants) {
-      this.grants.push(
-        new postgresql.Grant(
-          `${name}-connect-${g.role}`,
-          { database, role: roleRef(g.role), objectType: "database", privileges: g.privileges },
-          on,
-        ),
-      );
-    }
-    for (const g of this.plan.schemaGrants) {
-      this.grants.push(
-        new postgresql.Grant(
-          `${name}-usage-${g.schema}-${g.role}`,
-          { database, role: roleRef(g.role), schema: schemaRef(g.schema), objectType: "schema", privileges: g.privileges },
-          on,
-        ),
-      );
-    }
-    for (const g of this.plan.objectGrants) {
-      this.grants.push(
-        new postgresql.Grant(
-          `${name}-${g.objectType}s-${g.schema}-${g.role}`,
-          { database, role: roleRef(g.role), schema: schemaRef(g.schema), objectType: g.objectType, privileges: g.privileges },
-          on,
-        ),
-      );
-    }
+    // Grants on the same object run one after another: each one REVOKEs ALL and GRANTs in one transaction,
+    // rewriting the object's ACL, and two at once fail with "tuple concurrently updated". The provider serializes
+    // per role and per database, not per schema or table set (cyrilgdn/terraform-provider-postgresql issue #178;
+    // postgresql/resource_postgresql_grant.go and resource_postgresql_default_privileges.go).
+    const queue = new OneAtATime();
+    const grant = (resourceName: string, object: string, grantArgs: postgresql.GrantArgs): postgresql.Grant =>
+      queue.add(object, on, (opts) => new postgresql.Grant(resourceName, grantArgs, opts));
 
-    this.defaultPrivileges = this.plan.defaultPrivileges.map(
-      (d) =>
+    this.grants = [
+      ...this.plan.publicPrivileges.map((p) =>
+        grant(`${name}-public-${p.objectType === "database" ? "database" : `schema-${p.schema}`}`, grantObject(p.objectType, p.schema), {
+          database, role: "public", objectType: p.objectType, schema: p.schema, privileges: p.privileges,
+        }),
+      ),
+      ...this.plan.databaseGrants.map((g) =>
+        grant(`${name}-connect-${g.role}`, grantObject("database"), {
+          database, role: roleRef(g.role), objectType: "database", privileges: g.privileges,
+        }),
+      ),
+      ...this.plan.schemaGrants.map((g) =>
+        grant(`${name}-usage-${g.schema}-${g.role}`, grantObject("schema", g.schema), {
+          database, role: roleRef(g.role), schema: schemaRef(g.schema), objectType: "schema", privileges: g.privileges,
+        }),
+      ),
+      ...this.plan.objectGrants.map((g) =>
+        grant(`${name}-${g.objectType}s-${g.schema}-${g.role}`, grantObject(g.objectType, g.schema), {
+          database, role: roleRef(g.role), schema: schemaRef(g.schema), objectType: g.objectType, privileges: g.privileges,
+        }),
+      ),
+    ];
+
+    this.defaultPrivileges = this.plan.defaultPrivileges.map((d) =>
+      queue.add(`defaults:${d.owner}:${d.objectType}`, on, (opts) =>
         new postgresql.DefaultPrivileges(
           `${name}-defaults-${d.owner}-${d.objectType}s-${d.role}`,
           { database, owner: roleRef(d.owner), role: roleRef(d.role), objectType: d.objectType, privileges: d.privileges },
-          on,
+          opts,
         ),
+      ),
     );
 
     this.ready = [

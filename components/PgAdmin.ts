@@ -1,5 +1,6 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import { httpUrl, reachableHost } from "../lib/connection";
 
 /** Arguments of {@link PgAdmin}. */
 export interface PgAdminArgs {
@@ -95,9 +96,7 @@ export class PgAdmin extends pulumi.ComponentResource {
       { parent: this, dependsOn: args.dependsOn },
     );
 
-    const shownHost = args.bindAddress === "0.0.0.0" || args.bindAddress === "::" ? "127.0.0.1" : args.bindAddress;
-    const urlHost = shownHost.includes(":") ? `[${shownHost}]` : shownHost;
-    this.url = this.container.ports.apply((ports) => `http://${urlHost}:${ports?.[0]?.external ?? args.port}`);
+    this.url = this.container.ports.apply((ports) => httpUrl(reachableHost(args.bindAddress), ports?.[0]?.external ?? args.port));
 
     this.registerOutputs({ url: this.url });
   }

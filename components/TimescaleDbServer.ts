@@ -1,5 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import { reachableHost } from "../lib/connection";
+import { dockerCpus, memorySwapMb } from "../lib/containerLimits";
 import { postgresArgs, tunePostgres } from "../lib/tuning";
 
 /** Arguments of {@link TimescaleDbServer}. */
@@ -28,6 +30,8 @@ export interface TimescaleDbServerArgs {
   adminPassword: pulumi.Input<string>;
   /** Seconds to wait for the container to become healthy. */
   waitTimeoutSeconds?: number;
+  /** What the container waits for (the setting guard, so a refused change never reaches it). */
+  dependsOn?: pulumi.Input<pulumi.Resource>[];
 }
 
 /** Network alias other containers (pgAdmin) reach the database by. */
@@ -50,9 +54,9 @@ export class TimescaleDbServer extends pulumi.ComponentResource {
   readonly image: docker.RemoteImage;
   /** The database container. */
   readonly container: docker.Container;
-  /** Address the Pulumi host reaches the server at. */
+  /** Address the Pulumi host reaches the server at (loopback for a wildcard bind address). */
   readonly host: pulumi.Output<string>;
-  /** Published port, read back from the container. */
+  /** Published host port. */
   readonly port: pulumi.Output<number>;
   /** Name of the private network. */
   readonly networkName: pulumi.Output<string>;
@@ -102,7 +106,9 @@ export class TimescaleDbServer extends pulumi.ComponentResource {
         command,
         envs,
         memory: args.memoryMb,
-        cpus: String(args.cpus),
+        // Both in the form the provider reads back, or every preview shows a change (lib/containerLimits.ts).
+        memorySwap: memorySwapMb(args.memoryMb),
+        cpus: dockerCpus(args.cpus),
         // Parallel queries use /dev/shm; Docker's 64 MB default makes them fail under load.
         shmSize: Math.min(1024, Math.max(128, Math.floor(args.memoryMb / 4))),
         restart: args.restartPolicy,
@@ -122,13 +128,14 @@ export class TimescaleDbServer extends pulumi.ComponentResource {
         waitTimeout: args.waitTimeoutSeconds ?? 180,
         mustRun: true,
       },
-      { parent: this },
+      { parent: this, dependsOn: args.dependsOn },
     );
 
-    // 0.0.0.0 / :: publish on every interface; the Pulumi host itself connects over loopback.
-    const connectHost = args.bindAddress === "0.0.0.0" || args.bindAddress === "::" ? "127.0.0.1" : args.bindAddress;
-    this.host = this.container.id.apply(() => connectHost);
-    this.port = this.container.ports.apply((ports) => ports?.[0]?.external ?? args.port);
+    // Plain values, not the container's outputs: a replaced container's outputs are unknown during preview, and
+    // the postgresql provider built from them would show every database resource as changing. Ordering comes
+    // from `dependsOn: [container]` where the server is used; the published port is always `args.port`.
+    this.host = pulumi.output(reachableHost(args.bindAddress));
+    this.port = pulumi.output(args.port);
     this.networkName = this.network.name;
 
     this.registerOutputs({ host: this.host, port: this.port, networkName: this.networkName });

@@ -5,20 +5,14 @@
  * dynamic-provider serializer without dragging the driver into the closure.
  */
 import type { Client, ClientConfig } from "pg";
+import type { ConnectionInfo } from "./connection";
+
+// The connection contract and every URL (IPv6 in brackets) are defined once, in lib/connection.ts. Type-only
+// here: this module is captured by value into the migrations hook and should not drag more modules along.
+export type { ConnectionInfo } from "./connection";
 
 /** Where to connect: a `postgresql://` URL or node-postgres client settings. */
 export type Connection = string | ClientConfig;
-
-/** Connection settings as stored in stack outputs and passed to hooks. */
-export interface ConnectionInfo {
-  host: string;
-  port: number;
-  database: string;
-  user: string;
-  password: string;
-  /** libpq sslmode: disable | allow | prefer | require | verify-ca | verify-full */
-  sslmode: string;
-}
 
 /** node-postgres settings for a `ConnectionInfo`, mapping libpq's sslmode to `ssl`. */
 export function clientConfig(info: ConnectionInfo, overrides: Partial<ClientConfig> = {}): ClientConfig {
@@ -35,12 +29,6 @@ export function clientConfig(info: ConnectionInfo, overrides: Partial<ClientConf
     ssl,
     ...overrides,
   };
-}
-
-/** A `postgresql://` URL for a `ConnectionInfo`, with user and password percent-encoded. */
-export function connectionUrl(info: ConnectionInfo): string {
-  const auth = `${encodeURIComponent(info.user)}:${encodeURIComponent(info.password)}`;
-  return `postgresql://${auth}@${info.host}:${info.port}/${encodeURIComponent(info.database)}?sslmode=${encodeURIComponent(info.sslmode)}`;
 }
 
 /** Opens one client, runs `fn`, and always closes the client. */

@@ -5,14 +5,16 @@
  * The load itself runs `scripts/data.ts load --json` of the project in a child Node process (through tsx):
  * the loader's readers (PapaParse, hyparquet, better-sqlite3) stay ordinary modules of the project instead of
  * being serialized into state, memory for a large load is the child's, and the connection reaches the child
- * in its environment (DATABASE_URL), never on a command line. Only type imports at top level; Node built-ins
- * are required inside the methods, so the serialized provider captures nothing else.
+ * in its environment (DATABASE_URL), never on a command line. Top-level imports are type-only except
+ * lib/connection (the one URL builder, IPv6 in brackets), a dependency-free module Pulumi serializes by value as
+ * it does lib/db for the migrations hook; Node built-ins are required inside the methods.
  *
  * Delete does nothing to the data: removing a dataset from `tsdb:datasets` does not delete its bars (they may
  * have been merged with bars from other sources; delete them with SQL if that is meant).
  */
 import type * as pulumi from "@pulumi/pulumi";
 import type { ConnectionInfo } from "../lib/db";
+import { connectionUrl } from "../lib/connection";
 import type { DatasetSetting } from "../lib/settings";
 
 /** Current shape of the state. */
@@ -47,6 +49,11 @@ export type DatasetState = DatasetInputs & DatasetCounts & { stateVersion: numbe
 /** Pulumi's placeholder for values not known during preview. */
 const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 
+/** The DATABASE_URL the loader child gets: lib/connection's URL (IPv6 hosts in brackets, credentials encoded). */
+export function loaderDatabaseUrl(connection: ConnectionInfo): string {
+  return connectionUrl(connection);
+}
+
 /** Runs the CLI's load for `inputs` in a child process and returns its counts. */
 async function runLoad(inputs: DatasetInputs): Promise<DatasetCounts> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -54,10 +61,7 @@ async function runLoad(inputs: DatasetInputs): Promise<DatasetCounts> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const path = require("node:path") as typeof import("node:path");
   const d = inputs.dataset;
-  const c = inputs.connection;
-  const url =
-    `postgresql://${encodeURIComponent(c.user)}:${encodeURIComponent(c.password)}@${c.host}:${c.port}/` +
-    `${encodeURIComponent(c.database)}?sslmode=${encodeURIComponent(c.sslmode)}`;
+  const url = loaderDatabaseUrl(inputs.connection);
   const rejectsFile = path.join(".tsdb", "rejects", `${d.name}.csv`);
   const args = ["--import", "tsx", path.join("scripts", "data.ts"), "load", "--source", path.resolve(inputs.projectDir, d.source), "--json", "--quiet"];
   const flags: Array<[string, string | undefined]> = [

@@ -9,6 +9,7 @@
 import * as path from "node:path";
 import { createBackup, dockerPgDump, localPgDump } from "../lib/ops/backup";
 import { parseFlags } from "../lib/ops/cliArgs";
+import { urlHost } from "../lib/connection";
 import { connectionFromUrl, containerNameFor, readDatabaseOutput } from "../lib/ops/stackOutputs";
 import { readStackSettings } from "../lib/settings";
 
@@ -37,7 +38,7 @@ async function main(): Promise<void> {
     connection = connectionFromUrl((await readDatabaseOutput(stack)).urls.migrator, {});
     dump = dockerPgDump(flags.container ?? containerNameFor(stack), "postgres", connection.database);
   } else {
-    throw new Error(`Stack "${stack}" is in external mode: pass --url postgresql://<admin>@${settings.externalHost}:${settings.externalPort}/${settings.database} (password in PGPASSWORD).`);
+    throw new Error(`Stack "${stack}" is in external mode: pass --url postgresql://<admin>@${urlHost(settings.externalHost ?? "<host>")}:${settings.externalPort}/${settings.database} (password in PGPASSWORD).`);
   }
 
   const result = await createBackup({ connection, dump, backupDir, retain });

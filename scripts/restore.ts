@@ -11,6 +11,7 @@ import * as path from "node:path";
 import { listBackups } from "../lib/ops/backup";
 import { parseFlags } from "../lib/ops/cliArgs";
 import { dockerPgRestore, localPgRestore, restoreBackup, verifyBackup } from "../lib/ops/restore";
+import { reachableHost, urlHost } from "../lib/connection";
 import { connectionFromUrl, containerNameFor, readAdminUrl } from "../lib/ops/stackOutputs";
 import { readStackSettings } from "../lib/settings";
 
@@ -35,7 +36,7 @@ async function main(): Promise<void> {
   if (!flags.url && !stackAdmin) {
     throw new Error(
       `--url is required (stack "${stack}" exports no adminUrl): an admin connection to the maintenance database, ` +
-        `e.g. --url postgresql://postgres@127.0.0.1:${settings.port}/postgres with PGPASSWORD set.`,
+        `e.g. --url postgresql://postgres@${urlHost(reachableHost(settings.bindAddress))}:${settings.port}/postgres with PGPASSWORD set.`,
     );
   }
   const admin = flags.url ? connectionFromUrl(flags.url) : { ...connectionFromUrl(stackAdmin as string, {}), database: "postgres" };

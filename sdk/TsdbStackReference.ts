@@ -8,27 +8,13 @@
  * export const dbHost = tsdb.host;                                                   // plain
  * ```
  *
- * Self-contained (only @pulumi/pulumi) so another project can import or vendor this one file.
+ * Needs only @pulumi/pulumi and ./databaseOutput (the output contract), so another project can import or vendor sdk/.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { TSDB_ROLES, type TsdbDatabaseOutput, type TsdbRole, validateDatabaseOutput } from "./databaseOutput";
 
-/** Login roles the stack exports URLs for. */
-export type TsdbRole = "migrator" | "app" | "readonly";
-const ROLES: readonly TsdbRole[] = ["migrator", "app", "readonly"];
-
-/** The `database` output of a tsdb stack (see that project's index.ts). */
-export interface TsdbDatabaseOutput {
-  mode: "docker" | "external";
-  host: string;
-  port: number;
-  database: string;
-  sslmode: string;
-  users: Record<TsdbRole, string>;
-  /** `postgresql://` URL per role, with the password: secret. */
-  urls: Record<TsdbRole, string>;
-  pgadminUrl?: string;
-  versions: { image: string | null; postgresMajor: number; timescaledb: string | null };
-}
+export { TSDB_ROLES, validateDatabaseOutput } from "./databaseOutput";
+export type { TsdbDatabaseOutput, TsdbRole, TsdbVersions } from "./databaseOutput";
 
 /** libpq-style connection settings for one role; `password` is why the whole object is secret. */
 export interface TsdbConnection {
@@ -44,22 +30,6 @@ export interface TsdbConnection {
 export interface TsdbStackReferenceArgs {
   /** Fully qualified stack name, `<organization>/<project>/<stack>` (file backends: `organization/tsdb/dev`). */
   stack: pulumi.Input<string>;
-}
-
-/** Checks that `value` is a tsdb `database` output; the error names the stack and every missing field. */
-export function validateDatabaseOutput(value: unknown, stack: string): TsdbDatabaseOutput {
-  const problems: string[] = [];
-  const v = (value ?? {}) as Record<string, unknown>;
-  if (typeof v.host !== "string" || v.host === "") problems.push("host (string)");
-  if (typeof v.port !== "number") problems.push("port (number)");
-  if (typeof v.database !== "string") problems.push("database (string)");
-  if (typeof v.sslmode !== "string") problems.push("sslmode (string)");
-  const urls = v.urls as Record<string, unknown> | undefined;
-  for (const role of ROLES) if (typeof urls?.[role] !== "string") problems.push(`urls.${role} (string)`);
-  if (problems.length > 0) {
-    throw new Error(`Stack ${stack}: output "database" lacks ${problems.join(", ")}; is it a tsdb stack, deployed with \`pulumi up\`?`);
-  }
-  return v as unknown as TsdbDatabaseOutput;
 }
 
 /**
@@ -116,7 +86,7 @@ export class TsdbStackReference {
   /** Login role name for `role` (e.g. `market_app`). */
   user(role: TsdbRole): pulumi.Output<string> {
     checkRole(role);
-    return this.plainField((d) => d.users?.[role] ?? new URL(d.urls[role]).username);
+    return this.plainField((d) => d.users[role]);
   }
 
   /** `postgresql://` URL for `role`, with its password: always a secret Output. */
@@ -145,7 +115,7 @@ export class TsdbStackReference {
 }
 
 function checkRole(role: string): void {
-  if (!(ROLES as readonly string[]).includes(role)) {
-    throw new Error(`TsdbStackReference: role must be one of ${ROLES.join(", ")}, got "${role}".`);
+  if (!(TSDB_ROLES as readonly string[]).includes(role)) {
+    throw new Error(`TsdbStackReference: role must be one of ${TSDB_ROLES.join(", ")}, got "${role}".`);
   }
 }

@@ -1,6 +1,6 @@
 /**
- * Prerequisite checks for `npm run setup` and `npm run doctor`: Node version, Pulumi CLI, Docker daemon,
- * free ports, free disk. Every probe is injectable so tests can simulate each one missing; the real probes
+ * Prerequisite checks for `npm run setup` and `npm run doctor`: Node version, Pulumi CLI, Docker daemon and its
+ * CPU count against `tsdb:cpus`, free ports, free disk. Every probe is injectable so tests can simulate each one missing; the real probes
  * run commands and bind sockets on this machine.
  */
 import { spawn } from "node:child_process";
@@ -48,6 +48,8 @@ export interface PrerequisiteOptions {
   /** Host ports the stack publishes, each with the setting that chooses it. */
   ports: { port: number; setting: string }[];
   bindAddress: string;
+  /** Docker mode: `tsdb:cpus`, checked against the CPUs of the Docker host (`docker info` NCPU). */
+  cpus?: number;
   /** Directory whose file system must have `minFreeDiskBytes` free (the project: state, backups). */
   diskPath: string;
   minFreeDiskBytes: number;
@@ -70,9 +72,36 @@ export function stackPrerequisites(projectDir: string, settings: Settings, { che
         ]
       : [],
     bindAddress: settings.bindAddress,
+    ...(settings.mode === "docker" ? { cpus: settings.cpus } : {}),
     diskPath: projectDir,
     minFreeDiskBytes: 2 * 1024 ** 3,
   };
+}
+
+/**
+ * `tsdb:cpus` against the Docker host's CPU count: Docker refuses to create a container with more CPUs than the
+ * host has ("range of CPUs is from 0.01 to N"), so `pulumi up` would fail at the container after creating the
+ * network, volume and image. `hostCpus` undefined = not known (the check warns instead of guessing).
+ */
+export function cpuCheck(requested: number, hostCpus: number | undefined): CheckResult {
+  const name = "CPUs";
+  if (hostCpus === undefined) {
+    return { name, status: "warn", detail: `could not read the Docker host's CPU count to check tsdb:cpus ${requested}`, fix: "Check with `docker info --format '{{.NCPU}}'`." };
+  }
+  if (requested <= hostCpus) return { name, status: "ok", detail: `tsdb:cpus ${requested} of the Docker host's ${hostCpus}` };
+  return {
+    name,
+    status: "fail",
+    detail: `tsdb:cpus is ${requested} but the Docker host has ${hostCpus} CPU${hostCpus === 1 ? "" : "s"}; Docker would refuse to create the container`,
+    fix: `Lower it: \`pulumi config set tsdb:cpus ${hostCpus}\` (or run on a host with ${requested} CPUs).`,
+  };
+}
+
+/** The Docker host's CPU count from `docker info` (NCPU), or undefined when it cannot be read. */
+async function dockerHostCpus(probes: Probes): Promise<number | undefined> {
+  const result = await probes.run("docker", ["info", "--format", "{{.NCPU}}"]);
+  const text = result.stdout.trim();
+  return result.exitCode === 0 && /^\d+$/.test(text) ? Number(text) : undefined;
 }
 
 /** Runs a command without a shell; a missing program yields exit code 127 instead of throwing. */
@@ -181,6 +210,7 @@ export async function checkPrerequisites(options: PrerequisiteOptions, probes: P
     const docker = await probes.run("docker", ["info", "--format", "{{.ServerVersion}}"]);
     if (docker.exitCode === 0 && firstLine(docker.stdout) !== "") {
       results.push({ name: "Docker daemon", status: "ok", detail: `server ${firstLine(docker.stdout)}` });
+      if (options.cpus !== undefined) results.push(cpuCheck(options.cpus, await dockerHostCpus(probes)));
     } else if (docker.exitCode === 127) {
       results.push({
         name: "Docker daemon",

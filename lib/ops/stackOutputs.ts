@@ -1,32 +1,19 @@
 /**
- * The stack's `database` output as CLIs read it (`pulumi stack output --json --show-secrets database`),
- * validated with zod so a renamed field fails here with its path rather than as `undefined` later.
+ * The stack's `database` output as CLIs read it (`pulumi stack output --json --show-secrets database`), checked
+ * against the one contract in sdk/databaseOutput.ts so a renamed field fails here with its path rather than as
+ * `undefined` later.
  */
-import { z } from "zod";
+import { type TsdbDatabaseOutput, type TsdbRole, TSDB_ROLES, databaseOutputProblems } from "../../sdk/databaseOutput";
+import { hostFromUrl } from "../connection";
 import { runCommand, type CommandResult } from "./prerequisites";
 
 /** Login roles whose URLs the stack exports. */
-export const ROLES = ["migrator", "app", "readonly"] as const;
+export const ROLES = TSDB_ROLES;
 /** One of {@link ROLES}. */
-export type Role = (typeof ROLES)[number];
+export type Role = TsdbRole;
 
-/** Shape of the `database` stack output (docs/ARCHITECTURE.md, issue 5). */
-export const databaseOutputSchema = z.object({
-  host: z.string().min(1),
-  port: z.number().int().min(1).max(65535),
-  database: z.string().min(1),
-  sslmode: z.string().min(1),
-  users: z.record(z.string(), z.string()).optional(),
-  urls: z.object({ migrator: z.string().url(), app: z.string().url(), readonly: z.string().url() }),
-  pgadminUrl: z.string().nullable().optional(),
-  versions: z.record(z.string(), z.unknown()).optional(),
-  mode: z.enum(["docker", "external"]).optional(),
-  /** Docker mode: the TimescaleDB container's name, used by backup/restore (`docker exec`). */
-  containerName: z.string().optional(),
-});
-
-/** The validated `database` output. */
-export type DatabaseOutput = z.infer<typeof databaseOutputSchema>;
+/** The validated `database` output (sdk/databaseOutput.ts). */
+export type DatabaseOutput = TsdbDatabaseOutput;
 
 /** Runs the Pulumi CLI with `args`; injectable so tests can feed JSON. */
 export type PulumiRunner = (args: string[]) => Promise<CommandResult>;
@@ -42,12 +29,12 @@ export function parseDatabaseOutput(json: string, stack: string): DatabaseOutput
   } catch {
     throw new Error(`Stack "${stack}": \`pulumi stack output database\` did not print JSON; has \`pulumi up\` run for this stack?`);
   }
-  const parsed = databaseOutputSchema.safeParse(value);
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `database.${i.path.join(".")}: ${i.message}`).join("; ");
+  const problems = databaseOutputProblems(value);
+  if (problems.length > 0) {
+    const issues = problems.map((p) => `database.${p.replace(" (", ": expected ").replace(/\)$/, "")}`).join("; ");
     throw new Error(`Stack "${stack}": the database output is not what this project exports (${issues}).`);
   }
-  return parsed.data;
+  return value as DatabaseOutput;
 }
 
 /** Reads the `database` output of `stack` through the Pulumi CLI, with secrets shown (never logged). */
@@ -79,7 +66,7 @@ export function connectionFromUrl(url: string, env: NodeJS.ProcessEnv = process.
   const database = decodeURIComponent(parsed.pathname.replace(/^\//, ""));
   if (!parsed.username || !database) throw new Error("--url must name a user and a database: postgresql://user@host:port/database.");
   return {
-    host: parsed.hostname,
+    host: hostFromUrl(parsed.hostname),
     port: parsed.port ? Number(parsed.port) : 5432,
     database,
     user: decodeURIComponent(parsed.username),

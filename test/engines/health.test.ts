@@ -81,7 +81,13 @@ describe("database checks on TimescaleDB with the project's schema", () => {
   test("npm run doctor on a deployed stack finds the database through `pulumi stack output`", async () => {
     const bin = fs.mkdtempSync(path.join(os.tmpdir(), "tsdb-doctor-bin-"));
     try {
-      const output = { host: engine.host, port: engine.port, database: "postgres", sslmode: "disable", urls: { migrator: engine.url, app: engine.url, readonly: engine.url } };
+      // The whole `database` output, as sdk/databaseOutput.ts defines it.
+      const output = {
+        mode: "docker", host: engine.host, port: engine.port, database: "postgres", sslmode: "disable",
+        users: { migrator: engine.user, app: engine.user, readonly: engine.user },
+        urls: { migrator: engine.url, app: engine.url, readonly: engine.url },
+        versions: { image: "timescale/timescaledb:2.23.0-pg17", postgresMajor: 17, timescaledb: "2.23.0" },
+      };
       fs.writeFileSync(path.join(bin, "output.json"), JSON.stringify(output));
       fs.writeFileSync(path.join(bin, "pulumi"), `#!/bin/sh\ncase "$1" in version) echo v3.205.0;; stack) cat ${bin}/output.json;; esac\n`, { mode: 0o755 });
       const result = await new Promise<{ code: number | null; stdout: string }>((resolve) => {

@@ -79,6 +79,7 @@ describe("dev stack (Pulumi.dev.yaml only)", () => {
       "tsdb:docker:TimescaleDbServer",
       "tsdb:hooks:MarketDataLoad",
       "tsdb:hooks:SchemaMigrations",
+      "tsdb:hooks:SettingGuard",
       "tsdb:postgres:DatabaseAccess",
     ]);
   });
@@ -122,7 +123,7 @@ describe("dev stack (Pulumi.dev.yaml only)", () => {
       retries: 12,
       startPeriod: "30s",
     });
-    expect([c.wait, c.waitTimeout, c.restart, c.memory, c.cpus, c.shmSize]).toEqual([true, 180, "unless-stopped", 2048, "2", 512]);
+    expect([c.wait, c.waitTimeout, c.restart, c.memory, c.memorySwap, c.cpus, c.shmSize]).toEqual([true, 180, "unless-stopped", 2048, 2048, "2.0", 512]);
     expect(c.networksAdvanced).toEqual([{ name: "tsdb-dev-net", aliases: ["timescaledb"] }]);
     expect(c.volumes).toEqual([{ volumeName: "tsdb-dev-data", containerPath: "/var/lib/postgresql/data" }]);
   });
@@ -156,9 +157,9 @@ describe("dev stack (Pulumi.dev.yaml only)", () => {
     expect([v.inputs.name, v.protect, v.retainOnDelete]).toEqual(["tsdb-dev-data", false, false]);
   });
 
-  test("the provider is built from the container's outputs and waits for the healthy container", () => {
+  test("the provider waits for the healthy container and the setting guard", () => {
     const p = run.get("tsdb-dev-provider", T.provider);
-    expect(p.dependsOn).toEqual(["tsdb-dev-timescaledb"]);
+    expect(p.dependsOn).toEqual(["tsdb-dev-timescaledb", "tsdb-dev-settings-guard"]);
     expect(run.get("tsdb-dev-timescaledb", T.container).inputs.wait).toBe(true);
     expect(isWrappedSecret(p.inputs.password)).toBe(true);
     // Provider inputs reach the engine as strings.

@@ -21,7 +21,7 @@ describe("external mode", () => {
 
   test("the provider points at the external server as a non-superuser admin with sslmode require", () => {
     const p = run.get("tsdb-dev-provider", "pulumi:providers:postgresql");
-    expect(p.dependsOn).toEqual([]);
+    expect(p.dependsOn).toEqual(["tsdb-dev-settings-guard"]);
     expect(isWrappedSecret(p.inputs.password)).toBe(true);
     expect(plain(p.inputs)).toEqual({
       host: "tsdb.internal.example.com",

@@ -35,7 +35,7 @@ describe("prod stack (Pulumi.prod.yaml plus its secrets)", () => {
 
   test("the container is sized for prod: 8192 MB, 4 CPUs, settings to match, still on 127.0.0.1", () => {
     const c = run.get("tsdb-prod-timescaledb", "docker:index/container:Container").inputs;
-    expect([c.memory, c.cpus]).toEqual([8192, "4"]);
+    expect([c.memory, c.memorySwap, c.cpus]).toEqual([8192, 8192, "4.0"]);
     expect(c.command).toContain("shared_buffers=2GB");
     expect(c.command).toContain("work_mem=5242kB");
     expect(c.command).toContain("max_worker_processes=15");

@@ -92,7 +92,7 @@ describe("TsdbStackReference", () => {
 
   test("an incomplete database output fails naming the stack and every missing field", () => {
     expect(() => validateDatabaseOutput({ host: "h", urls: { app: "postgresql://a@h/db" } }, "organization/tsdb/broken")).toThrow(
-      'Stack organization/tsdb/broken: output "database" lacks port (number), database (string), sslmode (string), urls.migrator (string), urls.readonly (string); is it a tsdb stack, deployed with `pulumi up`?',
+      'Stack organization/tsdb/broken: output "database" lacks mode ("docker" or "external"), port (number), database (string), sslmode (string), users (an object with migrator, app, readonly), urls.migrator (a postgresql:// URL), urls.readonly (a postgresql:// URL), versions (an object); is it a tsdb stack, deployed with `pulumi up`?',
     );
     expect(validateDatabaseOutput(DATABASE, "organization/tsdb/dev")).toEqual(DATABASE);
   });

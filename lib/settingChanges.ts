@@ -1,0 +1,82 @@
+/**
+ * Settings whose change on a deployed stack the providers would carry out in a way that breaks it, so the
+ * preview refuses them (through the guard hook, providers/SettingGuardProvider.ts) and says what to do.
+ *
+ * - `tsdb:database`: @pulumi/postgresql (cyrilgdn/terraform-provider-postgresql v1.26) has no ForceNew on a
+ *   database's name; it runs ALTER DATABASE ... RENAME (postgresql/resource_postgresql_database.go, setDBName),
+ *   which fails while TimescaleDB's background workers are connected, and the schema hook would revert its
+ *   migrations against the old name. Allowed only as a replacement the user asks for.
+ * - `tsdb:adminPassword` (docker mode): the new POSTGRES_PASSWORD replaces the container (`env` is ForceNew in
+ *   kreuzwerker/terraform-provider-docker internal/provider/resource_docker_container.go), but the image applies it
+ *   only when it initialises an empty data directory; the kept volume keeps the old password and the postgresql
+ *   provider can no longer log in.
+ *
+ * No imports: the guard hook captures this module by value.
+ */
+
+/** A setting the guard watches, with what to say when it changes. */
+export type GuardedSetting = "database" | "adminPassword";
+
+/** What the guard compares: per setting, the value (the admin password only as a fingerprint). */
+export type WatchedValues = Partial<Record<GuardedSetting, string>>;
+
+/** Facts the messages need. */
+export interface GuardContext {
+  stack: string;
+  mode: "docker" | "external";
+  /** The TimescaleDB container (docker mode), for the `docker exec` the password change needs. */
+  containerName?: string;
+  protectData: boolean;
+}
+
+/** Environment variable naming the guarded changes the user asks for, comma-separated (e.g. `database`). */
+export const ALLOW_ENV = "TSDB_ALLOW";
+
+/** Guarded settings named in `TSDB_ALLOW` (unknown names are an error, not ignored). */
+export function allowedChanges(env: Record<string, string | undefined>): GuardedSetting[] {
+  const raw = (env[ALLOW_ENV] ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  const known: GuardedSetting[] = ["database", "adminPassword"];
+  for (const name of raw) {
+    if (!(known as string[]).includes(name)) {
+      throw new Error(`[${ALLOW_ENV}] names "${name}", which is not a guarded setting; allowed: ${known.join(", ")}.`);
+    }
+  }
+  return raw as GuardedSetting[];
+}
+
+function databaseRefusal(from: string, to: string, c: GuardContext): string {
+  const drop = c.protectData
+    ? `and would then have to drop "${from}", which tsdb:protectData=true refuses (set it to false first if you really mean to drop it)`
+    : `then drops "${from}" with all its data`;
+  return (
+    `[tsdb:database] changed from "${from}" to "${to}" on the deployed stack ${c.stack}: the provider would run ` +
+    `ALTER DATABASE RENAME, which fails while TimescaleDB's workers are connected, and the schema hook would revert against "${from}". ` +
+    `Set it back with \`pulumi config set tsdb:database ${from} --stack ${c.stack}\`, or ask for a replacement with ` +
+    `\`${ALLOW_ENV}=database pulumi up --stack ${c.stack}\`: that creates an empty "${to}", applies the schema and loads the datasets there, ` +
+    `${drop}; back it up first with \`npm run db:backup -- --stack ${c.stack}\`.`
+  );
+}
+
+function adminPasswordRefusal(c: GuardContext): string {
+  const container = c.containerName ?? `tsdb-${c.stack}-timescaledb`;
+  return (
+    `[tsdb:adminPassword] changed on the deployed docker stack ${c.stack}: the image applies POSTGRES_PASSWORD only to an empty data ` +
+    `directory, so the kept volume would keep the old password and pulumi could no longer log in. Change it in the running server ` +
+    `first: \`docker exec -it ${container} psql -U postgres -c '\\password postgres'\` (type the new password), then run ` +
+    `\`${ALLOW_ENV}=adminPassword pulumi up --stack ${c.stack}\`; or set the old password back.`
+  );
+}
+
+/**
+ * One message per guarded setting that changed between the deployed values (`olds`, undefined before the first
+ * deployment) and `news` and is not in `allow`.
+ */
+export function refusedChanges(olds: WatchedValues | undefined, news: WatchedValues, allow: readonly string[], context: GuardContext): string[] {
+  if (!olds) return [];
+  const refusals: string[] = [];
+  const changed = (key: GuardedSetting) =>
+    olds[key] !== undefined && news[key] !== undefined && olds[key] !== news[key] && !allow.includes(key);
+  if (changed("database")) refusals.push(databaseRefusal(olds.database!, news.database!, context));
+  if (context.mode === "docker" && changed("adminPassword")) refusals.push(adminPasswordRefusal(context));
+  return refusals;
+}

@@ -1,0 +1,222 @@
+/**
+ * Second `pulumi up`: the program run twice per stack against the state the real providers read back
+ * (test/fixtures/secondRun.ts, test/fixtures/providerModels.ts). Mocks accept anything; this harness models
+ * what the providers store and when the engine updates or replaces, from their upstream source.
+ *
+ * Then one setting changed at a time on a deployed stack: exactly which resources update, are replaced, are
+ * created or deleted, or the preview is refused. README ("Changing a setting on a running stack") carries the
+ * same table.
+ */
+import { beforeAll, describe, expect, test } from "vitest";
+import { planSummary } from "../../providers/MigrationsProvider";
+import { changesOf, deploy, type Deployment, RefusedAtPreview } from "../fixtures/secondRun";
+import { committedStackConfig, type RunOptions } from "../fixtures/pulumiMocks";
+
+const PROD_PASSWORDS = {
+  adminPassword: "prod-admin-7Qx",
+  migratorPassword: "prod-migrator-4Kd",
+  appPassword: "prod-app-9Lm",
+  readonlyPassword: "prod-readonly-2Vb",
+};
+
+const STACKS: Record<"dev" | "prod" | "external", RunOptions> = {
+  dev: { stack: "dev", config: committedStackConfig("dev") },
+  prod: { stack: "prod", config: { ...committedStackConfig("prod"), ...PROD_PASSWORDS }, secretKeys: Object.keys(PROD_PASSWORDS) },
+  external: {
+    stack: "dev",
+    config: { mode: "external", externalHost: "tsdb.internal.example.com", externalAdminUser: "tsdbadmin", adminPassword: "ext-admin-Secret9" },
+    secretKeys: ["adminPassword"],
+  },
+};
+
+describe("a second pulumi up with the same settings changes nothing", () => {
+  test.each(["dev", "prod", "external"] as const)("%s: no resource is updated or replaced", async (stack) => {
+    const first = await deploy(STACKS[stack]);
+    const second = await deploy(STACKS[stack], first.deployed);
+    // Every custom resource was compared (a vacuous pass would compare none).
+    expect(second.steps.length).toBe(first.steps.length);
+    expect(second.steps.length).toBeGreaterThan(stack === "external" ? 60 : 65);
+    expect(changesOf(second.steps)).toEqual({});
+  });
+
+  test("the TimescaleDB container in particular: cpus, memory swap and the healthcheck are sent as they are read back", async () => {
+    const first = await deploy(STACKS.prod);
+    const container = [...first.deployed.resources.values()].find((r) => r.name === "tsdb-prod-timescaledb")!;
+    expect([container.inputs.cpus, container.state.cpus]).toEqual(["4.0", "4.0"]);
+    expect([container.inputs.memorySwap, container.state.memorySwap]).toEqual([8192, 8192]);
+    expect(container.state.healthcheck).toEqual(container.inputs.healthcheck);
+    const second = await deploy(STACKS.prod, first.deployed);
+    expect(second.steps.find((s) => s.name === "tsdb-prod-timescaledb")?.change).toBe("same");
+  });
+});
+
+/** Changes of one setting on the deployed dev stack, as the harness measured them. */
+const DEV_CHANGES: [string, string | object, Record<string, string>][] = [
+  ["memoryMb", "4096", { "tsdb-dev-timescaledb": "replace (command, memory, memorySwap, shmSize)" }],
+  ["cpus", "1", { "tsdb-dev-timescaledb": "replace (command, cpus)" }],
+  ["maxConnections", "200", { "tsdb-dev-timescaledb": "replace (command)" }],
+  ["telemetry", "true", { "tsdb-dev-timescaledb": "replace (command, envs)" }],
+  ["restartPolicy", "always", { "tsdb-dev-timescaledb": "update (restart)" }],
+  ["image", "timescale/timescaledb:2.22.1-pg17", { "tsdb-dev-timescaledb": "replace (image)", "tsdb-dev-timescaledb-image": "replace (name)" }],
+  [
+    "port",
+    "15432",
+    {
+      "tsdb-dev-data-sample-dataset": "update",
+      "tsdb-dev-provider": "update (port)",
+      "tsdb-dev-schema-migrations": "update",
+      "tsdb-dev-timescaledb": "replace (ports)",
+    },
+  ],
+  ["bindAddress", "0.0.0.0", { "tsdb-dev-pgadmin": "replace (ports)", "tsdb-dev-timescaledb": "replace (ports)" }],
+  [
+    "timescaledb",
+    "false",
+    {
+      "tsdb-dev-extension-timescaledb": "delete",
+      "tsdb-dev-owner": "update (login)",
+      "tsdb-dev-schema-migrations": "replace (timescaledb)",
+      "tsdb-dev-timescaledb": "replace (command)",
+    },
+  ],
+  ["protectData", "true", { "tsdb-dev-schema-migrations": "update", "tsdb-dev-settings-guard": "update" }],
+  ["appPassword", "new-app-Pw1", { "tsdb-dev-app": "update (password)", "tsdb-dev-app-password": "delete" }],
+  ["appConnectionLimit", "60", { "tsdb-dev-app": "update (connectionLimit)" }],
+  ["pgadminEnabled", "false", { "tsdb-dev-pgadmin": "delete", "tsdb-dev-pgadmin-image": "delete", "tsdb-dev-pgadmin-password": "delete" }],
+  ["pgadminImage", "dpage/pgadmin4:9.8", { "tsdb-dev-pgadmin": "replace (image)", "tsdb-dev-pgadmin-image": "replace (name)" }],
+  ["pgadminPort", "5051", { "tsdb-dev-pgadmin": "replace (ports)" }],
+  ["pgadminEmail", "ops@example.com", { "tsdb-dev-pgadmin": "replace (envs)" }],
+  ["pgadminPassword", "new-pgadmin-Pw1", { "tsdb-dev-pgadmin": "replace (envs)", "tsdb-dev-pgadmin-password": "delete" }],
+  ["sslmode", "require", { "tsdb-dev-provider": "update (sslmode)", "tsdb-dev-schema-migrations": "update" }],
+  ["ohlcvChunkInterval", "7 days", { "tsdb-dev-schema-migrations": "update" }],
+  ["tickRetention", "90 days", { "tsdb-dev-schema-migrations": "update" }],
+  ["caggRefreshInterval", "30 minutes", { "tsdb-dev-schema-migrations": "update" }],
+  ["datasets", [], { "tsdb-dev-data-sample-dataset": "delete" }],
+  ["backupRetain", "9", {}],
+];
+
+describe("changing one setting on a running dev stack", () => {
+  let deployed: Deployment;
+  beforeAll(async () => {
+    deployed = await deploy(STACKS.dev);
+  });
+
+  test.each(DEV_CHANGES)("%s -> %j", async (key, value, expected) => {
+    const isSecret = key.endsWith("Password");
+    const next = await deploy({ ...STACKS.dev, config: { ...STACKS.dev.config, [key]: value }, secretKeys: isSecret ? [key] : [] }, deployed.deployed);
+    expect(changesOf(next.steps)).toEqual(expected);
+  });
+
+  test("an interval reaches only the schema hook's recorded settings: applied migrations are not re-run", async () => {
+    const next = await deploy({ ...STACKS.dev, config: { ...STACKS.dev.config, ohlcvChunkInterval: "7 days" } }, deployed.deployed);
+    const before = [...deployed.deployed.resources.values()].find((r) => r.name === "tsdb-dev-schema-migrations")!;
+    const after = [...next.deployed.resources.values()].find((r) => r.name === "tsdb-dev-schema-migrations")!;
+    expect((after.inputs.variables as Record<string, string>).ohlcvChunkInterval).toBe("7 days");
+    expect(planSummary(before.state as never, after.inputs as never)).toEqual([]);
+  });
+
+  test("renaming the database is refused at preview with one line naming the setting and what to do", async () => {
+    const refused = await deploy({ ...STACKS.dev, config: { ...STACKS.dev.config, database: "ticks" } }, deployed.deployed).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(RefusedAtPreview);
+    const reasons = (refused as RefusedAtPreview).reasons;
+    expect(reasons).toHaveLength(1);
+    expect(reasons[0]).toMatch(/^\[tsdb:database\] changed from "market" to "ticks" on the deployed stack dev: /);
+    expect(reasons[0]).toContain("TSDB_ALLOW=database pulumi up --stack dev");
+    expect(reasons[0]).toContain('then drops "market" with all its data');
+    expect(reasons[0]).not.toContain("\n");
+  });
+
+  test("asked for (TSDB_ALLOW=database), a rename replaces the database and everything in it; roles are renamed in place", async () => {
+    const next = await deploy({ ...STACKS.dev, config: { ...STACKS.dev.config, database: "ticks" }, env: { TSDB_ALLOW: "database" } }, deployed.deployed);
+    const changes = changesOf(next.steps);
+    const byKind = (kind: string) => Object.entries(changes).filter(([, c]) => c.startsWith(kind)).map(([n]) => n);
+    expect(Object.fromEntries(Object.entries(changes).filter(([, c]) => !["create", "delete"].includes(c)))).toEqual({
+      "tsdb-dev-app": "update (name)",
+      "tsdb-dev-data-sample-dataset": "update",
+      "tsdb-dev-database": "replace (name, owner)",
+      "tsdb-dev-extension-timescaledb": "replace (database)",
+      "tsdb-dev-migrator": "update (name, roles)",
+      "tsdb-dev-owner": "update (name)",
+      "tsdb-dev-pgadmin": "replace (uploads)",
+      "tsdb-dev-public-database": "replace (database)",
+      "tsdb-dev-public-schema-public": "replace (database)",
+      "tsdb-dev-readonly": "update (name)",
+      "tsdb-dev-schema-audit": "replace (database, owner)",
+      "tsdb-dev-schema-market_data": "replace (database, owner)",
+      "tsdb-dev-schema-migrations": "replace (connection)",
+      "tsdb-dev-schema-reference_data": "replace (database, owner)",
+      "tsdb-dev-schema-research": "replace (database, owner)",
+      "tsdb-dev-schema-trading": "replace (database, owner)",
+      "tsdb-dev-settings-guard": "update",
+    });
+    // Grants and default privileges are named after their roles: the market_* ones go, ticks_* ones come.
+    expect(byKind("delete").length).toBe(48);
+    expect(byKind("delete").every((n) => n.includes("market_"))).toBe(true);
+    expect(byKind("create").length).toBe(48);
+    expect(byKind("create").every((n) => n.includes("ticks_"))).toBe(true);
+  });
+
+  test("changing the admin password of the container is refused at preview with the steps to do it safely", async () => {
+    const refused = await deploy(
+      { ...STACKS.dev, config: { ...STACKS.dev.config, adminPassword: "new-admin-Pw1" }, secretKeys: ["adminPassword"] },
+      deployed.deployed,
+    ).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(RefusedAtPreview);
+    const reasons = (refused as RefusedAtPreview).reasons;
+    expect(reasons).toHaveLength(1);
+    expect(reasons[0]).toMatch(/^\[tsdb:adminPassword\] changed on the deployed docker stack dev: /);
+    expect(reasons[0]).toContain("docker exec -it tsdb-dev-timescaledb psql -U postgres -c '\\password postgres'");
+    expect(reasons[0]).toContain("TSDB_ALLOW=adminPassword pulumi up --stack dev");
+    expect(reasons[0]).not.toContain("new-admin-Pw1");
+  });
+
+  test("once changed in the server, TSDB_ALLOW=adminPassword lets the new password through: the container is replaced, the provider re-configured", async () => {
+    const next = await deploy(
+      { ...STACKS.dev, config: { ...STACKS.dev.config, adminPassword: "new-admin-Pw1" }, secretKeys: ["adminPassword"], env: { TSDB_ALLOW: "adminPassword" } },
+      deployed.deployed,
+    );
+    expect(changesOf(next.steps)).toEqual({
+      "tsdb-dev-admin-password": "delete",
+      "tsdb-dev-provider": "update (password)",
+      "tsdb-dev-settings-guard": "update",
+      "tsdb-dev-timescaledb": "replace (envs)",
+    });
+    // And the run after that is clean: the guard stored the new fingerprint.
+    const after = await deploy({ ...STACKS.dev, config: { ...STACKS.dev.config, adminPassword: "new-admin-Pw1" }, secretKeys: ["adminPassword"] }, next.deployed);
+    expect(changesOf(after.steps)).toEqual({});
+  });
+});
+
+describe("changing one setting on a running prod stack", () => {
+  let deployed: Deployment;
+  beforeAll(async () => {
+    deployed = await deploy(STACKS.prod);
+  });
+
+  test("memoryMb 16384 replaces the container (PostgreSQL restarts on the kept, protected volume)", async () => {
+    const next = await deploy({ ...STACKS.prod, config: { ...STACKS.prod.config, memoryMb: "16384" } }, deployed.deployed);
+    expect(changesOf(next.steps)).toEqual({ "tsdb-prod-timescaledb": "replace (command, memory, memorySwap)" });
+  });
+
+  test("pgadminEnabled true (with its password) adds pgAdmin and touches nothing else", async () => {
+    const next = await deploy(
+      { ...STACKS.prod, config: { ...STACKS.prod.config, pgadminEnabled: "true", pgadminPassword: "prod-pgadmin-1Zz" }, secretKeys: [...Object.keys(PROD_PASSWORDS), "pgadminPassword"] },
+      deployed.deployed,
+    );
+    expect(changesOf(next.steps)).toEqual({ "tsdb-prod-pgadmin": "create", "tsdb-prod-pgadmin-image": "create" });
+  });
+
+  test("a password change of a login role is an in-place ALTER ROLE", async () => {
+    const next = await deploy({ ...STACKS.prod, config: { ...STACKS.prod.config, readonlyPassword: "prod-readonly-3Xc" } }, deployed.deployed);
+    expect(changesOf(next.steps)).toEqual({ "tsdb-prod-readonly": "update (password)" });
+  });
+
+  test("even asked for, replacing the protected database is refused by the engine at preview", async () => {
+    const refused = await deploy(
+      { ...STACKS.prod, config: { ...STACKS.prod.config, database: "ticks" }, env: { TSDB_ALLOW: "database" } },
+      deployed.deployed,
+    ).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(RefusedAtPreview);
+    expect((refused as RefusedAtPreview).reasons).toContain("the engine refuses to replace tsdb-prod-database: it is protected (tsdb:protectData)");
+  });
+});
