@@ -107,6 +107,20 @@ const READONLY_RIGHTS: Partial<Record<ObjectType, string[]>> = {
   table: ["SELECT"],
   sequence: ["SELECT"],
 };
+/**
+ * In `audit` the app may only read: the trail is written by the owner's trigger function, and a plan granting
+ * write there would be re-applied by the postgresql provider on every `pulumi up` after a refresh (its Grant
+ * revokes and re-grants the whole set on ALL TABLES IN SCHEMA), undoing any migration's REVOKE. No EXECUTE
+ * either: audit.record_change() is for the owner's triggers only (sql/0010_audit_hardening.sql).
+ */
+const APP_AUDIT_RIGHTS: Partial<Record<ObjectType, string[]>> = {
+  table: ["SELECT"],
+};
+
+/** The app's rights on the objects of `schema`. */
+function appRights(schema: string): Partial<Record<ObjectType, string[]>> {
+  return schema === "audit" ? APP_AUDIT_RIGHTS : APP_RIGHTS;
+}
 
 /** The access plan for a database, per docs/ARCHITECTURE.md. */
 export function accessPlan(input: AccessPlanInput): AccessPlan {
@@ -124,7 +138,11 @@ export function accessPlan(input: AccessPlanInput): AccessPlan {
     [readonly, READONLY_RIGHTS],
   ];
   for (const schema of schemas) {
-    for (const [role, byType] of rights) {
+    const bySchema: [string, Partial<Record<ObjectType, string[]>>][] = [
+      [app, appRights(schema)],
+      [readonly, READONLY_RIGHTS],
+    ];
+    for (const [role, byType] of bySchema) {
       for (const [objectType, privileges] of Object.entries(byType) as [ObjectType, string[]][]) {
         objectGrants.push({ role, schema, objectType, privileges });
       }

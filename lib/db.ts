@@ -43,16 +43,59 @@ export function connectionUrl(info: ConnectionInfo): string {
   return `postgresql://${auth}@${info.host}:${info.port}/${encodeURIComponent(info.database)}?sslmode=${encodeURIComponent(info.sslmode)}`;
 }
 
+/**
+ * The server went away under a command (restart, `pg_terminate_backend`, network): `during` names what was
+ * interrupted and `committed` what of it is in the database, so a CLI can print one line and a hook one error.
+ */
+export class ConnectionLostError extends Error {
+  constructor(
+    readonly during: string,
+    readonly committed = "nothing was committed",
+    options?: { cause?: unknown },
+  ) {
+    super(`connection lost during ${during}; ${committed}`, options);
+    this.name = "ConnectionLostError";
+  }
+}
+
+/** SQLSTATEs of a session ended by the server: admin/crash shutdown, cannot connect now, connection failures. */
+const LOST_CODES = /^(57P0[123]|08\w{3})$/;
+/** Socket errors and node-postgres' own messages for a connection that ended under it. */
+const LOST_SOCKET_CODES = new Set(["ECONNRESET", "EPIPE", "ECONNREFUSED", "ETIMEDOUT", "EHOSTUNREACH"]);
+const LOST_MESSAGES = /Connection terminated|not queryable|terminating connection|server closed the connection/i;
+
+/** True when `err` (or its cause) means the connection to the server was lost, not that a statement failed. */
+export function isConnectionLost(err: unknown): boolean {
+  for (let e = err as { code?: unknown; message?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (e instanceof ConnectionLostError) return true;
+    if (typeof e.code === "string" && (LOST_CODES.test(e.code) || LOST_SOCKET_CODES.has(e.code))) return true;
+    if (typeof e.message === "string" && LOST_MESSAGES.test(e.message)) return true;
+  }
+  return false;
+}
+
+/**
+ * Keeps a dropped connection from crashing the process: node-postgres emits 'error' on the client when the
+ * server ends the session (restart, `pg_terminate_backend`), and an 'error' event with no listener is thrown
+ * by Node as "Unhandled 'error' event". The pending query is rejected with the same error, so callers still
+ * see it there; this listener only swallows the duplicate event.
+ */
+export function guardConnectionErrors(client: Client): void {
+  client.on("error", () => undefined);
+}
+
 /** Opens one client, runs `fn`, and always closes the client. */
 export async function withClient<T>(connection: Connection, fn: (client: Client) => Promise<T>): Promise<T> {
   const pg = (await import("pg")).default;
   const config: ClientConfig = typeof connection === "string" ? { connectionString: connection } : connection;
   const client = new pg.Client({ application_name: "tsdb-stack", ...config });
+  guardConnectionErrors(client);
   await client.connect();
   try {
     return await fn(client);
   } finally {
-    await client.end();
+    // After a lost connection `end` has nothing to close; its error must not replace the one from `fn`.
+    await client.end().catch(() => undefined);
   }
 }
 
