@@ -46,16 +46,28 @@ export function connectionUrl(info: ConnectionInfo): string {
 /**
  * The server went away under a command (restart, `pg_terminate_backend`, network): `during` names what was
  * interrupted and `committed` what of it is in the database, so a CLI can print one line and a hook one error.
+ * A plain Error with fields, not a subclass: Pulumi's closure serializer turns classes into functions calling
+ * `Error.call(this)`, which loses the message of an Error subclass inside the migrations hook.
  */
-export class ConnectionLostError extends Error {
-  constructor(
-    readonly during: string,
-    readonly committed = "nothing was committed",
-    options?: { cause?: unknown },
-  ) {
-    super(`connection lost during ${during}; ${committed}`, options);
-    this.name = "ConnectionLostError";
-  }
+export interface ConnectionLostError extends Error {
+  connectionLost: true;
+  during: string;
+  committed: string;
+}
+
+/** A ConnectionLostError: `connection lost during <during>; <committed>`. */
+export function connectionLost(during: string, committed = "nothing was committed", cause?: unknown): ConnectionLostError {
+  const err = new Error(`connection lost during ${during}; ${committed}`, { cause }) as ConnectionLostError;
+  err.name = "ConnectionLostError";
+  err.connectionLost = true;
+  err.during = during;
+  err.committed = committed;
+  return err;
+}
+
+/** True for an error made by `connectionLost` (it already says what was interrupted). */
+export function isConnectionLostError(err: unknown): err is ConnectionLostError {
+  return (err as Partial<ConnectionLostError> | undefined)?.connectionLost === true;
 }
 
 /** SQLSTATEs of a session ended by the server: admin/crash shutdown, cannot connect now, connection failures. */
@@ -67,7 +79,7 @@ const LOST_MESSAGES = /Connection terminated|not queryable|terminating connectio
 /** True when `err` (or its cause) means the connection to the server was lost, not that a statement failed. */
 export function isConnectionLost(err: unknown): boolean {
   for (let e = err as { code?: unknown; message?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
-    if (e instanceof ConnectionLostError) return true;
+    if (isConnectionLostError(e)) return true;
     if (typeof e.code === "string" && (LOST_CODES.test(e.code) || LOST_SOCKET_CODES.has(e.code))) return true;
     if (typeof e.message === "string" && LOST_MESSAGES.test(e.message)) return true;
   }

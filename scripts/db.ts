@@ -5,7 +5,7 @@
  */
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { ConnectionLostError, isConnectionLost } from "../lib/db";
+import { connectionLost, isConnectionLost, isConnectionLostError } from "../lib/db";
 import { formatDownPlan } from "../lib/migrations/downPlan";
 import { type MigrationStatus, MigrationRunner, type PlannedMigration } from "../lib/migrations/runner";
 import { migrationVariables, readStackSettings } from "../lib/settings";
@@ -159,7 +159,7 @@ export async function main(argv: string[], out = process.stdout, err = process.s
     return 0;
   } catch (e) {
     // One line: CI logs and people read the reason, never a stack trace (and never the URL).
-    const lost = isConnectionLost(e) && !(e instanceof ConnectionLostError) ? new ConnectionLostError(command ?? "db", "nothing was committed") : e;
+    const lost = isConnectionLost(e) && !isConnectionLostError(e) ? connectionLost(command ?? "db") : e;
     err.write(`db ${command ?? ""}: ${String((lost as Error).message ?? lost).replace(/\s*\n\s*/g, " ")}\n`);
     return 1;
   }

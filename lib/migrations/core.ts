@@ -6,7 +6,7 @@
  * the connection.
  */
 import type { Client, DatabaseError } from "pg";
-import { ConnectionLostError, isConnectionLost, withTransaction } from "../db";
+import { type ConnectionLostError, connectionLost, isConnectionLost, isConnectionLostError, withTransaction } from "../db";
 import type { ResolvedMigration } from "./file";
 import { splitStatements } from "./split";
 
@@ -95,19 +95,22 @@ export function describeHolders(holders: readonly LockHolder[]): string {
   return holders.map((h) => `pid ${h.pid}, user ${h.user}, application ${JSON.stringify(h.application)}`).join("; ");
 }
 
-/** The error for a lock wait that reached `timeoutMs`, naming `what` and who holds it. */
-export class LockTimeoutError extends Error {
-  constructor(
-    readonly what: string,
-    readonly holders: LockHolder[],
-    readonly timeoutMs: number,
-  ) {
-    super(
-      `waited ${Math.round(timeoutMs / 1000)} s for ${what} held by ${describeHolders(holders)}; gave up, nothing more was applied or reverted. ` +
-        `Run again when that session is done (or end it: SELECT pg_terminate_backend(<pid>)).`,
-    );
-    this.name = "LockTimeoutError";
-  }
+/** A lock wait that reached its timeout: which lock, who held it. A plain Error (see connectionLost in ../db). */
+export interface LockTimeoutError extends Error {
+  lockTimeout: true;
+  holders: LockHolder[];
+}
+
+/** The one-line error for a wait of `timeoutMs` for `what`, naming who holds it. */
+export function lockTimeout(what: string, holders: LockHolder[], timeoutMs: number): LockTimeoutError {
+  const err = new Error(
+    `waited ${Math.round(timeoutMs / 1000)} s for ${what} held by ${describeHolders(holders)}; gave up, nothing more was applied or reverted. ` +
+      `Run again when that session is done (or end it: SELECT pg_terminate_backend(<pid>)).`,
+  ) as LockTimeoutError;
+  err.name = "LockTimeoutError";
+  err.lockTimeout = true;
+  err.holders = holders;
+  return err;
 }
 
 async function holdersOf(client: Client, where: string, params: unknown[]): Promise<LockHolder[]> {
@@ -137,7 +140,7 @@ export async function lockHistory(client: Client, timeoutMs: number): Promise<vo
     await client.query("ROLLBACK");
     const holders = await holdersOf(client, `l.relation = 'schema_migrations.applied'::regclass`, []);
     await client.query("BEGIN"); // withTransaction rolls back again; keep its BEGIN/ROLLBACK pairing valid
-    throw new LockTimeoutError("the migration lock (schema_migrations.applied)", holders, timeoutMs);
+    throw lockTimeout("the migration lock (schema_migrations.applied)", holders, timeoutMs);
   }
 }
 
@@ -166,7 +169,7 @@ async function withMigrationAdvisoryLock<T>(client: Client, timeoutMs: number, f
         `l.locktype = 'advisory' AND l.objsubid = 1 AND l.classid::bigint = ($1::bigint >> 32) AND l.objid::bigint = ($1::bigint & 4294967295)`,
         [key],
       );
-      throw new LockTimeoutError("the no-transaction migration lock (advisory lock 0x747364626d696772)", holders, timeoutMs);
+      throw lockTimeout("the no-transaction migration lock (advisory lock 0x747364626d696772)", holders, timeoutMs);
     }
     await new Promise((r) => setTimeout(r, Math.min(200, Math.max(10, end - Date.now()))));
   }
@@ -361,7 +364,7 @@ function lostDuring(m: RunnableMigration, direction: "up" | "down", err: unknown
   const committed = m.noTransaction
     ? `it is a no-transaction migration, so statements that ran before the loss stay; check them before running again`
     : `nothing of it was committed`;
-  return new ConnectionLostError(`${verb} ${m.file}`, committed, { cause: err });
+  return connectionLost(`${verb} ${m.file}`, committed, err);
 }
 
 /**
@@ -441,10 +444,10 @@ export interface UpOptions extends RunOptions {
 /** Adds what this run had already committed to a lost-connection error; other errors pass unchanged. */
 function withProgress(err: unknown, outcome: MigrationOutcome, during: string): unknown {
   if (!isConnectionLost(err)) return err;
-  const lost = err instanceof ConnectionLostError ? err : new ConnectionLostError(during, "nothing was committed", { cause: err });
+  const lost = isConnectionLostError(err) ? err : connectionLost(during, "nothing was committed", err);
   const done = [...outcome.reverted.map((f) => `reverted ${f}`), ...outcome.applied.map((f) => `applied ${f}`)];
   if (done.length === 0) return lost;
-  return new ConnectionLostError(lost.during, `${lost.committed}; committed before it: ${done.join(", ")}`, { cause: err });
+  return connectionLost(lost.during, `${lost.committed}; committed before it: ${done.join(", ")}`, err);
 }
 
 /**
