@@ -87,6 +87,16 @@ export function isConnectionLost(err: unknown): boolean {
 }
 
 /**
+ * The one line a CLI prints for `err`: a lost connection (here, or in pg_dump/pg_restore output) as
+ * `connection lost during <during>; <committed>`; anything else as its message on one line.
+ */
+export function failureLine(err: unknown, during: string, committed = "nothing was committed"): string {
+  if (isConnectionLostError(err)) return err.message;
+  if (isConnectionLost(err)) return connectionLost(during, committed).message;
+  return String(err instanceof Error ? err.message : err).replace(/\s*\n\s*/g, " ");
+}
+
+/**
  * Keeps a dropped connection from crashing the process: node-postgres emits 'error' on the client when the
  * server ends the session (restart, `pg_terminate_backend`), and an 'error' event with no listener is thrown
  * by Node as "Unhandled 'error' event". The pending query is rejected with the same error, so callers still
