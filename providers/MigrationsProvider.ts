@@ -15,7 +15,7 @@ import type * as pulumi from "@pulumi/pulumi";
 import type { Client } from "pg";
 import { type ConnectionInfo, clientConfig, guardConnectionErrors } from "../lib/db";
 import { type RunnableMigration, migrateDown, migrateUp, setRole } from "../lib/migrations/core";
-import { checkDownAllowed, planDrops, protectDataRefusal } from "../lib/migrations/downPlan";
+import { checkDownAllowed, dropsIn, planDrops, protectDataRefusal } from "../lib/migrations/downPlan";
 
 export { protectDataRefusal };
 
@@ -141,13 +141,19 @@ export function migrationChanges(olds: Pick<MigrationsInputs, "migrations">, new
 
 /**
  * A readable summary of what an update would do, in the order it would do it, e.g.
- * `["revert 0005_old_view.sql", "apply 0007_factor_scores.sql"]`. `check` stores it in the inputs, so
+ * `["revert 0005_old_view.sql (drops research.notes)", "apply 0007_factor_scores.sql"]`. `check` stores it in the inputs, so
  * `pulumi preview --diff` prints it next to the `names` diff.
  */
 export function planSummary(olds: Pick<MigrationsInputs, "migrations">, news: Pick<MigrationsInputs, "migrations">): string[] {
   const { apply, revert, changed } = migrationChanges(olds, news);
+  // The tables a revert drops, read from its down SQL (the rows they hold are counted when it runs).
+  const downs = new Map(olds.migrations.map((m) => [m.file, m.down]));
+  const drops = (file: string) => {
+    const tables = dropsIn(downs.get(file) ?? "").tables;
+    return tables.length > 0 ? ` (drops ${tables.join(", ")})` : "";
+  };
   return [
-    ...[...revert].reverse().map((f) => `revert ${f}`),
+    ...[...revert].reverse().map((f) => `revert ${f}${drops(f)}`),
     ...changed.map((f) => `refuse ${f}: changed after it was applied`),
     ...apply.map((f) => `apply ${f}`),
   ];

@@ -76,7 +76,7 @@ describe("the serialized migrations hook on TimescaleDB", () => {
 
     // 0003 removed from sql/: the diff changes nothing in place; the update runs 0003's down part.
     const fewer = await inputsFor(conn, { dir: basicWithout("0003"), timescaledb: true });
-    expect((await fewer.provider.check!(all.inputs, fewer.inputs)).inputs?.plan).toEqual(["revert 0003_daily.sql"]);
+    expect((await fewer.provider.check!(all.inputs, fewer.inputs)).inputs?.plan).toEqual(["revert 0003_daily.sql (drops research.notes)"]);
     expect(await fewer.provider.diff!(created.id, state, fewer.inputs)).toEqual({ changes: true, replaces: [], deleteBeforeReplace: false });
     const updated = await fewer.provider.update!(created.id, state, fewer.inputs);
     expect(updated.outs.appliedVersions).toEqual([1, 2]);
