@@ -13,7 +13,8 @@ import { migrationVariables, readStackSettings } from "../lib/settings";
 const HELP = `Usage: npm run db -- <command> [options]
 
 Commands:
-  plan     show the migrations up would apply (or, with --down, down would revert) and their SQL
+  plan     show the migrations up would apply (or, with --down, down would revert, with the tables
+           they drop and their rows) and their SQL
   up       apply pending migrations (all, or up to --to VERSION)
   down     revert applied migrations above --to VERSION (required; 0 reverts everything); prints each
            table it drops with its rows first, refuses on a stack with tsdb:protectData true, and
@@ -131,7 +132,10 @@ export async function main(argv: string[], out = process.stdout, err = process.s
       if (direction === "down" && to === undefined) throw new Error("plan --down needs --to VERSION.");
       const steps = await runner.plan({ to, direction });
       if (values.json) json(steps);
-      else out.write(`${formatPlan(steps, direction)}\n`);
+      else {
+        if (direction === "down" && steps.length > 0) out.write(`${formatDownPlan(await runner.downPlan({ to: to as number })).join("\n")}\n\n`);
+        out.write(`${formatPlan(steps, direction)}\n`);
+      }
     } else if (command === "up" || command === "down") {
       const outcome =
         command === "up"

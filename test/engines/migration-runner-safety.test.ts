@@ -49,6 +49,14 @@ describe("db down: what it drops, protectData and --force", () => {
     expect(await rows(db.admin, `SELECT count(*)::int AS n FROM market_data.ohlcv_bars`)).toEqual([{ n: 5 }]);
   });
 
+  test("plan --down shows the tables each revert drops with their rows, before the SQL", async () => {
+    const r = await runCli("db", ["plan", "--down", "--to", "3", "--no-timescaledb", "--url", db.migrator]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^revert 0010_audit_hardening\.sql: drops no table$/m);
+    expect(r.stdout).toContain("market_data.ohlcv_bars (5 rows)");
+    expect(r.stdout.indexOf("market_data.ohlcv_bars (5 rows)")).toBeLessThan(r.stdout.indexOf("-- revert "));
+  });
+
   test("down first prints every table it would drop with its rows, and refuses tables holding rows without --force", async () => {
     const r = await runCli("db", ["down", "--to", "3", "--no-timescaledb", "--url", db.migrator]);
     expect(r.code).toBe(1);
