@@ -89,7 +89,7 @@ export interface LockHolder {
   application: string;
 }
 
-/** `pid 123, user market_migrator, application "tsdb-stack"` for each holder; `unknown` when none is left. */
+/** `pid 123, user market_migrator, application "tsdb-stack"` for each holder (the holder may have let go since). */
 export function describeHolders(holders: readonly LockHolder[]): string {
   if (holders.length === 0) return "a session that has since let go";
   return holders.map((h) => `pid ${h.pid}, user ${h.user}, application ${JSON.stringify(h.application)}`).join("; ");

@@ -80,6 +80,20 @@ describe("npm run db on TimescaleDB with the real sql/", () => {
     expect((await db(["up", "--url", tsdb.url])).stdout).toBe("Nothing applied.\n");
     expect((await db(["plan", "--url", tsdb.url])).stdout).toBe("Nothing to apply: the database is up to date.\n");
   });
+
+  test("down and up with --no-timescaledb on the TimescaleDB database are one line saying what to pass, and revert nothing", async () => {
+    const before = await one<{ n: number }>(tsdb.url, "SELECT count(*)::int AS n FROM schema_migrations.applied");
+    expect(before.n).toBe(FILES.length);
+    for (const command of [["down", "--to", "0", "--force"], ["up"]]) {
+      const r = await db([...command, "--no-timescaledb", "--url", tsdb.url]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(
+        `db ${command[0]}: This database was migrated with TimescaleDB, but this run is for vanilla PostgreSQL; nothing was changed: ` +
+          "run without --no-timescaledb with a stack whose tsdb:timescaledb is true.\n",
+      );
+    }
+    expect(await one(tsdb.url, "SELECT count(*)::int AS n FROM schema_migrations.applied")).toEqual(before);
+  });
 });
 
 describe("npm run db on PostgreSQL 17 with --no-timescaledb", () => {
