@@ -70,10 +70,14 @@ export function isConnectionLostError(err: unknown): err is ConnectionLostError 
   return (err as Partial<ConnectionLostError> | undefined)?.connectionLost === true;
 }
 
-/** SQLSTATEs of a session ended by the server: admin/crash shutdown, cannot connect now, connection failures. */
-const LOST_CODES = /^(57P0[123]|08\w{3})$/;
-/** Socket errors and node-postgres' own messages for a connection that ended under it. */
-const LOST_SOCKET_CODES = new Set(["ECONNRESET", "EPIPE", "ECONNREFUSED", "ETIMEDOUT", "EHOSTUNREACH"]);
+/**
+ * SQLSTATEs of a session the server ended: admin shutdown or pg_terminate_backend (57P01), crash shutdown
+ * (57P02), connection failure / does not exist / transaction resolution unknown (08006, 08003, 08007).
+ * Not the connect-time ones (57P03 starting up, 08001, 08004): those are "could not connect", said as is.
+ */
+const LOST_CODES = /^(57P0[12]|0800[367])$/;
+/** Socket errors of a connection that ended under a command (ECONNREFUSED is a failed connect, not a loss). */
+const LOST_SOCKET_CODES = new Set(["ECONNRESET", "EPIPE"]);
 const LOST_MESSAGES = /Connection terminated|not queryable|terminating connection|server closed the connection/i;
 
 /** True when `err` (or its cause) means the connection to the server was lost, not that a statement failed. */

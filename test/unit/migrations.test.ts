@@ -10,6 +10,7 @@ import {
   resolveMigration,
   validateVariables,
 } from "../../lib/migrations/file";
+import { failureLine, isConnectionLost } from "../../lib/db";
 import { checkDownAllowed, dropsIn, formatDownPlan } from "../../lib/migrations/downPlan";
 import { statusOf } from "../../lib/migrations/runner";
 import { splitStatements } from "../../lib/migrations/split";
@@ -260,5 +261,28 @@ describe("what a down part drops (lib/migrations/downPlan)", () => {
     expect(() => checkDownAllowed(steps, { protectData: false, force: true, action: "x" })).not.toThrow();
     expect(() => checkDownAllowed([steps[1]!], { protectData: false, force: false, action: "x" })).not.toThrow();
     expect(() => checkDownAllowed([], { protectData: true, force: false, action: "x" })).not.toThrow();
+  });
+});
+
+describe("telling a lost connection from other failures (lib/db)", () => {
+  const pgError = (code: string, message: string) => Object.assign(new Error(message), { code });
+  test.each([
+    ["pg_terminate_backend", pgError("57P01", "terminating connection due to administrator command"), true],
+    ["node-postgres' own", new Error("Connection terminated unexpectedly"), true],
+    ["a reset socket", pgError("ECONNRESET", "read ECONNRESET"), true],
+    ["pg_dump's output", new Error("pg_dump: error: server closed the connection unexpectedly"), true],
+    ["wrapped by the runner", new Error("0004_x.sql line 3 (up): x", { cause: pgError("57P01", "terminating connection") }), true],
+    ["a refused connect", pgError("ECONNREFUSED", "connect ECONNREFUSED 127.0.0.1:1"), false],
+    ["a server starting up", pgError("57P03", "the database system is starting up"), false],
+    ["a failing statement", pgError("42P01", 'relation "x" does not exist'), false],
+  ])("%s", (_what, err, lost) => {
+    expect(isConnectionLost(err)).toBe(lost);
+  });
+
+  test("a CLI's line names what was interrupted; other errors stay themselves, on one line", () => {
+    expect(failureLine(new Error("Connection terminated unexpectedly"), "the backup", "no backup was written")).toBe(
+      "connection lost during the backup; no backup was written",
+    );
+    expect(failureLine(new Error("bad\n  thing"), "the backup")).toBe("bad thing");
   });
 });
