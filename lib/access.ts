@@ -109,9 +109,12 @@ const READONLY_RIGHTS: Partial<Record<ObjectType, string[]>> = {
 };
 /**
  * In `audit` the app may only read: the trail is written by the owner's trigger function, and a plan granting
- * write there would be re-applied by the postgresql provider on every `pulumi up` after a refresh (its Grant
- * revokes and re-grants the whole set on ALL TABLES IN SCHEMA), undoing any migration's REVOKE. No EXECUTE
- * either: audit.record_change() is for the owner's triggers only (sql/0010_audit_hardening.sql).
+ * write there would be re-applied by the postgresql provider on every `pulumi up` after a refresh, undoing any
+ * migration's REVOKE: its Grant read reports drift when any object of the schema lacks a planned privilege,
+ * and its create/update runs `REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA` then `GRANT <plan> ON ALL TABLES
+ * IN SCHEMA` (cyrilgdn/terraform-provider-postgresql, postgresql/resource_postgresql_grant.go,
+ * readRolePrivileges / resourcePostgreSQLGrantCreate). No EXECUTE either: audit.record_change() is for the
+ * owner's triggers only (sql/0010_audit_hardening.sql).
  */
 const APP_AUDIT_RIGHTS: Partial<Record<ObjectType, string[]>> = {
   table: ["SELECT"],
