@@ -84,7 +84,7 @@ describe("npm run db on TimescaleDB with the real sql/", () => {
   test("down and up with --no-timescaledb on the TimescaleDB database are one line saying what to pass, and revert nothing", async () => {
     const before = await one<{ n: number }>(tsdb.url, "SELECT count(*)::int AS n FROM schema_migrations.applied");
     expect(before.n).toBe(FILES.length);
-    for (const command of [["down", "--to", "0", "--force"], ["up"]]) {
+    for (const command of [["down", "--to", "0"], ["up"]]) {
       const r = await db([...command, "--no-timescaledb", "--url", tsdb.url]);
       expect(r.code).toBe(1);
       expect(r.stderr).toBe(
