@@ -107,6 +107,23 @@ const READONLY_RIGHTS: Partial<Record<ObjectType, string[]>> = {
   table: ["SELECT"],
   sequence: ["SELECT"],
 };
+/**
+ * In `audit` the app may only read: the trail is written by the owner's trigger function, and a plan granting
+ * write there would be re-applied by the postgresql provider on every `pulumi up` after a refresh, undoing any
+ * migration's REVOKE: its Grant read reports drift when any object of the schema lacks a planned privilege,
+ * and its create/update runs `REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA` then `GRANT <plan> ON ALL TABLES
+ * IN SCHEMA` (cyrilgdn/terraform-provider-postgresql, postgresql/resource_postgresql_grant.go,
+ * readRolePrivileges / resourcePostgreSQLGrantCreate). No EXECUTE either: audit.record_change() is for the
+ * owner's triggers only (sql/0010_audit_hardening.sql).
+ */
+const APP_AUDIT_RIGHTS: Partial<Record<ObjectType, string[]>> = {
+  table: ["SELECT"],
+};
+
+/** The app's rights on the objects of `schema`. */
+function appRights(schema: string): Partial<Record<ObjectType, string[]>> {
+  return schema === "audit" ? APP_AUDIT_RIGHTS : APP_RIGHTS;
+}
 
 /** The access plan for a database, per docs/ARCHITECTURE.md. */
 export function accessPlan(input: AccessPlanInput): AccessPlan {
@@ -124,7 +141,11 @@ export function accessPlan(input: AccessPlanInput): AccessPlan {
     [readonly, READONLY_RIGHTS],
   ];
   for (const schema of schemas) {
-    for (const [role, byType] of rights) {
+    const bySchema: [string, Partial<Record<ObjectType, string[]>>][] = [
+      [app, appRights(schema)],
+      [readonly, READONLY_RIGHTS],
+    ];
+    for (const [role, byType] of bySchema) {
       for (const [objectType, privileges] of Object.entries(byType) as [ObjectType, string[]][]) {
         objectGrants.push({ role, schema, objectType, privileges });
       }

@@ -31,16 +31,85 @@ export function clientConfig(info: ConnectionInfo, overrides: Partial<ClientConf
   };
 }
 
+/**
+ * The server went away under a command (restart, `pg_terminate_backend`, network): `during` names what was
+ * interrupted and `committed` what of it is in the database, so a CLI can print one line and a hook one error.
+ * A plain Error with fields, not a subclass: Pulumi's closure serializer turns classes into functions calling
+ * `Error.call(this)`, which loses the message of an Error subclass inside the migrations hook.
+ */
+export interface ConnectionLostError extends Error {
+  connectionLost: true;
+  during: string;
+  committed: string;
+}
+
+/** A ConnectionLostError: `connection lost during <during>; <committed>`. */
+export function connectionLost(during: string, committed = "nothing was committed", cause?: unknown): ConnectionLostError {
+  const err = new Error(`connection lost during ${during}; ${committed}`, { cause }) as ConnectionLostError;
+  err.name = "ConnectionLostError";
+  err.connectionLost = true;
+  err.during = during;
+  err.committed = committed;
+  return err;
+}
+
+/** True for an error made by `connectionLost` (it already says what was interrupted). */
+export function isConnectionLostError(err: unknown): err is ConnectionLostError {
+  return (err as Partial<ConnectionLostError> | undefined)?.connectionLost === true;
+}
+
+/**
+ * SQLSTATEs of a session the server ended: admin shutdown or pg_terminate_backend (57P01), crash shutdown
+ * (57P02), connection failure / does not exist / transaction resolution unknown (08006, 08003, 08007).
+ * Not the connect-time ones (57P03 starting up, 08001, 08004): those are "could not connect", said as is.
+ */
+const LOST_CODES = /^(57P0[12]|0800[367])$/;
+/** Socket errors of a connection that ended under a command (ECONNREFUSED is a failed connect, not a loss). */
+const LOST_SOCKET_CODES = new Set(["ECONNRESET", "EPIPE"]);
+const LOST_MESSAGES = /Connection terminated|not queryable|terminating connection|server closed the connection/i;
+
+/** True when `err` (or its cause) means the connection to the server was lost, not that a statement failed. */
+export function isConnectionLost(err: unknown): boolean {
+  for (let e = err as { code?: unknown; message?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (isConnectionLostError(e)) return true;
+    if (typeof e.code === "string" && (LOST_CODES.test(e.code) || LOST_SOCKET_CODES.has(e.code))) return true;
+    if (typeof e.message === "string" && LOST_MESSAGES.test(e.message)) return true;
+  }
+  return false;
+}
+
+/**
+ * The one line a CLI prints for `err`: a lost connection (here, or in pg_dump/pg_restore output) as
+ * `connection lost during <during>; <committed>`; anything else as its message on one line.
+ */
+export function failureLine(err: unknown, during: string, committed = "nothing was committed"): string {
+  if (isConnectionLostError(err)) return err.message;
+  if (isConnectionLost(err)) return connectionLost(during, committed).message;
+  return String(err instanceof Error ? err.message : err).replace(/\s*\n\s*/g, " ");
+}
+
+/**
+ * Keeps a dropped connection from crashing the process: node-postgres emits 'error' on the client when the
+ * server ends the session (restart, `pg_terminate_backend`), and an 'error' event with no listener is thrown
+ * by Node as "Unhandled 'error' event". The pending query is rejected with the same error, so callers still
+ * see it there; this listener only swallows the duplicate event.
+ */
+export function guardConnectionErrors(client: Client): void {
+  client.on("error", () => undefined);
+}
+
 /** Opens one client, runs `fn`, and always closes the client. */
 export async function withClient<T>(connection: Connection, fn: (client: Client) => Promise<T>): Promise<T> {
   const pg = (await import("pg")).default;
   const config: ClientConfig = typeof connection === "string" ? { connectionString: connection } : connection;
   const client = new pg.Client({ application_name: "tsdb-stack", ...config });
+  guardConnectionErrors(client);
   await client.connect();
   try {
     return await fn(client);
   } finally {
-    await client.end();
+    // After a lost connection `end` has nothing to close; its error must not replace the one from `fn`.
+    await client.end().catch(() => undefined);
   }
 }
 

@@ -116,7 +116,7 @@ const SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify
  */
 export const SETTING_DECLARATIONS: Record<string, SettingDeclaration> = {
   mode: { type: "string", default: "docker", description: "docker: run TimescaleDB (and pgAdmin) in local containers; external: use an existing server (set externalHost, externalAdminUser and the secret adminPassword)." },
-  timescaledb: { type: "boolean", default: true, description: "Create the timescaledb extension and hypertables; false = plain PostgreSQL tables and materialized views." },
+  timescaledb: { type: "boolean", default: true, description: "Create the timescaledb extension and hypertables; false = plain PostgreSQL tables and materialized views. The first migration run records the mode in the database; runs in the other mode are refused." },
   image: { type: "string", default: "timescale/timescaledb:2.23.0-pg17", description: "TimescaleDB image with a pinned tag (not latest)." },
   toolkit: { type: "boolean", default: false, description: "Also create timescaledb_toolkit; needs a timescale/timescaledb-ha image." },
   port: { type: "integer", default: 5432, description: "Host port PostgreSQL is published on (1-65535)." },
@@ -127,7 +127,7 @@ export const SETTING_DECLARATIONS: Record<string, SettingDeclaration> = {
   telemetry: { type: "boolean", default: false, description: "Send TimescaleDB telemetry." },
   restartPolicy: { type: "string", default: "unless-stopped", description: "Docker restart policy: no, on-failure, always or unless-stopped." },
   database: { type: "string", default: "market", description: "Database name (lowercase identifier); roles are <database>_owner, _migrator, _app, _readonly. A change on a deployed stack is refused at preview unless run with TSDB_ALLOW=database, which replaces the database (the old one and its data are dropped)." },
-  protectData: { type: "boolean", default: false, description: "Protect and retain the data volume, and refuse destructive migration downs." },
+  protectData: { type: "boolean", default: false, description: "Protect and retain the data volume, and refuse every migration revert (pulumi destroy, files removed from sql/, npm run db -- down)." },
   generatePasswords: { type: "boolean", default: true, description: "Generate passwords that are not set; false = every password must be set with pulumi config set --secret." },
   adminPassword: { type: "string", default: "", description: "Secret. Superuser password (docker) or admin password (external). Set with: pulumi config set --secret tsdb:adminPassword <value>. Docker mode: a change on a deployed stack is refused at preview; change it in the server first, then run with TSDB_ALLOW=adminPassword." },
   migratorPassword: { type: "string", default: "", description: "Secret. Password of <database>_migrator." },

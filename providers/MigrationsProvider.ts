@@ -13,8 +13,11 @@
  */
 import type * as pulumi from "@pulumi/pulumi";
 import type { Client } from "pg";
-import { type ConnectionInfo, clientConfig } from "../lib/db";
+import { type ConnectionInfo, clientConfig, guardConnectionErrors } from "../lib/db";
 import { type RunnableMigration, migrateDown, migrateUp, setRole } from "../lib/migrations/core";
+import { checkDownAllowed, dropsIn, planDrops, protectDataRefusal } from "../lib/migrations/downPlan";
+
+export { protectDataRefusal };
 
 /** Current shape of the state (outs). Bump when it changes; `normalizeState` must read every older one. */
 export const MIGRATIONS_STATE_VERSION = 1;
@@ -43,14 +46,6 @@ export interface MigrationsState extends MigrationsInputs {
   stateVersion: number;
   appliedVersions: number[];
   applied: { version: number; name: string; file: string; checksum: string }[];
-}
-
-/** The message refusing to drop data in a protected stack. */
-export function protectDataRefusal(action: string): string {
-  return (
-    `[tsdb:protectData] is true on this stack, so ${action} would drop market data. ` +
-    `Run pulumi config set tsdb:protectData false && pulumi up first if you really mean it.`
-  );
 }
 
 /** Pulumi's placeholder for values not known during preview. */
@@ -94,12 +89,14 @@ async function withMigratorClient<T>(info: ConnectionInfo, role: string | undefi
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const pg = require("pg") as typeof import("pg");
   const client = new pg.Client({ application_name: "tsdb-stack migrations hook", ...clientConfig(info) });
+  // Without it a server restart mid-run is an unhandled 'error' event that kills the provider process.
+  guardConnectionErrors(client);
   await client.connect();
   try {
     await setRole(client, role);
     return await fn(client);
   } finally {
-    await client.end();
+    await client.end().catch(() => undefined);
   }
 }
 
@@ -144,13 +141,19 @@ export function migrationChanges(olds: Pick<MigrationsInputs, "migrations">, new
 
 /**
  * A readable summary of what an update would do, in the order it would do it, e.g.
- * `["revert 0005_old_view.sql", "apply 0007_factor_scores.sql"]`. `check` stores it in the inputs, so
+ * `["revert 0005_old_view.sql (drops research.notes)", "apply 0007_factor_scores.sql"]`. `check` stores it in the inputs, so
  * `pulumi preview --diff` prints it next to the `names` diff.
  */
 export function planSummary(olds: Pick<MigrationsInputs, "migrations">, news: Pick<MigrationsInputs, "migrations">): string[] {
   const { apply, revert, changed } = migrationChanges(olds, news);
+  // The tables a revert drops, read from its down SQL (the rows they hold are counted when it runs).
+  const downs = new Map(olds.migrations.map((m) => [m.file, m.down]));
+  const drops = (file: string) => {
+    const tables = dropsIn(downs.get(file) ?? "").tables;
+    return tables.length > 0 ? ` (drops ${tables.join(", ")})` : "";
+  };
   return [
-    ...[...revert].reverse().map((f) => `revert ${f}`),
+    ...[...revert].reverse().map((f) => `revert ${f}${drops(f)}`),
     ...changed.map((f) => `refuse ${f}: changed after it was applied`),
     ...apply.map((f) => `apply ${f}`),
   ];
@@ -188,24 +191,38 @@ export const migrationsProvider: pulumi.dynamic.ResourceProvider = {
   },
 
   async create(inputs: MigrationsInputs): Promise<pulumi.dynamic.CreateResult> {
-    await withMigratorClient(inputs.connection, inputs.role, (client) => migrateUp(client, inputs.migrations));
+    await withMigratorClient(inputs.connection, inputs.role, (client) =>
+      migrateUp(client, inputs.migrations, { timescaledb: inputs.timescaledb }),
+    );
     return { id: `schema_migrations@${inputs.connection.database}`, outs: stateAfter(inputs, undefined) };
   },
 
   async update(_id: string, oldOuts: Record<string, unknown>, news: MigrationsInputs): Promise<pulumi.dynamic.UpdateResult> {
     const olds = normalizeState(oldOuts);
     const removed = new Set(migrationChanges(olds, news).revert);
-    const revert = olds.migrations.filter((m) => removed.has(m.file));
-    if (revert.length > 0 && news.protectData) {
-      throw new Error(protectDataRefusal(`reverting ${revert.map((m) => m.file).join(", ")} (removed from sql/)`));
-    }
-    await withMigratorClient(news.connection, news.role, (client) => migrateUp(client, news.migrations, { revert }));
+    const revert = olds.migrations.filter((m) => removed.has(m.file)).sort((a, b) => b.version - a.version);
+    await withMigratorClient(news.connection, news.role, async (client) => {
+      if (revert.length > 0) {
+        // The same rule as `db down` (lib/migrations/downPlan); removing the files and running pulumi up is the consent.
+        const steps = await planDrops(client, revert);
+        checkDownAllowed(steps, {
+          protectData: news.protectData,
+          force: true,
+          action: `reverting ${revert.map((m) => m.file).join(", ")} (removed from sql/)`,
+        });
+      }
+      return migrateUp(client, news.migrations, { revert, timescaledb: news.timescaledb });
+    });
     return { outs: stateAfter(news, olds) };
   },
 
   async delete(_id: string, oldOuts: Record<string, unknown>): Promise<void> {
     const olds = normalizeState(oldOuts);
     if (olds.protectData) throw new Error(protectDataRefusal("destroying the schema"));
-    await withMigratorClient(olds.connection, olds.role, (client) => migrateDown(client, olds.migrations, 0));
+    await withMigratorClient(olds.connection, olds.role, async (client) => {
+      const steps = await planDrops(client, [...olds.migrations].sort((a, b) => b.version - a.version));
+      checkDownAllowed(steps, { protectData: olds.protectData, force: true, action: "destroying the schema" });
+      return migrateDown(client, olds.migrations, 0, { timescaledb: olds.timescaledb });
+    });
   },
 };

@@ -7,6 +7,7 @@
  * Keeps the newest `tsdb:backupRetain` backups of the database.
  */
 import * as path from "node:path";
+import { failureLine } from "../lib/db";
 import { createBackup, dockerPgDump, localPgDump } from "../lib/ops/backup";
 import { parseFlags } from "../lib/ops/cliArgs";
 import { urlHost } from "../lib/connection";
@@ -52,6 +53,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(`db:backup: ${err instanceof Error ? err.message : String(err)}`);
+  console.error(`db:backup: ${failureLine(err, "the backup", "no backup was written")}`);
   process.exit(1);
 });

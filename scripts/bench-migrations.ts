@@ -80,7 +80,7 @@ Command: \`npm run bench:migrations -- --runs ${runs}${values.out ? ` --out ${va
 Measured ${new Date().toISOString().slice(0, 10)} on ${os.cpus().length} × ${os.cpus()[0]?.model ?? "unknown CPU"}, Node ${process.version},
 with the real \`sql/\` (${files} migration files, all applied first), ${runs} runs after one warm-up. Each run does what
 one CLI call does: read and parse every file, resolve it, connect, read and check the history (up
-also takes and releases the advisory lock and ensures the history table), disconnect.
+also ensures the history tables and checks the database mode under the migration lock), disconnect.
 
 ${table}
 `;

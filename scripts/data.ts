@@ -7,7 +7,7 @@ import { COLUMN_ALIASES, FIELDS, expandSource, parseMapping } from "../lib/loade
 import { DEFAULT_TARGET, type LoadOptions, formatSummary, loadOhlcvFrom } from "../lib/loader/OhlcvLoader";
 import { defaultProgress, silentProgress } from "../lib/loader/progress";
 import { formatValidation, validateOhlcv } from "../lib/loader/validateReport";
-import { withClient } from "../lib/db";
+import { failureLine, isConnectionLost, withClient } from "../lib/db";
 
 const HELP = `Usage:
   npm run data -- load --source PATH [options]     load OHLCV bars into ${DEFAULT_TARGET}
@@ -116,6 +116,6 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  process.stderr.write(`data: ${(err as Error).message.split("\n")[0]}\n`);
+  process.stderr.write(`data: ${isConnectionLost(err) ? failureLine(err, "the load") : (err as Error).message.split("\n")[0]}\n`);
   process.exitCode = 1;
 });

@@ -5,15 +5,20 @@
  */
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { connectionLost, isConnectionLost, isConnectionLostError } from "../lib/db";
+import { formatDownPlan } from "../lib/migrations/downPlan";
 import { type MigrationStatus, MigrationRunner, type PlannedMigration } from "../lib/migrations/runner";
 import { migrationVariables, readStackSettings } from "../lib/settings";
 
 const HELP = `Usage: npm run db -- <command> [options]
 
 Commands:
-  plan     show the migrations up would apply (or, with --down, down would revert) and their SQL
+  plan     show the migrations up would apply (or, with --down, down would revert, with the tables
+           they drop and their rows) and their SQL
   up       apply pending migrations (all, or up to --to VERSION)
-  down     revert applied migrations above --to VERSION (required; 0 reverts everything)
+  down     revert applied migrations above --to VERSION (required; 0 reverts everything); prints each
+           table it drops with its rows first, refuses on a stack with tsdb:protectData true, and
+           needs --force when a table to drop holds rows
   status   list every migration with its state: applied, pending, changed, missing
 
 Options:
@@ -25,6 +30,9 @@ Options:
   --role ROLE         SET ROLE after connecting, so objects are owned by ROLE (default: <database>_owner
                       from the stack's settings when it exists and the login may use it)
   --dir DIR           migrations directory (default: ./sql)
+  --force             with down: drop tables that hold rows
+  --lock-timeout SEC  give up waiting for the migration lock (or a lock a migration needs) after SEC
+                      seconds, naming the session holding it (default: 60)
   --json              machine-readable output
   -h, --help          this help
 `;
@@ -80,6 +88,8 @@ export async function main(argv: string[], out = process.stdout, err = process.s
         "no-timescaledb": { type: "boolean", default: false },
         role: { type: "string" },
         dir: { type: "string" },
+        force: { type: "boolean", default: false },
+        "lock-timeout": { type: "string" },
         json: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -102,6 +112,10 @@ export async function main(argv: string[], out = process.stdout, err = process.s
     if (command === "down" && to === undefined) throw new Error("down needs --to VERSION (use --to 0 to revert everything).");
     const url = values.url ?? process.env.DATABASE_URL;
     if (!url) throw new Error("no database: pass --url postgresql://... or set DATABASE_URL.");
+    const lockTimeout = values["lock-timeout"];
+    if (lockTimeout !== undefined && !/^\d+(\.\d+)?$/.test(lockTimeout)) {
+      throw new Error(`--lock-timeout must be a number of seconds such as 60, got ${JSON.stringify(lockTimeout)}.`);
+    }
     const settings = readStackSettings(process.cwd(), values.stack);
     const runner = new MigrationRunner({
       connection: url,
@@ -110,6 +124,7 @@ export async function main(argv: string[], out = process.stdout, err = process.s
       variables: migrationVariables(settings),
       role: values.role,
       defaultRole: `${settings.database}_owner`,
+      lockTimeoutMs: lockTimeout === undefined ? undefined : Number(lockTimeout) * 1000,
     });
     const json = (v: unknown) => out.write(`${JSON.stringify(v, null, 2)}\n`);
     if (command === "plan") {
@@ -117,9 +132,23 @@ export async function main(argv: string[], out = process.stdout, err = process.s
       if (direction === "down" && to === undefined) throw new Error("plan --down needs --to VERSION.");
       const steps = await runner.plan({ to, direction });
       if (values.json) json(steps);
-      else out.write(`${formatPlan(steps, direction)}\n`);
+      else {
+        if (direction === "down" && steps.length > 0) out.write(`${formatDownPlan(await runner.downPlan({ to: to as number })).join("\n")}\n\n`);
+        out.write(`${formatPlan(steps, direction)}\n`);
+      }
     } else if (command === "up" || command === "down") {
-      const outcome = command === "up" ? await runner.up({ to }) : await runner.down({ to: to as number });
+      const outcome =
+        command === "up"
+          ? await runner.up({ to })
+          : await runner.down({
+              to: to as number,
+              protectData: settings.protectData,
+              force: values.force,
+              action: `db down --to ${to} (stack ${settings.stack})`,
+              onPlan: (steps) => {
+                if (!values.json) out.write(steps.length === 0 ? "Nothing to revert.\n" : `${formatDownPlan(steps).join("\n")}\n`);
+              },
+            });
       if (values.json) json(outcome);
       else {
         const done = command === "up" ? outcome.applied : outcome.reverted;
@@ -134,7 +163,8 @@ export async function main(argv: string[], out = process.stdout, err = process.s
     return 0;
   } catch (e) {
     // One line: CI logs and people read the reason, never a stack trace (and never the URL).
-    err.write(`db ${command ?? ""}: ${String((e as Error).message ?? e).replace(/\s*\n\s*/g, " ")}\n`);
+    const lost = isConnectionLost(e) && !isConnectionLostError(e) ? connectionLost(command ?? "db") : e;
+    err.write(`db ${command ?? ""}: ${String((lost as Error).message ?? lost).replace(/\s*\n\s*/g, " ")}\n`);
     return 1;
   }
 }

@@ -8,6 +8,7 @@
  * Docker mode runs pg_restore inside the container.
  */
 import * as path from "node:path";
+import { failureLine } from "../lib/db";
 import { listBackups } from "../lib/ops/backup";
 import { parseFlags } from "../lib/ops/cliArgs";
 import { dockerPgRestore, localPgRestore, restoreBackup, verifyBackup } from "../lib/ops/restore";
@@ -71,6 +72,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(`db:restore: ${err instanceof Error ? err.message : String(err)}`);
+  console.error(`db:restore: ${failureLine(err, "the restore")}`);
   process.exit(1);
 });

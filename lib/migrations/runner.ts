@@ -7,6 +7,7 @@ import { type Connection, withClient } from "../db";
 import {
   type AppliedMigration,
   type MigrationOutcome,
+  checkDatabaseMode,
   migrateDown,
   migrateUp,
   migrationsToRevert,
@@ -15,6 +16,7 @@ import {
   setRole,
   verifyChecksums,
 } from "./core";
+import { type DownPolicy, type DownStep, checkDownAllowed, planDrops } from "./downPlan";
 import { type MigrationFile, type ResolvedMigration, readMigrationsDir, resolveMigration } from "./file";
 
 export interface MigrationRunnerOptions {
@@ -34,6 +36,15 @@ export interface MigrationRunnerOptions {
    * Pulumi hook, which runs as the owner, can later alter).
    */
   defaultRole?: string;
+  /** How long to wait for the migration lock (or a lock a statement needs) before giving up (default 60 s). */
+  lockTimeoutMs?: number;
+}
+
+/** Options of `down`: the target and the rule deciding whether the drops may happen (see ./downPlan). */
+export interface DownOptions extends Partial<DownPolicy> {
+  to: number;
+  /** Called with what will be dropped, before the rule is applied and before anything runs (the CLI prints it). */
+  onPlan?: (steps: DownStep[]) => void;
 }
 
 /** One line of `status`. */
@@ -97,6 +108,7 @@ export class MigrationRunner {
   async plan(options: { to?: number; direction?: "up" | "down" } = {}): Promise<PlannedMigration[]> {
     checkTarget(options.to);
     return this.session(async (client) => {
+      await checkDatabaseMode(client, this.options.timescaledb);
       const history = await readHistory(client);
       verifyChecksums(history, this.migrations);
       if (options.direction === "down") {
@@ -119,13 +131,42 @@ export class MigrationRunner {
   /** Applies pending migrations up to `to` (default: all). */
   async up(options: { to?: number } = {}): Promise<MigrationOutcome> {
     checkTarget(options.to);
-    return this.session((client) => migrateUp(client, this.migrations, { to: options.to }));
+    return this.session((client) =>
+      migrateUp(client, this.migrations, { to: options.to, timescaledb: this.options.timescaledb, lockTimeoutMs: this.options.lockTimeoutMs }),
+    );
   }
 
-  /** Reverts applied migrations above `to`, newest first. */
-  async down(options: { to: number }): Promise<MigrationOutcome> {
+  /** What `down({to})` would drop: each migration it reverts with the tables its down part drops and their rows. */
+  async downPlan(options: { to: number }): Promise<DownStep[]> {
     checkTarget(options.to);
-    return this.session((client) => migrateDown(client, this.migrations, options.to));
+    return this.session(async (client) => {
+      await checkDatabaseMode(client, this.options.timescaledb);
+      const history = await readHistory(client);
+      verifyChecksums(history, this.migrations);
+      return planDrops(client, migrationsToRevert(this.migrations, history, options.to));
+    });
+  }
+
+  /**
+   * Reverts applied migrations above `to`, newest first, after showing what they drop (`onPlan`) and applying
+   * the rule: `protectData` refuses, tables holding rows need `force` (both default false: a caller that says
+   * nothing may drop only empty tables).
+   */
+  async down(options: DownOptions): Promise<MigrationOutcome> {
+    checkTarget(options.to);
+    return this.session(async (client) => {
+      await checkDatabaseMode(client, this.options.timescaledb);
+      const history = await readHistory(client);
+      verifyChecksums(history, this.migrations);
+      const steps = await planDrops(client, migrationsToRevert(this.migrations, history, options.to));
+      options.onPlan?.(steps);
+      checkDownAllowed(steps, {
+        protectData: options.protectData ?? false,
+        force: options.force ?? false,
+        action: options.action ?? `down --to ${options.to}`,
+      });
+      return migrateDown(client, this.migrations, options.to, { timescaledb: this.options.timescaledb, lockTimeoutMs: this.options.lockTimeoutMs });
+    });
   }
 
   /** Every migration file and every applied version, in version order, with its state. */

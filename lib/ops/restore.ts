@@ -111,7 +111,7 @@ export function localPgRestore(admin: ConnectionInfo, pgRestore = "pg_restore"):
   return ({ dumpPath, database }) =>
     runTool(
       pgRestore,
-      ["--format=custom", `--host=${admin.host}`, `--port=${admin.port}`, `--username=${admin.user}`, `--dbname=${database}`, "--no-password", "--exit-on-error", dumpPath],
+      ["--format=custom", `--host=${admin.host}`, `--port=${admin.port}`, `--username=${admin.user}`, `--dbname=${database}`, "--no-password", "--exit-on-error", "--single-transaction", dumpPath],
       { env: libpqEnv(admin) },
     );
 }
@@ -121,7 +121,7 @@ export function dockerPgRestore(container: string, user: string, password = ""):
   return ({ dumpPath, database }) =>
     runTool(
       "docker",
-      ["exec", "-i", ...(password ? ["-e", "PGPASSWORD"] : []), container, "pg_restore", "--format=custom", `--username=${user}`, `--dbname=${database}`, "--no-password", "--exit-on-error"],
+      ["exec", "-i", ...(password ? ["-e", "PGPASSWORD"] : []), container, "pg_restore", "--format=custom", `--username=${user}`, `--dbname=${database}`, "--no-password", "--exit-on-error", "--single-transaction"],
       { env: { PGPASSWORD: password }, stdinFile: dumpPath },
     );
 }

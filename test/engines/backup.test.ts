@@ -263,7 +263,7 @@ describe("backup and restore on PostgreSQL 15 with the local pg_dump/pg_restore"
       expect(result.rowCounts["market_data.ohlcv_bars"]).toBe(3001);
       const calls = fs.readFileSync(log, "utf8").trim().split("\n");
       expect(calls[0]).toMatch(/^exec -e PGPASSWORD tsdb-dev-timescaledb pg_dump --format=custom --username=postgres --dbname=market --no-password --snapshot=\S+$/);
-      expect(calls[1]).toMatch(/^exec -i -e PGPASSWORD tsdb-dev-timescaledb pg_restore --format=custom --username=postgres --dbname=market_verify_\d+ --no-password --exit-on-error$/);
+      expect(calls[1]).toMatch(/^exec -i -e PGPASSWORD tsdb-dev-timescaledb pg_restore --format=custom --username=postgres --dbname=market_verify_\d+ --no-password --exit-on-error --single-transaction$/);
       expect(calls.join("\n")).not.toContain(pg15.password);
     } finally {
       for (const [k, v] of Object.entries(saved)) {

@@ -27,6 +27,19 @@ describe("test engines", () => {
     await expect(withClient(pg17.urlFor("scratch", "postgres", "wrong"), async () => 1)).rejects.toThrow(/password authentication failed/);
   });
 
+  test("restart() ends every session of PostgreSQL 17 and comes back with the data", async () => {
+    const db = await pg17.createDatabase("restarted");
+    await withClient(db, (c) => c.query("CREATE TABLE kept (x int); INSERT INTO kept VALUES (42)"));
+    const open = await withClient(db, async (c) => {
+      const lost = c.query("SELECT pg_sleep(30)").then(() => "finished", (err: Error) => err.message);
+      await new Promise((r) => setTimeout(r, 200));
+      await pg17.restart();
+      return lost;
+    });
+    expect(open).toMatch(/terminat|Connection/i);
+    expect(await withClient(db, async (c) => (await c.query("SELECT x FROM kept")).rows)).toEqual([{ x: 42 }]);
+  });
+
   test("PostgreSQL 15 (Debian's server, for pg_dump 15) starts with password auth", async () => {
     const pg15 = await startPostgresServer({ major: 15 });
     try {

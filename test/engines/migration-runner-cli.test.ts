@@ -72,13 +72,27 @@ describe("npm run db on TimescaleDB with the real sql/", () => {
 
     const down = await db(["down", "--to", "0", "--url", tsdb.url]);
     expect(down.code).toBe(0);
-    expect(down.stdout.trim().split("\n")).toEqual([...FILES].reverse().map((f) => `reverted ${f}`));
+    expect(down.stdout.match(/^reverted .*/gm)).toEqual([...FILES].reverse().map((f) => `reverted ${f}`));
     expect(await one(tsdb.url, counts)).toEqual({ hypertables: 0, caggs: 0, policies: 0, tables: 0 });
 
     expect((await db(["up", "--url", tsdb.url])).code).toBe(0);
     expect(await one(tsdb.url, counts)).toEqual(built);
     expect((await db(["up", "--url", tsdb.url])).stdout).toBe("Nothing applied.\n");
     expect((await db(["plan", "--url", tsdb.url])).stdout).toBe("Nothing to apply: the database is up to date.\n");
+  });
+
+  test("down and up with --no-timescaledb on the TimescaleDB database are one line saying what to pass, and revert nothing", async () => {
+    const before = await one<{ n: number }>(tsdb.url, "SELECT count(*)::int AS n FROM schema_migrations.applied");
+    expect(before.n).toBe(FILES.length);
+    for (const command of [["down", "--to", "0"], ["up"]]) {
+      const r = await db([...command, "--no-timescaledb", "--url", tsdb.url]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(
+        `db ${command[0]}: This database was migrated with TimescaleDB, but this run is for vanilla PostgreSQL; nothing was changed: ` +
+          "run without --no-timescaledb with a stack whose tsdb:timescaledb is true.\n",
+      );
+    }
+    expect(await one(tsdb.url, "SELECT count(*)::int AS n FROM schema_migrations.applied")).toEqual(before);
   });
 });
 
@@ -135,7 +149,7 @@ describe("npm run db argument errors", () => {
     [["up", "--to", "latest", "--url", "postgresql://x@127.0.0.1:1/x"], 1, 'db up: --to must be a version number such as 3 or 0003, got "latest".\n'],
     [["migrate"], 1, 'db migrate: expected one command of plan, up, down, status, got "migrate" (see --help).\n'],
     [["up", "--stack", "staging", "--url", "postgresql://x@127.0.0.1:1/x"], 1, /^db up: .*Pulumi\.staging\.yaml does not exist/],
-    [["up", "--force"], 2, /^db: Unknown option '--force'/],
+    [["up", "--forse"], 2, /^db: Unknown option '--forse'/],
   ])("%j exits %i with one line", async (args, code, message) => {
     const r = await db(args as string[]);
     expect(r.code).toBe(code);

@@ -52,6 +52,7 @@ describe("the schema on TimescaleDB, applied as the owner role", () => {
       "0007_tick_retention.sql",
       "0008_trading.sql",
       "0009_research.sql",
+      "0010_audit_hardening.sql",
     ]);
     const jobOwners = await rows(
       engine.url,

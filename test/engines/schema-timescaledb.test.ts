@@ -74,6 +74,7 @@ describe("the schema on TimescaleDB", () => {
       "0007_tick_retention.sql applied",
       "0008_trading.sql applied",
       "0009_research.sql applied",
+      "0010_audit_hardening.sql applied",
     ]);
     expect(await schemaRunner(url, { timescaledb: true }).plan()).toEqual([]);
     expect(await tablesInAppSchemas(url)).toEqual(expect.arrayContaining(EXPECTED_TABLES));
@@ -269,9 +270,9 @@ describe("the schema on TimescaleDB", () => {
     expect(await objectsInAppSchemas(url)).toEqual(
       expect.arrayContaining(["r market_data.ohlcv_bars", "v market_data.ohlcv_weekly", "function audit.record_change", "S trading.orders_id_seq"]),
     );
-    const down = await schemaRunner(url, { timescaledb: true }).down({ to: 0 });
-    expect(down.reverted[0]).toBe("0009_research.sql");
-    expect(down.reverted).toHaveLength(9);
+    const down = await schemaRunner(url, { timescaledb: true }).down({ to: 0, force: true });
+    expect(down.reverted[0]).toBe("0010_audit_hardening.sql");
+    expect(down.reverted).toHaveLength(10);
     expect(await objectsInAppSchemas(url)).toEqual([]);
     expect(await policyJobs(url)).toEqual([]);
     expect(await rows(url, `SELECT hypertable_name FROM timescaledb_information.hypertables`)).toEqual([]);
@@ -280,7 +281,7 @@ describe("the schema on TimescaleDB", () => {
     expect(await rows(url, `SELECT count(*)::int AS n FROM pg_namespace WHERE nspname IN ('audit','market_data','reference_data','research','trading')`)).toEqual([{ n: 5 }]);
 
     const up = await schemaRunner(url, { timescaledb: true }).up();
-    expect(up.applied).toHaveLength(9);
+    expect(up.applied).toHaveLength(10);
     expect(await tablesInAppSchemas(url)).toEqual(expect.arrayContaining(EXPECTED_TABLES));
     expect((await hypertableIntervals(url)).map((h) => h.hypertable)).toEqual(HYPERTABLES);
     expect((await policyJobs(url)).map((j) => j.proc_name)).toEqual([
@@ -293,7 +294,7 @@ describe("the schema on TimescaleDB", () => {
   test("with tickRetention empty (keep every tick) there is no retention policy", async () => {
     const keepTicks = { ...TEST_VARIABLES, tickRetention: "" };
     // The checksum covers the file, not the settings, so the same history serves both runs.
-    await schemaRunner(url, { timescaledb: true, variables: keepTicks }).down({ to: 6 });
+    await schemaRunner(url, { timescaledb: true, variables: keepTicks }).down({ to: 6, force: true });
     await schemaRunner(url, { timescaledb: true, variables: keepTicks }).up();
     const jobs = await policyJobs(url);
     expect(jobs.filter((j) => j.proc_name === "policy_retention")).toEqual([]);

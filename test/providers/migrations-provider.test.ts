@@ -76,7 +76,7 @@ describe("the serialized migrations hook on TimescaleDB", () => {
 
     // 0003 removed from sql/: the diff changes nothing in place; the update runs 0003's down part.
     const fewer = await inputsFor(conn, { dir: basicWithout("0003"), timescaledb: true });
-    expect((await fewer.provider.check!(all.inputs, fewer.inputs)).inputs?.plan).toEqual(["revert 0003_daily.sql"]);
+    expect((await fewer.provider.check!(all.inputs, fewer.inputs)).inputs?.plan).toEqual(["revert 0003_daily.sql (drops research.notes)"]);
     expect(await fewer.provider.diff!(created.id, state, fewer.inputs)).toEqual({ changes: true, replaces: [], deleteBeforeReplace: false });
     const updated = await fewer.provider.update!(created.id, state, fewer.inputs);
     expect(updated.outs.appliedVersions).toEqual([1, 2]);
@@ -188,5 +188,39 @@ describe("the serialized migrations hook on PostgreSQL 17 (vanilla, as the migra
     expect(await diff({ ...p.inputs, connection: { ...conn, database: "other" } })).toEqual({ changes: true, replaces: ["connection"], deleteBeforeReplace: true });
     expect(await diff({ ...p.inputs, timescaledb: true })).toEqual({ changes: true, replaces: ["timescaledb"], deleteBeforeReplace: true });
     await p.provider.delete!("schema_migrations@market", state);
+  });
+
+  test("a backend terminated mid-create rejects with one line naming the migration, and the provider process lives on", async () => {
+    const dir = basicWithout("0003");
+    fs.writeFileSync(path.join(dir, "0003_slow.sql"), "-- migrate:up\nCREATE TABLE research.slow (x int);\nSELECT pg_sleep(60);\n-- migrate:down\nDROP TABLE research.slow;\n");
+    const p = await inputsFor(conn, { dir, timescaledb: false, role: "market_owner" });
+    const created = p.provider.create(p.inputs);
+    created.catch(() => undefined); // asserted below, after the termination
+    let pid = 0;
+    for (let i = 0; i < 600 && pid === 0; i++) {
+      const r = (await q(url, "SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%'")) as { pid: number }[];
+      pid = r[0]?.pid ?? 0;
+      if (pid === 0) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(pid).toBeGreaterThan(0);
+    await q(url, `SELECT pg_terminate_backend(${pid})`);
+    await expect(created).rejects.toThrow(
+      /^connection lost during applying 0003_slow\.sql; nothing of it was committed; committed before it: applied 0001_schemas\.sql, applied 0002_bars\.sql$/,
+    );
+    expect(await q(url, "SELECT version FROM schema_migrations.applied ORDER BY 1")).toEqual([{ version: 1 }, { version: 2 }]);
+    expect(await q(url, "SELECT to_regclass('research.slow') AS t")).toEqual([{ t: null }]);
+    // Clean up with the same files minus the slow one, which never applied.
+    const rest = await inputsFor(conn, { dir: basicWithout("0003"), timescaledb: false, role: "market_owner" });
+    await rest.provider.delete!("schema_migrations@market", (await rest.provider.create(rest.inputs)).outs);
+  });
+
+  test("a TimescaleDB run on a database migrated vanilla is refused in one line, naming tsdb:timescaledb", async () => {
+    const vanilla = await inputsFor(conn, { dir: path.join(FIXTURES, "basic"), timescaledb: false, role: "market_owner" });
+    const state = (await vanilla.provider.create(vanilla.inputs)).outs as Record<string, unknown>;
+    const tsdbMode = await inputsFor(conn, { dir: path.join(FIXTURES, "basic"), timescaledb: true, role: "market_owner" });
+    await expect(tsdbMode.provider.create(tsdbMode.inputs)).rejects.toThrow(
+      "This database was migrated without TimescaleDB (vanilla PostgreSQL), but this run is for TimescaleDB; nothing was changed: pass --no-timescaledb (CLI) or set tsdb:timescaledb false (stack).",
+    );
+    await vanilla.provider.delete!("schema_migrations@market", state);
   });
 });

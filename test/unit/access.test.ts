@@ -36,10 +36,31 @@ describe("renderAccessSql", () => {
     expect(sql.database).toContain(
       'ALTER DEFAULT PRIVILEGES FOR ROLE "market_migrator" GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO "market_app"',
     );
-    expect(sql.database).toHaveLength(5 + 2 + 10 + 25 + 10);
+    expect(sql.database).toHaveLength(5 + 2 + 10 + 23 + 10);
   });
 
   test("a LOGIN role without a password is an error naming the role", () => {
     expect(() => renderAccessSql(plan, { migrator: "m", app: "a" })).toThrow("no password given for LOGIN role market_readonly");
+  });
+});
+
+describe("accessPlan", () => {
+  test("the app may only read in audit: SELECT on its tables, and no write, sequence or function rights there", () => {
+    const inAudit = plan.objectGrants.filter((g) => g.schema === "audit" && g.role === "market_app");
+    expect(inAudit).toEqual([{ role: "market_app", schema: "audit", objectType: "table", privileges: ["SELECT"] }]);
+    const sql = renderAccessSql(plan, { migrator: "m", app: "a", readonly: "r" }).database;
+    expect(sql.filter((s) => s.includes('IN SCHEMA "audit" TO "market_app"'))).toEqual([
+      'GRANT SELECT ON ALL TABLES IN SCHEMA "audit" TO "market_app"',
+    ]);
+  });
+
+  test("in the data schemas the app keeps read and write", () => {
+    for (const schema of ["market_data", "reference_data", "trading", "research"]) {
+      expect(plan.objectGrants.filter((g) => g.schema === schema && g.role === "market_app").map((g) => [g.objectType, g.privileges])).toEqual([
+        ["table", ["SELECT", "INSERT", "UPDATE", "DELETE"]],
+        ["sequence", ["USAGE", "SELECT"]],
+        ["function", ["EXECUTE"]],
+      ]);
+    }
   });
 });

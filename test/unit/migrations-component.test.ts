@@ -99,6 +99,12 @@ describe("what a preview shows", () => {
     });
   });
 
+  test("a revert in the preview's plan names the tables its down part drops", async () => {
+    const withTable = { ...state, migrations: [...applied.slice(0, 2), { ...m(6, "0006_ticks.sql"), down: "DROP TABLE market_data.ticks;" }] };
+    const checked = await migrationsProvider.check!(withTable, { ...state, migrations: applied.slice(0, 2) });
+    expect(checked.inputs?.plan).toEqual(["revert 0006_ticks.sql (drops market_data.ticks)"]);
+  });
+
   test("check adds the plan a preview prints: reverts newest first, then applies", async () => {
     const news = { ...state, migrations: [m(1, "0001_schemas.sql"), m(7, "0007_factor_scores.sql"), m(8, "0008_orders.sql")] };
     const checked = await migrationsProvider.check!(state, news);

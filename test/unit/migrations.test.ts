@@ -10,6 +10,8 @@ import {
   resolveMigration,
   validateVariables,
 } from "../../lib/migrations/file";
+import { failureLine, isConnectionLost } from "../../lib/db";
+import { checkDownAllowed, dropsIn, formatDownPlan } from "../../lib/migrations/downPlan";
 import { statusOf } from "../../lib/migrations/runner";
 import { splitStatements } from "../../lib/migrations/split";
 
@@ -214,5 +216,73 @@ describe("planning against a history", () => {
       [3, "0003_daily.sql", "pending"],
       [7, "0007_x.sql", "missing"],
     ]);
+  });
+});
+
+describe("what a down part drops (lib/migrations/downPlan)", () => {
+  test.each([
+    ["one table", "DROP TABLE market_data.ohlcv_bars;", ["market_data.ohlcv_bars"], []],
+    ["IF EXISTS, several, CASCADE", "drop table if exists a.b, \"Odd\".\"T;x\" cascade;", ["a.b", "Odd.T;x"], []],
+    ["unqualified, mixed case", "DROP TABLE Notes;", ["notes"], []],
+    ["a schema with CASCADE", "DROP SCHEMA IF EXISTS research CASCADE;", [], ["research"]],
+    ["a schema without CASCADE drops no table", "DROP SCHEMA research;", [], []],
+    ["views, functions and comments are not tables", "-- DROP TABLE x.y;\nDROP MATERIALIZED VIEW m.v;\nDROP FUNCTION f();", [], []],
+  ])("%s", (_name, sql, tables, schemas) => {
+    expect(dropsIn(sql)).toEqual({ tables, schemas });
+  });
+
+  test("every real migration that creates a table drops it in its down part", () => {
+    const real = loadMigrations(path.join(__dirname, "../../sql"), { timescaledb: true, variables: VARS });
+    const dropped = real.flatMap((m) => dropsIn(m.down).tables).sort();
+    expect(dropped).toHaveLength(23);
+    expect(dropped).toContain("market_data.ohlcv_bars");
+  });
+
+  const steps = [
+    { file: "0004_market_data.sql", tables: [{ name: "market_data.ohlcv_bars", rows: 350_000, hypertable: true }, { name: "market_data.ticks", rows: 0, hypertable: true }] },
+    { file: "0003_reference_data.sql", tables: [] },
+  ];
+
+  test("the plan reads as one line per migration with rows", () => {
+    expect(formatDownPlan(steps)).toEqual([
+      "revert 0004_market_data.sql: drops market_data.ohlcv_bars (hypertable, 350,000 rows), market_data.ticks (hypertable, 0 rows)",
+      "revert 0003_reference_data.sql: drops no table",
+    ]);
+  });
+
+  test.each([
+    [{ protectData: true, force: true }, /^\[tsdb:protectData\] is true on this stack, so db down --to 2 would drop market data\..* dropping \(350,000 rows in market_data\.ohlcv_bars\); nothing was reverted\.$/],
+    [{ protectData: false, force: false }, /^db down --to 2 would drop tables that hold rows \(350,000 rows in market_data\.ohlcv_bars\); nothing was reverted\. .*--force/],
+  ])("the rule refuses %j", (policy, message) => {
+    expect(() => checkDownAllowed(steps, { ...policy, action: "db down --to 2" })).toThrow(message);
+  });
+
+  test("the rule allows forced drops, empty tables, and nothing to revert even when protected", () => {
+    expect(() => checkDownAllowed(steps, { protectData: false, force: true, action: "x" })).not.toThrow();
+    expect(() => checkDownAllowed([steps[1]!], { protectData: false, force: false, action: "x" })).not.toThrow();
+    expect(() => checkDownAllowed([], { protectData: true, force: false, action: "x" })).not.toThrow();
+  });
+});
+
+describe("telling a lost connection from other failures (lib/db)", () => {
+  const pgError = (code: string, message: string) => Object.assign(new Error(message), { code });
+  test.each([
+    ["pg_terminate_backend", pgError("57P01", "terminating connection due to administrator command"), true],
+    ["node-postgres' own", new Error("Connection terminated unexpectedly"), true],
+    ["a reset socket", pgError("ECONNRESET", "read ECONNRESET"), true],
+    ["pg_dump's output", new Error("pg_dump: error: server closed the connection unexpectedly"), true],
+    ["wrapped by the runner", new Error("0004_x.sql line 3 (up): x", { cause: pgError("57P01", "terminating connection") }), true],
+    ["a refused connect", pgError("ECONNREFUSED", "connect ECONNREFUSED 127.0.0.1:1"), false],
+    ["a server starting up", pgError("57P03", "the database system is starting up"), false],
+    ["a failing statement", pgError("42P01", 'relation "x" does not exist'), false],
+  ])("%s", (_what, err, lost) => {
+    expect(isConnectionLost(err)).toBe(lost);
+  });
+
+  test("a CLI's line names what was interrupted; other errors stay themselves, on one line", () => {
+    expect(failureLine(new Error("Connection terminated unexpectedly"), "the backup", "no backup was written")).toBe(
+      "connection lost during the backup; no backup was written",
+    );
+    expect(failureLine(new Error("bad\n  thing"), "the backup")).toBe("bad thing");
   });
 });

@@ -69,7 +69,7 @@ describe("dev stack (Pulumi.dev.yaml only)", () => {
       extension: 1,
       schema: 5,
       // 2 PUBLIC + 3 database + 10 schema usage + 25 object grants
-      grant: 40,
+      grant: 38,
       // (owner, migrator) x (app: table, sequence, function; readonly: table, sequence)
       defaults: 10,
     });
@@ -177,7 +177,7 @@ describe("dev stack (Pulumi.dev.yaml only)", () => {
 
   test("every database resource goes through that provider", () => {
     const dbResources = run.resources.filter((r) => r.type.startsWith("postgresql:"));
-    expect(dbResources).toHaveLength(4 + 1 + 1 + 5 + 40 + 10);
+    expect(dbResources).toHaveLength(4 + 1 + 1 + 5 + 38 + 10);
     expect(new Set(dbResources.map((r) => r.provider))).toEqual(new Set(["tsdb-dev-provider"]));
   });
 
@@ -219,7 +219,7 @@ describe("dev stack (Pulumi.dev.yaml only)", () => {
     ]);
   });
 
-  test("app may read and write data, readonly may only read, in every schema", () => {
+  test("app may read and write data (only read the audit trail), readonly may only read, in every schema", () => {
     const grants = run.ofType(T.grant).map((g) => g.inputs);
     const on = (role: string, objectType: string, schema?: string) =>
       grants.find((g) => g.role === role && g.objectType === objectType && g.schema === schema)?.privileges;
@@ -228,9 +228,10 @@ describe("dev stack (Pulumi.dev.yaml only)", () => {
     expect(on("market_migrator", "database")).toEqual(["CONNECT", "TEMPORARY"]);
     for (const schema of ["market_data", "reference_data", "trading", "research", "audit"]) {
       expect([on("market_app", "schema", schema), on("market_readonly", "schema", schema)]).toEqual([["USAGE"], ["USAGE"]]);
-      expect(on("market_app", "table", schema)).toEqual(["SELECT", "INSERT", "UPDATE", "DELETE"]);
-      expect(on("market_app", "sequence", schema)).toEqual(["USAGE", "SELECT"]);
-      expect(on("market_app", "function", schema)).toEqual(["EXECUTE"]);
+      const audit = schema === "audit";
+      expect(on("market_app", "table", schema)).toEqual(audit ? ["SELECT"] : ["SELECT", "INSERT", "UPDATE", "DELETE"]);
+      expect(on("market_app", "sequence", schema)).toEqual(audit ? undefined : ["USAGE", "SELECT"]);
+      expect(on("market_app", "function", schema)).toEqual(audit ? undefined : ["EXECUTE"]);
       expect(on("market_readonly", "table", schema)).toEqual(["SELECT"]);
       expect(on("market_readonly", "sequence", schema)).toEqual(["SELECT"]);
       expect(on("market_readonly", "function", schema)).toBeUndefined();
