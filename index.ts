@@ -7,7 +7,7 @@ import { PgAdmin } from "./components/PgAdmin";
 import { SchemaMigrations } from "./components/SchemaMigrations";
 import { SUPERUSER, TimescaleDbServer } from "./components/TimescaleDbServer";
 import { connectionUrl } from "./lib/db";
-import { imageVersions, migrationVariables, parseSettings, SETTING_KEYS } from "./lib/settings";
+import { imageVersions, migrationVariables, parseSettings, SETTING_KEYS, settingWarnings } from "./lib/settings";
 
 const config = new pulumi.Config("tsdb");
 const raw: Record<string, unknown> = {};
@@ -17,6 +17,7 @@ for (const key of SETTING_KEYS) {
 }
 const stack = pulumi.getStack();
 const settings = parseSettings(raw, { stack });
+for (const warning of settingWarnings(settings)) void pulumi.log.warn(`${warning.detail} ${warning.fix}`);
 const name = `tsdb-${stack}`;
 
 const configuredOrGenerated = (key: string, value: string | undefined): pulumi.Output<string> =>

@@ -201,6 +201,17 @@ stat -c %a "$f" > "${seen}"
       expect(await bars("market_copy")).toBe(3000);
     });
 
+    test("--recreate on a protectData stack (prod) is refused without --force, showing what it would replace", async () => {
+      const { manifestPath } = await backup("market", path.join(dir, "cli-protect"));
+      const result = run(["--stack", "prod", "--url", url(), "--backup", manifestPath, "--recreate"], noDocker());
+      expect(result.stderr).toBe(
+        'db:restore: [tsdb:protectData] is true: --recreate would replace database "market" (schemas market_data; tables market_data.ohlcv_bars). Take a backup first, then add --force to confirm, or restore with --database <new name>.\n',
+      );
+      expect(result.status).toBe(1);
+      expect(await bars("market")).toBe(3000);
+      expect(await databases("market\\_re%")).toEqual([]);
+    });
+
     test("--backup DIR takes the newest manifest in that directory", async () => {
       const backupDir = path.join(dir, "cli-dir");
       await backup("market", backupDir, 7, new Date(Date.UTC(2026, 0, 1)));
