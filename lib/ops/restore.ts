@@ -242,6 +242,12 @@ export async function planRestore(options: RestoreOptions): Promise<RestorePlan>
   const dumpPath = dumpPathOf(options.manifestPath, manifest);
   await verifyDumpChecksum(manifest, dumpPath);
   const database = options.database ?? manifest.database;
+  if (options.admin.database === database) {
+    throw new Error(
+      `The admin connection is to database "${database}", the one being restored; a database cannot be replaced from inside it. ` +
+        "Connect to the maintenance database instead (--url postgresql://<admin>@<host>:<port>/postgres).",
+    );
+  }
   const now = options.now ?? new Date();
   const staging = sideDatabaseName(database, "restore", now);
 
@@ -337,8 +343,8 @@ async function swapIntoPlace(admin: Client, plan: RestorePlan): Promise<void> {
   await closeSessions(admin, plan.staging);
   if (plan.target.state !== "absent") {
     const aside = plan.target.state === "data" ? plan.target.keptAs : sideDatabaseName(plan.database, "empty", new Date());
-    await closeSessions(admin, plan.database);
     try {
+      await closeSessions(admin, plan.database);
       await rename(admin, plan.database, aside);
     } catch (err) {
       await allowSessions(admin, plan.database);

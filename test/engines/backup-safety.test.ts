@@ -11,7 +11,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { withClient, type ConnectionInfo } from "../../lib/db";
 import { createBackup, localPgDump, readManifest, writeManifest } from "../../lib/ops/backup";
-import { localPgRestore, restoreBackup, verifyBackup, type RestoreRunner } from "../../lib/ops/restore";
+import { dockerPgRestore, localPgRestore, restoreBackup, verifyBackup, type RestoreRunner } from "../../lib/ops/restore";
 import { type Engine, startPostgresServer } from "../fixtures/engines";
 import { schemaRunner } from "../fixtures/schema";
 
@@ -115,6 +115,28 @@ describe("restore and backup safety on PostgreSQL 15", () => {
     );
     expect(await bars(name)).toBe(3000);
     expect(await databases("m\\_protect%")).toEqual([name]);
+  });
+
+  test("a docker-mode restore on a machine without Docker leaves no empty database behind", async () => {
+    const { manifestPath } = await backup("market", path.join(dir, "no-docker"));
+    const saved = process.env.PATH;
+    process.env.PATH = path.dirname(process.execPath) === "/usr/bin" ? "/nonexistent" : path.dirname(process.execPath);
+    try {
+      await expect(
+        restoreBackup({ manifestPath, admin, restore: dockerPgRestore("tsdb-dev-timescaledb", "postgres", pg15.password), database: "docker_less" }),
+      ).rejects.toThrow("`docker` is not on PATH");
+    } finally {
+      process.env.PATH = saved;
+    }
+    expect(await databases("docker\\_less%")).toEqual([]);
+  });
+
+  test("restoring the very database the admin connection uses is refused before anything changes", async () => {
+    const { manifestPath } = await backup("market", path.join(dir, "self"));
+    await expect(restoreBackup({ manifestPath, admin: db("market"), restore: localPgRestore(admin), recreate: true })).rejects.toThrow(
+      /^The admin connection is to database "market", the one being restored/,
+    );
+    expect(await bars("market")).toBe(3000);
   });
 
   test("a manifest whose dumpFile was edited to ../../victim.txt is never pruned nor restored", async () => {
