@@ -10,7 +10,7 @@ import { SUPERUSER, TimescaleDbServer } from "./components/TimescaleDbServer";
 import { connectionUrl } from "./lib/connection";
 import { containerNameFor } from "./lib/ops/stackOutputs";
 import { allowedChanges } from "./lib/settingChanges";
-import { imageVersions, migrationVariables, parseSettings, SETTING_KEYS } from "./lib/settings";
+import { imageVersions, migrationVariables, parseSettings, SETTING_KEYS, settingWarnings } from "./lib/settings";
 import type { DatabaseOutputInputs } from "./sdk/databaseOutput";
 
 const config = new pulumi.Config("tsdb");
@@ -21,6 +21,7 @@ for (const key of SETTING_KEYS) {
 }
 const stack = pulumi.getStack();
 const settings = parseSettings(raw, { stack });
+for (const warning of settingWarnings(settings)) void pulumi.log.warn(`${warning.detail} ${warning.fix}`);
 const name = `tsdb-${stack}`;
 
 const configuredOrGenerated = (key: string, value: string | undefined): pulumi.Output<string> =>

@@ -15,6 +15,39 @@ import { z } from "zod";
 /** A PostgreSQL interval as the migration contract accepts it: a number and one unit, e.g. `7 days`. */
 export const INTERVAL_PATTERN = /^\d+\s+(microsecond|millisecond|second|minute|hour|day|week|month|year)s?$/;
 
+/** Microseconds per unit, counting a month as 30 days and a year as 12 months as PostgreSQL compares intervals. */
+const MICROS_PER_UNIT: Record<string, number> = {
+  microsecond: 1,
+  millisecond: 1e3,
+  second: 1e6,
+  minute: 60e6,
+  hour: 3600e6,
+  day: 86_400e6,
+  week: 7 * 86_400e6,
+  month: 30 * 86_400e6,
+  year: 360 * 86_400e6,
+};
+
+/** An interval setting's length in microseconds (months as 30 days), or undefined when it is not one. */
+export function intervalMicros(value: string): number | undefined {
+  const m = /^(\d+)\s+([a-z]+?)s?$/.exec(value);
+  if (!m || !INTERVAL_PATTERN.test(value)) return undefined;
+  return Number(m[1]) * (MICROS_PER_UNIT[m[2] as string] as number);
+}
+
+/**
+ * The range each interval setting accepts (inclusive), stated in its description and its error: a chunk,
+ * a delay or a schedule of zero or a microsecond is accepted by the syntax but fails in the database or
+ * makes no sense, and huge numbers overflow PostgreSQL's interval.
+ */
+export const INTERVAL_RANGES = {
+  ohlcvChunkInterval: { min: "1 hour", max: "10 years" },
+  tickChunkInterval: { min: "1 minute", max: "1 year" },
+  compressAfter: { min: "1 hour", max: "100 years" },
+  tickRetention: { min: "1 hour", max: "100 years" },
+  caggRefreshInterval: { min: "1 minute", max: "1 year" },
+} as const;
+
 /** One market-data file (or file pattern) that `pulumi up` loads. */
 export interface DatasetSetting {
   /** Slug naming the dataset (lowercase letters, digits, `-`, `_`); unique within the stack. */
@@ -120,16 +153,16 @@ export const SETTING_DECLARATIONS: Record<string, SettingDeclaration> = {
   image: { type: "string", default: "timescale/timescaledb:2.23.0-pg17", description: "TimescaleDB image with a pinned tag (not latest)." },
   toolkit: { type: "boolean", default: false, description: "Also create timescaledb_toolkit; needs a timescale/timescaledb-ha image." },
   port: { type: "integer", default: 5432, description: "Host port PostgreSQL is published on (1-65535)." },
-  bindAddress: { type: "string", default: "127.0.0.1", description: "Host IP address ports are published on; 0.0.0.0 exposes them to the network; IPv6 such as ::1 works (URLs bracket it)." },
+  bindAddress: { type: "string", default: "127.0.0.1", description: "Host IP address ports are published on; 0.0.0.0 or :: publishes them on every interface (preview and doctor warn: sslmode defaults to disable); IPv6 such as ::1 works (URLs bracket it)." },
   memoryMb: { type: "integer", default: 2048, description: "Container memory limit in MB (at least 512), with swap off; PostgreSQL memory settings derive from it. Changing it restarts PostgreSQL (the container is replaced, the volume kept)." },
   cpus: { type: "integer", default: 2, description: "CPUs PostgreSQL may use (at least 1, at most the Docker host's; doctor and setup check); worker settings derive from it." },
   maxConnections: { type: "integer", default: 0, description: "Override max_connections; 0 = derive from memory as timescaledb-tune does." },
   telemetry: { type: "boolean", default: false, description: "Send TimescaleDB telemetry." },
   restartPolicy: { type: "string", default: "unless-stopped", description: "Docker restart policy: no, on-failure, always or unless-stopped." },
-  database: { type: "string", default: "market", description: "Database name (lowercase identifier); roles are <database>_owner, _migrator, _app, _readonly. A change on a deployed stack is refused at preview unless run with TSDB_ALLOW=database, which replaces the database (the old one and its data are dropped)." },
+  database: { type: "string", default: "market", description: "Database name (lowercase identifier, not postgres, template0 or template1); roles are <database>_owner, _migrator, _app, _readonly. A change on a deployed stack is refused at preview unless run with TSDB_ALLOW=database, which replaces the database (the old one and its data are dropped)." },
   protectData: { type: "boolean", default: false, description: "Protect and retain the data volume, and refuse every migration revert (pulumi destroy, files removed from sql/, npm run db -- down)." },
   generatePasswords: { type: "boolean", default: true, description: "Generate passwords that are not set; false = every password must be set with pulumi config set --secret." },
-  adminPassword: { type: "string", default: "", description: "Secret. Superuser password (docker) or admin password (external). Set with: pulumi config set --secret tsdb:adminPassword <value>. Docker mode: a change on a deployed stack is refused at preview; change it in the server first, then run with TSDB_ALLOW=adminPassword." },
+  adminPassword: { type: "string", default: "", description: "Secret. Superuser password (docker) or admin password (external); blank (spaces only) is refused. Set with: pulumi config set --secret tsdb:adminPassword <value>. Docker mode: a change on a deployed stack is refused at preview; change it in the server first, then run with TSDB_ALLOW=adminPassword." },
   migratorPassword: { type: "string", default: "", description: "Secret. Password of <database>_migrator." },
   appPassword: { type: "string", default: "", description: "Secret. Password of <database>_app." },
   readonlyPassword: { type: "string", default: "", description: "Secret. Password of <database>_readonly." },
@@ -145,11 +178,11 @@ export const SETTING_DECLARATIONS: Record<string, SettingDeclaration> = {
   externalPort: { type: "integer", default: 5432, description: "External mode: server port." },
   externalAdminUser: { type: "string", default: "postgres", description: "External mode: admin user that can create roles and databases." },
   sslmode: { type: "string", default: "", description: "libpq sslmode (disable, allow, prefer, require, verify-ca, verify-full); empty = disable for docker, require for external." },
-  ohlcvChunkInterval: { type: "string", default: "30 days", description: "Hypertable chunk interval for OHLCV bars, e.g. \"7 days\"." },
-  tickChunkInterval: { type: "string", default: "1 day", description: "Hypertable chunk interval for ticks and trades." },
-  compressAfter: { type: "string", default: "90 days", description: "Compress (columnstore) chunks older than this." },
-  tickRetention: { type: "string", default: "180 days", description: "Drop ticks older than this; empty = keep everything." },
-  caggRefreshInterval: { type: "string", default: "1 hour", description: "Continuous aggregate refresh schedule." },
+  ohlcvChunkInterval: { type: "string", default: "30 days", description: "Hypertable chunk interval for OHLCV bars, e.g. \"7 days\"; from 1 hour to 10 years." },
+  tickChunkInterval: { type: "string", default: "1 day", description: "Hypertable chunk interval for ticks and trades; from 1 minute to 1 year." },
+  compressAfter: { type: "string", default: "90 days", description: "Compress (columnstore) chunks older than this; from 1 hour to 100 years." },
+  tickRetention: { type: "string", default: "180 days", description: "Drop ticks older than this; from 1 hour to 100 years and at least tickChunkInterval; empty = keep everything." },
+  caggRefreshInterval: { type: "string", default: "1 hour", description: "Continuous aggregate refresh schedule; from 1 minute to 1 year." },
   datasets: { type: undefined, default: [], description: "Market data loaded by pulumi up: a list of {name, source, format?, table?, symbol?, provider?, timeframe?, exchange?, pathPattern?, onConflict?}." },
   backupDir: { type: "string", default: "./backups", description: "Directory npm run db:backup writes to." },
   backupRetain: { type: "integer", default: 7, description: "Backups kept (at least 1)." },
@@ -201,7 +234,15 @@ function optionalField<T>(inner: FieldParser<T>, emptyMeaning: string): FieldPar
   };
 }
 
-const intervalField = stringField((s) => INTERVAL_PATTERN.test(s), INTERVAL_ALLOWED);
+/** An interval within `range`: the syntax the migrations accept, and a length the setting can use. */
+function intervalField(range: { min: string; max: string }): FieldParser<string> {
+  const allowed = `${INTERVAL_ALLOWED}, from ${range.min} to ${range.max}`;
+  const [min, max] = [intervalMicros(range.min) as number, intervalMicros(range.max) as number];
+  return stringField((s) => {
+    const micros = intervalMicros(s);
+    return micros !== undefined && micros >= min && micros <= max;
+  }, allowed);
+}
 // Docker reference with an explicit tag or digest; `latest` is not a pin.
 const IMAGE_PATTERN = /^[a-z0-9][a-z0-9._\-/]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$/;
 const imageField = stringField(
@@ -210,6 +251,9 @@ const imageField = stringField(
 );
 const DATABASE_PATTERN = /^[a-z_][a-z0-9_]{0,53}$/;
 const anyString = stringField((s) => s.length > 0, "a non-empty string");
+const secretString = stringField((s) => s.trim().length > 0, "a password that is not blank (spaces only)");
+/** Names PostgreSQL keeps for itself: the maintenance database and the templates every CREATE DATABASE copies. */
+const RESERVED_DATABASES = ["postgres", "template0", "template1"];
 
 const datasetSchema = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, "must be a slug (lowercase letters, digits, - and _)"),
@@ -268,15 +312,15 @@ const FIELD_PARSERS: { [K in Exclude<keyof Settings, "stack">]: FieldParser<Sett
   telemetry: boolField,
   restartPolicy: enumField(RESTART_POLICIES),
   database: stringField(
-    (s) => DATABASE_PATTERN.test(s),
-    "a lowercase identifier of at most 54 characters (letters, digits, _; not starting with a digit)",
+    (s) => DATABASE_PATTERN.test(s) && !RESERVED_DATABASES.includes(s),
+    "a lowercase identifier of at most 54 characters (letters, digits, _; not starting with a digit), not postgres, template0 or template1",
   ),
   protectData: boolField,
   generatePasswords: boolField,
-  adminPassword: optionalField(anyString, "to generate it"),
-  migratorPassword: optionalField(anyString, "to generate it"),
-  appPassword: optionalField(anyString, "to generate it"),
-  readonlyPassword: optionalField(anyString, "to generate it"),
+  adminPassword: optionalField(secretString, "to generate it"),
+  migratorPassword: optionalField(secretString, "to generate it"),
+  appPassword: optionalField(secretString, "to generate it"),
+  readonlyPassword: optionalField(secretString, "to generate it"),
   migratorConnectionLimit: intField(-1, 10_000, "an integer of at least -1 (-1 = unlimited)"),
   appConnectionLimit: intField(-1, 10_000, "an integer of at least -1 (-1 = unlimited)"),
   readonlyConnectionLimit: intField(-1, 10_000, "an integer of at least -1 (-1 = unlimited)"),
@@ -284,7 +328,7 @@ const FIELD_PARSERS: { [K in Exclude<keyof Settings, "stack">]: FieldParser<Sett
   pgadminImage: imageField,
   pgadminPort: intField(1, 65535, "an integer port from 1 to 65535"),
   pgadminEmail: stringField((s) => z.email().safeParse(s).success, 'an e-mail address such as "admin@example.com"'),
-  pgadminPassword: optionalField(anyString, "to generate it"),
+  pgadminPassword: optionalField(secretString, "to generate it"),
   externalHost: optionalField(
     stringField((s) => /^[A-Za-z0-9.:\-[\]]+$/.test(s), "a host name or IP address"),
     "in docker mode",
@@ -292,11 +336,11 @@ const FIELD_PARSERS: { [K in Exclude<keyof Settings, "stack">]: FieldParser<Sett
   externalPort: intField(1, 65535, "an integer port from 1 to 65535"),
   externalAdminUser: stringField((s) => /^[A-Za-z_][A-Za-z0-9_$-]{0,62}$/.test(s), "a PostgreSQL role name"),
   sslmode: enumField(SSL_MODES),
-  ohlcvChunkInterval: intervalField,
-  tickChunkInterval: intervalField,
-  compressAfter: intervalField,
-  tickRetention: optionalField(intervalField, "to keep all ticks"),
-  caggRefreshInterval: intervalField,
+  ohlcvChunkInterval: intervalField(INTERVAL_RANGES.ohlcvChunkInterval),
+  tickChunkInterval: intervalField(INTERVAL_RANGES.tickChunkInterval),
+  compressAfter: intervalField(INTERVAL_RANGES.compressAfter),
+  tickRetention: optionalField(intervalField(INTERVAL_RANGES.tickRetention), "to keep all ticks"),
+  caggRefreshInterval: intervalField(INTERVAL_RANGES.caggRefreshInterval),
   datasets: datasetsField,
   backupDir: anyString,
   backupRetain: intField(1, 10_000, "an integer of at least 1"),
@@ -320,7 +364,8 @@ export interface ParseContext {
 export function parseSettings(raw: Record<string, unknown>, context: ParseContext): Settings {
   const problems: string[] = [];
   for (const key of Object.keys(raw)) {
-    if (!(key in SETTING_DECLARATIONS)) {
+    // Own keys only: `toString` or `__proto__` are properties of every object, not settings.
+    if (!Object.hasOwn(SETTING_DECLARATIONS, key)) {
       problems.push(`[tsdb:${key}] is not a known setting; known settings are ${SETTING_KEYS.join(", ")}.`);
     }
   }
@@ -332,6 +377,7 @@ export function parseSettings(raw: Record<string, unknown>, context: ParseContex
     const value = given === undefined ? SETTING_DECLARATIONS[key]?.default : given;
     const result = parser(value);
     if (result.ok) out[key] = result.value;
+    else if ((SECRET_KEYS as readonly string[]).includes(key)) problems.push(`[tsdb:${key}] must be ${result.allowed}; the value given is not shown (it is a secret).`);
     else problems.push(`[tsdb:${key}] must be ${result.allowed}, got ${show(value)}.`);
   }
   if (problems.length > 0) throw new SettingsError(problems);
@@ -349,6 +395,11 @@ export function parseSettings(raw: Record<string, unknown>, context: ParseContex
   }
   if (s.mode === "external" && s.externalHost === undefined) {
     problems.push('[tsdb:externalHost] is required in external mode: the server\'s host name or IP, got "".');
+  }
+  if (s.tickRetention !== undefined && (intervalMicros(s.tickRetention) as number) < (intervalMicros(s.tickChunkInterval) as number)) {
+    problems.push(
+      `[tsdb:tickRetention] must be at least tsdb:tickChunkInterval (${s.tickChunkInterval}): retention drops whole chunks, got ${show(s.tickRetention)}.`,
+    );
   }
   if (s.mode === "docker" && s.pgadminEnabled && s.pgadminPort === s.port) {
     problems.push(`[tsdb:pgadminPort] must differ from tsdb:port, got ${s.pgadminPort} for both.`);
@@ -383,9 +434,9 @@ export function parseSettings(raw: Record<string, unknown>, context: ParseContex
 export function readStackSettings(projectDir: string, stack: string): Settings {
   const projectFile = path.join(projectDir, "Pulumi.yaml");
   const stackFile = path.join(projectDir, `Pulumi.${stack}.yaml`);
-  const raw: Record<string, unknown> = {};
-  const project = readYamlObject(projectFile);
-  const projectConfig = (project.config ?? {}) as Record<string, unknown>;
+  // No prototype: a key named `__proto__` must become an own key (and be refused), not replace the prototype.
+  const raw = Object.create(null) as Record<string, unknown>;
+  const projectConfig = configMapping(readYamlObject(projectFile), projectFile);
   for (const [key, decl] of Object.entries(projectConfig)) {
     const bare = key.startsWith("tsdb:") ? key.slice(5) : key;
     if (bare.includes(":")) continue; // another namespace (e.g. docker:host)
@@ -396,7 +447,7 @@ export function readStackSettings(projectDir: string, stack: string): Settings {
       `[stack] ${stackFile} does not exist; known stacks are those with a Pulumi.<stack>.yaml in ${projectDir} (e.g. dev, prod).`,
     ]);
   }
-  const stackConfig = (readYamlObject(stackFile).config ?? {}) as Record<string, unknown>;
+  const stackConfig = configMapping(readYamlObject(stackFile), stackFile);
   for (const [key, value] of Object.entries(stackConfig)) {
     if (!key.startsWith("tsdb:")) continue;
     if (value !== null && typeof value === "object" && !Array.isArray(value) && "secure" in value) continue;
@@ -406,6 +457,18 @@ export function readStackSettings(projectDir: string, stack: string): Settings {
   return parseSettings(raw, { stack, requireSecrets: false });
 }
 
+/** The `config:` block of a project or stack file: a mapping of keys, or absent. A list is refused, not skipped. */
+function configMapping(document: Record<string, unknown>, file: string): Record<string, unknown> {
+  const config = document.config;
+  if (config === undefined || config === null) return {};
+  if (typeof config !== "object" || Array.isArray(config)) {
+    throw new SettingsError([
+      `[${path.basename(file)}] config: must be a mapping of keys such as "tsdb:port: 5432", got ${Array.isArray(config) ? "a list" : typeof config}; no setting in it would apply.`,
+    ]);
+  }
+  return config as Record<string, unknown>;
+}
+
 function readYamlObject(file: string): Record<string, unknown> {
   const parsed: unknown = parseYaml(fs.readFileSync(file, "utf8"));
   if (parsed === null || parsed === undefined) return {};
@@ -413,6 +476,40 @@ function readYamlObject(file: string): Record<string, unknown> {
     throw new SettingsError([`[${path.basename(file)}] must be a YAML mapping, got ${typeof parsed}.`]);
   }
   return parsed as Record<string, unknown>;
+}
+
+/** A setting that is valid but risky: shown by `pulumi preview`/`up` (pulumi.log.warn) and `npm run doctor`. */
+export interface SettingWarning {
+  key: string;
+  detail: string;
+  fix: string;
+}
+
+/** True for 0.0.0.0, :: and their spellings: every interface of the host. */
+export function isAllInterfaces(address: string): boolean {
+  return net.isIPv4(address) ? address.split(".").every((p) => Number(p) === 0) : net.isIPv6(address) && /^[0:]+$/.test(address);
+}
+
+/** True for 127.0.0.0/8 and ::1: reachable from this host only. */
+function isLoopback(address: string): boolean {
+  return net.isIPv4(address) ? address.startsWith("127.") : /^(0{0,4}:){2,7}0{0,3}1$/.test(address) || address === "::1";
+}
+
+/**
+ * Warnings about valid settings that expose the stack: a docker stack whose ports are published beyond this
+ * host. With sslmode disable (the docker default) passwords and data would cross that network unencrypted.
+ */
+export function settingWarnings(s: Settings): SettingWarning[] {
+  if (s.mode !== "docker" || isLoopback(s.bindAddress)) return [];
+  const ports = `PostgreSQL (port ${s.port})${s.pgadminEnabled ? ` and pgAdmin (port ${s.pgadminPort})` : ""}`;
+  const where = isAllInterfaces(s.bindAddress) ? "on every network interface of this host" : `on the network of ${s.bindAddress}`;
+  return [
+    {
+      key: "bindAddress",
+      detail: `[tsdb:bindAddress] ${s.bindAddress} publishes ${ports} ${where}, and tsdb:sslmode is ${s.sslmode}${s.sslmode === "disable" ? ": passwords and data cross it unencrypted" : ""}.`,
+      fix: `Keep it on this host: \`pulumi config set tsdb:bindAddress 127.0.0.1 --stack ${s.stack}\`; to serve other hosts, bind one address behind a firewall and use TLS (server certificates, tsdb:sslmode verify-full).`,
+    },
+  ];
 }
 
 /** The `{{variable}}` values migrations use (see the migration contract). */

@@ -21,16 +21,28 @@ export const backupManifestSchema = z.object({
   owner: z.string().min(1),
   /** Database-level privileges (not in a dump made without --create): re-granted when a restore recreates it. */
   databaseGrants: z.array(z.object({ grantee: z.string(), privilege: z.string() })),
-  dumpFile: z.string().min(1),
+  /** The dump's file name, in the manifest's directory: a plain name, never a path (pruning deletes it). */
+  dumpFile: z.string().refine(isPlainFileName, "must be a plain file name in the backup directory (no /, \\, . or ..)"),
   format: z.enum(["custom", "plain"]),
   sizeBytes: z.number().int().nonnegative(),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   serverVersion: z.string(),
   postgresMajor: z.number().int(),
   timescaledbVersion: z.string().nullable(),
-  /** `schema.table` -> rows, for every user table and materialized view (hypertables counted as a whole). */
+  /**
+   * `schema.table` -> rows, for every user table whose rows the dump carries (hypertables counted as a whole).
+   * Materialized views are not here: a dump holds their definition and a REFRESH, so their rows are rebuilt
+   * from the tables at restore. (Manifests written before this may list them; restore ignores those.)
+   */
   rowCounts: z.record(z.string(), z.number().int().nonnegative()),
+  /** Roles the database's objects and grants refer to (owners, grantees): a restore checks they exist first. */
+  roles: z.array(z.string()).optional(),
 });
+
+/** True for a bare file name: no directory part, not `.`/`..`, so it can only name a file in the same directory. */
+export function isPlainFileName(name: string): boolean {
+  return name.length > 0 && name !== "." && name !== ".." && !/[/\\\0]/.test(name);
+}
 
 /** A validated backup manifest. */
 export type BackupManifest = z.infer<typeof backupManifestSchema>;
@@ -60,7 +72,9 @@ function quoteIdent(name: string): string {
 }
 
 /**
- * Exact row counts of every user table, partitioned parent and materialized view, keyed `schema.table`.
+ * Exact row counts of every user table and partitioned parent, keyed `schema.table`: the relations whose rows
+ * a dump carries. Materialized views are left out: pg_dump writes their definition and a REFRESH, so restore
+ * rebuilds them from the restored tables, and a count taken from a stale or never-refreshed view would differ.
  * TimescaleDB's internal schemas (chunks, materialization tables) and extension-owned tables are left out:
  * a hypertable's count covers its chunks, compressed or not.
  */
@@ -69,7 +83,7 @@ export async function countRows(db: Queryable): Promise<Record<string, number>> 
     await db.query(
       `SELECT n.nspname AS schema, c.relname AS name
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind IN ('r', 'p', 'm') AND NOT c.relispartition
+        WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
           AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
           AND n.nspname NOT LIKE 'pg\\_temp%' AND n.nspname NOT LIKE 'pg\\_toast%'
           AND n.nspname NOT LIKE '\\_timescaledb%' AND n.nspname NOT LIKE 'timescaledb\\_%'
@@ -99,6 +113,36 @@ export async function readDatabaseAccess(db: Queryable): Promise<{ owner: string
     )
   ).rows as { grantee: string; privilege: string }[];
   return { owner, grants };
+}
+
+/**
+ * Roles the current database's objects and grants depend on (owners, grantees, default privileges), from
+ * pg_shdepend, plus the database's owner and grantees: a restore needs each of them on the target server.
+ */
+export async function readReferencedRoles(db: Queryable): Promise<string[]> {
+  const rows = (
+    await db.query(
+      `SELECT r.rolname AS name
+         FROM pg_shdepend s JOIN pg_roles r ON r.oid = s.refobjid
+        WHERE s.refclassid = 'pg_authid'::regclass AND s.deptype IN ('o', 'a', 'i')
+          AND s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+       UNION
+       SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()
+       UNION
+       SELECT pg_get_userbyid(a.grantee) FROM pg_database d, aclexplode(d.datacl) a
+        WHERE d.datname = current_database() AND a.grantee <> 0
+       UNION -- owners pg_shdepend leaves out: the bootstrap superuser's objects are not recorded there
+       SELECT pg_get_userbyid(n.nspowner) FROM pg_namespace n
+        WHERE n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_namespace'::regclass AND d.objid = n.oid AND d.deptype = 'e')
+       UNION
+       SELECT pg_get_userbyid(c.relowner) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+       ORDER BY 1`,
+    )
+  ).rows as { name: string }[];
+  return rows.map((r) => r.name);
 }
 
 /** sha256 of a file, streamed. */
@@ -159,14 +203,16 @@ export function libpqEnv(info: ConnectionInfo): NodeJS.ProcessEnv {
   return { PGPASSWORD: info.password, PGSSLMODE: info.sslmode, PGCONNECT_TIMEOUT: "10" };
 }
 
-/** pg_dump on this machine against `info` (external mode, or `--url`). */
+/**
+ * pg_dump on this machine against `info` (external mode, or `--url`). The dump comes out on stdout into a file
+ * we create 0600: `--file` would let pg_dump create it with the umask's mode (0644), readable while it is written.
+ */
 export function localPgDump(info: ConnectionInfo, pgDump = "pg_dump"): DumpRunner {
   return ({ file, snapshot }) =>
     runTool(
       pgDump,
       [
         "--format=custom",
-        `--file=${file}`,
         `--host=${info.host}`,
         `--port=${info.port}`,
         `--username=${info.user}`,
@@ -174,7 +220,7 @@ export function localPgDump(info: ConnectionInfo, pgDump = "pg_dump"): DumpRunne
         "--no-password",
         ...(snapshot ? [`--snapshot=${snapshot}`] : []),
       ],
-      { env: libpqEnv(info) },
+      { env: libpqEnv(info), stdoutFile: file },
     );
 }
 
@@ -194,6 +240,16 @@ export function dockerPgDump(container: string, user: string, database: string, 
       ],
       { env: { PGPASSWORD: password }, stdoutFile: file },
     );
+}
+
+/**
+ * Creates the backup directory 0700, or narrows an existing one of ours to 0700: dumps hold all the data, and
+ * their names and manifests say what is in the database.
+ */
+export function privateDirectory(dir: string): void {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const st = fs.statSync(dir);
+  if ((st.mode & 0o077) !== 0 && st.uid === process.getuid?.()) fs.chmodSync(dir, 0o700);
 }
 
 function stamp(date: Date): string {
@@ -227,7 +283,7 @@ export async function createBackup(options: BackupOptions): Promise<BackupResult
   if (!Number.isInteger(options.retain) || options.retain < 1) {
     throw new Error(`[tsdb:backupRetain] must be an integer of at least 1, got ${options.retain}.`);
   }
-  fs.mkdirSync(options.backupDir, { recursive: true, mode: 0o700 });
+  privateDirectory(options.backupDir);
   const now = options.now ?? new Date();
   const base = `${options.connection.database}-${stamp(now)}`;
   const dumpPath = path.join(options.backupDir, `${base}.dump`);
@@ -241,8 +297,9 @@ export async function createBackup(options: BackupOptions): Promise<BackupResult
       const server = await readServerInfo(client);
       const access = await readDatabaseAccess(client);
       const rowCounts = await countRows(client);
+      const roles = await readReferencedRoles(client);
       await options.dump({ file: partial, snapshot });
-      return { server, access, rowCounts };
+      return { server, access, rowCounts, roles };
     } finally {
       await client.query("COMMIT").catch(() => undefined);
     }
@@ -252,7 +309,6 @@ export async function createBackup(options: BackupOptions): Promise<BackupResult
   });
 
   fs.renameSync(partial, dumpPath);
-  fs.chmodSync(dumpPath, 0o600); // pg_dump --file creates it with the umask's mode; a dump holds all the data
   const manifest: BackupManifest = {
     formatVersion: 1,
     createdAt: now.toISOString(),
@@ -267,6 +323,7 @@ export async function createBackup(options: BackupOptions): Promise<BackupResult
     postgresMajor: facts.server.postgresMajor,
     timescaledbVersion: facts.server.timescaledbVersion,
     rowCounts: facts.rowCounts,
+    roles: facts.roles,
   };
   writeManifest(manifestPath, manifest);
   const pruned = pruneBackups(options.backupDir, manifest.database, options.retain);

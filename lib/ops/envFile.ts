@@ -1,17 +1,49 @@
 /**
  * `.env` files for other apps (`npm run env`): DATABASE_URL and the libpq variables for one role, written
  * with mode 0600 because they hold a password.
+ *
+ * One format, read identically by every common reader: `KEY=value` lines whose values are unquoted and use
+ * only {@link PORTABLE_VALUE} characters. No quoting works everywhere: Docker's `--env-file` takes the value
+ * verbatim (docker/cli pkg/kvfile: 28.2 keeps quotes, later versions strip one matching pair), while
+ * POSIX sh (`set -a; . ./.env`) runs `$(...)` and backquotes and Node's `--env-file` and python-dotenv
+ * (src/dotenv/parser.py, variables.py) cut at ` #` and expand `${...}`. A value outside the set is refused.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { DatabaseOutput, Role } from "./stackOutputs";
+
+/**
+ * Characters a value may hold: letters, digits and `_ . / : @ % + , - = ? [ ]`. None of them is special in a
+ * sh assignment (no field splitting or pathname expansion happens there; `~`, `$`, quotes, backquotes,
+ * `\`, `#`, `&`, `;`, `|`, `<`, `>`, `(`, `)`, spaces and newlines are left out), in Docker's verbatim
+ * values, or in dotenv's unquoted values (no leading quote, no ` #`, no `$`).
+ */
+export const PORTABLE_VALUE = /^[A-Za-z0-9_./:@%+,=?[\]-]*$/;
+
+/** The .env readers the format is proven against (test/unit/ops-env.test.ts). */
+export const ENV_READERS = "POSIX sh (`set -a; . ./.env`), Docker --env-file, Node --env-file and python-dotenv";
+
+/** Percent-encodes everything but RFC 3986 unreserved letters, digits and `-._`: no `'`, `!`, `*`, `(`, `)`, `~`. */
+function strictEncode(part: string): string {
+  return encodeURIComponent(part).replace(/[!'()*~]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/** The role's URL with its user and password percent-encoded strictly, so it is a portable value. */
+function portableUrl(url: string): string {
+  const parsed = new URL(url);
+  const user = decodeURIComponent(parsed.username);
+  const password = decodeURIComponent(parsed.password);
+  parsed.username = strictEncode(user);
+  parsed.password = strictEncode(password);
+  return parsed.toString();
+}
 
 /** Variables for `role`, in the order they are written. */
 export function envVariables(output: DatabaseOutput, role: Role): [string, string][] {
   const url = output.urls[role];
   const parsed = new URL(url);
   return [
-    ["DATABASE_URL", url],
+    ["DATABASE_URL", portableUrl(url)],
     ["PGHOST", output.host],
     ["PGPORT", String(output.port)],
     ["PGDATABASE", output.database],
@@ -21,17 +53,22 @@ export function envVariables(output: DatabaseOutput, role: Role): [string, strin
   ];
 }
 
-/** Quotes a value for dotenv readers (Node's --env-file, python-dotenv, docker compose) only when needed. */
-export function quoteEnvValue(value: string): string {
-  if (/^[A-Za-z0-9_./:@%?=&+,-]*$/.test(value)) return value;
-  if (!value.includes("'") && !value.includes("\n")) return `'${value}'`;
-  return `"${value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`;
+/** A `KEY=value` line, or an error (never showing the value: it may be the password) when it is not portable. */
+export function envLine(name: string, value: string, role: Role): string {
+  if (!PORTABLE_VALUE.test(value)) {
+    throw new Error(
+      `${name} of role ${role} has characters that ${ENV_READERS} would read differently; a .env file holds only ` +
+        "letters, digits and _ . / : @ % + , - = ? [ ] (unquoted). Give the role a password of those characters " +
+        "(generated passwords are) or connect with the stack's DATABASE_URL output instead.",
+    );
+  }
+  return `${name}=${value}`;
 }
 
 /** The `.env` text for `role`. */
 export function renderEnvFile(output: DatabaseOutput, role: Role, stack: string): string {
-  const lines = envVariables(output, role).map(([k, v]) => `${k}=${quoteEnvValue(v)}`);
-  return `# tsdb stack "${stack}", role ${role}: written by \`npm run env\`; holds a password, keep it out of git.\n${lines.join("\n")}\n`;
+  const lines = envVariables(output, role).map(([k, v]) => envLine(k, v, role));
+  return `# tsdb stack ${stack}, role ${role}: written by npm run env; holds a password, keep it out of git.\n${lines.join("\n")}\n`;
 }
 
 /**

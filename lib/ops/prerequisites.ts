@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
-import type { Settings } from "../settings";
+import { settingWarnings, type Settings, type SettingWarning } from "../settings";
 
 /** Outcome of one check: `fail` blocks setup, `warn` is reported but does not. */
 export type CheckStatus = "ok" | "warn" | "fail";
@@ -53,6 +53,8 @@ export interface PrerequisiteOptions {
   /** Directory whose file system must have `minFreeDiskBytes` free (the project: state, backups). */
   diskPath: string;
   minFreeDiskBytes: number;
+  /** Valid but risky settings (e.g. ports published on every interface), shown as `WARN` lines. */
+  settingWarnings?: SettingWarning[];
 }
 
 /**
@@ -75,6 +77,7 @@ export function stackPrerequisites(projectDir: string, settings: Settings, { che
     ...(settings.mode === "docker" ? { cpus: settings.cpus } : {}),
     diskPath: projectDir,
     minFreeDiskBytes: 2 * 1024 ** 3,
+    settingWarnings: settingWarnings(settings),
   };
 }
 
@@ -242,6 +245,8 @@ export async function checkPrerequisites(options: PrerequisiteOptions, probes: P
       );
     }
   }
+
+  for (const w of options.settingWarnings ?? []) results.push({ name: `Setting ${w.key}`, status: "warn", detail: w.detail, fix: w.fix });
 
   const free = await probes.freeDiskBytes(options.diskPath);
   const gb = (n: number) => `${(n / 1024 ** 3).toFixed(1)} GB`;

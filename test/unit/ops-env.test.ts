@@ -7,7 +7,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import { quoteEnvValue, renderEnvFile, writeSecretFile } from "../../lib/ops/envFile";
+import { renderEnvFile, writeSecretFile } from "../../lib/ops/envFile";
+import { envFileReaders } from "../fixtures/envReaders";
 import { connectionFromUrl, parseDatabaseOutput, readAdminUrl, readDatabaseOutput, type PulumiRunner } from "../../lib/ops/stackOutputs";
 
 const OUTPUT = {
@@ -19,7 +20,7 @@ const OUTPUT = {
   users: { migrator: "market_migrator", app: "market_app", readonly: "market_readonly" },
   urls: {
     migrator: "postgresql://market_migrator:m1gr%40tor@127.0.0.1:5432/market?sslmode=disable",
-    app: "postgresql://market_app:Xy7%24pq%2Fz@127.0.0.1:5432/market?sslmode=disable",
+    app: "postgresql://market_app:Xy7-pq%2Fz@127.0.0.1:5432/market?sslmode=disable",
     readonly: "postgresql://market_readonly:r34d0nly@127.0.0.1:5432/market?sslmode=disable",
   },
   pgadminUrl: "http://127.0.0.1:5050",
@@ -89,12 +90,12 @@ describe("the .env file", () => {
   test("for the app role: DATABASE_URL and the libpq variables, password decoded", () => {
     const text = renderEnvFile(parseDatabaseOutput(JSON.stringify(OUTPUT), "dev"), "app", "dev");
     expect(text.split("\n").filter((l) => !l.startsWith("#"))).toEqual([
-      "DATABASE_URL=postgresql://market_app:Xy7%24pq%2Fz@127.0.0.1:5432/market?sslmode=disable",
+      "DATABASE_URL=postgresql://market_app:Xy7-pq%2Fz@127.0.0.1:5432/market?sslmode=disable",
       "PGHOST=127.0.0.1",
       "PGPORT=5432",
       "PGDATABASE=market",
       "PGUSER=market_app",
-      "PGPASSWORD='Xy7$pq/z'",
+      "PGPASSWORD=Xy7-pq/z",
       "PGSSLMODE=disable",
       "",
     ]);
@@ -106,17 +107,75 @@ describe("the .env file", () => {
   ] as const)("for the %s role it carries that role's user and password", (role, user, password) => {
     const text = renderEnvFile(parseDatabaseOutput(JSON.stringify(OUTPUT), "dev"), role, "dev");
     expect(text).toContain(`\nPGUSER=${user}\n`);
-    expect(text).toContain(`\nPGPASSWORD=${quoteEnvValue(password)}\n`);
+    expect(text).toContain(`\nPGPASSWORD=${password}\n`);
     expect(text).toContain(`DATABASE_URL=${OUTPUT.urls[role]}\n`);
   });
 
+  /** The stack output with the app role's password replaced. */
+  const withAppPassword = (password: string) =>
+    parseDatabaseOutput(JSON.stringify({ ...OUTPUT, urls: { ...OUTPUT.urls, app: `postgresql://market_app:${encodeURIComponent(password)}@127.0.0.1:5432/market?sslmode=disable` } }), "dev");
+  const VARIABLES = ["DATABASE_URL", "PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "PGSSLMODE"];
+
+  const HOSTILE = [
+    "it's",
+    "$(touch PWNED)",
+    "`touch PWNED`",
+    "it's $(touch PWNED)",
+    'say "hi"',
+    "back\\slash\\n",
+    "with space",
+    "trailing ",
+    "hash #comment",
+    "a#b",
+    "${HOME}",
+    "$HOME",
+    "a&touch PWNED",
+    "semi;touch PWNED",
+    "~root",
+    "'quoted'",
+    '"dq"',
+    "new\nline",
+  ];
+
+  test.each(HOSTILE)("a password %j is never run by sh and is read identically by every reader, or the file is refused", async (password) => {
+    let text: string | undefined;
+    try {
+      text = renderEnvFile(withAppPassword(password), "app", "dev");
+    } catch (err) {
+      const message = (err as Error).message;
+      expect(message).toBe(
+        "PGPASSWORD of role app has characters that POSIX sh (`set -a; . ./.env`), Docker --env-file, Node --env-file and python-dotenv would read differently; a .env file holds only letters, digits and _ . / : @ % + , - = ? [ ] (unquoted). Give the role a password of those characters (generated passwords are) or connect with the stack's DATABASE_URL output instead.",
+      );
+      return;
+    }
+    // Today's file: read it back with each reader, in a directory where a command would leave PWNED.
+    const file = path.join(dir, ".env");
+    fs.writeFileSync(file, text);
+    const read = await envFileReaders(file, VARIABLES, dir);
+    expect(fs.existsSync(path.join(dir, "PWNED"))).toBe(false);
+    for (const [reader, values] of Object.entries(read)) expect({ reader, password: values.PGPASSWORD }).toEqual({ reader, password });
+  });
+
   test.each([
-    ["plain", "plain"],
-    ["has space", "'has space'"],
-    ["it's", `"it's"`],
-    ['q"uo\\te\nline', '"q\\"uo\\\\te\\nline"'],
-  ])("quotes %j as %s", (value, quoted) => {
-    expect(quoteEnvValue(value)).toBe(quoted);
+    "aB3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF", // as the stack generates them (32 letters and digits)
+    "m1gr@tor",
+    "a+b,c=d?e[f]g%h:i/j.k_l-m",
+  ])("a password %j is written unquoted and every reader gets the same seven values", async (password) => {
+    const file = path.join(dir, ".env");
+    writeSecretFile(file, renderEnvFile(withAppPassword(password), "app", "dev"));
+    const read = await envFileReaders(file, VARIABLES, dir);
+    expect(Object.keys(read)).toEqual(["sh", "node", "docker", "python-dotenv"]);
+    const expected = {
+      DATABASE_URL: `postgresql://market_app:${encodeURIComponent(password)}@127.0.0.1:5432/market?sslmode=disable`,
+      PGHOST: "127.0.0.1",
+      PGPORT: "5432",
+      PGDATABASE: "market",
+      PGUSER: "market_app",
+      PGPASSWORD: password,
+      PGSSLMODE: "disable",
+    };
+    for (const [reader, values] of Object.entries(read)) expect({ reader, values }).toEqual({ reader, values: expected });
+    expect(new URL(expected.DATABASE_URL).password).toBe(encodeURIComponent(password));
   });
 
   test("is written with mode 0600, also over an existing world-readable file", () => {

@@ -17,7 +17,9 @@ import {
   hasFailures,
   realProbes,
   satisfiesRange,
+  stackPrerequisites,
 } from "../../lib/ops/prerequisites";
+import { parseSettings } from "../../lib/settings";
 
 const OPTIONS: PrerequisiteOptions = {
   nodeRange: ">=20.9 <23",
@@ -100,6 +102,20 @@ describe("checkPrerequisites with each prerequisite missing", () => {
     expect(failed[0]?.fix).toMatch(fix);
     expect(hasFailures(results)).toBe(true);
     expect(formatResults(results)).toContain(`FAIL ${name}: `);
+  });
+
+  test("doctor warns (without failing) when tsdb:bindAddress publishes the database on every interface", async () => {
+    const projectDir = path.resolve(__dirname, "../..");
+    for (const bindAddress of ["0.0.0.0", "::"]) {
+      const options = stackPrerequisites(projectDir, parseSettings({ bindAddress }, { stack: "dev" }), { checkPorts: false });
+      const results = await checkPrerequisites(options, probes());
+      expect(formatResults(results)).toContain(
+        `WARN Setting bindAddress: [tsdb:bindAddress] ${bindAddress} publishes PostgreSQL (port 5432) and pgAdmin (port 5050) on every network interface of this host, and tsdb:sslmode is disable: passwords and data cross it unencrypted.\n     fix: Keep it on this host: \`pulumi config set tsdb:bindAddress 127.0.0.1 --stack dev\``,
+      );
+      expect(hasFailures(results)).toBe(false);
+    }
+    const loopback = await checkPrerequisites(stackPrerequisites(projectDir, parseSettings({}, { stack: "dev" }), { checkPorts: false }), probes());
+    expect(loopback.filter((r) => r.status === "warn")).toEqual([]);
   });
 
   test("external mode needs neither Docker nor free local ports", async () => {
@@ -246,11 +262,4 @@ describe("npm run doctor and npm run setup, run for real in child processes", ()
     expect(result.status).toBe(1);
   });
 
-  test("db:restore --recreate on a protectData stack is refused without --force, before touching any server", () => {
-    const result = run("scripts/restore.ts", ["--stack", "prod", "--url", "postgresql://postgres@127.0.0.1:1/postgres", "--backup", "x.manifest.json", "--recreate"], {});
-    expect(result.status).toBe(1);
-    expect(result.stderr).toBe(
-      'db:restore: [tsdb:protectData] is true for stack "prod": --recreate would drop database "market" and its data. Take a backup first, then add --force to confirm, or restore with --database <new name>.\n',
-    );
-  });
 });

@@ -6,11 +6,13 @@ import { parse as parseYaml } from "yaml";
 import {
   imageVersions,
   INTERVAL_PATTERN,
+  INTERVAL_RANGES,
   migrationVariables,
   parseSettings,
   readStackSettings,
   SETTING_DECLARATIONS,
   SettingsError,
+  settingWarnings,
 } from "../../lib/settings";
 
 const projectDir = path.join(__dirname, "..", "..");
@@ -101,7 +103,7 @@ describe("parseSettings", () => {
     [
       "ohlcvChunkInterval",
       "7 dais",
-      '[tsdb:ohlcvChunkInterval] must be a PostgreSQL interval such as "7 days" (a number and one of microsecond, millisecond, second, minute, hour, day, week, month, year), got "7 dais".',
+      '[tsdb:ohlcvChunkInterval] must be a PostgreSQL interval such as "7 days" (a number and one of microsecond, millisecond, second, minute, hour, day, week, month, year), from 1 hour to 10 years, got "7 dais".',
     ],
     ["memoryMb", "-512", '[tsdb:memoryMb] must be an integer number of MB, at least 512, got "-512".'],
     ["memoryMb", "256", '[tsdb:memoryMb] must be an integer number of MB, at least 512, got "256".'],
@@ -112,7 +114,7 @@ describe("parseSettings", () => {
     [
       "database",
       "Market-Data",
-      '[tsdb:database] must be a lowercase identifier of at most 54 characters (letters, digits, _; not starting with a digit), got "Market-Data".',
+      '[tsdb:database] must be a lowercase identifier of at most 54 characters (letters, digits, _; not starting with a digit), not postgres, template0 or template1, got "Market-Data".',
     ],
     [
       "image",
@@ -122,7 +124,7 @@ describe("parseSettings", () => {
     [
       "tickRetention",
       "forever",
-      '[tsdb:tickRetention] must be a PostgreSQL interval such as "7 days" (a number and one of microsecond, millisecond, second, minute, hour, day, week, month, year), or empty to keep all ticks, got "forever".',
+      '[tsdb:tickRetention] must be a PostgreSQL interval such as "7 days" (a number and one of microsecond, millisecond, second, minute, hour, day, week, month, year), from 1 hour to 100 years, or empty to keep all ticks, got "forever".',
     ],
     ["appConnectionLimit", "-2", '[tsdb:appConnectionLimit] must be an integer of at least -1 (-1 = unlimited), got "-2".'],
     [
@@ -332,5 +334,106 @@ describe("migration variables and intervals", () => {
     ["postgres:17.5", { timescaledb: undefined, postgresMajor: undefined }],
   ])("imageVersions(%s)", (image, versions) => {
     expect(imageVersions(image)).toEqual(versions);
+  });
+});
+
+describe("issue 9: settings the database would reject or that expose the stack", () => {
+  const problemsOf = (raw: Record<string, unknown>) => errorOf(() => parseSettings(raw, { stack: "dev" })).problems;
+
+  test.each(["adminPassword", "migratorPassword", "appPassword", "readonlyPassword", "pgadminPassword"])(
+    "a whitespace-only %s does not count as set, and the error does not print it",
+    (key) => {
+      expect(problemsOf({ [key]: "   " })).toEqual([`[tsdb:${key}] must be a password that is not blank (spaces only), or empty to generate it; the value given is not shown (it is a secret).`]);
+      expect(problemsOf({ [key]: "\t \n" }).join("\n")).not.toContain("\t");
+    },
+  );
+
+  test.each(["toString", "constructor", "__proto__", "hasOwnProperty"])("%s is not a known setting", (key) => {
+    const raw = Object.create(null) as Record<string, unknown>;
+    raw[key] = "x";
+    expect(problemsOf(raw)).toEqual([expect.stringMatching(new RegExp(`^\\[tsdb:${key}\\] is not a known setting; known settings are mode, `))]);
+  });
+
+  test("a __proto__ key in a stack file is refused, not swallowed as the object's prototype", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tsdb-settings-"));
+    fs.copyFileSync(path.join(projectDir, "Pulumi.yaml"), path.join(dir, "Pulumi.yaml"));
+    fs.writeFileSync(path.join(dir, "Pulumi.qa.yaml"), 'config:\n  tsdb:__proto__: "x"\n  tsdb:constructor: "y"\n');
+    try {
+      expect(errorOf(() => readStackSettings(dir, "qa")).problems.map((p) => p.slice(0, 40))).toEqual([
+        "[tsdb:__proto__] is not a known setting;",
+        "[tsdb:constructor] is not a known settin",
+      ]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test.each(["postgres", "template0", "template1"])("database %s is refused: PostgreSQL keeps it for itself", (database) => {
+    expect(problemsOf({ database })).toEqual([
+      `[tsdb:database] must be a lowercase identifier of at most 54 characters (letters, digits, _; not starting with a digit), not postgres, template0 or template1, got "${database}".`,
+    ]);
+  });
+
+  test("a list under config: in a stack file is refused, naming the file, instead of being skipped", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tsdb-settings-"));
+    fs.copyFileSync(path.join(projectDir, "Pulumi.yaml"), path.join(dir, "Pulumi.yaml"));
+    fs.writeFileSync(path.join(dir, "Pulumi.qa.yaml"), "config:\n  - tsdb:port: 6000\n  - tsdb:protectData: true\n");
+    try {
+      expect(errorOf(() => readStackSettings(dir, "qa")).problems).toEqual([
+        '[Pulumi.qa.yaml] config: must be a mapping of keys such as "tsdb:port: 5432", got a list; no setting in it would apply.',
+      ]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test.each([
+    ["caggRefreshInterval", "0 days", "from 1 minute to 1 year"],
+    ["caggRefreshInterval", "0 seconds", "from 1 minute to 1 year"],
+    ["compressAfter", "0 days", "from 1 hour to 100 years"],
+    ["compressAfter", "12345678901234567890 years", "from 1 hour to 100 years"],
+    ["ohlcvChunkInterval", "1 microsecond", "from 1 hour to 10 years"],
+    ["ohlcvChunkInterval", "0 days", "from 1 hour to 10 years"],
+    ["tickChunkInterval", "1 microsecond", "from 1 minute to 1 year"],
+    ["tickChunkInterval", "2 years", "from 1 minute to 1 year"],
+    ["tickRetention", "0 days", "from 1 hour to 100 years"],
+  ])("%s %j is refused with its range", (key, value, range) => {
+    expect(problemsOf({ [key]: value })).toEqual([expect.stringContaining(`[tsdb:${key}] must be a PostgreSQL interval such as "7 days"`)]);
+    expect(problemsOf({ [key]: value })[0]).toContain(`, ${range}`);
+    expect(problemsOf({ [key]: value })[0]).toMatch(new RegExp(`got "${value}"\\.$`));
+  });
+
+  test("each interval setting states its range in its description, and its bounds are accepted", () => {
+    const project = parseYaml(fs.readFileSync(path.join(projectDir, "Pulumi.yaml"), "utf8")) as { config: Record<string, { description: string }> };
+    for (const [key, range] of Object.entries(INTERVAL_RANGES)) {
+      expect(SETTING_DECLARATIONS[key]!.description).toContain(`from ${range.min} to ${range.max}`);
+      expect(project.config[key]!.description).toBe(SETTING_DECLARATIONS[key]!.description);
+      const bounds = key === "tickRetention" ? { tickChunkInterval: "1 minute" } : { tickRetention: "" };
+      expect(() => parseSettings({ ...bounds, [key]: range.min }, { stack: "dev" })).not.toThrow();
+      expect(() => parseSettings({ ...bounds, [key]: range.max }, { stack: "dev" })).not.toThrow();
+    }
+  });
+
+  test("tickRetention shorter than a tick chunk is refused", () => {
+    expect(problemsOf({ tickChunkInterval: "7 days", tickRetention: "2 days" })).toEqual([
+      '[tsdb:tickRetention] must be at least tsdb:tickChunkInterval (7 days): retention drops whole chunks, got "2 days".',
+    ]);
+  });
+
+  test.each(["0.0.0.0", "::", "0:0:0:0:0:0:0:0"])("bindAddress %s warns that the database is published on every interface without TLS", (bindAddress) => {
+    const warnings = settingWarnings(parseSettings({ bindAddress }, { stack: "dev" }));
+    expect(warnings).toEqual([
+      {
+        key: "bindAddress",
+        detail: `[tsdb:bindAddress] ${bindAddress} publishes PostgreSQL (port 5432) and pgAdmin (port 5050) on every network interface of this host, and tsdb:sslmode is disable: passwords and data cross it unencrypted.`,
+        fix: expect.stringContaining("pulumi config set tsdb:bindAddress 127.0.0.1 --stack dev"),
+      },
+    ]);
+  });
+
+  test("a loopback bindAddress and external mode draw no warning", () => {
+    expect(settingWarnings(parseSettings({}, { stack: "dev" }))).toEqual([]);
+    expect(settingWarnings(parseSettings({ bindAddress: "::1" }, { stack: "dev" }))).toEqual([]);
+    expect(settingWarnings(parseSettings({ mode: "external", externalHost: "db.example.com", bindAddress: "0.0.0.0" }, { stack: "dev", requireSecrets: false }))).toEqual([]);
   });
 });

@@ -399,7 +399,7 @@ describe("config errors fail the preview with one message", () => {
     [{ port: "70000" }, '[tsdb:port] must be an integer port from 1 to 65535, got "70000".'],
     [
       { ohlcvChunkInterval: "7 dais" },
-      '[tsdb:ohlcvChunkInterval] must be a PostgreSQL interval such as "7 days" (a number and one of microsecond, millisecond, second, minute, hour, day, week, month, year), got "7 dais".',
+      '[tsdb:ohlcvChunkInterval] must be a PostgreSQL interval such as "7 days" (a number and one of microsecond, millisecond, second, minute, hour, day, week, month, year), from 1 hour to 10 years, got "7 dais".',
     ],
     [{ memoryMb: "-1024" }, '[tsdb:memoryMb] must be an integer number of MB, at least 512, got "-1024".'],
     [{ bindAddress: "my-laptop" }, '[tsdb:bindAddress] must be an IP address such as "127.0.0.1" or "0.0.0.0", got "my-laptop".'],
