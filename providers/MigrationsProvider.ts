@@ -13,7 +13,7 @@
  */
 import type * as pulumi from "@pulumi/pulumi";
 import type { Client } from "pg";
-import { type ConnectionInfo, clientConfig } from "../lib/db";
+import { type ConnectionInfo, clientConfig, connectExplained } from "../lib/db";
 import { type RunnableMigration, migrateDown, migrateUp, setRole } from "../lib/migrations/core";
 
 /** Current shape of the state (outs). Bump when it changes; `normalizeState` must read every older one. */
@@ -94,7 +94,7 @@ async function withMigratorClient<T>(info: ConnectionInfo, role: string | undefi
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const pg = require("pg") as typeof import("pg");
   const client = new pg.Client({ application_name: "tsdb-stack migrations hook", ...clientConfig(info) });
-  await client.connect();
+  await connectExplained(client);
   try {
     await setRole(client, role);
     return await fn(client);

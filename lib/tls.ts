@@ -1,0 +1,126 @@
+/**
+ * TLS to the database, with libpq's meaning of `sslmode` (https://www.postgresql.org/docs/current/libpq-ssl.html),
+ * in one place: node-postgres `ssl` options for the hooks and CLIs, URL parameters for the stack outputs and
+ * psql, and one-line explanations of certificate failures.
+ *
+ * The CA certificate travels as PEM text (`sslrootcert` of a ConnectionInfo), so the hooks need no file on the
+ * machine that runs them; URLs, which psql and libpq-style drivers read, name a file instead.
+ *
+ * This module is serialized by value into the migrations hook (through ../lib/db): no runtime imports, and
+ * Node built-ins are required inside the functions that need them.
+ */
+import type { ConnectionOptions } from "node:tls";
+
+/** libpq's sslmode values. */
+export const SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] as const;
+export type SslMode = (typeof SSL_MODES)[number];
+
+/** What decides how a client talks TLS to one server. */
+export interface TlsTarget {
+  sslmode: string;
+  /** PEM of the CA that issued the server's certificate (verify-ca / verify-full; optional for require). */
+  sslrootcert?: string;
+  /** The host name connected to, which verify-full checks against the certificate. */
+  host: string;
+}
+
+/**
+ * node-postgres `ssl` for a target. disable/allow/prefer: no TLS (node-postgres cannot fall back as libpq
+ * does, and the local container has no certificate). require: encrypted, certificate unchecked, unless a CA is
+ * given, when libpq checks the chain as verify-ca does. verify-ca: chain only. verify-full: chain and host name.
+ */
+export function sslOptions(target: TlsTarget): false | ConnectionOptions {
+  const { sslmode, sslrootcert } = target;
+  if (sslmode === "disable" || sslmode === "allow" || sslmode === "prefer") return false;
+  if (sslmode === "verify-ca" || sslmode === "verify-full") {
+    if (!sslrootcert) {
+      throw new Error(
+        `[tsdb:sslRootCert] is required with sslmode ${sslmode}: set it to the CA certificate (a PEM file or its text) that issued the server's certificate.`,
+      );
+    }
+  }
+  if (sslmode === "require" && !sslrootcert) return { rejectUnauthorized: false };
+  if (sslmode === "require" || sslmode === "verify-ca" || sslmode === "verify-full") {
+    const options: ConnectionOptions = { rejectUnauthorized: true, ca: sslrootcert };
+    if (sslmode === "verify-full") {
+      // Checked against the host we connect to. node-postgres sends no servername for an IP address, and
+      // Node then checks the certificate against "localhost", so a certificate for localhost would pass.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const tls = require("node:tls") as typeof import("node:tls");
+      options.checkServerIdentity = (_servername, cert) => tls.checkServerIdentity(target.host, cert);
+    } else {
+      // libpq's verify-ca (and require with a CA) trusts any certificate the CA signed, whatever host it names.
+      options.checkServerIdentity = () => undefined;
+    }
+    return options;
+  }
+  throw new Error(`[tsdb:sslmode] must be one of ${SSL_MODES.join(", ")}, got ${JSON.stringify(sslmode)}.`);
+}
+
+/** URL query parameters for TLS, as libpq and psql read them: `sslmode` and, given a CA file, `sslrootcert`. */
+export function tlsUrlParams(sslmode: string, sslrootcertFile?: string): string {
+  const params = [`sslmode=${encodeURIComponent(sslmode)}`];
+  if (sslrootcertFile && sslmode !== "disable") params.push(`sslrootcert=${encodeURIComponent(sslrootcertFile)}`);
+  return params.join("&");
+}
+
+/** `text` when it is PEM, else undefined (so a setting can hold either a file path or the certificate itself). */
+export function pemText(text: string): string | undefined {
+  return /-----BEGIN CERTIFICATE-----/.test(text) ? text : undefined;
+}
+
+/**
+ * Connection settings from a `postgresql://` URL for node-postgres, with libpq's sslmode (and `sslrootcert`,
+ * a file read here) instead of node-postgres's own reading, where `sslmode=require` would check the certificate.
+ */
+export function urlClientConfig(url: string): import("pg").ClientConfig {
+  const parsed = new URL(url);
+  const sslmode = parsed.searchParams.get("sslmode") ?? process.env.PGSSLMODE ?? "prefer";
+  const rootFile = parsed.searchParams.get("sslrootcert") ?? undefined;
+  // node-postgres reads what remains; `ssl` below is not overridden because the URL no longer mentions TLS.
+  parsed.searchParams.delete("sslmode");
+  parsed.searchParams.delete("sslrootcert");
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const sslrootcert = rootFile ? (require("node:fs") as typeof import("node:fs")).readFileSync(rootFile, "utf8") : undefined;
+  const host = decodeURIComponent(parsed.hostname).replace(/^\[(.*)\]$/, "$1");
+  return { connectionString: parsed.toString(), ssl: sslOptions({ sslmode, sslrootcert, host }) };
+}
+
+/** Node's codes for a certificate chain the trusted CA does not vouch for (an array: Pulumi serializes a Set badly). */
+const UNTRUSTED_CHAIN = [
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "CERT_SIGNATURE_FAILURE",
+  "CERT_UNTRUSTED",
+];
+
+/**
+ * A one-line error for a TLS failure while connecting to `where` (host:port), or undefined when `err` is not
+ * one. The original error stays as `cause`.
+ */
+export function explainTlsError(err: unknown, where: string): Error | undefined {
+  const e = err as { code?: string; message?: string } | undefined;
+  const code = e?.code ?? "";
+  const message = e?.message ?? String(err);
+  if (code === "ERR_TLS_CERT_ALTNAME_INVALID") {
+    return new Error(
+      `TLS: the certificate of ${where} does not name the host connected to (${message.replace(/\s*\n\s*/g, " ")}); connect by a name the certificate lists, or use sslmode verify-ca.`,
+      { cause: err },
+    );
+  }
+  if (UNTRUSTED_CHAIN.includes(code)) {
+    return new Error(
+      `TLS: the certificate of ${where} is not signed by the CA in tsdb:sslRootCert (${code}); set tsdb:sslRootCert to the CA that issued the server's certificate.`,
+      { cause: err },
+    );
+  }
+  if (/does not support SSL/i.test(message)) {
+    return new Error(`TLS: ${where} does not accept TLS connections, but the sslmode asks for TLS; enable ssl on the server or lower tsdb:sslmode.`, {
+      cause: err,
+    });
+  }
+  return undefined;
+}
