@@ -18,6 +18,10 @@ export interface DatabaseAccessArgs {
   adminIsSuperuser: boolean;
   /** libpq sslmode for every connection. */
   sslmode: string;
+  /** CA certificate for verify-ca / verify-full: PEM (secret) for the hooks, and the file the provider reads. */
+  rootCert?: { pem: pulumi.Input<string>; file: string };
+  /** Use `database` as it already exists (a managed service's) instead of creating it. */
+  existingDatabase?: boolean;
   /** Database name; roles are `<database>_owner`, `_migrator`, `_app`, `_readonly`. */
   database: string;
   /** Create the timescaledb extension. */
@@ -50,8 +54,10 @@ export class DatabaseAccess extends pulumi.ComponentResource {
   readonly provider: postgresql.Provider;
   /** Roles by part. */
   readonly roles: Record<RoleKey, postgresql.Role>;
-  /** The database. */
-  readonly database: postgresql.Database;
+  /** The database; undefined when an existing one is used (`existingDatabase`). */
+  readonly database: postgresql.Database | undefined;
+  /** Name of the database, created or existing. */
+  readonly databaseName: pulumi.Output<string>;
   /** Extensions created (timescaledb, timescaledb_toolkit). */
   readonly extensions: postgresql.Extension[];
   /** The five schemas. */
@@ -80,6 +86,7 @@ export class DatabaseAccess extends pulumi.ComponentResource {
       appConnectionLimit: args.connectionLimits.app,
       readonlyConnectionLimit: args.connectionLimits.readonly,
       timescaledb: args.timescaledb,
+      existingDatabase: args.existingDatabase,
     });
     this.ownerRole = this.plan.owner;
 
@@ -91,8 +98,13 @@ export class DatabaseAccess extends pulumi.ComponentResource {
         username: args.adminUser,
         password: pulumi.secret(args.adminPassword),
         sslmode: args.sslmode,
+        sslrootcert: args.rootCert?.file,
+        // false makes the provider grant itself each role it acts for and revoke it after (withRolesGranted in
+        // cyrilgdn/terraform-provider-postgresql postgresql/helpers.go), which a CREATEROLE admin may do on
+        // PostgreSQL 16+ because it holds ADMIN OPTION on the roles it created; lib/access.ts renders the same.
         superuser: args.adminIsSuperuser,
-        database: "postgres",
+        // A managed service may give no access to `postgres`; roles can be created from any database.
+        database: args.existingDatabase ? args.database : "postgres",
         connectTimeout: 15,
       },
       // The container must be healthy first, or the provider connects to a server that is still starting.
@@ -131,16 +143,19 @@ export class DatabaseAccess extends pulumi.ComponentResource {
     const roleRef = (roleName: string): pulumi.Input<string> => roleByName.get(roleName)?.name ?? roleName;
 
     const keep = args.protectData ? { protect: true, retainOnDelete: true } : {};
-    this.database = new postgresql.Database(
-      `${name}-database`,
-      { name: this.plan.database, owner: roles.owner.name },
-      { ...on, ...keep },
-    );
-    const database = this.database.name;
+    this.database = this.plan.existingDatabase
+      ? undefined
+      : new postgresql.Database(`${name}-database`, { name: this.plan.database, owner: roles.owner.name }, { ...on, ...keep });
+    // An existing database is the service's: nothing here creates or drops it.
+    const database = this.database ? this.database.name : pulumi.output(this.plan.database);
+    this.databaseName = database;
 
     this.extensions = [];
     if (args.timescaledb) {
-      this.extensions.push(new postgresql.Extension(`${name}-extension-timescaledb`, { name: "timescaledb", database }, on));
+      // On an existing database the service may have installed it (CREATE EXTENSION IF NOT EXISTS keeps it), so
+      // destroying the stack must not drop it.
+      const extensionOpts = this.plan.existingDatabase ? { ...on, retainOnDelete: true } : on;
+      this.extensions.push(new postgresql.Extension(`${name}-extension-timescaledb`, { name: "timescaledb", database }, extensionOpts));
       if (args.toolkit) {
         this.extensions.push(
           new postgresql.Extension(`${name}-extension-timescaledb-toolkit`, { name: "timescaledb_toolkit", database }, on),
@@ -209,7 +224,7 @@ export class DatabaseAccess extends pulumi.ComponentResource {
     );
 
     this.ready = [
-      this.database,
+      ...(this.database ? [this.database] : []),
       ...Object.values(roles),
       ...this.extensions,
       ...this.schemas,
@@ -220,8 +235,16 @@ export class DatabaseAccess extends pulumi.ComponentResource {
     const connection = (key: LoginRole): pulumi.Output<ConnectionInfo> =>
       pulumi.secret(
         pulumi
-          .all([args.host, args.port, database, roles[key].name, passwords[key]])
-          .apply(([host, port, db, user, password]) => ({ host, port, database: db, user, password, sslmode: args.sslmode })),
+          .all([args.host, args.port, database, roles[key].name, passwords[key], args.rootCert?.pem])
+          .apply(([host, port, db, user, password, sslrootcert]) => ({
+            host,
+            port,
+            database: db,
+            user,
+            password,
+            sslmode: args.sslmode,
+            ...(sslrootcert ? { sslrootcert } : {}),
+          })),
       );
     this.migratorConnection = connection("migrator");
     this.appConnection = connection("app");

@@ -17,7 +17,11 @@ export const databaseOutputSchema = z.object({
   database: z.string().min(1),
   sslmode: z.string().min(1),
   users: z.record(z.string(), z.string()).optional(),
-  urls: z.object({ migrator: z.string().url(), app: z.string().url(), readonly: z.string().url() }),
+  /** app/readonly go through the pooler when the stack has one; `replica` (read-only role) only with a replica. */
+  urls: z.object({ migrator: z.string().url(), app: z.string().url(), readonly: z.string().url(), replica: z.string().url().optional() }),
+  /** External mode: the connection pooler and read replica endpoints, or null (issue 12). */
+  pooler: z.object({ host: z.string(), port: z.number() }).nullable().optional(),
+  replica: z.object({ host: z.string(), port: z.number() }).nullable().optional(),
   pgadminUrl: z.string().nullable().optional(),
   versions: z.record(z.string(), z.unknown()).optional(),
   mode: z.enum(["docker", "external"]).optional(),
