@@ -64,6 +64,28 @@ export function tlsUrlParams(sslmode: string, sslrootcertFile?: string): string 
   return params.join("&");
 }
 
+/**
+ * A private file (0600 from creation, removed when the process exits) holding `pem`, for libpq programs
+ * (pg_dump, pg_restore, psql) that take the CA as a file (PGSSLROOTCERT). The same PEM gives the same file.
+ */
+export function rootCertFile(pem: string): string {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const fs = require("node:fs") as typeof import("node:fs");
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const os = require("node:os") as typeof import("node:os");
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const path = require("node:path") as typeof import("node:path");
+  const known = writtenRootCerts.get(pem);
+  if (known && fs.existsSync(known)) return known;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tsdb-ca-"));
+  const file = path.join(dir, "root.crt");
+  fs.writeFileSync(file, pem, { mode: 0o600 });
+  writtenRootCerts.set(pem, file);
+  process.once("exit", () => fs.rmSync(dir, { recursive: true, force: true }));
+  return file;
+}
+const writtenRootCerts = new Map<string, string>();
+
 /** `text` when it is PEM, else undefined (so a setting can hold either a file path or the certificate itself). */
 export function pemText(text: string): string | undefined {
   return /-----BEGIN CERTIFICATE-----/.test(text) ? text : undefined;

@@ -10,14 +10,17 @@ import type { DatabaseOutput, Role } from "./stackOutputs";
 export function envVariables(output: DatabaseOutput, role: Role): [string, string][] {
   const url = output.urls[role];
   const parsed = new URL(url);
+  const rootCert = parsed.searchParams.get("sslrootcert");
+  // Host and port from the role's URL: app and readonly may go through the stack's pooler (issue 12).
   return [
     ["DATABASE_URL", url],
-    ["PGHOST", output.host],
-    ["PGPORT", String(output.port)],
+    ["PGHOST", parsed.hostname || output.host],
+    ["PGPORT", parsed.port || String(output.port)],
     ["PGDATABASE", output.database],
     ["PGUSER", decodeURIComponent(parsed.username)],
     ["PGPASSWORD", decodeURIComponent(parsed.password)],
     ["PGSSLMODE", output.sslmode],
+    ...(rootCert ? [["PGSSLROOTCERT", rootCert] as [string, string]] : []),
   ];
 }
 

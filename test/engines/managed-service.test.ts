@@ -5,6 +5,7 @@
  * role. The access plan as the provider issues it for a non-superuser admin, then the serialized migrations
  * and dataset hooks, run against them for real; the URLs the stack exports are used from Node and psql.
  */
+import { execFile } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -18,6 +19,7 @@ import { databaseUrls } from "../../lib/managed";
 import { loadSerializedProvider, unsecret } from "../fixtures/dynamicProviders";
 import { SAMPLE_DIR, SAMPLE_ROWS, countBars } from "../fixtures/loader/target";
 import { TEST_VARIABLES } from "../fixtures/schema";
+import { main as dbCli } from "../../scripts/db";
 import {
   type Certificates,
   type NativeServer,
@@ -106,6 +108,23 @@ async function applyAccessAsAdmin(server: NativeServer, certs: Certificates): Pr
   });
 }
 
+/** Runs `npm run db -- <args>` in-process; returns the exit code and what it wrote. */
+async function db(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = "";
+  let err = "";
+  const code = await dbCli(args, { write: (s: string) => (out += s) } as NodeJS.WriteStream, { write: (s: string) => (err += s) } as NodeJS.WriteStream);
+  return { code, out, err };
+}
+
+/** Runs `npm run data -- <args>` as a child process, as a user would. */
+function dataCli(args: string[]): Promise<{ code: number; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(path.join(ROOT, "node_modules/.bin/tsx"), ["scripts/data.ts", ...args], { cwd: ROOT, env: { ...process.env, DATABASE_URL: "" } }, (e, _stdout, stderr) =>
+      resolve({ code: e ? Number((e as { code?: number }).code ?? 1) : 0, stderr }),
+    );
+  });
+}
+
 const one = async <T>(info: ConnectionInfo | string, sql: string): Promise<T> => withClient(info, async (c) => (await c.query(sql)).rows[0] as T);
 
 describe("a managed-like PostgreSQL 17: existing database, CREATEROLE-only admin, verify-full TLS, PgBouncer", () => {
@@ -190,6 +209,22 @@ describe("a managed-like PostgreSQL 17: existing database, CREATEROLE-only admin
   test("the migrations hook with a wrong CA fails with the same line and applies nothing", async () => {
     const { inputs, provider } = await migrationsHook({ ...as("migrator"), sslrootcert: certs.otherCaPem });
     await expect(provider.create(inputs)).rejects.toThrow(/^TLS: the certificate of .* is not signed by the CA in tsdb:sslRootCert/);
+  });
+
+  test("the CLIs verify the server with the CA from the URL; a wrong CA or host name exits 1 with one line", async () => {
+    const urls = databaseUrls({ migrator: as("migrator"), app: as("app"), readonly: as("readonly"), sslrootcertFile: certs.caFile });
+    const ok = await db(["status", "--url", urls.migrator, "--no-timescaledb"]);
+    expect([ok.code, ok.err]).toEqual([0, ""]);
+    expect(ok.out).toMatch(/applied/);
+
+    const wrongCa = urls.migrator.replace(encodeURIComponent(certs.caFile), encodeURIComponent(certs.otherCaFile));
+    const refused = await db(["status", "--url", wrongCa, "--no-timescaledb"]);
+    expect(refused.code).toBe(1);
+    expect(refused.err).toMatch(/^db status: TLS: the certificate of 127\.0\.0\.1:\d+ is not signed by the CA in tsdb:sslRootCert \([A-Z_]+\); set tsdb:sslRootCert to the CA that issued the server's certificate\.\n$/);
+
+    const wrongHost = await dataCli(["validate", "--url", urls.readonly.replace("@127.0.0.1:", "@127.0.0.2:")]);
+    expect(wrongHost.code).toBe(1);
+    expect(wrongHost.stderr).toMatch(/^data: TLS: the certificate of 127\.0\.0\.2:\d+ does not name the host connected to \(.*\); connect by a name the certificate lists, or use sslmode verify-ca\.\n$/);
   });
 
   describe("behind PgBouncer in transaction mode", () => {
