@@ -85,3 +85,64 @@ export function resolveRootCert(setting: string | undefined, projectDir: string,
   if (!pemText(pem)) throw new Error(`[tsdb:sslRootCert] ${file} holds no PEM certificate (no "-----BEGIN CERTIFICATE-----" line).`);
   return { pem, file };
 }
+
+/** What `pulumi up` will ask of the admin role on an external server. */
+export interface AdminNeeds {
+  database: string;
+  /** tsdb:existingDatabase: the database is used, not created. */
+  existingDatabase: boolean;
+  /** tsdb:timescaledb: the extension must exist in the database, or be created. */
+  timescaledb: boolean;
+}
+
+/** Anything `client.query` (pg's Client, a test engine). */
+interface Queryable {
+  query<R extends Record<string, unknown>>(sql: string, params?: unknown[]): Promise<{ rows: R[] }>;
+}
+
+/**
+ * What the connected admin lacks for `pulumi up`, one line each naming the privilege and why (empty when it has
+ * enough). Managed services give CREATEROLE without SUPERUSER or CREATEDB, which is enough for an existing
+ * database with the extension installed; the checks say what to set or ask for otherwise.
+ */
+export async function adminPrivilegeProblems(client: Queryable, needs: AdminNeeds): Promise<string[]> {
+  const { rows } = await client.query<{ user: string; super: boolean; createrole: boolean; createdb: boolean }>(
+    `SELECT current_user AS user, rolsuper AS super, rolcreaterole AS createrole, rolcreatedb AS createdb
+       FROM pg_roles WHERE rolname = current_user`,
+  );
+  const me = rows[0]!;
+  if (me.super) return [];
+  const problems: string[] = [];
+  if (!me.createrole) {
+    problems.push(`${me.user} lacks CREATEROLE, which creating the ${needs.database}_owner/_migrator/_app/_readonly roles needs; use the service's admin role (e.g. tsdbadmin) or grant it CREATEROLE.`);
+  }
+  if (!needs.existingDatabase && !me.createdb) {
+    problems.push(`${me.user} lacks CREATEDB, which creating database ${needs.database} needs; managed services give one database: set tsdb:existingDatabase true and tsdb:database to its name (e.g. tsdb).`);
+  }
+  if (needs.timescaledb) {
+    const installed = needs.existingDatabase
+      ? await client.query<{ present: boolean }>("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') AS present")
+      : { rows: [{ present: false }] };
+    if (!installed.rows[0]?.present) {
+      problems.push(
+        `${me.user} is not a superuser, which CREATE EXTENSION timescaledb needs (it is not a trusted extension); have the service or your DBA install it in ${needs.database}, or set tsdb:timescaledb false.`,
+      );
+    }
+  }
+  return problems;
+}
+
+/**
+ * Throws one line when the admin can neither create nor drop databases, which `action` needs (restore drops
+ * and recreates the database; a managed service's admin has no CREATEDB).
+ */
+export async function requireCreatedb(client: Queryable, action: string): Promise<void> {
+  const { rows } = await client.query<{ user: string; ok: boolean }>(
+    "SELECT current_user AS user, rolsuper OR rolcreatedb AS ok FROM pg_roles WHERE rolname = current_user",
+  );
+  if (!rows[0]?.ok) {
+    throw new Error(
+      `${action} needs CREATEDB (it creates the database anew), which ${rows[0]?.user ?? "the admin"} lacks, as on managed services; restore there with the service's own backups (point-in-time recovery), or give --url an admin with CREATEDB.`,
+    );
+  }
+}

@@ -7,6 +7,7 @@
 import * as path from "node:path";
 import type { Client } from "pg";
 import { clientConfig, withClient, type ConnectionInfo } from "../db";
+import { requireCreatedb } from "../managed";
 import { countRows, libpqEnv, readManifest, runTool, sha256File, type BackupManifest } from "./backup";
 import type { Queryable } from "./databaseHealth";
 
@@ -185,6 +186,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   await withClient(clientConfig(options.admin), async (admin) => {
     checkCompatibility(manifest, await readTargetServer(admin));
     const exists = (await admin.query("SELECT 1 FROM pg_database WHERE datname = $1", [database])).rowCount;
+    if (!exists || options.recreate) await requireCreatedb(admin, `Restoring into database "${database}"`);
     if (exists && options.recreate) {
       await admin.query(`DROP DATABASE ${admin.escapeIdentifier(database)} WITH (FORCE)`);
     } else if (exists) {

@@ -15,7 +15,9 @@ import { MarketDataLoad } from "../../components/MarketDataLoad";
 import { SchemaMigrations } from "../../components/SchemaMigrations";
 import { accessPlan, renderAccessSql } from "../../lib/access";
 import { type ConnectionInfo, withClient } from "../../lib/db";
-import { databaseUrls } from "../../lib/managed";
+import { adminPrivilegeProblems, databaseUrls } from "../../lib/managed";
+import { createBackup, localPgDump } from "../../lib/ops/backup";
+import { localPgRestore, restoreBackup } from "../../lib/ops/restore";
 import { loadSerializedProvider, unsecret } from "../fixtures/dynamicProviders";
 import { SAMPLE_DIR, SAMPLE_ROWS, countBars } from "../fixtures/loader/target";
 import { TEST_VARIABLES } from "../fixtures/schema";
@@ -112,7 +114,9 @@ async function applyAccessAsAdmin(server: NativeServer, certs: Certificates): Pr
 async function db(args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = "";
   let err = "";
-  const code = await dbCli(args, { write: (s: string) => (out += s) } as NodeJS.WriteStream, { write: (s: string) => (err += s) } as NodeJS.WriteStream);
+  type Out = Parameters<typeof dbCli>[1];
+  const sink = (append: (s: string) => void) => ({ write: (s: string) => (append(s), true) }) as unknown as Out;
+  const code = await dbCli(args, sink((s) => (out += s)), sink((s) => (err += s)) as unknown as Parameters<typeof dbCli>[2]);
   return { code, out, err };
 }
 
@@ -227,6 +231,34 @@ describe("a managed-like PostgreSQL 17: existing database, CREATEROLE-only admin
     expect(wrongHost.stderr).toMatch(/^data: TLS: the certificate of 127\.0\.0\.2:\d+ does not name the host connected to \(.*\); connect by a name the certificate lists, or use sslmode verify-ca\.\n$/);
   });
 
+  test("what the CREATEROLE-only admin lacks is named with the privilege and why; an existing database without TimescaleDB needs nothing more", async () => {
+    const admin = connectionTo(server, certs, ACCOUNT.admin, ACCOUNT.adminPassword);
+    const check = (needs: { existingDatabase: boolean; timescaledb: boolean }) => withClient(admin, (c) => adminPrivilegeProblems(c, { database: DB, ...needs }));
+    expect(await check({ existingDatabase: true, timescaledb: false })).toEqual([]);
+    expect(await check({ existingDatabase: false, timescaledb: true })).toEqual([
+      "tsdbadmin lacks CREATEDB, which creating database market needs; managed services give one database: set tsdb:existingDatabase true and tsdb:database to its name (e.g. tsdb).",
+      "tsdbadmin is not a superuser, which CREATE EXTENSION timescaledb needs (it is not a trusted extension); have the service or your DBA install it in market, or set tsdb:timescaledb false.",
+    ]);
+  });
+
+  test("npm run doctor --admin-url reports those lines before pulumi up", async () => {
+    const adminUrl = databaseUrls({
+      migrator: connectionTo(server, certs, ACCOUNT.admin, ACCOUNT.adminPassword),
+      app: as("app"),
+      readonly: as("readonly"),
+      sslrootcertFile: certs.caFile,
+    }).migrator;
+    const result = await new Promise<{ code: number; stdout: string }>((resolve) =>
+      execFile(path.join(ROOT, "node_modules/.bin/tsx"), ["scripts/doctor.ts", "--stack", "dev", "--url", adminUrl, "--admin-url", adminUrl], { cwd: ROOT }, (e, stdout) =>
+        resolve({ code: e ? Number((e as { code?: number }).code ?? 1) : 0, stdout }),
+      ),
+    );
+    expect(result.code).toBe(1);
+    // The dev stack creates its database and the extension: both need more than this admin has.
+    expect(result.stdout).toContain("tsdbadmin lacks CREATEDB, which creating database market needs");
+    expect(result.stdout).toContain("tsdbadmin is not a superuser, which CREATE EXTENSION timescaledb needs");
+  }, 60_000);
+
   describe("behind PgBouncer in transaction mode", () => {
     beforeAll(async () => {
       bouncer = await startPgBouncer({
@@ -318,4 +350,16 @@ describe("a managed-like PostgreSQL 15 primary with a streaming replica", () => 
     expect(psql(urls.replica!, "SELECT count(*) FROM market_data.ohlcv_bars WHERE symbol = 'REPL'")).toBe("1");
     await expect(withClient(urls.replica!, (c) => c.query("SELECT 1 FROM market_data.ohlcv_bars FOR UPDATE"))).rejects.toThrow(/read-only transaction|recovery/);
   });
+
+  test("db:restore with the service's admin says it needs CREATEDB and why, before touching anything", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "managed-backup-"));
+    const { manifestPath } = await createBackup({ connection: as("migrator"), dump: localPgDump(as("migrator")), backupDir: dir, retain: 1 });
+    const admin = connectionTo(primary, certs, ACCOUNT.admin, ACCOUNT.adminPassword);
+    const before = await one<{ n: number }>(as("readonly"), "SELECT count(*)::int AS n FROM market_data.ohlcv_bars");
+    await expect(restoreBackup({ manifestPath, admin, restore: localPgRestore(admin), recreate: true })).rejects.toThrow(
+      'Restoring into database "market" needs CREATEDB (it creates the database anew), which tsdbadmin lacks, as on managed services; restore there with the service\'s own backups (point-in-time recovery), or give --url an admin with CREATEDB.',
+    );
+    expect(await one(as("readonly"), "SELECT count(*)::int AS n FROM market_data.ohlcv_bars")).toEqual(before);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
 });
