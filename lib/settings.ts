@@ -153,7 +153,7 @@ export const SETTING_DECLARATIONS: Record<string, SettingDeclaration> = {
   pgadminPassword: { type: "string", default: "", description: "Secret. pgAdmin login password." },
   externalHost: { type: "string", default: "", description: "External mode: host name or IP of the PostgreSQL/TimescaleDB server." },
   externalPort: { type: "integer", default: 5432, description: "External mode: server port." },
-  externalAdminUser: { type: "string", default: "postgres", description: "External mode: admin user that can create roles and databases." },
+  externalAdminUser: { type: "string", default: "postgres", description: "External mode: admin user that can create roles (CREATEROLE; a superuser is not needed) and, unless existingDatabase, databases." },
   sslmode: { type: "string", default: "", description: "libpq sslmode (disable, allow, prefer, require, verify-ca, verify-full); empty = disable for docker, require for external." },
   existingDatabase: { type: "boolean", default: false, description: "External mode: use tsdb:database as it already exists on the server (e.g. tsdb on Timescale Cloud) instead of creating it; the admin then needs no CREATEDB." },
   sslRootCert: { type: "string", default: "", description: "CA certificate that signed the server's certificate, required by sslmode verify-ca/verify-full: a PEM file path relative to the project, or the PEM text (set it with --secret)." },
