@@ -4,6 +4,7 @@
  * (verify-full), PgBouncer in transaction mode fronts the app, and a streaming replica serves the read-only
  * role. The access plan as the provider issues it for a non-superuser admin, then the serialized migrations
  * and dataset hooks, run against them for real; the URLs the stack exports are used from Node and psql.
+ * Within a describe the tests are the steps of one deployment, in order (vitest runs them sequentially).
  */
 import { execFile } from "node:child_process";
 import fs from "node:fs";
@@ -301,6 +302,15 @@ describe("a managed-like PostgreSQL 17: existing database, CREATEROLE-only admin
       const error = await provider.create(inputs).then(() => undefined, (e: Error) => e);
       expect(error?.message).toBe(
         `Migrations need a direct connection to PostgreSQL, but 127.0.0.1:${bouncer.port} is a connection pooler (the server session answering is not the one announced at login): session advisory locks and SET ROLE do not survive transaction pooling. Point them at the server itself (tsdb:externalHost/externalPort) and give the pooler as tsdb:poolerHost/poolerPort.`,
+      );
+    });
+
+    test("npm run db -- up through the pooler is refused the same way, in one line, exit 1", async () => {
+      const viaPooler = urls().migrator.replace(`:${server.port}/`, `:${bouncer.port}/`);
+      const result = await db(["up", "--url", viaPooler, "--no-timescaledb", "--role", PLAN.owner]);
+      expect([result.code, result.out]).toEqual([1, ""]);
+      expect(result.err).toBe(
+        `db up: Migrations need a direct connection to PostgreSQL, but 127.0.0.1:${bouncer.port} is a connection pooler (the server session answering is not the one announced at login): session advisory locks and SET ROLE do not survive transaction pooling. Point them at the server itself (tsdb:externalHost/externalPort) and give the pooler as tsdb:poolerHost/poolerPort.\n`,
       );
     });
   });
