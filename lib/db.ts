@@ -68,8 +68,9 @@ export async function connectExplained(client: Client): Promise<void> {
   try {
     await client.connect();
   } catch (err) {
-    const c = client as unknown as { host?: string; port?: number };
-    throw explainTlsError(err, `${c.host}:${c.port}`) ?? err;
+    const c = client as unknown as { host?: string; port?: number; ssl?: unknown };
+    const caGiven = typeof c.ssl === "object" && c.ssl !== null && "ca" in c.ssl;
+    throw explainTlsError(err, `${c.host}:${c.port}`, caGiven) ?? err;
   }
 }
 

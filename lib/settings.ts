@@ -156,7 +156,7 @@ export const SETTING_DECLARATIONS: Record<string, SettingDeclaration> = {
   externalAdminUser: { type: "string", default: "postgres", description: "External mode: admin user that can create roles (CREATEROLE; a superuser is not needed) and, unless existingDatabase, databases." },
   sslmode: { type: "string", default: "", description: "libpq sslmode (disable, allow, prefer, require, verify-ca, verify-full); empty = disable for docker, require for external." },
   existingDatabase: { type: "boolean", default: false, description: "External mode: use tsdb:database as it already exists on the server (e.g. tsdb on Timescale Cloud) instead of creating it; the admin then needs no CREATEDB." },
-  sslRootCert: { type: "string", default: "", description: "CA certificate that signed the server's certificate, required by sslmode verify-ca/verify-full: a PEM file path relative to the project, or the PEM text (set it with --secret)." },
+  sslRootCert: { type: "string", default: "", description: "CA certificate that signed the server's certificate (required by sslmode verify-ca; verify-full without it trusts the public CAs): a PEM file path relative to the project, or the PEM text (set it with --secret)." },
   poolerHost: { type: "string", default: "", description: "External mode: connection pooler (PgBouncer in transaction mode) host; the app and read-only URLs go through it, migrations and loads stay direct. Empty = no pooler." },
   poolerPort: { type: "integer", default: 6432, description: "External mode: connection pooler port." },
   replicaHost: { type: "string", default: "", description: "External mode: read replica host; the database output gains a read-only urls.replica on it. Empty = no replica." },
@@ -412,9 +412,10 @@ function managedServiceProblems(s: Settings): string[] {
       if (set) problems.push(`[tsdb:${key}] applies to external mode only (the container is created with its own database and has no pooler or replica), got ${show(s[key])} with tsdb:mode docker.`);
     }
   }
-  if ((s.sslmode === "verify-ca" || s.sslmode === "verify-full") && s.sslRootCert === undefined) {
+  // verify-full may rely on the public CAs (a service with a publicly trusted certificate); verify-ca may not.
+  if (s.sslmode === "verify-ca" && s.sslRootCert === undefined) {
     problems.push(
-      `[tsdb:sslRootCert] is required with tsdb:sslmode ${s.sslmode}: the CA certificate that signed the server's certificate, as a PEM file path or its text (your service's console offers it for download).`,
+      "[tsdb:sslRootCert] is required with tsdb:sslmode verify-ca: the CA certificate that signed the server's certificate, as a PEM file path or its text (your service's console offers it for download); or use verify-full, which can rely on the public CAs.",
     );
   }
   return problems;

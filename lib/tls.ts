@@ -27,21 +27,23 @@ export interface TlsTarget {
 /**
  * node-postgres `ssl` for a target. disable/allow/prefer: no TLS (node-postgres cannot fall back as libpq
  * does, and the local container has no certificate). require: encrypted, certificate unchecked, unless a CA is
- * given, when libpq checks the chain as verify-ca does. verify-ca: chain only. verify-full: chain and host name.
+ * given, when libpq checks the chain as verify-ca does. verify-ca: chain only (needs the CA). verify-full:
+ * chain and host name, against the given CA or else the public CAs Node trusts.
  */
 export function sslOptions(target: TlsTarget): false | ConnectionOptions {
   const { sslmode, sslrootcert } = target;
   if (sslmode === "disable" || sslmode === "allow" || sslmode === "prefer") return false;
-  if (sslmode === "verify-ca" || sslmode === "verify-full") {
-    if (!sslrootcert) {
-      throw new Error(
-        `[tsdb:sslRootCert] is required with sslmode ${sslmode}: set it to the CA certificate (a PEM file or its text) that issued the server's certificate.`,
-      );
-    }
+  // verify-ca trusts any certificate the CA signed, whatever host it names: with the public CAs that would be
+  // anyone's certificate (libpq and node-postgres's libpq mode refuse it too). verify-full without a CA uses
+  // Node's public CAs, like libpq's sslrootcert=system, for services with publicly trusted certificates.
+  if (sslmode === "verify-ca" && !sslrootcert) {
+    throw new Error(
+      `[tsdb:sslRootCert] is required with sslmode verify-ca: set it to the CA certificate (a PEM file or its text) that issued the server's certificate.`,
+    );
   }
   if (sslmode === "require" && !sslrootcert) return { rejectUnauthorized: false };
   if (sslmode === "require" || sslmode === "verify-ca" || sslmode === "verify-full") {
-    const options: ConnectionOptions = { rejectUnauthorized: true, ca: sslrootcert };
+    const options: ConnectionOptions = { rejectUnauthorized: true, ...(sslrootcert ? { ca: sslrootcert } : {}) };
     if (sslmode === "verify-full") {
       // Checked against the host we connect to. node-postgres sends no servername for an IP address, and
       // Node then checks the certificate against "localhost", so a certificate for localhost would pass.
@@ -121,9 +123,9 @@ const UNTRUSTED_CHAIN = [
 
 /**
  * A one-line error for a TLS failure while connecting to `where` (host:port), or undefined when `err` is not
- * one. The original error stays as `cause`.
+ * one; `caGiven` says whether a CA was set or the public CAs were used. The original error stays as `cause`.
  */
-export function explainTlsError(err: unknown, where: string): Error | undefined {
+export function explainTlsError(err: unknown, where: string, caGiven = true): Error | undefined {
   const e = err as { code?: string; message?: string } | undefined;
   const code = e?.code ?? "";
   const message = e?.message ?? String(err);
@@ -134,8 +136,9 @@ export function explainTlsError(err: unknown, where: string): Error | undefined 
     );
   }
   if (UNTRUSTED_CHAIN.includes(code)) {
+    const trusted = caGiven ? "the CA in tsdb:sslRootCert" : "a public CA (no tsdb:sslRootCert is set)";
     return new Error(
-      `TLS: the certificate of ${where} is not signed by the CA in tsdb:sslRootCert (${code}); set tsdb:sslRootCert to the CA that issued the server's certificate.`,
+      `TLS: the certificate of ${where} is not signed by ${trusted} (${code}); set tsdb:sslRootCert to the CA that issued the server's certificate.`,
       { cause: err },
     );
   }

@@ -204,6 +204,13 @@ describe("a managed-like PostgreSQL 17: existing database, CREATEROLE-only admin
     expect(error?.message).not.toContain("\n");
   });
 
+  test("verify-full without a CA checks against the public CAs, which did not sign a private CA's certificate", async () => {
+    const noCa = { ...as("app"), sslrootcert: undefined };
+    await expect(withClient(noCa, (c) => c.query("SELECT 1"))).rejects.toThrow(
+      /^TLS: the certificate of 127\.0\.0\.1:\d+ is not signed by a public CA \(no tsdb:sslRootCert is set\) \([A-Z_]+\); set tsdb:sslRootCert to the CA that issued the server's certificate\.$/,
+    );
+  });
+
   test("a host name the certificate does not list fails in one line saying so; verify-ca accepts it", async () => {
     const otherName = as("app", "127.0.0.2");
     const error = await withClient(otherName, (c) => c.query("SELECT 1")).then(() => undefined, (e: Error) => e);

@@ -30,8 +30,13 @@ describe("sslOptions: libpq's sslmode for node-postgres", () => {
     expect(right && right.checkServerIdentity?.("localhost", CERT)).toBeUndefined();
   });
 
-  test.each(["verify-ca", "verify-full"])("%s without a CA names the setting to set", (sslmode) => {
-    expect(() => sslOptions({ sslmode, host: "db" })).toThrow(`[tsdb:sslRootCert] is required with sslmode ${sslmode}`);
+  test("verify-ca without a CA names the setting to set (with the public CAs it would accept anyone's certificate)", () => {
+    expect(() => sslOptions({ sslmode: "verify-ca", host: "db" })).toThrow("[tsdb:sslRootCert] is required with sslmode verify-ca");
+  });
+
+  test("verify-full without a CA checks chain and host against the public CAs Node trusts", () => {
+    const o = sslOptions({ sslmode: "verify-full", host: "127.0.0.2" });
+    expect(o && [o.rejectUnauthorized, "ca" in o, o.checkServerIdentity?.("localhost", CERT) instanceof Error]).toEqual([true, false, true]);
   });
 });
 
