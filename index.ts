@@ -8,6 +8,7 @@ import { SchemaMigrations } from "./components/SchemaMigrations";
 import { SUPERUSER, TimescaleDbServer } from "./components/TimescaleDbServer";
 import { connectionUrl } from "./lib/db";
 import { databaseUrls, resolveRootCert } from "./lib/managed";
+import { withSslRootCert } from "./lib/tls";
 import { imageVersions, migrationVariables, parseSettings, SETTING_KEYS } from "./lib/settings";
 
 const config = new pulumi.Config("tsdb");
@@ -174,14 +175,17 @@ export const adminUrl = pulumi.secret(
   pulumi
     .all([host, port, adminPassword])
     .apply(([host, port, password]) =>
-      connectionUrl({
-        host,
-        port,
-        // A managed service's existing database, since its `postgres` may be closed to the admin.
-        database: settings.existingDatabase ? settings.database : "postgres",
-        user: adminUser,
-        password,
-        sslmode: settings.sslmode,
-      }) + (rootCert ? `&sslrootcert=${encodeURIComponent(rootCert.file)}` : ""),
+      withSslRootCert(
+        connectionUrl({
+          host,
+          port,
+          // A managed service's existing database, since its `postgres` may be closed to the admin.
+          database: settings.existingDatabase ? settings.database : "postgres",
+          user: adminUser,
+          password,
+          sslmode: settings.sslmode,
+        }),
+        rootCert?.file,
+      ),
     ),
 );

@@ -7,7 +7,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { type ConnectionInfo, connectionUrl } from "./db";
-import { pemText } from "./tls";
+import { pemText, withSslRootCert } from "./tls";
 
 /** A host and port to connect to. */
 export interface Endpoint {
@@ -39,10 +39,7 @@ export interface DatabaseUrls {
 
 /** URLs for other apps (see {@link DatabaseUrls}); `sslrootcert` names the CA file when one is set. */
 export function databaseUrls(input: DatabaseUrlsInput): DatabaseUrls {
-  const url = (info: ConnectionInfo, at?: Endpoint): string => {
-    const base = connectionUrl({ ...info, ...(at ?? {}) });
-    return input.sslrootcertFile && info.sslmode !== "disable" ? `${base}&sslrootcert=${encodeURIComponent(input.sslrootcertFile)}` : base;
-  };
+  const url = (info: ConnectionInfo, at?: Endpoint): string => withSslRootCert(connectionUrl({ ...info, ...(at ?? {}) }), input.sslrootcertFile);
   return {
     migrator: url(input.migrator),
     app: url(input.app, input.pooler),

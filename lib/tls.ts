@@ -59,11 +59,10 @@ export function sslOptions(target: TlsTarget): false | ConnectionOptions {
   throw new Error(`[tsdb:sslmode] must be one of ${SSL_MODES.join(", ")}, got ${JSON.stringify(sslmode)}.`);
 }
 
-/** URL query parameters for TLS, as libpq and psql read them: `sslmode` and, given a CA file, `sslrootcert`. */
-export function tlsUrlParams(sslmode: string, sslrootcertFile?: string): string {
-  const params = [`sslmode=${encodeURIComponent(sslmode)}`];
-  if (sslrootcertFile && sslmode !== "disable") params.push(`sslrootcert=${encodeURIComponent(sslrootcertFile)}`);
-  return params.join("&");
+/** `url` with `sslrootcert=<file>` added, as psql and libpq read the CA; unchanged without a file or TLS. */
+export function withSslRootCert(url: string, file: string | undefined): string {
+  if (!file || new URL(url).searchParams.get("sslmode") === "disable") return url;
+  return `${url}${url.includes("?") ? "&" : "?"}sslrootcert=${encodeURIComponent(file)}`;
 }
 
 /**

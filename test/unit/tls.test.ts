@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import type { PeerCertificate } from "node:tls";
 import { describe, expect, test } from "vitest";
-import { explainTlsError, sslOptions, tlsUrlParams, urlClientConfig } from "../../lib/tls";
+import { explainTlsError, sslOptions, urlClientConfig, withSslRootCert } from "../../lib/tls";
 
 const CA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
 /** What Node hands checkServerIdentity for a certificate issued to 127.0.0.1 and localhost. */
@@ -41,10 +41,15 @@ describe("sslOptions: libpq's sslmode for node-postgres", () => {
 });
 
 describe("URLs", () => {
-  test("tlsUrlParams names the CA file for psql, except without TLS", () => {
-    expect([tlsUrlParams("verify-full", "/etc/ca 1.crt"), tlsUrlParams("disable", "/etc/ca.crt")]).toEqual([
-      "sslmode=verify-full&sslrootcert=%2Fetc%2Fca%201.crt",
-      "sslmode=disable",
+  test("withSslRootCert names the CA file for psql, except without TLS or without a file", () => {
+    expect([
+      withSslRootCert("postgresql://u@h:5432/d?sslmode=verify-full", "/etc/ca 1.crt"),
+      withSslRootCert("postgresql://u@h:5432/d?sslmode=disable", "/etc/ca.crt"),
+      withSslRootCert("postgresql://u@h:5432/d?sslmode=require", undefined),
+    ]).toEqual([
+      "postgresql://u@h:5432/d?sslmode=verify-full&sslrootcert=%2Fetc%2Fca%201.crt",
+      "postgresql://u@h:5432/d?sslmode=disable",
+      "postgresql://u@h:5432/d?sslmode=require",
     ]);
   });
 
