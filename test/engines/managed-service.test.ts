@@ -323,49 +323,68 @@ describe("a managed-like PostgreSQL 17: existing database, CREATEROLE-only admin
   });
 });
 
-describe("a managed-like PostgreSQL 15 primary with a streaming replica", () => {
+describe("the whole managed stack on PostgreSQL 15: existing database, CREATEROLE admin, verify-full, PgBouncer, streaming replica", () => {
   let certs: Certificates;
   let primary: NativeServer;
   let replica: NativeServer;
+  let bouncer: PgBouncer;
   const as = (role: keyof typeof PASSWORDS) => connectionTo(primary, certs, `${DB}_${role}`, PASSWORDS[role]);
+  const urls = () =>
+    databaseUrls({
+      migrator: as("migrator"),
+      app: as("app"),
+      readonly: as("readonly"),
+      pooler: { host: bouncer.host, port: bouncer.port },
+      replica: { host: replica.host, port: replica.port },
+      sslrootcertFile: certs.caFile,
+    });
 
   beforeAll(async () => {
     certs = makeCertificates();
     primary = await startNativeServer({ major: 15, tls: certs });
     await provisionLikeAService(primary, ACCOUNT);
-    await applyAccessAsAdmin(primary, certs);
     replica = await startReplica(primary, certs);
+    bouncer = await startPgBouncer({
+      server: primary,
+      database: DB,
+      users: (["app", "readonly"] as const).map((role) => ({ name: `${DB}_${role}`, password: PASSWORDS[role] })),
+      tls: certs,
+    });
   }, 120_000);
   afterAll(async () => {
+    await bouncer?.stop();
     await replica?.stop();
     await primary?.stop();
   });
 
-  test("the replica URL reads, from Node and psql, what the hooks wrote on the primary, and refuses writes", async () => {
-    const { inputs, provider } = await migrationsHook(as("migrator"));
-    await provider.create(inputs);
-    await withClient(as("app"), (c) =>
+  test("the access plan and both serialized hooks apply on the primary as the service's admin, over verify-full", async () => {
+    await applyAccessAsAdmin(primary, certs);
+    const migrations = await migrationsHook(as("migrator"));
+    await migrations.provider.create(migrations.inputs);
+    const dataset = await datasetHook(as("app"));
+    expect((await dataset.provider.create(dataset.inputs)).outs).toMatchObject({ inserted: SAMPLE_ROWS, rejected: 0 });
+  });
+
+  test("the app URL writes through the pooler; the replica URL reads it, from Node and psql, and refuses writes", async () => {
+    const u = urls();
+    expect([new URL(u.app).port, new URL(u.readonly).port, new URL(u.migrator).port, new URL(u.replica!).port]).toEqual(
+      [bouncer.port, bouncer.port, primary.port, replica.port].map(String),
+    );
+    await withClient(u.app, (c) =>
       c.query("INSERT INTO market_data.ohlcv_bars (time, symbol, exchange, provider, timeframe, open, high, low, close, volume) VALUES ('2030-01-02', 'REPL', 'XNAS', 'SAMPLE', '1d', 1, 2, 0.5, 1.5, 10)"),
     );
-    const urls = databaseUrls({
-      migrator: as("migrator"),
-      app: as("app"),
-      readonly: as("readonly"),
-      replica: { host: replica.host, port: replica.port },
-      sslrootcertFile: certs.caFile,
-    });
-    expect(new URL(urls.replica!).port).toBe(String(replica.port));
-    const count = "SELECT count(*)::int AS n FROM market_data.ohlcv_bars WHERE symbol = 'REPL'";
     // Streaming replication is asynchronous: wait (bounded) until the replica has replayed the insert.
+    const replayed = "SELECT to_regclass('market_data.ohlcv_bars') IS NOT NULL AND (SELECT count(*) FROM market_data.ohlcv_bars WHERE symbol = 'REPL') > 0 AS ok";
     const deadline = Date.now() + 20_000;
-    while ((await withClient(urls.replica!, (c) => c.query("SELECT to_regclass('market_data.ohlcv_bars') IS NOT NULL AND (SELECT count(*) FROM market_data.ohlcv_bars WHERE symbol = 'REPL') > 0 AS ok").catch(() => ({ rows: [{ ok: false }] })))).rows[0].ok !== true) {
+    while ((await withClient(u.replica!, (c) => c.query(replayed)).catch(() => ({ rows: [{ ok: false }] }))).rows[0].ok !== true) {
       if (Date.now() > deadline) throw new Error("the replica did not replay the primary's insert within 20 s");
       await new Promise((r) => setTimeout(r, 200));
     }
-    expect(await one(urls.replica!, `${count.replace("AS n", "AS n")}`)).toEqual({ n: 1 });
-    expect(psql(urls.replica!, "SELECT pg_is_in_recovery()")).toBe("t");
-    expect(psql(urls.replica!, "SELECT count(*) FROM market_data.ohlcv_bars WHERE symbol = 'REPL'")).toBe("1");
-    await expect(withClient(urls.replica!, (c) => c.query("SELECT 1 FROM market_data.ohlcv_bars FOR UPDATE"))).rejects.toThrow(/read-only transaction|recovery/);
+    expect(await one(u.replica!, "SELECT count(*)::int AS n FROM market_data.ohlcv_bars")).toEqual({ n: SAMPLE_ROWS + 1 });
+    expect(psql(u.replica!, "SELECT pg_is_in_recovery()")).toBe("t");
+    expect(psql(u.replica!, "SELECT count(*) FROM market_data.ohlcv_bars WHERE symbol = 'REPL'")).toBe("1");
+    expect(psql(u.readonly, "SELECT count(*) FROM market_data.ohlcv_bars WHERE symbol = 'REPL'")).toBe("1");
+    await expect(withClient(u.replica!, (c) => c.query("SELECT 1 FROM market_data.ohlcv_bars FOR UPDATE"))).rejects.toThrow(/read-only transaction|recovery/);
   });
 
   test("db:restore with the service's admin says it needs CREATEDB and why, before touching anything", async () => {
