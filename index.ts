@@ -8,9 +8,11 @@ import { SchemaMigrations } from "./components/SchemaMigrations";
 import { SettingGuard } from "./components/SettingGuard";
 import { SUPERUSER, TimescaleDbServer } from "./components/TimescaleDbServer";
 import { connectionUrl } from "./lib/connection";
+import { databaseUrls, resolveRootCert } from "./lib/managed";
 import { containerNameFor } from "./lib/ops/stackOutputs";
 import { allowedChanges } from "./lib/settingChanges";
 import { imageVersions, migrationVariables, parseSettings, SETTING_KEYS, settingWarnings } from "./lib/settings";
+import { withSslRootCert } from "./lib/tls";
 import type { DatabaseOutputInputs } from "./sdk/databaseOutput";
 
 const config = new pulumi.Config("tsdb");
@@ -64,6 +66,10 @@ const server =
 const host: pulumi.Output<string> = server ? server.host : pulumi.output(settings.externalHost!);
 const port: pulumi.Output<number> = server ? server.port : pulumi.output(settings.externalPort);
 const adminUser = server ? SUPERUSER : settings.externalAdminUser;
+// Managed services (docs/OPERATIONS.md, "Outgrowing one machine"): CA for verify-full, pooler and replica endpoints.
+const rootCert = resolveRootCert(settings.sslRootCert, __dirname, stack);
+const pooler = settings.poolerHost ? { host: settings.poolerHost, port: settings.poolerPort } : undefined;
+const replica = settings.replicaHost ? { host: settings.replicaHost, port: settings.replicaPort } : undefined;
 
 const access = new DatabaseAccess(name, {
   host,
@@ -72,6 +78,8 @@ const access = new DatabaseAccess(name, {
   adminPassword,
   adminIsSuperuser: server !== undefined,
   sslmode: settings.sslmode,
+  rootCert: rootCert && { pem: pulumi.secret(rootCert.pem), file: rootCert.file },
+  existingDatabase: settings.existingDatabase,
   database: settings.database,
   timescaledb: settings.timescaledb,
   toolkit: settings.toolkit,
@@ -125,7 +133,6 @@ const loads = settings.datasets.map(
 );
 
 const tagVersions = imageVersions(settings.image);
-const urlOf = (c: pulumi.Output<Parameters<typeof connectionUrl>[0]>) => c.apply(connectionUrl);
 const roleName = (key: "migrator" | "app" | "readonly") => access.plan.roles.find((r) => r.key === key)!.name;
 
 /**
@@ -136,13 +143,17 @@ export const database: DatabaseOutputInputs = {
   mode: settings.mode,
   host,
   port,
-  database: access.database.name,
+  database: access.databaseName,
   sslmode: settings.sslmode,
   users: { migrator: roleName("migrator"), app: roleName("app"), readonly: roleName("readonly") },
+  // app and readonly through the pooler when there is one; migrator always direct; replica only with a replica.
   urls: pulumi.secret(
-    pulumi.all([urlOf(access.migratorConnection), urlOf(access.appConnection), urlOf(access.readonlyConnection)])
-      .apply(([migrator, app, readonly]) => ({ migrator, app, readonly })),
+    pulumi
+      .all([access.migratorConnection, access.appConnection, access.readonlyConnection])
+      .apply(([migrator, app, readonly]) => databaseUrls({ migrator, app, readonly, pooler, replica, sslrootcertFile: rootCert?.file })),
   ),
+  pooler: pooler ?? null,
+  replica: replica ?? null,
   ...(pgadmin ? { pgadminUrl: pgadmin.url } : {}),
   versions: {
     image: server ? settings.image : null,
@@ -183,13 +194,17 @@ export const adminUrl = pulumi.secret(
   pulumi
     .all([host, port, adminPassword])
     .apply(([host, port, password]) =>
-      connectionUrl({
-        host,
-        port,
-        database: "postgres",
-        user: adminUser,
-        password,
-        sslmode: settings.sslmode,
-      }),
+      withSslRootCert(
+        connectionUrl({
+          host,
+          port,
+          // A managed service's existing database, since its `postgres` may be closed to the admin.
+          database: settings.existingDatabase ? settings.database : "postgres",
+          user: adminUser,
+          password,
+          sslmode: settings.sslmode,
+        }),
+        rootCert?.file,
+      ),
     ),
 );

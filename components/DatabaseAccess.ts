@@ -18,6 +18,10 @@ export interface DatabaseAccessArgs {
   adminIsSuperuser: boolean;
   /** libpq sslmode for every connection. */
   sslmode: string;
+  /** CA certificate for verify-ca / verify-full: PEM (secret) for the hooks, and the file the provider reads. */
+  rootCert?: { pem: pulumi.Input<string>; file: string };
+  /** Use `database` as it already exists (a managed service's) instead of creating it. */
+  existingDatabase?: boolean;
   /** Database name; roles are `<database>_owner`, `_migrator`, `_app`, `_readonly`. */
   database: string;
   /** Create the timescaledb extension. */
@@ -68,8 +72,10 @@ export class DatabaseAccess extends pulumi.ComponentResource {
   readonly provider: postgresql.Provider;
   /** Roles by part. */
   readonly roles: Record<RoleKey, postgresql.Role>;
-  /** The database. */
-  readonly database: postgresql.Database;
+  /** The database; undefined when an existing one is used (`existingDatabase`). */
+  readonly database: postgresql.Database | undefined;
+  /** Name of the database, created or existing. */
+  readonly databaseName: pulumi.Output<string>;
   /** Extensions created (timescaledb, timescaledb_toolkit). */
   readonly extensions: postgresql.Extension[];
   /** The five schemas. */
@@ -98,6 +104,7 @@ export class DatabaseAccess extends pulumi.ComponentResource {
       appConnectionLimit: args.connectionLimits.app,
       readonlyConnectionLimit: args.connectionLimits.readonly,
       timescaledb: args.timescaledb,
+      existingDatabase: args.existingDatabase,
     });
     this.ownerRole = this.plan.owner;
 
@@ -109,8 +116,13 @@ export class DatabaseAccess extends pulumi.ComponentResource {
         username: args.adminUser,
         password: pulumi.secret(args.adminPassword),
         sslmode: args.sslmode,
+        sslrootcert: args.rootCert?.file,
+        // false makes the provider grant itself each role it acts for and revoke it after (withRolesGranted in
+        // cyrilgdn/terraform-provider-postgresql postgresql/helpers.go), which a CREATEROLE admin may do on
+        // PostgreSQL 16+ because it holds ADMIN OPTION on the roles it created; lib/access.ts renders the same.
         superuser: args.adminIsSuperuser,
-        database: "postgres",
+        // A managed service may give no access to `postgres`; roles can be created from any database.
+        database: args.existingDatabase ? args.database : "postgres",
         connectTimeout: 15,
       },
       // The container must be healthy first, or the provider connects to a server that is still starting.
@@ -149,28 +161,35 @@ export class DatabaseAccess extends pulumi.ComponentResource {
     const roleRef = (roleName: string): pulumi.Input<string> => roleByName.get(roleName)?.name ?? roleName;
 
     const keep = args.protectData ? { protect: true, retainOnDelete: true } : {};
-    this.database = new postgresql.Database(
-      `${name}-database`,
-      { name: this.plan.database, owner: roles.owner.name },
-      {
-        ...on,
-        ...keep,
-        // Destroy order: the engine deletes a resource before what it depends on, so the database is dropped
-        // before any login role. The provider's role delete runs REASSIGN/DROP OWNED only in its own database
-        // (`postgres`; postgresql/resource_postgresql_role.go, resourcePostgreSQLRoleDelete), so grants the roles
-        // still held inside this database (e.g. on schema_migrations.applied) made DROP ROLE fail intermittently
-        // ("cannot be dropped because some objects depend on it", upstream issues #381, #203).
-        dependsOn: this.plan.roles.filter((r) => r.login).map((r) => roles[r.key]),
-        // A new name is a new database, never ALTER DATABASE RENAME (setDBName in resource_postgresql_database.go);
-        // the setting guard refuses it unless the user asks for the replacement (lib/settingChanges.ts).
-        replaceOnChanges: ["name"],
-      },
-    );
-    const database = this.database.name;
+    // An existing database is the service's: nothing here creates or drops it.
+    this.database = this.plan.existingDatabase
+      ? undefined
+      : new postgresql.Database(
+          `${name}-database`,
+          { name: this.plan.database, owner: roles.owner.name },
+          {
+            ...on,
+            ...keep,
+            // Destroy order: the engine deletes a resource before what it depends on, so the database is dropped
+            // before any login role. The provider's role delete runs REASSIGN/DROP OWNED only in its own database
+            // (`postgres`; postgresql/resource_postgresql_role.go, resourcePostgreSQLRoleDelete), so grants the roles
+            // still held inside this database (e.g. on schema_migrations.applied) made DROP ROLE fail intermittently
+            // ("cannot be dropped because some objects depend on it", upstream issues #381, #203).
+            dependsOn: this.plan.roles.filter((r) => r.login).map((r) => roles[r.key]),
+            // A new name is a new database, never ALTER DATABASE RENAME (setDBName in resource_postgresql_database.go);
+            // the setting guard refuses it unless the user asks for the replacement (lib/settingChanges.ts).
+            replaceOnChanges: ["name"],
+          },
+        );
+    const database = this.database ? this.database.name : pulumi.output(this.plan.database);
+    this.databaseName = database;
 
     this.extensions = [];
     if (args.timescaledb) {
-      this.extensions.push(new postgresql.Extension(`${name}-extension-timescaledb`, { name: "timescaledb", database }, on));
+      // On an existing database the service may have installed it (CREATE EXTENSION IF NOT EXISTS keeps it), so
+      // destroying the stack must not drop it.
+      const extensionOpts = this.plan.existingDatabase ? { ...on, retainOnDelete: true } : on;
+      this.extensions.push(new postgresql.Extension(`${name}-extension-timescaledb`, { name: "timescaledb", database }, extensionOpts));
       if (args.toolkit) {
         this.extensions.push(
           new postgresql.Extension(`${name}-extension-timescaledb-toolkit`, { name: "timescaledb_toolkit", database }, on),
@@ -232,7 +251,7 @@ export class DatabaseAccess extends pulumi.ComponentResource {
     );
 
     this.ready = [
-      this.database,
+      ...(this.database ? [this.database] : []),
       ...Object.values(roles),
       ...this.extensions,
       ...this.schemas,
@@ -243,8 +262,16 @@ export class DatabaseAccess extends pulumi.ComponentResource {
     const connection = (key: LoginRole): pulumi.Output<ConnectionInfo> =>
       pulumi.secret(
         pulumi
-          .all([args.host, args.port, database, roles[key].name, passwords[key]])
-          .apply(([host, port, db, user, password]) => ({ host, port, database: db, user, password, sslmode: args.sslmode })),
+          .all([args.host, args.port, database, roles[key].name, passwords[key], args.rootCert?.pem])
+          .apply(([host, port, db, user, password, sslrootcert]) => ({
+            host,
+            port,
+            database: db,
+            user,
+            password,
+            sslmode: args.sslmode,
+            ...(sslrootcert ? { sslrootcert } : {}),
+          })),
       );
     this.migratorConnection = connection("migrator");
     this.appConnection = connection("app");

@@ -74,6 +74,8 @@ export interface PublicPrivileges {
 /** Everything DatabaseAccess declares, in dependency order. */
 export interface AccessPlan {
   database: string;
+  /** The database exists already (a managed service's): it is used, not created, and stays its admin's. */
+  existingDatabase: boolean;
   owner: string;
   schemas: string[];
   roles: RolePlan[];
@@ -96,6 +98,12 @@ export interface AccessPlanInput {
    * gets LOGIN - with no password, so it still cannot authenticate.
    */
   timescaledb: boolean;
+  /**
+   * Use a database that already exists (Timescale Cloud's `tsdb`) instead of creating one. Its owner stays the
+   * service's admin, so the owner role is granted what owning gave it: CREATE (schemas, including migrations'
+   * history) and CONNECT/TEMPORARY (TimescaleDB's jobs connect as it).
+   */
+  existingDatabase?: boolean;
 }
 
 const APP_RIGHTS: Record<ObjectType, string[]> = {
@@ -160,8 +168,10 @@ export function accessPlan(input: AccessPlanInput): AccessPlan {
     }
   }
 
+  const ownerGrants: DatabaseGrant[] = input.existingDatabase ? [{ role: owner, privileges: ["CREATE", "CONNECT", "TEMPORARY"] }] : [];
   return {
     database: db,
+    existingDatabase: input.existingDatabase ?? false,
     owner,
     schemas,
     roles: [
@@ -171,6 +181,7 @@ export function accessPlan(input: AccessPlanInput): AccessPlan {
       { key: "readonly", name: readonly, login: true, connectionLimit: input.readonlyConnectionLimit, memberOf: [] },
     ],
     databaseGrants: [
+      ...ownerGrants,
       { role: migrator, privileges: ["CONNECT", "TEMPORARY"] },
       { role: app, privileges: ["CONNECT", "TEMPORARY"] },
       { role: readonly, privileges: ["CONNECT"] },
@@ -196,12 +207,33 @@ export interface AccessSql {
   database: string[];
 }
 
+/** How the admin the statements run as stands. */
+export interface RenderOptions {
+  /**
+   * false for a managed service's admin (CREATEROLE, no SUPERUSER): statements acting for a role (schemas it
+   * will own, grants on its objects, its default privileges) are wrapped in `GRANT role TO CURRENT_USER` ...
+   * `REVOKE`, as the provider's withRolesGranted does for a non-superuser (cyrilgdn/terraform-provider-postgresql,
+   * postgresql/helpers.go; used by resource_postgresql_schema.go, _grant.go and _default_privileges.go).
+   * PostgreSQL 16+ allows that grant because CREATE ROLE gave the admin ADMIN OPTION on the roles it created.
+   */
+  adminIsSuperuser?: boolean;
+}
+
 /**
  * Renders the statements the postgresql provider issues for the plan's resources: CREATE ROLE, CREATE
- * DATABASE, GRANT/REVOKE and ALTER DEFAULT PRIVILEGES. Identifiers are quoted; passwords are literals.
+ * DATABASE (unless it exists), GRANT/REVOKE and ALTER DEFAULT PRIVILEGES. Identifiers are quoted; passwords
+ * are literals.
  */
-export function renderAccessSql(plan: AccessPlan, passwords: Partial<Record<Exclude<RoleKey, "owner">, string>>): AccessSql {
+export function renderAccessSql(
+  plan: AccessPlan,
+  passwords: Partial<Record<Exclude<RoleKey, "owner">, string>>,
+  options: RenderOptions = {},
+): AccessSql {
   const q = escapeIdentifier;
+  const actingAs = (role: string, statements: string[]): string[] =>
+    options.adminIsSuperuser === false
+      ? [`GRANT ${q(role)} TO CURRENT_USER`, ...statements, `REVOKE ${q(role)} FROM CURRENT_USER`]
+      : statements;
   const cluster: string[] = [];
   for (const role of plan.roles) {
     const parts = [`CREATE ROLE ${q(role.name)}`, role.login ? "LOGIN" : "NOLOGIN", "INHERIT"];
@@ -216,7 +248,7 @@ export function renderAccessSql(plan: AccessPlan, passwords: Partial<Record<Excl
   for (const role of plan.roles) {
     for (const group of role.memberOf) cluster.push(`GRANT ${q(group)} TO ${q(role.name)}`);
   }
-  cluster.push(`CREATE DATABASE ${q(plan.database)} OWNER ${q(plan.owner)}`);
+  if (!plan.existingDatabase) cluster.push(`CREATE DATABASE ${q(plan.database)} OWNER ${q(plan.owner)}`);
   for (const p of plan.publicPrivileges.filter((x) => x.objectType === "database")) {
     cluster.push(`REVOKE ALL PRIVILEGES ON DATABASE ${q(plan.database)} FROM PUBLIC`);
     if (p.privileges.length > 0) cluster.push(`GRANT ${p.privileges.join(", ")} ON DATABASE ${q(plan.database)} TO PUBLIC`);
@@ -227,24 +259,29 @@ export function renderAccessSql(plan: AccessPlan, passwords: Partial<Record<Excl
 
   const database: string[] = [];
   for (const schema of plan.schemas) {
-    database.push(`CREATE SCHEMA IF NOT EXISTS ${q(schema)} AUTHORIZATION ${q(plan.owner)}`);
+    database.push(...actingAs(plan.owner, [`CREATE SCHEMA IF NOT EXISTS ${q(schema)} AUTHORIZATION ${q(plan.owner)}`]));
   }
   for (const p of plan.publicPrivileges.filter((x) => x.objectType === "schema")) {
     const schema = q(p.schema ?? "public");
     database.push(`REVOKE ALL PRIVILEGES ON SCHEMA ${schema} FROM PUBLIC`);
     if (p.privileges.length > 0) database.push(`GRANT ${p.privileges.join(", ")} ON SCHEMA ${schema} TO PUBLIC`);
   }
+  // The plan's schemas and everything in them belong to the owner.
   for (const g of plan.schemaGrants) {
-    database.push(`GRANT ${g.privileges.join(", ")} ON SCHEMA ${q(g.schema)} TO ${q(g.role)}`);
+    database.push(...actingAs(plan.owner, [`GRANT ${g.privileges.join(", ")} ON SCHEMA ${q(g.schema)} TO ${q(g.role)}`]));
   }
   for (const g of plan.objectGrants) {
     database.push(
-      `GRANT ${g.privileges.join(", ")} ON ALL ${OBJECT_PLURAL[g.objectType]} IN SCHEMA ${q(g.schema)} TO ${q(g.role)}`,
+      ...actingAs(plan.owner, [
+        `GRANT ${g.privileges.join(", ")} ON ALL ${OBJECT_PLURAL[g.objectType]} IN SCHEMA ${q(g.schema)} TO ${q(g.role)}`,
+      ]),
     );
   }
   for (const d of plan.defaultPrivileges) {
     database.push(
-      `ALTER DEFAULT PRIVILEGES FOR ROLE ${q(d.owner)} GRANT ${d.privileges.join(", ")} ON ${OBJECT_PLURAL[d.objectType]} TO ${q(d.role)}`,
+      ...actingAs(d.owner, [
+        `ALTER DEFAULT PRIVILEGES FOR ROLE ${q(d.owner)} GRANT ${d.privileges.join(", ")} ON ${OBJECT_PLURAL[d.objectType]} TO ${q(d.role)}`,
+      ]),
     );
   }
   return { cluster, database };

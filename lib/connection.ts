@@ -17,6 +17,8 @@ export interface ConnectionInfo {
   password: string;
   /** libpq sslmode: disable | allow | prefer | require | verify-ca | verify-full */
   sslmode: string;
+  /** PEM of the CA that issued the server's certificate, for sslmode verify-ca / verify-full (lib/tls.ts). */
+  sslrootcert?: string;
 }
 
 /** True for an IPv6 literal (bare, without brackets): it is the only host form containing ':'. */

@@ -6,6 +6,8 @@
  */
 import type { Client, ClientConfig } from "pg";
 import type { ConnectionInfo } from "./connection";
+import { assertDirectSession } from "./pooler";
+import { explainTlsError, sslOptions, urlClientConfig } from "./tls";
 
 // The connection contract and every URL (IPv6 in brackets) are defined once, in lib/connection.ts. Type-only
 // here: this module is captured by value into the migrations hook and should not drag more modules along.
@@ -14,12 +16,9 @@ export type { ConnectionInfo } from "./connection";
 /** Where to connect: a `postgresql://` URL or node-postgres client settings. */
 export type Connection = string | ClientConfig;
 
-/** node-postgres settings for a `ConnectionInfo`, mapping libpq's sslmode to `ssl`. */
+/** node-postgres settings for a `ConnectionInfo`, mapping libpq's sslmode (and the CA) to `ssl` (lib/tls.ts). */
 export function clientConfig(info: ConnectionInfo, overrides: Partial<ClientConfig> = {}): ClientConfig {
-  const ssl =
-    info.sslmode === "disable" || info.sslmode === "allow" || info.sslmode === "prefer"
-      ? false
-      : { rejectUnauthorized: info.sslmode === "verify-ca" || info.sslmode === "verify-full" };
+  const ssl = sslOptions({ sslmode: info.sslmode, sslrootcert: info.sslrootcert, host: info.host });
   return {
     host: info.host,
     port: info.port,
@@ -101,15 +100,32 @@ export function guardConnectionErrors(client: Client): void {
 /** Opens one client, runs `fn`, and always closes the client. */
 export async function withClient<T>(connection: Connection, fn: (client: Client) => Promise<T>): Promise<T> {
   const pg = (await import("pg")).default;
-  const config: ClientConfig = typeof connection === "string" ? { connectionString: connection } : connection;
+  const config: ClientConfig =
+    typeof connection === "string"
+      ? urlClientConfig(connection)
+      : // A ConnectionInfo passed as settings: its sslmode means nothing to node-postgres, so map it here.
+        "sslmode" in connection
+        ? clientConfig(connection as ConnectionInfo)
+        : connection;
   const client = new pg.Client({ application_name: "tsdb-stack", ...config });
   guardConnectionErrors(client);
-  await client.connect();
+  await connectExplained(client);
   try {
     return await fn(client);
   } finally {
     // After a lost connection `end` has nothing to close; its error must not replace the one from `fn`.
     await client.end().catch(() => undefined);
+  }
+}
+
+/** `client.connect()`, with a TLS failure (wrong CA, wrong host name) turned into one line saying so. */
+export async function connectExplained(client: Client): Promise<void> {
+  try {
+    await client.connect();
+  } catch (err) {
+    const c = client as unknown as { host?: string; port?: number; ssl?: unknown };
+    const caGiven = typeof c.ssl === "object" && c.ssl !== null && "ca" in c.ssl;
+    throw explainTlsError(err, `${c.host}:${c.port}`, caGiven) ?? err;
   }
 }
 
@@ -128,9 +144,11 @@ export async function withTransaction<T>(client: Client, fn: (client: Client) =>
 
 /**
  * Holds the session advisory lock `key` on `client` while `fn` runs, waiting for it if another session
- * holds it. The lock is released even when `fn` throws.
+ * holds it. The lock is released even when `fn` throws. Refuses a pooled connection, where a session lock
+ * would not hold (lib/pooler.ts).
  */
 export async function withAdvisoryLock<T>(client: Client, key: bigint, fn: () => Promise<T>): Promise<T> {
+  await assertDirectSession(client, "Migrations");
   await client.query("SELECT pg_advisory_lock($1::bigint)", [key.toString()]);
   try {
     return await fn();

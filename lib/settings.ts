@@ -104,6 +104,16 @@ export interface Settings {
   externalAdminUser: string;
   /** libpq sslmode, resolved: `disable` for docker mode and `require` for external mode unless set. */
   sslmode: "disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full";
+  /** External mode: use `database` as it exists on the server instead of creating it (issue 12). */
+  existingDatabase: boolean;
+  /** CA certificate for verify-ca/verify-full: a PEM file path (relative to the project) or the PEM text. */
+  sslRootCert: string | undefined;
+  /** External mode: PgBouncer (transaction mode) host for the app and read-only URLs; migrations stay direct. */
+  poolerHost: string | undefined;
+  poolerPort: number;
+  /** External mode: streaming replica host for the read-only `replica` URL. */
+  replicaHost: string | undefined;
+  replicaPort: number;
   ohlcvChunkInterval: string;
   tickChunkInterval: string;
   compressAfter: string;
@@ -176,8 +186,14 @@ export const SETTING_DECLARATIONS: Record<string, SettingDeclaration> = {
   pgadminPassword: { type: "string", default: "", description: "Secret. pgAdmin login password." },
   externalHost: { type: "string", default: "", description: "External mode: host name or IP of the PostgreSQL/TimescaleDB server." },
   externalPort: { type: "integer", default: 5432, description: "External mode: server port." },
-  externalAdminUser: { type: "string", default: "postgres", description: "External mode: admin user that can create roles and databases." },
+  externalAdminUser: { type: "string", default: "postgres", description: "External mode: admin user that can create roles (CREATEROLE; a superuser is not needed) and, unless existingDatabase, databases." },
   sslmode: { type: "string", default: "", description: "libpq sslmode (disable, allow, prefer, require, verify-ca, verify-full); empty = disable for docker, require for external." },
+  existingDatabase: { type: "boolean", default: false, description: "External mode: use tsdb:database as it already exists on the server (e.g. tsdb on Timescale Cloud) instead of creating it; the admin then needs no CREATEDB." },
+  sslRootCert: { type: "string", default: "", description: "CA certificate that signed the server's certificate (required by sslmode verify-ca; verify-full without it trusts the public CAs): a PEM file path relative to the project, or the PEM text (set it with --secret)." },
+  poolerHost: { type: "string", default: "", description: "External mode: connection pooler (PgBouncer in transaction mode) host; the app and read-only URLs go through it, migrations and loads stay direct. Empty = no pooler." },
+  poolerPort: { type: "integer", default: 6432, description: "External mode: connection pooler port." },
+  replicaHost: { type: "string", default: "", description: "External mode: read replica host; the database output gains a read-only urls.replica on it. Empty = no replica." },
+  replicaPort: { type: "integer", default: 5432, description: "External mode: read replica port." },
   ohlcvChunkInterval: { type: "string", default: "30 days", description: "Hypertable chunk interval for OHLCV bars, e.g. \"7 days\"; from 1 hour to 10 years." },
   tickChunkInterval: { type: "string", default: "1 day", description: "Hypertable chunk interval for ticks and trades; from 1 minute to 1 year." },
   compressAfter: { type: "string", default: "90 days", description: "Compress (columnstore) chunks older than this; from 1 hour to 100 years." },
@@ -336,6 +352,12 @@ const FIELD_PARSERS: { [K in Exclude<keyof Settings, "stack">]: FieldParser<Sett
   externalPort: intField(1, 65535, "an integer port from 1 to 65535"),
   externalAdminUser: stringField((s) => /^[A-Za-z_][A-Za-z0-9_$-]{0,62}$/.test(s), "a PostgreSQL role name"),
   sslmode: enumField(SSL_MODES),
+  existingDatabase: boolField,
+  sslRootCert: optionalField(anyString, "for no CA"),
+  poolerHost: optionalField(stringField((s) => /^[A-Za-z0-9.:\-[\]]+$/.test(s), "a host name or IP address"), "for no pooler"),
+  poolerPort: intField(1, 65535, "an integer port from 1 to 65535"),
+  replicaHost: optionalField(stringField((s) => /^[A-Za-z0-9.:\-[\]]+$/.test(s), "a host name or IP address"), "for no replica"),
+  replicaPort: intField(1, 65535, "an integer port from 1 to 65535"),
   ohlcvChunkInterval: intervalField(INTERVAL_RANGES.ohlcvChunkInterval),
   tickChunkInterval: intervalField(INTERVAL_RANGES.tickChunkInterval),
   compressAfter: intervalField(INTERVAL_RANGES.compressAfter),
@@ -401,6 +423,7 @@ export function parseSettings(raw: Record<string, unknown>, context: ParseContex
       `[tsdb:tickRetention] must be at least tsdb:tickChunkInterval (${s.tickChunkInterval}): retention drops whole chunks, got ${show(s.tickRetention)}.`,
     );
   }
+  problems.push(...managedServiceProblems(s));
   if (s.mode === "docker" && s.pgadminEnabled && s.pgadminPort === s.port) {
     problems.push(`[tsdb:pgadminPort] must differ from tsdb:port, got ${s.pgadminPort} for both.`);
   }
@@ -425,6 +448,28 @@ export function parseSettings(raw: Record<string, unknown>, context: ParseContex
   }
   if (problems.length > 0) throw new SettingsError(problems);
   return s;
+}
+
+/** Settings for managed services (issue 12) that only make sense together or in external mode. */
+function managedServiceProblems(s: Settings): string[] {
+  const problems: string[] = [];
+  if (s.mode === "docker") {
+    const externalOnly: [keyof Settings, boolean][] = [
+      ["existingDatabase", s.existingDatabase],
+      ["poolerHost", s.poolerHost !== undefined],
+      ["replicaHost", s.replicaHost !== undefined],
+    ];
+    for (const [key, set] of externalOnly) {
+      if (set) problems.push(`[tsdb:${key}] applies to external mode only (the container is created with its own database and has no pooler or replica), got ${show(s[key])} with tsdb:mode docker.`);
+    }
+  }
+  // verify-full may rely on the public CAs (a service with a publicly trusted certificate); verify-ca may not.
+  if (s.sslmode === "verify-ca" && s.sslRootCert === undefined) {
+    problems.push(
+      "[tsdb:sslRootCert] is required with tsdb:sslmode verify-ca: the CA certificate that signed the server's certificate, as a PEM file path or its text (your service's console offers it for download); or use verify-full, which can rely on the public CAs.",
+    );
+  }
+  return problems;
 }
 
 /**

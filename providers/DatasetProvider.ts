@@ -61,7 +61,17 @@ async function runLoad(inputs: DatasetInputs): Promise<DatasetCounts> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const path = require("node:path") as typeof import("node:path");
   const d = inputs.dataset;
-  const url = loaderDatabaseUrl(inputs.connection);
+  const c = inputs.connection;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const fs = require("node:fs") as typeof import("node:fs");
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const os = require("node:os") as typeof import("node:os");
+  // The child reads the CA from a file named in the URL, as libpq does; private, and removed after the load.
+  const tlsDir = c.sslrootcert ? fs.mkdtempSync(path.join(os.tmpdir(), "tsdb-ca-")) : undefined;
+  const caFile = tlsDir ? path.join(tlsDir, "root.crt") : undefined;
+  if (caFile) fs.writeFileSync(caFile, c.sslrootcert!, { mode: 0o600 });
+  // loaderDatabaseUrl always carries `?sslmode=`, so the CA file is one more parameter.
+  const url = loaderDatabaseUrl(c) + (caFile ? `&sslrootcert=${encodeURIComponent(caFile)}` : "");
   const rejectsFile = path.join(".tsdb", "rejects", `${d.name}.csv`);
   const args = ["--import", "tsx", path.join("scripts", "data.ts"), "load", "--source", path.resolve(inputs.projectDir, d.source), "--json", "--quiet"];
   const flags: Array<[string, string | undefined]> = [
@@ -82,6 +92,8 @@ async function runLoad(inputs: DatasetInputs): Promise<DatasetCounts> {
         } else resolve(String(out));
       },
     );
+  }).finally(() => {
+    if (tlsDir) fs.rmSync(tlsDir, { recursive: true, force: true });
   });
   const summary = JSON.parse(stdout.trim().split("\n").pop() ?? "{}") as Partial<DatasetCounts>;
   return {

@@ -13,7 +13,7 @@
  */
 import type * as pulumi from "@pulumi/pulumi";
 import type { Client } from "pg";
-import { type ConnectionInfo, clientConfig, guardConnectionErrors } from "../lib/db";
+import { type ConnectionInfo, clientConfig, connectExplained, guardConnectionErrors } from "../lib/db";
 import { type RunnableMigration, migrateDown, migrateUp, setRole } from "../lib/migrations/core";
 import { checkDownAllowed, dropsIn, planDrops, protectDataRefusal } from "../lib/migrations/downPlan";
 
@@ -91,7 +91,7 @@ async function withMigratorClient<T>(info: ConnectionInfo, role: string | undefi
   const client = new pg.Client({ application_name: "tsdb-stack migrations hook", ...clientConfig(info) });
   // Without it a server restart mid-run is an unhandled 'error' event that kills the provider process.
   guardConnectionErrors(client);
-  await client.connect();
+  await connectExplained(client);
   try {
     await setRole(client, role);
     return await fn(client);

@@ -7,7 +7,8 @@ import { withClient } from "../lib/db";
 import { checkDatabase } from "../lib/ops/databaseHealth";
 import { parseFlags } from "../lib/ops/cliArgs";
 import { checkPrerequisites, formatResults, hasFailures, stackPrerequisites, type CheckResult } from "../lib/ops/prerequisites";
-import { readDatabaseOutput } from "../lib/ops/stackOutputs";
+import { connectionFromUrl, readDatabaseOutput } from "../lib/ops/stackOutputs";
+import { adminPrivilegeProblems } from "../lib/managed";
 import { readStackSettings } from "../lib/settings";
 
 const projectDir = path.resolve(__dirname, "..");
@@ -16,10 +17,11 @@ async function main(): Promise<number> {
   const flags = parseFlags(process.argv.slice(2), {
     stack: { type: "string", default: "dev" },
     url: { type: "string" },
+    "admin-url": { type: "string" },
     help: { type: "boolean", default: false },
   });
   if (flags.help) {
-    console.log("Usage: npm run doctor -- [--stack dev] [--url postgresql://user:pass@host:port/db]");
+    console.log("Usage: npm run doctor -- [--stack dev] [--url postgresql://user:pass@host:port/db] [--admin-url postgresql://admin@host:port/db (password in PGPASSWORD)]");
     return 0;
   }
   const stack = flags.stack ?? "dev";
@@ -54,6 +56,9 @@ async function main(): Promise<number> {
     }
   }
 
+  // External mode before `pulumi up`: does the admin have what the stack will ask of it (issue 12)?
+  if (flags["admin-url"]) results.push(...(await adminChecks(flags["admin-url"], settings)));
+
   console.log(`tsdb doctor, stack ${stack} (${settings.mode} mode)\n${formatResults(results)}`);
   const failed = results.filter((r) => r.status === "fail").map((r) => r.name);
   if (hasFailures(results)) {
@@ -62,6 +67,17 @@ async function main(): Promise<number> {
   }
   console.log("\nAll checks passed.");
   return 0;
+}
+
+async function adminChecks(url: string, settings: ReturnType<typeof readStackSettings>): Promise<CheckResult[]> {
+  const name = "Admin privileges";
+  try {
+    const problems = await withClient(connectionFromUrl(url), (c) => adminPrivilegeProblems(c, settings));
+    if (problems.length === 0) return [{ name, status: "ok", detail: "enough for pulumi up" }];
+    return problems.map((detail) => ({ name, status: "fail", detail }));
+  } catch (err) {
+    return [{ name, status: "fail", detail: `cannot connect as the admin: ${(err as Error).message}` }];
+  }
 }
 
 main().then(

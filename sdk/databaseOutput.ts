@@ -21,6 +21,12 @@ export interface TsdbVersions {
   timescaledb: string | null;
 }
 
+/** A host and port (a connection pooler or a read replica). */
+export interface TsdbEndpoint {
+  host: string;
+  port: number;
+}
+
 /** The `database` output of a tsdb stack. Everything but `urls` is plain; `urls` carries passwords. */
 export interface TsdbDatabaseOutput {
   mode: "docker" | "external";
@@ -32,15 +38,23 @@ export interface TsdbDatabaseOutput {
   sslmode: string;
   /** Login role name per role. */
   users: Record<TsdbRole, string>;
-  /** `postgresql://` URL per role, with the password (secret); IPv6 hosts in brackets. */
-  urls: Record<TsdbRole, string>;
+  /**
+   * `postgresql://` URL per role, with the password (secret); IPv6 hosts in brackets. app and readonly go
+   * through the pooler when the stack has one (migrator always direct); `replica` is the read-only role on the
+   * read replica, only when the stack has one.
+   */
+  urls: Record<TsdbRole, string> & { replica?: string };
+  /** External mode: the connection pooler (PgBouncer, transaction mode), or null; absent on older stacks. */
+  pooler?: TsdbEndpoint | null;
+  /** External mode: the read replica, or null; absent on older stacks. */
+  replica?: TsdbEndpoint | null;
   /** pgAdmin's URL, only when the stack runs pgAdmin. */
   pgadminUrl?: string;
   versions: TsdbVersions;
 }
 
 /** Every field of {@link TsdbDatabaseOutput}; anything else in an output is not part of the contract. */
-export const DATABASE_OUTPUT_FIELDS = ["mode", "host", "port", "database", "sslmode", "users", "urls", "pgadminUrl", "versions"] as const satisfies readonly (keyof TsdbDatabaseOutput)[];
+export const DATABASE_OUTPUT_FIELDS = ["mode", "host", "port", "database", "sslmode", "users", "urls", "pooler", "replica", "pgadminUrl", "versions"] as const satisfies readonly (keyof TsdbDatabaseOutput)[];
 
 /** A value whose fields (at any depth) may still be Outputs, as a Pulumi program exports it. */
 export type DeepInput<T> = T extends object ? pulumi.Input<T> | { [K in keyof T]: DeepInput<T[K]> } : pulumi.Input<T>;
@@ -87,6 +101,12 @@ export function databaseOutputProblems(value: unknown): string[] {
       if (group === "users" && !isString(entries[role])) problems.push(`users.${role} (string)`);
       if (group === "urls" && !isPostgresUrl(entries[role])) problems.push(`urls.${role} (a postgresql:// URL)`);
     }
+    if (group === "urls" && entries.replica !== undefined && !isPostgresUrl(entries.replica)) problems.push("urls.replica (a postgresql:// URL, or absent)");
+  }
+  for (const field of ["pooler", "replica"] as const) {
+    const endpoint = v[field];
+    if (endpoint === undefined || endpoint === null) continue;
+    if (!isObject(endpoint) || !isString(endpoint.host) || typeof endpoint.port !== "number") problems.push(`${field} ({ host, port }, null or absent)`);
   }
   if (v.pgadminUrl !== undefined && !isString(v.pgadminUrl)) problems.push("pgadminUrl (string, or absent)");
   const versions = v.versions;

@@ -10,6 +10,7 @@ import * as path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { z } from "zod";
 import { clientConfig, withClient, type ConnectionInfo } from "../db";
+import { rootCertFile } from "../tls";
 import type { Queryable } from "./databaseHealth";
 
 /** The manifest written beside each dump (`<database>-<time>.manifest.json`). */
@@ -198,9 +199,14 @@ export async function runTool(
 /** Writes a custom-format dump of the connected database to `file`, reading `snapshot` when given. */
 export type DumpRunner = (request: { file: string; snapshot?: string }) => Promise<void>;
 
-/** libpq environment for a child: the password and sslmode travel here, never in argv. */
+/** libpq environment for a child: the password, sslmode and CA (as a private file) travel here, never in argv. */
 export function libpqEnv(info: ConnectionInfo): NodeJS.ProcessEnv {
-  return { PGPASSWORD: info.password, PGSSLMODE: info.sslmode, PGCONNECT_TIMEOUT: "10" };
+  return {
+    PGPASSWORD: info.password,
+    PGSSLMODE: info.sslmode,
+    PGCONNECT_TIMEOUT: "10",
+    ...(info.sslrootcert ? { PGSSLROOTCERT: rootCertFile(info.sslrootcert) } : {}),
+  };
 }
 
 /**

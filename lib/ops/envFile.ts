@@ -10,6 +10,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { hostFromUrl } from "../connection";
 import type { DatabaseOutput, Role } from "./stackOutputs";
 
 /**
@@ -28,9 +29,13 @@ function strictEncode(part: string): string {
   return encodeURIComponent(part).replace(/[!'()*~]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
-/** The role's URL with its user and password percent-encoded strictly, so it is a portable value. */
+/**
+ * The role's URL with its user and password percent-encoded strictly, so it is a portable value. The CA file
+ * goes to PGSSLROOTCERT instead of an `&sslrootcert=` parameter: `&` ends an assignment in sh.
+ */
 function portableUrl(url: string): string {
   const parsed = new URL(url);
+  if (parsed.searchParams.has("sslrootcert")) parsed.searchParams.delete("sslrootcert");
   const user = decodeURIComponent(parsed.username);
   const password = decodeURIComponent(parsed.password);
   parsed.username = strictEncode(user);
@@ -42,14 +47,17 @@ function portableUrl(url: string): string {
 export function envVariables(output: DatabaseOutput, role: Role): [string, string][] {
   const url = output.urls[role];
   const parsed = new URL(url);
+  const rootCert = parsed.searchParams.get("sslrootcert");
+  // Host and port from the role's URL: app and readonly may go through the stack's pooler (issue 12).
   return [
     ["DATABASE_URL", portableUrl(url)],
-    ["PGHOST", output.host],
-    ["PGPORT", String(output.port)],
+    ["PGHOST", hostFromUrl(parsed.hostname) || output.host],
+    ["PGPORT", parsed.port || String(output.port)],
     ["PGDATABASE", output.database],
     ["PGUSER", decodeURIComponent(parsed.username)],
     ["PGPASSWORD", decodeURIComponent(parsed.password)],
     ["PGSSLMODE", output.sslmode],
+    ...(rootCert ? [["PGSSLROOTCERT", rootCert] as [string, string]] : []),
   ];
 }
 

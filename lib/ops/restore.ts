@@ -11,6 +11,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Client } from "pg";
 import { clientConfig, withClient, type ConnectionInfo } from "../db";
+import { requireCreatedb } from "../managed";
 import { countRows, libpqEnv, listBackups, readManifest, runTool, sha256File, type BackupManifest } from "./backup";
 import type { Queryable } from "./databaseHealth";
 
@@ -253,6 +254,8 @@ export async function planRestore(options: RestoreOptions): Promise<RestorePlan>
 
   return withClient(clientConfig(options.admin), async (admin) => {
     checkCompatibility(manifest, await readTargetServer(admin));
+    // Every restore creates a database (staging, or the scratch one of --verify).
+    await requireCreatedb(admin, `Restoring into database "${database}"`);
     const missing = await missingRoles(admin, manifest);
     if (missing.length > 0) {
       throw new Error(

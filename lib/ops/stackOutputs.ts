@@ -3,6 +3,7 @@
  * against the one contract in sdk/databaseOutput.ts so a renamed field fails here with its path rather than as
  * `undefined` later.
  */
+import * as fs from "node:fs";
 import { type TsdbDatabaseOutput, type TsdbRole, TSDB_ROLES, databaseOutputProblems } from "../../sdk/databaseOutput";
 import { hostFromUrl } from "../connection";
 import { runCommand, type CommandResult } from "./prerequisites";
@@ -72,7 +73,18 @@ export function connectionFromUrl(url: string, env: NodeJS.ProcessEnv = process.
     user: decodeURIComponent(parsed.username),
     password: parsed.password ? decodeURIComponent(parsed.password) : (env.PGPASSWORD ?? ""),
     sslmode: parsed.searchParams.get("sslmode") ?? env.PGSSLMODE ?? "prefer",
+    ...rootCertOf(parsed.searchParams.get("sslrootcert") ?? env.PGSSLROOTCERT),
   };
+}
+
+/** The CA a URL's `sslrootcert` (or PGSSLROOTCERT) names, read as PEM, as libpq would read it. */
+function rootCertOf(file: string | undefined): { sslrootcert?: string } {
+  if (!file) return {};
+  try {
+    return { sslrootcert: fs.readFileSync(file, "utf8") };
+  } catch (err) {
+    throw new Error(`sslrootcert ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)}); give the CA certificate file of the server.`, { cause: err });
+  }
 }
 
 /** Name of the TimescaleDB container of a docker-mode stack (components/TimescaleDbServer.ts: `tsdb-<stack>-timescaledb`). */

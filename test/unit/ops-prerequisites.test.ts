@@ -207,7 +207,7 @@ describe("npm run doctor and npm run setup, run for real in child processes", ()
   test("an unknown flag is an error naming it and the allowed ones", () => {
     const result = run("scripts/doctor.ts", ["--stak", "dev"], {});
     expect(result.status).toBe(2);
-    expect(result.stderr).toMatch(/doctor: Unknown option '--stak'.*Allowed: --stack, --url, --help\./);
+    expect(result.stderr).toMatch(/doctor: Unknown option '--stak'.*Allowed: --stack, --url, --admin-url, --help\./);
   });
 
   test("setup stops at the prerequisite checks, before any pulumi command, when one is missing", () => {
