@@ -6,12 +6,12 @@ import { parseArgs } from "node:util";
 import { COLUMN_ALIASES, FIELDS, expandSource, parseMapping } from "../lib/loader/columnMapping";
 import { DEFAULT_TARGET, type LoadOptions, formatSummary, loadOhlcvFrom } from "../lib/loader/OhlcvLoader";
 import { defaultProgress, silentProgress } from "../lib/loader/progress";
-import { formatValidation, validateOhlcv } from "../lib/loader/validateReport";
+import { formatValidation, validateOhlcv, validationFilter } from "../lib/loader/validateReport";
 import { withClient } from "../lib/db";
 
 const HELP = `Usage:
   npm run data -- load --source PATH [options]     load OHLCV bars into ${DEFAULT_TARGET}
-  npm run data -- validate [--url URL]             report rows, date ranges, NULLs, duplicates and gaps
+  npm run data -- validate [--url URL] [filters]   report rows, date ranges, NULLs, duplicates and gaps
 
 Connection:
   --url URL              postgresql:// URL (default: $DATABASE_URL)
@@ -35,6 +35,10 @@ load options:
   --target TABLE         target table (default ${DEFAULT_TARGET})
   --quiet                no progress output
   --json                 print the summary as JSON (for scripts and the Pulumi hook)
+
+validate options:
+  --symbol S, --exchange E, --provider P, --timeframe T
+                         check only the series that match (exit 1 when no bar matches); --target as for load
 
 Precedence for symbol/provider/timeframe/exchange: flag, then column, then --path-pattern, then Parquet
 bar_type metadata (NautilusTrader). Rows are checked: timestamp parses; open/high/low/close finite and > 0;
@@ -83,9 +87,11 @@ async function main(argv: string[]): Promise<void> {
   const url = values.url ?? process.env.DATABASE_URL ?? fail("no database: give --url URL or set DATABASE_URL.");
   const target = values.target ?? DEFAULT_TARGET;
   if (command === "validate") {
-    const report = await withClient(url, (c) => validateOhlcv(c, target));
+    const filter = validationFilter(values);
+    const report = await withClient(url, (c) => validateOhlcv(c, target, filter));
     process.stdout.write(values.json ? `${JSON.stringify(report)}\n` : `${formatValidation(report)}\n`);
-    if (report.duplicateKeys > 0 || Object.values(report.nulls).some((n) => n > 0)) process.exitCode = 1;
+    const nothingMatched = Object.keys(filter).length > 0 && report.totalRows === 0;
+    if (nothingMatched || report.duplicateKeys > 0 || Object.values(report.nulls).some((n) => n > 0)) process.exitCode = 1;
     return;
   }
   if (command !== "load") fail(`unknown command ${JSON.stringify(command)}; use load or validate (see --help).`);
