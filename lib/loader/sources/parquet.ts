@@ -10,6 +10,7 @@
  * (`String(n)`); DECIMAL columns arrive from hyparquet as doubles and are treated the same way.
  */
 import type { FileMetaData, SchemaElement } from "hyparquet" with { "resolution-mode": "import" };
+import { microsToSql } from "../timestamps";
 import type { RecordSource } from "./types";
 
 const NAUTILUS_FIXED_COLUMNS = new Set(["open", "high", "low", "close", "volume"]);
@@ -70,10 +71,11 @@ export async function openParquet(file: string): Promise<RecordSource> {
     return undefined;
   });
   const parsers = {
-    // Epoch integers keep their precision; parseTimestamp detects the unit by magnitude.
+    // A TIMESTAMP column declares its unit: read it by that unit, not by magnitude (which takes microseconds
+    // within about three years of 1970 for milliseconds). Nanoseconds are truncated to microseconds.
     timestampFromMilliseconds: (v: bigint) => new Date(Number(v)),
-    timestampFromMicroseconds: (v: bigint) => v,
-    timestampFromNanoseconds: (v: bigint) => v,
+    timestampFromMicroseconds: (v: bigint) => microsToSql(Number(v)),
+    timestampFromNanoseconds: (v: bigint) => microsToSql(Number(v / 1000n - (v % 1000n < 0n ? 1n : 0n))),
     dateFromDays: (d: number) => new Date(d * 86_400_000),
     stringFromBytes: (b: Uint8Array) => new TextDecoder().decode(b),
     geometryFromBytes: (b: Uint8Array) => b,
