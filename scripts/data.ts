@@ -1,17 +1,19 @@
 /**
- * `npm run data -- load ...` and `npm run data -- validate ...`: market data loading from the command line.
+ * `npm run data -- load|validate|export ...`: market data in and out from the command line.
  * Run `npm run data -- --help` for every flag.
  */
 import { parseArgs } from "node:util";
 import { COLUMN_ALIASES, FIELDS, expandSource, parseMapping } from "../lib/loader/columnMapping";
 import { DEFAULT_TARGET, type LoadOptions, formatSummary, loadOhlcvFrom } from "../lib/loader/OhlcvLoader";
 import { defaultProgress, silentProgress } from "../lib/loader/progress";
-import { formatValidation, validateOhlcv } from "../lib/loader/validateReport";
+import { formatValidation, validateOhlcv, validationFilter } from "../lib/loader/validateReport";
+import { exportOhlcvTo, formatExportSummary } from "../lib/loader/export";
 import { failureLine, isConnectionLost, withClient } from "../lib/db";
 
 const HELP = `Usage:
   npm run data -- load --source PATH [options]     load OHLCV bars into ${DEFAULT_TARGET}
-  npm run data -- validate [--url URL]             report rows, date ranges, NULLs, duplicates and gaps
+  npm run data -- validate [--url URL] [filters]   report rows, date ranges, NULLs, duplicates and gaps
+  npm run data -- export --out FILE [filters]      write bars as CSV or Parquet, values exactly as stored
 
 Connection:
   --url URL              postgresql:// URL (default: $DATABASE_URL)
@@ -35,6 +37,18 @@ load options:
   --target TABLE         target table (default ${DEFAULT_TARGET})
   --quiet                no progress output
   --json                 print the summary as JSON (for scripts and the Pulumi hook)
+
+validate options:
+  --symbol S, --exchange E, --provider P, --timeframe T
+                         check only the series that match (exit 1 when no bar matches); --target as for load
+
+export options:
+  --out FILE             .csv or .parquet (.pq); refuses an existing file unless --force
+  --format F             csv | parquet (default: from --out's extension)
+  --symbol S, --exchange E, --provider P, --timeframe T, --from TIME, --to TIME
+                         which bars (all by default); --from/--to inclusive, a plain date is a whole UTC day
+  --force                replace --out if it exists
+  --target TABLE, --json as for load
 
 Precedence for symbol/provider/timeframe/exchange: flag, then column, then --path-pattern, then Parquet
 bar_type metadata (NautilusTrader). Rows are checked: timestamp parses; open/high/low/close finite and > 0;
@@ -65,8 +79,21 @@ const OPTIONS = {
   target: { type: "string" },
   quiet: { type: "boolean" },
   json: { type: "boolean" },
+  out: { type: "string" },
+  from: { type: "string" },
+  to: { type: "string" },
+  force: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
+
+function pickDefined<K extends string>(values: Partial<Record<K, string | boolean>>, keys: K[]): Partial<Record<K, string>> {
+  const out: Partial<Record<K, string>> = {};
+  for (const k of keys) {
+    const v = values[k];
+    if (typeof v === "string") out[k] = v;
+  }
+  return out;
+}
 
 function fail(message: string): never {
   throw new Error(message);
@@ -83,12 +110,27 @@ async function main(argv: string[]): Promise<void> {
   const url = values.url ?? process.env.DATABASE_URL ?? fail("no database: give --url URL or set DATABASE_URL.");
   const target = values.target ?? DEFAULT_TARGET;
   if (command === "validate") {
-    const report = await withClient(url, (c) => validateOhlcv(c, target));
+    const filter = validationFilter(values);
+    const report = await withClient(url, (c) => validateOhlcv(c, target, filter));
     process.stdout.write(values.json ? `${JSON.stringify(report)}\n` : `${formatValidation(report)}\n`);
-    if (report.duplicateKeys > 0 || Object.values(report.nulls).some((n) => n > 0)) process.exitCode = 1;
+    const nothingMatched = Object.keys(filter).length > 0 && report.totalRows === 0;
+    if (nothingMatched || report.duplicateKeys > 0 || Object.values(report.nulls).some((n) => n > 0)) process.exitCode = 1;
     return;
   }
-  if (command !== "load") fail(`unknown command ${JSON.stringify(command)}; use load or validate (see --help).`);
+  if (command === "export") {
+    const format = values.format;
+    if (format !== undefined && format !== "csv" && format !== "parquet") fail(`--format must be csv or parquet for export, got ${JSON.stringify(format)}.`);
+    const summary = await exportOhlcvTo(url, {
+      file: values.out ?? fail("export needs --out FILE (.csv or .parquet)."),
+      ...(format ? { format } : {}),
+      ...pickDefined(values, ["symbol", "exchange", "provider", "timeframe", "from", "to"]),
+      target,
+      overwrite: values.force ?? false,
+    });
+    process.stdout.write(values.json ? `${JSON.stringify(summary)}\n` : `${formatExportSummary(summary)}\n`);
+    return;
+  }
+  if (command !== "load") fail(`unknown command ${JSON.stringify(command)}; use load, validate or export (see --help).`);
   const source = values.source ?? fail("load needs --source PATH (a file, directory or glob).");
   const format = values.format;
   if (format !== undefined && !["csv", "parquet", "sqlite"].includes(format)) fail(`--format must be csv, parquet or sqlite, got ${JSON.stringify(format)}.`);

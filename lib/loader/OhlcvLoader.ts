@@ -324,7 +324,8 @@ async function merge(
       if ((err as { code?: string }).code !== "23505") throw err;
     }
   }
-  const insert = `INSERT INTO ${table} AS t (${cols}) SELECT ${cols} FROM ${STAGING} ON CONFLICT (${KEY.join(", ")})`;
+  // In key order: two merges of overlapping keys then queue behind each other instead of deadlocking.
+  const insert = `INSERT INTO ${table} AS t (${cols}) SELECT ${cols} FROM ${STAGING} ORDER BY ${KEY.join(", ")} ON CONFLICT (${KEY.join(", ")})`;
   if (policy === "skip") {
     const r = await client.query(`${insert} DO NOTHING`);
     return { inserted: r.rowCount ?? 0, updated: 0 };
@@ -354,10 +355,45 @@ async function checkTarget(client: Client, target: string): Promise<void> {
 }
 
 /**
+ * How many times a load runs when it loses a deadlock (PostgreSQL 40P01) to a concurrent load writing the same
+ * bars in another order (a COPY streams in file order, which no lock order can fix): the loser's transaction is
+ * rolled back whole and the load runs again, alone (LOAD_LOCK_CLASS), finding the other load's bars present.
+ */
+export const DEADLOCK_ATTEMPTS = 3;
+
+/**
+ * First key of the transaction advisory lock (classid, hashtext(target)) every load takes on its target: shared
+ * normally, so loads run in parallel; exclusive when retrying after a deadlock, so the retry waits for the
+ * loads under way to commit instead of meeting them again. 0x74736462 is "tsdb" in ASCII; PostgreSQL keeps
+ * two-int4 keys apart from bigint keys such as the migration runner's (lib/migrations/core.ts).
+ */
+export const LOAD_LOCK_CLASS = 0x74736462;
+
+/**
  * Loads `options.files` through `client` in one transaction (BEGIN/COMMIT issued here). Throws, having rolled
- * back, on a source that cannot be read, on a database error, and with `strict` on the first invalid row.
+ * back, on a source that cannot be read, on a database error, and with `strict` on the first invalid row. A
+ * deadlock with a concurrent load is retried (DEADLOCK_ATTEMPTS) when every source is a regular file; a pipe
+ * cannot be read twice.
  */
 export async function loadOhlcv(client: Client, options: LoadOptions): Promise<LoadSummary> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await loadOnce(client, options, attempt > 1);
+    } catch (err) {
+      if ((err as { code?: string }).code !== "40P01") throw err;
+      const rereadable = options.files.every((f) => fs.statSync(f, { throwIfNoEntry: false })?.isFile() === true);
+      if (!rereadable || attempt >= DEADLOCK_ATTEMPTS) {
+        throw new Error(
+          `deadlock with a concurrent load of the same bars${rereadable ? ` in ${attempt} attempts` : " (a pipe cannot be read again, so no retry)"}; ` +
+            "nothing was loaded: run it again once the other load has finished.",
+          { cause: err },
+        );
+      }
+    }
+  }
+}
+
+async function loadOnce(client: Client, options: LoadOptions, alone: boolean): Promise<LoadSummary> {
   const started = Date.now();
   const target = options.target ?? DEFAULT_TARGET;
   // A rejects file from an earlier run would be mistaken for this run's.
@@ -367,6 +403,7 @@ export async function loadOhlcv(client: Client, options: LoadOptions): Promise<L
   const sources: SourceSummary[] = [];
   try {
     await withTransaction(client, async () => {
+      await client.query(`SELECT pg_advisory_xact_lock${alone ? "" : "_shared"}($1, hashtext($2))`, [LOAD_LOCK_CLASS, target]);
       await checkTarget(client, target);
       const table = quoteTarget(target, (s) => client.escapeIdentifier(s));
       // Same column types as the target, no constraints or indexes: COPY into it is as cheap as it gets.

@@ -1,14 +1,20 @@
 /**
  * `npm run data -- validate`: the runbook's post-load checks as one report - rows per series, date ranges,
- * NULLs in critical columns, duplicate keys, and gaps.
+ * NULLs in critical columns, duplicate keys, and gaps - over the whole table or the series a filter selects.
  *
- * Gap rule (documented in docs/LOADING.md): for `1d`, every weekday (Mon-Fri, UTC date) between a series'
- * first and last bar is expected, so exchange holidays show up as gaps; for `1w` and `1mo`, consecutive bars
- * more than 7 days / 31 days apart; for intraday timeframes (`Nm`, `Nh`), bars on the same UTC date more than
- * one interval apart (nights and weekends are not gaps). The count is the number of missing bars.
+ * Gap rule (documented in docs/LOADING.md): a gap is a missing period, counted once per period.
+ * - `1d`: every weekday (Mon-Fri, UTC date) between a series' first and last bar is expected, so exchange
+ *   holidays show up as gaps;
+ * - `Nw`: ISO weeks (Monday to Sunday, UTC) in steps of N, `Nmo`: calendar months in steps of N (`3mo`
+ *   quarters, `12mo` years): every period between the first and the last bar's must hold a bar. A bar counts
+ *   for the period its date falls in, so bars dated by the period's last trading day (a Thursday in a Good
+ *   Friday week, a month ending on the 28th) are not gaps;
+ * - intraday (`Nm`, `Nh`): bars on the same UTC date more than one interval apart, the gap divided by the
+ *   interval minus one (nights and weekends are not gaps).
  */
 import type { Client } from "pg";
 import { DEFAULT_TARGET, quoteTarget } from "./OhlcvLoader";
+import { normalizeTimeframe } from "./rowValidation";
 
 /** One series: symbol, exchange, provider, timeframe. */
 export interface SeriesReport {
@@ -19,12 +25,22 @@ export interface SeriesReport {
   rows: number;
   first: string;
   last: string;
-  /** Missing bars by the gap rule; null for a timeframe the rule does not cover. */
+  /** Missing periods (bars) by the gap rule; null for a timeframe the rule does not cover. */
   missingBars: number | null;
+}
+
+/** Which series to check; every given field must match exactly. */
+export interface ValidationFilter {
+  symbol?: string;
+  exchange?: string;
+  provider?: string;
+  timeframe?: string;
 }
 
 export interface ValidationReport {
   table: string;
+  /** The filter the report is limited to (empty: the whole table). */
+  filter: ValidationFilter;
   totalRows: number;
   series: SeriesReport[];
   /** NULL counts per critical column. */
@@ -33,65 +49,92 @@ export interface ValidationReport {
   duplicateKeys: number;
 }
 
+const FILTER_COLUMNS = ["symbol", "exchange", "provider", "timeframe"] as const;
+
 function intervalOf(timeframe: string): string | undefined {
   const m = /^(\d+)(m|h)$/.exec(timeframe);
   if (!m) return undefined;
   return `${m[1]} ${m[2] === "m" ? "minutes" : "hours"}`;
 }
 
-/** Builds the report for `target` (default market_data.ohlcv_bars). */
-export async function validateOhlcv(client: Client, target = DEFAULT_TARGET): Promise<ValidationReport> {
+/**
+ * SQL for the index of the period a bar falls in (weeks since the Monday 1970-01-05, or months since year 0,
+ * divided by the step), for `Nw` and `Nmo`; undefined for other timeframes.
+ */
+function periodIndexOf(timeframe: string): string | undefined {
+  const m = /^(\d+)(w|mo)$/.exec(timeframe);
+  if (!m) return undefined;
+  const step = Number(m[1]);
+  const day = "(time AT TIME ZONE 'UTC')";
+  return m[2] === "w"
+    ? `floor(((${day})::date - DATE '1970-01-05')::numeric / ${7 * step})`
+    : `floor((extract(year FROM ${day}) * 12 + extract(month FROM ${day}) - 1) / ${step})`;
+}
+
+/** `WHERE` text and parameters for a filter, parameters numbered from 1. */
+function whereOf(filter: ValidationFilter): { where: string; params: string[] } {
+  const params: string[] = [];
+  const terms: string[] = [];
+  for (const c of FILTER_COLUMNS) {
+    const v = filter[c];
+    if (v === undefined) continue;
+    params.push(v);
+    terms.push(`${c} = $${params.length}`);
+  }
+  return { where: terms.length ? `WHERE ${terms.join(" AND ")}` : "", params };
+}
+
+async function missingPeriods(client: Client, table: string, tf: string, params: string[]): Promise<number | null> {
+  const series = `FROM ${table} WHERE symbol = $1 AND exchange = $2 AND provider = $3 AND timeframe = $4`;
+  const lagged = `SELECT time, lag(time) OVER (ORDER BY time) AS prev ${series}`;
+  let sql: string | undefined;
+  const period = periodIndexOf(tf);
+  if (tf === "1d") {
+    sql = `SELECT coalesce(sum((SELECT count(*) FROM generate_series((prev AT TIME ZONE 'UTC')::date + 1, (time AT TIME ZONE 'UTC')::date - 1, interval '1 day') d
+                                 WHERE extract(isodow FROM d) < 6)), 0)::bigint AS n
+             FROM (${lagged}) x WHERE prev IS NOT NULL AND time - prev > interval '1 day'`;
+  } else if (period) {
+    sql = `SELECT coalesce(max(p) - min(p) + 1 - count(DISTINCT p), 0)::bigint AS n FROM (SELECT ${period} AS p ${series}) x`;
+  } else {
+    const step = intervalOf(tf);
+    if (step) {
+      sql = `SELECT coalesce(sum(floor(extract(epoch FROM time - prev) / extract(epoch FROM interval '${step}')) - 1), 0)::bigint AS n
+               FROM (${lagged}) x
+              WHERE prev IS NOT NULL AND (prev AT TIME ZONE 'UTC')::date = (time AT TIME ZONE 'UTC')::date AND time - prev > interval '${step}'`;
+    }
+  }
+  if (!sql) return null;
+  const g = await client.query<{ n: string }>(sql, params);
+  return Number(g.rows[0]?.n ?? 0);
+}
+
+/** Builds the report for `target` (default market_data.ohlcv_bars), limited to the series `filter` selects. */
+export async function validateOhlcv(client: Client, target = DEFAULT_TARGET, filter: ValidationFilter = {}): Promise<ValidationReport> {
   const table = quoteTarget(target, (s) => client.escapeIdentifier(s));
   const exists = await client.query("SELECT to_regclass($1) IS NOT NULL AS ok", [table]);
   if (!exists.rows[0]?.ok) throw new Error(`Table ${target} does not exist; apply the migrations first.`);
+  const { where, params } = whereOf(filter);
   const critical = ["symbol", "timeframe", "time", "open", "high", "low", "close", "volume"];
   const totals = await client.query(
-    `SELECT count(*)::bigint AS total, ${critical.map((c) => `count(*) FILTER (WHERE ${c} IS NULL)::bigint AS ${c}`).join(", ")} FROM ${table}`,
+    `SELECT count(*)::bigint AS total, ${critical.map((c) => `count(*) FILTER (WHERE ${c} IS NULL)::bigint AS ${c}`).join(", ")} FROM ${table} ${where}`,
+    params,
   );
   const t = totals.rows[0] as Record<string, string>;
   const dups = await client.query(
-    `SELECT count(*)::bigint AS n FROM (SELECT 1 FROM ${table} GROUP BY symbol, exchange, provider, timeframe, time HAVING count(*) > 1) d`,
+    `SELECT count(*)::bigint AS n FROM (SELECT 1 FROM ${table} ${where} GROUP BY symbol, exchange, provider, timeframe, time HAVING count(*) > 1) d`,
+    params,
   );
   const series = await client.query(
     `SELECT symbol, exchange, provider, timeframe, count(*)::bigint AS rows,
             to_char(min(time) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS first,
             to_char(max(time) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS last
-       FROM ${table} GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`,
+       FROM ${table} ${where} GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`,
+    params,
   );
   const out: SeriesReport[] = [];
   for (const r of series.rows as Array<Record<string, string>>) {
     const tf = r.timeframe ?? "";
-    const params = [r.symbol, r.exchange, r.provider, tf];
-    const lagged = `SELECT time, lag(time) OVER (ORDER BY time) AS prev FROM ${table}
-                     WHERE symbol = $1 AND exchange = $2 AND provider = $3 AND timeframe = $4`;
-    let missing: number | null = null;
-    if (tf === "1d") {
-      const g = await client.query(
-        `SELECT coalesce(sum((SELECT count(*) FROM generate_series((prev AT TIME ZONE 'UTC')::date + 1, (time AT TIME ZONE 'UTC')::date - 1, interval '1 day') d
-                               WHERE extract(isodow FROM d) < 6)), 0)::bigint AS n
-           FROM (${lagged}) x WHERE prev IS NOT NULL AND time - prev > interval '1 day'`,
-        params,
-      );
-      missing = Number(g.rows[0]?.n ?? 0);
-    } else if (tf === "1w" || tf === "1mo") {
-      const step = tf === "1w" ? "7 days" : "31 days";
-      const g = await client.query(
-        `SELECT count(*)::bigint AS n FROM (${lagged}) x WHERE prev IS NOT NULL AND time - prev > interval '${step}'`,
-        params,
-      );
-      missing = Number(g.rows[0]?.n ?? 0);
-    } else {
-      const step = intervalOf(tf);
-      if (step) {
-        const g = await client.query(
-          `SELECT coalesce(sum(floor(extract(epoch FROM time - prev) / extract(epoch FROM interval '${step}')) - 1), 0)::bigint AS n
-             FROM (${lagged}) x
-            WHERE prev IS NOT NULL AND (prev AT TIME ZONE 'UTC')::date = (time AT TIME ZONE 'UTC')::date AND time - prev > interval '${step}'`,
-          params,
-        );
-        missing = Number(g.rows[0]?.n ?? 0);
-      }
-    }
+    const missing = await missingPeriods(client, table, tf, [r.symbol ?? "", r.exchange ?? "", r.provider ?? "", tf]);
     out.push({
       symbol: r.symbol ?? "", exchange: r.exchange ?? "", provider: r.provider ?? "", timeframe: tf,
       rows: Number(r.rows), first: r.first ?? "", last: r.last ?? "", missingBars: missing,
@@ -99,6 +142,7 @@ export async function validateOhlcv(client: Client, target = DEFAULT_TARGET): Pr
   }
   return {
     table: target,
+    filter,
     totalRows: Number(t.total),
     series: out,
     nulls: Object.fromEntries(critical.map((c) => [c, Number(t[c])])),
@@ -106,10 +150,37 @@ export async function validateOhlcv(client: Client, target = DEFAULT_TARGET): Pr
   };
 }
 
+/** The filter from command-line values (`--symbol` ...; a timeframe in any spelling the loader accepts). */
+export function validationFilter(values: Partial<Record<(typeof FILTER_COLUMNS)[number], string>>): ValidationFilter {
+  const filter: ValidationFilter = {};
+  for (const c of FILTER_COLUMNS) {
+    const v = values[c];
+    if (v === undefined) continue;
+    if (c !== "timeframe") {
+      filter[c] = v;
+      continue;
+    }
+    const tf = normalizeTimeframe(v);
+    if (tf === undefined) throw new Error(`--timeframe ${JSON.stringify(v)} is not like 1m, 5m, 1h, 1d, 1w, 1mo.`);
+    filter.timeframe = tf;
+  }
+  return filter;
+}
+
+/** `symbol=AAPL timeframe=1d`, or "" for no filter. */
+function filterText(filter: ValidationFilter): string {
+  return FILTER_COLUMNS.filter((c) => filter[c] !== undefined).map((c) => `${c}=${filter[c] ?? ""}`).join(" ");
+}
+
 /** The report as aligned text, ending with an OK line or the list of problems. */
 export function formatValidation(r: ValidationReport): string {
-  const lines = [`${r.table}: ${r.totalRows} rows in ${r.series.length} series`];
-  const header = ["symbol", "exchange", "provider", "timeframe", "rows", "first", "last", "missing bars"];
+  const filter = filterText(r.filter);
+  const lines = [`${r.table}${filter ? ` (${filter})` : ""}: ${r.totalRows} rows in ${r.series.length} series`];
+  if (filter && r.totalRows === 0) {
+    lines.push(`no bars match ${filter}.`);
+    return lines.join("\n");
+  }
+  const header = ["symbol", "exchange", "provider", "timeframe", "rows", "first", "last", "missing periods"];
   const rows = r.series.map((s) => [s.symbol, s.exchange, s.provider, s.timeframe, String(s.rows), s.first, s.last, s.missingBars === null ? "n/a" : String(s.missingBars)]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)));
   for (const row of [header, ...rows]) lines.push(row.map((v, i) => v.padEnd(widths[i] ?? 0)).join("  ").trimEnd());
@@ -117,6 +188,6 @@ export function formatValidation(r: ValidationReport): string {
   lines.push(`NULLs in critical columns: ${nullCols.length ? nullCols.map(([c, n]) => `${c}=${n}`).join(", ") : "none"}`);
   lines.push(`duplicate keys: ${r.duplicateKeys}`);
   const gaps = r.series.reduce((n, s) => n + (s.missingBars ?? 0), 0);
-  lines.push(`missing bars (gaps): ${gaps}`);
+  lines.push(`missing periods (gaps): ${gaps}`);
   return lines.join("\n");
 }

@@ -9,6 +9,7 @@ import { withClient } from "../../lib/db";
 import { type Engine, startTimescaleEngine } from "../fixtures/engines";
 import {
   EXPECTED_TABLES,
+  MIGRATION_FILES,
   ROLLUP_COLUMNS,
   ROLLUPS,
   TEST_VARIABLES,
@@ -64,18 +65,8 @@ describe("the schema on TimescaleDB", () => {
 
   test("up applies every migration and status shows none pending", async () => {
     const status = await schemaRunner(url, { timescaledb: true }).status();
-    expect(status.map((s) => `${s.file} ${s.state}`)).toEqual([
-      "0001_schemas.sql applied",
-      "0002_audit.sql applied",
-      "0003_reference_data.sql applied",
-      "0004_market_data.sql applied",
-      "0005_compression.sql applied",
-      "0006_ohlcv_rollups.sql applied",
-      "0007_tick_retention.sql applied",
-      "0008_trading.sql applied",
-      "0009_research.sql applied",
-      "0010_audit_hardening.sql applied",
-    ]);
+    expect(status.map((s) => `${s.file} ${s.state}`)).toEqual(MIGRATION_FILES.map((f) => `${f} applied`));
+    expect(MIGRATION_FILES.slice(0, 2)).toEqual(["0001_schemas.sql", "0002_audit.sql"]);
     expect(await schemaRunner(url, { timescaledb: true }).plan()).toEqual([]);
     expect(await tablesInAppSchemas(url)).toEqual(expect.arrayContaining(EXPECTED_TABLES));
   });
@@ -226,8 +217,12 @@ describe("the schema on TimescaleDB", () => {
       { day: "2024-03-06", close: "98.00" },
       { day: "2024-03-07", close: "100.00" },
     ]);
-    const anyProvider = await rows(url, `SELECT provider FROM market_data.get_market_data('GMD', '1d', NULL, NULL, '2024-03-04')`);
-    expect(anyProvider).toEqual([{ provider: "other" }, { provider: "test" }]);
+    // Two providers hold 03-04: without a provider, one bar per time by market_data.provider_precedence (0011).
+    const anyProvider = `SELECT provider FROM market_data.get_market_data('GMD', '1d', NULL, NULL, '2024-03-04')`;
+    await expect(rows(url, anyProvider)).rejects.toThrow(/held by providers 'other', 'test', none ranked/);
+    await exec(url, `INSERT INTO market_data.provider_precedence (provider, rank) VALUES ('other', 1)`);
+    expect(await rows(url, anyProvider)).toEqual([{ provider: "other" }]);
+    await exec(url, `DELETE FROM market_data.provider_precedence`);
     const latest = await rows(url, `SELECT to_char(time AT TIME ZONE 'UTC', 'MM-DD') AS d FROM market_data.get_latest_bars('GMD', '1d', 2, 'test')`);
     expect(latest).toEqual([{ d: "03-08" }, { d: "03-07" }]);
   });
@@ -271,8 +266,7 @@ describe("the schema on TimescaleDB", () => {
       expect.arrayContaining(["r market_data.ohlcv_bars", "v market_data.ohlcv_weekly", "function audit.record_change", "S trading.orders_id_seq"]),
     );
     const down = await schemaRunner(url, { timescaledb: true }).down({ to: 0, force: true });
-    expect(down.reverted[0]).toBe("0010_audit_hardening.sql");
-    expect(down.reverted).toHaveLength(10);
+    expect(down.reverted).toEqual([...MIGRATION_FILES].reverse());
     expect(await objectsInAppSchemas(url)).toEqual([]);
     expect(await policyJobs(url)).toEqual([]);
     expect(await rows(url, `SELECT hypertable_name FROM timescaledb_information.hypertables`)).toEqual([]);
@@ -281,7 +275,7 @@ describe("the schema on TimescaleDB", () => {
     expect(await rows(url, `SELECT count(*)::int AS n FROM pg_namespace WHERE nspname IN ('audit','market_data','reference_data','research','trading')`)).toEqual([{ n: 5 }]);
 
     const up = await schemaRunner(url, { timescaledb: true }).up();
-    expect(up.applied).toHaveLength(10);
+    expect(up.applied).toEqual(MIGRATION_FILES);
     expect(await tablesInAppSchemas(url)).toEqual(expect.arrayContaining(EXPECTED_TABLES));
     expect((await hypertableIntervals(url)).map((h) => h.hypertable)).toEqual(HYPERTABLES);
     expect((await policyJobs(url)).map((j) => j.proc_name)).toEqual([

@@ -13,6 +13,7 @@
  * from hyparquet as doubles and are treated the same way.
  */
 import type { CompressionCodec, Compressors, FileMetaData, SchemaElement } from "hyparquet" with { "resolution-mode": "import" };
+import { microsToSql } from "../timestamps";
 import { arrowSchemaMetadata } from "./arrowSchema";
 import type { RecordSource } from "./types";
 
@@ -140,10 +141,11 @@ export async function openParquet(file: string): Promise<RecordSource> {
   const columns = leaves.map((e) => e.name);
   const converters = nautilusConverters(leaves, kv);
   const parsers = {
-    // Epoch integers keep their precision; parseTimestamp detects the unit by magnitude.
+    // A TIMESTAMP column declares its unit: read it by that unit, not by magnitude (which takes microseconds
+    // within about three years of 1970 for milliseconds). Nanoseconds are truncated to microseconds.
     timestampFromMilliseconds: (v: bigint) => new Date(Number(v)),
-    timestampFromMicroseconds: (v: bigint) => v,
-    timestampFromNanoseconds: (v: bigint) => v,
+    timestampFromMicroseconds: (v: bigint) => microsToSql(Number(v)),
+    timestampFromNanoseconds: (v: bigint) => microsToSql(Number(v / 1000n - (v % 1000n < 0n ? 1n : 0n))),
     dateFromDays: (d: number) => new Date(d * 86_400_000),
     stringFromBytes: (b: Uint8Array) => new TextDecoder().decode(b),
     geometryFromBytes: (b: Uint8Array) => b,
