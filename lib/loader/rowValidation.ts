@@ -3,7 +3,7 @@
  * `high >= max(open, close)` holds or fails exactly as PostgreSQL's numeric would decide it, and the text that
  * passed is what COPY writes.
  */
-import { parseTimestamp, shown } from "./timestamps";
+import { type TimestampResult, parseTimestamp, shown } from "./timestamps";
 
 /** Longest symbol, exchange or provider accepted (characters): keys stay far below the index's row limit. */
 export const MAX_KEY_TEXT = 128;
@@ -173,6 +173,8 @@ export interface BarText {
   provider: string;
   timeframe: string;
   time: unknown;
+  /** The time already parsed (a date and a time of day from two columns); `time` is then not read. */
+  parsedTime?: TimestampResult;
   open: string | undefined;
   high: string | undefined;
   low: string | undefined;
@@ -224,7 +226,7 @@ export function checkBar(bar: BarText): RowCheck {
   if (bar.timeframe === "") return { ok: false, reason: "timeframe is missing" };
   const text = keyTextFault("symbol", bar.symbol) ?? keyTextFault("exchange", bar.exchange) ?? keyTextFault("provider", bar.provider);
   if (text) return { ok: false, reason: text };
-  const t = parseTimestamp(bar.time);
+  const t = bar.parsedTime ?? parseTimestamp(bar.time);
   if (!t.ok) return t;
   const fast = fastCheck(bar);
   if (fast) return { ok: true, micros: t.micros };
