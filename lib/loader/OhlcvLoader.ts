@@ -202,12 +202,12 @@ interface SourcePlan {
 
 /** Stage 1: resolves columns and fixed values; throws when symbol or timeframe has no source at all. */
 function planSource(file: string, source: RecordSource, options: LoadOptions): SourcePlan {
-  const path = options.pathPattern ? matchPathPattern(options.pathPattern, file) : {};
+  const fromPath = options.pathPattern ? matchPathPattern(options.pathPattern, file) : {};
   const idx = resolveColumns(source.columns, options.mapping, ["time", "open", "high", "low", "close"], source.name);
   const constants: Partial<Record<PathKey, string>> = {};
   for (const key of ["symbol", "exchange", "provider", "timeframe"] as const) {
     const flag = options[key];
-    const fallback = path[key] ?? source.declared[key];
+    const fallback = fromPath[key] ?? source.declared[key];
     if (flag !== undefined) constants[key] = flag;
     else if (idx[key] === undefined) constants[key] = fallback ?? "";
     if ((key === "symbol" || key === "timeframe") && constants[key] === "") {
@@ -218,7 +218,7 @@ function planSource(file: string, source: RecordSource, options: LoadOptions): S
   if (tf !== undefined) {
     const normal = normalizeTimeframe(tf);
     if (normal === undefined) {
-      const from = options.timeframe !== undefined ? "--timeframe" : path.timeframe !== undefined ? "--path-pattern" : "the file's metadata";
+      const from = options.timeframe !== undefined ? "--timeframe" : fromPath.timeframe !== undefined ? "--path-pattern" : "the file's metadata";
       throw new Error(`${source.name}: timeframe ${JSON.stringify(tf)} (from ${from}) ${TIMEFRAME_FAULT}.`);
     }
     constants.timeframe = normal;
@@ -238,7 +238,7 @@ function text(v: unknown): string {
  * Stage 2: one record as a bar in table terms (every value text), with the reason the timeframe column's
  * value is refused, if it is. Normalised timeframes are cached per distinct raw value.
  */
-function barReader(plan: SourcePlan): (row: unknown[]) => { bar: BarText; fault?: string } {
+function barReader(plan: SourcePlan): { read(row: unknown[]): BarText; fault: string | undefined } {
   const { idx, constants: c } = plan;
   const timeframes = new Map<string, string | undefined>();
   const pick = (row: unknown[], field: Field): unknown => {
@@ -247,33 +247,38 @@ function barReader(plan: SourcePlan): (row: unknown[]) => { bar: BarText; fault?
   };
   const dateIdx = idx.date;
   const timeIdx = idx.time;
-  return (row) => {
-    let timeframe = c.timeframe;
-    let fault: string | undefined;
-    if (timeframe === undefined) {
-      const raw = text(pick(row, "timeframe"));
-      if (!timeframes.has(raw)) timeframes.set(raw, normalizeTimeframe(raw));
-      timeframe = timeframes.get(raw) ?? "";
-      if (raw !== "" && timeframe === "") fault = `timeframe ${shown(raw)} ${TIMEFRAME_FAULT}`;
-    }
-    const time = timeIdx === undefined ? undefined : row[timeIdx];
-    const bar: BarText = {
-      symbol: c.symbol ?? text(pick(row, "symbol")),
-      exchange: c.exchange ?? text(pick(row, "exchange")),
-      provider: c.provider ?? text(pick(row, "provider")),
-      timeframe,
-      time,
-      open: numericText(pick(row, "open")),
-      high: numericText(pick(row, "high")),
-      low: numericText(pick(row, "low")),
-      close: numericText(pick(row, "close")),
-      volume: idx.volume === undefined ? undefined : numericText(pick(row, "volume")),
-      adjClose: idx.adj_close === undefined ? undefined : numericText(pick(row, "adj_close")),
-    };
-    // Date and time in two columns: a time of day joins the date; a full timestamp stands alone.
-    if (dateIdx !== undefined && isTimeOfDay(time)) bar.parsedTime = combineDateTime(row[dateIdx], time);
-    return fault === undefined ? { bar } : { bar, fault };
+  // One object for the whole source: `fault` is the last row's timeframe problem (no allocation per row).
+  const reader = {
+    fault: undefined as string | undefined,
+    read(row: unknown[]): BarText {
+      let timeframe = c.timeframe;
+      reader.fault = undefined;
+      if (timeframe === undefined) {
+        const raw = text(pick(row, "timeframe"));
+        if (!timeframes.has(raw)) timeframes.set(raw, normalizeTimeframe(raw));
+        timeframe = timeframes.get(raw) ?? "";
+        if (raw !== "" && timeframe === "") reader.fault = `timeframe ${shown(raw)} ${TIMEFRAME_FAULT}`;
+      }
+      const time = timeIdx === undefined ? undefined : row[timeIdx];
+      const bar: BarText = {
+        symbol: c.symbol ?? text(pick(row, "symbol")),
+        exchange: c.exchange ?? text(pick(row, "exchange")),
+        provider: c.provider ?? text(pick(row, "provider")),
+        timeframe,
+        time,
+        open: numericText(pick(row, "open")),
+        high: numericText(pick(row, "high")),
+        low: numericText(pick(row, "low")),
+        close: numericText(pick(row, "close")),
+        volume: idx.volume === undefined ? undefined : numericText(pick(row, "volume")),
+        adjClose: idx.adj_close === undefined ? undefined : numericText(pick(row, "adj_close")),
+      };
+      // Date and time in two columns: a time of day joins the date; a full timestamp stands alone.
+      if (dateIdx !== undefined && isTimeOfDay(time)) bar.parsedTime = combineDateTime(row[dateIdx], time);
+      return bar;
+    },
   };
+  return reader;
 }
 
 /** Per series of one source: the times seen (in-file duplicates) and the time range (merge fast path). */
@@ -317,14 +322,14 @@ async function* checkedBatches(
   asText: boolean,
 ): AsyncGenerator<StagedBatch> {
   const { options, rejects, progress, summary, series, staged } = ctx;
-  const read = barReader(plan);
+  const reader = barReader(plan);
   for await (const batch of source.batches()) {
     const out: Array<Array<string | null>> = [];
     let lines = "";
     for (const row of batch) {
       summary.read++;
-      const { bar, fault } = read(row);
-      let check: RowCheck = fault === undefined ? checkBar(bar) : { ok: false, reason: fault };
+      const bar = reader.read(row);
+      let check: RowCheck = reader.fault === undefined ? checkBar(bar) : { ok: false, reason: reader.fault };
       if (check.ok) {
         const duplicate = series.add(bar, check.micros);
         if (duplicate) check = { ok: false, reason: duplicate };

@@ -2,15 +2,20 @@
  * Issue 10, items 2-10: real-world file shapes and bad values, loaded end to end into a native PostgreSQL 17
  * server with the real migrations. Every fixture is generated here in the shape of the exporter it names.
  */
+import { execFile } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
 import { type LoadOptions, loadOhlcvFrom } from "../../lib/loader/OhlcvLoader";
 import { runLoadRequest } from "../../lib/loader/runLoad";
 import { type Engine, startPostgresServer } from "../fixtures/engines";
 import { barsAsText, countBars, migrate } from "../fixtures/loader/target";
 import { exec } from "../fixtures/schema";
+
+const ROOT = path.resolve(__dirname, "../..");
+const TSX = pathToFileURL(require.resolve("tsx", { paths: [ROOT] })).href;
 
 function tmpDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), "loader-rw-"));
@@ -139,6 +144,27 @@ describe("real-world files on PostgreSQL 17", () => {
       `every row was rejected (2 of 2); nothing was loaded. First: ${file} row 1: timestamp "09:05:00" is not ISO-8601, a date or an epoch number. All reasons: ${rejectsFile}`,
     );
     expect(await countBars(url)).toBe(0);
+  });
+
+  test("item 7: the CLI exits 1 with one line when every row is rejected, and 0 within --max-rejects", async () => {
+    const dir = tmpDir();
+    write(dir, "times.csv", "date,open,high,low,close\n09:05:00,1,2,1,2\n");
+    const cli = (args: string[]) =>
+      new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+        // tsx by absolute URL: the working directory (the temp dir) has no node_modules.
+        execFile(process.execPath, ["--import", TSX, path.join(ROOT, "scripts/data.ts"), "load", "--url", url, "--quiet", ...args], { cwd: dir }, (error, out, err) =>
+          resolve({ code: error ? (error.code as number) : 0, out: String(out), err: String(err) }));
+      });
+    const failed = await cli(["--source", "times.csv", "--symbol", "X", "--timeframe", "D"]);
+    expect(failed.code).toBe(1);
+    expect(failed.err).toBe(
+      `data: every row was rejected (1 of 1); nothing was loaded. First: ${path.join(dir, "times.csv")} row 1: timestamp "09:05:00" is not ISO-8601, a date or an epoch number. All reasons: ${path.join(dir, ".tsdb/rejects/last-load.csv")}\n`,
+    );
+    expect(failed.out).not.toContain("nothing new");
+    write(dir, "times.csv", "date,open,high,low,close\n2024-01-02,1,2,1,2\nbad,1,2,1,2\n");
+    const ok = await cli(["--source", "times.csv", "--symbol", "X", "--timeframe", "D", "--max-rejects", "1"]);
+    expect(ok).toMatchObject({ code: 0, err: "" });
+    expect(ok.out).toContain("rejected rows with reasons: ");
   });
 
   test("item 7: more rejects than --max-rejects (default 10%) fail the load; within the limit it loads", async () => {

@@ -1,5 +1,5 @@
 /**
- * Shapes of real-world market data files (issue 10, items 2-6 and 9), on fixtures generated here in the same
+ * Shapes of real-world market data files (issue 10, items 2-6, 8, 9 and 18), on fixtures generated here in the same
  * shapes as backtrader, MetaTrader, Kibot, Stooq, Dukascopy and Binance files (no third-party file is copied).
  */
 import fs from "node:fs";
@@ -7,7 +7,9 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, test } from "vitest";
 import { BINANCE_KLINE_COLUMNS, COLUMN_ALIASES, matchPathPattern, resolveColumns } from "../../lib/loader/columnMapping";
+import { loadRequestFromFlags, parseLoadRequest, toLoadOptions } from "../../lib/loader/loadRequest";
 import { type BarText, checkBar, normalizeTimeframe } from "../../lib/loader/rowValidation";
+import { parseSettings } from "../../lib/settings";
 import { openCsv } from "../../lib/loader/sources/csv";
 import { combineDateTime, parseTimestamp } from "../../lib/loader/timestamps";
 
@@ -198,5 +200,38 @@ describe("item 8: values the database would refuse become rejected rows", () => 
     expect(!r.ok && r.reason).toMatch(reason);
     // A reason quotes at most a short prefix of a huge value.
     expect(!r.ok && r.reason.length).toBeLessThan(300);
+  });
+});
+
+describe("item 18: one load request from flags, settings and the hook", () => {
+  test("flags become the same request settings give, validated by one schema", () => {
+    const fromFlags = loadRequestFromFlags({
+      source: "dumps", "path-pattern": "{symbol}-{timeframe}-*.csv", layout: "binance-kline", "max-rejects": "5%",
+      "on-conflict": "update", map: "volume=quote_asset_volume", columns: undefined, strict: true,
+    });
+    const settings = parseSettings({ datasets: [{ name: "btc", ...fromFlags }] }, { stack: "dev" });
+    expect(settings.datasets).toEqual([{ name: "btc", ...fromFlags }]);
+    expect(fromFlags).toEqual({
+      source: "dumps", pathPattern: "{symbol}-{timeframe}-*.csv", layout: "binance-kline", maxRejects: "5%",
+      onConflict: "update", map: { volume: "quote_asset_volume" }, strict: true,
+    });
+  });
+
+  test("a bad value names the flag (CLI) or the key (settings) and what is allowed", () => {
+    expect(() => loadRequestFromFlags({ source: "x", "max-rejects": "lots" })).toThrow(/^--max-rejects: must be a count like 250 or a percentage like 10%/);
+    expect(() => loadRequestFromFlags({ source: "x", layout: "kibot" })).toThrow(/^--layout: .*binance-kline/);
+    expect(() => parseSettings({ datasets: [{ name: "a", source: "x.csv", columns: [] }] }, { stack: "dev" })).toThrow(/0\.columns/);
+    expect(() => parseLoadRequest({ source: "x", flavour: "y" })).toThrow(/flavour/);
+  });
+
+  test("the request becomes loader options: paths from the working directory, layout as column names, rejects under .tsdb/", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "loader-req-"));
+    fs.writeFileSync(path.join(dir, "BTCUSDT-1m-2024-01.csv"), "");
+    const options = toLoadOptions({ source: ".", layout: "binance-kline", maxRejects: 3 }, { cwd: dir, defaultRejects: ".tsdb/rejects/last-load.csv" });
+    expect(options).toMatchObject({
+      files: [path.join(dir, "BTCUSDT-1m-2024-01.csv")], columns: [...BINANCE_KLINE_COLUMNS], maxRejects: "3",
+      rejectsFile: path.join(dir, ".tsdb/rejects/last-load.csv"), strict: false,
+    });
+    expect(() => toLoadOptions({ source: ".", layout: "binance-kline", columns: ["a"] }, { cwd: dir, defaultRejects: "r.csv" })).toThrow(/--columns or --layout, not both/);
   });
 });
