@@ -27,7 +27,7 @@ export interface DatasetInputs {
   /** Where to load, secret. */
   connection: ConnectionInfo;
   dataset: DatasetSetting;
-  /** Absolute project directory: where scripts/data.ts and the dataset's relative source live. */
+  /** Absolute project directory: where lib/loader/hookWorker.ts and the dataset's relative source live. */
   projectDir: string;
   /** The dataset's files, relative to projectDir (informational: shows in preview). */
   files: string[];

@@ -1,13 +1,19 @@
 /**
  * Timestamp forms accepted by the loader, turned into integer microseconds since the Unix epoch (UTC), the
- * resolution of PostgreSQL's timestamptz.
+ * resolution of PostgreSQL's timestamptz. docs/LOADING.md ("Timestamps") states the same rules for users.
  *
- * - ISO-8601 date-times with a zone (`Z`, `+02:00`, `+0200`, `+02`) are taken as written.
+ * - ISO-8601 date-times with a zone (`Z`, `+02:00`, `+0200`, `+02`) are taken as written; the offset must be a
+ *   real one (at most 14:00 either way, minutes below 60).
  * - ISO-8601 date-times WITHOUT a zone and plain dates (`2024-01-02`) mean UTC: market data vendors export
  *   UTC or exchange-local dates, and a load that depended on the machine's zone would not be reproducible.
- * - Numbers (or numeric text) are epoch values whose unit is detected by magnitude:
- *   |n| < 1e11 seconds (fractions allowed), < 1e14 milliseconds, < 1e17 microseconds, otherwise nanoseconds
- *   (NautilusTrader's `ts_event`). Nanoseconds are truncated to microseconds.
+ * - Other exporters' forms: `2024.01.02 09:05` (MetaTrader), `01/02/2024` (month/day/year), `02.01.2024`
+ *   (day.month.year, Dukascopy with an optional ` GMT+0100`).
+ * - 8-digit numbers are YYYYMMDD dates and 14-digit numbers YYYYMMDDHHMMSS (as epochs they would be 1970-73
+ *   seconds or post-2286 milliseconds); other numbers (or numeric text) are epoch values whose unit is
+ *   detected by magnitude: |n| < 1e11 seconds (fractions allowed), < 1e14 milliseconds, < 1e17 microseconds,
+ *   otherwise nanoseconds (NautilusTrader's `ts_event`). Nanoseconds are truncated to microseconds.
+ * - Years run from 1800 to 2199; anything else is a reason, never a guess.
+ * - combineDateTime joins a date column and a time-of-day column (backtrader, MetaTrader, Kibot, Stooq).
  */
 
 const ISO =

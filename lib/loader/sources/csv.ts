@@ -1,7 +1,10 @@
 /**
  * CSV through PapaParse's Node stream (RFC 4180 quoting; `,` `;` tab or `|` delimiters, detected from the
  * first rows unless given), gzip through zlib when the name ends in .gz or the file starts with gzip's magic
- * bytes. Every value stays text, so prices reach COPY exactly as written.
+ * bytes. Every value stays text, so prices reach COPY exactly as written. A file without a header row is read
+ * with the column names given (`--columns`), or recognised as a Binance kline dump; any other headerless file
+ * is refused with how to name its columns. Bytes that are not UTF-8 decode to U+FFFD, which the row checks
+ * reject in keys (rowValidation.ts) and which makes a number or time unreadable.
  *
  * PapaParse rather than csv-parse: on 1M bars it parses in about 0.6 s where csv-parse takes 3.5 s, and the
  * parse is most of a CSV load's CPU time (bench/load.md).
