@@ -10,7 +10,7 @@ export interface MarketDataLoadArgs {
   connection: pulumi.Input<ConnectionInfo>;
   /** One entry of `tsdb:datasets`. */
   dataset: DatasetSetting;
-  /** Project directory: the dataset's `source` is relative to it and scripts/data.ts runs from it. */
+  /** Project directory: the dataset's `source` is relative to it and the hook's worker (lib/loader/hookWorker.ts) runs from it. */
   projectDir: string;
 }
 

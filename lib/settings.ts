@@ -11,6 +11,7 @@ import * as net from "node:net";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { LoadRequestSchema } from "./loader/loadRequest";
 
 /** A PostgreSQL interval as the migration contract accepts it: a number and one unit, e.g. `7 days`. */
 export const INTERVAL_PATTERN = /^\d+\s+(microsecond|millisecond|second|minute|hour|day|week|month|year)s?$/;
@@ -48,23 +49,12 @@ export const INTERVAL_RANGES = {
   caggRefreshInterval: { min: "1 minute", max: "1 year" },
 } as const;
 
-/** One market-data file (or file pattern) that `pulumi up` loads. */
-export interface DatasetSetting {
-  /** Slug naming the dataset (lowercase letters, digits, `-`, `_`); unique within the stack. */
-  name: string;
-  /** File or directory path, relative to the project directory. */
-  source: string;
-  format?: "csv" | "parquet" | "sqlite";
-  /** SQLite table to read. */
-  table?: string;
-  symbol?: string;
-  provider?: string;
-  timeframe?: string;
-  exchange?: string;
-  /** Pattern of file names under `source` that carry symbol/timeframe, e.g. `{symbol}_{timeframe}.csv`. */
-  pathPattern?: string;
-  onConflict?: "skip" | "update";
-}
+/**
+ * One market-data load that `pulumi up` runs: a LoadRequest (lib/loader/loadRequest.ts, the same contract as
+ * the CLI's `load` flags) plus a name; `source` is relative to the project directory. Rejects always go to
+ * `.tsdb/rejects/<name>.csv`.
+ */
+export type DatasetSetting = z.infer<typeof datasetSchema>;
 
 /** Every `tsdb:` setting, typed and validated (see docs/ARCHITECTURE.md, "Settings"). */
 export interface Settings {
@@ -199,7 +189,7 @@ export const SETTING_DECLARATIONS: Record<string, SettingDeclaration> = {
   compressAfter: { type: "string", default: "90 days", description: "Compress (columnstore) chunks older than this; from 1 hour to 100 years." },
   tickRetention: { type: "string", default: "180 days", description: "Drop ticks older than this; from 1 hour to 100 years and at least tickChunkInterval; empty = keep everything." },
   caggRefreshInterval: { type: "string", default: "1 hour", description: "Continuous aggregate refresh schedule; from 1 minute to 1 year." },
-  datasets: { type: undefined, default: [], description: "Market data loaded by pulumi up: a list of {name, source, format?, table?, symbol?, provider?, timeframe?, exchange?, pathPattern?, onConflict?}." },
+  datasets: { type: undefined, default: [], description: "Market data loaded by pulumi up: a list of {name, source, format?, table?, symbol?, provider?, timeframe?, exchange?, pathPattern?, map?, columns?, layout?, delimiter?, onConflict?, maxRejects?, strict?, target?} (docs/LOADING.md)." },
   backupDir: { type: "string", default: "./backups", description: "Directory npm run db:backup writes to." },
   backupRetain: { type: "integer", default: 7, description: "Backups kept (at least 1)." },
 };
@@ -271,22 +261,13 @@ const secretString = stringField((s) => s.trim().length > 0, "a password that is
 /** Names PostgreSQL keeps for itself: the maintenance database and the templates every CREATE DATABASE copies. */
 const RESERVED_DATABASES = ["postgres", "template0", "template1"];
 
-const datasetSchema = z.strictObject({
+const datasetSchema = LoadRequestSchema.omit({ rejects: true }).extend({
   name: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, "must be a slug (lowercase letters, digits, - and _)"),
-  source: z.string().min(1, "must be a non-empty path"),
-  format: z.enum(["csv", "parquet", "sqlite"]).optional(),
-  table: z.string().min(1).optional(),
-  symbol: z.string().min(1).optional(),
-  provider: z.string().optional(),
-  timeframe: z.string().min(1).optional(),
-  exchange: z.string().optional(),
-  pathPattern: z.string().min(1).optional(),
-  onConflict: z.enum(["skip", "update"]).optional(),
 });
 
 const datasetsField: FieldParser<DatasetSetting[]> = (value) => {
   const allowed =
-    "a list of datasets, each {name (slug), source (path), format? (csv|parquet|sqlite), table?, symbol?, provider?, timeframe?, exchange?, pathPattern?, onConflict? (skip|update)}";
+    "a list of datasets, each {name (slug), source (path), format? (csv|parquet|sqlite), table?, symbol?, provider?, timeframe?, exchange?, pathPattern?, map?, columns?, layout?, delimiter?, onConflict? (skip|update), maxRejects?, strict?, target?} (docs/LOADING.md)";
   let list: unknown = value;
   if (typeof value === "string") {
     try {

@@ -2,12 +2,16 @@
  * The Pulumi hook loading one dataset: a dynamic provider keyed by the content checksum of the dataset's
  * files, so `pulumi preview` shows an update exactly for the datasets whose files or settings changed.
  *
- * The load itself runs `scripts/data.ts load --json` of the project in a child Node process (through tsx):
- * the loader's readers (PapaParse, hyparquet, better-sqlite3) stay ordinary modules of the project instead of
- * being serialized into state, memory for a large load is the child's, and the connection reaches the child
- * in its environment (DATABASE_URL), never on a command line. Top-level imports are type-only except
- * lib/connection (the one URL builder, IPv6 in brackets), a dependency-free module Pulumi serializes by value as
- * it does lib/db for the migrations hook; Node built-ins are required inside the methods.
+ * The load itself runs `lib/loader/hookWorker.ts` of the project in a child Node process (through tsx): the
+ * dataset setting IS a LoadRequest (lib/loader/loadRequest.ts, the same schema the CLI's flags build), sent
+ * as JSON on stdin; the child answers with one JSON line, a summary or an error, so a failure reaches
+ * `pulumi up` as the loader's own message. The loader's readers (PapaParse, hyparquet, better-sqlite3) stay
+ * ordinary modules of the project instead of being serialized into state, memory for a large load is the
+ * child's, and the connection reaches the child in its environment (DATABASE_URL), never on a command line.
+ * Top-level imports are type-only except lib/connection (the one URL builder, IPv6 in brackets), a
+ * dependency-free module Pulumi serializes by value as it does lib/db for the migrations hook; Node built-ins
+ * are required inside the methods. State written by the earlier provider (which ran scripts/data.ts) diffs
+ * and deletes unchanged: its fields are the same.
  *
  * Delete does nothing to the data: removing a dataset from `tsdb:datasets` does not delete its bars (they may
  * have been merged with bars from other sources; delete them with SQL if that is meant).
@@ -25,7 +29,7 @@ export interface DatasetInputs {
   /** Where to load, secret. */
   connection: ConnectionInfo;
   dataset: DatasetSetting;
-  /** Absolute project directory: where scripts/data.ts and the dataset's relative source live. */
+  /** Absolute project directory: where lib/loader/hookWorker.ts and the dataset's relative source live. */
   projectDir: string;
   /** The dataset's files, relative to projectDir (informational: shows in preview). */
   files: string[];
@@ -54,13 +58,13 @@ export function loaderDatabaseUrl(connection: ConnectionInfo): string {
   return connectionUrl(connection);
 }
 
-/** Runs the CLI's load for `inputs` in a child process and returns its counts. */
+/** Runs the dataset's LoadRequest in the hook worker (a child process) and returns its counts. */
 async function runLoad(inputs: DatasetInputs): Promise<DatasetCounts> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { execFile } = require("node:child_process") as typeof import("node:child_process");
+  const { spawn } = require("node:child_process") as typeof import("node:child_process");
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const path = require("node:path") as typeof import("node:path");
-  const d = inputs.dataset;
+  const { name, ...request } = inputs.dataset;
   const c = inputs.connection;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const fs = require("node:fs") as typeof import("node:fs");
@@ -72,37 +76,40 @@ async function runLoad(inputs: DatasetInputs): Promise<DatasetCounts> {
   if (caFile) fs.writeFileSync(caFile, c.sslrootcert!, { mode: 0o600 });
   // loaderDatabaseUrl always carries `?sslmode=`, so the CA file is one more parameter.
   const url = loaderDatabaseUrl(c) + (caFile ? `&sslrootcert=${encodeURIComponent(caFile)}` : "");
-  const rejectsFile = path.join(".tsdb", "rejects", `${d.name}.csv`);
-  const args = ["--import", "tsx", path.join("scripts", "data.ts"), "load", "--source", path.resolve(inputs.projectDir, d.source), "--json", "--quiet"];
-  const flags: Array<[string, string | undefined]> = [
-    ["--format", d.format], ["--table", d.table], ["--symbol", d.symbol], ["--provider", d.provider],
-    ["--timeframe", d.timeframe], ["--exchange", d.exchange], ["--path-pattern", d.pathPattern],
-    ["--on-conflict", d.onConflict], ["--rejects", path.join(inputs.projectDir, rejectsFile)],
-  ];
-  for (const [flag, value] of flags) if (value !== undefined) args.push(flag, value);
-  const stdout = await new Promise<string>((resolve, reject) => {
-    execFile(
-      process.execPath,
-      args,
-      { cwd: inputs.projectDir, env: { ...process.env, DATABASE_URL: url }, maxBuffer: 64 << 20 },
-      (err, out, errOut) => {
-        if (err) {
-          const reason = String(errOut).trim().split("\n").pop() || err.message;
-          reject(new Error(`Loading dataset ${d.name} (${d.source}) failed: ${reason}`));
-        } else resolve(String(out));
-      },
-    );
+  const rejectsFile = [".tsdb", "rejects", `${name}.csv`].join("/");
+  const failed = (reason: string) => new Error(`Loading dataset ${name} (${request.source}) failed: ${reason}`);
+  const reply = await new Promise<{ ok?: boolean; summary?: Partial<DatasetCounts>; error?: string }>((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", path.join("lib", "loader", "hookWorker.ts")], {
+      cwd: inputs.projectDir,
+      env: { ...process.env, DATABASE_URL: url },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString("utf8")));
+    child.stderr.on("data", (d: Buffer) => (err = (err + d.toString("utf8")).slice(-8192)));
+    child.on("error", (e) => reject(failed(e.message)));
+    child.on("close", (code) => {
+      const last = out.trim().split("\n").pop() ?? "";
+      try {
+        resolve(JSON.parse(last) as { ok?: boolean; summary?: Partial<DatasetCounts>; error?: string });
+      } catch {
+        reject(failed(`the load process exited with code ${code} without a result: ${err.trim().split("\n").pop() || "no output"}`));
+      }
+    });
+    child.stdin.end(JSON.stringify({ request, defaultRejects: rejectsFile }));
   }).finally(() => {
     if (tlsDir) fs.rmSync(tlsDir, { recursive: true, force: true });
   });
-  const summary = JSON.parse(stdout.trim().split("\n").pop() ?? "{}") as Partial<DatasetCounts>;
+  if (!reply.ok || !reply.summary) throw failed(reply.error ?? "no reason given");
+  const summary = reply.summary;
   return {
     read: Number(summary.read ?? 0),
     inserted: Number(summary.inserted ?? 0),
     updated: Number(summary.updated ?? 0),
     alreadyPresent: Number(summary.alreadyPresent ?? 0),
     rejected: Number(summary.rejected ?? 0),
-    rejectsFile: rejectsFile.split(path.sep).join("/"),
+    rejectsFile,
   };
 }
 

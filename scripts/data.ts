@@ -3,9 +3,12 @@
  * Run `npm run data -- --help` for every flag.
  */
 import { parseArgs } from "node:util";
-import { COLUMN_ALIASES, FIELDS, expandSource, parseMapping } from "../lib/loader/columnMapping";
-import { DEFAULT_TARGET, type LoadOptions, formatSummary, loadOhlcvFrom } from "../lib/loader/OhlcvLoader";
+import { COLUMN_ALIASES, FIELDS } from "../lib/loader/columnMapping";
+import { LOAD_FLAGS, loadRequestFromFlags } from "../lib/loader/loadRequest";
+import { DEFAULT_TARGET, formatSummary } from "../lib/loader/OhlcvLoader";
 import { defaultProgress, silentProgress } from "../lib/loader/progress";
+import { TIMEFRAME_FORMS } from "../lib/loader/rowValidation";
+import { runLoadRequest } from "../lib/loader/runLoad";
 import { formatValidation, validateOhlcv, validationFilter } from "../lib/loader/validateReport";
 import { exportOhlcvTo, formatExportSummary } from "../lib/loader/export";
 import { failureLine, isConnectionLost, withClient } from "../lib/db";
@@ -19,24 +22,12 @@ Connection:
   --url URL              postgresql:// URL (default: $DATABASE_URL)
 
 load options:
-  --source PATH          a file, a directory (every .csv .csv.gz .tsv .parquet .pq .db .sqlite below it) or a
-                         glob with * ** ? (quote it): 'data/ALPACA/**/*.parquet'
-  --format F             csv | parquet | sqlite (default: from each file's extension; gzip is detected)
-  --table NAME           SQLite table to read (default ohlcv_data)
-  --symbol S             symbol for every row (wins over a column and the path pattern)
-  --provider P           provider for every row (default: column, path, else '')
-  --timeframe T          timeframe for every row: 1m 5m 15m 1h 4h 1d 1w 1mo (also 1H, 1day, daily, 60min)
-  --exchange E           exchange for every row (default: column, path, else '')
-  --path-pattern PAT     take values from file paths, e.g. 'data/{provider}/{symbol}/{timeframe}/*.parquet'
-                         (placeholders: {symbol} {provider} {timeframe} {exchange})
-  --map F=COL,...        explicit column mapping, F one of ${FIELDS.join(", ")}
-  --delimiter C          CSV delimiter (default: detected among , ; tab |)
-  --on-conflict MODE     skip (default: keep bars already present) | update (overwrite changed bars)
-  --rejects FILE         CSV of invalid rows: source,row,reason,raw (default: rejects.csv, written only if any)
-  --strict               fail on the first invalid row; nothing is loaded
-  --target TABLE         target table (default ${DEFAULT_TARGET})
+${Object.values(LOAD_FLAGS).map((f) => `  --${`${f.flag}${f.type === "string" ? " V" : ""}`.padEnd(20)} ${f.help}`).join("\n")}
   --quiet                no progress output
-  --json                 print the summary as JSON (for scripts and the Pulumi hook)
+  --json                 print the summary as JSON
+
+Exit codes: 0 loaded (or nothing new); 1 an error, every row rejected, or more rejects than --max-rejects
+(nothing is loaded then; the reasons are in the rejects file).
 
 validate options:
   --symbol S, --exchange E, --provider P, --timeframe T
@@ -52,31 +43,25 @@ export options:
 
 Precedence for symbol/provider/timeframe/exchange: flag, then column, then --path-pattern, then Parquet
 bar_type metadata (NautilusTrader). Rows are checked: timestamp parses; open/high/low/close finite and > 0;
-high >= max(open, close); low <= min(open, close); volume >= 0 (empty volume = 0); no duplicate key in a file.
+high >= max(open, close); low <= min(open, close); volume >= 0 (empty volume = 0); no duplicate key in a file;
+symbol, exchange, provider at most 128 characters, no NUL, valid UTF-8; numbers at most 40 digits before and
+40 after the decimal point. docs/LOADING.md has every rule.
 
-Accepted column names (case-insensitive; the first present wins):
+Accepted column names (case-insensitive; <NAME>, spaces, - and _ alike; the first present wins):
 ${FIELDS.map((f) => `  ${f.padEnd(10)} ${COLUMN_ALIASES[f].join(", ")}`).join("\n")}
+A date column plus a time column (Date,Time) are joined when the time is a time of day (09:05, 0905, 093000).
 
-Timestamps: ISO-8601 with a zone as written; WITHOUT a zone, and plain dates, mean UTC; epoch numbers by
-magnitude: < 1e11 seconds, < 1e14 milliseconds, < 1e17 microseconds, else nanoseconds.
+Timeframes: ${TIMEFRAME_FORMS}.
+
+Timestamps: ISO-8601 with a zone as written (offsets -14:00..+14:00); WITHOUT a zone, and plain dates, mean UTC;
+also 2024.01.02 (MetaTrader), 01/02/2024 (month/day/year), 02.01.2024 (day.month.year), 20240102 (YYYYMMDD);
+epoch numbers by magnitude: < 1e11 seconds, < 1e14 milliseconds, < 1e17 microseconds, else nanoseconds, except
+8-digit numbers, which are YYYYMMDD dates. Years 1800..2199.
 `;
 
 const OPTIONS = {
   url: { type: "string" },
-  source: { type: "string" },
-  format: { type: "string" },
-  table: { type: "string" },
-  symbol: { type: "string" },
-  provider: { type: "string" },
-  timeframe: { type: "string" },
-  exchange: { type: "string" },
-  "path-pattern": { type: "string" },
-  map: { type: "string" },
-  delimiter: { type: "string" },
-  "on-conflict": { type: "string" },
-  rejects: { type: "string" },
-  strict: { type: "boolean" },
-  target: { type: "string" },
+  ...Object.fromEntries(Object.values(LOAD_FLAGS).map((f) => [f.flag, { type: f.type }])),
   quiet: { type: "boolean" },
   json: { type: "boolean" },
   out: { type: "string" },
@@ -108,9 +93,10 @@ async function main(argv: string[]): Promise<void> {
   }
   if (positionals.length > 1) fail(`unexpected argument ${JSON.stringify(positionals[1])}; see --help.`);
   const url = values.url ?? process.env.DATABASE_URL ?? fail("no database: give --url URL or set DATABASE_URL.");
-  const target = values.target ?? DEFAULT_TARGET;
+  const flags = values as Record<string, string | boolean | undefined>;
+  const target = typeof flags.target === "string" ? flags.target : DEFAULT_TARGET;
   if (command === "validate") {
-    const filter = validationFilter(values);
+    const filter = validationFilter(pickDefined(flags, ["symbol", "exchange", "provider", "timeframe"]));
     const report = await withClient(url, (c) => validateOhlcv(c, target, filter));
     process.stdout.write(values.json ? `${JSON.stringify(report)}\n` : `${formatValidation(report)}\n`);
     const nothingMatched = Object.keys(filter).length > 0 && report.totalRows === 0;
@@ -118,12 +104,12 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (command === "export") {
-    const format = values.format;
+    const format = flags.format;
     if (format !== undefined && format !== "csv" && format !== "parquet") fail(`--format must be csv or parquet for export, got ${JSON.stringify(format)}.`);
     const summary = await exportOhlcvTo(url, {
       file: values.out ?? fail("export needs --out FILE (.csv or .parquet)."),
       ...(format ? { format } : {}),
-      ...pickDefined(values, ["symbol", "exchange", "provider", "timeframe", "from", "to"]),
+      ...pickDefined(flags, ["symbol", "exchange", "provider", "timeframe", "from", "to"]),
       target,
       overwrite: values.force ?? false,
     });
@@ -131,29 +117,10 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (command !== "load") fail(`unknown command ${JSON.stringify(command)}; use load, validate or export (see --help).`);
-  const source = values.source ?? fail("load needs --source PATH (a file, directory or glob).");
-  const format = values.format;
-  if (format !== undefined && !["csv", "parquet", "sqlite"].includes(format)) fail(`--format must be csv, parquet or sqlite, got ${JSON.stringify(format)}.`);
-  const onConflict = values["on-conflict"] ?? "skip";
-  if (onConflict !== "skip" && onConflict !== "update") fail(`--on-conflict must be skip or update, got ${JSON.stringify(onConflict)}.`);
-  const options: LoadOptions = {
-    files: expandSource(source),
-    ...(format ? { format: format as LoadOptions["format"] } : {}),
-    ...(values.table ? { sqliteTable: values.table } : {}),
-    ...(values.delimiter ? { delimiter: values.delimiter } : {}),
-    ...(values.symbol ? { symbol: values.symbol } : {}),
-    ...(values.provider !== undefined ? { provider: values.provider } : {}),
-    ...(values.timeframe ? { timeframe: values.timeframe } : {}),
-    ...(values.exchange !== undefined ? { exchange: values.exchange } : {}),
-    ...(values["path-pattern"] ? { pathPattern: values["path-pattern"] } : {}),
-    ...(values.map ? { mapping: parseMapping(values.map) } : {}),
-    target,
-    onConflict,
-    rejectsFile: values.rejects ?? "rejects.csv",
-    strict: values.strict ?? false,
-    progress: values.quiet ? silentProgress : await defaultProgress(),
-  };
-  const summary = await loadOhlcvFrom(url, options);
+  if (flags.source === undefined) fail("load needs --source PATH (a file, directory or glob).");
+  const request = loadRequestFromFlags(flags);
+  const progress = values.quiet ? silentProgress : await defaultProgress();
+  const summary = await runLoadRequest(url, { ...request, target }, { cwd: process.cwd(), progress });
   process.stdout.write(values.json ? `${JSON.stringify(summary)}\n` : `${formatSummary(summary)}\n`);
 }
 

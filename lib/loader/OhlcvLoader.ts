@@ -7,6 +7,7 @@
  * chosen policy. A failure or a killed process before COMMIT leaves the target exactly as it was.
  */
 import fs from "node:fs";
+import path from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Client } from "pg";
@@ -15,12 +16,12 @@ import { type Field, type PathKey, matchPathPattern, resolveColumns } from "./co
 import { TimeKeySet } from "./keySet";
 import { RejectsWriter } from "./rejects";
 import { type ProgressReporter, silentProgress } from "./progress";
-import { type BarText, checkBar, normalizeTimeframe, numericText } from "./rowValidation";
+import { type BarText, type RowCheck, TIMEFRAME_FORMS, checkBar, normalizeTimeframe, numericText } from "./rowValidation";
 import { openCsv } from "./sources/csv";
 import { openParquet } from "./sources/parquet";
 import { openSqlite } from "./sources/sqlite";
 import type { RecordSource, SourceFormat } from "./sources/types";
-import { microsToSql } from "./timestamps";
+import { combineDateTime, isTimeOfDay, microsToSql, shown } from "./timestamps";
 
 /** What to do with a bar whose key is already in the target. */
 export type ConflictPolicy = "skip" | "update";
@@ -45,6 +46,8 @@ export interface LoadOptions {
   sqliteTable?: string;
   /** CSV delimiter (default: detected). */
   delimiter?: string;
+  /** Column names of a CSV file without a header row (its first row is data). */
+  columns?: readonly string[];
   /** Target table, `schema.table` (default market_data.ohlcv_bars). */
   target?: string;
   /** Fixed values; a flag wins over a column, a column over the path pattern, that over file metadata. */
@@ -61,6 +64,11 @@ export interface LoadOptions {
   rejectsFile?: string;
   /** Fail (and load nothing) on the first invalid row. */
   strict?: boolean;
+  /**
+   * Most rejected rows a load may have and still commit: a count (`"250"`) or a share of the rows read
+   * (`"10%"`); default DEFAULT_MAX_REJECTS. A load whose every row is rejected always fails.
+   */
+  maxRejects?: string;
   progress?: ProgressReporter;
   /** Default: `insert` on a PGlite (Emscripten) server, `copy` otherwise. */
   staging?: StagingMode;
@@ -112,12 +120,64 @@ export function formatOf(file: string): SourceFormat {
 }
 
 /** Opens one source file with the reader for its format. */
-export async function openSource(file: string, options: Pick<LoadOptions, "format" | "sqliteTable" | "delimiter"> = {}): Promise<RecordSource> {
+export async function openSource(file: string, options: Pick<LoadOptions, "format" | "sqliteTable" | "delimiter" | "columns"> = {}): Promise<RecordSource> {
   const format = options.format ?? formatOf(file);
+  if (format !== "csv" && options.columns) throw new Error(`${file}: --columns names the columns of a headerless CSV file; this is ${format}.`);
   if (format === "parquet") return openParquet(file);
   if (format === "sqlite") return openSqlite(file, options.sqliteTable);
-  return openCsv(file, options.delimiter ? { delimiter: options.delimiter } : {});
+  return openCsv(file, { ...(options.delimiter ? { delimiter: options.delimiter } : {}), ...(options.columns ? { columns: options.columns } : {}) });
 }
+
+/** The rejects threshold when none is given: a tenth of the rows read. */
+export const DEFAULT_MAX_REJECTS = "10%";
+
+/** A parsed --max-rejects: a count, or a percentage of the rows read. */
+export type RejectLimit = { count: number } | { percent: number };
+
+/** Parses `--max-rejects` (`0`, `250`, `10%`, `0.5%`); throws saying what is allowed. */
+export function parseMaxRejects(text: string): RejectLimit {
+  const t = text.trim();
+  const pct = /^(\d+(?:\.\d+)?)%$/.exec(t);
+  if (pct && Number(pct[1]) <= 100) return { percent: Number(pct[1]) };
+  if (/^\d+$/.test(t)) return { count: Number(t) };
+  throw new Error(`--max-rejects ${JSON.stringify(text)} must be a count of rows (0 = none allowed) or a percentage of the rows read up to 100%, e.g. 250 or 10%.`);
+}
+
+/** Throws (so the transaction rolls back) when every row, or more rows than allowed, were rejected. */
+function enforceRejectLimit(read: number, rejects: RejectsWriter, limitText: string): void {
+  const rejected = rejects.count;
+  if (rejected === 0) return;
+  const limit = parseMaxRejects(limitText);
+  const first = rejects.first ? ` First: ${rejects.first.source} row ${rejects.first.row}: ${rejects.first.reason}.` : "";
+  const where = rejects.file ? ` All reasons: ${rejects.file}` : "";
+  if (rejected === read) throw new Error(`every row was rejected (${rejected} of ${read}); nothing was loaded.${first}${where}`);
+  const share = (rejected / read) * 100;
+  const over = "count" in limit ? rejected > limit.count : share > limit.percent;
+  if (over) {
+    throw new Error(
+      `${rejected} of ${read} rows rejected (${Number(share.toFixed(1))}%), more than --max-rejects ${limitText.trim()}; nothing was loaded.${first}${where}`,
+    );
+  }
+}
+
+/** Throws when the rejects file would overwrite one of the sources (the run deletes it first). */
+function checkRejectsPath(rejectsFile: string | undefined, files: readonly string[]): void {
+  if (!rejectsFile) return;
+  const real = (f: string) => {
+    try {
+      return fs.realpathSync(f);
+    } catch {
+      return path.resolve(f);
+    }
+  };
+  const target = real(rejectsFile);
+  if (files.some((f) => real(f) === target)) {
+    throw new Error(`--rejects ${path.resolve(rejectsFile)} is also a source of this load; write rejects elsewhere (default ${DEFAULT_REJECTS_FILE}).`);
+  }
+}
+
+/** Where the CLI writes rejected rows unless told otherwise: under .tsdb/, which no source expansion reads. */
+export const DEFAULT_REJECTS_FILE = ".tsdb/rejects/last-load.csv";
 
 /** `schema.table` quoted for SQL; throws for anything that is not two plain identifiers. */
 export function quoteTarget(target: string, escape: (s: string) => string): string {
@@ -133,162 +193,235 @@ function copyText(s: string): string {
   return /[\\\t\n\r]/.test(s) ? s.replace(/\\/g, "\\\\").replace(/\t/g, "\\t").replace(/\n/g, "\\n").replace(/\r/g, "\\r") : s;
 }
 
+/** Where each table field of one source comes from: a column index, or one value for every row. */
+interface SourcePlan {
+  idx: ReturnType<typeof resolveColumns>;
+  /** Values fixed for the whole source (flag, path pattern, file metadata); undefined means "from a column". */
+  constants: Partial<Record<PathKey, string>>;
+}
+
+/** Stage 1: resolves columns and fixed values; throws when symbol or timeframe has no source at all. */
+function planSource(file: string, source: RecordSource, options: LoadOptions): SourcePlan {
+  const fromPath = options.pathPattern ? matchPathPattern(options.pathPattern, file) : {};
+  const idx = resolveColumns(source.columns, options.mapping, ["time", "open", "high", "low", "close"], source.name);
+  const constants: Partial<Record<PathKey, string>> = {};
+  for (const key of ["symbol", "exchange", "provider", "timeframe"] as const) {
+    const flag = options[key];
+    const fallback = fromPath[key] ?? source.declared[key];
+    if (flag !== undefined) constants[key] = flag;
+    else if (idx[key] === undefined) constants[key] = fallback ?? "";
+    if ((key === "symbol" || key === "timeframe") && constants[key] === "") {
+      throw new Error(`${source.name}: no ${key}; give --${key}, a ${key} column, or a --path-pattern with {${key}}.`);
+    }
+  }
+  const tf = constants.timeframe;
+  if (tf !== undefined) {
+    const normal = normalizeTimeframe(tf);
+    if (normal === undefined) {
+      const from = options.timeframe !== undefined ? "--timeframe" : fromPath.timeframe !== undefined ? "--path-pattern" : "the file's metadata";
+      throw new Error(`${source.name}: timeframe ${JSON.stringify(tf)} (from ${from}) ${TIMEFRAME_FAULT}.`);
+    }
+    constants.timeframe = normal;
+  }
+  return { idx, constants };
+}
+
+const TIMEFRAME_FAULT = `is ambiguous or unknown; use ${TIMEFRAME_FORMS}`;
+
 function text(v: unknown): string {
   if (v === null || v === undefined) return "";
   if (typeof v === "string") return v.trim();
   return String(v);
 }
 
+/**
+ * Stage 2: one record as a bar in table terms (every value text), with the reason the timeframe column's
+ * value is refused, if it is. Normalised timeframes are cached per distinct raw value.
+ */
+function barReader(plan: SourcePlan): { read(row: unknown[]): BarText; fault: string | undefined } {
+  const { idx, constants: c } = plan;
+  const timeframes = new Map<string, string | undefined>();
+  const pick = (row: unknown[], field: Field): unknown => {
+    const i = idx[field];
+    return i === undefined ? undefined : row[i];
+  };
+  const dateIdx = idx.date;
+  const timeIdx = idx.time;
+  // One object for the whole source: `fault` is the last row's timeframe problem (no allocation per row).
+  const reader = {
+    fault: undefined as string | undefined,
+    read(row: unknown[]): BarText {
+      let timeframe = c.timeframe;
+      reader.fault = undefined;
+      if (timeframe === undefined) {
+        const raw = text(pick(row, "timeframe"));
+        if (!timeframes.has(raw)) timeframes.set(raw, normalizeTimeframe(raw));
+        timeframe = timeframes.get(raw) ?? "";
+        if (raw !== "" && timeframe === "") reader.fault = `timeframe ${shown(raw)} ${TIMEFRAME_FAULT}`;
+      }
+      const time = timeIdx === undefined ? undefined : row[timeIdx];
+      const bar: BarText = {
+        symbol: c.symbol ?? text(pick(row, "symbol")),
+        exchange: c.exchange ?? text(pick(row, "exchange")),
+        provider: c.provider ?? text(pick(row, "provider")),
+        timeframe,
+        time,
+        open: numericText(pick(row, "open")),
+        high: numericText(pick(row, "high")),
+        low: numericText(pick(row, "low")),
+        close: numericText(pick(row, "close")),
+        volume: idx.volume === undefined ? undefined : numericText(pick(row, "volume")),
+        adjClose: idx.adj_close === undefined ? undefined : numericText(pick(row, "adj_close")),
+      };
+      // Date and time in two columns: a time of day joins the date; a full timestamp stands alone.
+      if (dateIdx !== undefined && isTimeOfDay(time)) bar.parsedTime = combineDateTime(row[dateIdx], time);
+      return bar;
+    },
+  };
+  return reader;
+}
+
+/** Per series of one source: the times seen (in-file duplicates) and the time range (merge fast path). */
+class SeriesTracker {
+  private readonly seen = new Map<string, TimeKeySet>();
+  readonly ranges = new Map<string, { key: string[]; lo: number; hi: number }>();
+
+  /** Records the bar's key; the reason it is a duplicate when an earlier row had it. */
+  add(bar: BarText, micros: number): string | undefined {
+    const series = `${bar.symbol}\u0000${bar.exchange}\u0000${bar.provider}\u0000${bar.timeframe}`;
+    let times = this.seen.get(series);
+    let range = this.ranges.get(series);
+    if (!times || !range) {
+      this.seen.set(series, (times = new TimeKeySet()));
+      this.ranges.set(series, (range = { key: [bar.symbol, bar.exchange, bar.provider, bar.timeframe], lo: micros, hi: micros }));
+    }
+    if (!times.add(micros)) {
+      return `duplicate key (${bar.symbol}, ${bar.exchange}, ${bar.provider}, ${bar.timeframe}, ${microsToSql(micros)}) already seen earlier in this source`;
+    }
+    if (micros < range.lo) range.lo = micros;
+    if (micros > range.hi) range.hi = micros;
+    return undefined;
+  }
+}
+
+/** One batch's valid rows: as COPY text lines, or as 11 column values each (null = SQL NULL). */
+interface StagedBatch {
+  text: string;
+  rows: Array<Array<string | null>>;
+}
+
+/**
+ * Stage 3: reads the source's batches, checks each row (rowValidation.ts, in-file duplicates), sends invalid
+ * rows to the rejects file and yields the valid ones ready for the database. Building COPY text directly
+ * saves an array per row, which the garbage collector would pay for.
+ */
+async function* checkedBatches(
+  source: RecordSource,
+  plan: SourcePlan,
+  ctx: { options: LoadOptions; rejects: RejectsWriter; progress: ProgressReporter; summary: SourceSummary; series: SeriesTracker; staged: { n: number } },
+  asText: boolean,
+): AsyncGenerator<StagedBatch> {
+  const { options, rejects, progress, summary, series, staged } = ctx;
+  const reader = barReader(plan);
+  for await (const batch of source.batches()) {
+    const out: Array<Array<string | null>> = [];
+    let lines = "";
+    for (const row of batch) {
+      summary.read++;
+      const bar = reader.read(row);
+      let check: RowCheck = reader.fault === undefined ? checkBar(bar) : { ok: false, reason: reader.fault };
+      if (check.ok) {
+        const duplicate = series.add(bar, check.micros);
+        if (duplicate) check = { ok: false, reason: duplicate };
+      }
+      if (!check.ok) {
+        summary.rejected++;
+        rejects.add(source.name, summary.read, check.reason, row, source.columns);
+        if (options.strict) {
+          throw new Error(`${source.name} row ${summary.read}: ${check.reason} (--strict stops on the first invalid row; nothing was loaded).`);
+        }
+        continue;
+      }
+      staged.n++;
+      if (asText) {
+        lines +=
+          `${copyText(bar.symbol)}\t${copyText(bar.exchange)}\t${copyText(bar.provider)}\t${bar.timeframe}\t` +
+          `${microsToSql(check.micros)}\t${bar.open}\t${bar.high}\t${bar.low}\t${bar.close}\t${bar.volume || "0"}\t${bar.adjClose || "\\N"}\n`;
+      } else {
+        out.push([
+          bar.symbol, bar.exchange, bar.provider, bar.timeframe, microsToSql(check.micros),
+          bar.open ?? "", bar.high ?? "", bar.low ?? "", bar.close ?? "", bar.volume || "0", bar.adjClose || null,
+        ]);
+      }
+    }
+    progress.update(summary.read, source.fractionRead());
+    yield { text: lines, rows: out };
+  }
+}
+
+/** COPY text in chunks of about CHUNK_CHARS. */
+async function* copyChunks(batches: AsyncIterable<StagedBatch>): AsyncGenerator<string> {
+  let chunk = "";
+  for await (const batch of batches) {
+    chunk += batch.text;
+    if (chunk.length >= CHUNK_CHARS) {
+      yield chunk;
+      chunk = "";
+    }
+  }
+  if (chunk) yield chunk;
+}
+
+/** Stage 4: writes the checked rows by COPY (into staging, or straight into the target) or batched INSERT. */
+async function writeRows(client: Client, options: LoadOptions, mode: StagingMode | "direct", batches: (asText: boolean) => AsyncIterable<StagedBatch>): Promise<void> {
+  if (mode === "copy" || mode === "direct") {
+    const { from: copyFrom } = await import("pg-copy-streams");
+    const into = mode === "direct" ? quoteTarget(options.target ?? DEFAULT_TARGET, (x) => client.escapeIdentifier(x)) : STAGING;
+    await pipeline(Readable.from(copyChunks(batches(true)), { objectMode: false }), client.query(copyFrom(`COPY ${into} (${COLUMNS.join(", ")}) FROM STDIN`)));
+    return;
+  }
+  // One statement per batch: column arrays unnested into the staging table.
+  const types = ["text", "text", "text", "text", "timestamptz", "numeric", "numeric", "numeric", "numeric", "numeric", "numeric"];
+  const sql = `INSERT INTO ${STAGING} (${COLUMNS.join(", ")}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(", ")})`;
+  for await (const { rows: batch } of batches(false)) {
+    // Small statements: the PGlite socket server mishandles protocol messages split across socket reads.
+    for (let start = 0; start < batch.length; start += INSERT_ROWS) {
+      const part = batch.slice(start, start + INSERT_ROWS);
+      await client.query(sql, COLUMNS.map((_, i) => part.map((r) => r[i] ?? null)));
+    }
+  }
+}
+
+/** Loads one source: plan, read and check, write, then (unless written directly) merge into the target. */
 async function loadSource(
   client: Client,
+  file: string,
   source: RecordSource,
   options: LoadOptions,
   rejects: RejectsWriter,
   progress: ProgressReporter,
   mode: StagingMode | "direct",
 ): Promise<SourceSummary> {
-  const path = options.pathPattern ? matchPathPattern(options.pathPattern, source.name) : {};
-  const fixed = (key: PathKey): string | undefined => options[key] ?? undefined;
-  const fallback = (key: PathKey): string | undefined => path[key] ?? source.declared[key];
-  const idx = resolveColumns(source.columns, options.mapping, ["time", "open", "high", "low", "close"], source.name);
-  for (const key of ["symbol", "timeframe"] as const) {
-    if (fixed(key) === undefined && idx[key] === undefined && fallback(key) === undefined) {
-      throw new Error(
-        `${source.name}: no ${key}; give --${key}, a ${key} column, or a --path-pattern with {${key}}.`,
-      );
-    }
-  }
-  const constant = (key: PathKey) => fixed(key) ?? (idx[key] === undefined ? fallback(key) ?? "" : undefined);
-  const cSymbol = constant("symbol");
-  const cExchange = constant("exchange");
-  const cProvider = constant("provider");
-  const cTimeframe = constant("timeframe");
-  const timeframes = new Map<string, string | undefined>();
-  const seen = new Map<string, TimeKeySet>();
-  // Per series: first and last time in this source, to tell whether the target can hold any of its keys.
-  const ranges = new Map<string, { key: string[]; lo: number; hi: number }>();
-  const columns = source.columns;
+  const plan = planSource(file, source, options);
   const summary: SourceSummary = { source: source.name, read: 0, inserted: 0, updated: 0, alreadyPresent: 0, rejected: 0 };
-  let staged = 0;
-
-  const pick = (row: unknown[], field: Field): unknown => {
-    const i = idx[field];
-    return i === undefined ? undefined : row[i];
-  };
-
-  // Each batch's valid rows: as COPY text lines (asText), or as 11 column values each (null = SQL NULL).
-  // Building the COPY text directly saves an array per row, which the garbage collector would pay for.
-  async function* stagedBatches(asText: boolean): AsyncGenerator<{ text: string; rows: Array<Array<string | null>> }> {
-    for await (const batch of source.batches()) {
-      const out: Array<Array<string | null>> = [];
-      let lines = "";
-      for (const row of batch) {
-        summary.read++;
-        const rowNumber = summary.read;
-        const rawTf = cTimeframe ?? text(pick(row, "timeframe"));
-        let tf = timeframes.get(rawTf);
-        if (!timeframes.has(rawTf)) {
-          tf = normalizeTimeframe(rawTf);
-          timeframes.set(rawTf, tf);
-        }
-        const bar: BarText = {
-          symbol: cSymbol ?? text(pick(row, "symbol")),
-          exchange: cExchange ?? text(pick(row, "exchange")),
-          provider: cProvider ?? text(pick(row, "provider")),
-          timeframe: tf ?? "",
-          time: pick(row, "time"),
-          open: numericText(pick(row, "open")),
-          high: numericText(pick(row, "high")),
-          low: numericText(pick(row, "low")),
-          close: numericText(pick(row, "close")),
-          volume: idx.volume === undefined ? undefined : numericText(pick(row, "volume")),
-          adjClose: idx.adj_close === undefined ? undefined : numericText(pick(row, "adj_close")),
-        };
-        let check = rawTf !== "" && tf === undefined
-          ? { ok: false as const, reason: `timeframe ${JSON.stringify(rawTf)} is not like 1m, 5m, 1h, 1d, 1w, 1mo` }
-          : checkBar(bar);
-        if (check.ok) {
-          const series = `${bar.symbol}\u0000${bar.exchange}\u0000${bar.provider}\u0000${bar.timeframe}`;
-          let times = seen.get(series);
-          if (!times) {
-            seen.set(series, (times = new TimeKeySet()));
-            ranges.set(series, { key: [bar.symbol, bar.exchange, bar.provider, bar.timeframe], lo: check.micros, hi: check.micros });
-          }
-          if (!times.add(check.micros)) {
-            check = { ok: false, reason: `duplicate key (${bar.symbol}, ${bar.exchange}, ${bar.provider}, ${bar.timeframe}, ${microsToSql(check.micros)}) already seen earlier in this source` };
-          } else {
-            const range = ranges.get(series);
-            if (range && check.micros < range.lo) range.lo = check.micros;
-            if (range && check.micros > range.hi) range.hi = check.micros;
-          }
-        }
-        if (!check.ok) {
-          summary.rejected++;
-          rejects.add(source.name, rowNumber, check.reason, row, columns);
-          if (options.strict) {
-            throw new Error(`${source.name} row ${rowNumber}: ${check.reason} (--strict stops on the first invalid row; nothing was loaded).`);
-          }
-          continue;
-        }
-        staged++;
-        if (asText) {
-          lines +=
-            `${copyText(bar.symbol)}\t${copyText(bar.exchange)}\t${copyText(bar.provider)}\t${bar.timeframe}\t` +
-            `${microsToSql(check.micros)}\t${bar.open}\t${bar.high}\t${bar.low}\t${bar.close}\t${bar.volume || "0"}\t${bar.adjClose || "\\N"}\n`;
-        } else {
-          out.push([
-            bar.symbol, bar.exchange, bar.provider, bar.timeframe, microsToSql(check.micros),
-            bar.open ?? "", bar.high ?? "", bar.low ?? "", bar.close ?? "", bar.volume || "0", bar.adjClose || null,
-          ]);
-        }
-      }
-      progress.update(summary.read, source.fractionRead());
-      yield { text: lines, rows: out };
-    }
-  }
-
-  async function* copyChunks(): AsyncGenerator<string> {
-    let chunk = "";
-    for await (const batch of stagedBatches(true)) {
-      chunk += batch.text;
-      if (chunk.length >= CHUNK_CHARS) {
-        yield chunk;
-        chunk = "";
-      }
-    }
-    if (chunk) yield chunk;
-  }
-
+  const series = new SeriesTracker();
+  const staged = { n: 0 };
+  const ctx = { options, rejects, progress, summary, series, staged };
   progress.start(source.name, source.totalRows);
   try {
-    if (mode === "copy" || mode === "direct") {
-      const { from: copyFrom } = await import("pg-copy-streams");
-      const into = mode === "direct" ? quoteTarget(options.target ?? DEFAULT_TARGET, (x) => client.escapeIdentifier(x)) : STAGING;
-      await pipeline(Readable.from(copyChunks(), { objectMode: false }), client.query(copyFrom(`COPY ${into} (${COLUMNS.join(", ")}) FROM STDIN`)));
-    } else {
-      // One statement per batch: column arrays unnested into the staging table.
-      const types = ["text", "text", "text", "text", "timestamptz", "numeric", "numeric", "numeric", "numeric", "numeric", "numeric"];
-      const sql = `INSERT INTO ${STAGING} (${COLUMNS.join(", ")}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(", ")})`;
-      for await (const { rows: batch } of stagedBatches(false)) {
-        // Small statements: the PGlite socket server mishandles protocol messages split across socket reads.
-        for (let start = 0; start < batch.length; start += INSERT_ROWS) {
-          const part = batch.slice(start, start + INSERT_ROWS);
-          await client.query(sql, COLUMNS.map((_, i) => part.map((r) => r[i] ?? null)));
-        }
-      }
-    }
+    await writeRows(client, options, mode, (asText) => checkedBatches(source, plan, ctx, asText));
   } finally {
     progress.stop();
   }
   if (mode === "direct") {
-    summary.inserted = staged;
+    summary.inserted = staged.n;
     return summary;
   }
-  if (staged > 0) {
-    const merged = await merge(client, options.target ?? DEFAULT_TARGET, options.onConflict ?? "skip", [...ranges.values()]);
+  if (staged.n > 0) {
+    const merged = await merge(client, options.target ?? DEFAULT_TARGET, options.onConflict ?? "skip", [...series.ranges.values()]);
     summary.inserted = merged.inserted;
     summary.updated = merged.updated;
-    summary.alreadyPresent = staged - merged.inserted - merged.updated;
+    summary.alreadyPresent = staged.n - merged.inserted - merged.updated;
     await client.query(`TRUNCATE ${STAGING}`);
   }
   return summary;
@@ -396,6 +529,7 @@ export async function loadOhlcv(client: Client, options: LoadOptions): Promise<L
 async function loadOnce(client: Client, options: LoadOptions, alone: boolean): Promise<LoadSummary> {
   const started = Date.now();
   const target = options.target ?? DEFAULT_TARGET;
+  checkRejectsPath(options.rejectsFile, options.files);
   // A rejects file from an earlier run would be mistaken for this run's.
   if (options.rejectsFile) fs.rmSync(options.rejectsFile, { force: true });
   const rejects = new RejectsWriter(options.rejectsFile);
@@ -421,7 +555,7 @@ async function loadOnce(client: Client, options: LoadOptions, alone: boolean): P
           await client.query("SAVEPOINT tsdb_direct_copy");
           const source = await openSource(file, options);
           try {
-            sources.push(await loadSource(client, source, options, rejects, progress, "direct"));
+            sources.push(await loadSource(client, file, source, options, rejects, progress, "direct"));
             await client.query("RELEASE SAVEPOINT tsdb_direct_copy");
             continue;
           } catch (err) {
@@ -434,11 +568,12 @@ async function loadOnce(client: Client, options: LoadOptions, alone: boolean): P
         }
         const source = await openSource(file, options);
         try {
-          sources.push(await loadSource(client, source, options, rejects, progress, mode));
+          sources.push(await loadSource(client, file, source, options, rejects, progress, mode));
         } finally {
           await source.close();
         }
       }
+      enforceRejectLimit(sources.reduce((n, s) => n + s.read, 0), rejects, options.maxRejects ?? DEFAULT_MAX_REJECTS);
     });
   } finally {
     rejects.close();
@@ -473,7 +608,7 @@ export function formatSummary(s: LoadSummary): string {
     `total: read ${s.read}, loaded ${s.inserted + s.updated} (inserted ${s.inserted}, updated ${s.updated}), ` +
       `already present ${s.alreadyPresent}, rejected ${s.rejected} in ${s.seconds.toFixed(2)} s (${s.rowsPerSecond} rows/s)`,
   );
-  if (s.inserted + s.updated === 0 && s.read > 0) lines.push("nothing new: every valid row was already in the table.");
+  if (s.inserted + s.updated === 0 && s.alreadyPresent > 0) lines.push("nothing new: every valid row was already in the table.");
   if (s.rejectsFile) lines.push(`rejected rows with reasons: ${s.rejectsFile}`);
   return lines.join("\n");
 }

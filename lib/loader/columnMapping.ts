@@ -6,33 +6,65 @@
 import fs from "node:fs";
 import path from "node:path";
 
-/** Table columns a source can feed. */
+/** Table columns a source can feed; `date` is a calendar date whose time of day is in another column. */
 export const FIELDS = [
-  "time", "symbol", "exchange", "provider", "timeframe", "open", "high", "low", "close", "volume", "adj_close",
+  "time", "date", "symbol", "exchange", "provider", "timeframe", "open", "high", "low", "close", "volume", "adj_close",
 ] as const;
 export type Field = (typeof FIELDS)[number];
 
-/** Source column names recognised for each field, compared case-insensitively after trimming. */
+/**
+ * Source column names recognised for each field, the first present winning, compared after normalising
+ * both sides (normalizeColumnName: case, `<...>`, spaces and dashes). Gathered from the exporters' own
+ * headers: yfinance (Date/Datetime, Adj Close), backtrader and MetaTrader (Date, Time; <DATE>, <TIME>,
+ * <TICKVOL>, <VOL>), Stooq (<TICKER>, <PER>, <DATE>, <TIME>, <VOL>), Binance klines (open_time, close_time),
+ * Dukascopy (Gmt time, Local time), Polygon (t o h l c v; flat files' window_start), Alpaca and Alpha Vantage
+ * (timestamp, adjusted_close), Tiingo (adjClose), IB (date, barCount), FXCM (TickQty), CoinAPI
+ * (time_period_start, price_open, volume_traded), ccxt (timestamp), lumibot (asset_symbol, timestep, source).
+ */
 export const COLUMN_ALIASES: Record<Field, readonly string[]> = {
-  time: ["ts_event", "timestamp", "datetime", "time", "ts", "date", "t"],
-  symbol: ["symbol", "ticker", "instrument_id"],
-  exchange: ["exchange", "region", "venue"],
-  provider: ["provider", "vendor"],
-  timeframe: ["timeframe", "interval", "tf"],
-  open: ["open", "o"],
-  high: ["high", "h"],
-  low: ["low", "l"],
-  close: ["close", "c"],
-  volume: ["volume", "vol", "v"],
-  adj_close: ["adj_close", "adjclose", "adj close", "adjusted_close"],
+  time: [
+    "ts_event", "timestamp", "timestamp_utc", "datetime", "date_time", "open_time", "window_start", "time_period_start",
+    "gmt_time", "local_time", "begins_at", "time", "ts", "t",
+  ],
+  date: ["date", "trade_date"],
+  symbol: ["symbol", "ticker", "instrument_id", "instrument", "asset_symbol", "sym"],
+  exchange: ["exchange", "region", "venue", "mic"],
+  provider: ["provider", "vendor", "source", "data_source"],
+  timeframe: ["timeframe", "interval", "tf", "per", "period", "resolution", "bar_size", "granularity", "timestep"],
+  open: ["open", "o", "open_price", "price_open", "openprice"],
+  high: ["high", "h", "high_price", "price_high", "highprice"],
+  low: ["low", "l", "low_price", "price_low", "lowprice"],
+  close: ["close", "c", "close_price", "price_close", "closeprice"],
+  volume: ["volume", "vol", "v", "volume_traded", "tick_volume", "tickvol", "tickqty"],
+  adj_close: ["adj_close", "adjclose", "adjusted_close", "adjustedclose"],
 };
+
+/** Binance's kline CSV dumps (data.binance.vision) have no header; these are their 12 columns. */
+export const BINANCE_KLINE_COLUMNS = [
+  "open_time", "open", "high", "low", "close", "volume", "close_time", "quote_asset_volume", "number_of_trades",
+  "taker_buy_base_asset_volume", "taker_buy_quote_asset_volume", "ignore",
+] as const;
+
+/** Layouts of headerless files the loader knows by name (`--layout`). */
+export const LAYOUTS: Record<string, readonly string[]> = { "binance-kline": BINANCE_KLINE_COLUMNS };
+
+/** A header name as compared with aliases: lower case, no `<>` around it, runs of spaces, `-` and `_` as `_`. */
+export function normalizeColumnName(name: string): string {
+  return name.trim().toLowerCase().replace(/^<(.*)>$/, "$1").replace(/[\s_-]+/g, "_");
+}
 
 /** field -> index of the source column that feeds it. */
 export type ColumnIndexes = Partial<Record<Field, number>>;
 
+function aliasFor(field: Field): string {
+  return COLUMN_ALIASES[field].join(", ");
+}
+
 /**
  * Resolves each field to a source column. `explicit` (field -> column name) wins; otherwise the first alias
- * present. Throws naming the missing field and the columns the source has.
+ * present. A `date` column with no `time` column is the time; with one, each row's time is a time of day
+ * joined to the date, or a full timestamp on its own (see OhlcvLoader's rowTime). Throws naming the missing
+ * field and the columns the source has.
  */
 export function resolveColumns(
   columns: readonly string[],
@@ -40,12 +72,13 @@ export function resolveColumns(
   required: readonly Field[] = ["time", "open", "high", "low", "close"],
   sourceName = "source",
 ): ColumnIndexes {
-  const lower = columns.map((c) => c.trim().toLowerCase());
+  const names = columns.map(normalizeColumnName);
   const out: ColumnIndexes = {};
   for (const field of FIELDS) {
     const want = explicit[field];
     if (want !== undefined) {
-      const i = lower.indexOf(want.trim().toLowerCase());
+      let i = columns.findIndex((c) => c.trim().toLowerCase() === want.trim().toLowerCase());
+      if (i < 0) i = names.indexOf(normalizeColumnName(want));
       if (i < 0) {
         throw new Error(`${sourceName}: mapped column ${JSON.stringify(want)} for ${field} is not among its columns (${columns.join(", ")}).`);
       }
@@ -53,17 +86,22 @@ export function resolveColumns(
       continue;
     }
     for (const alias of COLUMN_ALIASES[field]) {
-      const i = lower.indexOf(alias);
+      const i = names.indexOf(alias);
       if (i >= 0) {
         out[field] = i;
         break;
       }
     }
   }
+  if (out.time === undefined || out.time === out.date) {
+    out.time = out.date;
+    delete out.date;
+  }
   for (const field of required) {
     if (out[field] === undefined) {
+      const also = field === "time" ? `, or a date column (${aliasFor("date")}) with or without a time column` : "";
       throw new Error(
-        `${sourceName}: no column for ${field}; expected one of ${COLUMN_ALIASES[field].join(", ")} ` +
+        `${sourceName}: no column for ${field}; expected one of ${aliasFor(field)}${also} ` +
           `(or map one with --map ${field}=COLUMN). Columns: ${columns.join(", ")}.`,
       );
     }
@@ -110,17 +148,26 @@ function patternRegex(pattern: string, captures: boolean): RegExp {
       if (end < 0 || !(PATTERN_KEYS as readonly string[]).includes(key)) {
         throw new Error(`--path-pattern ${JSON.stringify(pattern)}: {${key}} is not one of ${PATTERN_KEYS.map((k) => `{${k}}`).join(", ")}.`);
       }
-      re += `(?<${key}>[^/]+)`;
+      // Lazy: `{symbol}-*.txt` on `nvda-1999-2014.txt` takes `nvda`, the shortest value that fits.
+      re += `(?<${key}>[^/]+?)`;
       i = end;
     } else re += escapeRegex(ch);
   }
   return new RegExp(`(?:^|/)${re}$`);
 }
 
-/** Values for symbol/provider/timeframe/exchange taken from a file path by a pattern; {} when it does not match. */
+/**
+ * Values for symbol/provider/timeframe/exchange taken from a file path by a pattern. Each placeholder takes
+ * the shortest text that lets the rest match. Throws when the path does not match: empty values from a
+ * pattern that missed would load every row under the wrong key.
+ */
 export function matchPathPattern(pattern: string, filePath: string): Partial<Record<PathKey, string>> {
-  const m = patternRegex(pattern, true).exec(filePath.replace(/\\/g, "/"));
-  return m?.groups ? { ...m.groups } : {};
+  const file = filePath.replace(/\\/g, "/");
+  const m = patternRegex(pattern, true).exec(file);
+  if (!m) {
+    throw new Error(`${filePath} does not match --path-pattern ${JSON.stringify(pattern)}; the pattern must match the end of every file's path (placeholders ${PATTERN_KEYS.map((k) => `{${k}}`).join(" ")}, wildcards * ** ?).`);
+  }
+  return m.groups ? { ...m.groups } : {};
 }
 
 const KNOWN_EXTENSIONS = [".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".parquet", ".pq", ".db", ".sqlite", ".sqlite3"];
@@ -137,6 +184,8 @@ export function expandSource(source: string): string[] {
     // Files, and also FIFOs and devices (`/dev/stdin`): anything that is not a directory is read as one source.
     if (!stat.isDirectory()) return [source];
     const files = (fs.readdirSync(source, { recursive: true }) as string[])
+      // Hidden entries (.tsdb with the rejects files, .git) are never data.
+      .filter((f) => !f.split(path.sep).some((part) => part.startsWith(".")))
       .map((f) => path.join(source, f))
       .filter((f) => KNOWN_EXTENSIONS.some((e) => f.toLowerCase().endsWith(e)) && fs.statSync(f).isFile())
       .sort();
@@ -150,6 +199,8 @@ export function expandSource(source: string): string[] {
   const files = fs.existsSync(base)
     ? (fs.readdirSync(base, { recursive: true }) as string[])
         .map((f) => f.replace(/\\/g, "/"))
+        // As for directories: hidden entries only when the pattern names them.
+        .filter((f) => /(^|\/)\./.test(parts.slice(firstWild).join("/")) || !f.split("/").some((p) => p.startsWith(".")))
         .filter((f) => re.test(f) && re.exec(f)?.index === 0)
         .map((f) => path.join(base, f))
         .filter((f) => fs.statSync(f).isFile())

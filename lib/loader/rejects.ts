@@ -25,6 +25,8 @@ export class RejectsWriter {
   private fd: number | undefined;
   /** Rows written so far. */
   count = 0;
+  /** The first rejected row, for the one-line error of a load that fails on its rejects. */
+  first: { source: string; row: number; reason: string } | undefined;
 
   /** @param file where to write; undefined keeps only the count (used when the caller collects rejects itself). */
   constructor(readonly file: string | undefined) {}
@@ -32,6 +34,7 @@ export class RejectsWriter {
   /** Records one rejected row. `row` is 1-based within its source (data rows, header excluded). */
   add(source: string, row: number, reason: string, values: readonly unknown[], columns: readonly string[]): void {
     this.count++;
+    if (this.count === 1) this.first = { source, row, reason };
     if (!this.file) return;
     if (this.fd === undefined) {
       fs.mkdirSync(path.dirname(path.resolve(this.file)), { recursive: true });
@@ -57,6 +60,7 @@ export class RejectsWriter {
   /** Forgets the rows added since `mark`, so a source read twice lists its rejects once. */
   rewind(mark: { count: number; position: number }): void {
     this.count = mark.count;
+    if (this.count === 0) this.first = undefined;
     if (this.fd !== undefined && mark.position > 0) {
       fs.ftruncateSync(this.fd, mark.position);
       this.position = mark.position;

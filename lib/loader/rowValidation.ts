@@ -3,7 +3,15 @@
  * `high >= max(open, close)` holds or fails exactly as PostgreSQL's numeric would decide it, and the text that
  * passed is what COPY writes.
  */
-import { parseTimestamp } from "./timestamps";
+import { type TimestampResult, parseTimestamp, shown } from "./timestamps";
+
+/** Longest symbol, exchange or provider accepted (characters): keys stay far below the index's row limit. */
+export const MAX_KEY_TEXT = 128;
+/** Most digits accepted before, and after, the decimal point of a price or volume (PostgreSQL allows 131072 and 16383). */
+export const MAX_INT_DIGITS = 40;
+export const MAX_FRAC_DIGITS = 40;
+// Longer text than this always goes through the full check, which counts digits.
+const MAX_FAST_CHARS = 40;
 
 const DECIMAL = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d{1,4}))?$/;
 
@@ -89,27 +97,52 @@ export function numericText(value: unknown): string | undefined {
   return undefined;
 }
 
-const TIMEFRAME = /^(\d+)\s*(m|min|mins|minute|minutes|h|hr|hour|hours|d|day|days|w|wk|week|weeks|mo|mon|month|months)$/;
+// Units after a count (`5m`, `1 hour`, `1-HOUR`). Case matters for one letter only: `M` is a month
+// (Binance, ccxt, pandas), `m` a minute. Everything else is compared in lower case.
+const COUNT_UNIT = /^(\d+)\s*-?\s*([A-Za-z]+)$/;
 const UNIT: Record<string, string> = {
-  m: "m", min: "m", mins: "m", minute: "m", minutes: "m",
-  h: "h", hr: "h", hour: "h", hours: "h",
+  s: "s", sec: "s", secs: "s", second: "s", seconds: "s",
+  m: "m", t: "m", min: "m", mins: "m", minute: "m", minutes: "m",
+  h: "h", hr: "h", hrs: "h", hour: "h", hours: "h",
   d: "d", day: "d", days: "d",
   w: "w", wk: "w", week: "w", weeks: "w",
-  mo: "mo", mon: "mo", month: "mo", months: "mo",
+  mo: "mo", mon: "mo", month: "mo", months: "mo", ms: "mo",
 };
-const NAMED: Record<string, string> = { daily: "1d", hourly: "1h", weekly: "1w", monthly: "1mo", minute: "1m" };
+// MetaTrader's period names put the unit first: M1, M5, H1, H4, D1, W1, MN1.
+const METATRADER = /^(MN|M|H|D|W)(\d+)$/i;
+const METATRADER_UNIT: Record<string, string> = { m: "m", h: "h", d: "d", w: "w", mn: "mo" };
+// A bare word or letter means one of its unit; a bare `m` (minute or month?) is not in this table.
+const NAMED: Record<string, string> = {
+  second: "1s", minute: "1m", min: "1m", hour: "1h", hourly: "1h", h: "1h",
+  day: "1d", daily: "1d", d: "1d", week: "1w", weekly: "1w", w: "1w", month: "1mo", monthly: "1mo", mo: "1mo",
+};
+
+/** The forms normalizeTimeframe accepts, for error messages and --help. */
+export const TIMEFRAME_FORMS =
+  "N + unit (s, m/min/T, h/hr, d/day, w/wk, mo/month, and M = month: 1M is one month), MetaTrader M5 H1 D1 W1 MN1, " +
+  "or D, W, M, H, day, daily, week, weekly, month, monthly, hour, hourly, minute";
 
 /**
- * A timeframe in the table's spelling (`1m`, `5m`, `1h`, `1d`, `1w`, `1mo`, ...), from common spellings
- * (`1H`, `60min` stays `60m`, `1day`, `daily`, NautilusTrader's `1-HOUR`). Undefined when not recognised.
+ * A timeframe in the table's spelling (`1m`, `5m`, `1h`, `1d`, `1w`, `1mo`, `1s`), from the spellings in
+ * the wild: `1H`, `60min` (stays `60m`), `1day`, `1wk`, `daily`, `D`/`W`/`M`, NautilusTrader's `1-HOUR`,
+ * MetaTrader's `M5`/`H1`/`D1`/`MN1`, and `1M` = one MONTH (Binance, ccxt). Undefined when the spelling is
+ * unknown or ambiguous (`m`, a bare number).
  */
 export function normalizeTimeframe(raw: string): string | undefined {
-  const s = raw.trim().toLowerCase().replace("-", "");
-  const named = NAMED[s];
+  const s = raw.trim();
+  if (s === "M") return "1mo";
+  const named = NAMED[s.toLowerCase()];
   if (named) return named;
-  const m = TIMEFRAME.exec(s);
+  const mt = METATRADER.exec(s);
+  if (mt) {
+    const n = Number(mt[2]);
+    return n > 0 ? `${n}${METATRADER_UNIT[(mt[1] ?? "").toLowerCase()]}` : undefined;
+  }
+  const m = COUNT_UNIT.exec(s);
   if (!m || Number(m[1]) <= 0) return undefined;
-  return `${Number(m[1])}${UNIT[m[2] ?? ""] ?? ""}`;
+  const unitText = m[2] ?? "";
+  const unit = unitText === "M" ? "mo" : UNIT[unitText.toLowerCase()];
+  return unit ? `${Number(m[1])}${unit}` : undefined;
 }
 
 const POSITIVE_DIGIT = /[1-9]/;
@@ -118,6 +151,8 @@ const POSITIVE_DIGIT = /[1-9]/;
 function fastCheck(bar: BarText): boolean {
   const { open, high, low, close } = bar;
   if (open === undefined || high === undefined || low === undefined || close === undefined) return false;
+  if (open.length > MAX_FAST_CHARS || high.length > MAX_FAST_CHARS || low.length > MAX_FAST_CHARS || close.length > MAX_FAST_CHARS) return false;
+  if ((bar.volume?.length ?? 0) > MAX_FAST_CHARS || (bar.adjClose?.length ?? 0) > MAX_FAST_CHARS) return false;
   if (!POSITIVE_DIGIT.test(low)) return false;
   const ho = comparePlain(high, open);
   const hc = comparePlain(high, close);
@@ -138,6 +173,8 @@ export interface BarText {
   provider: string;
   timeframe: string;
   time: unknown;
+  /** The time already parsed (a date and a time of day from two columns); `time` is then not read. */
+  parsedTime?: TimestampResult;
   open: string | undefined;
   high: string | undefined;
   low: string | undefined;
@@ -149,12 +186,35 @@ export interface BarText {
 /** A checked row: the epoch microseconds of its time, or the reason it is rejected. */
 export type RowCheck = { ok: true; micros: number } | { ok: false; reason: string };
 
+/** Text for a reason, cut short. */
+function cut(text: string | undefined): string {
+  return text !== undefined && text.length > 60 ? `${text.slice(0, 60)}...` : String(text);
+}
+
+/** The decimal, or why it is not a finite number within the stated digit limits. */
+function decimal(name: string, text: string): Decimal | string {
+  const d = parseDecimal(text);
+  if (!d) return `${name} ${shown(text)} is not a finite number`;
+  if (d.int.length > MAX_INT_DIGITS) return `${name} has ${d.int.length} digits before the decimal point; at most ${MAX_INT_DIGITS}`;
+  if (d.frac.length > MAX_FRAC_DIGITS) return `${name} has ${d.frac.length} digits after the decimal point; at most ${MAX_FRAC_DIGITS}`;
+  return d;
+}
+
 function price(name: string, text: string | undefined): Decimal | string {
   if (text === undefined || text === "") return `${name} is missing`;
-  const d = parseDecimal(text);
-  if (!d) return `${name} ${JSON.stringify(text)} is not a finite number`;
-  if (d.negative || isZero(d)) return `${name} ${text} is not positive`;
+  const d = decimal(name, text);
+  if (typeof d === "string") return d;
+  if (d.negative || isZero(d)) return `${name} ${cut(text)} is not positive`;
   return d;
+}
+
+/** Why a symbol, exchange or provider cannot be stored, or undefined. */
+function keyTextFault(name: string, text: string): string | undefined {
+  if (text.length > MAX_KEY_TEXT) return `${name} is ${text.length} characters long; at most ${MAX_KEY_TEXT}`;
+  if (text.includes("\u0000")) return `${name} contains a NUL byte`;
+  // What a reader makes of bytes that are not UTF-8 (or what an earlier conversion left): never a real value.
+  if (text.includes("\uFFFD")) return `${name} ${shown(text)} is not valid UTF-8 (holds U+FFFD, the replacement character)`;
+  return undefined;
 }
 
 /**
@@ -164,7 +224,9 @@ function price(name: string, text: string | undefined): Decimal | string {
 export function checkBar(bar: BarText): RowCheck {
   if (bar.symbol === "") return { ok: false, reason: "symbol is missing" };
   if (bar.timeframe === "") return { ok: false, reason: "timeframe is missing" };
-  const t = parseTimestamp(bar.time);
+  const text = keyTextFault("symbol", bar.symbol) ?? keyTextFault("exchange", bar.exchange) ?? keyTextFault("provider", bar.provider);
+  if (text) return { ok: false, reason: text };
+  const t = bar.parsedTime ?? parseTimestamp(bar.time);
   if (!t.ok) return t;
   const fast = fastCheck(bar);
   if (fast) return { ok: true, micros: t.micros };
@@ -177,15 +239,15 @@ export function checkBar(bar: BarText): RowCheck {
   const close = price("close", bar.close);
   if (typeof close === "string") return { ok: false, reason: close };
   if (compareDecimal(high, open) < 0 || compareDecimal(high, close) < 0) {
-    return { ok: false, reason: `high ${bar.high} is below max(open ${bar.open}, close ${bar.close})` };
+    return { ok: false, reason: `high ${cut(bar.high)} is below max(open ${cut(bar.open)}, close ${cut(bar.close)})` };
   }
   if (compareDecimal(low, open) > 0 || compareDecimal(low, close) > 0) {
-    return { ok: false, reason: `low ${bar.low} is above min(open ${bar.open}, close ${bar.close})` };
+    return { ok: false, reason: `low ${cut(bar.low)} is above min(open ${cut(bar.open)}, close ${cut(bar.close)})` };
   }
   if (bar.volume !== undefined && bar.volume !== "") {
-    const v = parseDecimal(bar.volume);
-    if (!v) return { ok: false, reason: `volume ${JSON.stringify(bar.volume)} is not a finite number` };
-    if (v.negative) return { ok: false, reason: `volume ${bar.volume} is negative` };
+    const v = decimal("volume", bar.volume);
+    if (typeof v === "string") return { ok: false, reason: v };
+    if (v.negative) return { ok: false, reason: `volume ${cut(bar.volume)} is negative` };
   }
   if (bar.adjClose !== undefined && bar.adjClose !== "") {
     const adj = price("adj_close", bar.adjClose);

@@ -1,34 +1,70 @@
 /**
  * Timestamp forms accepted by the loader, turned into integer microseconds since the Unix epoch (UTC), the
- * resolution of PostgreSQL's timestamptz.
+ * resolution of PostgreSQL's timestamptz. docs/LOADING.md ("Timestamps") states the same rules for users.
  *
- * - ISO-8601 date-times with a zone (`Z`, `+02:00`, `+0200`, `+02`) are taken as written.
+ * - ISO-8601 date-times with a zone (`Z`, `+02:00`, `+0200`, `+02`) are taken as written; the offset must be a
+ *   real one (at most 14:00 either way, minutes below 60).
  * - ISO-8601 date-times WITHOUT a zone and plain dates (`2024-01-02`) mean UTC: market data vendors export
  *   UTC or exchange-local dates, and a load that depended on the machine's zone would not be reproducible.
- * - Numbers (or numeric text) are epoch values whose unit is detected by magnitude:
- *   |n| < 1e11 seconds (fractions allowed), < 1e14 milliseconds, < 1e17 microseconds, otherwise nanoseconds
- *   (NautilusTrader's `ts_event`). Nanoseconds are truncated to microseconds.
+ * - Other exporters' forms: `2024.01.02 09:05` (MetaTrader), `01/02/2024` (month/day/year), `02.01.2024`
+ *   (day.month.year, Dukascopy with an optional ` GMT+0100`).
+ * - 8-digit numbers are YYYYMMDD dates and 14-digit numbers YYYYMMDDHHMMSS (as epochs they would be 1970-73
+ *   seconds or post-2286 milliseconds); other numbers (or numeric text) are epoch values whose unit is
+ *   detected by magnitude: |n| < 1e11 seconds (fractions allowed), < 1e14 milliseconds, < 1e17 microseconds,
+ *   otherwise nanoseconds (NautilusTrader's `ts_event`). Nanoseconds are truncated to microseconds.
+ * - Years run from 1800 to 2199; anything else is a reason, never a guess.
+ * - combineDateTime joins a date column and a time-of-day column (backtrader, MetaTrader, Kibot, Stooq).
  */
 
 const ISO =
   /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?\s*(Z|z|UTC|[+-]\d{2}(?::?\d{2})?)?$/;
+// Other exporters' date-times, tried only when ISO does not match (off the hot path): `2024.01.02 09:05`
+// (MetaTrader), `2024/01/02`, `01/02/2024 09:30` (month/day/year: Kibot, FXCM), `01.01.2024 00:00:00.000`
+// (day.month.year: Dukascopy, optionally ` GMT+0100`).
+const YEAR_FIRST = /^(\d{4})[./](\d{2})[./](\d{2})(?:[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?\s*(Z|UTC|GMT|(?:GMT|UTC)?[+-]\d{2}(?::?\d{2})?)?$/i;
+const YEAR_LAST = /^(\d{1,2})([./])(\d{1,2})[./](\d{4})(?:[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?\s*(Z|UTC|GMT|(?:GMT|UTC)?[+-]\d{2}(?::?\d{2})?)?$/i;
 const NUMERIC = /^[+-]?\d+(\.\d+)?$/;
+const COMPACT_DATE = /^(\d{4})(\d{2})(\d{2})$/;
+const COMPACT_DATE_TIME = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})$/;
 
 /** Why a value is not a timestamp, or its epoch microseconds. */
 export type TimestampResult = { ok: true; micros: number } | { ok: false; reason: string };
 
-const MIN_MICROS = Date.UTC(1800, 0, 1) * 1000;
-const MAX_MICROS = Date.UTC(2200, 0, 1) * 1000;
+const MIN_YEAR = 1800;
+const MAX_YEAR = 2200;
+const MIN_MICROS = Date.UTC(MIN_YEAR, 0, 1) * 1000;
+const MAX_MICROS = Date.UTC(MAX_YEAR, 0, 1) * 1000;
+/** Real UTC offsets run from -12:00 to +14:00; anything beyond is a typo, not a zone. */
+const MAX_OFFSET_MINUTES = 14 * 60;
+
+/** A value for a reason: JSON text, cut short so a 10 MB field does not become a 10 MB reason. */
+export function shown(v: unknown): string {
+  const s = typeof v === "string" ? JSON.stringify(v.length > 60 ? `${v.slice(0, 60)}...` : v) : String(v);
+  return s;
+}
 
 function bounded(micros: number, raw: unknown): TimestampResult {
   if (!Number.isFinite(micros) || micros < MIN_MICROS || micros >= MAX_MICROS) {
-    return { ok: false, reason: `timestamp ${String(raw)} is outside 1800-01-01..2200-01-01` };
+    return { ok: false, reason: `timestamp ${typeof raw === "string" ? shown(raw) : String(raw)} is outside 1800-01-01..2200-01-01` };
   }
   return { ok: true, micros };
 }
 
+/** `YYYYMMDD` (or `YYYYMMDDHHMMSS`) digits as a UTC date-time, or a reason naming the rule. */
+function fromCompact(digits: string, raw: unknown): TimestampResult {
+  const m = COMPACT_DATE.exec(digits) ?? COMPACT_DATE_TIME.exec(digits);
+  if (!m) return { ok: false, reason: `timestamp ${shown(raw)} is not a date` };
+  const [, y = "", mo = "", d = "", h = "0", mi = "0", sec = "0"] = m;
+  const r = fromFields(raw, y, mo, d, h, mi, sec, "", undefined);
+  return r.ok ? r : { ok: false, reason: `timestamp ${String(raw)}: ${digits.length}-digit numbers are read as ${digits.length === 8 ? "YYYYMMDD" : "YYYYMMDDHHMMSS"} and this is not a calendar date` };
+}
+
 function fromEpochBigInt(n: bigint, raw: unknown): TimestampResult {
   const abs = n < 0n ? -n : n;
+  // 8 digits: a YYYYMMDD date (Stooq, many brokers), never epoch seconds of 1970-1973.
+  if (abs >= 10_000_000n && abs < 100_000_000n && n > 0n) return fromCompact(n.toString(), raw);
+  // 14 digits: YYYYMMDDHHMMSS (as epoch milliseconds it would be after 2286, out of range anyway).
+  if (abs >= 10_000_000_000_000n && abs < 100_000_000_000_000n && n > 0n) return fromCompact(n.toString(), raw);
   let micros: bigint;
   if (abs < 100_000_000_000n) micros = n * 1_000_000n;
   else if (abs < 100_000_000_000_000n) micros = n * 1000n;
@@ -45,6 +81,63 @@ function fromEpochNumber(n: number, raw: unknown): TimestampResult {
   return bounded(Math.round(n * scale), raw);
 }
 
+function offsetOf(zone: string | undefined, raw: unknown): number | string {
+  if (!zone) return 0;
+  const z = zone.toUpperCase().replace(/^(GMT|UTC)(?=[+-])/, "");
+  if (z === "Z" || z === "UTC" || z === "GMT") return 0;
+  const sign = z.startsWith("-") ? -1 : 1;
+  const digits = z.slice(1).replace(":", "");
+  const hours = Number(digits.slice(0, 2));
+  const minutes = Number(digits.slice(2, 4) || "0");
+  if (minutes > 59 || hours * 60 + minutes > MAX_OFFSET_MINUTES) {
+    return `timestamp ${shown(raw)} has offset ${z}, which is not a UTC offset (-14:00..+14:00, minutes below 60)`;
+  }
+  return sign * (hours * 60 + minutes);
+}
+
+function fromFields(
+  raw: unknown, y: string, mo: string, d: string, h: string, mi: string, sec: string, frac: string, zone: string | undefined,
+): TimestampResult {
+  const year = Number(y);
+  const month = Number(mo);
+  const day = Number(d);
+  const hour = Number(h);
+  const minute = Number(mi);
+  const second = Number(sec);
+  // Checked before Date.UTC, which reads years 0..99 as 1900..1999.
+  if (year < MIN_YEAR || year >= MAX_YEAR) return { ok: false, reason: `timestamp ${shown(raw)} is outside 1800-01-01..2200-01-01` };
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 59) {
+    return { ok: false, reason: `timestamp ${shown(raw)} has a field out of range` };
+  }
+  const ms = Date.UTC(year, month - 1, day, hour, minute, second);
+  // Date.UTC rolls 2024-02-30 over to March: reject instead of silently moving the bar.
+  if (new Date(ms).getUTCDate() !== day) return { ok: false, reason: `timestamp ${shown(raw)} is not a calendar date` };
+  const offset = offsetOf(zone, raw);
+  if (typeof offset === "string") return { ok: false, reason: offset };
+  const micros = (ms - offset * 60_000) * 1000 + Number(frac.padEnd(6, "0").slice(0, 6));
+  return bounded(micros, raw);
+}
+
+function fromOtherForms(s: string, raw: unknown): TimestampResult {
+  const a = YEAR_FIRST.exec(s);
+  if (a) {
+    const [, y = "", mo = "", d = "", h = "0", mi = "0", sec = "0", frac = "", zone] = a;
+    return fromFields(raw, y, mo, d, h, mi, sec, frac, zone);
+  }
+  const b = YEAR_LAST.exec(s);
+  if (b) {
+    const [, first = "", sep, second = "", y = "", h = "0", mi = "0", sec = "0", frac = "", zone] = b;
+    // `/` is month/day/year (US exporters), `.` is day.month.year (European exporters).
+    const [mo, d] = sep === "/" ? [first, second] : [second, first];
+    const r = fromFields(raw, y, mo, d, h, mi, sec, frac, zone);
+    if (!r.ok && /field out of range|calendar/.test(r.reason)) {
+      return { ok: false, reason: `${r.reason} (dates with / are read as month/day/year, with . as day.month.year)` };
+    }
+    return r;
+  }
+  return { ok: false, reason: `timestamp ${shown(s)} is not ISO-8601, a date or an epoch number` };
+}
+
 function fromText(text: string, raw: unknown): TimestampResult {
   const s = text.trim();
   if (s === "") return { ok: false, reason: "timestamp is empty" };
@@ -52,28 +145,41 @@ function fromText(text: string, raw: unknown): TimestampResult {
     return s.includes(".") ? fromEpochNumber(Number(s), raw) : fromEpochBigInt(BigInt(s), raw);
   }
   const m = ISO.exec(s);
-  if (!m) return { ok: false, reason: `timestamp ${JSON.stringify(s)} is not ISO-8601, a date or an epoch number` };
-  const [, y, mo, d, h = "0", mi = "0", sec = "0", frac = "", zone] = m;
-  const year = Number(y);
-  const month = Number(mo);
-  const day = Number(d);
-  const hour = Number(h);
-  const minute = Number(mi);
-  const second = Number(sec);
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 59) {
-    return { ok: false, reason: `timestamp ${JSON.stringify(s)} has a field out of range` };
+  if (!m) return fromOtherForms(s, raw);
+  const [, y = "", mo = "", d = "", h = "0", mi = "0", sec = "0", frac = "", zone] = m;
+  return fromFields(raw, y, mo, d, h, mi, sec, frac, zone);
+}
+
+const CLOCK = /^(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?$/;
+const CLOCK_DIGITS = /^\d{3,6}$/;
+
+/** True when `value` reads as a time of day (`09:05`, `09:05:00.250`, `0905`, `093000`), not a full timestamp. */
+export function isTimeOfDay(value: unknown): boolean {
+  if (typeof value === "bigint" || typeof value === "number") return Number(value) >= 0 && Number(value) < 240000 && Number.isInteger(Number(value));
+  if (typeof value !== "string") return false;
+  const s = value.trim();
+  return CLOCK.test(s) || CLOCK_DIGITS.test(s);
+}
+
+/**
+ * A date and a separate time of day (backtrader, MetaTrader, Kibot, Stooq: `Date,Time,...`) as one
+ * timestamp. The date takes any form parseTimestamp reads as a date (`2024-01-02`, `2024.01.02`,
+ * `01/02/2024`, `20240102`); the time `HH:MM[:SS[.fff]]` or digits `HHMM` / `HHMMSS` (Stooq writes `093000`).
+ */
+export function combineDateTime(date: unknown, time: unknown): TimestampResult {
+  const d = typeof date === "string" ? date.trim() : typeof date === "bigint" || typeof date === "number" ? String(date) : undefined;
+  if (d === undefined || d === "") return { ok: false, reason: "date is missing" };
+  let t = typeof time === "string" ? time.trim() : typeof time === "bigint" || typeof time === "number" ? String(time) : "";
+  if (CLOCK_DIGITS.test(t)) {
+    t = t.padStart(t.length <= 4 ? 4 : 6, "0");
+    t = t.length === 4 ? `${t.slice(0, 2)}:${t.slice(2)}` : `${t.slice(0, 2)}:${t.slice(2, 4)}:${t.slice(4)}`;
   }
-  const ms = Date.UTC(year, month - 1, day, hour, minute, second);
-  // Date.UTC rolls 2024-02-30 over to March: reject instead of silently moving the bar.
-  if (new Date(ms).getUTCDate() !== day) return { ok: false, reason: `timestamp ${JSON.stringify(s)} is not a calendar date` };
-  let offsetMinutes = 0;
-  if (zone && zone !== "Z" && zone !== "z" && zone !== "UTC") {
-    const sign = zone.startsWith("-") ? -1 : 1;
-    const digits = zone.slice(1).replace(":", "");
-    offsetMinutes = sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2, 4) || "0"));
-  }
-  const micros = (ms - offsetMinutes * 60_000) * 1000 + Number(frac.padEnd(6, "0").slice(0, 6));
-  return bounded(micros, raw);
+  const clock = CLOCK.exec(t);
+  const datePart = COMPACT_DATE.test(d) ? `${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6)}` : d;
+  if (!clock || Number(clock[1]) > 23) return { ok: false, reason: `date ${shown(date)} with time ${shown(time)}: the time is not a time of day HH:MM[:SS], HHMM or HHMMSS` };
+  const hh = (clock[1] ?? "").padStart(2, "0");
+  const r = fromText(`${datePart} ${hh}:${clock[2]}:${clock[3] ?? "00"}${clock[4] ? `.${clock[4]}` : ""}`, `${d} ${t}`);
+  return r;
 }
 
 /** Parses one timestamp value from any source (text, number, bigint, Date) into epoch microseconds. */

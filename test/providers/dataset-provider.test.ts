@@ -85,6 +85,41 @@ describe.each([
     const project = scratchProject();
     fs.writeFileSync(path.join(project, "data/bars.csv"), "when,what\n1,2\n");
     const { inputs, provider } = await inputsFor(conn, { name: "broken", source: "data/bars.csv", timeframe: "1d" }, project);
-    await expect(provider.create(inputs)).rejects.toThrow(/^Loading dataset broken \(data\/bars.csv\) failed: data: .*bars.csv: no column for time; expected one of ts_event/);
+    await expect(provider.create(inputs)).rejects.toThrow(/^Loading dataset broken \(data\/bars.csv\) failed: \/.*bars.csv: no column for time; expected one of ts_event/);
+  });
+
+  test("a dataset whose every row is rejected fails the up with the loader's own message and loads nothing", async () => {
+    const project = scratchProject();
+    fs.writeFileSync(path.join(project, "data/bars.csv"), "date,symbol,open,high,low,close\n09:05:00,X,1,2,1,2\n");
+    const { inputs, provider } = await inputsFor(conn, { name: "times", source: "data/bars.csv", timeframe: "1d" }, project);
+    const before = await countBars(engine.url);
+    await expect(provider.create(inputs)).rejects.toThrow(
+      /^Loading dataset times \(data\/bars.csv\) failed: every row was rejected \(1 of 1\); nothing was loaded\. First: .*bars.csv row 1: timestamp "09:05:00" is not ISO-8601.*All reasons: .*\.tsdb\/rejects\/times.csv$/,
+    );
+    expect(await countBars(engine.url)).toBe(before);
+  });
+
+  test("settings carry the whole load request: a headerless Binance dump, its layout, a path pattern and a rejects limit", async () => {
+    const project = scratchProject();
+    fs.writeFileSync(
+      path.join(project, "data/ETHUSDT-1d-2024-01.csv"),
+      "1704067200000,2281.87,2300.00,2250.00,2290.00,1000.5,1704153599999,1,1,1,1,0\n" +
+        "1704153600000,2290.00,2200.00,2280.00,2295.00,900,1704239999999,1,1,1,1,0\n",
+    );
+    const dataset: DatasetSetting = { name: "eth", source: "data/ETHUSDT-1d-2024-01.csv", layout: "binance-kline", pathPattern: "{symbol}-{timeframe}-*.csv", provider: "BINANCE", maxRejects: "50%" };
+    const { inputs, provider } = await inputsFor(conn, dataset, project);
+    const created = await provider.create(inputs);
+    expect(created.outs).toMatchObject({ read: 2, inserted: 1, rejected: 1, rejectsFile: ".tsdb/rejects/eth.csv" });
+    expect(fs.readFileSync(path.join(project, ".tsdb/rejects/eth.csv"), "utf8")).toContain("high 2200.00 is below max(open 2290.00, close 2295.00)");
+  });
+
+  test("state written by the earlier provider (which ran scripts/data.ts) still diffs and deletes", async () => {
+    const project = scratchProject();
+    const dataset: DatasetSetting = { name: "bars", source: "data/bars.csv" };
+    const { inputs, provider } = await inputsFor(conn, dataset, project);
+    // The state shape of version 1, as the earlier provider wrote it, with the earlier provider's code.
+    const oldState = { ...inputs, read: 1, inserted: 1, updated: 0, alreadyPresent: 0, rejected: 0, rejectsFile: ".tsdb/rejects/bars.csv", stateVersion: 1, __provider: "exports.handler = undefined" };
+    expect(await provider.diff!("dataset:bars@postgres", oldState, inputs)).toEqual({ changes: false, replaces: [], deleteBeforeReplace: false });
+    await expect(provider.delete!("dataset:bars@postgres", oldState)).resolves.toBeUndefined();
   });
 });

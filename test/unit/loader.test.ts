@@ -118,19 +118,19 @@ describe("column mapping", () => {
     expect(resolveColumns(["px_o", "px_h", "px_l", "px_c", "when"], { open: "px_o", high: "px_h", low: "px_l", close: "px_c", time: "when" }))
       .toEqual({ open: 0, high: 1, low: 2, close: 3, time: 4 });
     expect(() => resolveColumns(["a", "b"], {}, ["time"], "x.csv")).toThrow(
-      "x.csv: no column for time; expected one of ts_event, timestamp, datetime, time, ts, date, t (or map one with --map time=COLUMN). Columns: a, b.",
+      "x.csv: no column for time; expected one of ts_event, timestamp, timestamp_utc, datetime, date_time, open_time, window_start, time_period_start, gmt_time, local_time, begins_at, time, ts, t, or a date column (date, trade_date) with or without a time column (or map one with --map time=COLUMN). Columns: a, b.",
     );
     expect(() => resolveColumns(["a"], { open: "nope" }, [], "x.csv")).toThrow(/mapped column "nope" for open is not among its columns \(a\)/);
   });
   test("--map parses FIELD=COLUMN pairs and rejects unknown fields", () => {
     expect(parseMapping("time=Date, symbol=Sym")).toEqual({ time: "Date", symbol: "Sym" });
-    expect(() => parseMapping("when=Date")).toThrow(/FIELD one of time, symbol/);
+    expect(() => parseMapping("when=Date")).toThrow(/FIELD one of time, date, symbol/);
   });
   test("the path pattern takes provider, symbol and timeframe from the path", () => {
     expect(matchPathPattern("data/{provider}/{symbol}/{timeframe}/*.parquet", "/home/q/data/ALPACA/NFLX/1h/nflx_1h.parquet")).toEqual({
       provider: "ALPACA", symbol: "NFLX", timeframe: "1h",
     });
-    expect(matchPathPattern("data/{provider}/{symbol}/{timeframe}/*.parquet", "other/x.parquet")).toEqual({});
+    expect(() => matchPathPattern("data/{provider}/{symbol}/{timeframe}/*.parquet", "other/x.parquet")).toThrow(/does not match --path-pattern/);
     expect(() => matchPathPattern("{ticker}/*.csv", "a.csv")).toThrow(/\{ticker\} is not one of \{symbol\}/);
   });
   test("sources expand from a file, a directory and a glob, sorted", () => {

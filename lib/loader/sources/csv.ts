@@ -1,13 +1,18 @@
 /**
  * CSV through PapaParse's Node stream (RFC 4180 quoting; `,` `;` tab or `|` delimiters, detected from the
  * first rows unless given), gzip through zlib when the name ends in .gz or the file starts with gzip's magic
- * bytes. Every value stays text, so prices reach COPY exactly as written.
+ * bytes. Every value stays text, so prices reach COPY exactly as written. A file without a header row is read
+ * with the column names given (`--columns`), or recognised as a Binance kline dump; any other headerless file
+ * is refused with how to name its columns. Bytes that are not UTF-8 decode to U+FFFD, which the row checks
+ * reject in keys (rowValidation.ts) and which makes a number or time unreadable.
  *
  * PapaParse rather than csv-parse: on 1M bars it parses in about 0.6 s where csv-parse takes 3.5 s, and the
  * parse is most of a CSV load's CPU time (bench/load.md).
  */
 import fs from "node:fs";
 import zlib from "node:zlib";
+import { BINANCE_KLINE_COLUMNS, COLUMN_ALIASES, normalizeColumnName } from "../columnMapping";
+import { parseTimestamp } from "../timestamps";
 import type { RecordSource } from "./types";
 
 const BATCH = 4096;
@@ -29,6 +34,43 @@ function isGzip(file: string): boolean {
 export interface CsvOptions {
   /** Field delimiter; default: detected among `,` `;` tab `|`. */
   delimiter?: string;
+  /** Names of the columns of a file WITHOUT a header row: its first row is data. */
+  columns?: readonly string[];
+}
+
+const KNOWN_NAMES = new Set(Object.values(COLUMN_ALIASES).flat());
+const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+const EPOCH_MS_OR_US = /^\d{13}$|^\d{16}$/;
+
+/**
+ * True when the first row of a file is data, not a header: none of its cells is a known column name and
+ * some cell is a number or a date.
+ */
+export function looksLikeData(row: readonly string[]): boolean {
+  if (row.some((c) => KNOWN_NAMES.has(normalizeColumnName(c)))) return false;
+  return row.some((c) => NUMBER.test(c.trim()) || parseTimestamp(c).ok);
+}
+
+/**
+ * Binance's kline dump layout: 12 numeric columns, the first (open time) and seventh (close time) epoch
+ * milliseconds, or microseconds in dumps since 2025.
+ */
+export function isBinanceKline(row: readonly string[]): boolean {
+  return row.length === BINANCE_KLINE_COLUMNS.length && row.every((c) => NUMBER.test(c.trim())) &&
+    EPOCH_MS_OR_US.test((row[0] ?? "").trim()) && EPOCH_MS_OR_US.test((row[6] ?? "").trim());
+}
+
+/** The columns of a file from its first row, and whether that row is data; throws for an unknown headerless layout. */
+function headerOf(file: string, first: string[], given: readonly string[] | undefined): { columns: string[]; firstIsData: boolean } {
+  if (given) return { columns: [...given], firstIsData: true };
+  // PapaParse keeps a UTF-8 byte order mark in the first header cell.
+  const cells = first.map((c, i) => (i === 0 ? c.replace(/^\uFEFF/, "") : c).trim());
+  if (!looksLikeData(cells)) return { columns: cells, firstIsData: false };
+  if (isBinanceKline(cells)) return { columns: [...BINANCE_KLINE_COLUMNS], firstIsData: true };
+  throw new Error(
+    `${file} has no header row (its first row, ${JSON.stringify(cells.slice(0, 4).join(","))}..., is data); ` +
+      "name its columns in order with --columns, e.g. --columns date,time,open,high,low,close,volume, or use --layout binance-kline for Binance kline dumps.",
+  );
 }
 
 /** Refuse to hold more than this much text waiting for a closing quote (a malformed file, not a long field). */
@@ -106,17 +148,24 @@ export async function openCsv(file: string, options: CsvOptions = {}): Promise<R
   // reason), never an exception that stops the load.
   const pieces = csvRows(Papa, input as AsyncIterable<string>, file, options.delimiter);
   let pending: string[][] = [];
-  let header: string[] | undefined;
-  while (header === undefined) {
+  let first: string[] | undefined;
+  while (first === undefined) {
     const next = await pieces.next();
     if (next.done) {
       raw.destroy();
-      throw new Error(`${file}: the CSV file is empty; it needs a header row naming the columns.`);
+      throw new Error(`${file}: the CSV file is empty; it needs a header row naming the columns (or data rows and --columns).`);
     }
-    [header, ...pending] = next.value;
+    [first, ...pending] = next.value;
   }
-  // PapaParse keeps a UTF-8 byte order mark in the first header cell.
-  const columns = header.map((c, i) => (i === 0 ? c.replace(/^\uFEFF/, "") : c).trim());
+  let columns: string[];
+  try {
+    const header = headerOf(file, first, options.columns);
+    columns = header.columns;
+    if (header.firstIsData) pending.unshift(first);
+  } catch (err) {
+    raw.destroy();
+    throw err;
+  }
   return {
     name: file,
     columns,
