@@ -135,6 +135,18 @@ export function stackOption(): Option {
   return new Option("--stack <name>", "stack whose settings and outputs to use").default("dev");
 }
 
+/**
+ * Makes `flag` (as written in the command's options, e.g. `--to <version>`) required. Checked after commander's
+ * own checks, so an unknown flag is reported as such rather than as the missing one.
+ */
+export function required(cmd: Command, flags: string, description: string): Command {
+  cmd.option(flags, `${description} (required)`);
+  const option = cmd.options[cmd.options.length - 1]!;
+  return cmd.hook("preAction", (_parent, action) => {
+    if (action.getOptionValue(option.attributeName()) === undefined) throw new UsageError(`required option '${flags}' not specified`);
+  });
+}
+
 /** A whole number >= `min` for a flag, else a usage error naming the flag. */
 export function wholeNumber(flag: string, min: number): (raw: string) => number {
   return (raw) => {

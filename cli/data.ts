@@ -5,7 +5,7 @@
 import { type Command, Option } from "commander";
 import { COLUMN_ALIASES, FIELDS } from "../lib/loader/columnMapping";
 import type { LoadOptions } from "../lib/loader/OhlcvLoader";
-import { type Act, type Context, type Io, asGroup, examples, requireUrl, urlOption } from "./conventions";
+import { type Act, type Context, type Io, asGroup, examples, requireUrl, required, urlOption } from "./conventions";
 
 /** Shown in help only; the loader's own default (DEFAULT_TARGET in lib/loader/OhlcvLoader.ts) applies. */
 const TARGET_HELP = "target table (default: market_data.ohlcv_bars)";
@@ -90,8 +90,8 @@ export function registerData(program: Command, act: Act, io: Io): void {
   const loadCmd = data
     .command("load")
     .description("load OHLCV bars into market_data.ohlcv_bars (validated, deduplicated; a failed load changes nothing)")
-    .addOption(urlOption())
-    .requiredOption("--source <path>", "a file, a directory (every .csv .csv.gz .tsv .parquet .pq .db .sqlite below it) or a quoted glob with * ** ?")
+    .addOption(urlOption());
+  required(loadCmd, "--source <path>", "a file, a directory (every .csv .csv.gz .tsv .parquet .pq .db .sqlite below it) or a quoted glob with * ** ?")
     .addOption(new Option("--format <format>", "file format (default: from each file's extension; gzip is detected)").choices(["csv", "parquet", "sqlite"]))
     .option("--table <name>", "SQLite table to read (default: ohlcv_data)")
     .option("--symbol <symbol>", "symbol for every row (wins over a column and the path pattern)")

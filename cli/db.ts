@@ -119,10 +119,14 @@ export function registerDb(program: Command, act: Act, io: Io): void {
 
   examples(
     connectionFlags(db.command("down").description("revert applied migrations above --to VERSION")).addOption(
-      to("revert every migration above this version (0 reverts everything)").makeOptionMandatory(),
+      to("revert every migration above this version, 0 reverts everything (required)"),
     ),
     "tsdb db down --to 3 --url postgresql://postgres@127.0.0.1:5432/market",
-  ).action(act<DbOptions>((o, ctx) => move("down", o, ctx)));
+  )
+    .hook("preAction", (_db, down) => {
+      if (down.getOptionValue("to") === undefined) throw new UsageError("required option '--to <version>' not specified (use --to 0 to revert everything)");
+    })
+    .action(act<DbOptions>((o, ctx) => move("down", o, ctx)));
 
   examples(
     connectionFlags(db.command("status").description("list every migration with its state: applied, pending, changed, missing")),

@@ -85,6 +85,6 @@ describe.each([
     const project = scratchProject();
     fs.writeFileSync(path.join(project, "data/bars.csv"), "when,what\n1,2\n");
     const { inputs, provider } = await inputsFor(conn, { name: "broken", source: "data/bars.csv", timeframe: "1d" }, project);
-    await expect(provider.create(inputs)).rejects.toThrow(/^Loading dataset broken \(data\/bars.csv\) failed: data: .*bars.csv: no column for time; expected one of ts_event/);
+    await expect(provider.create(inputs)).rejects.toThrow(/^Loading dataset broken \(data\/bars.csv\) failed: tsdb data load: .*bars.csv: no column for time; expected one of ts_event/);
   });
 });
