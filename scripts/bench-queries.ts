@@ -1,5 +1,6 @@
 /**
- * `npm run bench:queries [-- --runs 50 --years 15 --symbols 20 --hourly-symbols 5 --hourly-years 3 --out bench/queries.md]`
+ * `tsdb bench queries [--runs 50 --years 15 --symbols 20 --hourly-symbols 5 --hourly-years 3 --out bench/queries.md]`
+ * (npm run bench:queries)
  *
  * The runbook's "Performance Verification" on the engines we have: a native PostgreSQL 17 (vanilla schema:
  * plain tables, materialized views) and the TimescaleDB engine (PGlite build, WASM, one connection). On each:
@@ -13,11 +14,11 @@ import path from "node:path";
 import type { Client } from "pg";
 import { withClient } from "../lib/db";
 import { loadOhlcvFrom } from "../lib/loader/OhlcvLoader";
-import { parseFlags } from "../lib/ops/cliArgs";
 import { type Engine, startPostgresServer, startTimescaleEngine } from "../test/fixtures/engines";
 import { schemaRunner } from "../test/fixtures/schema";
+import { packageRoot } from "../cli/conventions";
 
-const ROOT = path.resolve(__dirname, "..");
+const ROOT = packageRoot(__dirname);
 // The dev stack's values (Pulumi.yaml defaults), so chunking and compression match what `pulumi up` builds.
 const DEV_VARIABLES = { ohlcvChunkInterval: "30 days", tickChunkInterval: "1 day", compressAfter: "90 days", tickRetention: "180 days", caggRefreshInterval: "1 hour" };
 const END = Date.UTC(2025, 0, 1);
@@ -193,24 +194,11 @@ function fmt(n: number): string {
   return n < 10 ? n.toFixed(2) : n.toFixed(1);
 }
 
-async function main(): Promise<void> {
-  const flags = parseFlags(process.argv.slice(2), {
-    runs: { type: "string", default: "50" },
-    years: { type: "string", default: "15" },
-    symbols: { type: "string", default: "20" },
-    "hourly-symbols": { type: "string", default: "5" },
-    "hourly-years": { type: "string", default: "3" },
-    out: { type: "string", default: "bench/queries.md" },
-  });
-  const p: Params = {
-    runs: Number(flags.runs),
-    years: Number(flags.years),
-    symbols: Number(flags.symbols),
-    hourlySymbols: Number(flags["hourly-symbols"]),
-    hourlyYears: Number(flags["hourly-years"]),
-  };
-  for (const [k, v] of Object.entries(p)) if (!Number.isInteger(v) || v < 1) throw new Error(`--${k} must be a whole number of at least 1, got ${v}.`);
-  if (p.years < 10) throw new Error(`--years must be at least 10 (the "ten years of daily bars" query), got ${p.years}.`);
+/** What `tsdb bench queries` passes (whole numbers, checked by the CLI). */
+export type QueriesBenchOptions = Params & { out: string };
+
+/** Runs the benchmark and writes its report (default bench/queries.md). */
+export async function runQueriesBench(p: QueriesBenchOptions): Promise<void> {
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tsdb-bench-queries-"));
   const symbols = Array.from({ length: p.symbols }, (_, i) => `SYM${String(i).padStart(3, "0")}`);
@@ -241,7 +229,7 @@ async function main(): Promise<void> {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 
-  const command = `npm run bench:queries -- --runs ${p.runs} --years ${p.years} --symbols ${p.symbols} --hourly-symbols ${p.hourlySymbols} --hourly-years ${p.hourlyYears}`;
+  const command = `npx tsdb bench queries --runs ${p.runs} --years ${p.years} --symbols ${p.symbols} --hourly-symbols ${p.hourlySymbols} --hourly-years ${p.hourlyYears}`;
   const lines = [
     "# Query benchmark (runbook: Performance Verification)",
     "",
@@ -265,14 +253,9 @@ async function main(): Promise<void> {
     ),
     "",
   ];
-  const out = path.resolve(ROOT, flags.out ?? "bench/queries.md");
+  const out = path.resolve(ROOT, p.out);
   const notes = fs.existsSync(out) ? fs.readFileSync(out, "utf8").split("\n## Reading these numbers")[1] : undefined;
   fs.mkdirSync(path.dirname(out), { recursive: true });
   fs.writeFileSync(out, lines.join("\n") + (notes !== undefined ? `\n## Reading these numbers${notes}` : ""));
   console.log(`Wrote ${path.relative(ROOT, out)}`);
 }
-
-main().catch((err: unknown) => {
-  console.error(`bench:queries: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-  process.exit(1);
-});

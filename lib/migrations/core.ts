@@ -8,6 +8,7 @@
 import type { Client, DatabaseError } from "pg";
 import { type ConnectionLostError, connectionLost, isConnectionLost, isConnectionLostError, withTransaction } from "../db";
 import type { ResolvedMigration } from "./file";
+import { assertDirectSession } from "../pooler";
 import { splitStatements } from "./split";
 
 /**
@@ -457,6 +458,8 @@ function withProgress(err: unknown, outcome: MigrationOutcome, during: string): 
  * with no migration in `migrations` (and not being reverted) stops the run: the files and the database disagree.
  */
 export async function migrateUp(client: Client, migrations: readonly RunnableMigration[], options: UpOptions): Promise<MigrationOutcome> {
+  // The migration lock and SET ROLE hold for a session: through a transaction-mode pooler they silently would not.
+  await assertDirectSession(client, "Migrations");
   const timeoutMs = options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
   const outcome: MigrationOutcome = { applied: [], reverted: [] };
   try {
@@ -494,6 +497,8 @@ export async function migrateUp(client: Client, migrations: readonly RunnableMig
  * Callers decide first whether the drops are allowed (see ./downPlan).
  */
 export async function migrateDown(client: Client, migrations: readonly RunnableMigration[], to: number, options: RunOptions): Promise<MigrationOutcome> {
+  // The migration lock and SET ROLE hold for a session: through a transaction-mode pooler they silently would not.
+  await assertDirectSession(client, "Migrations");
   const timeoutMs = options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
   const outcome: MigrationOutcome = { applied: [], reverted: [] };
   try {

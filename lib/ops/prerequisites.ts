@@ -1,6 +1,7 @@
 /**
- * Prerequisite checks for `npm run setup` and `npm run doctor`: Node version, Pulumi CLI, Docker daemon and its
- * CPU count against `tsdb:cpus`, free ports, free disk. Every probe is injectable so tests can simulate each one missing; the real probes
+ * Prerequisite checks for `tsdb setup` and `tsdb doctor`: Node version, Pulumi CLI, Docker daemon and its CPU
+ * count against `tsdb:cpus`, free ports, free disk; and for a server of your own (`tsdb doctor --url`), the
+ * PostgreSQL client tools. Every probe is injectable so tests can simulate each one missing; the real probes
  * run commands and bind sockets on this machine.
  */
 import { spawn } from "node:child_process";
@@ -57,15 +58,20 @@ export interface PrerequisiteOptions {
   settingWarnings?: SettingWarning[];
 }
 
+/** package.json `engines.node` of the project in `projectDir`. */
+export function nodeRangeOf(projectDir: string): string {
+  const pkg = JSON.parse(fs.readFileSync(path.join(projectDir, "package.json"), "utf8")) as { engines?: { node?: string } };
+  return pkg.engines?.node ?? ">=20";
+}
+
 /**
  * The prerequisites of a stack as `npm run setup` and `npm run doctor` check them: Node against package.json
  * `engines`, the ports the stack publishes (unless `checkPorts` is false: a deployed stack holds them itself),
  * and 2 GB free in the project directory.
  */
 export function stackPrerequisites(projectDir: string, settings: Settings, { checkPorts }: { checkPorts: boolean }): PrerequisiteOptions {
-  const pkg = JSON.parse(fs.readFileSync(path.join(projectDir, "package.json"), "utf8")) as { engines?: { node?: string } };
   return {
-    nodeRange: pkg.engines?.node ?? ">=20",
+    nodeRange: nodeRangeOf(projectDir),
     mode: settings.mode,
     ports: checkPorts
       ? [
@@ -181,21 +187,50 @@ function firstLine(text: string): string {
   return text.trim().split("\n").find((l) => l.trim() !== "")?.trim() ?? "";
 }
 
+/** Node.js against package.json `engines.node`. */
+export function checkNode(nodeRange: string, probes: Probes = realProbes): CheckResult {
+  const node = probes.nodeVersion();
+  return satisfiesRange(node, nodeRange)
+    ? { name: "Node.js", status: "ok", detail: `v${node} satisfies ${nodeRange}` }
+    : {
+        name: "Node.js",
+        status: "fail",
+        detail: `v${node} does not satisfy package.json engines.node "${nodeRange}"`,
+        fix: "Install Node 20 LTS (e.g. `nvm install 20 && nvm use 20`), then `npm ci`.",
+      };
+}
+
+/** The PostgreSQL client programs that backups use on this machine (`tsdb backup --url`, `tsdb restore --url`). */
+export const CLIENT_TOOLS = ["pg_dump", "pg_restore", "psql"] as const;
+
+/**
+ * The client tools for backups of a server of your own: each on PATH and, for pg_dump and pg_restore, of a
+ * major version at least the server's (pg_dump refuses to dump a newer server). Missing or old tools are
+ * warnings: loading, migrations and validation do not need them.
+ */
+export async function checkClientTools(serverMajor: number | undefined, probes: Probes = realProbes): Promise<CheckResult[]> {
+  const install = `Install the PostgreSQL client${serverMajor ? ` ${serverMajor} or newer` : ""} (Debian/Ubuntu: \`apt-get install postgresql-client${serverMajor ? `-${serverMajor}` : ""}\`, macOS: \`brew install libpq\`).`;
+  const results: CheckResult[] = [];
+  for (const tool of CLIENT_TOOLS) {
+    const r = await probes.run(tool, ["--version"]);
+    const version = /(\d+)(?:\.(\d+))?/.exec(firstLine(r.stdout))?.[0];
+    if (r.exitCode !== 0 || !version) {
+      const detail = r.exitCode === 127 ? `\`${tool}\` is not on PATH; backups need it` : `\`${tool} --version\` failed: ${firstLine(r.stderr) || `exit code ${r.exitCode}`}`;
+      results.push({ name: tool, status: "warn", detail, fix: install });
+    } else if (tool !== "psql" && serverMajor !== undefined && Number(version.split(".")[0]) < serverMajor) {
+      results.push({ name: tool, status: "warn", detail: `${version} is older than the server (${serverMajor}): it cannot ${tool === "pg_dump" ? "dump" : "restore a dump of"} that server`, fix: install });
+    } else {
+      results.push({ name: tool, status: "ok", detail: firstLine(r.stdout) });
+    }
+  }
+  return results;
+}
+
 /** Runs every prerequisite check; never throws for a missing prerequisite (it becomes a `fail`). */
 export async function checkPrerequisites(options: PrerequisiteOptions, probes: Probes = realProbes): Promise<CheckResult[]> {
   const results: CheckResult[] = [];
 
-  const node = probes.nodeVersion();
-  results.push(
-    satisfiesRange(node, options.nodeRange)
-      ? { name: "Node.js", status: "ok", detail: `v${node} satisfies ${options.nodeRange}` }
-      : {
-          name: "Node.js",
-          status: "fail",
-          detail: `v${node} does not satisfy package.json engines.node "${options.nodeRange}"`,
-          fix: "Install Node 20 LTS (e.g. `nvm install 20 && nvm use 20`), then `npm ci`.",
-        },
-  );
+  results.push(checkNode(options.nodeRange, probes));
 
   const pulumi = await probes.run("pulumi", ["version"]);
   results.push(

@@ -2,7 +2,7 @@
  * Defects from issue 9 ("Nothing lost, nobody in") in backup and restore, each reproduced against Debian's
  * PostgreSQL 15 server with the local pg_dump/pg_restore 15: a restore that fails must leave the original
  * database as it was, manifests cannot point outside their directory, dumps are private from their first byte,
- * row counts compare what a dump carries, and `db:restore --url` / `--backup DIR` work without Docker.
+ * row counts compare what a dump carries, and `tsdb restore --url` / `--backup DIR` work without Docker.
  */
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -202,9 +202,9 @@ stat -c %a "$f" > "${seen}"
     await expect(verifyBackup({ manifestPath, admin, restore: localPgRestore(admin) })).resolves.toMatchObject({ rowCounts: { "market_data.ohlcv_bars": 300 } });
   });
 
-  describe("npm run db:restore", () => {
+  describe("tsdb restore", () => {
     const run = (args: string[], bin: string) =>
-      spawnSync(process.execPath, [path.resolve("node_modules/tsx/dist/cli.mjs"), "scripts/restore.ts", ...args], {
+      spawnSync(process.execPath, ["--import", "tsx", path.resolve("cli/tsdb.ts"), "restore", ...args], {
         encoding: "utf8",
         env: { ...process.env, PGPASSWORD: pg15.password, PATH: `${bin}:${process.env.PATH}` },
         timeout: 60_000,
@@ -232,7 +232,7 @@ stat -c %a "$f" > "${seen}"
       const { manifestPath } = await backup("market", path.join(dir, "cli-protect"));
       const result = run(["--stack", "prod", "--url", url(), "--backup", manifestPath, "--recreate"], noDocker());
       expect(result.stderr).toBe(
-        'db:restore: [tsdb:protectData] is true: --recreate would replace database "market" (schemas market_data; tables market_data.ohlcv_bars). Take a backup first, then add --force to confirm, or restore with --database <new name>.\n',
+        'tsdb restore: [tsdb:protectData] is true: --recreate would replace database "market" (schemas market_data; tables market_data.ohlcv_bars). Take a backup first, then add --force to confirm, or restore with --database <new name>.\n',
       );
       expect(result.status).toBe(1);
       expect(await bars("market")).toBe(3000);

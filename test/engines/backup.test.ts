@@ -3,11 +3,11 @@
  * PostgreSQL 17 server for the version check. Vanilla mode: no TimescaleDB on these servers; the compressed
  * hypertable round trip is in backup-timescaledb.test.ts.
  */
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { tsdbSync } from "../fixtures/cli";
 import { withClient, type ConnectionInfo } from "../../lib/db";
 import { createBackup, dockerPgDump, localPgDump, readManifest, writeManifest } from "../../lib/ops/backup";
 import { dockerPgRestore, localPgRestore, restoreBackup, verifyBackup } from "../../lib/ops/restore";
@@ -187,28 +187,26 @@ describe("backup and restore on PostgreSQL 15 with the local pg_dump/pg_restore"
     for (const f of fs.readdirSync(out)) expect(fs.readFileSync(path.join(out, f)).includes(pg15.password)).toBe(false);
   });
 
-  test("npm run db:backup and db:restore -- --verify work end to end with a local client; the password stays in PGPASSWORD", () => {
+  test("tsdb backup and tsdb restore --verify work end to end with a local client; the password stays in PGPASSWORD", () => {
     const out = path.join(dir, "cli");
-    const run = (script: string, args: string[]) =>
-      spawnSync(process.execPath, [path.resolve("node_modules/tsx/dist/cli.mjs"), script, ...args], {
-        encoding: "utf8",
-        env: { ...process.env, PGPASSWORD: pg15.password },
-        timeout: 60_000,
-      });
+    const run = (command: string, args: string[]) => {
+      const r = tsdbSync([command, ...args], { PGPASSWORD: pg15.password });
+      return { status: r.code, stdout: r.stdout, stderr: r.stderr };
+    };
     const url = `postgresql://${pg15.user}@${pg15.host}:${pg15.port}`;
-    const backup = run("scripts/backup.ts", ["--url", `${url}/market?sslmode=disable`, "--dir", out, "--retain", "3"]);
+    const backup = run("backup", ["--url", `${url}/market?sslmode=disable`, "--dir", out, "--retain", "3"]);
     expect(backup.stderr).toBe("");
     expect(backup.status).toBe(0);
     expect(backup.stdout).toMatch(/Backup of market \(PostgreSQL 15\.\d+, TimescaleDB none\):/);
     expect(backup.stdout).toMatch(/\(2 tables, 3004 rows\)/);
     const manifest = fs.readdirSync(out).find((f) => f.endsWith(".manifest.json"));
-    const verify = run("scripts/restore.ts", ["--url", `${url}/postgres?sslmode=disable`, "--backup", path.join(out, manifest ?? "missing"), "--verify", "--local-client"]);
+    const verify = run("restore", ["--url", `${url}/postgres?sslmode=disable`, "--backup", path.join(out, manifest ?? "missing"), "--verify", "--local-client"]);
     expect(verify.stderr).toBe("");
     expect(verify.stdout).toMatch(/^Verified market-\d{8}T\d{9}Z\.manifest\.json \(scratch database market_verify_\d+, dropped\): sha256 ok, PostgreSQL 15 \/ TimescaleDB none ok, 2 tables and 3004 rows match the manifest\.$/m);
     expect(verify.status).toBe(0);
-    const refused = run("scripts/restore.ts", ["--url", `${url}/postgres?sslmode=disable`, "--backup", path.join(out, manifest ?? "missing"), "--local-client"]);
+    const refused = run("restore", ["--url", `${url}/postgres?sslmode=disable`, "--backup", path.join(out, manifest ?? "missing"), "--local-client"]);
     expect(refused.status).toBe(1);
-    expect(refused.stderr).toMatch(/^db:restore: Database "market" is not empty \(schemas market_data; tables /);
+    expect(refused.stderr).toMatch(/^tsdb restore: Database "market" is not empty \(schemas market_data; tables /);
   });
 
   test("the project's own schema (vanilla migrations, rollups, audit trail, migration history) round-trips", async () => {

@@ -122,7 +122,7 @@ describe.each([
       expect(JSON.parse(ok.stdout)).toMatchObject({ rows: 782, format: "parquet" });
       const again = run("--out", out("cli.parquet"));
       expect(again.status).toBe(1);
-      expect(again.stderr).toBe(`data: --out ${out("cli.parquet")} exists; give --force to replace it.\n`);
+      expect(again.stderr).toBe(`tsdb data export: --out ${out("cli.parquet")} exists; give --force to replace it.\n`);
     }
   });
 });

@@ -104,7 +104,7 @@ describe("faults on PostgreSQL 15", () => {
       await terminate(admin(), await backends(admin(), DB, "COPY%"));
       const r = await cli.done;
       feed.destroy();
-      expectOneLineFailure(r, /^data: connection lost during the load; nothing was committed\n$/);
+      expectOneLineFailure(r, /^tsdb data load: connection lost during the load; nothing was committed\n$/);
       expect(await barsAsText(admin(DB))).toEqual(before);
     }, 60_000);
 
@@ -113,7 +113,7 @@ describe("faults on PostgreSQL 15", () => {
       await server.restart();
       const r = await cli.done;
       feed.destroy();
-      expectOneLineFailure(r, /^data: connection lost during the load; nothing was committed\n$/);
+      expectOneLineFailure(r, /^tsdb data load: connection lost during the load; nothing was committed\n$/);
       expect(await barsAsText(admin(DB))).toEqual(before);
     }, 60_000);
 
@@ -158,7 +158,7 @@ describe("faults on PostgreSQL 15", () => {
       await until("the slow migration to run", async () => (await backends(admin(), db, "SELECT pg_sleep(%")).length > 0);
       return cli;
     }
-    const LOST = /^db up: connection lost during applying 0004_slow\.sql; nothing of it was committed; committed before it: applied 0001_schemas\.sql, applied 0002_audit\.sql, applied 0003_reference_data\.sql\n$/;
+    const LOST = /^tsdb db up: connection lost during applying 0004_slow\.sql; nothing of it was committed; committed before it: applied 0001_schemas\.sql, applied 0002_audit\.sql, applied 0003_reference_data\.sql\n$/;
 
     test("a server restart mid-migration: one line naming it, exit 1, nothing of it committed", async () => {
       const cli = await upInSlowMigration("mig_restart", 60);
@@ -244,7 +244,7 @@ describe("faults on PostgreSQL 15", () => {
       await terminate(admin(), await waiting());
       const r = await cli.done;
       await release();
-      expectOneLineFailure(r, /^db:backup: connection lost during the backup; no backup was written\n$/);
+      expectOneLineFailure(r, /^tsdb backup: connection lost during the backup; no backup was written\n$/);
       expect(files(dir)).toEqual([]);
     }, 60_000);
 
@@ -254,7 +254,7 @@ describe("faults on PostgreSQL 15", () => {
       await server.restart();
       const r = await cli.done;
       await release();
-      expectOneLineFailure(r, /^db:backup: connection lost during the backup; no backup was written\n$/);
+      expectOneLineFailure(r, /^tsdb backup: connection lost during the backup; no backup was written\n$/);
       expect(files(dir)).toEqual([]);
     }, 60_000);
 
@@ -292,14 +292,14 @@ describe("faults on PostgreSQL 15", () => {
     test("a terminated backend mid-restore: one line, exit 1, nothing restored", async () => {
       const cli = await restoreInCopy("r_term");
       await terminate(admin(), await backends(admin(), "r_term", "COPY%"));
-      expectOneLineFailure(await cli.done, /^db:restore: /);
+      expectOneLineFailure(await cli.done, /^tsdb restore: /);
       await expectNothingRestored("r_term");
     }, 120_000);
 
     test("a server restart mid-restore: one line, exit 1, nothing restored", async () => {
       const cli = await restoreInCopy("r_restart");
       await server.restart();
-      expectOneLineFailure(await cli.done, /^db:restore: /);
+      expectOneLineFailure(await cli.done, /^tsdb restore: /);
       await expectNothingRestored("r_restart");
     }, 120_000);
 
@@ -321,7 +321,7 @@ describe("faults on PostgreSQL 15", () => {
       const same = await Promise.all([1, 2].map(() => runCli("restore", ["--url", admin(), "--backup", manifest, "--database", "r_same", "--local-client"])));
       expect(same.map((r) => r.code).sort()).toEqual([0, 1]);
       const failed = same.find((r) => r.code === 1) as CliResult;
-      expectOneLineFailure(failed, /^db:restore: /);
+      expectOneLineFailure(failed, /^tsdb restore: /);
       expect(await counts("r_same")).toEqual(await counts(DB));
     }, 180_000);
   });

@@ -1,12 +1,12 @@
 /**
  * Doctor's database checks against real engines: TimescaleDB (PGlite build) with the real migrations, a
- * compressed chunk and a failing job; PostgreSQL 17 without TimescaleDB. And `npm run doctor -- --url`.
+ * compressed chunk and a failing job; PostgreSQL 17 without TimescaleDB. And `tsdb doctor --url`.
  */
-import { execFile } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { tsdbAsync } from "../fixtures/cli";
 import { withClient } from "../../lib/db";
 import { checkDatabase } from "../../lib/ops/databaseHealth";
 import { type Engine, startPostgresServer, startTimescaleEngine } from "../fixtures/engines";
@@ -64,21 +64,20 @@ describe("database checks on TimescaleDB with the project's schema", () => {
     });
   });
 
-  test("npm run doctor -- --url checks the database after the prerequisites and exits 1 for the failed job", async () => {
+  test("tsdb doctor --url checks the server, its extension and health, and exits 1 for the failed job", async () => {
     // Asynchronously: this process serves the engine's socket, so a blocking spawnSync would deadlock it.
-    const result = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
-      execFile(process.execPath, [path.resolve("node_modules/tsx/dist/cli.mjs"), "scripts/doctor.ts", "--url", engine.url], { timeout: 60_000 }, (err, stdout) =>
-        resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout }),
-      );
-    });
+    const result = await tsdbAsync(["doctor", "--url", engine.url]);
     expect(result.stdout).toMatch(/ok {3}Database: reachable: \w+ on PostgreSQL 17\.5/);
     expect(result.stdout).toMatch(/ok {3}TimescaleDB: extension 2\.23\./);
     expect(result.stdout).toMatch(/FAIL Jobs: job \d+ public\.tsdb_doctor_broken/);
     expect(result.stdout).not.toContain("Port 5432"); // a deployed database holds its own port
+    expect(result.stdout).not.toContain("Pulumi CLI"); // a server of your own needs neither Pulumi nor Docker
+    expect(result.stdout).not.toContain("Docker daemon");
+    expect(result.stdout).toMatch(/^(ok {3}|WARN) pg_dump: /m);
     expect(result.code).toBe(1);
   });
 
-  test("npm run doctor on a deployed stack finds the database through `pulumi stack output`", async () => {
+  test("tsdb doctor on a deployed stack finds the database through `pulumi stack output`", async () => {
     const bin = fs.mkdtempSync(path.join(os.tmpdir(), "tsdb-doctor-bin-"));
     try {
       // The whole `database` output, as sdk/databaseOutput.ts defines it.
@@ -90,11 +89,7 @@ describe("database checks on TimescaleDB with the project's schema", () => {
       };
       fs.writeFileSync(path.join(bin, "output.json"), JSON.stringify(output));
       fs.writeFileSync(path.join(bin, "pulumi"), `#!/bin/sh\ncase "$1" in version) echo v3.205.0;; stack) cat ${bin}/output.json;; esac\n`, { mode: 0o755 });
-      const result = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
-        execFile(process.execPath, [path.resolve("node_modules/tsx/dist/cli.mjs"), "scripts/doctor.ts", "--stack", "dev"], { timeout: 60_000, env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } }, (err, stdout) =>
-          resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout }),
-        );
-      });
+      const result = await tsdbAsync(["doctor", "--stack", "dev"], { PATH: `${bin}:${process.env.PATH}` });
       expect(result.stdout).toContain("ok   Pulumi CLI: v3.205.0");
       expect(result.stdout).toMatch(/ok {3}Hypertables: .*market_data\.ohlcv_bars/);
       expect(result.stdout).not.toContain("Stack outputs");

@@ -81,6 +81,6 @@ describe("a killed load", () => {
     let err = "";
     child.stderr?.on("data", (d: Buffer) => (err += d.toString()));
     expect(await new Promise((resolve) => child.on("exit", resolve))).toBe(1);
-    expect(err).toBe("data: --source /nonexistent/x.csv does not exist.\n");
+    expect(err).toBe("tsdb data load: --source /nonexistent/x.csv does not exist.\n");
   });
 });

@@ -158,7 +158,7 @@ describe("real-world files on PostgreSQL 17", () => {
     const failed = await cli(["--source", "times.csv", "--symbol", "X", "--timeframe", "D"]);
     expect(failed.code).toBe(1);
     expect(failed.err).toBe(
-      `data: every row was rejected (1 of 1); nothing was loaded. First: ${path.join(dir, "times.csv")} row 1: timestamp "09:05:00" is not ISO-8601, a date or an epoch number. All reasons: ${path.join(dir, ".tsdb/rejects/last-load.csv")}\n`,
+      `tsdb data load: every row was rejected (1 of 1); nothing was loaded. First: ${path.join(dir, "times.csv")} row 1: timestamp "09:05:00" is not ISO-8601, a date or an epoch number. All reasons: ${path.join(dir, ".tsdb/rejects/last-load.csv")}\n`,
     );
     expect(failed.out).not.toContain("nothing new");
     write(dir, "times.csv", "date,open,high,low,close\n2024-01-02,1,2,1,2\nbad,1,2,1,2\n");

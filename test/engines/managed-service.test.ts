@@ -6,7 +6,6 @@
  * and dataset hooks, run against them for real; the URLs the stack exports are used from Node and psql.
  * Within a describe the tests are the steps of one deployment, in order (vitest runs them sequentially).
  */
-import { execFile } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -20,9 +19,9 @@ import { adminPrivilegeProblems, databaseUrls } from "../../lib/managed";
 import { createBackup, localPgDump } from "../../lib/ops/backup";
 import { localPgRestore, restoreBackup } from "../../lib/ops/restore";
 import { loadSerializedProvider, unsecret } from "../fixtures/dynamicProviders";
+import { tsdbAsync, tsdbInProcess } from "../fixtures/cli";
 import { SAMPLE_DIR, SAMPLE_ROWS, countBars } from "../fixtures/loader/target";
 import { TEST_VARIABLES } from "../fixtures/schema";
-import { main as dbCli } from "../../scripts/db";
 import {
   type Certificates,
   type NativeServer,
@@ -111,23 +110,16 @@ async function applyAccessAsAdmin(server: NativeServer, certs: Certificates): Pr
   });
 }
 
-/** Runs `npm run db -- <args>` in-process; returns the exit code and what it wrote. */
-async function db(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  type Out = Parameters<typeof dbCli>[1];
-  const sink = (append: (s: string) => void) => ({ write: (s: string) => (append(s), true) }) as unknown as Out;
-  const code = await dbCli(args, sink((s) => (out += s)), sink((s) => (err += s)) as unknown as Parameters<typeof dbCli>[2]);
-  return { code, out, err };
+/** Runs `tsdb db <args>` in-process; returns the exit code and what it wrote. */
+async function db(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  const r = await tsdbInProcess(["db", ...args]);
+  return { code: r.code, out: r.stdout, err: r.stderr };
 }
 
-/** Runs `npm run data -- <args>` as a child process, as a user would. */
-function dataCli(args: string[]): Promise<{ code: number; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(path.join(ROOT, "node_modules/.bin/tsx"), ["scripts/data.ts", ...args], { cwd: ROOT, env: { ...process.env, DATABASE_URL: "" } }, (e, _stdout, stderr) =>
-      resolve({ code: e ? Number((e as { code?: number }).code ?? 1) : 0, stderr }),
-    );
-  });
+/** Runs `tsdb data <args>` as a child process, as a user would. */
+async function dataCli(args: string[]): Promise<{ code: number | null; stderr: string }> {
+  const r = await tsdbAsync(["data", ...args], { DATABASE_URL: "" });
+  return { code: r.code, stderr: r.stderr };
 }
 
 const one = async <T>(info: ConnectionInfo | string, sql: string): Promise<T> => withClient(info, async (c) => (await c.query(sql)).rows[0] as T);
@@ -232,11 +224,11 @@ describe("a managed-like PostgreSQL 17: existing database, CREATEROLE-only admin
     const wrongCa = urls.migrator.replace(encodeURIComponent(certs.caFile), encodeURIComponent(certs.otherCaFile));
     const refused = await db(["status", "--url", wrongCa, "--no-timescaledb"]);
     expect(refused.code).toBe(1);
-    expect(refused.err).toMatch(/^db status: TLS: the certificate of 127\.0\.0\.1:\d+ is not signed by the CA in tsdb:sslRootCert \([A-Z_]+\); set tsdb:sslRootCert to the CA that issued the server's certificate\.\n$/);
+    expect(refused.err).toMatch(/^tsdb db status: TLS: the certificate of 127\.0\.0\.1:\d+ is not signed by the CA in tsdb:sslRootCert \([A-Z_]+\); set tsdb:sslRootCert to the CA that issued the server's certificate\.\n$/);
 
     const wrongHost = await dataCli(["validate", "--url", urls.readonly.replace("@127.0.0.1:", "@127.0.0.2:")]);
     expect(wrongHost.code).toBe(1);
-    expect(wrongHost.stderr).toMatch(/^data: TLS: the certificate of 127\.0\.0\.2:\d+ does not name the host connected to \(.*\); connect by a name the certificate lists, or use sslmode verify-ca\.\n$/);
+    expect(wrongHost.stderr).toMatch(/^tsdb data validate: TLS: the certificate of 127\.0\.0\.2:\d+ does not name the host connected to \(.*\); connect by a name the certificate lists, or use sslmode verify-ca\.\n$/);
   });
 
   test("what the CREATEROLE-only admin lacks is named with the privilege and why; an existing database without TimescaleDB needs nothing more", async () => {
@@ -249,18 +241,14 @@ describe("a managed-like PostgreSQL 17: existing database, CREATEROLE-only admin
     ]);
   });
 
-  test("npm run doctor --admin-url reports those lines before pulumi up", async () => {
+  test("tsdb doctor --admin-url reports those lines before pulumi up", async () => {
     const adminUrl = databaseUrls({
       migrator: connectionTo(server, certs, ACCOUNT.admin, ACCOUNT.adminPassword),
       app: as("app"),
       readonly: as("readonly"),
       sslrootcertFile: certs.caFile,
     }).migrator;
-    const result = await new Promise<{ code: number; stdout: string }>((resolve) =>
-      execFile(path.join(ROOT, "node_modules/.bin/tsx"), ["scripts/doctor.ts", "--stack", "dev", "--url", adminUrl, "--admin-url", adminUrl], { cwd: ROOT }, (e, stdout) =>
-        resolve({ code: e ? Number((e as { code?: number }).code ?? 1) : 0, stdout }),
-      ),
-    );
+    const result = await tsdbAsync(["doctor", "--stack", "dev", "--url", adminUrl, "--admin-url", adminUrl]);
     expect(result.code).toBe(1);
     // The dev stack creates its database and the extension: both need more than this admin has.
     expect(result.stdout).toContain("tsdbadmin lacks CREATEDB, which creating database market needs");
@@ -312,12 +300,12 @@ describe("a managed-like PostgreSQL 17: existing database, CREATEROLE-only admin
       );
     });
 
-    test("npm run db -- up through the pooler is refused the same way, in one line, exit 1", async () => {
+    test("tsdb db up through the pooler is refused the same way, in one line, exit 1", async () => {
       const viaPooler = urls().migrator.replace(`:${server.port}/`, `:${bouncer.port}/`);
       const result = await db(["up", "--url", viaPooler, "--no-timescaledb", "--role", PLAN.owner]);
       expect([result.code, result.out]).toEqual([1, ""]);
       expect(result.err).toBe(
-        `db up: Migrations need a direct connection to PostgreSQL, but 127.0.0.1:${bouncer.port} is a connection pooler (the server session answering is not the one announced at login): session advisory locks and SET ROLE do not survive transaction pooling. Point them at the server itself (tsdb:externalHost/externalPort) and give the pooler as tsdb:poolerHost/poolerPort.\n`,
+        `tsdb db up: Migrations need a direct connection to PostgreSQL, but 127.0.0.1:${bouncer.port} is a connection pooler (the server session answering is not the one announced at login): session advisory locks and SET ROLE do not survive transaction pooling. Point them at the server itself (tsdb:externalHost/externalPort) and give the pooler as tsdb:poolerHost/poolerPort.\n`,
       );
     });
   });

@@ -1,38 +1,28 @@
 /**
- * `npm run db` end to end with the real sql/: on TimescaleDB, up creates every hypertable, policy and
+ * `tsdb db` (npm run db) end to end with the real sql/: on TimescaleDB, up creates every hypertable, policy and
  * continuous aggregate, down --to 0 removes them, up restores them, status shows none pending; the same on
  * PostgreSQL 17 with --no-timescaledb. Plus the CLI's own contract: exit codes and one-line reasons.
  */
-import { execFile } from "node:child_process";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { withClient } from "../../lib/db";
 import { readMigrationsDir } from "../../lib/migrations/file";
+import { type CliResult, tsdbAsync } from "../fixtures/cli";
 import { type Engine, startPostgresServer, startTimescaleEngine } from "../fixtures/engines";
 
 const ROOT = path.join(__dirname, "../..");
-const TSX = path.join(ROOT, "node_modules/.bin/tsx");
 const FILES = readMigrationsDir(path.join(ROOT, "sql")).map((f) => f.file);
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function db(args: string[], env: Record<string, string | undefined> = {}): Promise<Result> {
-  return new Promise((resolve) => {
-    execFile(TSX, ["scripts/db.ts", ...args], { cwd: ROOT, env: { ...process.env, DATABASE_URL: "", ...env } }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
+/** `tsdb db ...args` in a child process, DATABASE_URL empty unless `env` sets it. */
+function db(args: string[], env: Record<string, string | undefined> = {}): Promise<CliResult> {
+  return tsdbAsync(["db", ...args], { DATABASE_URL: "", ...env });
 }
 
 async function one<T>(url: string, sql: string): Promise<T> {
   return withClient(url, async (c) => (await c.query(sql)).rows[0] as T);
 }
 
-describe("npm run db on TimescaleDB with the real sql/", () => {
+describe("tsdb db on TimescaleDB with the real sql/", () => {
   let tsdb: Engine;
   beforeAll(async () => {
     tsdb = await startTimescaleEngine();
@@ -88,7 +78,7 @@ describe("npm run db on TimescaleDB with the real sql/", () => {
       const r = await db([...command, "--no-timescaledb", "--url", tsdb.url]);
       expect(r.code).toBe(1);
       expect(r.stderr).toBe(
-        `db ${command[0]}: This database was migrated with TimescaleDB, but this run is for vanilla PostgreSQL; nothing was changed: ` +
+        `tsdb db ${command[0]}: This database was migrated with TimescaleDB, but this run is for vanilla PostgreSQL; nothing was changed: ` +
           "run without --no-timescaledb with a stack whose tsdb:timescaledb is true.\n",
       );
     }
@@ -96,7 +86,7 @@ describe("npm run db on TimescaleDB with the real sql/", () => {
   });
 });
 
-describe("npm run db on PostgreSQL 17 with --no-timescaledb", () => {
+describe("tsdb db on PostgreSQL 17 with --no-timescaledb", () => {
   let pg: Engine;
   beforeAll(async () => {
     pg = await startPostgresServer();
@@ -138,29 +128,36 @@ describe("npm run db on PostgreSQL 17 with --no-timescaledb", () => {
     const url = pg.urlFor("postgres", "postgres", "not-the-password");
     const r = await db(["status", "--url", url]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe('db status: password authentication failed for user "postgres"\n');
+    expect(r.stderr).toBe('tsdb db status: password authentication failed for user "postgres", check the user and password in --url (or PGPASSWORD)\n');
   });
 });
 
-describe("npm run db argument errors", () => {
+describe("tsdb db argument errors (exit 2: one line naming the problem, then the usage)", () => {
   test.each([
-    [["up"], 1, "db up: no database: pass --url postgresql://... or set DATABASE_URL.\n"],
-    [["down", "--url", "postgresql://x@127.0.0.1:1/x"], 1, "db down: down needs --to VERSION (use --to 0 to revert everything).\n"],
-    [["up", "--to", "latest", "--url", "postgresql://x@127.0.0.1:1/x"], 1, 'db up: --to must be a version number such as 3 or 0003, got "latest".\n'],
-    [["migrate"], 1, 'db migrate: expected one command of plan, up, down, status, got "migrate" (see --help).\n'],
-    [["up", "--stack", "staging", "--url", "postgresql://x@127.0.0.1:1/x"], 1, /^db up: .*Pulumi\.staging\.yaml does not exist/],
-    [["up", "--forse"], 2, /^db: Unknown option '--forse'/],
-  ])("%j exits %i with one line", async (args, code, message) => {
+    [["up"], "tsdb db up: no database: pass --url postgresql://user@host:port/database or set DATABASE_URL"],
+    [["down", "--url", "postgresql://x@127.0.0.1:1/x"], "tsdb db down: required option '--to <version>' not specified (use --to 0 to revert everything)"],
+    [["up", "--to", "latest", "--url", "postgresql://x@127.0.0.1:1/x"], "tsdb db up: option '--to <version>' argument 'latest' is invalid. --to must be a version number such as 3 or 0003 (0 = none applied)."],
+    [["migrate"], "tsdb db: unknown command 'migrate'; the commands are plan, up, down, status"],
+    [["up", "--force"], "tsdb db up: unknown option '--force'"],
+  ])("%j exits 2", async (args, message) => {
     const r = await db(args as string[]);
-    expect(r.code).toBe(code);
-    if (typeof message === "string") expect(r.stderr).toBe(message);
-    else expect(r.stderr).toMatch(message);
+    expect(r.code).toBe(2);
+    expect(r.stderr.split("\n")[0]).toBe(message);
+    expect(r.stderr.trimEnd().split("\n")).toHaveLength(2);
+    expect(r.stderr.split("\n")[1]).toMatch(/^Usage: tsdb db/);
+  });
+
+  test("an unknown stack is a runtime failure naming the missing file, exit 1", async () => {
+    const r = await db(["up", "--stack", "staging", "--url", "postgresql://x@127.0.0.1:1/x"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^tsdb db up: .*Pulumi\.staging\.yaml does not exist/);
     expect(r.stderr.trim().split("\n")).toHaveLength(1);
   });
 
-  test("--help prints usage and exits 0", async () => {
+  test("--help prints usage and exits 0; tsdb db alone lists the subcommands", async () => {
     const r = await db(["--help"]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^Usage: npm run db -- <command> \[options\]/);
+    expect(r.stdout).toMatch(/^Usage: tsdb db \[options\] \[command\]/);
+    expect((await db([])).stdout).toBe(r.stdout);
   });
 });

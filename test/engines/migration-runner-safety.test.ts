@@ -24,7 +24,7 @@ const FILES = fs.readdirSync(SQL).filter((f) => f.endsWith(".sql")).sort();
 const applied = async (url: string) =>
   (await rows<{ version: number }>(url, `SELECT version FROM schema_migrations.applied ORDER BY version`)).map((r) => r.version);
 
-describe("db down: what it drops, protectData and --force", () => {
+describe("tsdb db down: what it drops, protectData and --force", () => {
   let server: Engine;
   let db: StackLogins;
   beforeAll(async () => {
@@ -41,7 +41,7 @@ describe("db down: what it drops, protectData and --force", () => {
     const project = projectWithStack("guarded", { protectData: true, timescaledb: false });
     const r = await runCli("db", ["down", "--to", "3", "--stack", "guarded", "--dir", SQL, "--url", db.migrator], { cwd: project });
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^db down: \[tsdb:protectData\] is true on this stack, so db down --to 3 \(stack guarded\) would drop market data\./);
+    expect(r.stderr).toMatch(/^tsdb db down: \[tsdb:protectData\] is true on this stack, so db down --to 3 \(stack guarded\) would drop market data\./);
     expect(r.stderr).toContain("5 rows in market_data.ohlcv_bars");
     expect(r.stderr).toContain("nothing was reverted");
     expect(r.stderr.trim().split("\n")).toHaveLength(1);
@@ -68,7 +68,7 @@ describe("db down: what it drops, protectData and --force", () => {
     expect(plan).toContain("revert 0005_compression.sql: drops no table");
     expect(plan[0]).toBe(`revert ${FILES[FILES.length - 1]}: drops no table`);
     expect(r.stderr).toBe(
-      "db down: db down --to 3 (stack dev) would drop tables that hold rows (5 rows in market_data.ohlcv_bars); nothing was reverted. " +
+      "tsdb db down: db down --to 3 (stack dev) would drop tables that hold rows (5 rows in market_data.ohlcv_bars); nothing was reverted. " +
         "Back up first (npm run backup), then pass --force to drop them.\n",
     );
     expect(await applied(db.admin)).toHaveLength(FILES.length);
@@ -109,7 +109,7 @@ describe("the database remembers its mode", () => {
     for (const command of [["down", "--to", "3", "--force"], ["up"], ["plan"]]) {
       const r = await runCli("db", [...command, "--url", db.migrator]);
       expect(r.code, command.join(" ")).toBe(1);
-      expect(r.stderr).toBe(`db ${command[0]}: ${expected}`);
+      expect(r.stderr).toBe(`tsdb db ${command[0]}: ${expected}`);
     }
     expect(await applied(db.admin)).toHaveLength(FILES.length);
   });
@@ -119,7 +119,7 @@ describe("the database remembers its mode", () => {
     const r = await runCli("db", ["up", "--url", db.migrator]);
     expect(r.code).toBe(1);
     expect(r.stderr).toBe(
-      "db up: This server has no timescaledb extension, so TimescaleDB mode cannot work; nothing was changed: " +
+      "tsdb db up: This server has no timescaledb extension, so TimescaleDB mode cannot work; nothing was changed: " +
         "pass --no-timescaledb (CLI) or set tsdb:timescaledb false (stack) for plain PostgreSQL, or use a TimescaleDB server.\n",
     );
     expect(await applied(db.admin)).toEqual([]);
@@ -136,7 +136,7 @@ describe("the database remembers its mode", () => {
     await withClient(db.admin, (c) => c.query(`DROP TABLE schema_migrations.database_mode`));
     const r = await runCli("db", ["down", "--to", "0", "--force", "--url", db.migrator]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^db down: This database was migrated without TimescaleDB .* pass --no-timescaledb/);
+    expect(r.stderr).toMatch(/^tsdb db down: This database was migrated without TimescaleDB .* pass --no-timescaledb/);
     expect(await applied(db.admin)).toHaveLength(FILES.length);
   });
 });
@@ -183,7 +183,7 @@ describe("the migration lock", () => {
       await first.query(`ROLLBACK`);
       expect(r.code).toBe(1);
       expect(r.stderr).toBe(
-        `db up: waited 2 s for the migration lock (schema_migrations.applied) held by pid ${pid}, user market_migrator, application "first-migrator"; ` +
+        `tsdb db up: waited 2 s for the migration lock (schema_migrations.applied) held by pid ${pid}, user market_migrator, application "first-migrator"; ` +
           `gave up, nothing more was applied or reverted. Run again when that session is done (or end it: SELECT pg_terminate_backend(<pid>)).\n`,
       );
     });
@@ -227,7 +227,7 @@ describe("a connection dropped under db up", () => {
     const r = await cli.done;
     expect(r.code).toBe(1);
     expect(r.stderr).toBe(
-      "db up: connection lost during applying 0004_slow.sql; nothing of it was committed; committed before it: " +
+      "tsdb db up: connection lost during applying 0004_slow.sql; nothing of it was committed; committed before it: " +
         `${FILES.slice(0, 3).map((f) => `applied ${f}`).join(", ")}\n`,
     );
     expect(await applied(db.admin)).toEqual([1, 2, 3]);

@@ -2,12 +2,12 @@
  * `npm run env`: the `.env` written from the stack's `database` output (fed as JSON through an injected
  * Pulumi runner), its contents per role and its 0600 mode.
  */
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { renderEnvFile, writeSecretFile } from "../../lib/ops/envFile";
+import { tsdbSync } from "../fixtures/cli";
 import { envFileReaders } from "../fixtures/envReaders";
 import { connectionFromUrl, parseDatabaseOutput, readAdminUrl, readDatabaseOutput, type PulumiRunner } from "../../lib/ops/stackOutputs";
 
@@ -67,15 +67,12 @@ describe("the admin URL for restores", () => {
     expect(await readAdminUrl("dev", async () => ({ exitCode: 127, stdout: "", stderr: "" }))).toBeUndefined();
   });
 
-  test("npm run db:restore without --url, on a stack that exports no adminUrl, says what to pass", () => {
-    const result = spawnSync(process.execPath, [path.resolve("node_modules/tsx/dist/cli.mjs"), "scripts/restore.ts", "--stack", "dev"], {
-      encoding: "utf8",
-      env: { ...process.env, PATH: path.dirname(process.execPath) },
-      timeout: 60_000,
-    });
-    expect(result.status).toBe(1);
+  test("tsdb restore without --url, on a stack that exports no adminUrl, says what to pass (a usage error, exit 2)", () => {
+    const result = tsdbSync(["restore", "--stack", "dev"], { PATH: path.dirname(process.execPath) });
+    expect(result.code).toBe(2);
     expect(result.stderr).toBe(
-      'db:restore: --url is required (stack "dev" exports no adminUrl): an admin connection to the maintenance database, e.g. --url postgresql://postgres@127.0.0.1:5432/postgres with PGPASSWORD set.\n',
+      'tsdb restore: --url is required (stack "dev" exports no adminUrl): an admin connection to the maintenance database, e.g. --url postgresql://postgres@127.0.0.1:5432/postgres with PGPASSWORD set\n' +
+        "Usage: tsdb restore [options] (see `tsdb restore --help`)\n",
     );
   });
 });
@@ -214,31 +211,24 @@ describe("connection URLs given on the command line", () => {
   });
 });
 
-describe("npm run env, run for real with a stand-in pulumi that prints the output JSON", () => {
+describe("tsdb env, run for real with a stand-in pulumi that prints the output JSON", () => {
   test("writes the readonly role's .env with mode 0600 and says what it wrote, without printing the password", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tsdb-envcli-"));
     try {
       fs.writeFileSync(path.join(dir, "output.json"), JSON.stringify(OUTPUT));
       fs.writeFileSync(path.join(dir, "pulumi"), `#!/bin/sh\necho "$*" > ${dir}/args\ncat ${dir}/output.json\n`, { mode: 0o755 });
       const out = path.join(dir, "readonly.env");
-      const result = spawnSync(
-        process.execPath,
-        [path.resolve("node_modules/tsx/dist/cli.mjs"), "scripts/env.ts", "--stack", "dev", "--role", "readonly", "--out", out],
-        { encoding: "utf8", env: { ...process.env, PATH: `${dir}:${process.env.PATH}` }, timeout: 60_000 },
-      );
+      const result = tsdbSync(["env", "--stack", "dev", "--role", "readonly", "--out", out], { PATH: `${dir}:${process.env.PATH}` });
       expect(result.stderr).toBe("");
-      expect(result.status).toBe(0);
+      expect(result.code).toBe(0);
       expect(result.stdout).toBe(`Wrote ${out} (mode 0600) for role readonly of stack dev: DATABASE_URL, PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD, PGSSLMODE.\n`);
       expect(fs.readFileSync(path.join(dir, "args"), "utf8")).toBe("stack output --json --show-secrets --stack dev database\n");
       expect(fs.statSync(out).mode & 0o777).toBe(0o600);
       expect(fs.readFileSync(out, "utf8")).toContain("PGUSER=market_readonly\nPGPASSWORD=r34d0nly\n");
 
-      const bad = spawnSync(process.execPath, [path.resolve("node_modules/tsx/dist/cli.mjs"), "scripts/env.ts", "--role", "admin"], {
-        encoding: "utf8",
-        env: { ...process.env, PATH: `${dir}:${process.env.PATH}` },
-      });
-      expect(bad.status).toBe(1);
-      expect(bad.stderr).toBe('env: --role must be one of migrator, app, readonly, got "admin".\n');
+      const bad = tsdbSync(["env", "--role", "admin"], { PATH: `${dir}:${process.env.PATH}` });
+      expect(bad.code).toBe(2);
+      expect(bad.stderr.split("\n")[0]).toBe("tsdb env: option '--role <role>' argument 'admin' is invalid. Allowed choices are migrator, app, readonly.");
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

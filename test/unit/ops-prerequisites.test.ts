@@ -1,17 +1,18 @@
 /**
- * Prerequisite checks behind `npm run setup` and `npm run doctor`: each one missing (simulated probes), the
- * real probes on this machine, and the real scripts run in child processes with controlled PATHs.
+ * Prerequisite checks behind `tsdb setup` and `tsdb doctor`: each one missing (simulated probes), the real
+ * probes on this machine, and the real commands run in child processes with controlled PATHs.
  */
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { tsdbSync } from "../fixtures/cli";
 import {
   type CommandResult,
   type PrerequisiteOptions,
   type Probes,
+  checkClientTools,
   checkPrerequisites,
   formatResults,
   hasFailures,
@@ -155,8 +156,43 @@ describe("the real probes on this machine", () => {
   });
 });
 
-describe("npm run doctor and npm run setup, run for real in child processes", () => {
-  const tsx = path.resolve("node_modules/tsx/dist/cli.mjs");
+describe("the PostgreSQL client tools a server of your own needs for backups (tsdb doctor --url)", () => {
+  const version = (v: string) => ok(`${v}\n`);
+
+  test("each present and at least the server's major: ok, with the version found", async () => {
+    const results = await checkClientTools(17, probes({}, { pg_dump: version("pg_dump (PostgreSQL) 17.5"), pg_restore: version("pg_restore (PostgreSQL) 17.5"), psql: version("psql (PostgreSQL) 15.14") }));
+    expect(results.map((r) => [r.name, r.status, r.detail])).toEqual([
+      ["pg_dump", "ok", "pg_dump (PostgreSQL) 17.5"],
+      ["pg_restore", "ok", "pg_restore (PostgreSQL) 17.5"],
+      ["psql", "ok", "psql (PostgreSQL) 15.14"],
+    ]);
+  });
+
+  test("pg_dump older than the server: a warning saying it cannot dump it, with the package to install", async () => {
+    const results = await checkClientTools(17, probes({}, { pg_dump: version("pg_dump (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)"), pg_restore: version("pg_restore (PostgreSQL) 15.14"), psql: version("psql (PostgreSQL) 15.14") }));
+    expect(results[0]).toEqual({
+      name: "pg_dump",
+      status: "warn",
+      detail: "15.14 is older than the server (17): it cannot dump that server",
+      fix: "Install the PostgreSQL client 17 or newer (Debian/Ubuntu: `apt-get install postgresql-client-17`, macOS: `brew install libpq`).",
+    });
+    expect(results[1]?.status).toBe("warn");
+    expect(results[2]?.status).toBe("ok"); // psql talks to newer servers
+  });
+
+  test("missing tools are warnings, never failures: migrations, loading and validation do not need them", async () => {
+    const missing = { exitCode: 127, stdout: "", stderr: "" };
+    const results = await checkClientTools(17, probes({}, { pg_dump: missing, pg_restore: missing, psql: missing }));
+    expect(results.map((r) => `${r.status} ${r.detail}`)).toEqual([
+      "warn `pg_dump` is not on PATH; backups need it",
+      "warn `pg_restore` is not on PATH; backups need it",
+      "warn `psql` is not on PATH; backups need it",
+    ]);
+    expect(hasFailures(results)).toBe(false);
+  });
+});
+
+describe("tsdb doctor and tsdb setup, run for real in child processes", () => {
   let bin: string;
   let nodeOnly: string;
   beforeAll(() => {
@@ -171,12 +207,14 @@ describe("npm run doctor and npm run setup, run for real in child processes", ()
     fs.rmSync(nodeOnly, { recursive: true, force: true });
   });
 
-  const run = (script: string, args: string[], env: NodeJS.ProcessEnv) =>
-    spawnSync(process.execPath, [tsx, script, ...args], { encoding: "utf8", env: { ...process.env, ...env }, timeout: 60_000 });
+  const run = (command: string, args: string[], env: NodeJS.ProcessEnv) => {
+    const r = tsdbSync([command, ...args], env);
+    return { status: r.code, stdout: r.stdout, stderr: r.stderr };
+  };
   const fake = (name: string, body: string) => fs.writeFileSync(path.join(bin, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
 
   test("on this machine (a docker client without an engine, no Pulumi CLI) doctor names both with their fixes and exits 1", () => {
-    const result = run("scripts/doctor.ts", [], {});
+    const result = run("doctor", [], {});
     expect(result.status).toBe(1);
     expect(result.stdout).toContain("FAIL Pulumi CLI: `pulumi` is not on PATH");
     expect(result.stdout).toContain("fix: Install it: `curl -fsSL https://get.pulumi.com | sh`");
@@ -186,7 +224,7 @@ describe("npm run doctor and npm run setup, run for real in child processes", ()
   });
 
   test("with neither docker nor pulumi on PATH, doctor says both are not on PATH", () => {
-    const result = run("scripts/doctor.ts", [], { PATH: nodeOnly });
+    const result = run("doctor", [], { PATH: nodeOnly });
     expect(result.status).toBe(1);
     expect(result.stdout).toContain("FAIL Pulumi CLI: `pulumi` is not on PATH");
     expect(result.stdout).toContain("FAIL Docker daemon: `docker` is not on PATH");
@@ -196,7 +234,7 @@ describe("npm run doctor and npm run setup, run for real in child processes", ()
   test("with a working pulumi but a stopped Docker daemon, only Docker fails", () => {
     fake("pulumi", 'case "$1" in version) echo v3.205.0;; *) echo "error: no stack named dev found" >&2; exit 255;; esac');
     fake("docker", 'echo "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?" >&2; exit 1');
-    const result = run("scripts/doctor.ts", ["--stack", "dev"], { PATH: `${bin}:${nodeOnly}` });
+    const result = run("doctor", ["--stack", "dev"], { PATH: `${bin}:${nodeOnly}` });
     expect(result.status).toBe(1);
     expect(result.stdout).toContain("ok   Pulumi CLI: v3.205.0");
     expect(result.stdout).toContain("FAIL Docker daemon: the docker client cannot reach a daemon");
@@ -204,20 +242,30 @@ describe("npm run doctor and npm run setup, run for real in child processes", ()
     expect(result.stdout).not.toContain("FAIL Pulumi CLI");
   });
 
-  test("an unknown flag is an error naming it and the allowed ones", () => {
-    const result = run("scripts/doctor.ts", ["--stak", "dev"], {});
+  test("an unknown flag is an error naming it (and the flag meant), then the usage", () => {
+    const result = run("doctor", ["--stak", "dev"], {});
     expect(result.status).toBe(2);
-    expect(result.stderr).toMatch(/doctor: Unknown option '--stak'.*Allowed: --stack, --url, --admin-url, --help\./);
+    expect(result.stderr).toBe("tsdb doctor: unknown option '--stak' (Did you mean --stack?)\nUsage: tsdb doctor [options] (see `tsdb doctor --help`)\n");
+  });
+
+  test("doctor --url checks the server path only: no Pulumi CLI, no Docker, no ports (none on PATH here)", () => {
+    const result = run("doctor", ["--url", "postgresql://nobody@127.0.0.1:1/nothing"], { PATH: nodeOnly });
+    expect(result.status).toBe(1);
+    expect(result.stdout.split("\n").filter((l) => /^(ok {2}|WARN|FAIL) /.test(l)).map((l) => l.replace(/:.*/, ""))).toEqual([
+      "ok   Node.js", "FAIL Database", "WARN pg_dump", "WARN pg_restore", "WARN psql",
+    ]);
+    expect(result.stdout).toContain("FAIL Database: cannot connect: connect ECONNREFUSED 127.0.0.1:1");
+    expect(result.stdout).toMatch(/1 check\(s\) failed: Database\.$/m);
   });
 
   test("setup stops at the prerequisite checks, before any pulumi command, when one is missing", () => {
     const log = path.join(bin, "pulumi.log");
     fake("pulumi", `echo "$*" >> ${log}; case "$1" in version) echo v3.205.0;; esac`);
     fake("docker", "exit 1");
-    const result = run("scripts/setup.ts", [], { PATH: `${bin}:${nodeOnly}` });
+    const result = run("setup", [], { PATH: `${bin}:${nodeOnly}` });
     expect(result.status).toBe(1);
     expect(result.stdout).toContain("FAIL Docker daemon");
-    expect(result.stdout).toContain("Fix the failed checks above, then run `npm run setup` again.");
+    expect(result.stdout).toContain("Fix the failed checks above, then run `tsdb setup` (or `npm run setup`) again.");
     expect(fs.readFileSync(log, "utf8")).toBe("version\n");
   });
 
@@ -225,7 +273,7 @@ describe("npm run doctor and npm run setup, run for real in child processes", ()
     const log = path.join(bin, "pulumi2.log");
     fake("pulumi", `echo "$*" >> ${log}; case "$1" in version) echo v3.205.0;; whoami) echo "User: me"; echo "Backend URL: file://~";; esac`);
     fake("docker", "echo 28.5.1");
-    const result = run("scripts/setup.ts", ["--stack", "dev"], { PATH: `${bin}:${nodeOnly}`, PULUMI_BACKEND_URL: "", PULUMI_CONFIG_PASSPHRASE: "", PULUMI_CONFIG_PASSPHRASE_FILE: "" });
+    const result = run("setup", ["--stack", "dev"], { PATH: `${bin}:${nodeOnly}`, PULUMI_BACKEND_URL: "", PULUMI_CONFIG_PASSPHRASE: "", PULUMI_CONFIG_PASSPHRASE_FILE: "" });
     // Needs the dev stack's ports 5432 and 5050 free on 127.0.0.1; if not, the output below says "FAIL Port".
     expect(result.stdout).not.toContain("FAIL");
     expect(result.status).toBe(1);
@@ -238,7 +286,7 @@ describe("npm run doctor and npm run setup, run for real in child processes", ()
     const log = path.join(bin, "pulumi3.log");
     fake("pulumi", `echo "$*" >> ${log}; case "$1" in version) echo v3.205.0;; whoami) exit 1;; esac`);
     fake("docker", "echo 28.5.1");
-    const result = run("scripts/setup.ts", ["--stack", "dev"], {
+    const result = run("setup", ["--stack", "dev"], {
       PATH: `${bin}:${nodeOnly}`,
       PULUMI_BACKEND_URL: "file:///tmp/tsdb-test-backend",
       PULUMI_CONFIG_PASSPHRASE: "correct horse battery staple",
@@ -253,7 +301,7 @@ describe("npm run doctor and npm run setup, run for real in child processes", ()
     const log = path.join(bin, "pulumi4.log");
     fake("pulumi", `echo "$*" >> ${log}; case "$1" in version) echo v3.205.0;; whoami) echo "error: not logged in" >&2; exit 255;; esac`);
     fake("docker", "echo 28.5.1");
-    const result = run("scripts/setup.ts", [], { PATH: `${bin}:${nodeOnly}`, PULUMI_BACKEND_URL: "", PULUMI_CONFIG_PASSPHRASE: "", PULUMI_CONFIG_PASSPHRASE_FILE: "" });
+    const result = run("setup", [], { PATH: `${bin}:${nodeOnly}`, PULUMI_BACKEND_URL: "", PULUMI_CONFIG_PASSPHRASE: "", PULUMI_CONFIG_PASSPHRASE_FILE: "" });
     expect(result.stdout).not.toContain("FAIL");
     const backend = `file://${path.resolve(".pulumi")}`;
     expect(fs.readFileSync(log, "utf8")).toBe(`version\nwhoami --verbose\nlogin ${backend}\n`);

@@ -1,0 +1,71 @@
+/**
+ * `tsdb bench load|migrations|queries|cli`: the benchmarks behind bench/*.md (scripts/bench-*.ts). They start
+ * the test engines (test/fixtures/engines.ts), so they need the repository's sources and dev dependencies
+ * (`npm ci` in a clone); they run from the TypeScript sources through tsx, outside the compiled binary.
+ */
+import * as path from "node:path";
+import type { Command } from "commander";
+import { type Act, type Io, UsageError, asGroup, examples, packageRoot, wholeNumber } from "./conventions";
+
+/** Loads scripts/<name>.ts; without the sources or dev dependencies (a global install) says what to do instead. */
+async function load<T>(name: "bench-load" | "bench-migrations" | "bench-queries" | "bench-cli"): Promise<T> {
+  try {
+    const { tsImport } = await import("tsx/esm/api");
+    return (await tsImport(path.join(packageRoot(), "scripts", `${name}.ts`), __filename)) as T;
+  } catch (err) {
+    if ((err as { code?: string }).code === "MODULE_NOT_FOUND" || (err as { code?: string }).code === "ERR_MODULE_NOT_FOUND") {
+      throw new Error(`the benchmarks need the repository's dev dependencies (${(err as Error).message.split("\n")[0]}); run them from a clone after \`npm ci\``);
+    }
+    throw err;
+  }
+}
+
+export function registerBench(program: Command, act: Act, io: Io): void {
+  const bench = asGroup(program.command("bench").description("benchmarks that write bench/*.md (need a clone with dev dependencies)"), io);
+
+  examples(
+    bench
+      .command("load")
+      .description("loader vs psql \\copy on generated CSV, Parquet and SQLite; writes bench/load.md")
+      .option("--rows <n>", "rows to generate", wholeNumber("--rows", 1), 1_000_000)
+      .option("--repeat <n>", "rounds of the goal rows (the median is reported)", wholeNumber("--repeat", 1), 3)
+      .option("--out <file>", "report file (default: bench/load.md)"),
+    "tsdb bench load --rows 100000 --repeat 1 --out /tmp/load.md",
+  ).action(act<{ rows: number; repeat: number; out?: string }>(async (o) => (await load<typeof import("../scripts/bench-load.js")>("bench-load")).runLoadBench(o)));
+
+  examples(
+    bench
+      .command("migrations")
+      .description("p50/p95 of a no-op `up` and `plan` with the real sql/, in process; prints (and with --out writes) the report")
+      .option("--runs <n>", "timed runs after one warm-up", wholeNumber("--runs", 1), 50)
+      .option("--out <file>", "also write the report here (e.g. bench/migrations.md)"),
+    "tsdb bench migrations --runs 50 --out bench/migrations.md",
+  ).action(act<{ runs: number; out?: string }>(async (o) => (await load<typeof import("../scripts/bench-migrations.js")>("bench-migrations")).runMigrationsBench(o)));
+
+  examples(
+    bench
+      .command("queries")
+      .description("the runbook's five queries on PostgreSQL 17 and the TimescaleDB engine; writes bench/queries.md")
+      .option("--runs <n>", "timed runs per query", wholeNumber("--runs", 1), 50)
+      .option("--years <n>", "years of daily bars (at least 10)", wholeNumber("--years", 10), 15)
+      .option("--symbols <n>", "symbols with daily bars", wholeNumber("--symbols", 1), 20)
+      .option("--hourly-symbols <n>", "symbols with hourly bars", wholeNumber("--hourly-symbols", 1), 5)
+      .option("--hourly-years <n>", "years of hourly bars", wholeNumber("--hourly-years", 1), 3)
+      .option("--out <file>", "report file", "bench/queries.md"),
+    "tsdb bench queries --runs 20",
+  ).action(
+    act<{ runs: number; years: number; symbols: number; hourlySymbols: number; hourlyYears: number; out: string }>(async (o) => {
+      if (o.hourlySymbols > o.symbols) throw new UsageError("--hourly-symbols cannot exceed --symbols");
+      await (await load<typeof import("../scripts/bench-queries.js")>("bench-queries")).runQueriesBench(o);
+    }),
+  );
+
+  examples(
+    bench
+      .command("cli")
+      .description("start-up wall time of tsdb db status and a no-op db up vs bare `node -e 0`; writes bench/cli-start.md")
+      .option("--runs <n>", "interleaved runs of each command", wholeNumber("--runs", 1), 20)
+      .option("--out <file>", "report file", "bench/cli-start.md"),
+    "tsdb bench cli --runs 20",
+  ).action(act<{ runs: number; out: string }>(async (o) => (await load<typeof import("../scripts/bench-cli.js")>("bench-cli")).runCliBench(o)));
+}

@@ -1,0 +1,77 @@
+/**
+ * `tsdb setup`: first run. Checks prerequisites (stops with the fix for each missing one), logs in to a local
+ * file backend when none is set, creates/selects the stack and runs `pulumi up`. The config passphrase is read
+ * from the environment only; setup never writes it anywhere.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { Command } from "commander";
+import { type Act, type Context, examples, packageRoot, stackOption } from "./conventions";
+
+interface SetupFlags {
+  stack: string;
+}
+
+async function setup(o: SetupFlags, ctx: Context): Promise<void> {
+  const [{ checkPrerequisites, formatResults, hasFailures, stackPrerequisites }, { readStackSettings }] = await Promise.all([
+    import("../lib/ops/prerequisites.js"),
+    import("../lib/settings.js"),
+  ]);
+  const projectDir = packageRoot();
+  const settings = readStackSettings(projectDir, o.stack);
+
+  // Ports are checked in docker mode only (checkPrerequisites skips them for an external server).
+  const checks = await checkPrerequisites(stackPrerequisites(projectDir, settings, { checkPorts: true }));
+  ctx.print(`tsdb setup, stack ${o.stack} (${settings.mode} mode)\n${formatResults(checks)}`);
+  if (hasFailures(checks)) {
+    ctx.print("\nFix the failed checks above, then run `tsdb setup` (or `npm run setup`) again.");
+    return ctx.fail();
+  }
+
+  // zx ships types for its ESM build only, which a CommonJS file may not `import` statically; load it here.
+  const { $ } = await import("zx");
+  $.verbose = !ctx.quiet;
+  $.cwd = projectDir;
+
+  // Backend: an explicit PULUMI_BACKEND_URL or an existing login wins; otherwise a file backend in the repo.
+  let backend = ctx.io.env.PULUMI_BACKEND_URL;
+  if (!backend) {
+    const whoami = await $`pulumi whoami --verbose`.quiet().nothrow();
+    const url = /Backend URL:\s*(\S+)/.exec(whoami.stdout)?.[1];
+    if (whoami.exitCode === 0 && url) {
+      backend = url;
+    } else {
+      backend = `file://${path.join(projectDir, ".pulumi")}`;
+      fs.mkdirSync(path.join(projectDir, ".pulumi"), { recursive: true });
+      await $`pulumi login ${backend}`;
+    }
+  }
+  ctx.print(`Pulumi backend: ${backend}`);
+
+  // Local backends encrypt secrets with a passphrase; without one in the environment Pulumi would prompt (or
+  // fail in CI), so say what to set instead of guessing or storing one.
+  if (backend.startsWith("file://") && !ctx.io.env.PULUMI_CONFIG_PASSPHRASE && !ctx.io.env.PULUMI_CONFIG_PASSPHRASE_FILE) {
+    ctx.print(
+      "\nThe local backend encrypts this stack's secrets with a passphrase. Set it in your shell (keep it in a password manager;\n" +
+        "losing it loses the stack's secrets), then run setup again:\n  export PULUMI_CONFIG_PASSPHRASE='<a long random passphrase>'",
+    );
+    return ctx.fail();
+  }
+
+  await $`pulumi stack select --create ${o.stack}`;
+  await $`pulumi up --yes --stack ${o.stack}`;
+  ctx.info(`\nDone. Next: \`tsdb doctor --stack ${o.stack}\`, \`tsdb env --stack ${o.stack} --role app\`.`);
+}
+
+export function registerSetup(program: Command, act: Act): void {
+  const cmd = program
+    .command("setup")
+    .description("first run: check prerequisites, log in to a Pulumi backend, create the stack and run pulumi up (needs Docker and Pulumi)")
+    .addOption(stackOption())
+    .addHelpText(
+      "after",
+      "\nEnvironment: PULUMI_BACKEND_URL (backend to use; default: your current login, else a file backend in .pulumi/),\n" +
+        "PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE (required with a file backend; never stored).",
+    );
+  examples(cmd, "PULUMI_CONFIG_PASSPHRASE='...' tsdb setup --stack dev").action(act<SetupFlags>((o, ctx) => setup(o, ctx)));
+}
