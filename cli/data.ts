@@ -114,16 +114,31 @@ async function exportBars(o: ExportFlags, ctx: Context): Promise<void> {
   ctx.print(o.json ? JSON.stringify(summary) : formatExportSummary(summary));
 }
 
+/** What each load flag's value is called in the usage (`--source <path>`); the flag's own name otherwise. */
+const VALUE_NAMES: Partial<Record<string, string>> = {
+  source: "path",
+  table: "name",
+  "path-pattern": "pattern",
+  map: "F=COL,...",
+  columns: "names",
+  delimiter: "char",
+  "on-conflict": "mode",
+  rejects: "file",
+  "max-rejects": "limit",
+  target: "table",
+};
+
 /** The load flags, one per LOAD_FLAGS entry; --source is required. */
 function addLoadFlags(cmd: Command): Command {
   for (const spec of Object.values(LOAD_FLAGS)) {
-    const option = new Option(`--${spec.flag}${spec.type === "string" ? " <value>" : ""}`, spec.flag === "source" ? `${spec.help} (required)` : spec.help);
+    const value = spec.type === "string" ? ` <${VALUE_NAMES[spec.flag] ?? spec.flag}>` : "";
+    const option = new Option(`--${spec.flag}${value}`, spec.flag === "source" ? `${spec.help} (required)` : spec.help);
     if (spec.flag === "format") option.choices(["csv", "parquet", "sqlite"]);
     if (spec.flag === "on-conflict") option.choices(["skip", "update"]);
     cmd.addOption(option);
   }
   return cmd.hook("preAction", (_parent, action) => {
-    if (action.getOptionValue("source") === undefined) throw new UsageError("required option '--source <value>' not specified");
+    if (action.getOptionValue("source") === undefined) throw new UsageError("required option '--source <path>' not specified");
   });
 }
 

@@ -98,7 +98,7 @@ describe("typical failures: one line, the exit code, no stack trace", () => {
     [["data", "load", "--source", "x.csv", "--on-conflict", "replace"], 2, /^tsdb data load: option '--on-conflict <mode>' argument 'replace' is invalid\. Allowed choices are skip, update\.$/],
     [["data", "validate", "--url", NOWHERE], 1, /^tsdb data validate: connect ECONNREFUSED/],
     [["backup", "--retain", "0"], 2, /^tsdb backup: option '--retain <n>' argument '0' is invalid\. --retain must be a whole number of at least 1\.$/],
-    [["restore", "--stack", "prod", "--url", "postgresql://postgres@127.0.0.1:1/postgres", "--backup", "x.manifest.json", "--recreate"], 1, /^tsdb restore: \[tsdb:protectData\] is true for stack "prod": --recreate would drop database "market"/],
+    [["restore", "--stack", "prod", "--url", "postgresql://postgres@127.0.0.1:1/postgres", "--backup", "x.manifest.json", "--recreate"], 1, /^tsdb restore: --backup \S+x\.manifest\.json does not exist; pass a \*\.manifest\.json file or the directory holding it\.$/],
     [["env", "--role", "admin"], 2, /^tsdb env: option '--role <role>' argument 'admin' is invalid\. Allowed choices are migrator, app, readonly\.$/],
     [["setup", "--stack", "staging"], 1, /^tsdb setup: .*Pulumi\.staging\.yaml does not exist/],
     [["sample", "--out", path.join(dir, "file", "sub")], 1, /^tsdb sample: /],

@@ -40,7 +40,8 @@ const ok = (stdout: string): CommandResult => ({ exitCode: 0, stdout, stderr: ""
 function probes(overrides: Partial<Probes> = {}, commands: Record<string, CommandResult> = {}): Probes {
   return {
     nodeVersion: () => "20.20.2",
-    run: async (command) => commands[command] ?? (command === "pulumi" ? ok("v3.205.0\n") : ok("28.5.1\n")),
+    // `docker info --format {{.NCPU}}` answers a CPU count (8); other docker and pulumi calls a version.
+    run: async (command, args = []) => commands[command] ?? (command === "pulumi" ? ok("v3.205.0\n") : args.includes("{{.NCPU}}") ? ok("8\n") : ok("28.5.1\n")),
     bindError: async () => undefined,
     freeDiskBytes: async () => 50 * 1024 ** 3,
     ...overrides,

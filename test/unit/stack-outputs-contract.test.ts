@@ -104,6 +104,6 @@ describe("the contract refuses what the program does not export", () => {
       versions: { image: null, postgresMajor: 17, timescaledb: null },
       containerName: "tsdb-dev-timescaledb",
     });
-    expect(problems).toEqual(["containerName (not part of the contract: mode, host, port, database, sslmode, users, urls, pgadminUrl, versions)"]);
+    expect(problems).toEqual(["containerName (not part of the contract: mode, host, port, database, sslmode, users, urls, pooler, replica, pgadminUrl, versions)"]);
   });
 });
