@@ -294,10 +294,15 @@ async function createStagingDatabase(admin: Client, plan: RestorePlan): Promise<
   const db = admin.escapeIdentifier(plan.staging);
   // template0: a restore must start from a database with nothing in it (PostgreSQL docs, pg_dump "Notes").
   await admin.query(`CREATE DATABASE ${db} OWNER ${admin.escapeIdentifier(plan.manifest.owner)} TEMPLATE template0`);
-  await admin.query(`REVOKE ALL ON DATABASE ${db} FROM PUBLIC`);
-  for (const g of plan.manifest.databaseGrants) {
-    const grantee = g.grantee === "PUBLIC" ? "PUBLIC" : admin.escapeIdentifier(g.grantee);
-    await admin.query(`GRANT ${g.privilege} ON DATABASE ${db} TO ${grantee}`);
+  try {
+    await admin.query(`REVOKE ALL ON DATABASE ${db} FROM PUBLIC`);
+    for (const g of plan.manifest.databaseGrants) {
+      const grantee = g.grantee === "PUBLIC" ? "PUBLIC" : admin.escapeIdentifier(g.grantee);
+      await admin.query(`GRANT ${g.privilege} ON DATABASE ${db} TO ${grantee}`);
+    }
+  } catch (err) {
+    await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`).catch(() => undefined);
+    throw err;
   }
 }
 
@@ -379,9 +384,10 @@ async function dropStaging(admin: ConnectionInfo, staging: string): Promise<void
  */
 export async function restoreBackup(options: RestoreOptions): Promise<RestoreResult> {
   const plan = await planRestore(options);
+  // Created only by this run: a restore racing us for the same staging name must not lose its database to our cleanup.
+  await withClient(clientConfig(options.admin), (admin) => createStagingDatabase(admin, plan));
   let rowCounts: Record<string, number>;
   try {
-    await withClient(clientConfig(options.admin), (admin) => createStagingDatabase(admin, plan));
     rowCounts = await loadAndVerify(options, plan);
     await withClient(clientConfig(options.admin), (admin) => swapIntoPlace(admin, plan));
   } catch (err) {
@@ -398,8 +404,9 @@ export async function verifyBackup(options: Omit<RestoreOptions, "database" | "r
   const plan = await planRestore({ ...options, database: scratch });
   // The scratch name is new, so the plan's staging database is the scratch database itself: no swap.
   const direct: RestorePlan = { ...plan, staging: scratch };
+  // Created only by this run (see restoreBackup): a failed CREATE leaves nothing of ours to drop.
+  await withClient(clientConfig(options.admin), (admin) => createStagingDatabase(admin, direct));
   try {
-    await withClient(clientConfig(options.admin), (admin) => createStagingDatabase(admin, direct));
     const rowCounts = await loadAndVerify(options, direct);
     return { database: scratch, manifest: plan.manifest, rowCounts };
   } finally {

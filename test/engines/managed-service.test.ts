@@ -375,10 +375,11 @@ describe("the whole managed stack on PostgreSQL 15: existing database, CREATEROL
     await expect(withClient(u.replica!, (c) => c.query("SELECT 1 FROM market_data.ohlcv_bars FOR UPDATE"))).rejects.toThrow(/read-only transaction|recovery/);
   });
 
-  test("db:restore with the service's admin says it needs CREATEDB and why, before touching anything", async () => {
+  test("tsdb restore with the service's admin says it needs CREATEDB and why, before touching anything", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "managed-backup-"));
     const { manifestPath } = await createBackup({ connection: as("migrator"), dump: localPgDump(as("migrator")), backupDir: dir, retain: 1 });
-    const admin = connectionTo(primary, certs, ACCOUNT.admin, ACCOUNT.adminPassword);
+    // A restore connects to the maintenance database: it replaces the database it restores.
+    const admin = { ...connectionTo(primary, certs, ACCOUNT.admin, ACCOUNT.adminPassword), database: "postgres" };
     const before = await one<{ n: number }>(as("readonly"), "SELECT count(*)::int AS n FROM market_data.ohlcv_bars");
     await expect(restoreBackup({ manifestPath, admin, restore: localPgRestore(admin), recreate: true })).rejects.toThrow(
       'Restoring into database "market" needs CREATEDB (it creates the database anew), which tsdbadmin lacks, as on managed services; restore there with the service\'s own backups (point-in-time recovery), or give --url an admin with CREATEDB.',
