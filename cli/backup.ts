@@ -15,7 +15,7 @@
 import * as path from "node:path";
 import type { Command } from "commander";
 import { reachableHost, urlHost } from "../lib/connection";
-import { type Act, type Context, UsageError, examples, packageRoot, stackOption, wholeNumber, whileConnected } from "./conventions";
+import { type Act, type Context, UsageError, examples, projectRoot, stackOption, wholeNumber, whileConnected } from "./conventions";
 
 interface BackupFlags {
   stack: string;
@@ -45,7 +45,7 @@ async function backup(o: BackupFlags, ctx: Context): Promise<void> {
     import("../lib/ops/stackOutputs.js"),
     import("../lib/settings.js"),
   ]);
-  const root = packageRoot();
+  const root = projectRoot();
   const settings = readStackSettings(root, o.stack);
   const retain = o.retain ?? settings.backupRetain;
   const backupDir = path.resolve(root, o.dir ?? settings.backupDir);
@@ -76,7 +76,7 @@ async function backup(o: BackupFlags, ctx: Context): Promise<void> {
 async function restore(o: RestoreFlags, ctx: Context): Promise<void> {
   const [{ listBackups }, { dockerPgRestore, localPgRestore, resolveManifest, restoreBackup, verifyBackup }, { connectionFromUrl, containerNameFor, readAdminUrl }, { readStackSettings }] =
     await Promise.all([import("../lib/ops/backup.js"), import("../lib/ops/restore.js"), import("../lib/ops/stackOutputs.js"), import("../lib/settings.js")]);
-  const root = packageRoot();
+  const root = projectRoot();
   const settings = readStackSettings(root, o.stack);
   // The admin connection: --url, else the stack's secret `adminUrl` output pointed at the maintenance database.
   const stackAdmin = o.url ? undefined : await readAdminUrl(o.stack);

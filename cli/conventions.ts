@@ -182,6 +182,15 @@ export function packageRoot(start: string = __dirname): string {
   }
 }
 
+/**
+ * The Pulumi project whose settings (Pulumi.yaml, Pulumi.<stack>.yaml) a command reads: the working directory
+ * when it holds a Pulumi.yaml (a checkout of the project, as the scripts before `tsdb` read it), else this
+ * package's own directory (a global install run from anywhere).
+ */
+export function projectRoot(cwd: string = process.cwd()): string {
+  return fs.existsSync(path.join(cwd, "Pulumi.yaml")) ? cwd : packageRoot();
+}
+
 /** An action body: its flags, the context, and the command (for paths and help). */
 export type Action<O> = (options: O, ctx: Context, cmd: Command) => Promise<void> | void;
 

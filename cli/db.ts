@@ -6,7 +6,7 @@
 import * as path from "node:path";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import type { MigrationStatus, PlannedMigration } from "../lib/migrations/runner";
-import { type Act, type Context, type Io, UsageError, asGroup, examples, packageRoot, requireUrl, stackOption, urlOption, whileConnected } from "./conventions";
+import { type Act, type Context, type Io, UsageError, asGroup, examples, packageRoot, projectRoot, requireUrl, stackOption, urlOption, whileConnected } from "./conventions";
 
 interface DbOptions {
   url?: string;
@@ -67,11 +67,10 @@ async function runnerFor(o: DbOptions) {
 async function runnerAndSettings(o: DbOptions) {
   const url = requireUrl(o.url);
   const [{ MigrationRunner }, { migrationVariables, readStackSettings }] = await Promise.all([import("../lib/migrations/runner.js"), import("../lib/settings.js")]);
-  const root = packageRoot();
-  const settings = readStackSettings(root, o.stack);
+  const settings = readStackSettings(projectRoot(), o.stack);
   const runner = new MigrationRunner({
     connection: url,
-    migrations: o.dir ? path.resolve(o.dir) : path.join(root, "sql"),
+    migrations: o.dir ? path.resolve(o.dir) : path.join(packageRoot(), "sql"),
     timescaledb: settings.timescaledb && o.timescaledb,
     variables: migrationVariables(settings),
     role: o.role,

@@ -10,7 +10,7 @@
  */
 import type { Command } from "commander";
 import type { CheckResult } from "../lib/ops/prerequisites";
-import { type Act, type Context, examples, packageRoot, stackOption } from "./conventions";
+import { type Act, type Context, examples, packageRoot, projectRoot, stackOption } from "./conventions";
 
 interface DoctorFlags {
   stack: string;
@@ -45,7 +45,7 @@ async function serverPath(url: string, o: DoctorFlags, nodeRange: string, checks
 /** The stack: prerequisites of `pulumi up`, then the deployed database when the stack has outputs. */
 async function stackPath(o: DoctorFlags, checks: Checks): Promise<CheckResult[]> {
   const [{ readDatabaseOutput }, { readStackSettings }] = await Promise.all([import("../lib/ops/stackOutputs.js"), import("../lib/settings.js")]);
-  const root = packageRoot();
+  const root = projectRoot();
   const settings = readStackSettings(root, o.stack);
   let url: string | undefined;
   const notes: CheckResult[] = [];
@@ -80,7 +80,7 @@ async function adminChecks(url: string, stack: string): Promise<CheckResult[]> {
     import("../lib/settings.js"),
   ]);
   const name = "Admin privileges";
-  const settings = readStackSettings(packageRoot(), stack);
+  const settings = readStackSettings(projectRoot(), stack);
   try {
     const problems = await withClient(connectionFromUrl(url), (c) => adminPrivilegeProblems(c, settings));
     if (problems.length === 0) return [{ name, status: "ok", detail: "enough for pulumi up" }];

@@ -135,7 +135,7 @@ export function checkDownAllowed(steps: readonly DownStep[], policy: DownPolicy)
   }
   if (full.length > 0 && !policy.force) {
     throw new Error(
-      `${policy.action} would drop tables that hold rows${holding}; nothing was reverted. Back up first (npm run backup), then pass --force to drop them.`,
+      `${policy.action} would drop tables that hold rows${holding}; nothing was reverted. Back up first (tsdb backup), then pass --force to drop them.`,
     );
   }
 }
