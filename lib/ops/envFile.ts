@@ -43,8 +43,34 @@ function portableUrl(url: string): string {
   return parsed.toString();
 }
 
+/** What a .env is written from: the stack's `database` output, or one URL (see {@link connectionFromOneUrl}). */
+export type EnvSource = Pick<DatabaseOutput, "urls" | "host" | "port" | "database" | "sslmode">;
+
+/**
+ * A source for `tsdb env --url`: a server of your own, one login. Every role reads the same URL; its sslmode
+ * (libpq's default `prefer` when absent) is PGSSLMODE.
+ */
+export function connectionFromOneUrl(url: string): EnvSource {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new Error("--url must be a postgresql://user[:password]@host:port/database URL");
+  }
+  if (parsed.protocol !== "postgresql:" && parsed.protocol !== "postgres:") throw new Error(`--url must start with postgresql://, got ${parsed.protocol}//`);
+  const database = decodeURIComponent(parsed.pathname.replace(/^\//, ""));
+  if (!parsed.username || !database) throw new Error("--url must name a user and a database: postgresql://user[:password]@host:port/database");
+  return {
+    urls: { migrator: url, app: url, readonly: url },
+    host: hostFromUrl(parsed.hostname),
+    port: parsed.port ? Number(parsed.port) : 5432,
+    database,
+    sslmode: parsed.searchParams.get("sslmode") ?? "prefer",
+  };
+}
+
 /** Variables for `role`, in the order they are written. */
-export function envVariables(output: DatabaseOutput, role: Role): [string, string][] {
+export function envVariables(output: EnvSource, role: Role): [string, string][] {
   const url = output.urls[role];
   const parsed = new URL(url);
   const rootCert = parsed.searchParams.get("sslrootcert");
@@ -74,9 +100,10 @@ export function envLine(name: string, value: string, role: Role): string {
 }
 
 /** The `.env` text for `role`. */
-export function renderEnvFile(output: DatabaseOutput, role: Role, stack: string): string {
+export function renderEnvFile(output: EnvSource, role: Role, stack: string | undefined): string {
   const lines = envVariables(output, role).map(([k, v]) => envLine(k, v, role));
-  return `# tsdb stack ${stack}, role ${role}: written by npm run env; holds a password, keep it out of git.\n${lines.join("\n")}\n`;
+  const from = stack === undefined ? "the --url given" : `tsdb stack ${stack}, role ${role}`;
+  return `# ${from}: written by tsdb env; holds a password, keep it out of git.\n${lines.join("\n")}\n`;
 }
 
 /**

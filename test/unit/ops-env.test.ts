@@ -2,6 +2,7 @@
  * `npm run env`: the `.env` written from the stack's `database` output (fed as JSON through an injected
  * Pulumi runner), its contents per role and its 0600 mode.
  */
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -229,6 +230,29 @@ describe("tsdb env, run for real with a stand-in pulumi that prints the output J
       const bad = tsdbSync(["env", "--role", "admin"], { PATH: `${dir}:${process.env.PATH}` });
       expect(bad.code).toBe(2);
       expect(bad.stderr.split("\n")[0]).toBe("tsdb env: option '--role <role>' argument 'admin' is invalid. Allowed choices are migrator, app, readonly.");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("tsdb env --url, for a server of your own (no stack, no Pulumi CLI)", () => {
+  test("writes the URL's connection as a 0600 .env that sh reads back exactly; a bad URL is one usage line", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tsdb-envurl-"));
+    try {
+      const out = path.join(dir, "own.env");
+      const url = "postgresql://me:s3cret-Pw@db.example.com:6543/market?sslmode=require";
+      const result = tsdbSync(["env", "--url", url, "--out", out], { PATH: path.dirname(process.execPath) });
+      expect(result.stderr).toBe("");
+      expect(result.code).toBe(0);
+      expect(result.stdout).toBe(`Wrote ${out} (mode 0600) for the --url given: DATABASE_URL, PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD, PGSSLMODE.\n`);
+      expect(fs.statSync(out).mode & 0o777).toBe(0o600);
+      const sourced = spawnSync("sh", ["-c", `set -a; . "${out}"; printf '%s|%s|%s|%s|%s|%s' "$PGHOST" "$PGPORT" "$PGDATABASE" "$PGUSER" "$PGPASSWORD" "$PGSSLMODE"`], { encoding: "utf8" });
+      expect(sourced.stdout).toBe("db.example.com|6543|market|me|s3cret-Pw|require");
+
+      const bad = tsdbSync(["env", "--url", "mysql://me@db/market", "--out", out], { PATH: path.dirname(process.execPath) });
+      expect(bad.code).toBe(2);
+      expect(bad.stderr.split("\n")[0]).toBe("tsdb env: --url must start with postgresql://, got mysql://");
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
