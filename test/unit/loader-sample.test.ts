@@ -7,7 +7,7 @@ import { SAMPLE_SYMBOLS, generateSampleBars, sampleChecksums, writeSample } from
 const COMMITTED = path.resolve(__dirname, "../../data/sample");
 
 describe("the bundled sample", () => {
-  test("scripts/generate-sample.ts reproduces the committed files byte for byte", async () => {
+  test("the sample generator (tsdb sample, lib/loader/sample) reproduces the committed files byte for byte", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sample-"));
     try {
       await writeSample(dir);
