@@ -11,10 +11,10 @@
  * Needs only @pulumi/pulumi and ./databaseOutput (the output contract), so another project can import or vendor sdk/.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { TSDB_ROLES, type TsdbDatabaseOutput, type TsdbRole, validateDatabaseOutput } from "./databaseOutput";
+import { TSDB_ROLES, type TsdbDatabaseOutput, type TsdbEndpoint, type TsdbRole, validateDatabaseOutput } from "./databaseOutput";
 
 export { TSDB_ROLES, validateDatabaseOutput } from "./databaseOutput";
-export type { TsdbDatabaseOutput, TsdbRole, TsdbVersions } from "./databaseOutput";
+export type { TsdbDatabaseOutput, TsdbEndpoint, TsdbRole, TsdbVersions } from "./databaseOutput";
 
 /** libpq-style connection settings for one role; `password` is why the whole object is secret. */
 export interface TsdbConnection {
@@ -82,6 +82,18 @@ export class TsdbStackReference {
   get pgadminUrl(): pulumi.Output<string | undefined> {
     return this.plainField((d) => d.pgadminUrl);
   }
+  /** The connection pooler the app and read-only URLs go through (external stacks with tsdb:poolerHost), else null. */
+  get pooler(): pulumi.Output<TsdbEndpoint | null> {
+    return this.plainField((d) => d.pooler ?? null);
+  }
+  /** The read replica (external stacks with tsdb:replicaHost), else null. */
+  get replica(): pulumi.Output<TsdbEndpoint | null> {
+    return this.plainField((d) => d.replica ?? null);
+  }
+  /** The read-only role's URL on the replica, with its password (secret); undefined when the stack has no replica. */
+  get replicaUrl(): pulumi.Output<string | undefined> {
+    return pulumi.secret(this.database.apply((d) => d.urls.replica));
+  }
 
   /** Login role name for `role` (e.g. `market_app`). */
   user(role: TsdbRole): pulumi.Output<string> {
@@ -95,15 +107,20 @@ export class TsdbStackReference {
     return pulumi.secret(this.database.apply((d) => d.urls[role]));
   }
 
-  /** Connection settings for `role` (for providers that take host/port/user/password): a secret Output. */
+  /**
+   * Connection settings for `role` (for providers that take host/port/user/password): a secret Output. Host and
+   * port are the role's URL's, so app and readonly go through the pooler exactly as `url()` does.
+   */
   connection(role: TsdbRole): pulumi.Output<TsdbConnection> {
     checkRole(role);
     return pulumi.secret(
       this.database.apply((d) => {
         const u = new URL(d.urls[role]);
+        // Node keeps an IPv6 host's brackets in `hostname`; clients take the bare address.
+        const host = u.hostname.startsWith("[") ? u.hostname.slice(1, -1) : u.hostname;
         return {
-          host: d.host,
-          port: d.port,
+          host: host || d.host,
+          port: u.port ? Number(u.port) : d.port,
           database: d.database,
           user: decodeURIComponent(u.username),
           password: decodeURIComponent(u.password),

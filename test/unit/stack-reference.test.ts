@@ -22,6 +22,25 @@ const DATABASE = {
   versions: { image: "timescale/timescaledb:2.23.0-pg17", postgresMajor: 17, timescaledb: "2.23.0" },
 };
 
+/** An external stack with a pooler and a replica (issue 12): app and readonly URLs go through the pooler. */
+const MANAGED = {
+  ...DATABASE,
+  mode: "external",
+  host: "db.example.com",
+  port: 5432,
+  sslmode: "verify-full",
+  urls: {
+    migrator: "postgresql://market_migrator:m@db.example.com:5432/market?sslmode=verify-full",
+    app: "postgresql://market_app:a@pool.example.com:6432/market?sslmode=verify-full",
+    readonly: "postgresql://market_readonly:r@pool.example.com:6432/market?sslmode=verify-full",
+    replica: "postgresql://market_readonly:r@replica.example.com:5432/market?sslmode=verify-full",
+  },
+  pooler: { host: "pool.example.com", port: 6432 },
+  replica: { host: "replica.example.com", port: 5432 },
+  pgadminUrl: undefined,
+  versions: { image: null, postgresMajor: 17, timescaledb: "2.23.0" },
+};
+
 const reads: { type: string; name: string; id?: string; inputs: Record<string, unknown> }[] = [];
 
 function valueOf<T>(o: pulumi.Output<T>): Promise<T> {
@@ -35,7 +54,8 @@ beforeAll(async () => {
         reads.push({ type: args.type, name: args.name, id: args.id, inputs: args.inputs as Record<string, unknown> });
         if (args.type !== "pulumi:pulumi:StackReference") throw new Error(`unexpected resource ${args.type}`);
         const stack = String(args.inputs.name);
-        return { id: stack, state: { name: stack, outputs: { database: DATABASE }, secretOutputNames: ["database"] } };
+        const database = stack.endsWith("/cloud") ? MANAGED : DATABASE;
+        return { id: stack, state: { name: stack, outputs: { database }, secretOutputNames: ["database"] } };
       },
       call(args) {
         throw new Error(`unmocked provider function ${args.token}`);
@@ -95,5 +115,25 @@ describe("TsdbStackReference", () => {
       'Stack organization/tsdb/broken: output "database" lacks mode ("docker" or "external"), port (number), database (string), sslmode (string), users (an object with migrator, app, readonly), urls.migrator (a postgresql:// URL), urls.readonly (a postgresql:// URL), versions (an object); is it a tsdb stack, deployed with `pulumi up`?',
     );
     expect(validateDatabaseOutput(DATABASE, "organization/tsdb/dev")).toEqual(DATABASE);
+  });
+});
+
+describe("TsdbStackReference on a managed stack with a pooler and a replica", () => {
+  test("connection(role) follows the role's URL: app through the pooler, migrator direct; the replica URL stays secret", async () => {
+    const ref = new TsdbStackReference("cloud", { stack: "organization/tsdb/cloud" });
+    expect(await valueOf(ref.connection("app"))).toMatchObject({ host: "pool.example.com", port: 6432, user: "market_app" });
+    expect(await valueOf(ref.connection("migrator"))).toMatchObject({ host: "db.example.com", port: 5432, user: "market_migrator" });
+    expect(await valueOf(ref.pooler)).toEqual({ host: "pool.example.com", port: 6432 });
+    expect(await valueOf(ref.replica)).toEqual({ host: "replica.example.com", port: 5432 });
+    expect(await pulumi.isSecret(ref.pooler)).toBe(false);
+    expect(await valueOf(ref.replicaUrl)).toBe(MANAGED.urls.replica);
+    expect(await pulumi.isSecret(ref.replicaUrl)).toBe(true);
+  });
+
+  test("a docker stack has no pooler, no replica and no replica URL", async () => {
+    const ref = new TsdbStackReference("plain", { stack: "organization/tsdb/dev" });
+    expect(await valueOf(ref.pooler)).toBeNull();
+    expect(await valueOf(ref.replica)).toBeNull();
+    expect(await valueOf(ref.replicaUrl)).toBeUndefined();
   });
 });
