@@ -40,6 +40,8 @@ export const DATABASE_NETWORK_ALIAS = "timescaledb";
 export const SUPERUSER = "postgres";
 /** Where the PostgreSQL 17 images keep PGDATA. */
 const DATA_PATH = "/var/lib/postgresql/data";
+/** Where the superuser password file is uploaded in the container (POSTGRES_PASSWORD_FILE). */
+const PASSWORD_FILE = "/etc/tsdb/postgres-password";
 
 /**
  * A TimescaleDB server in Docker: a private network, a named data volume and the container, tuned from its
@@ -88,15 +90,20 @@ export class TimescaleDbServer extends pulumi.ComponentResource {
     const command = ["postgres", ...postgresArgs(this.postgresSettings)];
     if (args.timescaledb && !args.telemetry) command.push("-c", "timescaledb.telemetry_level=off");
 
-    const envs = pulumi.secret(
-      pulumi.output(args.adminPassword).apply((password) => [
-        `POSTGRES_PASSWORD=${password}`,
-        `POSTGRES_USER=${SUPERUSER}`,
-        `TIMESCALEDB_TELEMETRY=${args.telemetry ? "basic" : "off"}`,
-        // Settings come from our -c arguments; the image's own timescaledb-tune run would only shadow them.
-        "NO_TS_TUNE=true",
-      ]),
+    // The superuser password goes in as a file (the image's entrypoint reads POSTGRES_PASSWORD_FILE), so it is
+    // not in the environment `docker inspect` prints. World-readable inside the container only: the upload is
+    // owned by root and the entrypoint reads it again as the postgres user. `permissions` takes precedence
+    // over `executable` (@pulumi/docker ContainerUpload, the provider's upload schema).
+    const uploads = pulumi.secret(
+      pulumi.output(args.adminPassword).apply((password) => [{ file: PASSWORD_FILE, content: password, permissions: "0444" }]),
     );
+    const envs = [
+      `POSTGRES_PASSWORD_FILE=${PASSWORD_FILE}`,
+      `POSTGRES_USER=${SUPERUSER}`,
+      `TIMESCALEDB_TELEMETRY=${args.telemetry ? "basic" : "off"}`,
+      // Settings come from our -c arguments; the image's own timescaledb-tune run would only shadow them.
+      "NO_TS_TUNE=true",
+    ];
 
     this.container = new docker.Container(
       `${name}-timescaledb`,
@@ -105,6 +112,7 @@ export class TimescaleDbServer extends pulumi.ComponentResource {
         image: this.image.imageId,
         command,
         envs,
+        uploads,
         memory: args.memoryMb,
         // Both in the form the provider reads back, or every preview shows a change (lib/containerLimits.ts).
         memorySwap: memorySwapMb(args.memoryMb),

@@ -6,10 +6,10 @@
  *   database's name; it runs ALTER DATABASE ... RENAME (postgresql/resource_postgresql_database.go, setDBName),
  *   which fails while TimescaleDB's background workers are connected, and the schema hook would revert its
  *   migrations against the old name. Allowed only as a replacement the user asks for.
- * - `tsdb:adminPassword` (docker mode): the new POSTGRES_PASSWORD replaces the container (`env` is ForceNew in
- *   kreuzwerker/terraform-provider-docker internal/provider/resource_docker_container.go), but the image applies it
- *   only when it initialises an empty data directory; the kept volume keeps the old password and the postgresql
- *   provider can no longer log in.
+ * - `tsdb:adminPassword` (docker mode): the new password file (POSTGRES_PASSWORD_FILE, an upload) replaces the
+ *   container (`upload` is ForceNew in kreuzwerker/terraform-provider-docker
+ *   internal/provider/resource_docker_container.go), but the image applies it only when it initialises an empty
+ *   data directory; the kept volume keeps the old password and the postgresql provider can no longer log in.
  *
  * No imports: the guard hook captures this module by value.
  */
@@ -60,7 +60,7 @@ function databaseRefusal(from: string, to: string, c: GuardContext): string {
 function adminPasswordRefusal(c: GuardContext): string {
   const container = c.containerName ?? `tsdb-${c.stack}-timescaledb`;
   return (
-    `[tsdb:adminPassword] changed on the deployed docker stack ${c.stack}: the image applies POSTGRES_PASSWORD only to an empty data ` +
+    `[tsdb:adminPassword] changed on the deployed docker stack ${c.stack}: the image applies the superuser password only to an empty data ` +
     `directory, so the kept volume would keep the old password and pulumi could no longer log in. Change it in the running server ` +
     `first: \`docker exec -it ${container} psql -U postgres -c '\\password postgres'\` (type the new password), then run ` +
     `\`${ALLOW_ENV}=adminPassword pulumi up --stack ${c.stack}\`; or set the old password back.`

@@ -143,13 +143,19 @@ describe("dev stack (Pulumi.dev.yaml only)", () => {
       "-c", "timescaledb.max_background_workers=8",
       "-c", "timescaledb.telemetry_level=off",
     ]);
-    expect(isWrappedSecret(c.envs)).toBe(true);
     expect(plain(c.envs)).toEqual([
-      "POSTGRES_PASSWORD=generatedtsdbdevadminpassword",
+      "POSTGRES_PASSWORD_FILE=/etc/tsdb/postgres-password",
       "POSTGRES_USER=postgres",
       "TIMESCALEDB_TELEMETRY=off",
       "NO_TS_TUNE=true",
     ]);
+  });
+
+  test("the superuser password reaches the image as a file, never in the environment `docker inspect` shows", () => {
+    const c = run.get("tsdb-dev-timescaledb", T.container).inputs;
+    expect(JSON.stringify(plain(c.envs))).not.toContain("generatedtsdbdevadminpassword");
+    expect(isWrappedSecret(c.uploads)).toBe(true);
+    expect(plain(c.uploads)).toEqual([{ file: "/etc/tsdb/postgres-password", content: "generatedtsdbdevadminpassword", permissions: "0444" }]);
   });
 
   test("the dev data volume is named and not protected", () => {

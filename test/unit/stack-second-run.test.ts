@@ -180,7 +180,7 @@ describe("changing one setting on a running dev stack", () => {
       "tsdb-dev-admin-password": "delete",
       "tsdb-dev-provider": "update (password)",
       "tsdb-dev-settings-guard": "update",
-      "tsdb-dev-timescaledb": "replace (envs)",
+      "tsdb-dev-timescaledb": "replace (uploads)",
     });
     // And the run after that is clean: the guard stored the new fingerprint.
     const after = await deploy({ ...STACKS.dev, config: { ...STACKS.dev.config, adminPassword: "new-admin-Pw1" }, secretKeys: ["adminPassword"] }, next.deployed);
