@@ -91,12 +91,11 @@ export class TimescaleDbServer extends pulumi.ComponentResource {
     if (args.timescaledb && !args.telemetry) command.push("-c", "timescaledb.telemetry_level=off");
 
     // The superuser password goes in as a file (the image's entrypoint reads POSTGRES_PASSWORD_FILE), so it is
-    // not in the environment `docker inspect` prints. World-readable inside the container only: the upload is
-    // owned by root and the entrypoint reads it again as the postgres user. `permissions` takes precedence
-    // over `executable` (@pulumi/docker ContainerUpload, the provider's upload schema).
-    const uploads = pulumi.secret(
-      pulumi.output(args.adminPassword).apply((password) => [{ file: PASSWORD_FILE, content: password, permissions: "0444" }]),
-    );
+    // not in the environment `docker inspect` prints. The provider writes each upload as a tar entry with its
+    // full path, extracted at "/" (parents created) before the container starts, mode 0644 owned by root, which
+    // the entrypoint can read again after dropping to the postgres user (kreuzwerker/terraform-provider-docker,
+    // internal/provider/resource_docker_container_funcs.go, resourceDockerContainerCreate).
+    const uploads = pulumi.secret(pulumi.output(args.adminPassword).apply((password) => [{ file: PASSWORD_FILE, content: password }]));
     const envs = [
       `POSTGRES_PASSWORD_FILE=${PASSWORD_FILE}`,
       `POSTGRES_USER=${SUPERUSER}`,

@@ -155,7 +155,7 @@ describe("dev stack (Pulumi.dev.yaml only)", () => {
     const c = run.get("tsdb-dev-timescaledb", T.container).inputs;
     expect(JSON.stringify(plain(c.envs))).not.toContain("generatedtsdbdevadminpassword");
     expect(isWrappedSecret(c.uploads)).toBe(true);
-    expect(plain(c.uploads)).toEqual([{ file: "/etc/tsdb/postgres-password", content: "generatedtsdbdevadminpassword", permissions: "0444" }]);
+    expect(plain(c.uploads)).toEqual([{ file: "/etc/tsdb/postgres-password", content: "generatedtsdbdevadminpassword" }]);
   });
 
   test("the dev data volume is named and not protected", () => {
