@@ -22,6 +22,7 @@ import { openParquet } from "./sources/parquet";
 import { openSqlite } from "./sources/sqlite";
 import type { RecordSource, SourceFormat } from "./sources/types";
 import { combineDateTime, isTimeOfDay, microsToSql, shown } from "./timestamps";
+import { type SeriesRange, canonicalValues, fetchPresent, indexOfTime } from "./presentKeys";
 
 /** What to do with a bar whose key is already in the target. */
 export type ConflictPolicy = "skip" | "update";
@@ -73,10 +74,13 @@ export interface LoadOptions {
   /** Default: `insert` on a PGlite (Emscripten) server, `copy` otherwise. */
   staging?: StagingMode;
   /**
-   * With `copy` staging, first try COPY straight into the target for each regular file (default true); any
-   * key already present sends that file through staging + merge instead. False always stages.
+   * `filter` (default): per chunk, fetch the keys the target already holds and write only the missing rows
+   * (and, with onConflict update, stage the changed ones); `stage`: every row through staging and one
+   * ON CONFLICT merge. Both leave the same rows and counts.
    */
-  directCopy?: boolean;
+  strategy?: "filter" | "stage";
+  /** Rows per chunk (default DEFAULT_CHUNK_ROWS). */
+  chunkRows?: number;
 }
 
 /** Counts for one source. */
@@ -281,57 +285,95 @@ function barReader(plan: SourcePlan): { read(row: unknown[]): BarText; fault: st
   return reader;
 }
 
-/** Per series of one source: the times seen (in-file duplicates) and the time range (merge fast path). */
-class SeriesTracker {
-  private readonly seen = new Map<string, TimeKeySet>();
-  readonly ranges = new Map<string, { key: string[]; lo: number; hi: number }>();
+/** One series of a source: its key, the times seen (in-file duplicates) and its time range. */
+interface Series {
+  key: [symbol: string, exchange: string, provider: string, timeframe: string];
+  times: TimeKeySet;
+  lo: number;
+  hi: number;
+}
 
-  /** Records the bar's key; the reason it is a duplicate when an earlier row had it. */
-  add(bar: BarText, micros: number): string | undefined {
-    const series = `${bar.symbol}\u0000${bar.exchange}\u0000${bar.provider}\u0000${bar.timeframe}`;
-    let times = this.seen.get(series);
-    let range = this.ranges.get(series);
-    if (!times || !range) {
-      this.seen.set(series, (times = new TimeKeySet()));
-      this.ranges.set(series, (range = { key: [bar.symbol, bar.exchange, bar.provider, bar.timeframe], lo: micros, hi: micros }));
+/** The series of one source, numbered in order of appearance. */
+class SeriesTracker {
+  private readonly byKey = new Map<string, number>();
+  readonly list: Series[] = [];
+  private last: Series | undefined;
+  private lastId = -1;
+
+  /** The id of the bar's series (rows of one series usually follow each other: no key string then). */
+  idOf(bar: BarText): number {
+    const l = this.last;
+    if (l && l.key[0] === bar.symbol && l.key[3] === bar.timeframe && l.key[1] === bar.exchange && l.key[2] === bar.provider) return this.lastId;
+    const name = `${bar.symbol}\u0000${bar.exchange}\u0000${bar.provider}\u0000${bar.timeframe}`;
+    let id = this.byKey.get(name);
+    if (id === undefined) {
+      id = this.list.length;
+      this.byKey.set(name, id);
+      this.list.push({ key: [bar.symbol, bar.exchange, bar.provider, bar.timeframe], times: new TimeKeySet(), lo: Infinity, hi: -Infinity });
     }
-    if (!times.add(micros)) {
-      return `duplicate key (${bar.symbol}, ${bar.exchange}, ${bar.provider}, ${bar.timeframe}, ${microsToSql(micros)}) already seen earlier in this source`;
+    this.last = this.list[id];
+    this.lastId = id;
+    return id;
+  }
+
+  /** Records the time in its series; the reason it is a duplicate when an earlier row had it. */
+  add(id: number, micros: number): string | undefined {
+    const s = this.list[id] as Series;
+    if (!s.times.add(micros)) {
+      return `duplicate key (${s.key.join(", ")}, ${microsToSql(micros)}) already seen earlier in this source`;
     }
-    if (micros < range.lo) range.lo = micros;
-    if (micros > range.hi) range.hi = micros;
+    if (micros < s.lo) s.lo = micros;
+    if (micros > s.hi) s.hi = micros;
     return undefined;
+  }
+
+  ranges(): Array<{ key: string[]; lo: number; hi: number }> {
+    return this.list.filter((s) => s.lo <= s.hi);
   }
 }
 
-/** One batch's valid rows: as COPY text lines, or as 11 column values each (null = SQL NULL). */
-interface StagedBatch {
-  text: string;
-  rows: Array<Array<string | null>>;
+/** A row ready for the database: a COPY text line, or the 11 column values (null = SQL NULL). */
+type Ready = string | Array<string | null>;
+
+/** Consecutive valid rows of one source: each row's series id, time and record. */
+interface Chunk {
+  n: number;
+  series: Int32Array;
+  micros: Float64Array;
+  records: Ready[];
 }
+
+function newChunk(size: number): Chunk {
+  return { n: 0, series: new Int32Array(size), micros: new Float64Array(size), records: [] };
+}
+
+/** Rows per chunk when not given: about 5 MB of COPY text, a few hundred KB of keys fetched back. */
+export const DEFAULT_CHUNK_ROWS = 65_536;
 
 /**
  * Stage 3: reads the source's batches, checks each row (rowValidation.ts, in-file duplicates), sends invalid
- * rows to the rejects file and yields the valid ones ready for the database. Building COPY text directly
- * saves an array per row, which the garbage collector would pay for.
+ * rows to the rejects file and yields the valid ones in chunks of `chunkRows`. COPY text is built directly
+ * (no array per row, which the garbage collector would pay for).
  */
-async function* checkedBatches(
+async function* checkedChunks(
   source: RecordSource,
   plan: SourcePlan,
-  ctx: { options: LoadOptions; rejects: RejectsWriter; progress: ProgressReporter; summary: SourceSummary; series: SeriesTracker; staged: { n: number } },
+  ctx: { options: LoadOptions; rejects: RejectsWriter; progress: ProgressReporter; summary: SourceSummary; series: SeriesTracker },
   asText: boolean,
-): AsyncGenerator<StagedBatch> {
-  const { options, rejects, progress, summary, series, staged } = ctx;
+  chunkRows: number,
+): AsyncGenerator<Chunk> {
+  const { options, rejects, progress, summary, series } = ctx;
   const reader = barReader(plan);
+  let chunk = newChunk(chunkRows);
   for await (const batch of source.batches()) {
-    const out: Array<Array<string | null>> = [];
-    let lines = "";
     for (const row of batch) {
       summary.read++;
       const bar = reader.read(row);
       let check: RowCheck = reader.fault === undefined ? checkBar(bar) : { ok: false, reason: reader.fault };
+      let id = -1;
       if (check.ok) {
-        const duplicate = series.add(bar, check.micros);
+        id = series.idOf(bar);
+        const duplicate = series.add(id, check.micros);
         if (duplicate) check = { ok: false, reason: duplicate };
       }
       if (!check.ok) {
@@ -342,57 +384,148 @@ async function* checkedBatches(
         }
         continue;
       }
-      staged.n++;
-      if (asText) {
-        lines +=
-          `${copyText(bar.symbol)}\t${copyText(bar.exchange)}\t${copyText(bar.provider)}\t${bar.timeframe}\t` +
-          `${microsToSql(check.micros)}\t${bar.open}\t${bar.high}\t${bar.low}\t${bar.close}\t${bar.volume || "0"}\t${bar.adjClose || "\\N"}\n`;
-      } else {
-        out.push([
-          bar.symbol, bar.exchange, bar.provider, bar.timeframe, microsToSql(check.micros),
-          bar.open ?? "", bar.high ?? "", bar.low ?? "", bar.close ?? "", bar.volume || "0", bar.adjClose || null,
-        ]);
+      const k = chunk.n++;
+      chunk.series[k] = id;
+      chunk.micros[k] = check.micros;
+      chunk.records.push(
+        asText
+          ? `${copyText(bar.symbol)}\t${copyText(bar.exchange)}\t${copyText(bar.provider)}\t${bar.timeframe}\t` +
+              `${microsToSql(check.micros)}\t${bar.open}\t${bar.high}\t${bar.low}\t${bar.close}\t${bar.volume || "0"}\t${bar.adjClose || "\\N"}\n`
+          : [bar.symbol, bar.exchange, bar.provider, bar.timeframe, microsToSql(check.micros),
+              bar.open ?? "", bar.high ?? "", bar.low ?? "", bar.close ?? "", bar.volume || "0", bar.adjClose || null],
+      );
+      if (chunk.n === chunkRows) {
+        yield chunk;
+        chunk = newChunk(chunkRows);
       }
     }
     progress.update(summary.read, source.fractionRead());
-    yield { text: lines, rows: out };
+    // A macrotask turn: the socket sends the previous chunk's COPY while this one is parsed (a source whose
+    // reads never wait on I/O, such as SQLite, would otherwise hold the event loop until its chunk is full).
+    await new Promise<void>((resolve) => setImmediate(resolve));
   }
+  if (chunk.n > 0) yield chunk;
 }
 
-/** COPY text in chunks of about CHUNK_CHARS. */
-async function* copyChunks(batches: AsyncIterable<StagedBatch>): AsyncGenerator<string> {
-  let chunk = "";
-  for await (const batch of batches) {
-    chunk += batch.text;
-    if (chunk.length >= CHUNK_CHARS) {
-      yield chunk;
-      chunk = "";
+/** COPY text of `records` in pieces of about CHUNK_CHARS. */
+function* copyPieces(records: readonly Ready[]): Generator<string> {
+  let piece = "";
+  for (const r of records) {
+    piece += r as string;
+    if (piece.length >= CHUNK_CHARS) {
+      yield piece;
+      piece = "";
     }
   }
-  if (chunk) yield chunk;
+  if (piece) yield piece;
 }
 
-/** Stage 4: writes the checked rows by COPY (into staging, or straight into the target) or batched INSERT. */
-async function writeRows(client: Client, options: LoadOptions, mode: StagingMode | "direct", batches: (asText: boolean) => AsyncIterable<StagedBatch>): Promise<void> {
-  if (mode === "copy" || mode === "direct") {
+/** Stage 4: writes records into `into` (the target or staging) by COPY or by batched INSERT. */
+async function writeRecords(client: Client, mode: StagingMode, into: string, records: readonly Ready[]): Promise<void> {
+  if (records.length === 0) return;
+  if (mode === "copy") {
     const { from: copyFrom } = await import("pg-copy-streams");
-    const into = mode === "direct" ? quoteTarget(options.target ?? DEFAULT_TARGET, (x) => client.escapeIdentifier(x)) : STAGING;
-    await pipeline(Readable.from(copyChunks(batches(true)), { objectMode: false }), client.query(copyFrom(`COPY ${into} (${COLUMNS.join(", ")}) FROM STDIN`)));
+    await pipeline(Readable.from(copyPieces(records), { objectMode: false }), client.query(copyFrom(`COPY ${into} (${COLUMNS.join(", ")}) FROM STDIN`)));
     return;
   }
-  // One statement per batch: column arrays unnested into the staging table.
+  // Column arrays unnested, in small statements: the PGlite socket server mishandles protocol messages split
+  // across socket reads.
   const types = ["text", "text", "text", "text", "timestamptz", "numeric", "numeric", "numeric", "numeric", "numeric", "numeric"];
-  const sql = `INSERT INTO ${STAGING} (${COLUMNS.join(", ")}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(", ")})`;
-  for await (const { rows: batch } of batches(false)) {
-    // Small statements: the PGlite socket server mishandles protocol messages split across socket reads.
-    for (let start = 0; start < batch.length; start += INSERT_ROWS) {
-      const part = batch.slice(start, start + INSERT_ROWS);
-      await client.query(sql, COLUMNS.map((_, i) => part.map((r) => r[i] ?? null)));
-    }
+  const sql = `INSERT INTO ${into} (${COLUMNS.join(", ")}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(", ")})`;
+  for (let start = 0; start < records.length; start += INSERT_ROWS) {
+    const part = records.slice(start, start + INSERT_ROWS) as Array<Array<string | null>>;
+    await client.query(sql, COLUMNS.map((_, i) => part.map((r) => r[i] ?? null)));
   }
 }
 
-/** Loads one source: plan, read and check, write, then (unless written directly) merge into the target. */
+/** The six value columns of a record (open .. adj_close), as written. */
+function recordValues(record: Ready): Array<string | null> {
+  if (typeof record !== "string") return record.slice(5);
+  return record
+    .slice(0, -1)
+    .split("\t")
+    .slice(5)
+    .map((v) => (v === "\\N" ? null : v));
+}
+
+/**
+ * Splits a chunk by what the target holds: rows whose key is absent (`fresh`), present with other values
+ * under policy update (`changed`), and the number present and kept.
+ */
+async function sortChunk(
+  client: Client,
+  table: string,
+  chunk: Chunk,
+  series: SeriesTracker,
+  policy: ConflictPolicy,
+): Promise<{ fresh: Ready[]; changed: Ready[]; kept: number }> {
+  // Each series' time range within this chunk.
+  const ids: number[] = [];
+  const lo = new Map<number, number>();
+  const hi = new Map<number, number>();
+  for (let k = 0; k < chunk.n; k++) {
+    const id = chunk.series[k] as number;
+    const t = chunk.micros[k] as number;
+    const l = lo.get(id);
+    if (l === undefined) {
+      ids.push(id);
+      lo.set(id, t);
+      hi.set(id, t);
+    } else {
+      if (t < l) lo.set(id, t);
+      if (t > (hi.get(id) as number)) hi.set(id, t);
+    }
+  }
+  const ranges: SeriesRange[] = ids.map((id) => {
+    const s = series.list[id] as Series;
+    return { key: s.key, lo: microsToSql(lo.get(id) as number), hi: microsToSql(hi.get(id) as number) };
+  });
+  const present = await fetchPresent(client, table, ranges, policy === "update");
+  if (present.size === 0) return { fresh: chunk.records, changed: [], kept: 0 };
+  const at = new Map(ids.map((id, i) => [id, present.get(i)]));
+  const fresh: Ready[] = [];
+  const changed: Ready[] = [];
+  let kept = 0;
+  for (let k = 0; k < chunk.n; k++) {
+    const p = at.get(chunk.series[k] as number);
+    const j = p ? indexOfTime(p.times, chunk.micros[k] as number) : -1;
+    const record = chunk.records[k] as Ready;
+    if (j < 0) fresh.push(record);
+    else if (p?.values && p.values[j] !== canonicalValues(recordValues(record))) changed.push(record);
+    else kept++;
+  }
+  return { fresh, changed, kept };
+}
+
+/**
+ * Writes new rows straight into the target under a savepoint; when a concurrent load inserted one of their
+ * keys meanwhile (unique violation) the savepoint is rolled back and the rows go to staging, whose merge then
+ * settles them. Returns the rows written directly.
+ */
+async function writeFresh(client: Client, mode: StagingMode, table: string, records: readonly Ready[]): Promise<{ direct: number; staged: number }> {
+  if (records.length === 0) return { direct: 0, staged: 0 };
+  await client.query("SAVEPOINT tsdb_chunk");
+  try {
+    await writeRecords(client, mode, table, records);
+    await client.query("RELEASE SAVEPOINT tsdb_chunk");
+    return { direct: records.length, staged: 0 };
+  } catch (err) {
+    if ((err as { code?: string }).code !== "23505") throw err;
+    await client.query("ROLLBACK TO SAVEPOINT tsdb_chunk");
+    await writeRecords(client, mode, STAGING, records);
+    return { direct: 0, staged: records.length };
+  }
+}
+
+/**
+ * Loads one source: plan, then per chunk read and check; write; finally merge staging into the target.
+ *
+ * Strategy `filter` (default): each chunk first asks the target which of its keys are present
+ * (presentKeys.ts); absent rows go straight into the target, present ones are counted (skip) or, when their
+ * values differ (update), staged for the merge. The chunk's write runs on the server while the client reads
+ * and checks the next chunk. Strategy `stage`: every row goes to staging and one INSERT ... ON CONFLICT merges
+ * it (the reference path the tests compare with).
+ */
 async function loadSource(
   client: Client,
   file: string,
@@ -400,31 +533,62 @@ async function loadSource(
   options: LoadOptions,
   rejects: RejectsWriter,
   progress: ProgressReporter,
-  mode: StagingMode | "direct",
+  mode: StagingMode,
 ): Promise<SourceSummary> {
   const plan = planSource(file, source, options);
   const summary: SourceSummary = { source: source.name, read: 0, inserted: 0, updated: 0, alreadyPresent: 0, rejected: 0 };
   const series = new SeriesTracker();
-  const staged = { n: 0 };
-  const ctx = { options, rejects, progress, summary, series, staged };
+  const policy = options.onConflict ?? "skip";
+  const table = quoteTarget(options.target ?? DEFAULT_TARGET, (s) => client.escapeIdentifier(s));
+  const chunkRows = options.chunkRows ?? DEFAULT_CHUNK_ROWS;
+  let valid = 0;
+  let direct = 0;
+  let staged = 0;
+  // The write under way; its failure is kept (not left unhandled) and rethrown when awaited.
+  let pending: Promise<unknown> = Promise.resolve();
+  const settle = async () => {
+    const r = await pending;
+    if (r instanceof Failure) throw r.error;
+  };
   progress.start(source.name, source.totalRows);
   try {
-    await writeRows(client, options, mode, (asText) => checkedBatches(source, plan, ctx, asText));
+    for await (const chunk of checkedChunks(source, plan, { options, rejects, progress, summary, series }, mode === "copy", chunkRows)) {
+      valid += chunk.n;
+      await settle();
+      if (options.strategy === "stage") {
+        staged += chunk.n;
+        pending = writeRecords(client, mode, STAGING, chunk.records).catch((e: unknown) => new Failure(e));
+        continue;
+      }
+      const { fresh, changed } = await sortChunk(client, table, chunk, series, policy);
+      pending = (async () => {
+        const w = await writeFresh(client, mode, table, fresh);
+        direct += w.direct;
+        staged += w.staged;
+        await writeRecords(client, mode, STAGING, changed);
+        staged += changed.length;
+      })().catch((e: unknown) => new Failure(e));
+    }
+    await settle();
   } finally {
+    // Never leave a write running behind a failure (the ROLLBACK must follow it, not interleave).
+    await pending;
     progress.stop();
   }
-  if (mode === "direct") {
-    summary.inserted = staged.n;
-    return summary;
-  }
-  if (staged.n > 0) {
-    const merged = await merge(client, options.target ?? DEFAULT_TARGET, options.onConflict ?? "skip", [...series.ranges.values()]);
-    summary.inserted = merged.inserted;
-    summary.updated = merged.updated;
-    summary.alreadyPresent = staged.n - merged.inserted - merged.updated;
+  let merged = { inserted: 0, updated: 0 };
+  if (staged > 0) {
+    merged = await merge(client, options.target ?? DEFAULT_TARGET, policy, series.ranges());
     await client.query(`TRUNCATE ${STAGING}`);
   }
+  summary.inserted = direct + merged.inserted;
+  summary.updated = merged.updated;
+  summary.alreadyPresent = valid - summary.inserted - summary.updated;
   return summary;
+}
+
+/** A failed background write, kept as a value until the loader awaits it. */
+class Failure {
+  constructor(readonly error: unknown) {}
 }
 
 async function merge(
@@ -547,25 +711,6 @@ async function loadOnce(client: Client, options: LoadOptions, alone: boolean): P
       const version = (await client.query<{ v: string }>("SELECT version() AS v")).rows[0]?.v ?? "";
       const mode = options.staging ?? (/emscripten/i.test(version) ? "insert" : "copy");
       for (const file of options.files) {
-        if (mode === "copy" && options.directCopy !== false && fs.statSync(file).isFile()) {
-          // Optimistic single pass for new data: COPY straight into the target under a savepoint. The first
-          // key already in the table (unique violation) rolls the pass back and the source is read again
-          // through staging + merge, so results and counts are those of the merge either way.
-          const mark = rejects.mark();
-          await client.query("SAVEPOINT tsdb_direct_copy");
-          const source = await openSource(file, options);
-          try {
-            sources.push(await loadSource(client, file, source, options, rejects, progress, "direct"));
-            await client.query("RELEASE SAVEPOINT tsdb_direct_copy");
-            continue;
-          } catch (err) {
-            if ((err as { code?: string }).code !== "23505") throw err;
-            await client.query("ROLLBACK TO SAVEPOINT tsdb_direct_copy");
-            rejects.rewind(mark);
-          } finally {
-            await source.close();
-          }
-        }
         const source = await openSource(file, options);
         try {
           sources.push(await loadSource(client, file, source, options, rejects, progress, mode));
