@@ -112,7 +112,8 @@ const KEY = ["symbol", "exchange", "provider", "timeframe", "time"] as const;
 const VALUES = ["open", "high", "low", "close", "volume", "adj_close"] as const;
 const STAGING = "pg_temp.tsdb_ohlcv_staging";
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const CHUNK_CHARS = 1 << 18;
+/** Bytes per COPY data message. */
+const PIECE_BYTES = 1 << 18;
 const INSERT_ROWS = 200;
 
 /** Format of a file from its name: .parquet/.pq, .db/.sqlite/.sqlite3, otherwise CSV. */
@@ -332,31 +333,95 @@ class SeriesTracker {
   }
 }
 
-/** A row ready for the database: a COPY text line, or the 11 column values (null = SQL NULL). */
-type Ready = string | Array<string | null>;
+/** Rows as the database takes them: COPY text (UTF-8 bytes, one line a row) or 11 column values a row. */
+type Rows = { kind: "text"; n: number; bytes: Buffer } | { kind: "values"; n: number; rows: Array<Array<string | null>> };
 
-/** Consecutive valid rows of one source: each row's series id, time and record. */
+/**
+ * Consecutive valid rows of one source: each row's series id and time, and the row itself, either as COPY
+ * text in one buffer (`ends[k]` is where row k ends) or as column values. Text goes into a buffer as it is
+ * made: the line strings then die young, where holding a chunk of them would move them into V8's old space
+ * and grow the heap by their garbage (issue 11: peak RSS).
+ */
 interface Chunk {
   n: number;
   series: Int32Array;
   micros: Float64Array;
-  records: Ready[];
+  ends: Int32Array;
+  bytes: Buffer;
+  used: number;
+  values: Array<Array<string | null>>;
 }
 
-function newChunk(size: number): Chunk {
-  return { n: 0, series: new Int32Array(size), micros: new Float64Array(size), records: [] };
+function newChunk(size: number, asText: boolean): Chunk {
+  return {
+    n: 0,
+    series: new Int32Array(size),
+    micros: new Float64Array(size),
+    ends: new Int32Array(asText ? size : 0),
+    bytes: Buffer.allocUnsafe(asText ? size * 128 : 0),
+    used: 0,
+    values: [],
+  };
 }
 
-/** Written by checkedChunks so the engine cannot drop the read that flattens each COPY line. */
-let _flattened = 0;
+function appendLine(chunk: Chunk, line: string): void {
+  // UTF-8 takes at most 3 bytes per UTF-16 unit.
+  if (chunk.bytes.length - chunk.used < line.length * 3) {
+    const grown = Buffer.allocUnsafe(Math.max(chunk.bytes.length * 2, chunk.used + line.length * 3));
+    chunk.bytes.copy(grown, 0, 0, chunk.used);
+    chunk.bytes = grown;
+  }
+  chunk.used += chunk.bytes.write(line, chunk.used);
+}
 
-/** Rows per chunk when not given: about 5 MB of COPY text, a few hundred KB of keys fetched back. */
-export const DEFAULT_CHUNK_ROWS = 65_536;
+/** Row k of a text chunk. */
+function lineOf(chunk: Chunk, k: number): string {
+  return chunk.bytes.toString("utf8", k === 0 ? 0 : (chunk.ends[k - 1] as number), chunk.ends[k] as number);
+}
+
+/** The rows of `chunk` whose index `keep` accepts, in order. */
+function pick(chunk: Chunk, keep: (k: number) => boolean): Rows {
+  if (chunk.ends.length === 0) {
+    const rows = chunk.values.filter((_, k) => keep(k));
+    return { kind: "values", n: rows.length, rows };
+  }
+  const out = Buffer.allocUnsafe(chunk.used);
+  let size = 0;
+  let n = 0;
+  // Consecutive kept rows are copied as one range.
+  let runStart = -1;
+  let runEnd = 0;
+  for (let k = 0; k < chunk.n; k++) {
+    const start = k === 0 ? 0 : (chunk.ends[k - 1] as number);
+    if (!keep(k)) continue;
+    n++;
+    if (runStart >= 0 && start === runEnd) {
+      runEnd = chunk.ends[k] as number;
+      continue;
+    }
+    if (runStart >= 0) size += chunk.bytes.copy(out, size, runStart, runEnd);
+    runStart = start;
+    runEnd = chunk.ends[k] as number;
+  }
+  if (runStart >= 0) size += chunk.bytes.copy(out, size, runStart, runEnd);
+  return { kind: "text", n, bytes: out.subarray(0, size) };
+}
+
+function allRows(chunk: Chunk): Rows {
+  return chunk.ends.length === 0
+    ? { kind: "values", n: chunk.n, rows: chunk.values }
+    : { kind: "text", n: chunk.n, bytes: chunk.bytes.subarray(0, chunk.used) };
+}
+
+/** Rows of the first chunk; each next one doubles, up to the chunk size. */
+const FIRST_CHUNK_ROWS = 4096;
+
+/** Rows per chunk when not given: about 4 MB of COPY text, a few hundred KB of keys fetched back. */
+export const DEFAULT_CHUNK_ROWS = 32_768;
 
 /**
  * Stage 3: reads the source's batches, checks each row (rowValidation.ts, in-file duplicates), sends invalid
- * rows to the rejects file and yields the valid ones in chunks of `chunkRows`. COPY text is built directly
- * (no array per row, which the garbage collector would pay for).
+ * rows to the rejects file and yields the valid ones in chunks of up to `chunkRows`.
  */
 async function* checkedChunks(
   source: RecordSource,
@@ -367,7 +432,9 @@ async function* checkedChunks(
 ): AsyncGenerator<Chunk> {
   const { options, rejects, progress, summary, series } = ctx;
   const reader = barReader(plan);
-  let chunk = newChunk(chunkRows);
+  // The first chunks are small, so the server starts writing while the client is still on its first rows.
+  let size = Math.min(chunkRows, FIRST_CHUNK_ROWS);
+  let chunk = newChunk(size, asText);
   for await (const batch of source.batches()) {
     for (const row of batch) {
       summary.read++;
@@ -391,65 +458,58 @@ async function* checkedChunks(
       chunk.series[k] = id;
       chunk.micros[k] = check.micros;
       if (asText) {
-        const line =
+        appendLine(
+          chunk,
           `${copyText(bar.symbol)}\t${copyText(bar.exchange)}\t${copyText(bar.provider)}\t${bar.timeframe}\t` +
-          `${microsToSql(check.micros)}\t${bar.open}\t${bar.high}\t${bar.low}\t${bar.close}\t${bar.volume || "0"}\t${bar.adjClose || "\\N"}\n`;
-        // The template is a rope of about twenty pieces (some 700 bytes a row, still pointing at the parsed
-        // fields); reading a character flattens it into one string of its own length, which the chunk holds.
-        _flattened ^= line.charCodeAt(0);
-        chunk.records.push(line);
+            `${microsToSql(check.micros)}\t${bar.open}\t${bar.high}\t${bar.low}\t${bar.close}\t${bar.volume || "0"}\t${bar.adjClose || "\\N"}\n`,
+        );
+        chunk.ends[k] = chunk.used;
       } else {
-        chunk.records.push([bar.symbol, bar.exchange, bar.provider, bar.timeframe, microsToSql(check.micros),
+        chunk.values.push([bar.symbol, bar.exchange, bar.provider, bar.timeframe, microsToSql(check.micros),
           bar.open ?? "", bar.high ?? "", bar.low ?? "", bar.close ?? "", bar.volume || "0", bar.adjClose || null]);
       }
-      if (chunk.n === chunkRows) {
+      if (chunk.n === size) {
         yield chunk;
-        chunk = newChunk(chunkRows);
+        size = Math.min(chunkRows, size * 2);
+        chunk = newChunk(size, asText);
       }
+      // A macrotask turn every 256 rows: the socket sends the previous chunk's COPY while this one is parsed.
+      // pg-copy-streams writes one piece per socket drain, and drains are only seen between turns; a source
+      // whose reads never wait on I/O (SQLite, a Parquet row group) would otherwise starve the server.
+      if ((chunk.n & 255) === 0) await new Promise<void>((resolve) => setImmediate(resolve));
     }
     progress.update(summary.read, source.fractionRead());
-    // A macrotask turn: the socket sends the previous chunk's COPY while this one is parsed (a source whose
-    // reads never wait on I/O, such as SQLite, would otherwise hold the event loop until its chunk is full).
-    await new Promise<void>((resolve) => setImmediate(resolve));
   }
   if (chunk.n > 0) yield chunk;
 }
 
-/** COPY text of `records` in pieces of about CHUNK_CHARS. */
-function* copyPieces(records: readonly Ready[]): Generator<string> {
-  let piece = "";
-  for (const r of records) {
-    piece += r as string;
-    if (piece.length >= CHUNK_CHARS) {
-      yield piece;
-      piece = "";
-    }
-  }
-  if (piece) yield piece;
-}
-
-/** Stage 4: writes records into `into` (the target or staging) by COPY or by batched INSERT. */
-async function writeRecords(client: Client, mode: StagingMode, into: string, records: readonly Ready[]): Promise<void> {
-  if (records.length === 0) return;
-  if (mode === "copy") {
+/** Stage 4: writes rows into `into` (the target or staging) by COPY or by batched INSERT. */
+async function writeRows(client: Client, into: string, rows: Rows): Promise<void> {
+  if (rows.n === 0) return;
+  if (rows.kind === "text") {
     const { from: copyFrom } = await import("pg-copy-streams");
-    await pipeline(Readable.from(copyPieces(records), { objectMode: false }), client.query(copyFrom(`COPY ${into} (${COLUMNS.join(", ")}) FROM STDIN`)));
+    const bytes = rows.bytes;
+    // Pieces: pg-copy-streams sends one per socket drain, so the server gets data all through the next chunk.
+    const pieces = function* () {
+      for (let at = 0; at < bytes.length; at += PIECE_BYTES) yield bytes.subarray(at, at + PIECE_BYTES);
+    };
+    await pipeline(Readable.from(pieces(), { objectMode: false }), client.query(copyFrom(`COPY ${into} (${COLUMNS.join(", ")}) FROM STDIN`)));
     return;
   }
   // Column arrays unnested, in small statements: the PGlite socket server mishandles protocol messages split
   // across socket reads.
   const types = ["text", "text", "text", "text", "timestamptz", "numeric", "numeric", "numeric", "numeric", "numeric", "numeric"];
   const sql = `INSERT INTO ${into} (${COLUMNS.join(", ")}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(", ")})`;
-  for (let start = 0; start < records.length; start += INSERT_ROWS) {
-    const part = records.slice(start, start + INSERT_ROWS) as Array<Array<string | null>>;
+  for (let start = 0; start < rows.rows.length; start += INSERT_ROWS) {
+    const part = rows.rows.slice(start, start + INSERT_ROWS);
     await client.query(sql, COLUMNS.map((_, i) => part.map((r) => r[i] ?? null)));
   }
 }
 
-/** The six value columns of a record (open .. adj_close), as written. */
-function recordValues(record: Ready): Array<string | null> {
-  if (typeof record !== "string") return record.slice(5);
-  return record
+/** The six value columns of row k (open .. adj_close), as written. */
+function valuesOf(chunk: Chunk, k: number): Array<string | null> {
+  if (chunk.ends.length === 0) return (chunk.values[k] ?? []).slice(5);
+  return lineOf(chunk, k)
     .slice(0, -1)
     .split("\t")
     .slice(5)
@@ -457,16 +517,10 @@ function recordValues(record: Ready): Array<string | null> {
 }
 
 /**
- * Splits a chunk by what the target holds: rows whose key is absent (`fresh`), present with other values
- * under policy update (`changed`), and the number present and kept.
+ * Splits a chunk by what the target holds: rows whose key is absent (`fresh`), and under policy update the
+ * rows present with other values (`changed`); the rest are present and kept.
  */
-async function sortChunk(
-  client: Client,
-  table: string,
-  chunk: Chunk,
-  series: SeriesTracker,
-  policy: ConflictPolicy,
-): Promise<{ fresh: Ready[]; changed: Ready[]; kept: number }> {
+async function sortChunk(client: Client, table: string, chunk: Chunk, series: SeriesTracker, policy: ConflictPolicy): Promise<{ fresh: Rows; changed: Rows }> {
   // Each series' time range within this chunk.
   const ids: number[] = [];
   const lo = new Map<number, number>();
@@ -489,39 +543,36 @@ async function sortChunk(
     return { key: s.key, lo: microsToSql(lo.get(id) as number), hi: microsToSql(hi.get(id) as number) };
   });
   const present = await fetchPresent(client, table, ranges, policy === "update");
-  if (present.size === 0) return { fresh: chunk.records, changed: [], kept: 0 };
+  const none: Rows = { kind: "values", n: 0, rows: [] };
+  if (present.size === 0) return { fresh: allRows(chunk), changed: none };
   const at = new Map(ids.map((id, i) => [id, present.get(i)]));
-  const fresh: Ready[] = [];
-  const changed: Ready[] = [];
-  let kept = 0;
+  // Per row: 0 absent, 1 present and kept, 2 present with other values.
+  const state = new Uint8Array(chunk.n);
   for (let k = 0; k < chunk.n; k++) {
     const p = at.get(chunk.series[k] as number);
     const j = p ? indexOfTime(p.times, chunk.micros[k] as number) : -1;
-    const record = chunk.records[k] as Ready;
-    if (j < 0) fresh.push(record);
-    else if (p?.values && p.values[j] !== canonicalValues(recordValues(record))) changed.push(record);
-    else kept++;
+    if (j >= 0) state[k] = p?.values && p.values[j] !== canonicalValues(valuesOf(chunk, k)) ? 2 : 1;
   }
-  return { fresh, changed, kept };
+  return { fresh: pick(chunk, (k) => state[k] === 0), changed: policy === "update" ? pick(chunk, (k) => state[k] === 2) : none };
 }
 
 /**
- * Writes new rows straight into the target under a savepoint; when a concurrent load inserted one of their
+ * Writes new rows straight into the target under a savepoint; when another session inserted one of their
  * keys meanwhile (unique violation) the savepoint is rolled back and the rows go to staging, whose merge then
- * settles them. Returns the rows written directly.
+ * settles them. Returns how many went each way.
  */
-async function writeFresh(client: Client, mode: StagingMode, table: string, records: readonly Ready[]): Promise<{ direct: number; staged: number }> {
-  if (records.length === 0) return { direct: 0, staged: 0 };
+async function writeFresh(client: Client, table: string, rows: Rows): Promise<{ direct: number; staged: number }> {
+  if (rows.n === 0) return { direct: 0, staged: 0 };
   await client.query("SAVEPOINT tsdb_chunk");
   try {
-    await writeRecords(client, mode, table, records);
+    await writeRows(client, table, rows);
     await client.query("RELEASE SAVEPOINT tsdb_chunk");
-    return { direct: records.length, staged: 0 };
+    return { direct: rows.n, staged: 0 };
   } catch (err) {
     if ((err as { code?: string }).code !== "23505") throw err;
     await client.query("ROLLBACK TO SAVEPOINT tsdb_chunk");
-    await writeRecords(client, mode, STAGING, records);
-    return { direct: 0, staged: records.length };
+    await writeRows(client, STAGING, rows);
+    return { direct: 0, staged: rows.n };
   }
 }
 
@@ -565,16 +616,16 @@ async function loadSource(
       await settle();
       if (options.strategy === "stage") {
         staged += chunk.n;
-        pending = writeRecords(client, mode, STAGING, chunk.records).catch((e: unknown) => new Failure(e));
+        pending = writeRows(client, STAGING, allRows(chunk)).catch((e: unknown) => new Failure(e));
         continue;
       }
       const { fresh, changed } = await sortChunk(client, table, chunk, series, policy);
       pending = (async () => {
-        const w = await writeFresh(client, mode, table, fresh);
+        const w = await writeFresh(client, table, fresh);
         direct += w.direct;
         staged += w.staged;
-        await writeRecords(client, mode, STAGING, changed);
-        staged += changed.length;
+        await writeRows(client, STAGING, changed);
+        staged += changed.n;
       })().catch((e: unknown) => new Failure(e));
     }
     await settle();
