@@ -2,9 +2,12 @@
  * Loads OHLCV bars from CSV, Parquet or SQLite sources into `market_data.ohlcv_bars`.
  *
  * One checked-out client, one transaction for the whole run: per source, rows are read in bounded batches,
- * checked (rowValidation.ts), deduplicated within the source (first occurrence wins), streamed by COPY into a
- * temporary staging table, then merged into the target with one `INSERT ... SELECT ... ON CONFLICT` under the
- * chosen policy. A failure or a killed process before COMMIT leaves the target exactly as it was.
+ * checked (rowValidation.ts), deduplicated within the source (first occurrence wins) and gathered in chunks;
+ * each chunk asks the target which of its keys it holds (presentKeys.ts) and COPYs only the missing rows
+ * straight into it, while the client reads the next chunk; rows present with other values (policy update)
+ * and rows another session inserted meanwhile go through a temporary staging table and one
+ * `INSERT ... SELECT ... ON CONFLICT` at the end of the source. A failure or a killed process before COMMIT
+ * leaves the target exactly as it was.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -22,7 +25,7 @@ import { openParquet } from "./sources/parquet";
 import { openSqlite } from "./sources/sqlite";
 import type { RecordSource, SourceFormat } from "./sources/types";
 import { combineDateTime, isTimeOfDay, microsToSql, shown } from "./timestamps";
-import { type SeriesRange, canonicalValues, fetchPresent, indexOfTime } from "./presentKeys";
+import { type PresentSeries, type SeriesRange, canonicalValues, fetchPresent, indexOfTime, presentValues, sameValueBytes } from "./presentKeys";
 
 /** What to do with a bar whose key is already in the target. */
 export type ConflictPolicy = "skip" | "update";
@@ -385,26 +388,31 @@ function pick(chunk: Chunk, keep: (k: number) => boolean): Rows {
     const rows = chunk.values.filter((_, k) => keep(k));
     return { kind: "values", n: rows.length, rows };
   }
-  const out = Buffer.allocUnsafe(chunk.used);
-  let size = 0;
   let n = 0;
+  let size = 0;
+  for (let k = 0; k < chunk.n; k++) {
+    if (!keep(k)) continue;
+    n++;
+    size += (chunk.ends[k] as number) - (k === 0 ? 0 : (chunk.ends[k - 1] as number));
+  }
+  if (n === chunk.n) return allRows(chunk);
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
   // Consecutive kept rows are copied as one range.
   let runStart = -1;
   let runEnd = 0;
-  for (let k = 0; k < chunk.n; k++) {
-    const start = k === 0 ? 0 : (chunk.ends[k - 1] as number);
+  for (let k = 0; k < chunk.n && n > 0; k++) {
     if (!keep(k)) continue;
-    n++;
-    if (runStart >= 0 && start === runEnd) {
-      runEnd = chunk.ends[k] as number;
-      continue;
+    const start = k === 0 ? 0 : (chunk.ends[k - 1] as number);
+    if (runStart >= 0 && start !== runEnd) {
+      at += chunk.bytes.copy(out, at, runStart, runEnd);
+      runStart = -1;
     }
-    if (runStart >= 0) size += chunk.bytes.copy(out, size, runStart, runEnd);
-    runStart = start;
+    if (runStart < 0) runStart = start;
     runEnd = chunk.ends[k] as number;
   }
-  if (runStart >= 0) size += chunk.bytes.copy(out, size, runStart, runEnd);
-  return { kind: "text", n, bytes: out.subarray(0, size) };
+  if (runStart >= 0) at += chunk.bytes.copy(out, at, runStart, runEnd);
+  return { kind: "text", n, bytes: out };
 }
 
 function allRows(chunk: Chunk): Rows {
@@ -517,6 +525,22 @@ function valuesOf(chunk: Chunk, k: number): Array<string | null> {
 }
 
 /**
+ * Whether row k of the chunk has the values the target holds at time j of `p`: the same bytes (a re-load of
+ * the same export), else the same numbers (`10.50` = `10.5`). A value that is not a plain decimal counts as
+ * different; the merge's IS DISTINCT FROM then decides.
+ */
+function sameValues(chunk: Chunk, k: number, p: PresentSeries, j: number): boolean {
+  if (chunk.ends.length > 0) {
+    // The values are the line's fields after the fifth tab, up to its newline.
+    let at = k === 0 ? 0 : (chunk.ends[k - 1] as number);
+    for (let tab = 0; tab < 5; tab++) at = chunk.bytes.indexOf(9, at) + 1;
+    if (sameValueBytes(p, j, chunk.bytes, at, (chunk.ends[k] as number) - 1)) return true;
+  }
+  const mine = canonicalValues(valuesOf(chunk, k));
+  return mine !== undefined && mine === canonicalValues(presentValues(p, j));
+}
+
+/**
  * Splits a chunk by what the target holds: rows whose key is absent (`fresh`), and under policy update the
  * rows present with other values (`changed`); the rest are present and kept.
  */
@@ -551,7 +575,7 @@ async function sortChunk(client: Client, table: string, chunk: Chunk, series: Se
   for (let k = 0; k < chunk.n; k++) {
     const p = at.get(chunk.series[k] as number);
     const j = p ? indexOfTime(p.times, chunk.micros[k] as number) : -1;
-    if (j >= 0) state[k] = p?.values && p.values[j] !== canonicalValues(valuesOf(chunk, k)) ? 2 : 1;
+    if (j >= 0) state[k] = p?.values && !sameValues(chunk, k, p, j) ? 2 : 1;
   }
   return { fresh: pick(chunk, (k) => state[k] === 0), changed: policy === "update" ? pick(chunk, (k) => state[k] === 2) : none };
 }

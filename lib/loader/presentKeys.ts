@@ -5,8 +5,8 @@
  *
  * One query per chunk: for each series of the chunk, its time range [lo, hi]; the server answers with the
  * times present in that range as one bytea of big-endian float8 epoch microseconds (exact: microseconds up to
- * year 2200 are below 2^53), in time order, and for `update` the values in the same order as trimmed numeric
- * text. Sending each row back as its own result row would cost the client an object per key.
+ * year 2200 are below 2^53), in time order, and for `update` the values in the same order as COPY text in one
+ * bytea. Sending each row back as its own result row would cost the client an object per key.
  */
 import type { Client } from "pg";
 
@@ -20,8 +20,12 @@ export interface SeriesRange {
 /** Times present in one series' range, ascending, with their values when asked for. */
 export interface PresentSeries {
   times: Float64Array;
-  /** `open,high,low,close,volume,adj_close` as canonicalNumeric text (adj_close NULL is empty). */
-  values?: string[];
+  /**
+   * The stored values of each time, as COPY text `open\tvolume...\tadj_close` (NULL as `\N`), UTF-8, one
+   * after another; `valueEnds[j]` is where time j's values end (a newline separates them).
+   */
+  values?: Buffer;
+  valueEnds?: Int32Array;
 }
 
 /** Keys present in the target for each range (by index in `ranges`); ranges with none are absent. */
@@ -32,11 +36,11 @@ export async function fetchPresent(
   withValues: boolean,
 ): Promise<Map<number, PresentSeries>> {
   if (ranges.length === 0) return new Map();
+  // Values as stored, in COPY's text form: a re-load of the same file then compares equal byte for byte.
   const values = withValues
-    ? `, string_agg(concat_ws(',', trim_scale(t.open), trim_scale(t.high), trim_scale(t.low), trim_scale(t.close), ` +
-      `trim_scale(t.volume), coalesce(trim_scale(t.adj_close)::text, '')), ';' ORDER BY t.time) AS vals`
+    ? `, string_agg(convert_to(concat_ws(E'\\t', t.open, t.high, t.low, t.close, t.volume, coalesce(t.adj_close::text, E'\\\\N')), 'UTF8'), '\\x0a'::bytea ORDER BY t.time) AS vals`
     : "";
-  const r = await client.query<{ i: number; times: Buffer; vals?: string }>(
+  const r = await client.query<{ i: number; times: Buffer; vals?: Buffer }>(
     `SELECT s.i, string_agg(float8send((extract(epoch FROM t.time) * 1000000)::float8), ''::bytea ORDER BY t.time) AS times${values}
        FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[])
             AS s(i, symbol, exchange, provider, timeframe, lo, hi)
@@ -54,9 +58,38 @@ export async function fetchPresent(
   for (const row of r.rows) {
     const times = new Float64Array(row.times.length / 8);
     for (let j = 0; j < times.length; j++) times[j] = row.times.readDoubleBE(j * 8);
-    present.set(row.i, withValues ? { times, values: (row.vals ?? "").split(";") } : { times });
+    if (!withValues || !row.vals) {
+      present.set(row.i, { times });
+      continue;
+    }
+    const vals = row.vals;
+    const valueEnds = new Int32Array(times.length);
+    let at = 0;
+    for (let j = 0; j < times.length; j++) {
+      const nl = vals.indexOf(10, at);
+      valueEnds[j] = nl < 0 ? vals.length : nl;
+      at = (valueEnds[j] as number) + 1;
+    }
+    present.set(row.i, { times, values: vals, valueEnds });
   }
   return present;
+}
+
+/** The values of time j of `p` as text fields (open .. adj_close, NULL as null). */
+export function presentValues(p: PresentSeries, j: number): Array<string | null> {
+  const ends = p.valueEnds as Int32Array;
+  const start = j === 0 ? 0 : (ends[j - 1] as number) + 1;
+  return (p.values as Buffer)
+    .toString("utf8", start, ends[j])
+    .split("\t")
+    .map((v) => (v === "\\N" ? null : v));
+}
+
+/** Whether time j of `p` holds exactly the bytes `line[from, to)` (a row's values in COPY text). */
+export function sameValueBytes(p: PresentSeries, j: number, line: Buffer, from: number, to: number): boolean {
+  const ends = p.valueEnds as Int32Array;
+  const start = j === 0 ? 0 : (ends[j - 1] as number) + 1;
+  return (p.values as Buffer).compare(line, from, to, start, ends[j]) === 0;
 }
 
 /** Index of `t` in the ascending `times`, or -1. */
