@@ -255,6 +255,10 @@ function barReader(plan: SourcePlan): { read(row: unknown[]): BarText; fault: st
   };
   const dateIdx = idx.date;
   const timeIdx = idx.time;
+  const bar: BarText = {
+    symbol: "", exchange: "", provider: "", timeframe: "", time: undefined, parsedTime: undefined,
+    open: undefined, high: undefined, low: undefined, close: undefined, volume: undefined, adjClose: undefined,
+  };
   // One object for the whole source: `fault` is the last row's timeframe problem (no allocation per row).
   const reader = {
     fault: undefined as string | undefined,
@@ -268,21 +272,21 @@ function barReader(plan: SourcePlan): { read(row: unknown[]): BarText; fault: st
         if (raw !== "" && timeframe === "") reader.fault = `timeframe ${shown(raw)} ${TIMEFRAME_FAULT}`;
       }
       const time = timeIdx === undefined ? undefined : row[timeIdx];
-      const bar: BarText = {
-        symbol: c.symbol ?? text(pick(row, "symbol")),
-        exchange: c.exchange ?? text(pick(row, "exchange")),
-        provider: c.provider ?? text(pick(row, "provider")),
-        timeframe,
-        time,
-        open: numericText(pick(row, "open")),
-        high: numericText(pick(row, "high")),
-        low: numericText(pick(row, "low")),
-        close: numericText(pick(row, "close")),
-        volume: idx.volume === undefined ? undefined : numericText(pick(row, "volume")),
-        adjClose: idx.adj_close === undefined ? undefined : numericText(pick(row, "adj_close")),
-      };
+      // One object for every row of the source, overwritten: nothing keeps a bar past the row (a million
+      // short-lived objects were a good part of the garbage collector's work, issue 11).
+      bar.symbol = c.symbol ?? text(pick(row, "symbol"));
+      bar.exchange = c.exchange ?? text(pick(row, "exchange"));
+      bar.provider = c.provider ?? text(pick(row, "provider"));
+      bar.timeframe = timeframe;
+      bar.time = time;
+      bar.open = numericText(pick(row, "open"));
+      bar.high = numericText(pick(row, "high"));
+      bar.low = numericText(pick(row, "low"));
+      bar.close = numericText(pick(row, "close"));
+      bar.volume = idx.volume === undefined ? undefined : numericText(pick(row, "volume"));
+      bar.adjClose = idx.adj_close === undefined ? undefined : numericText(pick(row, "adj_close"));
       // Date and time in two columns: a time of day joins the date; a full timestamp stands alone.
-      if (dateIdx !== undefined && isTimeOfDay(time)) bar.parsedTime = combineDateTime(row[dateIdx], time);
+      bar.parsedTime = dateIdx !== undefined && isTimeOfDay(time) ? combineDateTime(row[dateIdx], time) : undefined;
       return bar;
     },
   };
