@@ -519,7 +519,7 @@ Reading the numbers:
 - The loader validates every row and drops in-file duplicates; \\copy, pgloader and the INSERTs do neither.
 - Loaders and INSERTs run in child processes of their own (peak RSS is the child's), compiled by tsc and run
   by plain \`node\`, as the CLI ships; under tsx the same loads take about 40 MB more (the transpiler).
-- Each chunk of ${"65,536"} rows first asks the target which of its keys it holds (one index range scan per series), then
+- Each chunk (4,096 rows, doubling up to 32,768) first asks the target which of its keys it holds (one index range scan per series), then
   COPYs only the missing rows straight into the target while the client reads and checks the next chunk
   (docs/LOADING.md). New data costs one empty range probe per chunk; a re-load sends only the new (and, with
   update, the changed) bars: the server never writes or probes the bars it already has.
