@@ -26,12 +26,17 @@ export function registerBench(program: Command, act: Act, io: Io): void {
   examples(
     bench
       .command("load")
-      .description("loader vs psql \\copy on generated CSV, Parquet and SQLite; writes bench/load.md")
-      .option("--rows <n>", "rows to generate", wholeNumber("--rows", 1), 1_000_000)
-      .option("--repeat <n>", "rounds of the goal rows (the median is reported)", wholeNumber("--repeat", 1), 3)
+      .description("loader vs psql \\copy (and pgloader, multi-row INSERT) on generated CSV, Parquet and SQLite, into an empty table and as a re-load; writes bench/load.md")
+      .option("--rows <n>", "bars to generate (50 symbols)", wholeNumber("--rows", 1000), 1_000_000)
+      .option("--repeat <n>", "interleaved rounds (the median is reported)", wholeNumber("--repeat", 1), 3)
+      .option("--no-peers", "skip pgloader and the multi-row INSERTs (they need /usr/bin/pgloader and sqlite3)")
       .option("--out <file>", "report file (default: bench/load.md)"),
     "tsdb bench load --rows 100000 --repeat 1 --out /tmp/load.md",
-  ).action(act<{ rows: number; repeat: number; out?: string }>(async (o) => (await load<typeof import("../scripts/bench-load.js")>("bench-load")).runLoadBench(o)));
+  ).action(
+    act<{ rows: number; repeat: number; peers: boolean; out?: string }>(async (o) => {
+      await (await load<typeof import("../scripts/bench-load.js")>("bench-load")).runLoadBench(o);
+    }),
+  );
 
   examples(
     bench

@@ -6,7 +6,9 @@
  * plain tables, materialized views) and the TimescaleDB engine (PGlite build, WASM, one connection). On each:
  * the real migrations, bars loaded with the project's loader (daily bars for every symbol over `years`,
  * hourly bars for a few), rollups refreshed, old chunks compressed as the columnstore policy would, ANALYZE;
- * then p50/p95 over `runs` timed runs (after warm-up) of the five queries, written to bench/queries.md.
+ * then p50/p95 over `runs` timed runs (after warm-up) of the five queries, written to bench/queries.md. Each
+ * engine is loaded under migration 0011's `(symbol, timeframe, time DESC)` index, measured, then migrated to
+ * 0012 (the same index ascending, issue 11) and measured again: before and after on the same data, same run.
  */
 import fs from "node:fs";
 import os from "node:os";
@@ -171,8 +173,13 @@ async function measure(client: Client, engine: string, timescaledb: boolean, run
   return out;
 }
 
+/** The last migration before 0012 made the bars' (symbol, timeframe, time) index ascending (issue 11). */
+const BEFORE_ASCENDING_INDEX = 11;
+
 async function prepare(engine: Engine, timescaledb: boolean, files: string[]): Promise<{ rows: number; loadSeconds: number; compressed: string }> {
-  await schemaRunner(engine.url, { timescaledb, variables: DEV_VARIABLES }).up();
+  // Loaded under the old (time DESC) index, as existing databases were; main() then measures, applies 0012 and
+  // measures again on the same data.
+  await schemaRunner(engine.url, { timescaledb, variables: DEV_VARIABLES }).up({ to: BEFORE_ASCENDING_INDEX });
   const summary = await loadOhlcvFrom(engine.url, { files, exchange: "XNAS", provider: "bench" });
   return withClient(engine.url, async (c) => {
     await c.query("CALL market_data.refresh_ohlcv_rollups()");
@@ -200,6 +207,7 @@ export type QueriesBenchOptions = Params & { out: string };
 /** Runs the benchmark and writes its report (default bench/queries.md). */
 export async function runQueriesBench(p: QueriesBenchOptions): Promise<void> {
 
+  const loadAtStart = os.loadavg().map((l) => l.toFixed(1)).join(" / ");
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tsdb-bench-queries-"));
   const symbols = Array.from({ length: p.symbols }, (_, i) => `SYM${String(i).padStart(3, "0")}`);
   const daily = path.join(dir, "daily.csv");
@@ -220,7 +228,21 @@ export async function runQueriesBench(p: QueriesBenchOptions): Promise<void> {
       try {
         const prepared = await prepare(engine, timescaledb, [daily, hourly]);
         setup.push(`| ${label} | ${prepared.rows} | ${prepared.loadSeconds.toFixed(1)} s | ${prepared.compressed} |`);
-        results.push(...(await withClient(engine.url, (c) => measure(c, label, timescaledb, p.runs))));
+        const indexSize = () => withClient(engine.url, async (c) => {
+          // The index of the plain table, or the sum over a hypertable's chunks (their indexes inherit the name).
+          const r = await c.query<{ mb: string }>(
+            timescaledb
+              ? "SELECT round(sum(pg_relation_size(i.indexrelid)) / 1048576.0, 1) AS mb FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname LIKE '%ohlcv_bars_symbol_timeframe_time_idx'"
+              : "SELECT round(pg_relation_size('market_data.ohlcv_bars_symbol_timeframe_time_idx') / 1048576.0, 1) AS mb",
+          );
+          return `${r.rows[0]?.mb ?? "?"} MB`;
+        });
+        const before = `${label}, before 0012 (index time DESC, ${await indexSize()})`;
+        results.push(...(await withClient(engine.url, (c) => measure(c, before, timescaledb, p.runs))));
+        await schemaRunner(engine.url, { timescaledb, variables: DEV_VARIABLES }).up();
+        await withClient(engine.url, (c) => c.query("ANALYZE market_data.ohlcv_bars"));
+        const after = `${label}, after 0012 (index time ascending, ${await indexSize()})`;
+        results.push(...(await withClient(engine.url, (c) => measure(c, after, timescaledb, p.runs))));
       } finally {
         await engine.stop();
       }
@@ -235,7 +257,7 @@ export async function runQueriesBench(p: QueriesBenchOptions): Promise<void> {
     "",
     `Command: \`${command}\``,
     "",
-    `Recorded ${new Date().toISOString().slice(0, 16)}Z on ${os.cpus().length} x ${os.cpus()[0]?.model.trim() ?? "CPU"}, ${Math.round(os.totalmem() / 1024 ** 3)} GB RAM, Node ${process.version}; load average ${os.loadavg().map((l) => l.toFixed(1)).join(" / ")} (1/5/15 min) when written.`,
+    `Recorded ${new Date().toISOString().slice(0, 16)}Z on ${os.cpus().length} x ${os.cpus()[0]?.model.trim() ?? "CPU"}, ${Math.round(os.totalmem() / 1024 ** 3)} GB RAM, Node ${process.version}; load average (1/5/15 min) ${loadAtStart} at the start, ${os.loadavg().map((l) => l.toFixed(1)).join(" / ")} at the end.`,
     `Data: ${dailyRows} daily bars (${p.symbols} symbols, ${p.years} years of weekdays) and ${hourlyRows} hourly bars (${p.hourlySymbols} symbols, ${p.hourlyYears} years),`,
     "loaded with the project's loader into `market_data.ohlcv_bars` after the real migrations (dev settings: 30-day chunks, columnstore after 90 days);",
     "rollups refreshed with `CALL market_data.refresh_ohlcv_rollups()`, then ANALYZE. Times are client round trips over one connection (TCP on loopback),",

@@ -2,9 +2,12 @@
  * Loads OHLCV bars from CSV, Parquet or SQLite sources into `market_data.ohlcv_bars`.
  *
  * One checked-out client, one transaction for the whole run: per source, rows are read in bounded batches,
- * checked (rowValidation.ts), deduplicated within the source (first occurrence wins), streamed by COPY into a
- * temporary staging table, then merged into the target with one `INSERT ... SELECT ... ON CONFLICT` under the
- * chosen policy. A failure or a killed process before COMMIT leaves the target exactly as it was.
+ * checked (rowValidation.ts), deduplicated within the source (first occurrence wins) and gathered in chunks;
+ * each chunk asks the target which of its keys it holds (presentKeys.ts) and COPYs only the missing rows
+ * straight into it, while the client reads the next chunk; rows present with other values (policy update)
+ * and rows another session inserted meanwhile go through a temporary staging table and one
+ * `INSERT ... SELECT ... ON CONFLICT` at the end of the source. A failure or a killed process before COMMIT
+ * leaves the target exactly as it was.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -22,6 +25,7 @@ import { openParquet } from "./sources/parquet";
 import { openSqlite } from "./sources/sqlite";
 import type { RecordSource, SourceFormat } from "./sources/types";
 import { combineDateTime, isTimeOfDay, microsToSql, shown } from "./timestamps";
+import { type PresentSeries, type SeriesRange, canonicalValues, fetchPresent, indexOfTime, presentValues, sameValueBytes } from "./presentKeys";
 
 /** What to do with a bar whose key is already in the target. */
 export type ConflictPolicy = "skip" | "update";
@@ -73,10 +77,13 @@ export interface LoadOptions {
   /** Default: `insert` on a PGlite (Emscripten) server, `copy` otherwise. */
   staging?: StagingMode;
   /**
-   * With `copy` staging, first try COPY straight into the target for each regular file (default true); any
-   * key already present sends that file through staging + merge instead. False always stages.
+   * `filter` (default): per chunk, fetch the keys the target already holds and write only the missing rows
+   * (and, with onConflict update, stage the changed ones); `stage`: every row through staging and one
+   * ON CONFLICT merge. Both leave the same rows and counts.
    */
-  directCopy?: boolean;
+  strategy?: "filter" | "stage";
+  /** Rows per chunk (default DEFAULT_CHUNK_ROWS). */
+  chunkRows?: number;
 }
 
 /** Counts for one source. */
@@ -108,7 +115,8 @@ const KEY = ["symbol", "exchange", "provider", "timeframe", "time"] as const;
 const VALUES = ["open", "high", "low", "close", "volume", "adj_close"] as const;
 const STAGING = "pg_temp.tsdb_ohlcv_staging";
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const CHUNK_CHARS = 1 << 18;
+/** Bytes per COPY data message. */
+const PIECE_BYTES = 1 << 18;
 const INSERT_ROWS = 200;
 
 /** Format of a file from its name: .parquet/.pq, .db/.sqlite/.sqlite3, otherwise CSV. */
@@ -247,6 +255,10 @@ function barReader(plan: SourcePlan): { read(row: unknown[]): BarText; fault: st
   };
   const dateIdx = idx.date;
   const timeIdx = idx.time;
+  const bar: BarText = {
+    symbol: "", exchange: "", provider: "", timeframe: "", time: undefined, parsedTime: undefined,
+    open: undefined, high: undefined, low: undefined, close: undefined, volume: undefined, adjClose: undefined,
+  };
   // One object for the whole source: `fault` is the last row's timeframe problem (no allocation per row).
   const reader = {
     fault: undefined as string | undefined,
@@ -260,78 +272,190 @@ function barReader(plan: SourcePlan): { read(row: unknown[]): BarText; fault: st
         if (raw !== "" && timeframe === "") reader.fault = `timeframe ${shown(raw)} ${TIMEFRAME_FAULT}`;
       }
       const time = timeIdx === undefined ? undefined : row[timeIdx];
-      const bar: BarText = {
-        symbol: c.symbol ?? text(pick(row, "symbol")),
-        exchange: c.exchange ?? text(pick(row, "exchange")),
-        provider: c.provider ?? text(pick(row, "provider")),
-        timeframe,
-        time,
-        open: numericText(pick(row, "open")),
-        high: numericText(pick(row, "high")),
-        low: numericText(pick(row, "low")),
-        close: numericText(pick(row, "close")),
-        volume: idx.volume === undefined ? undefined : numericText(pick(row, "volume")),
-        adjClose: idx.adj_close === undefined ? undefined : numericText(pick(row, "adj_close")),
-      };
+      // One object for every row of the source, overwritten: nothing keeps a bar past the row (a million
+      // short-lived objects were a good part of the garbage collector's work, issue 11).
+      bar.symbol = c.symbol ?? text(pick(row, "symbol"));
+      bar.exchange = c.exchange ?? text(pick(row, "exchange"));
+      bar.provider = c.provider ?? text(pick(row, "provider"));
+      bar.timeframe = timeframe;
+      bar.time = time;
+      bar.open = numericText(pick(row, "open"));
+      bar.high = numericText(pick(row, "high"));
+      bar.low = numericText(pick(row, "low"));
+      bar.close = numericText(pick(row, "close"));
+      bar.volume = idx.volume === undefined ? undefined : numericText(pick(row, "volume"));
+      bar.adjClose = idx.adj_close === undefined ? undefined : numericText(pick(row, "adj_close"));
       // Date and time in two columns: a time of day joins the date; a full timestamp stands alone.
-      if (dateIdx !== undefined && isTimeOfDay(time)) bar.parsedTime = combineDateTime(row[dateIdx], time);
+      bar.parsedTime = dateIdx !== undefined && isTimeOfDay(time) ? combineDateTime(row[dateIdx], time) : undefined;
       return bar;
     },
   };
   return reader;
 }
 
-/** Per series of one source: the times seen (in-file duplicates) and the time range (merge fast path). */
-class SeriesTracker {
-  private readonly seen = new Map<string, TimeKeySet>();
-  readonly ranges = new Map<string, { key: string[]; lo: number; hi: number }>();
+/** One series of a source: its key, the times seen (in-file duplicates) and its time range. */
+interface Series {
+  key: [symbol: string, exchange: string, provider: string, timeframe: string];
+  times: TimeKeySet;
+  lo: number;
+  hi: number;
+}
 
-  /** Records the bar's key; the reason it is a duplicate when an earlier row had it. */
-  add(bar: BarText, micros: number): string | undefined {
-    const series = `${bar.symbol}\u0000${bar.exchange}\u0000${bar.provider}\u0000${bar.timeframe}`;
-    let times = this.seen.get(series);
-    let range = this.ranges.get(series);
-    if (!times || !range) {
-      this.seen.set(series, (times = new TimeKeySet()));
-      this.ranges.set(series, (range = { key: [bar.symbol, bar.exchange, bar.provider, bar.timeframe], lo: micros, hi: micros }));
+/** The series of one source, numbered in order of appearance. */
+class SeriesTracker {
+  private readonly byKey = new Map<string, number>();
+  readonly list: Series[] = [];
+  private last: Series | undefined;
+  private lastId = -1;
+
+  /** The id of the bar's series (rows of one series usually follow each other: no key string then). */
+  idOf(bar: BarText): number {
+    const l = this.last;
+    if (l && l.key[0] === bar.symbol && l.key[3] === bar.timeframe && l.key[1] === bar.exchange && l.key[2] === bar.provider) return this.lastId;
+    const name = `${bar.symbol}\u0000${bar.exchange}\u0000${bar.provider}\u0000${bar.timeframe}`;
+    let id = this.byKey.get(name);
+    if (id === undefined) {
+      id = this.list.length;
+      this.byKey.set(name, id);
+      this.list.push({ key: [bar.symbol, bar.exchange, bar.provider, bar.timeframe], times: new TimeKeySet(), lo: Infinity, hi: -Infinity });
     }
-    if (!times.add(micros)) {
-      return `duplicate key (${bar.symbol}, ${bar.exchange}, ${bar.provider}, ${bar.timeframe}, ${microsToSql(micros)}) already seen earlier in this source`;
+    this.last = this.list[id];
+    this.lastId = id;
+    return id;
+  }
+
+  /** Records the time in its series; the reason it is a duplicate when an earlier row had it. */
+  add(id: number, micros: number): string | undefined {
+    const s = this.list[id] as Series;
+    if (!s.times.add(micros)) {
+      return `duplicate key (${s.key.join(", ")}, ${microsToSql(micros)}) already seen earlier in this source`;
     }
-    if (micros < range.lo) range.lo = micros;
-    if (micros > range.hi) range.hi = micros;
+    if (micros < s.lo) s.lo = micros;
+    if (micros > s.hi) s.hi = micros;
     return undefined;
+  }
+
+  ranges(): Array<{ key: string[]; lo: number; hi: number }> {
+    return this.list.filter((s) => s.lo <= s.hi);
   }
 }
 
-/** One batch's valid rows: as COPY text lines, or as 11 column values each (null = SQL NULL). */
-interface StagedBatch {
-  text: string;
-  rows: Array<Array<string | null>>;
+/** Rows as the database takes them: COPY text (UTF-8 bytes, one line a row) or 11 column values a row. */
+type Rows = { kind: "text"; n: number; bytes: Buffer } | { kind: "values"; n: number; rows: Array<Array<string | null>> };
+
+/**
+ * Consecutive valid rows of one source: each row's series id and time, and the row itself, either as COPY
+ * text in one buffer (`ends[k]` is where row k ends) or as column values. Text goes into a buffer as it is
+ * made: the line strings then die young, where holding a chunk of them would move them into V8's old space
+ * and grow the heap by their garbage (issue 11: peak RSS).
+ */
+interface Chunk {
+  n: number;
+  series: Int32Array;
+  micros: Float64Array;
+  ends: Int32Array;
+  bytes: Buffer;
+  used: number;
+  values: Array<Array<string | null>>;
 }
+
+function newChunk(size: number, asText: boolean): Chunk {
+  return {
+    n: 0,
+    series: new Int32Array(size),
+    micros: new Float64Array(size),
+    ends: new Int32Array(asText ? size : 0),
+    bytes: Buffer.allocUnsafe(asText ? size * 128 : 0),
+    used: 0,
+    values: [],
+  };
+}
+
+function appendLine(chunk: Chunk, line: string): void {
+  // UTF-8 takes at most 3 bytes per UTF-16 unit.
+  if (chunk.bytes.length - chunk.used < line.length * 3) {
+    const grown = Buffer.allocUnsafe(Math.max(chunk.bytes.length * 2, chunk.used + line.length * 3));
+    chunk.bytes.copy(grown, 0, 0, chunk.used);
+    chunk.bytes = grown;
+  }
+  chunk.used += chunk.bytes.write(line, chunk.used);
+}
+
+/** Row k of a text chunk. */
+function lineOf(chunk: Chunk, k: number): string {
+  return chunk.bytes.toString("utf8", k === 0 ? 0 : (chunk.ends[k - 1] as number), chunk.ends[k] as number);
+}
+
+/** The rows of `chunk` whose index `keep` accepts, in order. */
+function pick(chunk: Chunk, keep: (k: number) => boolean): Rows {
+  if (chunk.ends.length === 0) {
+    const rows = chunk.values.filter((_, k) => keep(k));
+    return { kind: "values", n: rows.length, rows };
+  }
+  let n = 0;
+  let size = 0;
+  for (let k = 0; k < chunk.n; k++) {
+    if (!keep(k)) continue;
+    n++;
+    size += (chunk.ends[k] as number) - (k === 0 ? 0 : (chunk.ends[k - 1] as number));
+  }
+  if (n === chunk.n) return allRows(chunk);
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  // Consecutive kept rows are copied as one range.
+  let runStart = -1;
+  let runEnd = 0;
+  for (let k = 0; k < chunk.n && n > 0; k++) {
+    if (!keep(k)) continue;
+    const start = k === 0 ? 0 : (chunk.ends[k - 1] as number);
+    if (runStart >= 0 && start !== runEnd) {
+      at += chunk.bytes.copy(out, at, runStart, runEnd);
+      runStart = -1;
+    }
+    if (runStart < 0) runStart = start;
+    runEnd = chunk.ends[k] as number;
+  }
+  if (runStart >= 0) at += chunk.bytes.copy(out, at, runStart, runEnd);
+  return { kind: "text", n, bytes: out };
+}
+
+function allRows(chunk: Chunk): Rows {
+  return chunk.ends.length === 0
+    ? { kind: "values", n: chunk.n, rows: chunk.values }
+    : { kind: "text", n: chunk.n, bytes: chunk.bytes.subarray(0, chunk.used) };
+}
+
+/** Rows of the first chunk; each next one doubles, up to the chunk size. */
+const FIRST_CHUNK_ROWS = 4096;
+
+/** Rows per chunk when not given: about 4 MB of COPY text, a few hundred KB of keys fetched back. */
+export const DEFAULT_CHUNK_ROWS = 32_768;
 
 /**
  * Stage 3: reads the source's batches, checks each row (rowValidation.ts, in-file duplicates), sends invalid
- * rows to the rejects file and yields the valid ones ready for the database. Building COPY text directly
- * saves an array per row, which the garbage collector would pay for.
+ * rows to the rejects file and yields the valid ones in chunks of up to `chunkRows`.
  */
-async function* checkedBatches(
+async function* checkedChunks(
   source: RecordSource,
   plan: SourcePlan,
-  ctx: { options: LoadOptions; rejects: RejectsWriter; progress: ProgressReporter; summary: SourceSummary; series: SeriesTracker; staged: { n: number } },
+  ctx: { options: LoadOptions; rejects: RejectsWriter; progress: ProgressReporter; summary: SourceSummary; series: SeriesTracker },
   asText: boolean,
-): AsyncGenerator<StagedBatch> {
-  const { options, rejects, progress, summary, series, staged } = ctx;
+  chunkRows: number,
+): AsyncGenerator<Chunk> {
+  const { options, rejects, progress, summary, series } = ctx;
   const reader = barReader(plan);
+  // The first chunks are small, so the server starts writing while the client is still on its first rows.
+  let size = Math.min(chunkRows, FIRST_CHUNK_ROWS);
+  let chunk = newChunk(size, asText);
   for await (const batch of source.batches()) {
-    const out: Array<Array<string | null>> = [];
-    let lines = "";
     for (const row of batch) {
       summary.read++;
       const bar = reader.read(row);
       let check: RowCheck = reader.fault === undefined ? checkBar(bar) : { ok: false, reason: reader.fault };
+      let id = -1;
       if (check.ok) {
-        const duplicate = series.add(bar, check.micros);
+        id = series.idOf(bar);
+        const duplicate = series.add(id, check.micros);
         if (duplicate) check = { ok: false, reason: duplicate };
       }
       if (!check.ok) {
@@ -342,57 +466,153 @@ async function* checkedBatches(
         }
         continue;
       }
-      staged.n++;
+      const k = chunk.n++;
+      chunk.series[k] = id;
+      chunk.micros[k] = check.micros;
       if (asText) {
-        lines +=
+        appendLine(
+          chunk,
           `${copyText(bar.symbol)}\t${copyText(bar.exchange)}\t${copyText(bar.provider)}\t${bar.timeframe}\t` +
-          `${microsToSql(check.micros)}\t${bar.open}\t${bar.high}\t${bar.low}\t${bar.close}\t${bar.volume || "0"}\t${bar.adjClose || "\\N"}\n`;
+            `${microsToSql(check.micros)}\t${bar.open}\t${bar.high}\t${bar.low}\t${bar.close}\t${bar.volume || "0"}\t${bar.adjClose || "\\N"}\n`,
+        );
+        chunk.ends[k] = chunk.used;
       } else {
-        out.push([
-          bar.symbol, bar.exchange, bar.provider, bar.timeframe, microsToSql(check.micros),
-          bar.open ?? "", bar.high ?? "", bar.low ?? "", bar.close ?? "", bar.volume || "0", bar.adjClose || null,
-        ]);
+        chunk.values.push([bar.symbol, bar.exchange, bar.provider, bar.timeframe, microsToSql(check.micros),
+          bar.open ?? "", bar.high ?? "", bar.low ?? "", bar.close ?? "", bar.volume || "0", bar.adjClose || null]);
       }
+      if (chunk.n === size) {
+        yield chunk;
+        size = Math.min(chunkRows, size * 2);
+        chunk = newChunk(size, asText);
+      }
+      // A macrotask turn every 256 rows: the socket sends the previous chunk's COPY while this one is parsed.
+      // pg-copy-streams writes one piece per socket drain, and drains are only seen between turns; a source
+      // whose reads never wait on I/O (SQLite, a Parquet row group) would otherwise starve the server.
+      if ((chunk.n & 255) === 0) await new Promise<void>((resolve) => setImmediate(resolve));
     }
     progress.update(summary.read, source.fractionRead());
-    yield { text: lines, rows: out };
   }
+  if (chunk.n > 0) yield chunk;
 }
 
-/** COPY text in chunks of about CHUNK_CHARS. */
-async function* copyChunks(batches: AsyncIterable<StagedBatch>): AsyncGenerator<string> {
-  let chunk = "";
-  for await (const batch of batches) {
-    chunk += batch.text;
-    if (chunk.length >= CHUNK_CHARS) {
-      yield chunk;
-      chunk = "";
-    }
-  }
-  if (chunk) yield chunk;
-}
-
-/** Stage 4: writes the checked rows by COPY (into staging, or straight into the target) or batched INSERT. */
-async function writeRows(client: Client, options: LoadOptions, mode: StagingMode | "direct", batches: (asText: boolean) => AsyncIterable<StagedBatch>): Promise<void> {
-  if (mode === "copy" || mode === "direct") {
+/** Stage 4: writes rows into `into` (the target or staging) by COPY or by batched INSERT. */
+async function writeRows(client: Client, into: string, rows: Rows): Promise<void> {
+  if (rows.n === 0) return;
+  if (rows.kind === "text") {
     const { from: copyFrom } = await import("pg-copy-streams");
-    const into = mode === "direct" ? quoteTarget(options.target ?? DEFAULT_TARGET, (x) => client.escapeIdentifier(x)) : STAGING;
-    await pipeline(Readable.from(copyChunks(batches(true)), { objectMode: false }), client.query(copyFrom(`COPY ${into} (${COLUMNS.join(", ")}) FROM STDIN`)));
+    const bytes = rows.bytes;
+    // Pieces: pg-copy-streams sends one per socket drain, so the server gets data all through the next chunk.
+    const pieces = function* () {
+      for (let at = 0; at < bytes.length; at += PIECE_BYTES) yield bytes.subarray(at, at + PIECE_BYTES);
+    };
+    await pipeline(Readable.from(pieces(), { objectMode: false }), client.query(copyFrom(`COPY ${into} (${COLUMNS.join(", ")}) FROM STDIN`)));
     return;
   }
-  // One statement per batch: column arrays unnested into the staging table.
+  // Column arrays unnested, in small statements: the PGlite socket server mishandles protocol messages split
+  // across socket reads.
   const types = ["text", "text", "text", "text", "timestamptz", "numeric", "numeric", "numeric", "numeric", "numeric", "numeric"];
-  const sql = `INSERT INTO ${STAGING} (${COLUMNS.join(", ")}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(", ")})`;
-  for await (const { rows: batch } of batches(false)) {
-    // Small statements: the PGlite socket server mishandles protocol messages split across socket reads.
-    for (let start = 0; start < batch.length; start += INSERT_ROWS) {
-      const part = batch.slice(start, start + INSERT_ROWS);
-      await client.query(sql, COLUMNS.map((_, i) => part.map((r) => r[i] ?? null)));
-    }
+  const sql = `INSERT INTO ${into} (${COLUMNS.join(", ")}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(", ")})`;
+  for (let start = 0; start < rows.rows.length; start += INSERT_ROWS) {
+    const part = rows.rows.slice(start, start + INSERT_ROWS);
+    await client.query(sql, COLUMNS.map((_, i) => part.map((r) => r[i] ?? null)));
   }
 }
 
-/** Loads one source: plan, read and check, write, then (unless written directly) merge into the target. */
+/** The six value columns of row k (open .. adj_close), as written. */
+function valuesOf(chunk: Chunk, k: number): Array<string | null> {
+  if (chunk.ends.length === 0) return (chunk.values[k] ?? []).slice(5);
+  return lineOf(chunk, k)
+    .slice(0, -1)
+    .split("\t")
+    .slice(5)
+    .map((v) => (v === "\\N" ? null : v));
+}
+
+/**
+ * Whether row k of the chunk has the values the target holds at time j of `p`: the same bytes (a re-load of
+ * the same export), else the same numbers (`10.50` = `10.5`). A value that is not a plain decimal counts as
+ * different; the merge's IS DISTINCT FROM then decides.
+ */
+function sameValues(chunk: Chunk, k: number, p: PresentSeries, j: number): boolean {
+  if (chunk.ends.length > 0) {
+    // The values are the line's fields after the fifth tab, up to its newline.
+    let at = k === 0 ? 0 : (chunk.ends[k - 1] as number);
+    for (let tab = 0; tab < 5; tab++) at = chunk.bytes.indexOf(9, at) + 1;
+    if (sameValueBytes(p, j, chunk.bytes, at, (chunk.ends[k] as number) - 1)) return true;
+  }
+  const mine = canonicalValues(valuesOf(chunk, k));
+  return mine !== undefined && mine === canonicalValues(presentValues(p, j));
+}
+
+/**
+ * Splits a chunk by what the target holds: rows whose key is absent (`fresh`), and under policy update the
+ * rows present with other values (`changed`); the rest are present and kept.
+ */
+async function sortChunk(client: Client, table: string, chunk: Chunk, series: SeriesTracker, policy: ConflictPolicy): Promise<{ fresh: Rows; changed: Rows }> {
+  // Each series' time range within this chunk.
+  const ids: number[] = [];
+  const lo = new Map<number, number>();
+  const hi = new Map<number, number>();
+  for (let k = 0; k < chunk.n; k++) {
+    const id = chunk.series[k] as number;
+    const t = chunk.micros[k] as number;
+    const l = lo.get(id);
+    if (l === undefined) {
+      ids.push(id);
+      lo.set(id, t);
+      hi.set(id, t);
+    } else {
+      if (t < l) lo.set(id, t);
+      if (t > (hi.get(id) as number)) hi.set(id, t);
+    }
+  }
+  const ranges: SeriesRange[] = ids.map((id) => {
+    const s = series.list[id] as Series;
+    return { key: s.key, lo: microsToSql(lo.get(id) as number), hi: microsToSql(hi.get(id) as number) };
+  });
+  const present = await fetchPresent(client, table, ranges, policy === "update");
+  const none: Rows = { kind: "values", n: 0, rows: [] };
+  if (present.size === 0) return { fresh: allRows(chunk), changed: none };
+  const at = new Map(ids.map((id, i) => [id, present.get(i)]));
+  // Per row: 0 absent, 1 present and kept, 2 present with other values.
+  const state = new Uint8Array(chunk.n);
+  for (let k = 0; k < chunk.n; k++) {
+    const p = at.get(chunk.series[k] as number);
+    const j = p ? indexOfTime(p.times, chunk.micros[k] as number) : -1;
+    if (j >= 0) state[k] = p?.values && !sameValues(chunk, k, p, j) ? 2 : 1;
+  }
+  return { fresh: pick(chunk, (k) => state[k] === 0), changed: policy === "update" ? pick(chunk, (k) => state[k] === 2) : none };
+}
+
+/**
+ * Writes new rows straight into the target under a savepoint; when another session inserted one of their
+ * keys meanwhile (unique violation) the savepoint is rolled back and the rows go to staging, whose merge then
+ * settles them. Returns how many went each way.
+ */
+async function writeFresh(client: Client, table: string, rows: Rows): Promise<{ direct: number; staged: number }> {
+  if (rows.n === 0) return { direct: 0, staged: 0 };
+  await client.query("SAVEPOINT tsdb_chunk");
+  try {
+    await writeRows(client, table, rows);
+    await client.query("RELEASE SAVEPOINT tsdb_chunk");
+    return { direct: rows.n, staged: 0 };
+  } catch (err) {
+    if ((err as { code?: string }).code !== "23505") throw err;
+    await client.query("ROLLBACK TO SAVEPOINT tsdb_chunk");
+    await writeRows(client, STAGING, rows);
+    return { direct: 0, staged: rows.n };
+  }
+}
+
+/**
+ * Loads one source: plan, then per chunk read and check; write; finally merge staging into the target.
+ *
+ * Strategy `filter` (default): each chunk first asks the target which of its keys are present
+ * (presentKeys.ts); absent rows go straight into the target, present ones are counted (skip) or, when their
+ * values differ (update), staged for the merge. The chunk's write runs on the server while the client reads
+ * and checks the next chunk. Strategy `stage`: every row goes to staging and one INSERT ... ON CONFLICT merges
+ * it (the reference path the tests compare with).
+ */
 async function loadSource(
   client: Client,
   file: string,
@@ -400,31 +620,62 @@ async function loadSource(
   options: LoadOptions,
   rejects: RejectsWriter,
   progress: ProgressReporter,
-  mode: StagingMode | "direct",
+  mode: StagingMode,
 ): Promise<SourceSummary> {
   const plan = planSource(file, source, options);
   const summary: SourceSummary = { source: source.name, read: 0, inserted: 0, updated: 0, alreadyPresent: 0, rejected: 0 };
   const series = new SeriesTracker();
-  const staged = { n: 0 };
-  const ctx = { options, rejects, progress, summary, series, staged };
+  const policy = options.onConflict ?? "skip";
+  const table = quoteTarget(options.target ?? DEFAULT_TARGET, (s) => client.escapeIdentifier(s));
+  const chunkRows = options.chunkRows ?? DEFAULT_CHUNK_ROWS;
+  let valid = 0;
+  let direct = 0;
+  let staged = 0;
+  // The write under way; its failure is kept (not left unhandled) and rethrown when awaited.
+  let pending: Promise<unknown> = Promise.resolve();
+  const settle = async () => {
+    const r = await pending;
+    if (r instanceof Failure) throw r.error;
+  };
   progress.start(source.name, source.totalRows);
   try {
-    await writeRows(client, options, mode, (asText) => checkedBatches(source, plan, ctx, asText));
+    for await (const chunk of checkedChunks(source, plan, { options, rejects, progress, summary, series }, mode === "copy", chunkRows)) {
+      valid += chunk.n;
+      await settle();
+      if (options.strategy === "stage") {
+        staged += chunk.n;
+        pending = writeRows(client, STAGING, allRows(chunk)).catch((e: unknown) => new Failure(e));
+        continue;
+      }
+      const { fresh, changed } = await sortChunk(client, table, chunk, series, policy);
+      pending = (async () => {
+        const w = await writeFresh(client, table, fresh);
+        direct += w.direct;
+        staged += w.staged;
+        await writeRows(client, STAGING, changed);
+        staged += changed.n;
+      })().catch((e: unknown) => new Failure(e));
+    }
+    await settle();
   } finally {
+    // Never leave a write running behind a failure (the ROLLBACK must follow it, not interleave).
+    await pending;
     progress.stop();
   }
-  if (mode === "direct") {
-    summary.inserted = staged.n;
-    return summary;
-  }
-  if (staged.n > 0) {
-    const merged = await merge(client, options.target ?? DEFAULT_TARGET, options.onConflict ?? "skip", [...series.ranges.values()]);
-    summary.inserted = merged.inserted;
-    summary.updated = merged.updated;
-    summary.alreadyPresent = staged.n - merged.inserted - merged.updated;
+  let merged = { inserted: 0, updated: 0 };
+  if (staged > 0) {
+    merged = await merge(client, options.target ?? DEFAULT_TARGET, policy, series.ranges());
     await client.query(`TRUNCATE ${STAGING}`);
   }
+  summary.inserted = direct + merged.inserted;
+  summary.updated = merged.updated;
+  summary.alreadyPresent = valid - summary.inserted - summary.updated;
   return summary;
+}
+
+/** A failed background write, kept as a value until the loader awaits it. */
+class Failure {
+  constructor(readonly error: unknown) {}
 }
 
 async function merge(
@@ -547,25 +798,6 @@ async function loadOnce(client: Client, options: LoadOptions, alone: boolean): P
       const version = (await client.query<{ v: string }>("SELECT version() AS v")).rows[0]?.v ?? "";
       const mode = options.staging ?? (/emscripten/i.test(version) ? "insert" : "copy");
       for (const file of options.files) {
-        if (mode === "copy" && options.directCopy !== false && fs.statSync(file).isFile()) {
-          // Optimistic single pass for new data: COPY straight into the target under a savepoint. The first
-          // key already in the table (unique violation) rolls the pass back and the source is read again
-          // through staging + merge, so results and counts are those of the merge either way.
-          const mark = rejects.mark();
-          await client.query("SAVEPOINT tsdb_direct_copy");
-          const source = await openSource(file, options);
-          try {
-            sources.push(await loadSource(client, file, source, options, rejects, progress, "direct"));
-            await client.query("RELEASE SAVEPOINT tsdb_direct_copy");
-            continue;
-          } catch (err) {
-            if ((err as { code?: string }).code !== "23505") throw err;
-            await client.query("ROLLBACK TO SAVEPOINT tsdb_direct_copy");
-            rejects.rewind(mark);
-          } finally {
-            await source.close();
-          }
-        }
         const source = await openSource(file, options);
         try {
           sources.push(await loadSource(client, file, source, options, rejects, progress, mode));

@@ -52,26 +52,6 @@ export class RejectsWriter {
     this.position += buf.length;
   }
 
-  /** A point to come back to when a source is read again (see rewind). */
-  mark(): { count: number; position: number } {
-    return { count: this.count, position: this.position };
-  }
-
-  /** Forgets the rows added since `mark`, so a source read twice lists its rejects once. */
-  rewind(mark: { count: number; position: number }): void {
-    this.count = mark.count;
-    if (this.count === 0) this.first = undefined;
-    if (this.fd !== undefined && mark.position > 0) {
-      fs.ftruncateSync(this.fd, mark.position);
-      this.position = mark.position;
-    } else if (this.fd !== undefined) {
-      // The file was created during the pass: keep just its header.
-      fs.ftruncateSync(this.fd, 0);
-      this.position = 0;
-      this.write("source,row,reason,raw\n");
-    }
-  }
-
   close(): void {
     if (this.fd !== undefined) fs.closeSync(this.fd);
     this.fd = undefined;

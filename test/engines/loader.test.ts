@@ -135,8 +135,8 @@ describe.each([
       "12: high 185.00 is below max(open 185.00, close 185.000000000000000001)",
     ]);
     expect(lines[1]).toContain(`{""timestamp"":""not-a-date"",""symbol"":""AAPL"",""open"":""185.00""`);
-    // Again: the good rows are already there (on PostgreSQL the first, direct COPY pass hits them and the
-    // file is read a second time through staging); each bad row is still listed exactly once.
+    // Again: the good rows are already there (the key check finds them, nothing is written); each bad row is
+    // still listed exactly once.
     const again = await load({ files: [BAD_ROWS], timeframe: "1d", rejectsFile, maxRejects: "100%" });
     expect(again).toMatchObject({ read: 13, inserted: 0, alreadyPresent: 3, rejected: 10 });
     expect(fs.readFileSync(rejectsFile, "utf8").trim().split("\n")).toEqual(lines);

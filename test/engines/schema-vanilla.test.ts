@@ -69,14 +69,14 @@ describe("the schema on PostgreSQL 17 without TimescaleDB (vanilla mode)", () =>
     expect((await runner().status()).every((s) => s.state === "applied")).toBe(true);
   });
 
-  test("bars have their primary key and the symbol + timeframe + time index", async () => {
+  test("bars have their primary key and the symbol + timeframe + time index, ascending as bars arrive (0012)", async () => {
     const indexes = await rows<{ indexdef: string }>(
       app,
       `SELECT indexdef FROM pg_indexes WHERE schemaname = 'market_data' AND tablename = 'ohlcv_bars' ORDER BY indexname`,
     );
     expect(indexes.map((i) => i.indexdef)).toEqual([
       "CREATE UNIQUE INDEX ohlcv_bars_pkey ON market_data.ohlcv_bars USING btree (symbol, exchange, provider, timeframe, \"time\")",
-      "CREATE INDEX ohlcv_bars_symbol_timeframe_time_idx ON market_data.ohlcv_bars USING btree (symbol, timeframe, \"time\" DESC)",
+      "CREATE INDEX ohlcv_bars_symbol_timeframe_time_idx ON market_data.ohlcv_bars USING btree (symbol, timeframe, \"time\")",
     ]);
   });
 

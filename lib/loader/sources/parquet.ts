@@ -125,6 +125,9 @@ function nautilusConverters(leaves: SchemaElement[], kv: Map<string, string>): C
   });
 }
 
+/** Rows per batch handed to the loader. */
+const BATCH = 4096;
+
 /** Opens a Parquet file as a record source. */
 export async function openParquet(file: string): Promise<RecordSource> {
   const hyparquet = await import("hyparquet");
@@ -155,6 +158,32 @@ export async function openParquet(file: string): Promise<RecordSource> {
   // group before the requested one, doubling work and memory.
   const groups = metadata.row_groups.map((g) => ({ ...metadata, num_rows: g.num_rows, row_groups: [g] }));
   const barType = kv.get("bar_type");
+  // Every leaf a top-level column: values can be read per column, without hyparquet building an array per row
+  // for the whole row group.
+  const flat = metadata.schema[0]?.num_children === leaves.length;
+  const failed = (index: number, err: unknown) =>
+    new Error(`${file}: row group ${index + 1} of ${groups.length} cannot be read (${(err as Error).message}); the file is damaged or truncated.`, { cause: err });
+  const options = { file: buffer, columns, parsers, ...(compressors ? { compressors } : {}) };
+  // Column by column: each read is awaited whole, so a damaged column fails here, once.
+  const { parquetReadColumn } = await import("hyparquet/src/read.js");
+  const readColumns = async (g: FileMetaData, index: number): Promise<ArrayLike<unknown>[]> => {
+    const data: ArrayLike<unknown>[] = [];
+    try {
+      for (const name of columns) data.push(await parquetReadColumn({ ...options, metadata: g, columns: [name] }));
+    } catch (err) {
+      throw failed(index, err);
+    }
+    return data;
+  };
+  const readRows = async (g: FileMetaData, index: number): Promise<unknown[][]> => {
+    let rows: unknown[][] = [];
+    try {
+      await hyparquet.parquetRead({ ...options, metadata: g, rowFormat: "array", onComplete: (r: unknown[][]) => (rows = r) });
+    } catch (err) {
+      throw failed(index, err);
+    }
+    return rows;
+  };
   return {
     name: file,
     columns,
@@ -163,31 +192,26 @@ export async function openParquet(file: string): Promise<RecordSource> {
     fractionRead: () => undefined,
     async *batches() {
       for (const [index, g] of groups.entries()) {
-        let rows: unknown[][] = [];
-        try {
-          await hyparquet.parquetRead({
-            file: buffer,
-            metadata: g,
-            columns,
-            rowFormat: "array",
-            parsers,
-            ...(compressors ? { compressors } : {}),
-            onComplete: (r: unknown[][]) => {
-              rows = r;
-            },
-          });
-        } catch (err) {
-          throw new Error(`${file}: row group ${index + 1} of ${groups.length} cannot be read (${(err as Error).message}); the file is damaged or truncated.`, { cause: err });
-        }
-        if (converters.some(Boolean)) {
-          for (const row of rows) {
-            converters.forEach((convert, i) => {
-              if (convert) row[i] = convert(row[i]);
-            });
+        const data = flat ? await readColumns(g, index) : undefined;
+        const rows = data ? undefined : await readRows(g, index);
+        const n = data ? Number(g.num_rows) : (rows?.length ?? 0);
+        // Batches of BATCH rows made as they are needed: a whole row group as row arrays (100,000 rows and
+        // more) would outlive V8's young generation and grow the heap by its garbage (issue 11: peak RSS).
+        for (let start = 0; start < n; start += BATCH) {
+          const end = Math.min(n, start + BATCH);
+          const batch: unknown[][] = rows ? rows.slice(start, end) : [];
+          if (data) {
+            for (let r = start; r < end; r++) batch.push(data.map((col) => col[r]));
           }
+          if (converters.some(Boolean)) {
+            for (const row of batch) {
+              converters.forEach((convert, i) => {
+                if (convert) row[i] = convert(row[i]);
+              });
+            }
+          }
+          yield batch;
         }
-        // Smaller batches downstream keep the staged copies of a large row group short-lived.
-        for (let i = 0; i < rows.length; i += 8192) yield rows.slice(i, i + 8192);
       }
     },
     close: async () => undefined,
