@@ -91,16 +91,24 @@ describe("faults on PostgreSQL 15", () => {
         fs.closeSync(out);
       }
       const cli = startCli("data", ["load", "--source", bigFile, "--timeframe", "1d", "--quiet"], { env: { DATABASE_URL: admin(DB) } });
-      await until("the load's COPY to receive rows", async () => {
-        const r = await rows<{ n: string }>(admin(DB), "SELECT coalesce(max(tuples_processed), 0) AS n FROM pg_stat_progress_copy");
-        return Number(r[0]?.n) > 0;
-      });
+      // The loader writes chunk by chunk (a COPY each, one transaction): between two chunks no COPY runs, so wait
+      // until the load's session holds ROW EXCLUSIVE on the target (it has written rows, nothing is committed).
+      await until("the load to have written rows into the target", async () => (await loadSessions()).length > 0);
       return { cli, feed: { destroy: () => undefined } };
+    }
+
+    /** Sessions (other than ours) with uncommitted writes to the bars: the running load's. */
+    async function loadSessions(): Promise<number[]> {
+      const r = await rows<{ pid: number }>(
+        admin(DB),
+        `SELECT DISTINCT l.pid FROM pg_locks l WHERE l.relation = 'market_data.ohlcv_bars'::regclass AND l.mode = 'RowExclusiveLock' AND l.granted AND l.pid <> pg_backend_pid()`,
+      );
+      return r.map((x) => x.pid);
     }
 
     test("a terminated backend mid-COPY: one line, exit 1, the bars untouched", async () => {
       const { cli, feed } = await loadInCopy();
-      await terminate(admin(), await backends(admin(), DB, "COPY%"));
+      await terminate(admin(), await loadSessions());
       const r = await cli.done;
       feed.destroy();
       expectOneLineFailure(r, /^tsdb data load: connection lost during the load; nothing was committed\n$/);
@@ -121,7 +129,7 @@ describe("faults on PostgreSQL 15", () => {
       const r = await sigkill(cli);
       feed.destroy();
       expect(r.signal ?? r.code).toBeTruthy();
-      await until("the killed load's backend to end", async () => (await backends(admin(), DB, "COPY%")).length === 0);
+      await until("the killed load's backend to end", async () => (await loadSessions()).length === 0);
       expect(await barsAsText(admin(DB))).toEqual(before);
     }, 60_000);
 
