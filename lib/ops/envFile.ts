@@ -11,7 +11,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { hostFromUrl } from "../connection";
-import type { DatabaseOutput, Role } from "./stackOutputs";
+import { type DatabaseOutput, type Role, connectionFromUrl } from "./stackOutputs";
 
 /**
  * Characters a value may hold: letters, digits and `_ . / : @ % + , - = ? [ ]`. None of them is special in a
@@ -51,22 +51,9 @@ export type EnvSource = Pick<DatabaseOutput, "urls" | "host" | "port" | "databas
  * (libpq's default `prefer` when absent) is PGSSLMODE.
  */
 export function connectionFromOneUrl(url: string): EnvSource {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new Error("--url must be a postgresql://user[:password]@host:port/database URL");
-  }
-  if (parsed.protocol !== "postgresql:" && parsed.protocol !== "postgres:") throw new Error(`--url must start with postgresql://, got ${parsed.protocol}//`);
-  const database = decodeURIComponent(parsed.pathname.replace(/^\//, ""));
-  if (!parsed.username || !database) throw new Error("--url must name a user and a database: postgresql://user[:password]@host:port/database");
-  return {
-    urls: { migrator: url, app: url, readonly: url },
-    host: hostFromUrl(parsed.hostname),
-    port: parsed.port ? Number(parsed.port) : 5432,
-    database,
-    sslmode: parsed.searchParams.get("sslmode") ?? "prefer",
-  };
+  // The CLIs' one URL parser: the same checks and messages as every other --url.
+  const { host, port, database, sslmode } = connectionFromUrl(url, {});
+  return { urls: { migrator: url, app: url, readonly: url }, host, port, database, sslmode };
 }
 
 /** Variables for `role`, in the order they are written. */

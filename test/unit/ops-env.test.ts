@@ -252,7 +252,7 @@ describe("tsdb env --url, for a server of your own (no stack, no Pulumi CLI)", (
 
       const bad = tsdbSync(["env", "--url", "mysql://me@db/market", "--out", out], { PATH: path.dirname(process.execPath) });
       expect(bad.code).toBe(2);
-      expect(bad.stderr.split("\n")[0]).toBe("tsdb env: --url must start with postgresql://, got mysql://");
+      expect(bad.stderr.split("\n")[0]).toBe("tsdb env: --url must start with postgresql://, got mysql://.");
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
