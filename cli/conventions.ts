@@ -8,7 +8,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { type Command, InvalidArgumentError, Option } from "commander";
-import { connectionLost, isConnectionLost, isConnectionLostError } from "../lib/db";
+import { connectionLost, failureLine as connectionFailureLine, isConnectionLost, isConnectionLostError } from "../lib/db";
 
 /** Exit codes of every subcommand. */
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
@@ -124,8 +124,7 @@ export async function whileConnected<T>(during: string, committed: string, fn: (
 
 /** The one line a runtime failure prints; a lost connection no command described is said as such. */
 export function failureLine(cmd: Command, err: unknown): string {
-  const lost = isConnectionLost(err) && !isConnectionLostError(err) ? connectionLost(commandPath(cmd).replace(/^tsdb /, "")) : err;
-  const message = oneLine(lost instanceof Error ? lost.message : String(lost)) || (lost instanceof Error ? lost.name : "failed");
+  const message = oneLine(connectionFailureLine(err, commandPath(cmd).replace(/^tsdb /, ""))) || (err instanceof Error ? err.name : "failed");
   const advice = adviceFor(err);
   return `${commandPath(cmd)}: ${message}${advice && !message.includes(advice) ? `, ${advice}` : ""}`;
 }

@@ -92,7 +92,7 @@ function seriesFilter(o: SeriesFilter): SeriesFilter {
 async function validate(o: ValidateFlags, ctx: Context): Promise<void> {
   const url = requireUrl(o.url);
   const [{ withClient }, { formatValidation, validateOhlcv, validationFilter }] = await Promise.all([import("../lib/db.js"), import("../lib/loader/validateReport.js")]);
-  const filter = validationFilter(seriesFilter(o));
+  const filter = validationFilter(o);
   const report = await withClient(url, (c) => validateOhlcv(c, o.target, filter));
   ctx.print(o.json ? JSON.stringify(report) : formatValidation(report));
   const nothingMatched = Object.keys(filter).length > 0 && report.totalRows === 0;

@@ -6,7 +6,7 @@
 import * as path from "node:path";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import type { MigrationStatus, PlannedMigration } from "../lib/migrations/runner";
-import { type Act, type Context, type Io, UsageError, asGroup, examples, packageRoot, projectRoot, requireUrl, stackOption, urlOption, whileConnected } from "./conventions";
+import { type Act, type Context, type Io, UsageError, asGroup, examples, packageRoot, projectRoot, requireUrl, stackOption, urlOption } from "./conventions";
 
 interface DbOptions {
   url?: string;
@@ -58,13 +58,8 @@ export function formatPlan(steps: PlannedMigration[], direction: "up" | "down"):
     .join("\n");
 }
 
-/** The runner for these flags: settings from the package's Pulumi.<stack>.yaml, migrations from --dir or sql/. */
+/** The runner and the stack's settings for these flags: settings from the project's Pulumi.<stack>.yaml (projectRoot), migrations from --dir or sql/. */
 async function runnerFor(o: DbOptions) {
-  const { runner } = await runnerAndSettings(o);
-  return runner;
-}
-
-async function runnerAndSettings(o: DbOptions) {
   const url = requireUrl(o.url);
   const [{ MigrationRunner }, { migrationVariables, readStackSettings }] = await Promise.all([import("../lib/migrations/runner.js"), import("../lib/settings.js")]);
   const settings = readStackSettings(projectRoot(), o.stack);
@@ -97,7 +92,7 @@ function connectionFlags(cmd: Command): Command {
 async function plan(o: DbOptions, ctx: Context): Promise<void> {
   const direction = o.down ? "down" : "up";
   if (direction === "down" && o.to === undefined) throw new UsageError("plan --down needs --to VERSION");
-  const runner = await runnerFor(o);
+  const { runner } = await runnerFor(o);
   const steps = await runner.plan({ to: o.to, direction });
   if (o.json) return ctx.json(steps);
   const { formatDownPlan } = await import("../lib/migrations/downPlan.js");
@@ -106,23 +101,21 @@ async function plan(o: DbOptions, ctx: Context): Promise<void> {
 }
 
 async function move(command: "up" | "down", o: DbOptions, ctx: Context): Promise<void> {
-  const { runner, settings } = await runnerAndSettings(o);
+  const { runner, settings } = await runnerFor(o);
   const { formatDownPlan } = await import("../lib/migrations/downPlan.js");
   const outcome =
     command === "up"
-      ? await whileConnected("db up", "nothing was committed", () => runner.up({ to: o.to }))
-      : await whileConnected("db down", "nothing was committed", () =>
-          runner.down({
-            to: o.to as number,
-            protectData: settings.protectData,
-            force: o.force ?? false,
-            action: `db down --to ${o.to} (stack ${settings.stack})`,
-            // Every down first prints what it drops, with row counts (docs/OPERATIONS.md).
-            onPlan: (steps) => {
-              if (!o.json) ctx.print(steps.length === 0 ? "Nothing to revert." : formatDownPlan(steps).join("\n"));
-            },
-          }),
-        );
+      ? await runner.up({ to: o.to })
+      : await runner.down({
+          to: o.to as number,
+          protectData: settings.protectData,
+          force: o.force ?? false,
+          action: `db down --to ${o.to} (stack ${settings.stack})`,
+          // Every down first prints what it drops, with row counts (docs/OPERATIONS.md).
+          onPlan: (steps) => {
+            if (!o.json) ctx.print(steps.length === 0 ? "Nothing to revert." : formatDownPlan(steps).join("\n"));
+          },
+        });
   if (o.json) return ctx.json(outcome);
   const done = command === "up" ? outcome.applied : outcome.reverted;
   const verb = command === "up" ? "applied" : "reverted";
@@ -130,7 +123,7 @@ async function move(command: "up" | "down", o: DbOptions, ctx: Context): Promise
 }
 
 async function status(o: DbOptions, ctx: Context): Promise<void> {
-  const lines = await (await runnerFor(o)).status();
+  const lines = await (await runnerFor(o)).runner.status();
   if (o.json) ctx.json(lines);
   else ctx.print(formatStatus(lines));
 }
