@@ -6,11 +6,10 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
+import { beforeEach, describe, expect, test } from "vitest";
 import { type ExportOptions, exportOhlcvTo } from "../../lib/loader/export";
 import { loadOhlcvFrom } from "../../lib/loader/OhlcvLoader";
-import { type Engine, startPostgresServer, startTimescaleEngine } from "../fixtures/engines";
-import { SAMPLE_DIR, SAMPLE_ROWS, barsAsText, migrate } from "../fixtures/loader/target";
+import { BAR_ENGINES, SAMPLE_DIR, SAMPLE_ROWS, barsAsText, useMigratedEngine } from "../fixtures/loader/target";
 import { exec, rows } from "../fixtures/schema";
 
 const ROOT = path.resolve(__dirname, "../..");
@@ -21,24 +20,13 @@ const AWKWARD_BARS = `INSERT INTO market_data.ohlcv_bars (symbol, exchange, prov
   ('BRK,A', 'XNYS', '', '1d', '1969-07-21T00:00:00Z', 185.10, 186.20, 184.00, 185.64, 0, 180.123456),
   ('EUR/USD', '', 'fxcm', '1h', '2024-03-10T07:00:00Z', 1.08765, 1.08800, 1.08700, 1.08790, 1234.5, NULL)`;
 
-describe.each([
-  { name: "TimescaleDB (PGlite)", start: startTimescaleEngine, timescaledb: true },
-  { name: "PostgreSQL 17", start: () => startPostgresServer(), timescaledb: false },
-])("export on $name", ({ name, start, timescaledb }) => {
-  let engine: Engine;
+describe.each(BAR_ENGINES)("export on $name", ({ name, start, timescaledb }) => {
   let url: string;
   let dir: string;
   const out = (file: string) => path.join(dir, file);
   const exportTo = (options: ExportOptions) => exportOhlcvTo(url, options);
 
-  beforeAll(async () => {
-    engine = await start();
-    url = engine.url;
-    await migrate(url, timescaledb);
-  });
-  afterAll(async () => {
-    await engine?.stop();
-  });
+  useMigratedEngine({ start, timescaledb }, (u) => (url = u));
   beforeEach(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "export-"));
     await exec(url, "TRUNCATE market_data.ohlcv_bars");

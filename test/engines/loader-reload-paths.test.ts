@@ -11,8 +11,8 @@ import path from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
 import { withClient } from "../../lib/db";
 import { type LoadOptions, type LoadSummary, loadOhlcvFrom } from "../../lib/loader/OhlcvLoader";
-import { type Engine, startPostgresServer, startTimescaleEngine } from "../fixtures/engines";
-import { barsAsText, migrate } from "../fixtures/loader/target";
+import { type Engine, startPostgresServer } from "../fixtures/engines";
+import { BAR_ENGINES, barsAsText, migrate, useMigratedEngine } from "../fixtures/loader/target";
 import { exec } from "../fixtures/schema";
 
 const SERIES = ["AAA", "BBB", "CCC"];
@@ -84,18 +84,12 @@ async function sqliteOf(file: string, bars: Bar[]): Promise<string> {
   return file;
 }
 
-describe.each([
-  { name: "TimescaleDB (PGlite)", start: startTimescaleEngine, timescaledb: true },
-  { name: "PostgreSQL 17", start: () => startPostgresServer(), timescaledb: false },
-])("re-load paths on $name", ({ start, timescaledb }) => {
-  let engine: Engine;
+describe.each(BAR_ENGINES)("re-load paths on $name", ({ start, timescaledb }) => {
   let url: string;
   let files: { baseCsv: string; reloadCsv: string; baseDb: string; reloadDb: string };
 
+  useMigratedEngine({ start, timescaledb }, (u) => (url = u));
   beforeAll(async () => {
-    engine = await start();
-    url = engine.url;
-    await migrate(url, timescaledb);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "reload-paths-"));
     const { base, reload } = dataset();
     files = {
@@ -106,9 +100,6 @@ describe.each([
     };
     fs.writeFileSync(files.baseCsv, csvOf(base));
     fs.writeFileSync(files.reloadCsv, csvOf(reload));
-  });
-  afterAll(async () => {
-    await engine?.stop();
   });
   beforeEach(async () => {
     await exec(url, "TRUNCATE market_data.ohlcv_bars");

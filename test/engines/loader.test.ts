@@ -6,13 +6,12 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import zlib from "node:zlib";
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
+import { beforeEach, describe, expect, test } from "vitest";
 import { withClient } from "../../lib/db";
 import { expandSource } from "../../lib/loader/columnMapping";
 import { type LoadOptions, formatSummary, loadOhlcvFrom } from "../../lib/loader/OhlcvLoader";
 import { validateOhlcv } from "../../lib/loader/validateReport";
-import { type Engine, startPostgresServer, startTimescaleEngine } from "../fixtures/engines";
-import { SAMPLE_DIR, SAMPLE_ROWS, barsAsText, countBars, migrate } from "../fixtures/loader/target";
+import { BAR_ENGINES, SAMPLE_DIR, SAMPLE_ROWS, barsAsText, countBars, useMigratedEngine } from "../fixtures/loader/target";
 import { exec, rows } from "../fixtures/schema";
 import { writeNautilusBarsParquet } from "../fixtures/loader/nautilusParquet";
 
@@ -23,22 +22,11 @@ function tmpDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), "loader-"));
 }
 
-describe.each([
-  { name: "TimescaleDB (PGlite)", start: startTimescaleEngine, timescaledb: true },
-  { name: "PostgreSQL 17", start: () => startPostgresServer(), timescaledb: false },
-])("loading market data on $name", ({ start, timescaledb }) => {
-  let engine: Engine;
+describe.each(BAR_ENGINES)("loading market data on $name", ({ start, timescaledb }) => {
   let url: string;
   const load = (options: LoadOptions) => loadOhlcvFrom(url, options);
 
-  beforeAll(async () => {
-    engine = await start();
-    url = engine.url;
-    await migrate(url, timescaledb);
-  });
-  afterAll(async () => {
-    await engine?.stop();
-  });
+  useMigratedEngine({ start, timescaledb }, (u) => (url = u));
   beforeEach(async () => {
     await exec(url, "TRUNCATE market_data.ohlcv_bars");
   });

@@ -6,13 +6,12 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
+import { beforeEach, describe, expect, test } from "vitest";
 import { withClient } from "../../lib/db";
 import { loadOhlcvFrom } from "../../lib/loader/OhlcvLoader";
 import { type Bar, backtraderAdjustedYahoo, pythonRound, smaCrossover } from "../fixtures/bars/backtrader";
 import { weekdays, yahooDailyCsv } from "../fixtures/bars/yahoo";
-import { type Engine, startPostgresServer, startTimescaleEngine } from "../fixtures/engines";
-import { migrate } from "../fixtures/loader/target";
+import { BAR_ENGINES, useMigratedEngine } from "../fixtures/loader/target";
 import { exec, rows } from "../fixtures/schema";
 
 const DAY = `'YYYY-MM-DD'`;
@@ -29,21 +28,10 @@ async function insertDaily(url: string, symbol: string, provider: string, dates:
   });
 }
 
-describe.each([
-  { name: "TimescaleDB (PGlite)", start: startTimescaleEngine, timescaledb: true },
-  { name: "PostgreSQL 17", start: () => startPostgresServer(), timescaledb: false },
-])("reading bars for backtests on $name", ({ start, timescaledb }) => {
-  let engine: Engine;
+describe.each(BAR_ENGINES)("reading bars for backtests on $name", ({ start, timescaledb }) => {
   let url: string;
 
-  beforeAll(async () => {
-    engine = await start();
-    url = engine.url;
-    await migrate(url, timescaledb);
-  });
-  afterAll(async () => {
-    await engine?.stop();
-  });
+  useMigratedEngine({ start, timescaledb }, (u) => (url = u));
   beforeEach(async () => {
     await exec(url, "TRUNCATE market_data.ohlcv_bars; DELETE FROM market_data.provider_precedence");
   });

@@ -5,11 +5,10 @@
  */
 import { spawnSync } from "node:child_process";
 import path from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
+import { beforeEach, describe, expect, test } from "vitest";
 import { withClient } from "../../lib/db";
 import { type ValidationFilter, formatValidation, validateOhlcv } from "../../lib/loader/validateReport";
-import { type Engine, startPostgresServer, startTimescaleEngine } from "../fixtures/engines";
-import { migrate } from "../fixtures/loader/target";
+import { BAR_ENGINES, useMigratedEngine } from "../fixtures/loader/target";
 import { exec } from "../fixtures/schema";
 
 const ROOT = path.resolve(__dirname, "../..");
@@ -62,24 +61,13 @@ async function insert(url: string, symbol: string, timeframe: string, dates: str
   });
 }
 
-describe.each([
-  { name: "TimescaleDB (PGlite)", start: startTimescaleEngine, timescaledb: true },
-  { name: "PostgreSQL 17", start: () => startPostgresServer(), timescaledb: false },
-])("validate on $name", ({ name, start, timescaledb }) => {
-  let engine: Engine;
+describe.each(BAR_ENGINES)("validate on $name", ({ name, start, timescaledb }) => {
   let url: string;
   const validate = (filter: ValidationFilter = {}) => withClient(url, (c) => validateOhlcv(c, undefined, filter));
   const gaps = async (filter: ValidationFilter = {}) =>
     (await validate(filter)).series.map((s) => `${s.symbol} ${s.provider} ${s.timeframe} ${s.rows} ${s.missingBars}`);
 
-  beforeAll(async () => {
-    engine = await start();
-    url = engine.url;
-    await migrate(url, timescaledb);
-  });
-  afterAll(async () => {
-    await engine?.stop();
-  });
+  useMigratedEngine({ start, timescaledb }, (u) => (url = u));
   beforeEach(async () => {
     await exec(url, "TRUNCATE market_data.ohlcv_bars");
   });
