@@ -36,8 +36,8 @@ const UNTIL = Date.UTC(2025, 0, 1);
 /** Hourly bars at 14:00..20:00 UTC, the US session without DST shifts, so the sample has no gaps. */
 const HOURS = [14, 15, 16, 17, 18, 19, 20];
 
-/** mulberry32: tiny, fast and good enough for test data. */
-function prng(seed: number): () => number {
+/** mulberry32: tiny, fast and good enough for test data (also the test fixtures' generators). */
+export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

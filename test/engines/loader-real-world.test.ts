@@ -7,11 +7,10 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
+import { beforeEach, describe, expect, test } from "vitest";
 import { type LoadOptions, loadOhlcvFrom } from "../../lib/loader/OhlcvLoader";
 import { runLoadRequest } from "../../lib/loader/runLoad";
-import { type Engine, startPostgresServer } from "../fixtures/engines";
-import { barsAsText, countBars, migrate } from "../fixtures/loader/target";
+import { POSTGRES_17, barsAsText, countBars, useMigratedEngine } from "../fixtures/loader/target";
 import { exec } from "../fixtures/schema";
 
 const ROOT = path.resolve(__dirname, "../..");
@@ -37,18 +36,10 @@ function rejectReasons(file: string): string[] {
 }
 
 describe("real-world files on PostgreSQL 17", () => {
-  let engine: Engine;
   let url: string;
   const load = (options: LoadOptions) => loadOhlcvFrom(url, options);
 
-  beforeAll(async () => {
-    engine = await startPostgresServer();
-    url = engine.url;
-    await migrate(url, false);
-  });
-  afterAll(async () => {
-    await engine?.stop();
-  });
+  useMigratedEngine(POSTGRES_17, (u) => (url = u));
   beforeEach(async () => {
     await exec(url, "TRUNCATE market_data.ohlcv_bars");
   });

@@ -8,11 +8,10 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
+import { beforeAll, beforeEach, describe, expect, test } from "vitest";
 import { withClient } from "../../lib/db";
 import { type LoadOptions, type LoadSummary, loadOhlcvFrom } from "../../lib/loader/OhlcvLoader";
-import { type Engine, startPostgresServer } from "../fixtures/engines";
-import { BAR_ENGINES, barsAsText, migrate, useMigratedEngine } from "../fixtures/loader/target";
+import { BAR_ENGINES, POSTGRES_17, barsAsText, useMigratedEngine } from "../fixtures/loader/target";
 import { exec } from "../fixtures/schema";
 
 const SERIES = ["AAA", "BBB", "CCC"];
@@ -178,16 +177,8 @@ describe.each(BAR_ENGINES)("re-load paths on $name", ({ start, timescaledb }) =>
 
 // One session at a time on the TimescaleDB build: a second writer needs the native server.
 describe("a re-load racing another writer on PostgreSQL 17", () => {
-  let engine: Engine;
   let url: string;
-  beforeAll(async () => {
-    engine = await startPostgresServer();
-    url = engine.url;
-    await migrate(url, false);
-  });
-  afterAll(async () => {
-    await engine?.stop();
-  });
+  useMigratedEngine(POSTGRES_17, (u) => (url = u));
 
   test("a bar another session inserts while the load runs is counted present, not written twice", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "reload-concurrent-"));
