@@ -5,7 +5,8 @@
  */
 import { type Command, Option } from "commander";
 import { COLUMN_ALIASES, FIELDS } from "../lib/loader/columnMapping";
-import { LOAD_FLAGS, type LoadRequest } from "../lib/loader/loadRequest";
+import { LOAD_FLAGS } from "../lib/loader/loadFlags";
+import type { LoadRequest } from "../lib/loader/loadRequest";
 import { TIMEFRAME_FORMS } from "../lib/loader/rowValidation";
 import { type Act, type Context, type Io, UsageError, asGroup, examples, requireUrl, urlOption, whileConnected } from "./conventions";
 

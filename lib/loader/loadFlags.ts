@@ -1,0 +1,31 @@
+/**
+ * The CLI flag of each LoadRequest key (lib/loader/loadRequest.ts), with its help line: `tsdb data load` builds
+ * its options and help from this, and loadRequestFromFlags maps flags back to keys. Kept apart from the zod
+ * schema so building the command line (every `tsdb` run) does not load zod; the type requires one flag per key.
+ */
+import { FIELDS, LAYOUTS } from "./columnMapping";
+import type { LoadRequest } from "./loadRequest";
+
+/**
+ * CLI flag for each request key, with its help line. The CLI builds its parser and help text from this;
+ * settings use the keys themselves.
+ */
+export const LOAD_FLAGS: { [K in keyof LoadRequest]-?: { flag: string; type: "string" | "boolean"; help: string } } = {
+  source: { flag: "source", type: "string", help: "a file, a directory (every .csv .csv.gz .tsv .txt .parquet .pq .db .sqlite below it, hidden folders skipped) or a glob with * ** ? (quote it)" },
+  format: { flag: "format", type: "string", help: "csv | parquet | sqlite (default: from each file's extension; gzip is detected)" },
+  table: { flag: "table", type: "string", help: "SQLite table to read (default ohlcv_data)" },
+  symbol: { flag: "symbol", type: "string", help: "symbol for every row (wins over a column and the path pattern)" },
+  provider: { flag: "provider", type: "string", help: "provider for every row (default: column, path, else '')" },
+  timeframe: { flag: "timeframe", type: "string", help: "timeframe for every row: 1m 5m 1h 1d 1w 1mo, also D W M, H1 M5 D1, 1M (= month), daily, 60min" },
+  exchange: { flag: "exchange", type: "string", help: "exchange for every row (default: column, path, else '')" },
+  pathPattern: { flag: "path-pattern", type: "string", help: "values from file paths, e.g. '{provider}/{symbol}/{timeframe}/*.parquet' or '{symbol}-{timeframe}-*.csv'; placeholders take the shortest match; a file that does not match is an error" },
+  map: { flag: "map", type: "string", help: `explicit column mapping FIELD=COLUMN,..., FIELD one of ${FIELDS.join(", ")}` },
+  columns: { flag: "columns", type: "string", help: "NAME,NAME,... the columns of a CSV file WITHOUT a header row (its first row is data)" },
+  layout: { flag: "layout", type: "string", help: `a known headerless layout: ${Object.keys(LAYOUTS).join(", ")} (recognised without the flag too)` },
+  delimiter: { flag: "delimiter", type: "string", help: "CSV delimiter (default: detected among , ; tab |)" },
+  onConflict: { flag: "on-conflict", type: "string", help: "skip (default: keep bars already present) | update (overwrite changed bars)" },
+  rejects: { flag: "rejects", type: "string", help: "CSV of invalid rows: source,row,reason,raw (default .tsdb/rejects/last-load.csv, written only if any; never a source)" },
+  maxRejects: { flag: "max-rejects", type: "string", help: "most rejected rows a load may have and still commit: N rows or P% of rows read (default 10%); a load with every row rejected always fails" },
+  strict: { flag: "strict", type: "boolean", help: "fail on the first invalid row; nothing is loaded" },
+  target: { flag: "target", type: "string", help: "target table, schema.table (default market_data.ohlcv_bars)" },
+};
