@@ -428,6 +428,12 @@ function allRows(chunk: Chunk): Rows {
 /** Rows of the first chunk; each next one doubles, up to the chunk size. */
 const FIRST_CHUNK_ROWS = 4096;
 
+/** The last field of a row without adj_close: NULL and the line's end. */
+const NULL_LINE_END = "\\N\n";
+
+/** Chunks read and checked ahead of the one being written. */
+const CHUNKS_AHEAD = 2;
+
 /** Rows per chunk when not given: about 4 MB of COPY text, a few hundred KB of keys fetched back. */
 export const DEFAULT_CHUNK_ROWS = 32_768;
 
@@ -447,6 +453,7 @@ async function* checkedChunks(
   // The first chunks are small, so the server starts writing while the client is still on its first rows.
   let size = Math.min(chunkRows, FIRST_CHUNK_ROWS);
   let chunk = newChunk(size, asText);
+  const line: string[] = new Array<string>(COLUMNS.length).fill("");
   for await (const batch of source.batches()) {
     for (const row of batch) {
       summary.read++;
@@ -470,11 +477,20 @@ async function* checkedChunks(
       chunk.series[k] = id;
       chunk.micros[k] = check.micros;
       if (asText) {
-        appendLine(
-          chunk,
-          `${copyText(bar.symbol)}\t${copyText(bar.exchange)}\t${copyText(bar.provider)}\t${bar.timeframe}\t` +
-            `${microsToSql(check.micros)}\t${bar.open}\t${bar.high}\t${bar.low}\t${bar.close}\t${bar.volume || "0"}\t${bar.adjClose || "\\N"}\n`,
-        );
+        // One join, not a template: a template of 22 parts builds about twenty intermediate strings a row
+        // (1 KB of garbage a row, half of a CSV load's allocations; issue 11).
+        line[0] = copyText(bar.symbol);
+        line[1] = copyText(bar.exchange);
+        line[2] = copyText(bar.provider);
+        line[3] = bar.timeframe;
+        line[4] = microsToSql(check.micros);
+        line[5] = bar.open ?? "";
+        line[6] = bar.high ?? "";
+        line[7] = bar.low ?? "";
+        line[8] = bar.close ?? "";
+        line[9] = bar.volume || "0";
+        line[10] = bar.adjClose ? `${bar.adjClose}\n` : NULL_LINE_END;
+        appendLine(chunk, line.join("\t"));
         chunk.ends[k] = chunk.used;
       } else {
         chunk.values.push([bar.symbol, bar.exchange, bar.provider, bar.timeframe, microsToSql(check.micros),
@@ -495,17 +511,16 @@ async function* checkedChunks(
   if (chunk.n > 0) yield chunk;
 }
 
+/** pg-copy-streams, loaded once per process (an `import()` per chunk cost every chunk a few event-loop turns). */
+let copyStreams: Promise<typeof import("pg-copy-streams")> | undefined;
+const loadCopyStreams = () => (copyStreams ??= import("pg-copy-streams"));
+
 /** Stage 4: writes rows into `into` (the target or staging) by COPY or by batched INSERT. */
 async function writeRows(client: Client, into: string, rows: Rows): Promise<void> {
   if (rows.n === 0) return;
   if (rows.kind === "text") {
-    const { from: copyFrom } = await import("pg-copy-streams");
-    const bytes = rows.bytes;
-    // Pieces: pg-copy-streams sends one per socket drain, so the server gets data all through the next chunk.
-    const pieces = function* () {
-      for (let at = 0; at < bytes.length; at += PIECE_BYTES) yield bytes.subarray(at, at + PIECE_BYTES);
-    };
-    await pipeline(Readable.from(pieces(), { objectMode: false }), client.query(copyFrom(`COPY ${into} (${COLUMNS.join(", ")}) FROM STDIN`)));
+    const { from: copyFrom } = await loadCopyStreams();
+    await copyIn(client, copyFrom, into, rows.bytes);
     return;
   }
   // Column arrays unnested, in small statements: the PGlite socket server mishandles protocol messages split
@@ -516,6 +531,15 @@ async function writeRows(client: Client, into: string, rows: Rows): Promise<void
     const part = rows.rows.slice(start, start + INSERT_ROWS);
     await client.query(sql, COLUMNS.map((_, i) => part.map((r) => r[i] ?? null)));
   }
+}
+
+/** COPY of `bytes` (COPY text) into `into`; queued on the client at once, so it follows the query before it. */
+function copyIn(client: Client, copyFrom: typeof import("pg-copy-streams").from, into: string, bytes: Buffer): Promise<void> {
+  // Pieces: pg-copy-streams sends one per socket drain, so the server gets data all through the next chunk.
+  const pieces = function* () {
+    for (let at = 0; at < bytes.length; at += PIECE_BYTES) yield bytes.subarray(at, at + PIECE_BYTES);
+  };
+  return pipeline(Readable.from(pieces(), { objectMode: false }), client.query(copyFrom(`COPY ${into} (${COLUMNS.join(", ")}) FROM STDIN`)));
 }
 
 /** The six value columns of row k (open .. adj_close), as written. */
@@ -591,17 +615,23 @@ async function sortChunk(client: Client, table: string, chunk: Chunk, series: Se
  */
 async function writeFresh(client: Client, table: string, rows: Rows): Promise<{ direct: number; staged: number }> {
   if (rows.n === 0) return { direct: 0, staged: 0 };
-  await client.query("SAVEPOINT tsdb_chunk");
-  try {
-    await writeRows(client, table, rows);
-    await client.query("RELEASE SAVEPOINT tsdb_chunk");
-    return { direct: rows.n, staged: 0 };
-  } catch (err) {
-    if ((err as { code?: string }).code !== "23505") throw err;
-    await client.query("ROLLBACK TO SAVEPOINT tsdb_chunk");
-    await writeRows(client, STAGING, rows);
-    return { direct: 0, staged: rows.n };
-  }
+  const copyFrom = rows.kind === "text" ? (await loadCopyStreams()).from : undefined;
+  // SAVEPOINT, COPY and RELEASE are queued together: the server runs them back to back instead of waiting
+  // between them for the client's next turn (issue 11: the server idled there about 5 ms a chunk).
+  const steps = [
+    client.query("SAVEPOINT tsdb_chunk"),
+    copyFrom ? copyIn(client, copyFrom, table, (rows as { bytes: Buffer }).bytes) : writeRows(client, table, rows),
+    client.query("RELEASE SAVEPOINT tsdb_chunk"),
+  ];
+  const failures = (await Promise.allSettled(steps)).flatMap((r) => (r.status === "rejected" ? [r.reason as { code?: string }] : []));
+  if (failures.length === 0) return { direct: rows.n, staged: 0 };
+  // A failed COPY aborts the subtransaction; the queued RELEASE then fails as well (25P02), leaving the savepoint.
+  const cause = failures[0];
+  if (cause?.code !== "23505") throw cause;
+  await client.query("ROLLBACK TO SAVEPOINT tsdb_chunk");
+  await client.query("RELEASE SAVEPOINT tsdb_chunk");
+  await writeRows(client, STAGING, rows);
+  return { direct: 0, staged: rows.n };
 }
 
 /**
@@ -631,35 +661,41 @@ async function loadSource(
   let valid = 0;
   let direct = 0;
   let staged = 0;
-  // The write under way; its failure is kept (not left unhandled) and rethrown when awaited.
-  let pending: Promise<unknown> = Promise.resolve();
-  const settle = async () => {
-    const r = await pending;
+  const writeChunk = async (chunk: Chunk) => {
+    if (options.strategy === "stage") {
+      await writeRows(client, STAGING, allRows(chunk));
+      staged += chunk.n;
+      return;
+    }
+    const { fresh, changed } = await sortChunk(client, table, chunk, series, policy);
+    const w = await writeFresh(client, table, fresh);
+    direct += w.direct;
+    staged += w.staged;
+    await writeRows(client, STAGING, changed);
+    staged += changed.n;
+  };
+  // Chunks are written one after another in a promise chain: each one's probe and COPY start the moment the
+  // one before is written (a promise callback), not at the parser's next stop, and the parser reads up to
+  // CHUNKS_AHEAD chunks ahead, so the server never waits on one slow chunk (issue 11). A failure is kept as a
+  // value (never an unhandled rejection), skips the chunks after it and is rethrown when awaited.
+  let tail: Promise<unknown> = Promise.resolve();
+  const unwritten: Array<Promise<unknown>> = [];
+  const settle = async (write: Promise<unknown> | undefined) => {
+    const r = await write;
     if (r instanceof Failure) throw r.error;
   };
   progress.start(source.name, source.totalRows);
   try {
     for await (const chunk of checkedChunks(source, plan, { options, rejects, progress, summary, series }, mode === "copy", chunkRows)) {
       valid += chunk.n;
-      await settle();
-      if (options.strategy === "stage") {
-        staged += chunk.n;
-        pending = writeRows(client, STAGING, allRows(chunk)).catch((e: unknown) => new Failure(e));
-        continue;
-      }
-      const { fresh, changed } = await sortChunk(client, table, chunk, series, policy);
-      pending = (async () => {
-        const w = await writeFresh(client, table, fresh);
-        direct += w.direct;
-        staged += w.staged;
-        await writeRows(client, STAGING, changed);
-        staged += changed.n;
-      })().catch((e: unknown) => new Failure(e));
+      while (unwritten.length >= CHUNKS_AHEAD) await settle(unwritten.shift());
+      tail = tail.then((before): unknown => (before instanceof Failure ? before : writeChunk(chunk))).catch((e: unknown) => new Failure(e));
+      unwritten.push(tail);
     }
-    await settle();
+    await settle(tail);
   } finally {
     // Never leave a write running behind a failure (the ROLLBACK must follow it, not interleave).
-    await pending;
+    await tail;
     progress.stop();
   }
   let merged = { inserted: 0, updated: 0 };
