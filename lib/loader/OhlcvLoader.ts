@@ -1,11 +1,11 @@
 /**
  * Loads OHLCV bars from CSV, Parquet or SQLite sources into `market_data.ohlcv_bars`.
  *
- * One checked-out client, one transaction for the whole run: per source, rows are read in bounded batches,
- * checked (rowValidation.ts), deduplicated within the source (first occurrence wins) and gathered in chunks;
- * each chunk asks the target which of its keys it holds (presentKeys.ts) and COPYs only the missing rows
- * straight into it, while the client reads the next chunk; rows present with other values (policy update)
- * and rows another session inserted meanwhile go through a temporary staging table and one
+ * One checked-out client, one transaction for the whole run: per source, readSource.ts reads rows in bounded
+ * batches, checks them (rowValidation.ts), drops in-file duplicates (first occurrence wins) and gathers
+ * chunks; here each chunk asks the target which of its keys it holds (presentKeys.ts) and COPYs only the
+ * missing rows straight into it, while the client reads the next chunk; rows present with other values
+ * (policy update) and rows another session inserted meanwhile go through a temporary staging table and one
  * `INSERT ... SELECT ... ON CONFLICT` at the end of the source. A failure or a killed process before COMMIT
  * leaves the target exactly as it was.
  */
@@ -15,16 +15,10 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Client } from "pg";
 import { withClient, withTransaction, type Connection } from "../db";
-import { type Field, type PathKey, matchPathPattern, resolveColumns } from "./columnMapping";
-import { TimeKeySet } from "./keySet";
 import { RejectsWriter } from "./rejects";
 import { type ProgressReporter, silentProgress } from "./progress";
-import { type BarText, type RowCheck, TIMEFRAME_FORMS, checkBar, normalizeTimeframe, numericText } from "./rowValidation";
-import { openCsv } from "./sources/csv";
-import { openParquet } from "./sources/parquet";
-import { openSqlite } from "./sources/sqlite";
-import type { RecordSource, SourceFormat } from "./sources/types";
-import { combineDateTime, isTimeOfDay, microsToSql, shown } from "./timestamps";
+import { COLUMNS, type CheckedSource, type Chunk, type ChunkShape, type ReadEvents, type ReadOptions, type SeriesSpan, openChecked } from "./readSource";
+import { microsToSql } from "./timestamps";
 import { type PresentSeries, type SeriesRange, canonicalValues, fetchPresent, indexOfTime, presentValues, sameValueBytes } from "./presentKeys";
 
 /** What to do with a bar whose key is already in the target. */
@@ -41,33 +35,14 @@ export type StagingMode = "copy" | "insert";
 export const DEFAULT_TARGET = "market_data.ohlcv_bars";
 
 /** Everything a load needs besides the connection. */
-export interface LoadOptions {
+export interface LoadOptions extends ReadOptions {
   /** Files to load (see expandSource for directories and globs). */
   files: string[];
-  /** Source format; default from each file's extension. */
-  format?: SourceFormat;
-  /** SQLite table to read (default `ohlcv_data`). */
-  sqliteTable?: string;
-  /** CSV delimiter (default: detected). */
-  delimiter?: string;
-  /** Column names of a CSV file without a header row (its first row is data). */
-  columns?: readonly string[];
   /** Target table, `schema.table` (default market_data.ohlcv_bars). */
   target?: string;
-  /** Fixed values; a flag wins over a column, a column over the path pattern, that over file metadata. */
-  symbol?: string;
-  provider?: string;
-  timeframe?: string;
-  exchange?: string;
-  /** e.g. `data/{provider}/{symbol}/{timeframe}/*.parquet`. */
-  pathPattern?: string;
-  /** Explicit field -> source column mapping. */
-  mapping?: Partial<Record<Field, string>>;
   onConflict?: ConflictPolicy;
   /** Rejects CSV path; undefined keeps only counts. */
   rejectsFile?: string;
-  /** Fail (and load nothing) on the first invalid row. */
-  strict?: boolean;
   /**
    * Most rejected rows a load may have and still commit: a count (`"250"`) or a share of the rows read
    * (`"10%"`); default DEFAULT_MAX_REJECTS. A load whose every row is rejected always fails.
@@ -110,7 +85,6 @@ export interface LoadSummary extends Omit<SourceSummary, "source"> {
   rejectsFile?: string;
 }
 
-const COLUMNS = ["symbol", "exchange", "provider", "timeframe", "time", "open", "high", "low", "close", "volume", "adj_close"] as const;
 const KEY = ["symbol", "exchange", "provider", "timeframe", "time"] as const;
 const VALUES = ["open", "high", "low", "close", "volume", "adj_close"] as const;
 const STAGING = "pg_temp.tsdb_ohlcv_staging";
@@ -118,23 +92,6 @@ const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Bytes per COPY data message. */
 const PIECE_BYTES = 1 << 18;
 const INSERT_ROWS = 200;
-
-/** Format of a file from its name: .parquet/.pq, .db/.sqlite/.sqlite3, otherwise CSV. */
-export function formatOf(file: string): SourceFormat {
-  const f = file.toLowerCase();
-  if (f.endsWith(".parquet") || f.endsWith(".pq")) return "parquet";
-  if (f.endsWith(".db") || f.endsWith(".sqlite") || f.endsWith(".sqlite3")) return "sqlite";
-  return "csv";
-}
-
-/** Opens one source file with the reader for its format. */
-export async function openSource(file: string, options: Pick<LoadOptions, "format" | "sqliteTable" | "delimiter" | "columns"> = {}): Promise<RecordSource> {
-  const format = options.format ?? formatOf(file);
-  if (format !== "csv" && options.columns) throw new Error(`${file}: --columns names the columns of a headerless CSV file; this is ${format}.`);
-  if (format === "parquet") return openParquet(file);
-  if (format === "sqlite") return openSqlite(file, options.sqliteTable);
-  return openCsv(file, { ...(options.delimiter ? { delimiter: options.delimiter } : {}), ...(options.columns ? { columns: options.columns } : {}) });
-}
 
 /** The rejects threshold when none is given: a tenth of the rows read. */
 export const DEFAULT_MAX_REJECTS = "10%";
@@ -196,190 +153,8 @@ export function quoteTarget(target: string, escape: (s: string) => string): stri
   return parts.map(escape).join(".");
 }
 
-// COPY text format: backslash, tab, newline and carriage return must be escaped in text values.
-function copyText(s: string): string {
-  return /[\\\t\n\r]/.test(s) ? s.replace(/\\/g, "\\\\").replace(/\t/g, "\\t").replace(/\n/g, "\\n").replace(/\r/g, "\\r") : s;
-}
-
-/** Where each table field of one source comes from: a column index, or one value for every row. */
-interface SourcePlan {
-  idx: ReturnType<typeof resolveColumns>;
-  /** Values fixed for the whole source (flag, path pattern, file metadata); undefined means "from a column". */
-  constants: Partial<Record<PathKey, string>>;
-}
-
-/** Stage 1: resolves columns and fixed values; throws when symbol or timeframe has no source at all. */
-function planSource(file: string, source: RecordSource, options: LoadOptions): SourcePlan {
-  const fromPath = options.pathPattern ? matchPathPattern(options.pathPattern, file) : {};
-  const idx = resolveColumns(source.columns, options.mapping, ["time", "open", "high", "low", "close"], source.name);
-  const constants: Partial<Record<PathKey, string>> = {};
-  for (const key of ["symbol", "exchange", "provider", "timeframe"] as const) {
-    const flag = options[key];
-    const fallback = fromPath[key] ?? source.declared[key];
-    if (flag !== undefined) constants[key] = flag;
-    else if (idx[key] === undefined) constants[key] = fallback ?? "";
-    if ((key === "symbol" || key === "timeframe") && constants[key] === "") {
-      throw new Error(`${source.name}: no ${key}; give --${key}, a ${key} column, or a --path-pattern with {${key}}.`);
-    }
-  }
-  const tf = constants.timeframe;
-  if (tf !== undefined) {
-    const normal = normalizeTimeframe(tf);
-    if (normal === undefined) {
-      const from = options.timeframe !== undefined ? "--timeframe" : fromPath.timeframe !== undefined ? "--path-pattern" : "the file's metadata";
-      throw new Error(`${source.name}: timeframe ${JSON.stringify(tf)} (from ${from}) ${TIMEFRAME_FAULT}.`);
-    }
-    constants.timeframe = normal;
-  }
-  return { idx, constants };
-}
-
-const TIMEFRAME_FAULT = `is ambiguous or unknown; use ${TIMEFRAME_FORMS}`;
-
-function text(v: unknown): string {
-  if (v === null || v === undefined) return "";
-  if (typeof v === "string") return v.trim();
-  return String(v);
-}
-
-/**
- * Stage 2: one record as a bar in table terms (every value text), with the reason the timeframe column's
- * value is refused, if it is. Normalised timeframes are cached per distinct raw value.
- */
-function barReader(plan: SourcePlan): { read(row: unknown[]): BarText; fault: string | undefined } {
-  const { idx, constants: c } = plan;
-  const timeframes = new Map<string, string | undefined>();
-  const pick = (row: unknown[], field: Field): unknown => {
-    const i = idx[field];
-    return i === undefined ? undefined : row[i];
-  };
-  const dateIdx = idx.date;
-  const timeIdx = idx.time;
-  const bar: BarText = {
-    symbol: "", exchange: "", provider: "", timeframe: "", time: undefined, parsedTime: undefined,
-    open: undefined, high: undefined, low: undefined, close: undefined, volume: undefined, adjClose: undefined,
-  };
-  // One object for the whole source: `fault` is the last row's timeframe problem (no allocation per row).
-  const reader = {
-    fault: undefined as string | undefined,
-    read(row: unknown[]): BarText {
-      let timeframe = c.timeframe;
-      reader.fault = undefined;
-      if (timeframe === undefined) {
-        const raw = text(pick(row, "timeframe"));
-        if (!timeframes.has(raw)) timeframes.set(raw, normalizeTimeframe(raw));
-        timeframe = timeframes.get(raw) ?? "";
-        if (raw !== "" && timeframe === "") reader.fault = `timeframe ${shown(raw)} ${TIMEFRAME_FAULT}`;
-      }
-      const time = timeIdx === undefined ? undefined : row[timeIdx];
-      // One object for every row of the source, overwritten: nothing keeps a bar past the row (a million
-      // short-lived objects were a good part of the garbage collector's work, issue 11).
-      bar.symbol = c.symbol ?? text(pick(row, "symbol"));
-      bar.exchange = c.exchange ?? text(pick(row, "exchange"));
-      bar.provider = c.provider ?? text(pick(row, "provider"));
-      bar.timeframe = timeframe;
-      bar.time = time;
-      bar.open = numericText(pick(row, "open"));
-      bar.high = numericText(pick(row, "high"));
-      bar.low = numericText(pick(row, "low"));
-      bar.close = numericText(pick(row, "close"));
-      bar.volume = idx.volume === undefined ? undefined : numericText(pick(row, "volume"));
-      bar.adjClose = idx.adj_close === undefined ? undefined : numericText(pick(row, "adj_close"));
-      // Date and time in two columns: a time of day joins the date; a full timestamp stands alone.
-      bar.parsedTime = dateIdx !== undefined && isTimeOfDay(time) ? combineDateTime(row[dateIdx], time) : undefined;
-      return bar;
-    },
-  };
-  return reader;
-}
-
-/** One series of a source: its key, the times seen (in-file duplicates) and its time range. */
-interface Series {
-  key: [symbol: string, exchange: string, provider: string, timeframe: string];
-  times: TimeKeySet;
-  lo: number;
-  hi: number;
-}
-
-/** The series of one source, numbered in order of appearance. */
-class SeriesTracker {
-  private readonly byKey = new Map<string, number>();
-  readonly list: Series[] = [];
-  private last: Series | undefined;
-  private lastId = -1;
-
-  /** The id of the bar's series (rows of one series usually follow each other: no key string then). */
-  idOf(bar: BarText): number {
-    const l = this.last;
-    if (l && l.key[0] === bar.symbol && l.key[3] === bar.timeframe && l.key[1] === bar.exchange && l.key[2] === bar.provider) return this.lastId;
-    const name = `${bar.symbol}\u0000${bar.exchange}\u0000${bar.provider}\u0000${bar.timeframe}`;
-    let id = this.byKey.get(name);
-    if (id === undefined) {
-      id = this.list.length;
-      this.byKey.set(name, id);
-      this.list.push({ key: [bar.symbol, bar.exchange, bar.provider, bar.timeframe], times: new TimeKeySet(), lo: Infinity, hi: -Infinity });
-    }
-    this.last = this.list[id];
-    this.lastId = id;
-    return id;
-  }
-
-  /** Records the time in its series; the reason it is a duplicate when an earlier row had it. */
-  add(id: number, micros: number): string | undefined {
-    const s = this.list[id] as Series;
-    if (!s.times.add(micros)) {
-      return `duplicate key (${s.key.join(", ")}, ${microsToSql(micros)}) already seen earlier in this source`;
-    }
-    if (micros < s.lo) s.lo = micros;
-    if (micros > s.hi) s.hi = micros;
-    return undefined;
-  }
-
-  ranges(): Array<{ key: string[]; lo: number; hi: number }> {
-    return this.list.filter((s) => s.lo <= s.hi);
-  }
-}
-
 /** Rows as the database takes them: COPY text (UTF-8 bytes, one line a row) or 11 column values a row. */
 type Rows = { kind: "text"; n: number; bytes: Buffer } | { kind: "values"; n: number; rows: Array<Array<string | null>> };
-
-/**
- * Consecutive valid rows of one source: each row's series id and time, and the row itself, either as COPY
- * text in one buffer (`ends[k]` is where row k ends) or as column values. Text goes into a buffer as it is
- * made: the line strings then die young, where holding a chunk of them would move them into V8's old space
- * and grow the heap by their garbage (issue 11: peak RSS).
- */
-interface Chunk {
-  n: number;
-  series: Int32Array;
-  micros: Float64Array;
-  ends: Int32Array;
-  bytes: Buffer;
-  used: number;
-  values: Array<Array<string | null>>;
-}
-
-function newChunk(size: number, asText: boolean): Chunk {
-  return {
-    n: 0,
-    series: new Int32Array(size),
-    micros: new Float64Array(size),
-    ends: new Int32Array(asText ? size : 0),
-    bytes: Buffer.allocUnsafe(asText ? size * 128 : 0),
-    used: 0,
-    values: [],
-  };
-}
-
-function appendLine(chunk: Chunk, line: string): void {
-  // UTF-8 takes at most 3 bytes per UTF-16 unit.
-  if (chunk.bytes.length - chunk.used < line.length * 3) {
-    const grown = Buffer.allocUnsafe(Math.max(chunk.bytes.length * 2, chunk.used + line.length * 3));
-    chunk.bytes.copy(grown, 0, 0, chunk.used);
-    chunk.bytes = grown;
-  }
-  chunk.used += chunk.bytes.write(line, chunk.used);
-}
 
 /** Row k of a text chunk. */
 function lineOf(chunk: Chunk, k: number): string {
@@ -425,91 +200,11 @@ function allRows(chunk: Chunk): Rows {
     : { kind: "text", n: chunk.n, bytes: chunk.bytes.subarray(0, chunk.used) };
 }
 
-/** Rows of the first chunk; each next one doubles, up to the chunk size. */
-const FIRST_CHUNK_ROWS = 4096;
-
-/** The last field of a row without adj_close: NULL and the line's end. */
-const NULL_LINE_END = "\\N\n";
-
 /** Chunks read and checked ahead of the one being written. */
 const CHUNKS_AHEAD = 2;
 
 /** Rows per chunk when not given: about 4 MB of COPY text, a few hundred KB of keys fetched back. */
 export const DEFAULT_CHUNK_ROWS = 32_768;
-
-/**
- * Stage 3: reads the source's batches, checks each row (rowValidation.ts, in-file duplicates), sends invalid
- * rows to the rejects file and yields the valid ones in chunks of up to `chunkRows`.
- */
-async function* checkedChunks(
-  source: RecordSource,
-  plan: SourcePlan,
-  ctx: { options: LoadOptions; rejects: RejectsWriter; progress: ProgressReporter; summary: SourceSummary; series: SeriesTracker },
-  asText: boolean,
-  chunkRows: number,
-): AsyncGenerator<Chunk> {
-  const { options, rejects, progress, summary, series } = ctx;
-  const reader = barReader(plan);
-  // The first chunks are small, so the server starts writing while the client is still on its first rows.
-  let size = Math.min(chunkRows, FIRST_CHUNK_ROWS);
-  let chunk = newChunk(size, asText);
-  const line: string[] = new Array<string>(COLUMNS.length).fill("");
-  for await (const batch of source.batches()) {
-    for (const row of batch) {
-      summary.read++;
-      const bar = reader.read(row);
-      let check: RowCheck = reader.fault === undefined ? checkBar(bar) : { ok: false, reason: reader.fault };
-      let id = -1;
-      if (check.ok) {
-        id = series.idOf(bar);
-        const duplicate = series.add(id, check.micros);
-        if (duplicate) check = { ok: false, reason: duplicate };
-      }
-      if (!check.ok) {
-        summary.rejected++;
-        rejects.add(source.name, summary.read, check.reason, row, source.columns);
-        if (options.strict) {
-          throw new Error(`${source.name} row ${summary.read}: ${check.reason} (--strict stops on the first invalid row; nothing was loaded).`);
-        }
-        continue;
-      }
-      const k = chunk.n++;
-      chunk.series[k] = id;
-      chunk.micros[k] = check.micros;
-      if (asText) {
-        // One join, not a template: a template of 22 parts builds about twenty intermediate strings a row
-        // (1 KB of garbage a row, half of a CSV load's allocations; issue 11).
-        line[0] = copyText(bar.symbol);
-        line[1] = copyText(bar.exchange);
-        line[2] = copyText(bar.provider);
-        line[3] = bar.timeframe;
-        line[4] = microsToSql(check.micros);
-        line[5] = bar.open ?? "";
-        line[6] = bar.high ?? "";
-        line[7] = bar.low ?? "";
-        line[8] = bar.close ?? "";
-        line[9] = bar.volume || "0";
-        line[10] = bar.adjClose ? `${bar.adjClose}\n` : NULL_LINE_END;
-        appendLine(chunk, line.join("\t"));
-        chunk.ends[k] = chunk.used;
-      } else {
-        chunk.values.push([bar.symbol, bar.exchange, bar.provider, bar.timeframe, microsToSql(check.micros),
-          bar.open ?? "", bar.high ?? "", bar.low ?? "", bar.close ?? "", bar.volume || "0", bar.adjClose || null]);
-      }
-      if (chunk.n === size) {
-        yield chunk;
-        size = Math.min(chunkRows, size * 2);
-        chunk = newChunk(size, asText);
-      }
-      // A macrotask turn every 256 rows: the socket sends the previous chunk's COPY while this one is parsed.
-      // pg-copy-streams writes one piece per socket drain, and drains are only seen between turns; a source
-      // whose reads never wait on I/O (SQLite, a Parquet row group) would otherwise starve the server.
-      if ((chunk.n & 255) === 0) await new Promise<void>((resolve) => setImmediate(resolve));
-    }
-    progress.update(summary.read, source.fractionRead());
-  }
-  if (chunk.n > 0) yield chunk;
-}
 
 /** pg-copy-streams, loaded once per process (an `import()` per chunk cost every chunk a few event-loop turns). */
 let copyStreams: Promise<typeof import("pg-copy-streams")> | undefined;
@@ -572,7 +267,7 @@ function sameValues(chunk: Chunk, k: number, p: PresentSeries, j: number): boole
  * Splits a chunk by what the target holds: rows whose key is absent (`fresh`), and under policy update the
  * rows present with other values (`changed`); the rest are present and kept.
  */
-async function sortChunk(client: Client, table: string, chunk: Chunk, series: SeriesTracker, policy: ConflictPolicy): Promise<{ fresh: Rows; changed: Rows }> {
+async function sortChunk(client: Client, table: string, chunk: Chunk, source: CheckedSource, policy: ConflictPolicy): Promise<{ fresh: Rows; changed: Rows }> {
   // Each series' time range within this chunk.
   const ids: number[] = [];
   const lo = new Map<number, number>();
@@ -590,10 +285,7 @@ async function sortChunk(client: Client, table: string, chunk: Chunk, series: Se
       if (t > (hi.get(id) as number)) hi.set(id, t);
     }
   }
-  const ranges: SeriesRange[] = ids.map((id) => {
-    const s = series.list[id] as Series;
-    return { key: s.key, lo: microsToSql(lo.get(id) as number), hi: microsToSql(hi.get(id) as number) };
-  });
+  const ranges: SeriesRange[] = ids.map((id) => ({ key: source.seriesKey(id), lo: microsToSql(lo.get(id) as number), hi: microsToSql(hi.get(id) as number) }));
   const present = await fetchPresent(client, table, ranges, policy === "update");
   const none: Rows = { kind: "values", n: 0, rows: [] };
   if (present.size === 0) return { fresh: allRows(chunk), changed: none };
@@ -643,21 +335,10 @@ async function writeFresh(client: Client, table: string, rows: Rows): Promise<{ 
  * and checks the next chunk. Strategy `stage`: every row goes to staging and one INSERT ... ON CONFLICT merges
  * it (the reference path the tests compare with).
  */
-async function loadSource(
-  client: Client,
-  file: string,
-  source: RecordSource,
-  options: LoadOptions,
-  rejects: RejectsWriter,
-  progress: ProgressReporter,
-  mode: StagingMode,
-): Promise<SourceSummary> {
-  const plan = planSource(file, source, options);
+async function loadSource(client: Client, source: CheckedSource, options: LoadOptions, progress: ProgressReporter): Promise<SourceSummary> {
   const summary: SourceSummary = { source: source.name, read: 0, inserted: 0, updated: 0, alreadyPresent: 0, rejected: 0 };
-  const series = new SeriesTracker();
   const policy = options.onConflict ?? "skip";
   const table = quoteTarget(options.target ?? DEFAULT_TARGET, (s) => client.escapeIdentifier(s));
-  const chunkRows = options.chunkRows ?? DEFAULT_CHUNK_ROWS;
   let valid = 0;
   let direct = 0;
   let staged = 0;
@@ -667,7 +348,7 @@ async function loadSource(
       staged += chunk.n;
       return;
     }
-    const { fresh, changed } = await sortChunk(client, table, chunk, series, policy);
+    const { fresh, changed } = await sortChunk(client, table, chunk, source, policy);
     const w = await writeFresh(client, table, fresh);
     direct += w.direct;
     staged += w.staged;
@@ -675,7 +356,7 @@ async function loadSource(
     staged += changed.n;
   };
   // Chunks are written one after another in a promise chain: each one's probe and COPY start the moment the
-  // one before is written (a promise callback), not at the parser's next stop, and the parser reads up to
+  // one before is written (a promise callback), not at the reader's next stop, and the reader runs up to
   // CHUNKS_AHEAD chunks ahead, so the server never waits on one slow chunk (issue 11). A failure is kept as a
   // value (never an unhandled rejection), skips the chunks after it and is rethrown when awaited.
   let tail: Promise<unknown> = Promise.resolve();
@@ -686,7 +367,7 @@ async function loadSource(
   };
   progress.start(source.name, source.totalRows);
   try {
-    for await (const chunk of checkedChunks(source, plan, { options, rejects, progress, summary, series }, mode === "copy", chunkRows)) {
+    for await (const chunk of source.chunks()) {
       valid += chunk.n;
       while (unwritten.length >= CHUNKS_AHEAD) await settle(unwritten.shift());
       tail = tail.then((before): unknown => (before instanceof Failure ? before : writeChunk(chunk))).catch((e: unknown) => new Failure(e));
@@ -700,9 +381,11 @@ async function loadSource(
   }
   let merged = { inserted: 0, updated: 0 };
   if (staged > 0) {
-    merged = await merge(client, options.target ?? DEFAULT_TARGET, policy, series.ranges());
+    merged = await merge(client, options.target ?? DEFAULT_TARGET, policy, source.spans());
     await client.query(`TRUNCATE ${STAGING}`);
   }
+  summary.read = source.read;
+  summary.rejected = source.rejected;
   summary.inserted = direct + merged.inserted;
   summary.updated = merged.updated;
   summary.alreadyPresent = valid - summary.inserted - summary.updated;
@@ -718,7 +401,7 @@ async function merge(
   client: Client,
   target: string,
   policy: ConflictPolicy,
-  ranges: Array<{ key: string[]; lo: number; hi: number }>,
+  ranges: readonly SeriesSpan[],
 ): Promise<{ inserted: number; updated: number }> {
   const table = quoteTarget(target, (s) => client.escapeIdentifier(s));
   const cols = COLUMNS.join(", ");
@@ -833,10 +516,17 @@ async function loadOnce(client: Client, options: LoadOptions, alone: boolean): P
       );
       const version = (await client.query<{ v: string }>("SELECT version() AS v")).rows[0]?.v ?? "";
       const mode = options.staging ?? (/emscripten/i.test(version) ? "insert" : "copy");
+      const shape: ChunkShape = { asText: mode === "copy", chunkRows: options.chunkRows ?? DEFAULT_CHUNK_ROWS };
       for (const file of options.files) {
-        const source = await openSource(file, options);
+        let source: CheckedSource | undefined = undefined;
+        const events: ReadEvents = {
+          reject: (row, reason, record) => rejects.add(source?.name ?? file, row, reason, record, source?.columns ?? []),
+          progress: (read, fraction) => progress.update(read, fraction),
+        };
+        // The loader's own thread reads: a reader thread (tried for issue 11) cost 60 MB more and gained nothing.
+        source = await openChecked(file, options, { ...shape, yieldEvery: 256 }, events);
         try {
-          sources.push(await loadSource(client, file, source, options, rejects, progress, mode));
+          sources.push(await loadSource(client, source, options, progress));
         } finally {
           await source.close();
         }

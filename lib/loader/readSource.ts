@@ -1,0 +1,387 @@
+/**
+ * Stages 1-3 of a load, without a database: open one source, plan where each table field comes from, read
+ * its records, check each row (rowValidation.ts, in-file duplicates) and gather the valid ones in chunks of
+ * COPY text or column values, which OhlcvLoader.ts writes.
+ */
+import type { PathKey } from "./columnMapping";
+import { type Field, matchPathPattern, resolveColumns } from "./columnMapping";
+import { TimeKeySet } from "./keySet";
+import { type BarText, type RowCheck, TIMEFRAME_FORMS, checkBar, normalizeTimeframe, numericText } from "./rowValidation";
+import { openCsv } from "./sources/csv";
+import { openParquet } from "./sources/parquet";
+import { openSqlite } from "./sources/sqlite";
+import type { RecordSource, SourceFormat } from "./sources/types";
+import { combineDateTime, isTimeOfDay, microsToSql, shown } from "./timestamps";
+
+/** The columns of the bar table, in the order of a COPY line. */
+export const COLUMNS = ["symbol", "exchange", "provider", "timeframe", "time", "open", "high", "low", "close", "volume", "adj_close"] as const;
+
+/** What reading a source needs from a load's options (LoadOptions extends it). */
+export interface ReadOptions {
+  /** Source format; default from each file's extension. */
+  format?: SourceFormat;
+  /** SQLite table to read (default `ohlcv_data`). */
+  sqliteTable?: string;
+  /** CSV delimiter (default: detected). */
+  delimiter?: string;
+  /** Column names of a CSV file without a header row (its first row is data). */
+  columns?: readonly string[];
+  /** Fixed values; a flag wins over a column, a column over the path pattern, that over file metadata. */
+  symbol?: string;
+  provider?: string;
+  timeframe?: string;
+  exchange?: string;
+  /** e.g. `data/{provider}/{symbol}/{timeframe}/*.parquet`. */
+  pathPattern?: string;
+  /** Explicit field -> source column mapping. */
+  mapping?: Partial<Record<Field, string>>;
+  /** Fail (and load nothing) on the first invalid row. */
+  strict?: boolean;
+}
+
+/** What a reader reports while it reads: each invalid row (1-based row number, reason, raw values) and progress. */
+export interface ReadEvents {
+  reject(row: number, reason: string, record: unknown[]): void;
+  progress(read: number, fraction: number | undefined): void;
+}
+
+/** How chunks are made: COPY text or values, rows per chunk, and rows between yields to the event loop. */
+export interface ChunkShape {
+  asText: boolean;
+  chunkRows: number;
+  yieldEvery?: number;
+}
+
+/** A series' key and time range (epoch microseconds) over the rows read. */
+export interface SeriesSpan {
+  key: readonly string[];
+  lo: number;
+  hi: number;
+}
+
+/** One source being read into checked chunks. */
+export interface CheckedSource {
+  readonly name: string;
+  readonly columns: readonly string[];
+  readonly totalRows: number | undefined;
+  /** Records read and rejected so far (final once `chunks()` is done). */
+  readonly read: number;
+  readonly rejected: number;
+  /** The key of series `id`, for every id a yielded chunk holds. */
+  seriesKey(id: number): readonly [symbol: string, exchange: string, provider: string, timeframe: string];
+  /** Each series' time range, once `chunks()` is done. */
+  spans(): SeriesSpan[];
+  chunks(): AsyncGenerator<Chunk>;
+  close(): Promise<void>;
+}
+
+/** Format of a file from its name: .parquet/.pq, .db/.sqlite/.sqlite3, otherwise CSV. */
+export function formatOf(file: string): SourceFormat {
+  const f = file.toLowerCase();
+  if (f.endsWith(".parquet") || f.endsWith(".pq")) return "parquet";
+  if (f.endsWith(".db") || f.endsWith(".sqlite") || f.endsWith(".sqlite3")) return "sqlite";
+  return "csv";
+}
+
+/** Opens one source file with the reader for its format. */
+export async function openSource(file: string, options: Pick<ReadOptions, "format" | "sqliteTable" | "delimiter" | "columns"> = {}): Promise<RecordSource> {
+  const format = options.format ?? formatOf(file);
+  if (format !== "csv" && options.columns) throw new Error(`${file}: --columns names the columns of a headerless CSV file; this is ${format}.`);
+  if (format === "parquet") return openParquet(file);
+  if (format === "sqlite") return openSqlite(file, options.sqliteTable);
+  return openCsv(file, { ...(options.delimiter ? { delimiter: options.delimiter } : {}), ...(options.columns ? { columns: options.columns } : {}) });
+}
+
+// COPY text format: backslash, tab, newline and carriage return must be escaped in text values.
+function copyText(s: string): string {
+  return /[\\\t\n\r]/.test(s) ? s.replace(/\\/g, "\\\\").replace(/\t/g, "\\t").replace(/\n/g, "\\n").replace(/\r/g, "\\r") : s;
+}
+
+/** Where each table field of one source comes from: a column index, or one value for every row. */
+interface SourcePlan {
+  idx: ReturnType<typeof resolveColumns>;
+  /** Values fixed for the whole source (flag, path pattern, file metadata); undefined means "from a column". */
+  constants: Partial<Record<PathKey, string>>;
+}
+
+/** Stage 1: resolves columns and fixed values; throws when symbol or timeframe has no source at all. */
+function planSource(file: string, source: RecordSource, options: ReadOptions): SourcePlan {
+  const fromPath = options.pathPattern ? matchPathPattern(options.pathPattern, file) : {};
+  const idx = resolveColumns(source.columns, options.mapping, ["time", "open", "high", "low", "close"], source.name);
+  const constants: Partial<Record<PathKey, string>> = {};
+  for (const key of ["symbol", "exchange", "provider", "timeframe"] as const) {
+    const flag = options[key];
+    const fallback = fromPath[key] ?? source.declared[key];
+    if (flag !== undefined) constants[key] = flag;
+    else if (idx[key] === undefined) constants[key] = fallback ?? "";
+    if ((key === "symbol" || key === "timeframe") && constants[key] === "") {
+      throw new Error(`${source.name}: no ${key}; give --${key}, a ${key} column, or a --path-pattern with {${key}}.`);
+    }
+  }
+  const tf = constants.timeframe;
+  if (tf !== undefined) {
+    const normal = normalizeTimeframe(tf);
+    if (normal === undefined) {
+      const from = options.timeframe !== undefined ? "--timeframe" : fromPath.timeframe !== undefined ? "--path-pattern" : "the file's metadata";
+      throw new Error(`${source.name}: timeframe ${JSON.stringify(tf)} (from ${from}) ${TIMEFRAME_FAULT}.`);
+    }
+    constants.timeframe = normal;
+  }
+  return { idx, constants };
+}
+
+const TIMEFRAME_FAULT = `is ambiguous or unknown; use ${TIMEFRAME_FORMS}`;
+
+function text(v: unknown): string {
+  if (v === null || v === undefined) return "";
+  if (typeof v === "string") return v.trim();
+  return String(v);
+}
+
+/**
+ * Stage 2: one record as a bar in table terms (every value text), with the reason the timeframe column's
+ * value is refused, if it is. Normalised timeframes are cached per distinct raw value.
+ */
+function barReader(plan: SourcePlan): { read(row: unknown[]): BarText; fault: string | undefined } {
+  const { idx, constants: c } = plan;
+  const timeframes = new Map<string, string | undefined>();
+  const pick = (row: unknown[], field: Field): unknown => {
+    const i = idx[field];
+    return i === undefined ? undefined : row[i];
+  };
+  const dateIdx = idx.date;
+  const timeIdx = idx.time;
+  const bar: BarText = {
+    symbol: "", exchange: "", provider: "", timeframe: "", time: undefined, parsedTime: undefined,
+    open: undefined, high: undefined, low: undefined, close: undefined, volume: undefined, adjClose: undefined,
+  };
+  // One object for the whole source: `fault` is the last row's timeframe problem (no allocation per row).
+  const reader = {
+    fault: undefined as string | undefined,
+    read(row: unknown[]): BarText {
+      let timeframe = c.timeframe;
+      reader.fault = undefined;
+      if (timeframe === undefined) {
+        const raw = text(pick(row, "timeframe"));
+        if (!timeframes.has(raw)) timeframes.set(raw, normalizeTimeframe(raw));
+        timeframe = timeframes.get(raw) ?? "";
+        if (raw !== "" && timeframe === "") reader.fault = `timeframe ${shown(raw)} ${TIMEFRAME_FAULT}`;
+      }
+      const time = timeIdx === undefined ? undefined : row[timeIdx];
+      // One object for every row of the source, overwritten: nothing keeps a bar past the row (a million
+      // short-lived objects were a good part of the garbage collector's work, issue 11).
+      bar.symbol = c.symbol ?? text(pick(row, "symbol"));
+      bar.exchange = c.exchange ?? text(pick(row, "exchange"));
+      bar.provider = c.provider ?? text(pick(row, "provider"));
+      bar.timeframe = timeframe;
+      bar.time = time;
+      bar.open = numericText(pick(row, "open"));
+      bar.high = numericText(pick(row, "high"));
+      bar.low = numericText(pick(row, "low"));
+      bar.close = numericText(pick(row, "close"));
+      bar.volume = idx.volume === undefined ? undefined : numericText(pick(row, "volume"));
+      bar.adjClose = idx.adj_close === undefined ? undefined : numericText(pick(row, "adj_close"));
+      // Date and time in two columns: a time of day joins the date; a full timestamp stands alone.
+      bar.parsedTime = dateIdx !== undefined && isTimeOfDay(time) ? combineDateTime(row[dateIdx], time) : undefined;
+      return bar;
+    },
+  };
+  return reader;
+}
+
+/** One series of a source: its key, the times seen (in-file duplicates) and its time range. */
+export interface Series {
+  key: [symbol: string, exchange: string, provider: string, timeframe: string];
+  times: TimeKeySet;
+  lo: number;
+  hi: number;
+}
+
+/** The series of one source, numbered in order of appearance. */
+export class SeriesTracker {
+  private readonly byKey = new Map<string, number>();
+  readonly list: Series[] = [];
+  private last: Series | undefined;
+  private lastId = -1;
+
+  /** The id of the bar's series (rows of one series usually follow each other: no key string then). */
+  idOf(bar: BarText): number {
+    const l = this.last;
+    if (l && l.key[0] === bar.symbol && l.key[3] === bar.timeframe && l.key[1] === bar.exchange && l.key[2] === bar.provider) return this.lastId;
+    const name = `${bar.symbol}\u0000${bar.exchange}\u0000${bar.provider}\u0000${bar.timeframe}`;
+    let id = this.byKey.get(name);
+    if (id === undefined) {
+      id = this.list.length;
+      this.byKey.set(name, id);
+      this.list.push({ key: [bar.symbol, bar.exchange, bar.provider, bar.timeframe], times: new TimeKeySet(), lo: Infinity, hi: -Infinity });
+    }
+    this.last = this.list[id];
+    this.lastId = id;
+    return id;
+  }
+
+  /** Records the time in its series; the reason it is a duplicate when an earlier row had it. */
+  add(id: number, micros: number): string | undefined {
+    const s = this.list[id] as Series;
+    if (!s.times.add(micros)) {
+      return `duplicate key (${s.key.join(", ")}, ${microsToSql(micros)}) already seen earlier in this source`;
+    }
+    if (micros < s.lo) s.lo = micros;
+    if (micros > s.hi) s.hi = micros;
+    return undefined;
+  }
+
+  ranges(): Array<{ key: string[]; lo: number; hi: number }> {
+    return this.list.filter((s) => s.lo <= s.hi);
+  }
+}
+
+/**
+ * Consecutive valid rows of one source: each row's series id and time, and the row itself, either as COPY
+ * text in one buffer (`ends[k]` is where row k ends) or as column values. Text goes into a buffer as it is
+ * made: the line strings then die young, where holding a chunk of them would move them into V8's old space
+ * and grow the heap by their garbage (issue 11: peak RSS).
+ */
+export interface Chunk {
+  n: number;
+  series: Int32Array;
+  micros: Float64Array;
+  ends: Int32Array;
+  bytes: Buffer;
+  used: number;
+  values: Array<Array<string | null>>;
+}
+
+export function newChunk(size: number, asText: boolean): Chunk {
+  return {
+    n: 0,
+    series: new Int32Array(size),
+    micros: new Float64Array(size),
+    ends: new Int32Array(asText ? size : 0),
+    bytes: Buffer.allocUnsafe(asText ? size * 128 : 0),
+    used: 0,
+    values: [],
+  };
+}
+
+function appendLine(chunk: Chunk, line: string): void {
+  // UTF-8 takes at most 3 bytes per UTF-16 unit.
+  if (chunk.bytes.length - chunk.used < line.length * 3) {
+    const grown = Buffer.allocUnsafe(Math.max(chunk.bytes.length * 2, chunk.used + line.length * 3));
+    chunk.bytes.copy(grown, 0, 0, chunk.used);
+    chunk.bytes = grown;
+  }
+  chunk.used += chunk.bytes.write(line, chunk.used);
+}
+
+/** Rows of the first chunk; each next one doubles, up to the chunk size. */
+const FIRST_CHUNK_ROWS = 4096;
+
+/** The last field of a row without adj_close: NULL and the line's end. */
+const NULL_LINE_END = "\\N\n";
+
+/**
+ * Stage 3: reads the source's batches, checks each row (rowValidation.ts, in-file duplicates), sends invalid
+ * rows to the rejects (`events.reject`) and yields the valid ones in chunks of up to `chunkRows`.
+ */
+async function* checkedChunks(
+  source: RecordSource,
+  plan: SourcePlan,
+  ctx: { strict: boolean; events: ReadEvents; counts: { read: number; rejected: number }; series: SeriesTracker },
+  shape: ChunkShape,
+): AsyncGenerator<Chunk> {
+  const { events, counts, series } = ctx;
+  const { asText, chunkRows, yieldEvery } = shape;
+  const reader = barReader(plan);
+  // The first chunks are small, so the server starts writing while the client is still on its first rows.
+  let size = Math.min(chunkRows, FIRST_CHUNK_ROWS);
+  let chunk = newChunk(size, asText);
+  const line: string[] = new Array<string>(COLUMNS.length).fill("");
+  for await (const batch of source.batches()) {
+    for (const row of batch) {
+      counts.read++;
+      const bar = reader.read(row);
+      let check: RowCheck = reader.fault === undefined ? checkBar(bar) : { ok: false, reason: reader.fault };
+      let id = -1;
+      if (check.ok) {
+        id = series.idOf(bar);
+        const duplicate = series.add(id, check.micros);
+        if (duplicate) check = { ok: false, reason: duplicate };
+      }
+      if (!check.ok) {
+        counts.rejected++;
+        events.reject(counts.read, check.reason, row);
+        if (ctx.strict) {
+          throw new Error(`${source.name} row ${counts.read}: ${check.reason} (--strict stops on the first invalid row; nothing was loaded).`);
+        }
+        continue;
+      }
+      const k = chunk.n++;
+      chunk.series[k] = id;
+      chunk.micros[k] = check.micros;
+      if (asText) {
+        // One join, not a template: a template of 22 parts builds about twenty intermediate strings a row
+        // (1 KB of garbage a row, half of a CSV load's allocations; issue 11).
+        line[0] = copyText(bar.symbol);
+        line[1] = copyText(bar.exchange);
+        line[2] = copyText(bar.provider);
+        line[3] = bar.timeframe;
+        line[4] = microsToSql(check.micros);
+        line[5] = bar.open ?? "";
+        line[6] = bar.high ?? "";
+        line[7] = bar.low ?? "";
+        line[8] = bar.close ?? "";
+        line[9] = bar.volume || "0";
+        line[10] = bar.adjClose ? `${bar.adjClose}\n` : NULL_LINE_END;
+        appendLine(chunk, line.join("\t"));
+        chunk.ends[k] = chunk.used;
+      } else {
+        chunk.values.push([bar.symbol, bar.exchange, bar.provider, bar.timeframe, microsToSql(check.micros),
+          bar.open ?? "", bar.high ?? "", bar.low ?? "", bar.close ?? "", bar.volume || "0", bar.adjClose || null]);
+      }
+      if (chunk.n === size) {
+        yield chunk;
+        size = Math.min(chunkRows, size * 2);
+        chunk = newChunk(size, asText);
+      }
+      // A macrotask turn every `yieldEvery` rows: the socket sends the previous chunk's COPY while this one is
+      // parsed. pg-copy-streams writes one piece per socket drain, and drains are only seen between turns; a
+      // source whose reads never wait on I/O (SQLite, a Parquet row group) would otherwise starve the server.
+      if (yieldEvery && chunk.n % yieldEvery === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    events.progress(counts.read, source.fractionRead());
+  }
+  if (chunk.n > 0) yield chunk;
+}
+
+/**
+ * Opens `file` and plans it (throwing what a bad file or missing symbol/timeframe says), then reads it on
+ * this thread as chunks() is iterated.
+ */
+export async function openChecked(file: string, options: ReadOptions, shape: ChunkShape, events: ReadEvents): Promise<CheckedSource> {
+  const source = await openSource(file, options);
+  let plan: SourcePlan;
+  try {
+    plan = planSource(file, source, options);
+  } catch (err) {
+    await source.close();
+    throw err;
+  }
+  const series = new SeriesTracker();
+  const counts = { read: 0, rejected: 0 };
+  return {
+    name: source.name,
+    columns: source.columns,
+    totalRows: source.totalRows,
+    get read() {
+      return counts.read;
+    },
+    get rejected() {
+      return counts.rejected;
+    },
+    seriesKey: (id) => (series.list[id] as Series).key,
+    spans: () => series.ranges(),
+    chunks: () => checkedChunks(source, plan, { strict: options.strict === true, events, counts, series }, shape),
+    close: () => source.close(),
+  };
+}
