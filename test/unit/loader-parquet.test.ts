@@ -7,7 +7,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
-import { openParquet } from "../../lib/loader/sources/parquet";
+import { compactColumn, openParquet } from "../../lib/loader/sources/parquet";
 import { arrowSchemaMetadata } from "../../lib/loader/sources/arrowSchema";
 import { type FixtureBar, type NautilusLayout, type ParquetCodec, writeNautilusBarsParquet } from "../fixtures/loader/nautilusParquet";
 
@@ -124,6 +124,25 @@ describe("NautilusTrader Parquet as its Rust catalog writes it", () => {
     await expect(openParquet(file)).rejects.toThrow(
       `${file}: column open is compressed with LZO, which the loader cannot read (it reads UNCOMPRESSED, SNAPPY, GZIP, BROTLI, LZ4, LZ4_RAW, ZSTD); rewrite the file with one of those.`,
     );
+  });
+});
+
+describe("a row group's columns kept compact while its rows are read (issue 11: peak RSS)", () => {
+  test("doubles and int64 values come back the same from typed arrays, every value exactly", () => {
+    const doubles = [1.5, 0.1 + 0.2, 1e-300, -0, 123456.789];
+    const packed = compactColumn(doubles);
+    expect(packed).toBeInstanceOf(Float64Array);
+    expect(Array.from(packed)).toEqual(doubles);
+    const ints = [-(1n << 63n), 0n, 1_704_204_000_000_000_000n, (1n << 63n) - 1n];
+    const packedInts = compactColumn(ints);
+    expect(packedInts).toBeInstanceOf(BigInt64Array);
+    expect(Array.from(packedInts)).toEqual(ints);
+  });
+
+  test("a column with a missing value, text, or an integer beyond 64 bits stays as read", () => {
+    for (const column of [[1.5, null, 2], [1.5, undefined], ["a", "b"], [1n, 1n << 63n], [1, 2n]]) {
+      expect(compactColumn(column)).toBe(column);
+    }
   });
 });
 
