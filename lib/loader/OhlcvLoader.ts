@@ -12,7 +12,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { finished, pipeline } from "node:stream/promises";
 import type { Client } from "pg";
 import { withClient, withTransaction, type Connection } from "../db";
 import { RejectsWriter } from "./rejects";
@@ -326,6 +326,51 @@ async function writeFresh(client: Client, table: string, rows: Rows): Promise<{ 
   return { direct: 0, staged: rows.n };
 }
 
+/** COPY pieces handed to the socket but not yet sent, at most, while the next chunk is read: about 4 MB. */
+const STREAM_PENDING_PIECES = 16;
+
+/**
+ * Writes every chunk of `source` through one COPY into `table`, fed while the next chunk is read: the load of
+ * new bars into an empty target (the first import) then costs the server what `psql \copy` costs it, with no
+ * probe, savepoint or statement between chunks (issue 11). The caller makes sure nothing can conflict: the
+ * target was empty; a concurrent writer's key fails the COPY (23505) and loadOhlcv runs the load again alone.
+ * Returns the rows written.
+ */
+async function streamSource(client: Client, table: string, source: CheckedSource): Promise<number> {
+  const { from: copyFrom } = await loadCopyStreams();
+  const copy = client.query(copyFrom(`COPY ${table} (${COLUMNS.join(", ")}) FROM STDIN`));
+  const done = finished(copy);
+  let failed: unknown;
+  copy.on("error", (err) => (failed ??= err));
+  let pending = 0;
+  let wake: (() => void) | undefined;
+  const sent = () => {
+    pending--;
+    wake?.();
+  };
+  let rows = 0;
+  try {
+    for await (const chunk of source.chunks()) {
+      if (failed) throw failed;
+      rows += chunk.n;
+      for (let at = 0; at < chunk.used; at += PIECE_BYTES) {
+        pending++;
+        copy.write(chunk.bytes.subarray(at, Math.min(chunk.used, at + PIECE_BYTES)), sent);
+      }
+      while (pending > STREAM_PENDING_PIECES && !failed) await new Promise<void>((resolve) => (wake = resolve));
+    }
+    if (failed) throw failed;
+    copy.end();
+    await done;
+  } catch (err) {
+    // CopyFail ends the COPY on the server; the transaction then rolls back.
+    copy.destroy(err as Error);
+    await done.catch(() => undefined);
+    throw failed ?? err;
+  }
+  return rows;
+}
+
 /**
  * Loads one source: plan, then per chunk read and check; write; finally merge staging into the target.
  *
@@ -333,12 +378,24 @@ async function writeFresh(client: Client, table: string, rows: Rows): Promise<{ 
  * (presentKeys.ts); absent rows go straight into the target, present ones are counted (skip) or, when their
  * values differ (update), staged for the merge. The chunk's write runs on the server while the client reads
  * and checks the next chunk. Strategy `stage`: every row goes to staging and one INSERT ... ON CONFLICT merges
- * it (the reference path the tests compare with).
+ * it (the reference path the tests compare with). `stream`: one COPY for the whole source (streamSource), for a
+ * target that held no bar when the source began.
  */
-async function loadSource(client: Client, source: CheckedSource, options: LoadOptions, progress: ProgressReporter): Promise<SourceSummary> {
+async function loadSource(client: Client, source: CheckedSource, options: LoadOptions, progress: ProgressReporter, stream: boolean): Promise<SourceSummary> {
   const summary: SourceSummary = { source: source.name, read: 0, inserted: 0, updated: 0, alreadyPresent: 0, rejected: 0 };
   const policy = options.onConflict ?? "skip";
   const table = quoteTarget(options.target ?? DEFAULT_TARGET, (s) => client.escapeIdentifier(s));
+  if (stream) {
+    progress.start(source.name, source.totalRows);
+    try {
+      summary.inserted = await streamSource(client, table, source);
+    } finally {
+      progress.stop();
+    }
+    summary.read = source.read;
+    summary.rejected = source.rejected;
+    return summary;
+  }
   let valid = 0;
   let direct = 0;
   let staged = 0;
@@ -483,8 +540,12 @@ export async function loadOhlcv(client: Client, options: LoadOptions): Promise<L
     try {
       return await loadOnce(client, options, attempt > 1);
     } catch (err) {
-      if ((err as { code?: string }).code !== "40P01") throw err;
-      const rereadable = options.files.every((f) => fs.statSync(f, { throwIfNoEntry: false })?.isFile() === true);
+      const code = (err as { code?: string }).code;
+      // 23505 reaches here only from a streamed COPY (every other write settles its conflicts), and only
+      // regular files are streamed: another session wrote one of its bars into the target it found empty.
+      if (code === "23505" && attempt === 1) continue;
+      if (code !== "40P01") throw err;
+      const rereadable = options.files.every(isRegularFile);
       if (!rereadable || attempt >= DEADLOCK_ATTEMPTS) {
         throw new Error(
           `deadlock with a concurrent load of the same bars${rereadable ? ` in ${attempt} attempts` : " (a pipe cannot be read again, so no retry)"}; ` +
@@ -496,6 +557,18 @@ export async function loadOhlcv(client: Client, options: LoadOptions): Promise<L
   }
 }
 
+const isRegularFile = (file: string) => fs.statSync(file, { throwIfNoEntry: false })?.isFile() === true;
+
+/** Whether `table` holds no row, as this transaction sees it (one index or heap probe). */
+async function isEmpty(client: Client, table: string): Promise<boolean> {
+  const r = await client.query<{ empty: boolean }>(`SELECT NOT EXISTS (SELECT 1 FROM ${table}) AS empty`);
+  return r.rows[0]?.empty === true;
+}
+
+/**
+ * One attempt of a load. `alone`: the retry after a deadlock or a conflict (below): the exclusive lock, and
+ * no streamed COPY, so a key another session writes meanwhile goes through a savepoint and staging.
+ */
 async function loadOnce(client: Client, options: LoadOptions, alone: boolean): Promise<LoadSummary> {
   const started = Date.now();
   const target = options.target ?? DEFAULT_TARGET;
@@ -526,7 +599,8 @@ async function loadOnce(client: Client, options: LoadOptions, alone: boolean): P
         // The loader's own thread reads: a reader thread (tried for issue 11) cost 60 MB more and gained nothing.
         source = await openChecked(file, options, { ...shape, yieldEvery: 256 }, events);
         try {
-          sources.push(await loadSource(client, source, options, progress));
+          const stream = !alone && mode === "copy" && options.strategy !== "stage" && isRegularFile(file) && (await isEmpty(client, table));
+          sources.push(await loadSource(client, source, options, progress, stream));
         } finally {
           await source.close();
         }

@@ -1,0 +1,126 @@
+/**
+ * A load into an empty target (the first import) goes through one COPY fed while the file is read, like
+ * `psql \copy`, with no probe, savepoint or statement between chunks (issue 11: empty-table loads at the
+ * floor). These tests pin that it is taken, that it leaves the rows every other path leaves, and that it loses
+ * nothing when it cannot finish: a bad row under --strict after earlier chunks were sent, a second file of the
+ * same load, and a bar another session writes into the table meanwhile. PostgreSQL 17 only: the TimescaleDB
+ * build (PGlite) takes no COPY FROM STDIN and always writes by INSERT.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import type { Client } from "pg";
+import { beforeEach, describe, expect, test } from "vitest";
+import { withClient } from "../../lib/db";
+import { type LoadOptions, type LoadSummary, loadOhlcv, loadOhlcvFrom } from "../../lib/loader/OhlcvLoader";
+import { POSTGRES_17, barsAsText, countBars, useMigratedEngine } from "../fixtures/loader/target";
+import { exec, rows } from "../fixtures/schema";
+
+const SYMBOLS = ["AAA", "BBB", "CCC"];
+const PER_SYMBOL = 400;
+const HEADER = "timestamp,symbol,timeframe,open,high,low,close,volume";
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "loader-stream-"));
+
+/** `n` minute bars per symbol from minute `from`, symbol after symbol, as a CSV file. */
+function csvFile(name: string, from: number, n: number, extra: string[] = []): string {
+  const lines = [HEADER];
+  for (const symbol of SYMBOLS) {
+    for (let i = from; i < from + n; i++) {
+      const c = 1000 + (i % 41);
+      lines.push(`${new Date(Date.UTC(2024, 0, 2) + i * 60_000).toISOString()},${symbol},1m,${c / 10},${(c + 3) / 10},${(c - 3) / 10},${(c + 1) / 10},${i}`);
+    }
+  }
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, `${[...lines, ...extra].join("\n")}\n`);
+  return file;
+}
+
+/** The load through `client`, with the text of every statement it sent (COPY streams by their SQL). */
+async function loadRecording(url: string, options: LoadOptions): Promise<{ summary: LoadSummary; statements: string[] }> {
+  const statements: string[] = [];
+  const summary = await withClient(url, async (client: Client) => {
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    (client as unknown as { query: (...args: unknown[]) => unknown }).query = (q: unknown, ...rest: unknown[]) => {
+      statements.push(typeof q === "string" ? q : String((q as { text?: string }).text));
+      return query(q, ...rest);
+    };
+    return loadOhlcv(client, options);
+  });
+  return { summary, statements };
+}
+
+const copies = (statements: string[]) => statements.filter((s) => /^COPY .* FROM STDIN$/.test(s));
+const between = (statements: string[]) => statements.filter((s) => /SAVEPOINT|unnest\(\$1::int\[\]/.test(s));
+
+describe("a load into an empty table on PostgreSQL 17", () => {
+  let url: string;
+  useMigratedEngine(POSTGRES_17, (u) => (url = u));
+  beforeEach(async () => {
+    await exec(url, "TRUNCATE market_data.ohlcv_bars");
+  });
+
+  test("is one COPY with nothing between chunks, and leaves the rows the staging path leaves", async () => {
+    const file = csvFile("base.csv", 0, PER_SYMBOL);
+    // Chunks of 64 rows: the per-chunk path would send a probe, a savepoint and a COPY for each of 19 chunks.
+    const { summary, statements } = await loadRecording(url, { files: [file], chunkRows: 64 });
+    expect(copies(statements)).toHaveLength(1);
+    expect(between(statements)).toEqual([]);
+    expect(summary).toMatchObject({ read: 1200, inserted: 1200, updated: 0, alreadyPresent: 0, rejected: 0 });
+    const streamed = await barsAsText(url);
+    expect(streamed).toHaveLength(1200);
+    await exec(url, "TRUNCATE market_data.ohlcv_bars");
+    await loadOhlcvFrom(url, { files: [file], strategy: "stage" });
+    expect(await barsAsText(url)).toEqual(streamed);
+  });
+
+  test("a bad row under --strict, after earlier chunks were sent, leaves the table empty", async () => {
+    const file = csvFile("strict.csv", 0, PER_SYMBOL, ["2024-03-01T00:00:00Z,AAA,1m,10,9,11,10,1"]);
+    await expect(loadOhlcvFrom(url, { files: [file], chunkRows: 64, strict: true })).rejects.toThrow(
+      /strict\.csv row 1201: high 9 is below max\(open 10, close 10\) \(--strict stops on the first invalid row; nothing was loaded\)/,
+    );
+    expect(await countBars(url)).toBe(0);
+  });
+
+  test("a second file of the same load finds the first one's bars present (the table is no longer empty)", async () => {
+    const first = csvFile("first.csv", 0, PER_SYMBOL);
+    const second = csvFile("second.csv", PER_SYMBOL - 50, 100);
+    const { summary, statements } = await loadRecording(url, { files: [first, second], chunkRows: 64 });
+    expect(summary.sources.map((s) => [s.inserted, s.alreadyPresent])).toEqual([[1200, 0], [150, 150]]);
+    // The second file went through the per-chunk path: probes and savepoints after the one streamed COPY.
+    expect(between(statements).length).toBeGreaterThan(0);
+    expect(await countBars(url)).toBe(1350);
+  });
+
+  test("a bar another session writes meanwhile fails the streamed COPY; the load runs again alone and counts it present", async () => {
+    const file = csvFile("race.csv", 0, PER_SYMBOL);
+    await withClient(url, async (other) => {
+      await other.query("BEGIN");
+      await other.query(
+        `INSERT INTO market_data.ohlcv_bars (symbol, timeframe, time, open, high, low, close, volume)
+         VALUES ('CCC', '1m', $1, 100, 100.3, 99.7, 100.1, 7)`,
+        [new Date(Date.UTC(2024, 0, 2) + 399 * 60_000).toISOString()],
+      );
+      const load = loadRecording(url, { files: [file] });
+      // The load's COPY reaches that key and waits for the other transaction; commit it then.
+      for (let i = 0; ; i++) {
+        const waiting = await rows(url, "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'COPY %'");
+        if (waiting.length > 0) break;
+        if (i > 600) throw new Error("the load never waited on the other session's bar");
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await other.query("COMMIT");
+      const { summary, statements } = await load;
+      expect(summary).toMatchObject({ read: 1200, inserted: 1199, alreadyPresent: 1, rejected: 0 });
+      // The first attempt streamed; the second, alone, went chunk by chunk.
+      expect(statements.filter((s) => s.startsWith("SELECT pg_advisory_xact_lock"))).toEqual([
+        "SELECT pg_advisory_xact_lock_shared($1, hashtext($2))",
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+      ]);
+    });
+    expect(await countBars(url)).toBe(1200);
+    // The other session's values stay: a skip load never overwrites a bar it did not write.
+    expect((await barsAsText(url)).filter((b) => b.startsWith("CCC|||1m|2024-01-02T06:39:00"))).toEqual([
+      "CCC|||1m|2024-01-02T06:39:00.000000Z|100|100.3|99.7|100.1|7|NULL",
+    ]);
+  });
+});
