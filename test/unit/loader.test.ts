@@ -246,6 +246,23 @@ describe("CSV reading", () => {
     expect(lastRecordEnd(text)).toBe(end);
   });
 
+  test("CRLF lines over many read chunks end without a carriage return in their last field", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tsdb-csv-"));
+    const file = path.join(dir, "crlf.csv");
+    const lines = ["time,symbol,open,high,low,close,volume"];
+    for (let i = 0; i < 20_000; i++) lines.push(`${i},S${i % 3},1.5,2.5,1.25,2,${i}`);
+    fs.writeFileSync(file, `${lines.join("\r\n")}\r\n`);
+    const source = await openCsv(file);
+    try {
+      const volumes: unknown[] = [];
+      for await (const batch of source.batches()) for (const record of batch) volumes.push(record[6]);
+      expect(volumes).toEqual(Array.from({ length: 20_000 }, (_, i) => String(i)));
+    } finally {
+      await source.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("quoted fields with delimiters, quotes and line breaks stay whole across read chunks", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tsdb-csv-"));
     const file = path.join(dir, "bars.csv");
@@ -262,6 +279,7 @@ describe("CSV reading", () => {
           rows++;
           notes.add(record[2]);
           expect(record).toHaveLength(7);
+          expect(record[6]).toBe("2");
         }
       }
       expect(rows).toBe(40_000);

@@ -95,6 +95,8 @@ export function lastRecordEnd(text: string): number {
   return last;
 }
 
+type LineBreak = "\r" | "\n" | "\r\n";
+
 /**
  * Rows of CSV text read in chunks: each chunk is cut after its last complete record and the rest carried
  * into the next, and each cut piece is parsed whole by PapaParse. (PapaParse's own Node stream re-slices its
@@ -107,10 +109,18 @@ async function* csvRows(
   delimiter: string | undefined,
 ): AsyncGenerator<string[][]> {
   let delim = delimiter;
+  let newline: LineBreak | undefined;
   const parse = (text: string): string[][] => {
-    const result = Papa.parse<string[]>(text, { delimiter: delim ?? "", delimitersToGuess: [",", ";", "\t", "|"], skipEmptyLines: true });
-    // The delimiter guessed from the first piece holds for the whole file.
+    const result = Papa.parse<string[]>(text, {
+      delimiter: delim ?? "",
+      delimitersToGuess: [",", ";", "\t", "|"],
+      skipEmptyLines: true,
+      ...(newline ? { newline } : {}),
+    });
+    // The delimiter and line break guessed from the first piece hold for the whole file (guessing the line
+    // break splits each piece into lines twice more: a tenth of the parse, issue 11).
     delim ??= result.meta.delimiter;
+    newline ??= result.meta.linebreak as LineBreak;
     return result.data;
   };
   let carry = "";
