@@ -326,7 +326,7 @@ async function writeFresh(client: Client, table: string, rows: Rows): Promise<{ 
   return { direct: 0, staged: rows.n };
 }
 
-/** COPY pieces handed to the socket but not yet sent, at most, while the next chunk is read: about 4 MB. */
+/** COPY pieces waiting for the socket, at most, while the next chunk is read: about 4 MB. */
 const STREAM_PENDING_PIECES = 16;
 
 /**
@@ -340,33 +340,56 @@ async function streamSource(client: Client, table: string, source: CheckedSource
   const { from: copyFrom } = await loadCopyStreams();
   const copy = client.query(copyFrom(`COPY ${table} (${COLUMNS.join(", ")}) FROM STDIN`));
   const done = finished(copy);
+  // Awaited below, or not at all when the server's error is thrown first: never an unhandled rejection.
+  done.catch(() => undefined);
   let failed: unknown;
-  copy.on("error", (err) => (failed ??= err));
-  let pending = 0;
   let wake: (() => void) | undefined;
-  const sent = () => {
-    pending--;
+  const nudge = () => {
     wake?.();
+    wake = undefined;
+  };
+  // The server's error (a concurrent writer's key, 23505) ends the COPY on its side: stop at once, also when
+  // waiting for the socket.
+  copy.on("error", (err) => {
+    failed ??= err;
+    nudge();
+  });
+  // Pieces go to the COPY stream one at a time, each when the one before is on the socket: pg-copy-streams
+  // keeps a socket 'drain' listener for pieces it holds, which throws once the server has failed the COPY.
+  const queue: Buffer[] = [];
+  let inFlight = false;
+  const pump = () => {
+    const piece = inFlight || failed ? undefined : queue.shift();
+    if (!piece) return nudge();
+    inFlight = true;
+    copy.write(piece, () => {
+      inFlight = false;
+      pump();
+    });
+  };
+  const until = async (ready: () => boolean) => {
+    while (!ready() && !failed) await new Promise<void>((resolve) => (wake = resolve));
+    if (failed) throw failed;
   };
   let rows = 0;
   try {
     for await (const chunk of source.chunks()) {
       if (failed) throw failed;
       rows += chunk.n;
-      for (let at = 0; at < chunk.used; at += PIECE_BYTES) {
-        pending++;
-        copy.write(chunk.bytes.subarray(at, Math.min(chunk.used, at + PIECE_BYTES)), sent);
-      }
-      while (pending > STREAM_PENDING_PIECES && !failed) await new Promise<void>((resolve) => (wake = resolve));
+      for (let at = 0; at < chunk.used; at += PIECE_BYTES) queue.push(chunk.bytes.subarray(at, Math.min(chunk.used, at + PIECE_BYTES)));
+      pump();
+      await until(() => queue.length <= STREAM_PENDING_PIECES);
     }
-    if (failed) throw failed;
+    await until(() => queue.length === 0 && !inFlight);
     copy.end();
     await done;
   } catch (err) {
-    // CopyFail ends the COPY on the server; the transaction then rolls back.
+    if (failed) throw failed;
+    // Our side failed (a --strict reject, an unreadable row group): CopyFail ends the COPY on the server, and the
+    // transaction then rolls back.
     copy.destroy(err as Error);
     await done.catch(() => undefined);
-    throw failed ?? err;
+    throw err;
   }
   return rows;
 }

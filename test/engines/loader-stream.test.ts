@@ -49,6 +49,15 @@ async function loadRecording(url: string, options: LoadOptions): Promise<{ summa
   return { summary, statements };
 }
 
+/** Until a COPY waits on a lock another session holds (a key it inserted and has not committed). */
+async function waitForLockedCopy(url: string): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    if ((await rows(url, "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'COPY %'")).length > 0) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error("the load never waited on the other session's bar");
+}
+
 const copies = (statements: string[]) => statements.filter((s) => /^COPY .* FROM STDIN$/.test(s));
 const between = (statements: string[]) => statements.filter((s) => /SAVEPOINT|unnest\(\$1::int\[\]/.test(s));
 
@@ -91,6 +100,25 @@ describe("a load into an empty table on PostgreSQL 17", () => {
     expect(await countBars(url)).toBe(1350);
   });
 
+  test("a conflict while the loader waits for the socket ends the streamed COPY at once (a large file, the first bar taken)", async () => {
+    // 150,000 bars, about 11 MB of COPY text: more than the socket holds while the server waits on the lock,
+    // so the loader is waiting for the socket when the server's error comes.
+    const file = csvFile("large.csv", 0, 50_000);
+    await withClient(url, async (other) => {
+      await other.query("BEGIN");
+      await other.query(
+        `INSERT INTO market_data.ohlcv_bars (symbol, timeframe, time, open, high, low, close, volume)
+         VALUES ('AAA', '1m', '2024-01-02T00:00:00Z', 100, 100.3, 99.7, 100.1, 7)`,
+      );
+      const load = loadOhlcvFrom(url, { files: [file] });
+      await waitForLockedCopy(url);
+      await new Promise((r) => setTimeout(r, 1500));
+      await other.query("COMMIT");
+      expect(await load).toMatchObject({ read: 150_000, inserted: 149_999, alreadyPresent: 1, rejected: 0 });
+    });
+    expect(await countBars(url)).toBe(150_000);
+  });
+
   test("a bar another session writes meanwhile fails the streamed COPY; the load runs again alone and counts it present", async () => {
     const file = csvFile("race.csv", 0, PER_SYMBOL);
     await withClient(url, async (other) => {
@@ -102,12 +130,7 @@ describe("a load into an empty table on PostgreSQL 17", () => {
       );
       const load = loadRecording(url, { files: [file] });
       // The load's COPY reaches that key and waits for the other transaction; commit it then.
-      for (let i = 0; ; i++) {
-        const waiting = await rows(url, "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'COPY %'");
-        if (waiting.length > 0) break;
-        if (i > 600) throw new Error("the load never waited on the other session's bar");
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await waitForLockedCopy(url);
       await other.query("COMMIT");
       const { summary, statements } = await load;
       expect(summary).toMatchObject({ read: 1200, inserted: 1199, alreadyPresent: 1, rejected: 0 });
