@@ -3,7 +3,8 @@ import eslint from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["dist/**", "node_modules/**", "coverage/**", ".pulumi/**"] },
+  // tmp/ is git-ignored scratch: the load benchmark compiles its children there (tmp/bench-load-dist).
+  { ignores: ["dist/**", "node_modules/**", "coverage/**", ".pulumi/**", "tmp/**"] },
   eslint.configs.recommended,
   ...tseslint.configs.recommended,
   {
