@@ -524,14 +524,14 @@ Reading the numbers:
 - The loader validates every row and drops in-file duplicates; \\copy, pgloader and the INSERTs do neither.
 - Loaders and INSERTs run in child processes of their own (peak RSS is the child's), compiled by tsc and run
   by plain \`node\`, as the CLI ships; under tsx the same loads take about 40 MB more (the transpiler).
-- Each chunk (4,096 rows, doubling up to 32,768) first asks the target which of its keys it holds (one index range scan per series), then
-  COPYs only the missing rows straight into the target while the client reads and checks the next chunk
-  (docs/LOADING.md). New data costs one empty range probe per chunk; a re-load sends only the new (and, with
-  update, the changed) bars: the server never writes or probes the bars it already has.
+- Into an empty table the loader writes a file through one COPY, fed while the file is read and checked (as
+  \\copy feeds its one COPY), so the server does the same work for both; the loader's client (reading,
+  validating, formatting: about 3 s of CPU per million rows) runs on the machine's second core, shared with the
+  server's background work and other jobs, where psql's client does next to nothing.
+- A re-load goes in chunks (4,096 rows, doubling up to 32,768): each first asks the target which of its keys it
+  holds (one index range scan per series), then COPYs only the missing rows straight into the target while the
+  client reads and checks the next ones (docs/LOADING.md). It sends only the new (and, with update, the
+  changed) bars: the server never writes or probes the bars it already has.
 - The floor for a re-load writes every row twice (temp table, then ON CONFLICT probing the target).
-- Into an empty table the server's COPY is the floor for the loader as for \\copy; the loader's client (reading,
-  validating, formatting: about 3 s of CPU per million rows; it waits on the server the rest of the time) runs on
-  the second of the machine's two cores, shared with the server's background work and other jobs, where
-  psql's client does next to nothing. That is the remaining 0.9x.
 `;
 }
