@@ -53,8 +53,9 @@ export interface LoadOptions extends ReadOptions {
   staging?: StagingMode;
   /**
    * `filter` (default): per chunk, fetch the keys the target already holds and write only the missing rows
-   * (and, with onConflict update, stage the changed ones); `stage`: every row through staging and one
-   * ON CONFLICT merge. Both leave the same rows and counts.
+   * (and, with onConflict update, stage the changed ones), or, into an empty target, one streamed COPY for a
+   * regular file; `stage`: every row through staging and one ON CONFLICT merge. Both leave the same rows and
+   * counts.
    */
   strategy?: "filter" | "stage";
   /** Rows per chunk (default DEFAULT_CHUNK_ROWS). */
