@@ -11,6 +11,34 @@ import type { RecordSource } from "./types";
 
 const BATCH = 4096;
 
+/**
+ * Pages of BATCH rows of `sql` (a scan of `table`, maybe joined) in rowid order, each read by one `all()`:
+ * about a seventh less CPU than `iterate()`, which crosses into native code once per row (issue 11). Rows come
+ * in the order a plain scan gives them. Undefined when `table` has no rowid to page by (a view, a WITHOUT ROWID
+ * table, or one whose columns take every alias of the rowid); iterate() reads those.
+ */
+function rowidPages(db: import("better-sqlite3").Database, table: string, columns: readonly string[], sql: string) {
+  const kind = db.prepare("SELECT type, sql FROM sqlite_master WHERE name = ?").get(table) as { type: string; sql: string | null } | undefined;
+  if (kind?.type !== "table" || /without\s+rowid/i.test(kind.sql ?? "")) return undefined;
+  const alias = ["rowid", "_rowid_", "oid"].find((a) => !columns.some((c) => c.toLowerCase() === a));
+  if (!alias) return undefined;
+  // The scanned table is `o` in the joined form (openSqlite), unnamed otherwise.
+  const rowid = /\bFROM\s+"(?:[^"]|"")+"\s+o\b/.test(sql) ? `o.${alias}` : alias;
+  const select = sql.replace(" FROM ", `, ${rowid} AS tsdb_rowid FROM `);
+  const prepare = (where: string) => db.prepare(`${select}${where} ORDER BY ${rowid} LIMIT ${BATCH}`).raw(true).safeIntegers(true);
+  const first = prepare("");
+  const next = prepare(` WHERE ${rowid} > ?`);
+  return async function* (): AsyncGenerator<unknown[][]> {
+    for (let rows = first.all() as unknown[][]; rows.length > 0; ) {
+      const after = (rows[rows.length - 1] as unknown[]).at(-1);
+      // The rowid came last; the record is the rest.
+      for (const row of rows) row.pop();
+      yield rows;
+      rows = next.all(after) as unknown[][];
+    }
+  };
+}
+
 /** Opens `table` (default `ohlcv_data`) of a SQLite database file as a record source. */
 export async function openSqlite(file: string, table = "ohlcv_data"): Promise<RecordSource> {
   const Database = (await import("better-sqlite3")).default;
@@ -43,7 +71,8 @@ export async function openSqlite(file: string, table = "ohlcv_data"): Promise<Re
     columns = [...tableCols, "exchange"];
   }
   const total = Number((db.prepare(`SELECT count(*) AS n FROM ${q(table)}`).get() as { n: number }).n);
-  const statement = db.prepare(sql).raw(true).safeIntegers(true);
+  const pages = rowidPages(db, table, tableCols, sql);
+  const statement = pages ? undefined : db.prepare(sql).raw(true).safeIntegers(true);
   return {
     name: `${file}:${table}`,
     columns,
@@ -51,8 +80,12 @@ export async function openSqlite(file: string, table = "ohlcv_data"): Promise<Re
     totalRows: total,
     fractionRead: () => undefined,
     async *batches() {
+      if (pages) {
+        yield* pages();
+        return;
+      }
       let batch: unknown[][] = [];
-      for (const row of statement.iterate() as Iterable<unknown[]>) {
+      for (const row of (statement as import("better-sqlite3").Statement).iterate() as Iterable<unknown[]>) {
         batch.push(row);
         if (batch.length >= BATCH) {
           yield batch;
