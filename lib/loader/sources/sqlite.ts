@@ -1,5 +1,6 @@
 /**
- * SQLite through better-sqlite3, streaming a statement with iterate() (one row in memory at a time, batched).
+ * SQLite through better-sqlite3, a table read in rowid pages of BATCH rows (rowidPages), anything else
+ * streamed with iterate(); memory holds one batch, whatever the table's size.
  * Integers come back as BigInt so epoch nanoseconds stay exact; REAL prices become their shortest round-trip
  * text, TEXT prices stay as written.
  *
