@@ -396,7 +396,8 @@ async function streamSource(client: Client, table: string, source: CheckedSource
 }
 
 /**
- * Loads one source: plan, then per chunk read and check; write; finally merge staging into the target.
+ * Loads one source, read and checked by readSource.ts: per chunk, write what the target lacks; finally merge
+ * staging into the target.
  *
  * Strategy `filter` (default): each chunk first asks the target which of its keys are present
  * (presentKeys.ts); absent rows go straight into the target, present ones are counted (skip) or, when their
