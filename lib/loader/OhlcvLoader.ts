@@ -207,18 +207,24 @@ const CHUNKS_AHEAD = 2;
 /** Rows per chunk when not given: about 4 MB of COPY text, a few hundred KB of keys fetched back. */
 export const DEFAULT_CHUNK_ROWS = 32_768;
 
-/** pg-copy-streams, loaded once per process (an `import()` per chunk cost every chunk a few event-loop turns). */
-let copyStreams: Promise<typeof import("pg-copy-streams")> | undefined;
-const loadCopyStreams = () => (copyStreams ??= import("pg-copy-streams"));
+/**
+ * `COPY ... FROM STDIN` as a pg-copy-streams query. Required when first used (a CLI run that loads nothing
+ * never loads it) and synchronously, so a COPY is queued on the client the moment it is asked for, right
+ * behind the statement before it (an `import()` per chunk cost every chunk a few event-loop turns, issue 11).
+ */
+function copyFromStdin(into: string): import("pg-copy-streams").CopyStreamQuery {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { from } = require("pg-copy-streams") as typeof import("pg-copy-streams");
+  return from(`COPY ${into} (${COLUMNS.join(", ")}) FROM STDIN`);
+}
 
-/** Stage 4: writes rows into `into` (the target or staging) by COPY or by batched INSERT. */
+/**
+ * Stage 4: writes rows into `into` (the target or staging) by COPY or by batched INSERT. A COPY is queued on
+ * the client before this returns; batched INSERTs are queued one after another.
+ */
 async function writeRows(client: Client, into: string, rows: Rows): Promise<void> {
   if (rows.n === 0) return;
-  if (rows.kind === "text") {
-    const { from: copyFrom } = await loadCopyStreams();
-    await copyIn(client, copyFrom, into, rows.bytes);
-    return;
-  }
+  if (rows.kind === "text") return copyIn(client, into, rows.bytes);
   // Column arrays unnested, in small statements: the PGlite socket server mishandles protocol messages split
   // across socket reads.
   const types = ["text", "text", "text", "text", "timestamptz", "numeric", "numeric", "numeric", "numeric", "numeric", "numeric"];
@@ -229,13 +235,13 @@ async function writeRows(client: Client, into: string, rows: Rows): Promise<void
   }
 }
 
-/** COPY of `bytes` (COPY text) into `into`; queued on the client at once, so it follows the query before it. */
-function copyIn(client: Client, copyFrom: typeof import("pg-copy-streams").from, into: string, bytes: Buffer): Promise<void> {
+/** COPY of `bytes` (COPY text) into `into`, queued on the client at once. */
+function copyIn(client: Client, into: string, bytes: Buffer): Promise<void> {
   // Pieces: pg-copy-streams sends one per socket drain, so the server gets data all through the next chunk.
   const pieces = function* () {
     for (let at = 0; at < bytes.length; at += PIECE_BYTES) yield bytes.subarray(at, at + PIECE_BYTES);
   };
-  return pipeline(Readable.from(pieces(), { objectMode: false }), client.query(copyFrom(`COPY ${into} (${COLUMNS.join(", ")}) FROM STDIN`)));
+  return pipeline(Readable.from(pieces(), { objectMode: false }), client.query(copyFromStdin(into)));
 }
 
 /** The six value columns of row k (open .. adj_close), as written. */
@@ -308,14 +314,13 @@ async function sortChunk(client: Client, table: string, chunk: Chunk, source: Ch
  */
 async function writeFresh(client: Client, table: string, rows: Rows): Promise<{ direct: number; staged: number }> {
   if (rows.n === 0) return { direct: 0, staged: 0 };
-  const copyFrom = rows.kind === "text" ? (await loadCopyStreams()).from : undefined;
-  // SAVEPOINT, COPY and RELEASE are queued together: the server runs them back to back instead of waiting
-  // between them for the client's next turn (issue 11: the server idled there about 5 ms a chunk).
-  const steps = [
-    client.query("SAVEPOINT tsdb_chunk"),
-    copyFrom ? copyIn(client, copyFrom, table, (rows as { bytes: Buffer }).bytes) : writeRows(client, table, rows),
-    client.query("RELEASE SAVEPOINT tsdb_chunk"),
-  ];
+  const savepoint = client.query("SAVEPOINT tsdb_chunk");
+  const write = writeRows(client, table, rows);
+  // A COPY is one statement, queued at once: RELEASE queues right behind it and the server runs the three back
+  // to back instead of waiting between them for the client's next turn (issue 11: about 5 ms a chunk). Batched
+  // INSERTs queue one after another, so RELEASE follows the last of them, inside the savepoint's reach.
+  const release = rows.kind === "text" ? client.query("RELEASE SAVEPOINT tsdb_chunk") : write.then(() => client.query("RELEASE SAVEPOINT tsdb_chunk"));
+  const steps = [savepoint, write, release];
   const failures = (await Promise.allSettled(steps)).flatMap((r) => (r.status === "rejected" ? [r.reason as { code?: string }] : []));
   if (failures.length === 0) return { direct: rows.n, staged: 0 };
   // A failed COPY aborts the subtransaction; the queued RELEASE then fails as well (25P02), leaving the savepoint.
@@ -338,8 +343,7 @@ const STREAM_PENDING_PIECES = 16;
  * Returns the rows written.
  */
 async function streamSource(client: Client, table: string, source: CheckedSource): Promise<number> {
-  const { from: copyFrom } = await loadCopyStreams();
-  const copy = client.query(copyFrom(`COPY ${table} (${COLUMNS.join(", ")}) FROM STDIN`));
+  const copy = client.query(copyFromStdin(table));
   const done = finished(copy);
   // Awaited below, or not at all when the server's error is thrown first: never an unhandled rejection.
   done.catch(() => undefined);

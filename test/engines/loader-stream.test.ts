@@ -49,10 +49,10 @@ async function loadRecording(url: string, options: LoadOptions): Promise<{ summa
   return { summary, statements };
 }
 
-/** Until a COPY waits on a lock another session holds (a key it inserted and has not committed). */
-async function waitForLockedCopy(url: string): Promise<void> {
+/** Until a COPY (or INSERT) waits on a lock another session holds (a key it inserted and has not committed). */
+async function waitForLockedCopy(url: string, statement = "COPY"): Promise<void> {
   for (let i = 0; i < 600; i++) {
-    if ((await rows(url, "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'COPY %'")).length > 0) return;
+    if ((await rows(url, "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1", [`${statement} %`])).length > 0) return;
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error("the load never waited on the other session's bar");
@@ -117,6 +117,24 @@ describe("a load into an empty table on PostgreSQL 17", () => {
       expect(await load).toMatchObject({ read: 150_000, inserted: 149_999, alreadyPresent: 1, rejected: 0 });
     });
     expect(await countBars(url)).toBe(150_000);
+  });
+
+  test("written by batched INSERTs (the PGlite way), a chunk's later batches stay inside its savepoint: a conflict there is counted present", async () => {
+    // 1,200 new bars in one chunk are six INSERTs of 200; the other session holds the last bar, in the sixth.
+    const file = csvFile("insert-race.csv", 0, PER_SYMBOL);
+    await withClient(url, async (other) => {
+      await other.query("BEGIN");
+      await other.query(
+        `INSERT INTO market_data.ohlcv_bars (symbol, timeframe, time, open, high, low, close, volume)
+         VALUES ('CCC', '1m', $1, 100, 100.3, 99.7, 100.1, 7)`,
+        [new Date(Date.UTC(2024, 0, 2) + 399 * 60_000).toISOString()],
+      );
+      const load = loadOhlcvFrom(url, { files: [file], staging: "insert" });
+      await waitForLockedCopy(url, "INSERT");
+      await other.query("COMMIT");
+      expect(await load).toMatchObject({ read: 1200, inserted: 1199, alreadyPresent: 1, rejected: 0 });
+    });
+    expect(await countBars(url)).toBe(1200);
   });
 
   test("a bar another session writes meanwhile fails the streamed COPY; the load runs again alone and counts it present", async () => {
