@@ -619,14 +619,13 @@ async function loadOnce(client: Client, options: LoadOptions, alone: boolean): P
       const version = (await client.query<{ v: string }>("SELECT version() AS v")).rows[0]?.v ?? "";
       const mode = options.staging ?? (/emscripten/i.test(version) ? "insert" : "copy");
       const shape: ChunkShape = { asText: mode === "copy", chunkRows: options.chunkRows ?? DEFAULT_CHUNK_ROWS };
+      const events: ReadEvents = {
+        reject: (...invalid) => rejects.add(...invalid),
+        progress: (read, fraction) => progress.update(read, fraction),
+      };
       for (const file of options.files) {
-        let source: CheckedSource | undefined = undefined;
-        const events: ReadEvents = {
-          reject: (row, reason, record) => rejects.add(source?.name ?? file, row, reason, record, source?.columns ?? []),
-          progress: (read, fraction) => progress.update(read, fraction),
-        };
         // The loader's own thread reads: a reader thread (tried for issue 11) cost 60 MB more and gained nothing.
-        source = await openChecked(file, options, { ...shape, yieldEvery: 256 }, events);
+        const source = await openChecked(file, options, shape, events);
         try {
           const stream = !alone && mode === "copy" && options.strategy !== "stage" && isRegularFile(file) && (await isEmpty(client, table));
           sources.push(await loadSource(client, source, options, progress, stream));

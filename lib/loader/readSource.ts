@@ -39,17 +39,19 @@ export interface ReadOptions {
   strict?: boolean;
 }
 
-/** What a reader reports while it reads: each invalid row (1-based row number, reason, raw values) and progress. */
+/**
+ * What a reader reports while it reads: each invalid row (the source's name, 1-based row number, reason, raw
+ * values and the source's columns: RejectsWriter.add's arguments) and progress.
+ */
 export interface ReadEvents {
-  reject(row: number, reason: string, record: unknown[]): void;
+  reject(source: string, row: number, reason: string, record: readonly unknown[], columns: readonly string[]): void;
   progress(read: number, fraction: number | undefined): void;
 }
 
-/** How chunks are made: COPY text or values, rows per chunk, and rows between yields to the event loop. */
+/** How chunks are made: COPY text or values, and rows per chunk. */
 export interface ChunkShape {
   asText: boolean;
   chunkRows: number;
-  yieldEvery?: number;
 }
 
 /** A series' key and time range (epoch microseconds) over the rows read. */
@@ -291,7 +293,7 @@ async function* checkedChunks(
   shape: ChunkShape,
 ): AsyncGenerator<Chunk> {
   const { events, counts, series } = ctx;
-  const { asText, chunkRows, yieldEvery } = shape;
+  const { asText, chunkRows } = shape;
   const reader = barReader(plan);
   // The first chunks are small, so the server starts writing while the client is still on its first rows.
   let size = Math.min(chunkRows, FIRST_CHUNK_ROWS);
@@ -310,7 +312,7 @@ async function* checkedChunks(
       }
       if (!check.ok) {
         counts.rejected++;
-        events.reject(counts.read, check.reason, row);
+        events.reject(source.name, counts.read, check.reason, row, source.columns);
         if (ctx.strict) {
           throw new Error(`${source.name} row ${counts.read}: ${check.reason} (--strict stops on the first invalid row; nothing was loaded).`);
         }
@@ -344,10 +346,10 @@ async function* checkedChunks(
         size = Math.min(chunkRows, size * 2);
         chunk = newChunk(size, asText);
       }
-      // A macrotask turn every `yieldEvery` rows: the socket sends the previous chunk's COPY while this one is
-      // parsed. pg-copy-streams writes one piece per socket drain, and drains are only seen between turns; a
-      // source whose reads never wait on I/O (SQLite, a Parquet row group) would otherwise starve the server.
-      if (yieldEvery && chunk.n % yieldEvery === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      // A macrotask turn every 256 rows: the socket sends the previous chunk's COPY while this one is parsed.
+      // pg-copy-streams writes one piece per socket drain, and drains are only seen between turns; a source
+      // whose reads never wait on I/O (SQLite, a Parquet row group) would otherwise starve the server.
+      if ((chunk.n & 255) === 0) await new Promise<void>((resolve) => setImmediate(resolve));
     }
     events.progress(counts.read, source.fractionRead());
   }
