@@ -15,16 +15,16 @@ const BATCH = 4096;
 /**
  * Pages of BATCH rows of `sql` (a scan of `table`, maybe joined) in rowid order, each read by one `all()`:
  * about a seventh less CPU than `iterate()`, which crosses into native code once per row (issue 11). Rows come
- * in the order a plain scan gives them. Undefined when `table` has no rowid to page by (a view, a WITHOUT ROWID
- * table, or one whose columns take every alias of the rowid); iterate() reads those.
+ * in the order a plain scan gives them. `scanned`: the table's alias in `sql`, if it has one. Undefined when
+ * `table` has no rowid to page by (a view, a WITHOUT ROWID table, or one whose columns take every alias of the
+ * rowid); iterate() reads those.
  */
-function rowidPages(db: import("better-sqlite3").Database, table: string, columns: readonly string[], sql: string) {
+function rowidPages(db: import("better-sqlite3").Database, table: string, columns: readonly string[], sql: string, scanned: string | undefined) {
   const kind = db.prepare("SELECT type, sql FROM sqlite_master WHERE name = ?").get(table) as { type: string; sql: string | null } | undefined;
   if (kind?.type !== "table" || /without\s+rowid/i.test(kind.sql ?? "")) return undefined;
   const alias = ["rowid", "_rowid_", "oid"].find((a) => !columns.some((c) => c.toLowerCase() === a));
   if (!alias) return undefined;
-  // The scanned table is `o` in the joined form (openSqlite), unnamed otherwise.
-  const rowid = /\bFROM\s+"(?:[^"]|"")+"\s+o\b/.test(sql) ? `o.${alias}` : alias;
+  const rowid = scanned ? `${scanned}.${alias}` : alias;
   const select = sql.replace(" FROM ", `, ${rowid} AS tsdb_rowid FROM `);
   const prepare = (where: string) => db.prepare(`${select}${where} ORDER BY ${rowid} LIMIT ${BATCH}`).raw(true).safeIntegers(true);
   const first = prepare("");
@@ -37,6 +37,21 @@ function rowidPages(db: import("better-sqlite3").Database, table: string, column
       yield rows;
       rows = next.all(after) as unknown[][];
     }
+  };
+}
+
+/** Batches of BATCH rows of a prepared statement, stepped row by row. */
+function iterated(statement: import("better-sqlite3").Statement) {
+  return async function* (): AsyncGenerator<unknown[][]> {
+    let batch: unknown[][] = [];
+    for (const row of statement.iterate() as Iterable<unknown[]>) {
+      batch.push(row);
+      if (batch.length >= BATCH) {
+        yield batch;
+        batch = [];
+      }
+    }
+    if (batch.length > 0) yield batch;
   };
 }
 
@@ -60,6 +75,7 @@ export async function openSqlite(file: string, table = "ohlcv_data"): Promise<Re
   const tableCols = cols(table);
   const lower = tableCols.map((c) => c.toLowerCase());
   let sql = `SELECT * FROM ${q(table)}`;
+  let scanned: string | undefined;
   let columns = tableCols;
   const tickerCols = tables.includes("tickers") ? cols("tickers").map((c) => c.toLowerCase()) : [];
   if (
@@ -69,32 +85,18 @@ export async function openSqlite(file: string, table = "ohlcv_data"): Promise<Re
     sql =
       `SELECT o.*, COALESCE(NULLIF(t.exchange, ''), o.region) AS exchange FROM ${q(table)} o ` +
       `LEFT JOIN tickers t ON t.ticker = o.ticker AND t.region = o.region`;
+    scanned = "o";
     columns = [...tableCols, "exchange"];
   }
   const total = Number((db.prepare(`SELECT count(*) AS n FROM ${q(table)}`).get() as { n: number }).n);
-  const pages = rowidPages(db, table, tableCols, sql);
-  const statement = pages ? undefined : db.prepare(sql).raw(true).safeIntegers(true);
+  const batches = rowidPages(db, table, tableCols, sql, scanned) ?? iterated(db.prepare(sql).raw(true).safeIntegers(true));
   return {
     name: `${file}:${table}`,
     columns,
     declared: {},
     totalRows: total,
     fractionRead: () => undefined,
-    async *batches() {
-      if (pages) {
-        yield* pages();
-        return;
-      }
-      let batch: unknown[][] = [];
-      for (const row of (statement as import("better-sqlite3").Statement).iterate() as Iterable<unknown[]>) {
-        batch.push(row);
-        if (batch.length >= BATCH) {
-          yield batch;
-          batch = [];
-        }
-      }
-      if (batch.length > 0) yield batch;
-    },
+    batches,
     close: async () => {
       db.close();
     },
