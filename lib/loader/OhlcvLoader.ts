@@ -411,50 +411,74 @@ async function streamSource(client: Client, table: string, source: CheckedSource
  * target that held no bar when the source began.
  */
 async function loadSource(client: Client, source: CheckedSource, options: LoadOptions, progress: ProgressReporter, stream: boolean): Promise<SourceSummary> {
-  const summary: SourceSummary = { source: source.name, read: 0, inserted: 0, updated: 0, alreadyPresent: 0, rejected: 0 };
   const policy = options.onConflict ?? "skip";
   const table = quoteTarget(options.target ?? DEFAULT_TARGET, (s) => client.escapeIdentifier(s));
-  if (stream) {
-    progress.start(source.name, source.totalRows);
-    try {
-      summary.inserted = await streamSource(client, table, source);
-    } finally {
-      progress.stop();
+  let written: Written;
+  progress.start(source.name, source.totalRows);
+  try {
+    if (stream) {
+      const rows = await streamSource(client, table, source);
+      written = { valid: rows, direct: rows, staged: 0 };
+    } else {
+      written = await writeInChunks(client, table, source, options, policy);
     }
-    summary.read = source.read;
-    summary.rejected = source.rejected;
-    return summary;
+  } finally {
+    progress.stop();
   }
-  let valid = 0;
-  let direct = 0;
-  let staged = 0;
+  let merged = { inserted: 0, updated: 0 };
+  if (written.staged > 0) {
+    merged = await merge(client, options.target ?? DEFAULT_TARGET, policy, source.spans());
+    await client.query(`TRUNCATE ${STAGING}`);
+  }
+  const inserted = written.direct + merged.inserted;
+  return {
+    source: source.name,
+    read: source.read,
+    inserted,
+    updated: merged.updated,
+    alreadyPresent: written.valid - inserted - merged.updated,
+    rejected: source.rejected,
+  };
+}
+
+/** Rows of one source: valid ones, written straight into the target, and staged for the merge. */
+interface Written {
+  valid: number;
+  direct: number;
+  staged: number;
+}
+
+/**
+ * Writes `source` chunk by chunk (strategies `filter` and `stage`, see loadSource). Chunks are written one after
+ * another in a promise chain: each one's probe and COPY start the moment the one before is written (a promise
+ * callback), not at the reader's next stop, and the reader runs up to CHUNKS_AHEAD chunks ahead, so the server
+ * never waits on one slow chunk (issue 11). A failure is kept as a value (never an unhandled rejection), skips
+ * the chunks after it and is rethrown when awaited.
+ */
+async function writeInChunks(client: Client, table: string, source: CheckedSource, options: LoadOptions, policy: ConflictPolicy): Promise<Written> {
+  const written: Written = { valid: 0, direct: 0, staged: 0 };
   const writeChunk = async (chunk: Chunk) => {
     if (options.strategy === "stage") {
       await writeRows(client, STAGING, allRows(chunk));
-      staged += chunk.n;
+      written.staged += chunk.n;
       return;
     }
     const { fresh, changed } = await sortChunk(client, table, chunk, source, policy);
     const w = await writeFresh(client, table, fresh);
-    direct += w.direct;
-    staged += w.staged;
+    written.direct += w.direct;
+    written.staged += w.staged;
     await writeRows(client, STAGING, changed);
-    staged += changed.n;
+    written.staged += changed.n;
   };
-  // Chunks are written one after another in a promise chain: each one's probe and COPY start the moment the
-  // one before is written (a promise callback), not at the reader's next stop, and the reader runs up to
-  // CHUNKS_AHEAD chunks ahead, so the server never waits on one slow chunk (issue 11). A failure is kept as a
-  // value (never an unhandled rejection), skips the chunks after it and is rethrown when awaited.
   let tail: Promise<unknown> = Promise.resolve();
   const unwritten: Array<Promise<unknown>> = [];
   const settle = async (write: Promise<unknown> | undefined) => {
     const r = await write;
     if (r instanceof Failure) throw r.error;
   };
-  progress.start(source.name, source.totalRows);
   try {
     for await (const chunk of source.chunks()) {
-      valid += chunk.n;
+      written.valid += chunk.n;
       while (unwritten.length >= CHUNKS_AHEAD) await settle(unwritten.shift());
       tail = tail.then((before): unknown => (before instanceof Failure ? before : writeChunk(chunk))).catch((e: unknown) => new Failure(e));
       unwritten.push(tail);
@@ -463,19 +487,8 @@ async function loadSource(client: Client, source: CheckedSource, options: LoadOp
   } finally {
     // Never leave a write running behind a failure (the ROLLBACK must follow it, not interleave).
     await tail;
-    progress.stop();
   }
-  let merged = { inserted: 0, updated: 0 };
-  if (staged > 0) {
-    merged = await merge(client, options.target ?? DEFAULT_TARGET, policy, source.spans());
-    await client.query(`TRUNCATE ${STAGING}`);
-  }
-  summary.read = source.read;
-  summary.rejected = source.rejected;
-  summary.inserted = direct + merged.inserted;
-  summary.updated = merged.updated;
-  summary.alreadyPresent = valid - summary.inserted - summary.updated;
-  return summary;
+  return written;
 }
 
 /** A failed background write, kept as a value until the loader awaits it. */
