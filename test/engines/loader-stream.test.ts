@@ -19,6 +19,8 @@ import { exec, rows } from "../fixtures/schema";
 const SYMBOLS = ["AAA", "BBB", "CCC"];
 const PER_SYMBOL = 400;
 const HEADER = "timestamp,symbol,timeframe,open,high,low,close,volume";
+/** The time of each symbol's last bar in a file of PER_SYMBOL bars from minute 0. */
+const LAST_BAR_TIME = new Date(Date.UTC(2024, 0, 2) + (PER_SYMBOL - 1) * 60_000).toISOString();
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "loader-stream-"));
 
 /** `n` minute bars per symbol from minute `from`, symbol after symbol, as a CSV file. */
@@ -49,8 +51,18 @@ async function loadRecording(url: string, options: LoadOptions): Promise<{ summa
   return { summary, statements };
 }
 
+/** Opens a transaction on `other` holding one bar, uncommitted: a load that writes its key waits for it. */
+async function holdBar(other: Client, symbol: string, time: string): Promise<void> {
+  await other.query("BEGIN");
+  await other.query(
+    `INSERT INTO market_data.ohlcv_bars (symbol, timeframe, time, open, high, low, close, volume)
+     VALUES ($1, '1m', $2, 100, 100.3, 99.7, 100.1, 7)`,
+    [symbol, time],
+  );
+}
+
 /** Until a COPY (or INSERT) waits on a lock another session holds (a key it inserted and has not committed). */
-async function waitForLockedCopy(url: string, statement = "COPY"): Promise<void> {
+async function waitForLockedWrite(url: string, statement = "COPY"): Promise<void> {
   for (let i = 0; i < 600; i++) {
     if ((await rows(url, "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1", [`${statement} %`])).length > 0) return;
     await new Promise((r) => setTimeout(r, 50));
@@ -105,13 +117,9 @@ describe("a load into an empty table on PostgreSQL 17", () => {
     // so the loader is waiting for the socket when the server's error comes.
     const file = csvFile("large.csv", 0, 50_000);
     await withClient(url, async (other) => {
-      await other.query("BEGIN");
-      await other.query(
-        `INSERT INTO market_data.ohlcv_bars (symbol, timeframe, time, open, high, low, close, volume)
-         VALUES ('AAA', '1m', '2024-01-02T00:00:00Z', 100, 100.3, 99.7, 100.1, 7)`,
-      );
+      await holdBar(other, "AAA", "2024-01-02T00:00:00Z");
       const load = loadOhlcvFrom(url, { files: [file] });
-      await waitForLockedCopy(url);
+      await waitForLockedWrite(url);
       await new Promise((r) => setTimeout(r, 1500));
       await other.query("COMMIT");
       expect(await load).toMatchObject({ read: 150_000, inserted: 149_999, alreadyPresent: 1, rejected: 0 });
@@ -123,14 +131,9 @@ describe("a load into an empty table on PostgreSQL 17", () => {
     // 1,200 new bars in one chunk are six INSERTs of 200; the other session holds the last bar, in the sixth.
     const file = csvFile("insert-race.csv", 0, PER_SYMBOL);
     await withClient(url, async (other) => {
-      await other.query("BEGIN");
-      await other.query(
-        `INSERT INTO market_data.ohlcv_bars (symbol, timeframe, time, open, high, low, close, volume)
-         VALUES ('CCC', '1m', $1, 100, 100.3, 99.7, 100.1, 7)`,
-        [new Date(Date.UTC(2024, 0, 2) + 399 * 60_000).toISOString()],
-      );
+      await holdBar(other, "CCC", LAST_BAR_TIME);
       const load = loadOhlcvFrom(url, { files: [file], staging: "insert" });
-      await waitForLockedCopy(url, "INSERT");
+      await waitForLockedWrite(url, "INSERT");
       await other.query("COMMIT");
       expect(await load).toMatchObject({ read: 1200, inserted: 1199, alreadyPresent: 1, rejected: 0 });
     });
@@ -140,15 +143,10 @@ describe("a load into an empty table on PostgreSQL 17", () => {
   test("a bar another session writes meanwhile fails the streamed COPY; the load runs again alone and counts it present", async () => {
     const file = csvFile("race.csv", 0, PER_SYMBOL);
     await withClient(url, async (other) => {
-      await other.query("BEGIN");
-      await other.query(
-        `INSERT INTO market_data.ohlcv_bars (symbol, timeframe, time, open, high, low, close, volume)
-         VALUES ('CCC', '1m', $1, 100, 100.3, 99.7, 100.1, 7)`,
-        [new Date(Date.UTC(2024, 0, 2) + 399 * 60_000).toISOString()],
-      );
+      await holdBar(other, "CCC", LAST_BAR_TIME);
       const load = loadRecording(url, { files: [file] });
       // The load's COPY reaches that key and waits for the other transaction; commit it then.
-      await waitForLockedCopy(url);
+      await waitForLockedWrite(url);
       await other.query("COMMIT");
       const { summary, statements } = await load;
       expect(summary).toMatchObject({ read: 1200, inserted: 1199, alreadyPresent: 1, rejected: 0 });
