@@ -15,6 +15,7 @@
 import type { CompressionCodec, Compressors, FileMetaData, SchemaElement } from "hyparquet" with { "resolution-mode": "import" };
 import { microsToSql } from "../timestamps";
 import { arrowSchemaMetadata } from "./arrowSchema";
+import { readFlatColumn } from "./parquetColumn";
 import type { RecordSource } from "./types";
 
 const NAUTILUS_FIXED_COLUMNS = new Set(["open", "high", "low", "close", "volume"]);
@@ -187,12 +188,19 @@ export async function openParquet(file: string): Promise<RecordSource> {
   const failed = (index: number, err: unknown) =>
     new Error(`${file}: row group ${index + 1} of ${groups.length} cannot be read (${(err as Error).message}); the file is damaged or truncated.`, { cause: err });
   const options = { file: buffer, columns, parsers, ...(compressors ? { compressors } : {}) };
-  // Column by column: each read is awaited whole, so a damaged column fails here, once.
+  // Column by column: each read is awaited whole, so a damaged column fails here, once. A flat column without
+  // nulls is read by readFlatColumn (parquetColumn.ts), anything else by hyparquet.
   const { parquetReadColumn } = await import("hyparquet/src/read.js");
   const readColumns = async (g: FileMetaData, index: number): Promise<ArrayLike<unknown>[]> => {
     const data: ArrayLike<unknown>[] = [];
+    const rows = Number(g.num_rows);
     try {
-      for (const name of columns) data.push(compactColumn(await parquetReadColumn({ ...options, metadata: g, columns: [name] })));
+      for (const [i, name] of columns.entries()) {
+        const chunk = g.row_groups[0]?.columns[i];
+        const leaf = leaves[i];
+        const fast = chunk && leaf ? await readFlatColumn(buffer, chunk, leaf, rows, { parsers, ...(compressors ? { compressors } : {}) }) : undefined;
+        data.push(compactColumn(fast ?? (await parquetReadColumn({ ...options, metadata: g, columns: [name] }))));
+      }
     } catch (err) {
       throw failed(index, err);
     }
