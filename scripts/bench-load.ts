@@ -483,8 +483,8 @@ ${Math.round(os.totalmem() / 2 ** 30)} GB RAM, Node ${process.version}, embedded
 Load average (1 / 5 / 15 min) at the start ${r.loadStart}, at the end ${os.loadavg().map((l) => l.toFixed(1)).join(" / ")}; 1-minute load at the start of each round: ${r.roundLoads.join(", ")}.
 This machine has 2 cores shared with other work: compare rows of the same run, round by round.
 
-Data: ${n.toLocaleString("en-US")} one-minute bars of ${SYMBOLS} symbols (symbol after symbol), files: CSV ${r.sizes.csv} MB, Parquet ${r.sizes.parquet} MB,
-SQLite ${r.sizes.sqlite} MB (the runbook's \`ohlcv_data\`, REAL prices). Re-load file (${r.sizes.reload} MB): ${files.reloadRows.toLocaleString("en-US")} bars, every base bar again
+Data: ${n.toLocaleString("en-US")} one-minute bars of ${SYMBOLS} symbols (symbol after symbol), files: CSV ${r.sizes.csv} MB, Parquet ${r.sizes.parquet} MB
+(hyparquet-writer: nullable columns, DataPageV2, SNAPPY, dictionaries, row groups of 100,000), SQLite ${r.sizes.sqlite} MB (the runbook's \`ohlcv_data\`, REAL prices). Re-load file (${r.sizes.reload} MB): ${files.reloadRows.toLocaleString("en-US")} bars, every base bar again
 (the last ${REVISED_PER_SYMBOL} of each symbol revised: close := low, volume + 1) and ${NEW_SHARE * 100}% new bars after them.
 Targets: \`market_data.ohlcv_bars\` after every migration (0012: ascending \`(symbol, timeframe, time)\` index) for the loader, tables
 \`LIKE ... INCLUDING ALL\` of it for \\copy, pgloader's CSV and the INSERTs (same key, index and checks), and for pgloader's SQLite load
@@ -528,7 +528,7 @@ Reading the numbers:
   \\copy feeds its one COPY), so the server does the same work for both; the loader's client (reading,
   validating, formatting: about 3 s of CPU per million rows) runs on the machine's second core, shared with the
   server's background work and other jobs, where psql's client does next to nothing.
-- A re-load goes in chunks (4,096 rows, doubling up to 32,768): each first asks the target which of its keys it
+- A re-load goes in chunks (256 rows, doubling up to 32,768): each first asks the target which of its keys it
   holds (one index range scan per series), then COPYs only the missing rows straight into the target while the
   client reads and checks the next ones (docs/LOADING.md). It sends only the new (and, with update, the
   changed) bars: the server never writes or probes the bars it already has.
