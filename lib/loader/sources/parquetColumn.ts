@@ -10,6 +10,8 @@
  *
  * Anything else (a null, a nested or repeated column, another encoding or page type, a damaged page) returns
  * `undefined`, and the caller reads the chunk with hyparquet's parquetReadColumn, which also reports damage.
+ * hyparquet's modules are imported by path, so package.json pins its exact version; the tests read every chunk
+ * of several writers' files both ways, so an upgrade that changes either side fails them.
  */
 import type { AsyncBuffer, ColumnChunk, Compressors, DecodedArray, ParquetParsers, SchemaElement } from "hyparquet" with { "resolution-mode": "import" };
 
