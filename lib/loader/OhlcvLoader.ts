@@ -235,13 +235,17 @@ async function writeRows(client: Client, into: string, rows: Rows): Promise<void
   }
 }
 
+/**
+ * `bytes` in pieces of PIECE_BYTES: pg-copy-streams sends one per socket drain, so the server gets data all
+ * through the next chunk.
+ */
+function* piecesOf(bytes: Buffer): Generator<Buffer> {
+  for (let at = 0; at < bytes.length; at += PIECE_BYTES) yield bytes.subarray(at, at + PIECE_BYTES);
+}
+
 /** COPY of `bytes` (COPY text) into `into`, queued on the client at once. */
 function copyIn(client: Client, into: string, bytes: Buffer): Promise<void> {
-  // Pieces: pg-copy-streams sends one per socket drain, so the server gets data all through the next chunk.
-  const pieces = function* () {
-    for (let at = 0; at < bytes.length; at += PIECE_BYTES) yield bytes.subarray(at, at + PIECE_BYTES);
-  };
-  return pipeline(Readable.from(pieces(), { objectMode: false }), client.query(copyFromStdin(into)));
+  return pipeline(Readable.from(piecesOf(bytes), { objectMode: false }), client.query(copyFromStdin(into)));
 }
 
 /** The six value columns of row k (open .. adj_close), as written. */
@@ -381,7 +385,7 @@ async function streamSource(client: Client, table: string, source: CheckedSource
     for await (const chunk of source.chunks()) {
       if (failed) throw failed;
       rows += chunk.n;
-      for (let at = 0; at < chunk.used; at += PIECE_BYTES) queue.push(chunk.bytes.subarray(at, Math.min(chunk.used, at + PIECE_BYTES)));
+      queue.push(...piecesOf(chunk.bytes.subarray(0, chunk.used)));
       pump();
       await until(() => queue.length <= STREAM_PENDING_PIECES);
     }

@@ -192,7 +192,7 @@ function barReader(plan: SourcePlan): { read(row: unknown[]): BarText; fault: st
 }
 
 /** One series of a source: its key, the times seen (in-file duplicates) and its time range. */
-export interface Series {
+interface Series {
   key: [symbol: string, exchange: string, provider: string, timeframe: string];
   times: TimeKeySet;
   lo: number;
@@ -200,7 +200,7 @@ export interface Series {
 }
 
 /** The series of one source, numbered in order of appearance. */
-export class SeriesTracker {
+class SeriesTracker {
   private readonly byKey = new Map<string, number>();
   readonly list: Series[] = [];
   private last: Series | undefined;
@@ -233,7 +233,7 @@ export class SeriesTracker {
     return undefined;
   }
 
-  ranges(): Array<{ key: string[]; lo: number; hi: number }> {
+  ranges(): SeriesSpan[] {
     return this.list.filter((s) => s.lo <= s.hi);
   }
 }
@@ -254,7 +254,7 @@ export interface Chunk {
   values: Array<Array<string | null>>;
 }
 
-export function newChunk(size: number, asText: boolean): Chunk {
+function newChunk(size: number, asText: boolean): Chunk {
   return {
     n: 0,
     series: new Int32Array(size),

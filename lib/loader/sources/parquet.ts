@@ -198,7 +198,7 @@ export async function openParquet(file: string): Promise<RecordSource> {
       for (const [i, name] of columns.entries()) {
         const chunk = g.row_groups[0]?.columns[i];
         const leaf = leaves[i];
-        const fast = chunk && leaf ? await readFlatColumn(buffer, chunk, leaf, rows, { parsers, ...(compressors ? { compressors } : {}) }) : undefined;
+        const fast = chunk && leaf ? await readFlatColumn(buffer, chunk, leaf, rows, options) : undefined;
         data.push(compactColumn(fast ?? (await parquetReadColumn({ ...options, metadata: g, columns: [name] }))));
       }
     } catch (err) {

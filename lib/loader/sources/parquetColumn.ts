@@ -56,6 +56,16 @@ interface Reader {
 
 const readerOf = (bytes: Uint8Array): Reader => ({ view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), offset: 0 });
 
+type ColumnMeta = NonNullable<ColumnChunk["meta_data"]>;
+
+/** A data page's values, uncompressed: how many, how encoded, and where they start (`length` bytes). */
+interface PageValues {
+  count: number;
+  encoding: string;
+  reader: Reader;
+  length: number;
+}
+
 /**
  * The chunk's `rows` values, or `undefined` when the chunk is not one this reader takes (see the module
  * comment). `element` is the column's schema element, a direct child of the schema root.
@@ -86,8 +96,8 @@ export async function readFlatColumn(
 function decodePages(
   h: Internals,
   bytes: Uint8Array,
-  type: NonNullable<ColumnChunk["meta_data"]>["type"],
-  codec: NonNullable<ColumnChunk["meta_data"]>["codec"],
+  type: ColumnMeta["type"],
+  codec: ColumnMeta["codec"],
   element: SchemaElement,
   rows: number,
   decoder: FlatColumnDecoder,
@@ -110,7 +120,7 @@ function decodePages(
       dictionary = h.convert(h.readPlain(readerOf(raw), type, header.field_7.field_1 as number, element.type_length), columnDecoder);
       continue;
     }
-    let values: { count: number; encoding: string; reader: Reader; length: number };
+    let values: PageValues;
     if (pageType === "DATA_PAGE") {
       const raw = h.decompressPage(page, uncompressed, codec, decoder.compressors);
       const r = readerOf(raw);
@@ -146,8 +156,8 @@ function decodePages(
 /** A data page's values, dictionary indices looked up. */
 function decodeValues(
   h: Internals,
-  page: { count: number; encoding: string; reader: Reader; length: number },
-  type: NonNullable<ColumnChunk["meta_data"]>["type"],
+  page: PageValues,
+  type: ColumnMeta["type"],
   element: SchemaElement,
   dictionary: DecodedArray | undefined,
   columnDecoder: Parameters<Internals["convert"]>[1],
