@@ -51,18 +51,28 @@ async function loadRecording(url: string, options: LoadOptions): Promise<{ summa
   return { summary, statements };
 }
 
-/** Opens a transaction on `other` holding one bar, uncommitted: a load that writes its key waits for it. */
-async function holdBar(other: Client, symbol: string, time: string): Promise<void> {
-  await other.query("BEGIN");
-  await other.query(
-    `INSERT INTO market_data.ohlcv_bars (symbol, timeframe, time, open, high, low, close, volume)
-     VALUES ($1, '1m', $2, 100, 100.3, 99.7, 100.1, 7)`,
-    [symbol, time],
-  );
+/**
+ * Runs `load` while another session holds one bar of it, inserted and not yet committed: once the load's
+ * `statement` (a COPY or an INSERT) waits on that key, and `holdMs` more, the other session commits.
+ */
+async function loadAgainstHeldBar<T>(url: string, bar: { symbol: string; time: string }, load: () => Promise<T>, statement = "COPY", holdMs = 0): Promise<T> {
+  return withClient(url, async (other) => {
+    await other.query("BEGIN");
+    await other.query(
+      `INSERT INTO market_data.ohlcv_bars (symbol, timeframe, time, open, high, low, close, volume)
+       VALUES ($1, '1m', $2, 100, 100.3, 99.7, 100.1, 7)`,
+      [bar.symbol, bar.time],
+    );
+    const loading = load();
+    await waitForLockedWrite(url, statement);
+    await new Promise((r) => setTimeout(r, holdMs));
+    await other.query("COMMIT");
+    return loading;
+  });
 }
 
 /** Until a COPY (or INSERT) waits on a lock another session holds (a key it inserted and has not committed). */
-async function waitForLockedWrite(url: string, statement = "COPY"): Promise<void> {
+async function waitForLockedWrite(url: string, statement: string): Promise<void> {
   for (let i = 0; i < 600; i++) {
     if ((await rows(url, "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1", [`${statement} %`])).length > 0) return;
     await new Promise((r) => setTimeout(r, 50));
@@ -116,46 +126,29 @@ describe("a load into an empty table on PostgreSQL 17", () => {
     // 150,000 bars, about 11 MB of COPY text: more than the socket holds while the server waits on the lock,
     // so the loader is waiting for the socket when the server's error comes.
     const file = csvFile("large.csv", 0, 50_000);
-    await withClient(url, async (other) => {
-      await holdBar(other, "AAA", "2024-01-02T00:00:00Z");
-      const load = loadOhlcvFrom(url, { files: [file] });
-      await waitForLockedWrite(url);
-      await new Promise((r) => setTimeout(r, 1500));
-      await other.query("COMMIT");
-      expect(await load).toMatchObject({ read: 150_000, inserted: 149_999, alreadyPresent: 1, rejected: 0 });
-    });
+    const summary = await loadAgainstHeldBar(url, { symbol: "AAA", time: "2024-01-02T00:00:00Z" }, () => loadOhlcvFrom(url, { files: [file] }), "COPY", 1500);
+    expect(summary).toMatchObject({ read: 150_000, inserted: 149_999, alreadyPresent: 1, rejected: 0 });
     expect(await countBars(url)).toBe(150_000);
   });
 
   test("written by batched INSERTs (the PGlite way), a chunk's later batches stay inside its savepoint: a conflict there is counted present", async () => {
     // 1,200 new bars in one chunk are six INSERTs of 200; the other session holds the last bar, in the sixth.
     const file = csvFile("insert-race.csv", 0, PER_SYMBOL);
-    await withClient(url, async (other) => {
-      await holdBar(other, "CCC", LAST_BAR_TIME);
-      const load = loadOhlcvFrom(url, { files: [file], staging: "insert" });
-      await waitForLockedWrite(url, "INSERT");
-      await other.query("COMMIT");
-      expect(await load).toMatchObject({ read: 1200, inserted: 1199, alreadyPresent: 1, rejected: 0 });
-    });
+    const summary = await loadAgainstHeldBar(url, { symbol: "CCC", time: LAST_BAR_TIME }, () => loadOhlcvFrom(url, { files: [file], staging: "insert" }), "INSERT");
+    expect(summary).toMatchObject({ read: 1200, inserted: 1199, alreadyPresent: 1, rejected: 0 });
     expect(await countBars(url)).toBe(1200);
   });
 
   test("a bar another session writes meanwhile fails the streamed COPY; the load runs again alone and counts it present", async () => {
     const file = csvFile("race.csv", 0, PER_SYMBOL);
-    await withClient(url, async (other) => {
-      await holdBar(other, "CCC", LAST_BAR_TIME);
-      const load = loadRecording(url, { files: [file] });
-      // The load's COPY reaches that key and waits for the other transaction; commit it then.
-      await waitForLockedWrite(url);
-      await other.query("COMMIT");
-      const { summary, statements } = await load;
-      expect(summary).toMatchObject({ read: 1200, inserted: 1199, alreadyPresent: 1, rejected: 0 });
-      // The first attempt streamed; the second, alone, went chunk by chunk.
-      expect(statements.filter((s) => s.startsWith("SELECT pg_advisory_xact_lock"))).toEqual([
-        "SELECT pg_advisory_xact_lock_shared($1, hashtext($2))",
-        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-      ]);
-    });
+    // The load's COPY reaches that key and waits for the other transaction, which then commits.
+    const { summary, statements } = await loadAgainstHeldBar(url, { symbol: "CCC", time: LAST_BAR_TIME }, () => loadRecording(url, { files: [file] }));
+    expect(summary).toMatchObject({ read: 1200, inserted: 1199, alreadyPresent: 1, rejected: 0 });
+    // The first attempt streamed; the second, alone, went chunk by chunk.
+    expect(statements.filter((s) => s.startsWith("SELECT pg_advisory_xact_lock"))).toEqual([
+      "SELECT pg_advisory_xact_lock_shared($1, hashtext($2))",
+      "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+    ]);
     expect(await countBars(url)).toBe(1200);
     // The other session's values stay: a skip load never overwrites a bar it did not write.
     expect((await barsAsText(url)).filter((b) => b.startsWith("CCC|||1m|2024-01-02T06:39:00"))).toEqual([

@@ -13,7 +13,7 @@ import path from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
 import { openParquet } from "../../lib/loader/sources/parquet";
 import { readFlatColumn } from "../../lib/loader/sources/parquetColumn";
-import { loadParquetWasm } from "../fixtures/loader/nautilusParquet";
+import { damageZstdPage, loadParquetWasm } from "../fixtures/loader/nautilusParquet";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "loader-parquet-column-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -142,14 +142,8 @@ describe("flat column chunks read without hyparquet's list assembler (issue 11)"
 
   test("a damaged chunk is left to hyparquet, which names the row group", async () => {
     const file = await arrowRsFile("damaged.parquet", 1, true);
-    const hyparquet = await import("hyparquet");
-    const metadata = await hyparquet.parquetMetadataAsync(await hyparquet.asyncBufferFromFile(file));
-    const bytes = fs.readFileSync(file);
-    // Overwrite the ZSTD frame magic of the second row group's first data page of `close`.
-    const magic = bytes.indexOf(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), Number(metadata.row_groups[1]?.columns[2]?.meta_data?.data_page_offset));
-    expect(magic).toBeGreaterThan(0);
-    bytes.fill(0, magic, magic + 4);
-    fs.writeFileSync(file, bytes);
+    // The second row group's first data page of `close`.
+    expect(await damageZstdPage(file, 1, 2)).toBeGreaterThan(0);
     const results = await everyChunk(file).then(() => "read", (e: unknown) => (e as Error).message);
     expect(results).not.toBe("read");
     const source = await openParquet(file);

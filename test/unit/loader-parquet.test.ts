@@ -9,7 +9,7 @@ import path from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
 import { compactColumn, openParquet } from "../../lib/loader/sources/parquet";
 import { arrowSchemaMetadata } from "../../lib/loader/sources/arrowSchema";
-import { type FixtureBar, type NautilusLayout, type ParquetCodec, writeNautilusBarsParquet } from "../fixtures/loader/nautilusParquet";
+import { type FixtureBar, type NautilusLayout, type ParquetCodec, damageZstdPage, writeNautilusBarsParquet } from "../fixtures/loader/nautilusParquet";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "loader-parquet-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -96,14 +96,8 @@ describe("NautilusTrader Parquet as its Rust catalog writes it", () => {
 
   test("a damaged page is reported with the file and the row group", async () => {
     const file = await writeNautilusBarsParquet(path.join(dir, "damaged.parquet"), { bars: BARS, ...NFLX_1H, layout: "fixed64", rowGroupSize: 1 });
-    const hyparquet = await import("hyparquet");
-    const md = await hyparquet.parquetMetadataAsync(await hyparquet.asyncBufferFromFile(file));
-    const bytes = fs.readFileSync(file);
-    // Overwrite the ZSTD frame magic of the second row group's first page.
-    const magic = bytes.indexOf(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), Number(md.row_groups[1]?.columns[0]?.meta_data?.data_page_offset));
-    expect(magic).toBeGreaterThan(0);
-    bytes.fill(0, magic, magic + 4);
-    fs.writeFileSync(file, bytes);
+    // The second row group's first page.
+    expect(await damageZstdPage(file, 1, 0)).toBeGreaterThan(0);
     const error = await readAll(file).then(() => undefined, (e: unknown) => e as Error);
     expect(error?.message.startsWith(`${file}: row group 2 of 2 cannot be read (`)).toBe(true);
     expect(error?.message).toMatch(/\); the file is damaged or truncated\.$/);
