@@ -10,7 +10,7 @@ import { pathToFileURL } from "node:url";
 import { beforeEach, describe, expect, test } from "vitest";
 import { type LoadOptions, loadOhlcvFrom } from "../../lib/loader/OhlcvLoader";
 import { runLoadRequest } from "../../lib/loader/runLoad";
-import { POSTGRES_17, barsAsText, countBars, useMigratedEngine } from "../fixtures/loader/target";
+import { TIMESCALEDB_NATIVE, barsAsText, countBars, useMigratedEngine } from "../fixtures/loader/target";
 import { exec } from "../fixtures/schema";
 
 const ROOT = path.resolve(__dirname, "../..");
@@ -35,11 +35,11 @@ function rejectReasons(file: string): string[] {
   });
 }
 
-describe("real-world files on PostgreSQL 17", () => {
+describe("real-world files on native TimescaleDB", () => {
   let url: string;
   const load = (options: LoadOptions) => loadOhlcvFrom(url, options);
 
-  useMigratedEngine(POSTGRES_17, (u) => (url = u));
+  useMigratedEngine(TIMESCALEDB_NATIVE, (u) => (url = u));
   beforeEach(async () => {
     await exec(url, "TRUNCATE market_data.ohlcv_bars");
   });

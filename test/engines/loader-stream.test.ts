@@ -13,7 +13,7 @@ import type { Client } from "pg";
 import { beforeEach, describe, expect, test } from "vitest";
 import { withClient } from "../../lib/db";
 import { type LoadOptions, type LoadSummary, loadOhlcv, loadOhlcvFrom } from "../../lib/loader/OhlcvLoader";
-import { POSTGRES_17, barsAsText, countBars, useMigratedEngine } from "../fixtures/loader/target";
+import { SERVER_ENGINES, barsAsText, countBars, useMigratedEngine } from "../fixtures/loader/target";
 import { exec, rows } from "../fixtures/schema";
 
 const SYMBOLS = ["AAA", "BBB", "CCC"];
@@ -83,9 +83,9 @@ async function waitForLockedWrite(url: string, statement: string): Promise<void>
 const copies = (statements: string[]) => statements.filter((s) => /^COPY .* FROM STDIN$/.test(s));
 const between = (statements: string[]) => statements.filter((s) => /SAVEPOINT|unnest\(\$1::int\[\]/.test(s));
 
-describe("a load into an empty table on PostgreSQL 17", () => {
+describe.each(SERVER_ENGINES)("a load into an empty table on $name", (engine) => {
   let url: string;
-  useMigratedEngine(POSTGRES_17, (u) => (url = u));
+  useMigratedEngine(engine, (u) => (url = u));
   beforeEach(async () => {
     await exec(url, "TRUNCATE market_data.ohlcv_bars");
   });
