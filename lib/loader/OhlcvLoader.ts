@@ -346,7 +346,7 @@ const STREAM_PENDING_PIECES = 16;
  * target was empty; a concurrent writer's key fails the COPY (23505) and loadOhlcv runs the load again alone.
  * Returns the rows written.
  */
-async function streamSource(client: Client, table: string, source: CheckedSource): Promise<number> {
+async function streamSource(client: Client, table: string, chunks: AsyncIterable<Chunk>): Promise<number> {
   const copy = client.query(copyFromStdin(table));
   const done = finished(copy);
   // Awaited below, or not at all when the server's error is thrown first: never an unhandled rejection.
@@ -382,7 +382,7 @@ async function streamSource(client: Client, table: string, source: CheckedSource
   };
   let rows = 0;
   try {
-    for await (const chunk of source.chunks()) {
+    for await (const chunk of chunks) {
       if (failed) throw failed;
       rows += chunk.n;
       queue.push(...piecesOf(chunk.bytes.subarray(0, chunk.used)));
@@ -412,19 +412,21 @@ async function streamSource(client: Client, table: string, source: CheckedSource
  * values differ (update), staged for the merge. The chunk's write runs on the server while the client reads
  * and checks the next chunk. Strategy `stage`: every row goes to staging and one INSERT ... ON CONFLICT merges
  * it (the reference path the tests compare with). `stream`: one COPY for the whole source (streamSource), for a
- * target that held no bar when the source began.
+ * target that held no bar when the source began, or (`probe`) whose first chunk the target holds none of.
  */
-async function loadSource(client: Client, source: CheckedSource, options: LoadOptions, progress: ProgressReporter, stream: boolean): Promise<SourceSummary> {
+async function loadSource(client: Client, source: CheckedSource, options: LoadOptions, progress: ProgressReporter, plan: WritePlan): Promise<SourceSummary> {
   const policy = options.onConflict ?? "skip";
   const table = quoteTarget(options.target ?? DEFAULT_TARGET, (s) => client.escapeIdentifier(s));
   let written: Written;
   progress.start(source.name, source.totalRows);
   try {
+    const chunks = source.chunks();
+    const { stream, all } = plan === "probe" ? await probeFirstChunk(client, table, source, policy, chunks) : { stream: plan === "stream", all: chunks };
     if (stream) {
-      const rows = await streamSource(client, table, source);
+      const rows = await streamSource(client, table, all);
       written = { valid: rows, direct: rows, staged: 0 };
     } else {
-      written = await writeInChunks(client, table, source, options, policy);
+      written = await writeInChunks(client, table, source, options, policy, all);
     }
   } finally {
     progress.stop();
@@ -459,7 +461,7 @@ interface Written {
  * never waits on one slow chunk (issue 11). A failure is kept as a value (never an unhandled rejection), skips
  * the chunks after it and is rethrown when awaited.
  */
-async function writeInChunks(client: Client, table: string, source: CheckedSource, options: LoadOptions, policy: ConflictPolicy): Promise<Written> {
+async function writeInChunks(client: Client, table: string, source: CheckedSource, options: LoadOptions, policy: ConflictPolicy, chunks: AsyncIterable<Chunk>): Promise<Written> {
   const written: Written = { valid: 0, direct: 0, staged: 0 };
   const writeChunk = async (chunk: Chunk) => {
     if (options.strategy === "stage") {
@@ -481,7 +483,7 @@ async function writeInChunks(client: Client, table: string, source: CheckedSourc
     if (r instanceof Failure) throw r.error;
   };
   try {
-    for await (const chunk of source.chunks()) {
+    for await (const chunk of chunks) {
       written.valid += chunk.n;
       while (unwritten.length >= CHUNKS_AHEAD) await settle(unwritten.shift());
       tail = tail.then((before): unknown => (before instanceof Failure ? before : writeChunk(chunk))).catch((e: unknown) => new Failure(e));
@@ -493,6 +495,36 @@ async function writeInChunks(client: Client, table: string, source: CheckedSourc
     await tail;
   }
   return written;
+}
+
+/**
+ * How a source is written: `stream` (one COPY: the target holds no bar), `probe` (the target holds bars: stream
+ * when it holds none of the first chunk's, see probeFirstChunk), or `chunks` (chunk by chunk, each probed).
+ */
+type WritePlan = "stream" | "probe" | "chunks";
+
+/**
+ * Reads the first chunk and asks the target for its keys (one probe of at most FIRST_CHUNK_ROWS bars): when
+ * none is present, the source is taken for new bars (new series, or bars after the stored ones: the everyday
+ * append) and streamed through one COPY, as into an empty target. A later bar the target does holds fails that
+ * COPY (23505), and loadOhlcv runs the load again alone, chunk by chunk: a wrong guess costs one partial pass,
+ * a right one every later probe and savepoint. `all` yields the first chunk again, then the rest.
+ */
+async function probeFirstChunk(
+  client: Client,
+  table: string,
+  source: CheckedSource,
+  policy: ConflictPolicy,
+  chunks: AsyncGenerator<Chunk>,
+): Promise<{ stream: boolean; all: AsyncIterable<Chunk> }> {
+  const first = await chunks.next();
+  if (first.done) return { stream: false, all: chunks };
+  const { fresh } = await sortChunk(client, table, first.value, source, policy);
+  async function* again(head: Chunk): AsyncGenerator<Chunk> {
+    yield head;
+    yield* chunks;
+  }
+  return { stream: fresh.n === first.value.n, all: again(first.value) };
 }
 
 /** A failed background write, kept as a value until the loader awaits it. */
@@ -588,7 +620,8 @@ export async function loadOhlcv(client: Client, options: LoadOptions): Promise<L
     } catch (err) {
       const code = (err as { code?: string }).code;
       // 23505 reaches here only from a streamed COPY (every other write settles its conflicts), and only
-      // regular files are streamed: another session wrote one of its bars into the target it found empty.
+      // regular files are streamed: another session wrote one of its bars into the target it found empty, or
+      // a bar after the first chunk was stored already (probeFirstChunk's guess was wrong).
       if (code === "23505" && attempt === 1) continue;
       if (code !== "40P01") throw err;
       const rereadable = options.files.every(isRegularFile);
@@ -644,8 +677,9 @@ async function loadOnce(client: Client, options: LoadOptions, alone: boolean): P
         // The loader's own thread reads: a reader thread (tried for issue 11) cost 60 MB more and gained nothing.
         const source = await openChecked(file, options, shape, events);
         try {
-          const stream = !alone && mode === "copy" && options.strategy !== "stage" && isRegularFile(file) && (await isEmpty(client, table));
-          sources.push(await loadSource(client, source, options, progress, stream));
+          const streamable = !alone && mode === "copy" && options.strategy !== "stage" && isRegularFile(file);
+          const plan: WritePlan = !streamable ? "chunks" : (await isEmpty(client, table)) ? "stream" : "probe";
+          sources.push(await loadSource(client, source, options, progress, plan));
         } finally {
           await source.close();
         }

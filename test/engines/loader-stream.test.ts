@@ -122,6 +122,33 @@ describe.each(SERVER_ENGINES)("a load into an empty table on $name", (engine) =>
     expect(await countBars(url)).toBe(1350);
   });
 
+  test("new bars after the stored ones (the everyday append) are one COPY: one probe of the first chunk, no savepoint", async () => {
+    await loadOhlcvFrom(url, { files: [csvFile("history.csv", 0, PER_SYMBOL)] });
+    const { summary, statements } = await loadRecording(url, { files: [csvFile("append.csv", PER_SYMBOL, 300)], chunkRows: 64 });
+    expect(summary).toMatchObject({ read: 900, inserted: 900, alreadyPresent: 0, rejected: 0 });
+    expect(copies(statements)).toHaveLength(1);
+    expect(between(statements).filter((s) => /unnest/.test(s))).toHaveLength(1);
+    expect(between(statements).filter((s) => /SAVEPOINT/.test(s))).toEqual([]);
+    expect(await countBars(url)).toBe(2100);
+  });
+
+  test("a file whose first chunk is new but whose later bars are stored: the COPY fails on them, the load runs again chunk by chunk, exact", async () => {
+    // Only CCC is stored; the file starts with AAA and BBB (new) and ends with CCC's stored bars, one changed.
+    const full = csvFile("all.csv", 0, PER_SYMBOL);
+    const lines = fs.readFileSync(full, "utf8").trim().split("\n");
+    const onlyCcc = path.join(dir, "ccc.csv");
+    fs.writeFileSync(onlyCcc, `${[lines[0], ...lines.slice(1).filter((l) => l.includes(",CCC,"))].join("\n")}\n`);
+    await loadOhlcvFrom(url, { files: [onlyCcc] });
+    const stored = (await barsAsText(url)).filter((l) => l.startsWith("CCC|"));
+    const { summary, statements } = await loadRecording(url, { files: [full], chunkRows: 64 });
+    expect(summary).toMatchObject({ read: 1200, inserted: 800, alreadyPresent: 400, rejected: 0 });
+    expect(copies(statements).length).toBeGreaterThan(1); // the streamed attempt, then the chunked one
+    expect(statements.filter((s) => /pg_advisory_xact_lock\(/.test(s))).toHaveLength(1); // the retry ran alone
+    const after = await barsAsText(url);
+    expect(after).toHaveLength(1200);
+    expect(after.filter((l) => l.startsWith("CCC|"))).toEqual(stored);
+  });
+
   test("a conflict while the loader waits for the socket ends the streamed COPY at once (a large file, the first bar taken)", async () => {
     // 150,000 bars, about 11 MB of COPY text: more than the socket holds while the server waits on the lock,
     // so the loader is waiting for the socket when the server's error comes.
