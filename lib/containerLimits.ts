@@ -16,6 +16,20 @@
 
 const NANO = 1_000_000_000n;
 
+/**
+ * Seconds PostgreSQL gets to stop when its container is replaced or destroyed (`destroy_grace_seconds`). Without
+ * it the provider stops the container with a 0 s timeout, i.e. SIGKILL at once, and every replacement is a crash
+ * followed by WAL recovery (kreuzwerker/terraform-provider-docker v3.9.0 internal/provider/
+ * resource_docker_container_funcs.go, resourceDockerContainerDelete: `ContainerStop(..., Timeout: &timeout)` with
+ * timeout 0 unless destroy_grace_seconds > 0). A fast shutdown (SIGINT, the `stop_signal` we set) ends sessions
+ * and writes a checkpoint; Docker returns as soon as PostgreSQL exits, so this is an upper bound, sized for the
+ * checkpoint of large shared_buffers on slow disks.
+ */
+export const DATABASE_STOP_GRACE_SECONDS = 300;
+
+/** PostgreSQL's fast shutdown signal (smart shutdown, SIGTERM, would wait for pgAdmin's sessions to end). */
+export const DATABASE_STOP_SIGNAL = "SIGINT";
+
 /** Upstream's nanoInt64ToDecimalString (internal/provider/helpers.go, v3.9.0) for a positive NanoCPUs value. */
 function readBackForm(nanoCpus: bigint): string {
   const nine = `${nanoCpus / NANO}.${String(nanoCpus % NANO).padStart(9, "0")}`; // big.Rat FloatString(9), exact here
