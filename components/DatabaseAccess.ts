@@ -2,6 +2,7 @@ import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { accessPlan, type AccessPlan, type RoleKey } from "../lib/access";
+import { urlHost } from "../lib/connection";
 import type { ConnectionInfo } from "../lib/db";
 
 /** Arguments of {@link DatabaseAccess}. */
@@ -111,7 +112,11 @@ export class DatabaseAccess extends pulumi.ComponentResource {
     this.provider = new postgresql.Provider(
       `${name}-provider`,
       {
-        host: args.host,
+        // The provider builds its DSN as fmt.Sprintf("%s://%s:%s@%s:%d/%s?%s", ..., host, port, ...) with the host
+        // as given (cyrilgdn/terraform-provider-postgresql postgresql/config.go, connStr, at the v1.27.0 commit
+        // ff936b9), and lib/pq splits host from port with net.SplitHostPort: a bare IPv6 address fails there ("too
+        // many colons"), so every postgresql resource failed with bindAddress ::1 or ::. An IPv6 host goes in brackets.
+        host: pulumi.output(args.host).apply(urlHost),
         port: args.port,
         username: args.adminUser,
         password: pulumi.secret(args.adminPassword),

@@ -62,15 +62,20 @@ export function isConnectionLostError(err: unknown): err is ConnectionLostError 
  * Not the connect-time ones (57P03 starting up, 08001, 08004): those are "could not connect", said as is.
  */
 const LOST_CODES = /^(57P0[12]|0800[367])$/;
-/** Socket errors of a connection that ended under a command (ECONNREFUSED is a failed connect, not a loss). */
-const LOST_SOCKET_CODES = new Set(["ECONNRESET", "EPIPE"]);
+/**
+ * Socket errors of a connection that ended under a command (ECONNREFUSED is a failed connect, not a loss).
+ * A pattern, not a Set: Pulumi's closure serializer copies a captured Set as a plain object holding
+ * Set.prototype.has with no set behind it, so `has` threw "Method Set.prototype.has called on incompatible
+ * receiver" inside the migrations hook and hid every SQL error (test/providers/hooks-fresh-host.test.ts).
+ */
+const LOST_SOCKET_CODES = /^(ECONNRESET|EPIPE)$/;
 const LOST_MESSAGES = /Connection terminated|not queryable|terminating connection|server closed the connection/i;
 
 /** True when `err` (or its cause) means the connection to the server was lost, not that a statement failed. */
 export function isConnectionLost(err: unknown): boolean {
   for (let e = err as { code?: unknown; message?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
     if (isConnectionLostError(e)) return true;
-    if (typeof e.code === "string" && (LOST_CODES.test(e.code) || LOST_SOCKET_CODES.has(e.code))) return true;
+    if (typeof e.code === "string" && (LOST_CODES.test(e.code) || LOST_SOCKET_CODES.test(e.code))) return true;
     if (typeof e.message === "string" && LOST_MESSAGES.test(e.message)) return true;
   }
   return false;

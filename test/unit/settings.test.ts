@@ -426,8 +426,13 @@ describe("issue 9: settings the database would reject or that expose the stack",
     ]);
   });
 
-  test.each(["0.0.0.0", "::", "0:0:0:0:0:0:0:0"])("bindAddress %s warns that the database is published on every interface without TLS", (bindAddress) => {
-    const warnings = settingWarnings(parseSettings({ bindAddress }, { stack: "dev" }));
+  // Named in its canonical spelling, the one Docker reports back (lib/connection.ts canonicalIp).
+  test.each([
+    ["0.0.0.0", "0.0.0.0"],
+    ["::", "::"],
+    ["0:0:0:0:0:0:0:0", "::"],
+  ])("bindAddress %s warns that the database is published on every interface without TLS", (given, bindAddress) => {
+    const warnings = settingWarnings(parseSettings({ bindAddress: given }, { stack: "dev" }));
     expect(warnings).toEqual([
       {
         key: "bindAddress",
