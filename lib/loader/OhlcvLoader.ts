@@ -15,6 +15,7 @@ import { Readable } from "node:stream";
 import { finished, pipeline } from "node:stream/promises";
 import type { Client } from "pg";
 import { withClient, withTransaction, type Connection } from "../db";
+import { printable } from "./printable";
 import { RejectsWriter } from "./rejects";
 import { type ProgressReporter, silentProgress } from "./progress";
 import { COLUMNS, type CheckedSource, type Chunk, type ChunkShape, type ReadEvents, type ReadOptions, type SeriesSpan, openChecked } from "./readSource";
@@ -679,13 +680,13 @@ export async function loadOhlcvFrom(connection: Connection, options: LoadOptions
 /** The summary as the CLI prints it, ending with "nothing new" when a re-run added no rows. */
 export function formatSummary(s: LoadSummary): string {
   const lines = s.sources.map(
-    (x) => `  ${x.source}: read ${x.read}, inserted ${x.inserted}, updated ${x.updated}, already present ${x.alreadyPresent}, rejected ${x.rejected}`,
+    (x) => `  ${printable(x.source)}: read ${x.read}, inserted ${x.inserted}, updated ${x.updated}, already present ${x.alreadyPresent}, rejected ${x.rejected}`,
   );
   lines.push(
     `total: read ${s.read}, loaded ${s.inserted + s.updated} (inserted ${s.inserted}, updated ${s.updated}), ` +
       `already present ${s.alreadyPresent}, rejected ${s.rejected} in ${s.seconds.toFixed(2)} s (${s.rowsPerSecond} rows/s)`,
   );
   if (s.inserted + s.updated === 0 && s.alreadyPresent > 0) lines.push("nothing new: every valid row was already in the table.");
-  if (s.rejectsFile) lines.push(`rejected rows with reasons: ${s.rejectsFile}`);
+  if (s.rejectsFile) lines.push(`rejected rows with reasons: ${printable(s.rejectsFile)}`);
   return lines.join("\n");
 }

@@ -6,7 +6,7 @@
 import type { PathKey } from "./columnMapping";
 import { type Field, matchPathPattern, resolveColumns } from "./columnMapping";
 import { TimeKeySet } from "./keySet";
-import { type BarText, type RowCheck, TIMEFRAME_FORMS, checkBar, normalizeTimeframe, numericText } from "./rowValidation";
+import { type BarText, type RowCheck, checkBar, normalizeTimeframe, numericText, timeframeFault } from "./rowValidation";
 import { openCsv } from "./sources/csv";
 import { openParquet } from "./sources/parquet";
 import { openSqlite } from "./sources/sqlite";
@@ -125,14 +125,12 @@ function planSource(file: string, source: RecordSource, options: ReadOptions): S
     const normal = normalizeTimeframe(tf);
     if (normal === undefined) {
       const from = options.timeframe !== undefined ? "--timeframe" : fromPath.timeframe !== undefined ? "--path-pattern" : "the file's metadata";
-      throw new Error(`${source.name}: timeframe ${JSON.stringify(tf)} (from ${from}) ${TIMEFRAME_FAULT}.`);
+      throw new Error(`${source.name}: timeframe ${JSON.stringify(tf)} (from ${from}) ${timeframeFault(tf)}.`);
     }
     constants.timeframe = normal;
   }
   return { idx, constants };
 }
-
-const TIMEFRAME_FAULT = `is ambiguous or unknown; use ${TIMEFRAME_FORMS}`;
 
 function text(v: unknown): string {
   if (v === null || v === undefined) return "";
@@ -167,7 +165,7 @@ function barReader(plan: SourcePlan): { read(row: unknown[]): BarText; fault: st
         const raw = text(pick(row, "timeframe"));
         if (!timeframes.has(raw)) timeframes.set(raw, normalizeTimeframe(raw));
         timeframe = timeframes.get(raw) ?? "";
-        if (raw !== "" && timeframe === "") reader.fault = `timeframe ${shown(raw)} ${TIMEFRAME_FAULT}`;
+        if (raw !== "" && timeframe === "") reader.fault = `timeframe ${shown(raw)} ${timeframeFault(raw)}`;
       }
       const time = timeIdx === undefined ? undefined : row[timeIdx];
       // One object for every row of the source, overwritten: nothing keeps a bar past the row (a million

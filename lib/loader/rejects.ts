@@ -4,6 +4,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
+import { printable, printableJson } from "./printable";
 
 function csvField(s: string): string {
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
@@ -17,7 +18,8 @@ function rawJson(values: readonly unknown[], columns: readonly string[]): string
   });
   // Extra values of a too-long CSV row are kept under their position.
   for (let i = columns.length; i < values.length; i++) obj[`#${i + 1}`] = values[i];
-  return JSON.stringify(obj);
+  // Raw values can hold ESC or a bidi override: escaped, so `cat` of the file shows them as they are.
+  return printableJson(obj);
 }
 
 /** Appends rejected rows to a CSV file with header `source,row,reason,raw`. */
@@ -34,14 +36,14 @@ export class RejectsWriter {
   /** Records one rejected row. `row` is 1-based within its source (data rows, header excluded). */
   add(source: string, row: number, reason: string, values: readonly unknown[], columns: readonly string[]): void {
     this.count++;
-    if (this.count === 1) this.first = { source, row, reason };
+    if (this.count === 1) this.first = { source: printable(source), row, reason: printable(reason) };
     if (!this.file) return;
     if (this.fd === undefined) {
       fs.mkdirSync(path.dirname(path.resolve(this.file)), { recursive: true });
       this.fd = fs.openSync(this.file, "w");
       this.write("source,row,reason,raw\n");
     }
-    this.write(`${csvField(source)},${row},${csvField(reason)},${csvField(rawJson(values, columns))}\n`);
+    this.write(`${csvField(printable(source))},${row},${csvField(printable(reason))},${csvField(rawJson(values, columns))}\n`);
   }
 
   private position = 0;

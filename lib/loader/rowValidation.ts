@@ -3,6 +3,7 @@
  * `high >= max(open, close)` holds or fails exactly as PostgreSQL's numeric would decide it, and the text that
  * passed is what COPY writes.
  */
+import { UNPRINTABLE, firstUnprintable, printable } from "./printable";
 import { type TimestampResult, parseTimestamp, shown } from "./timestamps";
 
 /** Longest symbol, exchange or provider accepted (characters): keys stay far below the index's row limit. */
@@ -106,8 +107,27 @@ const UNIT: Record<string, string> = {
   h: "h", hr: "h", hrs: "h", hour: "h", hours: "h",
   d: "d", day: "d", days: "d",
   w: "w", wk: "w", week: "w", weeks: "w",
-  mo: "mo", mon: "mo", month: "mo", months: "mo", ms: "mo",
+  mo: "mo", mon: "mo", month: "mo", months: "mo",
+  ms: "ms", msec: "ms", msecs: "ms", millisecond: "ms", milliseconds: "ms",
 };
+
+/**
+ * Longest timeframe accepted, per unit: 100 years. The count then stays an exact integer (no
+ * `9007199254740993m` read back as ...992m) and every timeframe is a PostgreSQL interval that validate can
+ * step through (`100000000000h` is not).
+ */
+export const MAX_TIMEFRAME_COUNT: Readonly<Record<string, number>> = {
+  ms: 3_155_760_000_000, s: 3_155_760_000, m: 52_596_000, h: 876_600, d: 36_525, w: 5_217, mo: 1_200,
+};
+
+/** A timeframe in the table's spelling split into count and unit, or undefined (unknown unit, out of bounds). */
+export function timeframeParts(timeframe: string): { count: number; unit: string } | undefined {
+  const m = /^([1-9]\d{0,15})(ms|s|m|h|d|w|mo)$/.exec(timeframe);
+  if (!m) return undefined;
+  const count = Number(m[1]);
+  const unit = m[2] as string;
+  return count <= (MAX_TIMEFRAME_COUNT[unit] as number) ? { count, unit } : undefined;
+}
 // MetaTrader's period names put the unit first: M1, M5, H1, H4, D1, W1, MN1.
 const METATRADER = /^(MN|M|H|D|W)(\d+)$/i;
 const METATRADER_UNIT: Record<string, string> = { m: "m", h: "h", d: "d", w: "w", mn: "mo" };
@@ -119,30 +139,45 @@ const NAMED: Record<string, string> = {
 
 /** The forms normalizeTimeframe accepts, for error messages and --help. */
 export const TIMEFRAME_FORMS =
-  "N + unit (s, m/min/T, h/hr, d/day, w/wk, mo/month, and M = month: 1M is one month), MetaTrader M5 H1 D1 W1 MN1, " +
-  "or D, W, M, H, day, daily, week, weekly, month, monthly, hour, hourly, minute";
+  "N + unit (ms, s, m/min/T, h/hr, d/day, w/wk, mo/month, and M = month: 1M is one month; at most 100 years), " +
+  "MetaTrader M5 H1 D1 W1 MN1, or D, W, M, H, day, daily, week, weekly, month, monthly, hour, hourly, minute";
 
 /**
  * A timeframe in the table's spelling (`1m`, `5m`, `1h`, `1d`, `1w`, `1mo`, `1s`), from the spellings in
  * the wild: `1H`, `60min` (stays `60m`), `1day`, `1wk`, `daily`, `D`/`W`/`M`, NautilusTrader's `1-HOUR`,
- * MetaTrader's `M5`/`H1`/`D1`/`MN1`, and `1M` = one MONTH (Binance, ccxt). Undefined when the spelling is
- * unknown or ambiguous (`m`, a bare number).
+ * MetaTrader's `M5`/`H1`/`D1`/`MN1`, and `1M` = one MONTH (Binance, ccxt); `100ms` is milliseconds.
+ * Undefined when the spelling is unknown or ambiguous (`m`, a bare number) or longer than 100 years.
  */
 export function normalizeTimeframe(raw: string): string | undefined {
+  const normal = spelledTimeframe(raw);
+  return normal !== undefined && timeframeParts(normal) ? normal : undefined;
+}
+
+/** Why normalizeTimeframe refuses `raw`, as the end of a sentence starting with the timeframe. */
+export function timeframeFault(raw: string): string {
+  const m = /^([1-9]\d*)(ms|s|m|h|d|w|mo)$/.exec(spelledTimeframe(raw) ?? "");
+  if (m) return `is longer than 100 years; at most ${MAX_TIMEFRAME_COUNT[m[2] as string]}${m[2]}`;
+  return `is ambiguous or unknown; use ${TIMEFRAME_FORMS}`;
+}
+
+function spelledTimeframe(raw: string): string | undefined {
   const s = raw.trim();
   if (s === "M") return "1mo";
   const named = NAMED[s.toLowerCase()];
   if (named) return named;
   const mt = METATRADER.exec(s);
   if (mt) {
-    const n = Number(mt[2]);
-    return n > 0 ? `${n}${METATRADER_UNIT[(mt[1] ?? "").toLowerCase()]}` : undefined;
+    const n = (mt[2] ?? "").replace(/^0+/, "");
+    return n !== "" ? `${n}${METATRADER_UNIT[(mt[1] ?? "").toLowerCase()]}` : undefined;
   }
   const m = COUNT_UNIT.exec(s);
-  if (!m || Number(m[1]) <= 0) return undefined;
+  if (!m) return undefined;
+  // Digits as written (leading zeros dropped), never through a double: timeframeParts bounds them.
+  const count = (m[1] ?? "").replace(/^0+/, "");
+  if (count === "") return undefined;
   const unitText = m[2] ?? "";
   const unit = unitText === "M" ? "mo" : UNIT[unitText.toLowerCase()];
-  return unit ? `${Number(m[1])}${unit}` : undefined;
+  return unit ? `${count}${unit}` : undefined;
 }
 
 const POSITIVE_DIGIT = /[1-9]/;
@@ -211,10 +246,13 @@ function price(name: string, text: string | undefined): Decimal | string {
 /** Why a symbol, exchange or provider cannot be stored, or undefined. */
 function keyTextFault(name: string, text: string): string | undefined {
   if (text.length > MAX_KEY_TEXT) return `${name} is ${text.length} characters long; at most ${MAX_KEY_TEXT}`;
+  // One test for every character a terminal would act on or hide (printable.ts); the reason is worked out
+  // only for a row that fails it.
+  if (!UNPRINTABLE.test(text)) return undefined;
   if (text.includes("\u0000")) return `${name} contains a NUL byte`;
   // What a reader makes of bytes that are not UTF-8 (or what an earlier conversion left): never a real value.
-  if (text.includes("\uFFFD")) return `${name} ${shown(text)} is not valid UTF-8 (holds U+FFFD, the replacement character)`;
-  return undefined;
+  if (text.includes("\uFFFD")) return `${name} ${printable(shown(text))} is not valid UTF-8 (holds U+FFFD, the replacement character)`;
+  return `${name} ${printable(shown(text))} holds ${firstUnprintable(text)}, a control, bidi or invisible character; keys must print as themselves`;
 }
 
 /**

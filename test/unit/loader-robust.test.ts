@@ -1,0 +1,80 @@
+/**
+ * The loader's answers to issue 23's hostile inputs, as pure logic: timeframes that lost their meaning or
+ * precision, keys that rewrite a terminal, prices the target's numeric type cannot hold, CSV quotes that
+ * swallowed rows, and a symlink cycle under a source directory.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, test } from "vitest";
+import { printable, printableJson } from "../../lib/loader/printable";
+import { type BarText, checkBar, normalizeTimeframe, timeframeFault, timeframeParts } from "../../lib/loader/rowValidation";
+import { formatValidation } from "../../lib/loader/validateReport";
+
+const GOOD: BarText = {
+  symbol: "AAPL", exchange: "", provider: "", timeframe: "1d", time: "2024-01-02",
+  open: "185.10", high: "186.20", low: "184.00", close: "185.64", volume: "1000", adjClose: undefined,
+};
+
+describe("timeframes keep their unit and their number (23.16)", () => {
+  test("100ms is a hundred milliseconds, not a hundred months", () => {
+    expect(normalizeTimeframe("100ms")).toBe("100ms");
+    expect(normalizeTimeframe("250 milliseconds")).toBe("250ms");
+  });
+  test.each(["9007199254740993m", "100000000000h", "36526d", "1201mo", "1201M", "5218w", "MN1201"])(
+    "%s, longer than 100 years, is refused rather than stored rounded or unreadable",
+    (raw) => expect(normalizeTimeframe(raw)).toBeUndefined(),
+  );
+  test.each([["52596000m", "52596000m"], ["1200mo", "1200mo"], ["0005m", "5m"], ["H04", "4h"]])("%s is within bounds: %s", (raw, normal) => {
+    expect(normalizeTimeframe(raw)).toBe(normal);
+  });
+  test("the reason names the bound in one line", () => {
+    expect(timeframeFault("100000000000h")).toBe("is longer than 100 years; at most 876600h");
+    expect(timeframeFault("9007199254740993m")).toBe("is longer than 100 years; at most 52596000m");
+    expect(timeframeFault("fortnight")).toMatch(/^is ambiguous or unknown; use N \+ unit/);
+  });
+  test("a stored timeframe beyond the bound has no parts (validate reports n/a for it instead of failing)", () => {
+    expect(timeframeParts("100000000000h")).toBeUndefined();
+    expect(timeframeParts("15m")).toEqual({ count: 15, unit: "m" });
+  });
+});
+
+describe("keys that rewrite a terminal (23.17)", () => {
+  test.each([
+    ["ESC", "AA\u001b[2KPL", "U+001B"],
+    ["CR", "MSFT\rAAPL", "U+000D"],
+    ["a right-to-left override", "\u202eLPAA", "U+202E"],
+    ["a bidi isolate", "AAPL\u2066", "U+2066"],
+    ["a zero-width space", "AA\u200bPL", "U+200B"],
+    ["a C1 control (CSI)", "AAPL\u009b", "U+009B"],
+  ])("a symbol holding %s is rejected with a reason that shows it escaped", (_name, symbol, code) => {
+    const check = checkBar({ ...GOOD, symbol });
+    expect(check.ok).toBe(false);
+    const reason = check.ok ? "" : check.reason;
+    expect(reason).toContain(`holds ${code}`);
+    expect(printable(reason)).toBe(reason);
+  });
+  test.each([["exchange"], ["provider"]] as const)("the %s is checked the same way", (key) => {
+    expect(checkBar({ ...GOOD, [key]: "X\u202eY" })).toMatchObject({ ok: false, reason: expect.stringContaining(`${key} "X\\u202eY" holds U+202E`) });
+  });
+  test("ordinary non-ASCII keys still pass", () => {
+    expect(checkBar({ ...GOOD, symbol: "삼성전자", exchange: "Börse ✓" }).ok).toBe(true);
+  });
+  test("printable escapes controls and bidi characters as \\uXXXX and leaves other text alone", () => {
+    expect(printable("A\u001bB\u202eC\rD")).toBe("A\\u001bB\\u202eC\\u000dD");
+    expect(printable("AAPL")).toBe("AAPL");
+    expect(JSON.parse(printableJson({ s: "\u202eX\u0085" }))).toEqual({ s: "\u202eX\u0085" });
+    expect(printableJson({ s: "\u202eX" })).toBe('{"s":"\\u202eX"}');
+  });
+  test("validate's report prints stored keys escaped, so one series cannot show as another", () => {
+    const text = formatValidation({
+      table: "market_data.ohlcv_bars", filter: {}, totalRows: 2, nulls: {}, duplicateKeys: 0,
+      series: [
+        { symbol: "AAPL", exchange: "", provider: "", timeframe: "1d", rows: 1, first: "2024-01-02T00:00:00Z", last: "2024-01-02T00:00:00Z", missingBars: 0 },
+        { symbol: "EVIL\r\u001b[2KAAPL\u202e", exchange: "", provider: "", timeframe: "1d", rows: 1, first: "2024-01-02T00:00:00Z", last: "2024-01-02T00:00:00Z", missingBars: 0 },
+      ],
+    });
+    expect(text).toContain("EVIL\\u000d\\u001b[2KAAPL\\u202e");
+    expect(text).not.toMatch(/[\r\u001b\u202e]/);
+  });
+});
