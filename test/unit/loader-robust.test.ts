@@ -7,6 +7,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, test } from "vitest";
+import { expandSource } from "../../lib/loader/columnMapping";
 import { printable, printableJson } from "../../lib/loader/printable";
 import { type BarText, checkBar, normalizeTimeframe, timeframeFault, timeframeParts } from "../../lib/loader/rowValidation";
 import { formatValidation } from "../../lib/loader/validateReport";
@@ -76,5 +77,49 @@ describe("keys that rewrite a terminal (23.17)", () => {
     });
     expect(text).toContain("EVIL\\u000d\\u001b[2KAAPL\\u202e");
     expect(text).not.toMatch(/[\r\u001b\u202e]/);
+  });
+});
+
+describe("symlink cycles under --source DIR (23.23)", () => {
+  function tree(): string {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tsdb-links-"));
+    fs.mkdirSync(path.join(dir, "AAPL"));
+    fs.mkdirSync(path.join(dir, "MSFT"));
+    fs.writeFileSync(path.join(dir, "AAPL", "1d.csv"), "x\n");
+    fs.writeFileSync(path.join(dir, "MSFT", "1d.csv"), "x\n");
+    return dir;
+  }
+  test("an `up -> ..` link lists each real file once, not once per trip round the cycle", () => {
+    const dir = tree();
+    try {
+      fs.symlinkSync("..", path.join(dir, "AAPL", "up"));
+      expect(expandSource(dir).map((f) => path.relative(dir, f))).toEqual(["AAPL/1d.csv", "MSFT/1d.csv"]);
+      expect(expandSource(`${dir}/**/*.csv`).map((f) => path.relative(dir, f))).toEqual(["AAPL/1d.csv", "MSFT/1d.csv"]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  test("two links into each other's parents end at once (the walk was exponential)", () => {
+    const dir = tree();
+    try {
+      fs.symlinkSync(path.join(dir, "MSFT"), path.join(dir, "AAPL", "to-msft"));
+      fs.symlinkSync(path.join(dir, "AAPL"), path.join(dir, "MSFT", "to-aapl"));
+      fs.symlinkSync(dir, path.join(dir, "MSFT", "root"));
+      const started = Date.now();
+      expect(expandSource(dir).map((f) => path.relative(dir, f))).toEqual(["AAPL/1d.csv", "MSFT/1d.csv"]);
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  test("a link to a file and a dangling link: the real file once, the dangling link skipped", () => {
+    const dir = tree();
+    try {
+      fs.symlinkSync(path.join(dir, "AAPL", "1d.csv"), path.join(dir, "AAPL", "daily.csv"));
+      fs.symlinkSync(path.join(dir, "gone.csv"), path.join(dir, "MSFT", "dangling.csv"));
+      expect(expandSource(dir).map((f) => path.relative(dir, f))).toEqual(["AAPL/1d.csv", "MSFT/1d.csv"]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
