@@ -620,8 +620,7 @@ async function loadOnce(client: Client, options: LoadOptions, alone: boolean): P
   const started = Date.now();
   const target = options.target ?? DEFAULT_TARGET;
   checkRejectsPath(options.rejectsFile, options.files);
-  // A rejects file from an earlier run would be mistaken for this run's.
-  if (options.rejectsFile) fs.rmSync(options.rejectsFile, { force: true });
+  // Claims the path (or a sibling, while another load writes there) and deletes an earlier run's file.
   const rejects = new RejectsWriter(options.rejectsFile);
   const progress = options.progress ?? silentProgress;
   const sources: SourceSummary[] = [];
@@ -668,7 +667,7 @@ async function loadOnce(client: Client, options: LoadOptions, alone: boolean): P
     rejected: total("rejected"),
     seconds,
     rowsPerSecond: seconds > 0 ? Math.round(read / seconds) : read,
-    ...(rejects.count > 0 && options.rejectsFile ? { rejectsFile: options.rejectsFile } : {}),
+    ...(rejects.count > 0 && rejects.file ? { rejectsFile: rejects.file } : {}),
   };
 }
 

@@ -8,6 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, test } from "vitest";
 import { expandSource } from "../../lib/loader/columnMapping";
+import { RejectsWriter } from "../../lib/loader/rejects";
 import { printable, printableJson } from "../../lib/loader/printable";
 import { type BarText, checkBar, normalizeTimeframe, timeframeFault, timeframeParts } from "../../lib/loader/rowValidation";
 import { formatValidation } from "../../lib/loader/validateReport";
@@ -121,5 +122,50 @@ describe("symlink cycles under --source DIR (23.23)", () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("two loads, one rejects path (23.12)", () => {
+  test("two loads writing rejects at once into the same default path each keep a complete file of their own", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tsdb-rejects-"));
+    const file = path.join(dir, ".tsdb", "rejects", "last-load.csv");
+    const a = new RejectsWriter(file);
+    const b = new RejectsWriter(file);
+    try {
+      // Interleaved as two loads' rows were: 204 of one, 3,796 of the other.
+      for (let i = 1; i <= 4000; i++) {
+        if (i % 20 === 0) a.add("a.csv", i, "open \"x\" is not a finite number", ["x"], ["open"]);
+        else b.add("b.csv", i, "close is missing", [""], ["close"]);
+      }
+    } finally {
+      a.close();
+      b.close();
+    }
+    expect(a.file).not.toBe(b.file);
+    const linesOf = (f: string | undefined) => fs.readFileSync(f as string, "utf8").trimEnd().split("\n");
+    const la = linesOf(a.file);
+    const lb = linesOf(b.file);
+    expect(la[0]).toBe("source,row,reason,raw");
+    expect(la.slice(1)).toHaveLength(200);
+    expect(la.slice(1).every((l) => l.startsWith("a.csv,"))).toBe(true);
+    expect(lb.slice(1)).toHaveLength(3800);
+    expect(lb.slice(1).every((l) => l.startsWith("b.csv,"))).toBe(true);
+    // The first claimed the path asked for; the lock files are gone once both are done.
+    expect(a.file).toBe(file);
+    expect(fs.readdirSync(path.dirname(file)).filter((f) => f.endsWith(".lock"))).toEqual([]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  test("a lock left by a killed load is taken over, and that run's old rejects are removed", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tsdb-rejects-"));
+    const file = path.join(dir, "last-load.csv");
+    fs.writeFileSync(file, "source,row,reason,raw\nold.csv,1,stale,{}\n");
+    // No process has pid 2^22 + 1 (above Linux's pid_max default).
+    fs.writeFileSync(`${file}.lock`, `${2 ** 22 + 1}\n`);
+    const w = new RejectsWriter(file);
+    w.close();
+    expect(w.file).toBe(file);
+    expect(fs.existsSync(file)).toBe(false);
+    expect(fs.existsSync(`${file}.lock`)).toBe(false);
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 });
