@@ -12,6 +12,7 @@
  * and U+FFFD (what a reader makes of bytes that are not UTF-8). One class without the `u` flag: one cheap
  * test per key of a row.
  */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 export const UNPRINTABLE = /[\u0000-\u001F\u007F-\u009F\u00AD\u061C\u180E\u200B-\u200F\u2028-\u202E\u2060-\u206F\uFEFF\uFFF9-\uFFFD]/;
 const UNPRINTABLE_ALL = new RegExp(UNPRINTABLE.source, "g");
 
