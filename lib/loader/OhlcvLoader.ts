@@ -15,6 +15,7 @@ import { Readable } from "node:stream";
 import { finished, pipeline } from "node:stream/promises";
 import type { Client } from "pg";
 import { withClient, withTransaction, type Connection } from "../db";
+import { describeHolders, holdersOf } from "../migrations/core";
 import { printable } from "./printable";
 import { RejectsWriter } from "./rejects";
 import { type ProgressReporter, silentProgress } from "./progress";
@@ -61,6 +62,11 @@ export interface LoadOptions extends ReadOptions {
   strategy?: "filter" | "stage";
   /** Rows per chunk (default DEFAULT_CHUNK_ROWS). */
   chunkRows?: number;
+  /**
+   * Longest wait for a lock (the load lock, or a bar another session wrote and has not committed) before the
+   * load gives up naming the session that holds it; default DEFAULT_LOAD_LOCK_TIMEOUT_MS.
+   */
+  lockTimeoutMs?: number;
 }
 
 /** Counts for one source. */
@@ -577,6 +583,26 @@ export const DEADLOCK_ATTEMPTS = 3;
 export const LOAD_LOCK_CLASS = 0x74736462;
 
 /**
+ * How long a load waits for a lock by default, as the migration runner does: any role may take the load's
+ * advisory lock (the read-only one included), and a session that inserted one of the load's bars without
+ * committing holds it up; a load used to wait for either forever, silently (issue 23.22).
+ */
+export const DEFAULT_LOAD_LOCK_TIMEOUT_MS = 60_000;
+
+/** What a load waits for when its lock timeout strikes, and the pg_locks rows of whoever holds it. */
+type LockWait = { what: string; where: string; params: unknown[] };
+
+/** The one-line error for a load that waited `timeoutMs` for `wait`, naming the holders. */
+async function loadLockTimeout(client: Client, wait: LockWait, timeoutMs: number, cause: unknown): Promise<Error> {
+  const holders = await holdersOf(client, wait.where, wait.params).catch(() => []);
+  return new Error(
+    `waited ${Math.round(timeoutMs / 1000)} s for ${wait.what} held by ${describeHolders(holders)}; gave up, nothing was loaded. ` +
+      "Run again when that session is done (or end it: SELECT pg_terminate_backend(<pid>)), or give a longer --lock-timeout.",
+    { cause },
+  );
+}
+
+/**
  * Loads `options.files` through `client` in one transaction (BEGIN/COMMIT issued here). Throws, having rolled
  * back, on a source that cannot be read, on a database error, and with `strict` on the first invalid row. A
  * deadlock with a concurrent load is retried (DEADLOCK_ATTEMPTS) when every source is a regular file; a pipe
@@ -620,15 +646,30 @@ async function loadOnce(client: Client, options: LoadOptions, alone: boolean): P
   const started = Date.now();
   const target = options.target ?? DEFAULT_TARGET;
   checkRejectsPath(options.rejectsFile, options.files);
-  // Claims the path (or a sibling, while another load writes there) and deletes an earlier run's file.
-  const rejects = new RejectsWriter(options.rejectsFile);
   const progress = options.progress ?? silentProgress;
   const sources: SourceSummary[] = [];
+  const lockTimeoutMs = options.lockTimeoutMs ?? DEFAULT_LOAD_LOCK_TIMEOUT_MS;
+  const table = quoteTarget(target, (s) => client.escapeIdentifier(s));
+  // A two-int4 advisory key shows in pg_locks as classid, objid (hashtext's int4 as an unsigned oid), objsubid 2.
+  let wait: LockWait = {
+    what: `the load lock on ${target} (advisory lock ${LOAD_LOCK_CLASS}, hashtext('${target}'))`,
+    where: `l.locktype = 'advisory' AND l.objsubid = 2 AND l.classid::bigint = $1 AND l.objid::bigint = (hashtext($2)::bigint & 4294967295)`,
+    params: [LOAD_LOCK_CLASS, target],
+  };
+  // Claims the path (or a sibling, while another load writes there) and deletes an earlier run's file.
+  const rejects = new RejectsWriter(options.rejectsFile);
   try {
     await withTransaction(client, async () => {
+      await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${Math.max(1, Math.round(lockTimeoutMs))}ms`]);
       await client.query(`SELECT pg_advisory_xact_lock${alone ? "" : "_shared"}($1, hashtext($2))`, [LOAD_LOCK_CLASS, target]);
+      // From here a wait is for the table, or for a bar another session wrote and has not committed: its
+      // session holds a write lock on the table (on a hypertable too, besides its chunk's).
+      wait = {
+        what: `a lock on ${target} (a bar of this load that another session wrote and has not committed, or the table itself)`,
+        where: `l.locktype = 'relation' AND l.relation = to_regclass($1) AND l.mode <> 'AccessShareLock'`,
+        params: [table],
+      };
       await checkTarget(client, target);
-      const table = quoteTarget(target, (s) => client.escapeIdentifier(s));
       // Same column types as the target, no constraints or indexes: COPY into it is as cheap as it gets.
       await client.query(
         `CREATE TEMP TABLE tsdb_ohlcv_staging ON COMMIT DROP AS SELECT ${COLUMNS.join(", ")} FROM ${table} WITH NO DATA`,
@@ -652,6 +693,10 @@ async function loadOnce(client: Client, options: LoadOptions, alone: boolean): P
       }
       enforceRejectLimit(sources.reduce((n, s) => n + s.read, 0), rejects, options.maxRejects ?? DEFAULT_MAX_REJECTS);
     });
+  } catch (err) {
+    // 55P03 lock_not_available: lock_timeout struck. The transaction is rolled back; its locks are gone.
+    if ((err as { code?: string }).code === "55P03") throw await loadLockTimeout(client, wait, lockTimeoutMs, err);
+    throw err;
   } finally {
     rejects.close();
   }
