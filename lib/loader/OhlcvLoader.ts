@@ -20,6 +20,7 @@ import { printable } from "./printable";
 import { RejectsWriter } from "./rejects";
 import { type ProgressReporter, silentProgress } from "./progress";
 import { COLUMNS, type CheckedSource, type Chunk, type ChunkShape, type ReadEvents, type ReadOptions, type SeriesSpan, openChecked } from "./readSource";
+import type { ValueColumn, ValueTypes } from "./rowValidation";
 import { microsToSql } from "./timestamps";
 import { type PresentSeries, type SeriesRange, canonicalValues, fetchPresent, indexOfTime, presentValues, sameValueBytes } from "./presentKeys";
 
@@ -553,6 +554,37 @@ async function merge(
   return r.rows[0] ?? { inserted: 0, updated: 0 };
 }
 
+/** The value columns' SQL names, in ValueColumn spelling. */
+const VALUE_COLUMNS: readonly ValueColumn[] = VALUES;
+
+/**
+ * The target's value column types that differ from the contract's unconstrained numeric, for the row checks
+ * (a value a column cannot hold failed the whole load, issue 23.19); undefined when every one is unconstrained
+ * numeric. A type the checks do not know (double precision, or text) is left to the server.
+ */
+async function targetTypes(client: Client, table: string): Promise<ValueTypes | undefined> {
+  const r = await client.query<{ attname: ValueColumn; type: string; typmod: number; name: string }>(
+    `SELECT attname, atttypid::regtype::text AS type, atttypmod AS typmod, format_type(atttypid, atttypmod) AS name
+       FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = ANY($2) AND NOT attisdropped`,
+    [table, VALUE_COLUMNS],
+  );
+  const types: ValueTypes = {};
+  const ints: Record<string, [bigint, bigint]> = {
+    smallint: [-(2n ** 15n), 2n ** 15n - 1n], integer: [-(2n ** 31n), 2n ** 31n - 1n], bigint: [-(2n ** 63n), 2n ** 63n - 1n],
+  };
+  for (const c of r.rows) {
+    if (c.type === "numeric" && c.typmod >= 4) {
+      // typmod - 4 holds precision in its high 16 bits and scale in its low 11 bits, signed (PostgreSQL 15+).
+      const t = c.typmod - 4;
+      types[c.attname] = { kind: "numeric", precision: (t >> 16) & 0xffff, scale: ((t & 0x7ff) ^ 1024) - 1024, name: c.name };
+    } else if (ints[c.type]) {
+      const [min, max] = ints[c.type] as [bigint, bigint];
+      types[c.attname] = { kind: "integer", min, max, name: c.name };
+    } else if (c.type === "real") types[c.attname] = { kind: "real", name: c.name };
+  }
+  return Object.keys(types).length > 0 ? types : undefined;
+}
+
 async function checkTarget(client: Client, target: string): Promise<void> {
   const table = quoteTarget(target, (s) => client.escapeIdentifier(s));
   const r = await client.query<{ attname: string }>(
@@ -670,6 +702,7 @@ async function loadOnce(client: Client, options: LoadOptions, alone: boolean): P
         params: [table],
       };
       await checkTarget(client, target);
+      const types = await targetTypes(client, table);
       // Same column types as the target, no constraints or indexes: COPY into it is as cheap as it gets.
       await client.query(
         `CREATE TEMP TABLE tsdb_ohlcv_staging ON COMMIT DROP AS SELECT ${COLUMNS.join(", ")} FROM ${table} WITH NO DATA`,
@@ -683,7 +716,7 @@ async function loadOnce(client: Client, options: LoadOptions, alone: boolean): P
       };
       for (const file of options.files) {
         // The loader's own thread reads: a reader thread (tried for issue 11) cost 60 MB more and gained nothing.
-        const source = await openChecked(file, options, shape, events);
+        const source = await openChecked(file, options, shape, events, types);
         try {
           const stream = !alone && mode === "copy" && options.strategy !== "stage" && isRegularFile(file) && (await isEmpty(client, table));
           sources.push(await loadSource(client, source, options, progress, stream));

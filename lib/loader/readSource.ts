@@ -6,7 +6,7 @@
 import type { PathKey } from "./columnMapping";
 import { type Field, matchPathPattern, resolveColumns } from "./columnMapping";
 import { TimeKeySet } from "./keySet";
-import { type BarText, type RowCheck, checkBar, normalizeTimeframe, numericText, timeframeFault } from "./rowValidation";
+import { type BarText, type RowCheck, type ValueTypes, checkBar, normalizeTimeframe, numericText, timeframeFault } from "./rowValidation";
 import { openCsv } from "./sources/csv";
 import { openParquet } from "./sources/parquet";
 import { openSqlite } from "./sources/sqlite";
@@ -291,7 +291,7 @@ const NULL_LINE_END = "\\N\n";
 async function* checkedChunks(
   source: RecordSource,
   plan: SourcePlan,
-  ctx: { strict: boolean; events: ReadEvents; counts: { read: number; rejected: number }; series: SeriesTracker },
+  ctx: { strict: boolean; events: ReadEvents; counts: { read: number; rejected: number }; series: SeriesTracker; types: ValueTypes | undefined },
   shape: ChunkShape,
 ): AsyncGenerator<Chunk> {
   const { events, counts, series } = ctx;
@@ -305,7 +305,7 @@ async function* checkedChunks(
     for (const row of batch) {
       counts.read++;
       const bar = reader.read(row);
-      let check: RowCheck = reader.fault === undefined ? checkBar(bar) : { ok: false, reason: reader.fault };
+      let check: RowCheck = reader.fault === undefined ? checkBar(bar, ctx.types) : { ok: false, reason: reader.fault };
       let id = -1;
       if (check.ok) {
         id = series.idOf(bar);
@@ -360,9 +360,10 @@ async function* checkedChunks(
 
 /**
  * Opens `file` and plans it (throwing what a bad file or missing symbol/timeframe says), then reads it on
- * this thread as chunks() is iterated.
+ * this thread as chunks() is iterated. `types`: the target's value column types when they are not
+ * unconstrained numeric (rowValidation.ts checkBar).
  */
-export async function openChecked(file: string, options: ReadOptions, shape: ChunkShape, events: ReadEvents): Promise<CheckedSource> {
+export async function openChecked(file: string, options: ReadOptions, shape: ChunkShape, events: ReadEvents, types?: ValueTypes): Promise<CheckedSource> {
   const source = await openSource(file, options);
   let plan: SourcePlan;
   try {
@@ -385,7 +386,7 @@ export async function openChecked(file: string, options: ReadOptions, shape: Chu
     },
     seriesKey: (id) => (series.list[id] as Series).key,
     spans: () => series.ranges(),
-    chunks: () => checkedChunks(source, plan, { strict: options.strict === true, events, counts, series }, shape),
+    chunks: () => checkedChunks(source, plan, { strict: options.strict === true, events, counts, series, types }, shape),
     close: () => source.close(),
   };
 }

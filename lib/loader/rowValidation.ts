@@ -227,17 +227,87 @@ function cut(text: string | undefined): string {
 }
 
 /** The decimal, or why it is not a finite number within the stated digit limits. */
-function decimal(name: string, text: string): Decimal | string {
+/** Most digits after the decimal point a numeric value may show (PostgreSQL's NUMERIC_DSCALE_MAX). */
+export const NUMERIC_MAX_SCALE = 16383;
+
+/** The value columns a row check compares against the target's column types. */
+export type ValueColumn = "open" | "high" | "low" | "close" | "volume" | "adj_close";
+
+/**
+ * A target column's type, when it is not the contract's unconstrained `numeric`: `numeric(p,s)`, an integer
+ * type with its bounds, or `real` (`double precision` takes every value the checks accept).
+ */
+export type ColumnType =
+  | { kind: "numeric"; precision: number; scale: number; name: string }
+  | { kind: "integer"; min: bigint; max: bigint; name: string }
+  | { kind: "real"; name: string };
+
+/** Column types of a target whose value columns differ from unconstrained numeric; see targetTypes in OhlcvLoader.ts. */
+export type ValueTypes = Partial<Record<ValueColumn, ColumnType>>;
+
+/** Digits after the decimal point as PostgreSQL keeps them (trailing zeros count; `1.50e1` has 1). */
+function writtenScale(text: string): number {
+  const m = DECIMAL.exec(text);
+  return m ? Math.max(0, (m[3] ?? "").length - Number(m[4] ?? 0)) : 0;
+}
+
+/** `digits` (no sign, no point) plus one. */
+function increment(digits: string): string {
+  let i = digits.length - 1;
+  while (i >= 0 && digits[i] === "9") i--;
+  return i < 0 ? `1${"0".repeat(digits.length)}` : `${digits.slice(0, i)}${String(Number(digits[i]) + 1)}${"0".repeat(digits.length - i - 1)}`;
+}
+
+/**
+ * Whether `d` fits numeric(precision, scale) as PostgreSQL stores it: rounded half away from zero to `scale`
+ * digits after the point (a negative scale rounds left of it), at most `precision` significant digits remain.
+ */
+export function fitsNumeric(d: Decimal, precision: number, scale: number): boolean {
+  const all = d.int + d.frac;
+  const keep = d.int.length + scale;
+  let kept: string;
+  let next = 0;
+  if (keep < 0) kept = "";
+  else if (keep >= all.length) kept = all + "0".repeat(keep - all.length);
+  else {
+    kept = all.slice(0, keep);
+    next = all.charCodeAt(keep) - 48;
+  }
+  kept = kept.replace(/^0+/, "");
+  if (next >= 5) kept = increment(kept === "" ? "0" : kept).replace(/^0+/, "");
+  return kept.length <= precision;
+}
+
+/** Why `text` (a finite decimal `d`) does not fit the target column, or undefined. */
+function typeFault(name: string, text: string, d: Decimal, type: ColumnType | undefined): string | undefined {
+  if (type === undefined) {
+    const scale = writtenScale(text);
+    return scale > NUMERIC_MAX_SCALE ? `${name} has ${scale} digits after the decimal point as written; numeric keeps at most ${NUMERIC_MAX_SCALE}` : undefined;
+  }
+  if (type.kind === "numeric") {
+    return fitsNumeric(d, type.precision, type.scale) ? undefined : `${name} ${cut(text)} does not fit the target column's type ${type.name}`;
+  }
+  if (type.kind === "integer") {
+    // PostgreSQL's integer input takes digits only: `1000.0` is refused as well.
+    if (!/^\s*[+-]?\d+\s*$/.test(text)) return `${name} ${cut(text)} is not a whole number, which the target column's type ${type.name} needs`;
+    const v = BigInt(text.trim());
+    return v < type.min || v > type.max ? `${name} ${cut(text)} is out of range for the target column's type ${type.name}` : undefined;
+  }
+  return Math.abs(Number(text)) > 3.4028234663852886e38 ? `${name} ${cut(text)} is out of range for the target column's type ${type.name}` : undefined;
+}
+
+/** The decimal, or why it is not a finite number within the stated digit limits and the target column's type. */
+function decimal(name: ValueColumn, text: string, types: ValueTypes | undefined): Decimal | string {
   const d = parseDecimal(text);
   if (!d) return `${name} ${shown(text)} is not a finite number`;
   if (d.int.length > MAX_INT_DIGITS) return `${name} has ${d.int.length} digits before the decimal point; at most ${MAX_INT_DIGITS}`;
   if (d.frac.length > MAX_FRAC_DIGITS) return `${name} has ${d.frac.length} digits after the decimal point; at most ${MAX_FRAC_DIGITS}`;
-  return d;
+  return typeFault(name, text, d, types?.[name]) ?? d;
 }
 
-function price(name: string, text: string | undefined): Decimal | string {
+function price(name: ValueColumn, text: string | undefined, types: ValueTypes | undefined): Decimal | string {
   if (text === undefined || text === "") return `${name} is missing`;
-  const d = decimal(name, text);
+  const d = decimal(name, text, types);
   if (typeof d === "string") return d;
   if (d.negative || isZero(d)) return `${name} ${cut(text)} is not positive`;
   return d;
@@ -257,24 +327,27 @@ function keyTextFault(name: string, text: string): string | undefined {
 
 /**
  * Checks a row: symbol and timeframe present, timestamp parses, prices finite and positive,
- * high >= max(open, close), low <= min(open, close), volume >= 0, adj_close (when given) finite and positive.
+ * high >= max(open, close), low <= min(open, close), volume >= 0, adj_close (when given) finite and positive;
+ * each value fits its target column: `types` when the target's columns are not unconstrained numeric (every
+ * row then takes the full check), else numeric's own limit on digits after the point, which only text longer
+ * than the fast check's 40 characters can reach.
  */
-export function checkBar(bar: BarText): RowCheck {
+export function checkBar(bar: BarText, types?: ValueTypes): RowCheck {
   if (bar.symbol === "") return { ok: false, reason: "symbol is missing" };
   if (bar.timeframe === "") return { ok: false, reason: "timeframe is missing" };
   const text = keyTextFault("symbol", bar.symbol) ?? keyTextFault("exchange", bar.exchange) ?? keyTextFault("provider", bar.provider);
   if (text) return { ok: false, reason: text };
   const t = bar.parsedTime ?? parseTimestamp(bar.time);
   if (!t.ok) return t;
-  const fast = fastCheck(bar);
+  const fast = types === undefined && fastCheck(bar);
   if (fast) return { ok: true, micros: t.micros };
-  const open = price("open", bar.open);
+  const open = price("open", bar.open, types);
   if (typeof open === "string") return { ok: false, reason: open };
-  const high = price("high", bar.high);
+  const high = price("high", bar.high, types);
   if (typeof high === "string") return { ok: false, reason: high };
-  const low = price("low", bar.low);
+  const low = price("low", bar.low, types);
   if (typeof low === "string") return { ok: false, reason: low };
-  const close = price("close", bar.close);
+  const close = price("close", bar.close, types);
   if (typeof close === "string") return { ok: false, reason: close };
   if (compareDecimal(high, open) < 0 || compareDecimal(high, close) < 0) {
     return { ok: false, reason: `high ${cut(bar.high)} is below max(open ${cut(bar.open)}, close ${cut(bar.close)})` };
@@ -283,12 +356,12 @@ export function checkBar(bar: BarText): RowCheck {
     return { ok: false, reason: `low ${cut(bar.low)} is above min(open ${cut(bar.open)}, close ${cut(bar.close)})` };
   }
   if (bar.volume !== undefined && bar.volume !== "") {
-    const v = decimal("volume", bar.volume);
+    const v = decimal("volume", bar.volume, types);
     if (typeof v === "string") return { ok: false, reason: v };
     if (v.negative) return { ok: false, reason: `volume ${cut(bar.volume)} is negative` };
   }
   if (bar.adjClose !== undefined && bar.adjClose !== "") {
-    const adj = price("adj_close", bar.adjClose);
+    const adj = price("adj_close", bar.adjClose, types);
     if (typeof adj === "string") return { ok: false, reason: adj };
   }
   return { ok: true, micros: t.micros };

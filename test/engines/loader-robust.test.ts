@@ -9,6 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { beforeEach, describe, expect, test } from "vitest";
 import { withClient } from "../../lib/db";
+import { parseLoadRequest, toLoadOptions } from "../../lib/loader/loadRequest";
 import { LOAD_LOCK_CLASS, loadOhlcvFrom } from "../../lib/loader/OhlcvLoader";
 import { POSTGRES_17, countBars, useMigratedEngine } from "../fixtures/loader/target";
 import { exec } from "../fixtures/schema";
@@ -72,10 +73,61 @@ describe("a load waits for a lock at most its lock timeout, naming the holder (2
     expect(await countBars(url)).toBe(0);
   }, 30_000);
 
-  test("--lock-timeout reaches the loader from a load request", async () => {
-    const { toLoadOptions, parseLoadRequest } = await import("../../lib/loader/loadRequest");
+  test("--lock-timeout reaches the loader from a load request", () => {
     const options = toLoadOptions(parseLoadRequest({ source: dir, lockTimeout: "2.5" }), { cwd: dir, defaultRejects: "r.csv" });
     expect(options.lockTimeoutMs).toBe(2500);
     expect(() => parseLoadRequest({ source: dir, lockTimeout: "soon" })).toThrow(/lockTimeout: .*number of seconds/);
   });
+});
+
+describe("a value the target cannot hold is one rejected row, not a failed load (23.19)", () => {
+  let url = "";
+  useMigratedEngine(POSTGRES_17, (u) => (url = u));
+  beforeEach(async () => {
+    await exec(url, "TRUNCATE market_data.ohlcv_bars");
+  });
+
+  test("a price with 17,000 digits rejects its row and the 29 good rows load", async () => {
+    const lines = dailyLines("AAA", 30);
+    // The 11th bar's open with 17,000 trailing zeros: the value is fine, its text overflows numeric.
+    lines[10] = lines[10]!.replace(/^([^,]*,[^,]*,[^,]*,)([^,]*)/, (_, head: string, open: string) => `${head}${open}${open.includes(".") ? "" : "."}${"0".repeat(17_000)}`);
+    const file = csvFile("long-price.csv", lines);
+    for (const staging of ["copy", "insert"] as const) {
+      await exec(url, "TRUNCATE market_data.ohlcv_bars");
+      const summary = await loadOhlcvFrom(url, { files: [file], staging });
+      expect(summary).toMatchObject({ read: 30, inserted: 29, rejected: 1 });
+    }
+    expect(await countBars(url)).toBe(29);
+  }, 60_000);
+
+  test("a custom target's numeric(p,s) and integer columns are checked on the client", async () => {
+    await exec(
+      url,
+      `CREATE SCHEMA IF NOT EXISTS custom;
+       DROP TABLE IF EXISTS custom.bars;
+       CREATE TABLE custom.bars (symbol text NOT NULL, exchange text NOT NULL DEFAULT '', provider text NOT NULL DEFAULT '',
+         timeframe text NOT NULL, time timestamptz NOT NULL, open numeric(6,2) NOT NULL, high numeric(6,2) NOT NULL,
+         low numeric(6,2) NOT NULL, close numeric(6,2) NOT NULL, volume integer NOT NULL DEFAULT 0, adj_close numeric(6,2),
+         PRIMARY KEY (symbol, exchange, provider, timeframe, time))`,
+    );
+    const lines = dailyLines("CCC", 10);
+    lines.push("2024-02-01,CCC,1d,9999.99,10000.00,9999.00,9999.50,1");
+    lines.push("2024-02-02,CCC,1d,9999.99,9999.995,9999.00,9999.50,1");
+    lines.push("2024-02-03,CCC,1d,100,101,99,100,1.5");
+    lines.push("2024-02-04,CCC,1d,100,101,99,100,3000000000");
+    lines.push("2024-02-05,CCC,1d,9999.99,9999.994,9999.00,9999.50,7");
+    const file = csvFile("custom-target.csv", lines);
+    const rejectsFile = path.join(dir, "custom-rejects.csv");
+    const summary = await loadOhlcvFrom(url, { files: [file], target: "custom.bars", rejectsFile, maxRejects: "50%" });
+    expect(summary).toMatchObject({ read: 15, inserted: 11, rejected: 4 });
+    const rejects = fs.readFileSync(rejectsFile, "utf8");
+    for (const reason of [
+      "high 10000.00 does not fit the target column's type numeric(6,2)",
+      "high 9999.995 does not fit the target column's type numeric(6,2)",
+      "volume 1.5 is not a whole number, which the target column's type integer needs",
+      "volume 3000000000 is out of range for the target column's type integer",
+    ]) {
+      expect(rejects).toContain(reason);
+    }
+  }, 60_000);
 });

@@ -10,7 +10,7 @@ import { describe, expect, test } from "vitest";
 import { expandSource } from "../../lib/loader/columnMapping";
 import { RejectsWriter } from "../../lib/loader/rejects";
 import { printable, printableJson } from "../../lib/loader/printable";
-import { type BarText, checkBar, normalizeTimeframe, timeframeFault, timeframeParts } from "../../lib/loader/rowValidation";
+import { type BarText, checkBar, fitsNumeric, normalizeTimeframe, parseDecimal, timeframeFault, timeframeParts } from "../../lib/loader/rowValidation";
 import { formatValidation } from "../../lib/loader/validateReport";
 
 const GOOD: BarText = {
@@ -167,5 +167,38 @@ describe("two loads, one rejects path (23.12)", () => {
     expect(fs.existsSync(file)).toBe(false);
     expect(fs.existsSync(`${file}.lock`)).toBe(false);
     fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe("a value the target column cannot hold is one rejected row (23.19)", () => {
+  test("17,000 digits that pass the digit limits (trailing zeros) are refused: numeric keeps at most 16383 after the point", () => {
+    const long = `185.1${"0".repeat(17_000)}`;
+    expect(checkBar({ ...GOOD, open: long, high: "186.20" })).toEqual({
+      ok: false, reason: "open has 17001 digits after the decimal point as written; numeric keeps at most 16383",
+    });
+    // 16,383 is still fine, and so is an exponent that moves the point right.
+    expect(checkBar({ ...GOOD, open: `185.1${"0".repeat(16_382)}` }).ok).toBe(true);
+    expect(checkBar({ ...GOOD, volume: `1.${"0".repeat(16_390)}e10` }).ok).toBe(true);
+  });
+  test.each([
+    ["999.994", 5, 2, true], ["999.995", 5, 2, false], ["-999.995", 5, 2, false], ["0.00001", 5, 2, true], ["12345", 5, 0, true],
+    ["123456", 5, 0, false], ["99999.5", 5, 0, false], ["0.00123", 3, 5, true], ["0.0123", 3, 5, false], ["123449", 4, -2, true],
+    ["999950", 4, -2, false], ["4", 2, -1, true], ["5", 1, -1, true], ["95", 1, -1, false],
+  ] as const)("%s in numeric(%i,%i) fits: %s", (text, p, scale, fits) => {
+    expect(fitsNumeric(parseDecimal(text) as NonNullable<ReturnType<typeof parseDecimal>>, p, scale)).toBe(fits);
+  });
+  test("the row check names the column's type; a row that fits passes", () => {
+    const types = { high: { kind: "numeric", precision: 5, scale: 2, name: "numeric(5,2)" } } as const;
+    expect(checkBar({ ...GOOD, open: "185.1", high: "1000.00", low: "184", close: "185" }, types)).toEqual({
+      ok: false, reason: "high 1000.00 does not fit the target column's type numeric(5,2)",
+    });
+    expect(checkBar(GOOD, types).ok).toBe(true);
+  });
+  test("an integer column takes whole numbers in range only; real only what a float4 holds", () => {
+    const types = { volume: { kind: "integer", min: -(2n ** 31n), max: 2n ** 31n - 1n, name: "integer" }, adj_close: { kind: "real", name: "real" } } as const;
+    expect(checkBar({ ...GOOD, volume: "1000.5" }, types)).toMatchObject({ ok: false, reason: "volume 1000.5 is not a whole number, which the target column's type integer needs" });
+    expect(checkBar({ ...GOOD, volume: "2147483648" }, types)).toMatchObject({ ok: false, reason: "volume 2147483648 is out of range for the target column's type integer" });
+    expect(checkBar({ ...GOOD, adjClose: "1e39" }, types)).toMatchObject({ ok: false, reason: "adj_close 1e39 is out of range for the target column's type real" });
+    expect(checkBar({ ...GOOD, volume: "2147483647", adjClose: "185.64" }, types).ok).toBe(true);
   });
 });
