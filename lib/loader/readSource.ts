@@ -10,7 +10,7 @@ import { type BarText, type RowCheck, type ValueTypes, checkBar, normalizeTimefr
 import { openCsv } from "./sources/csv";
 import { openParquet } from "./sources/parquet";
 import { openSqlite } from "./sources/sqlite";
-import type { RecordSource, SourceFormat } from "./sources/types";
+import type { FaultyBatch, RecordSource, SourceFormat } from "./sources/types";
 import { combineDateTime, isTimeOfDay, microsToSql, shown } from "./timestamps";
 
 /** The columns of the bar table, in the order of a COPY line. */
@@ -302,10 +302,15 @@ async function* checkedChunks(
   let chunk = newChunk(size, asText);
   const line: string[] = new Array<string>(COLUMNS.length).fill("");
   for await (const batch of source.batches()) {
+    // Records the reader found malformed (sources/types.ts FaultyBatch), by index in the batch.
+    const faults = (batch as FaultyBatch).faults;
+    let index = -1;
     for (const row of batch) {
       counts.read++;
+      index++;
       const bar = reader.read(row);
-      let check: RowCheck = reader.fault === undefined ? checkBar(bar, ctx.types) : { ok: false, reason: reader.fault };
+      const fault = faults === undefined ? reader.fault : (faults.get(index) ?? reader.fault);
+      let check: RowCheck = fault === undefined ? checkBar(bar, ctx.types) : { ok: false, reason: fault };
       let id = -1;
       if (check.ok) {
         id = series.idOf(bar);

@@ -9,6 +9,8 @@ import path from "node:path";
 import { describe, expect, test } from "vitest";
 import { expandSource } from "../../lib/loader/columnMapping";
 import { RejectsWriter } from "../../lib/loader/rejects";
+import { MAX_QUOTED_CHARS, openCsv, scanRecords } from "../../lib/loader/sources/csv";
+import type { FaultyBatch } from "../../lib/loader/sources/types";
 import { printable, printableJson } from "../../lib/loader/printable";
 import { type BarText, checkBar, fitsNumeric, normalizeTimeframe, parseDecimal, timeframeFault, timeframeParts } from "../../lib/loader/rowValidation";
 import { formatValidation } from "../../lib/loader/validateReport";
@@ -201,4 +203,113 @@ describe("a value the target column cannot hold is one rejected row (23.19)", ()
     expect(checkBar({ ...GOOD, adjClose: "1e39" }, types)).toMatchObject({ ok: false, reason: "adj_close 1e39 is out of range for the target column's type real" });
     expect(checkBar({ ...GOOD, volume: "2147483647", adjClose: "185.64" }, types).ok).toBe(true);
   });
+});
+
+/** Every record of a CSV file with the reason the reader found it malformed, if it did. */
+async function readCsv(file: string): Promise<Array<{ row: unknown[]; fault?: string }>> {
+  const source = await openCsv(file);
+  const out: Array<{ row: unknown[]; fault?: string }> = [];
+  try {
+    for await (const batch of source.batches()) {
+      const faults = (batch as FaultyBatch).faults;
+      batch.forEach((row, i) => out.push(faults?.has(i) ? { row, fault: faults.get(i) as string } : { row }));
+    }
+  } finally {
+    await source.close();
+  }
+  return out;
+}
+
+function barLines(n: number): string[] {
+  return Array.from({ length: n }, (_, i) => `${new Date(Date.UTC(2024, 0, 1) + i * 60_000).toISOString()},AAPL,1m,185.1,186.2,184,185.6,${i}`);
+}
+
+describe("CSV quotes that swallowed rows (23.13, 23.20)", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tsdb-quotes-"));
+  const header = "timestamp,symbol,timeframe,open,high,low,close,volume";
+
+  test("an unterminated quote at row 500 of 1,000 rejects that row and reads the other 999", async () => {
+    const lines = barLines(1000);
+    lines[499] = lines[499]!.replace(",AAPL,", ',"AAPL,');
+    const file = path.join(dir, "open-quote.csv");
+    fs.writeFileSync(file, `${header}\n${lines.join("\n")}\n`);
+    const records = await readCsv(file);
+    expect(records).toHaveLength(1000);
+    expect(records.flatMap((r, i) => (r.fault ? [[i + 1, r.fault]] : []))).toEqual([
+      [500, 'a quote (") opened in this row is never closed; the rows after it were read on their own'],
+    ]);
+    expect(records[500]?.row).toEqual(lines[500]!.split(","));
+    expect(records[999]?.row).toEqual(lines[999]!.split(","));
+  });
+
+  test("a quote left open that a later quote closes does not merge the rows between into one", async () => {
+    const lines = barLines(300);
+    lines[99] = lines[99]!.replace(",AAPL,", ',"AAPL,');
+    lines[199] = lines[199]!.replace(",185.6,", ',185.6",');
+    const file = path.join(dir, "open-then-closed.csv");
+    fs.writeFileSync(file, `${header}\n${lines.join("\n")}\n`);
+    const records = await readCsv(file);
+    const faulty = records.filter((r) => r.fault);
+    expect(faulty).toHaveLength(1);
+    expect(faulty[0]?.fault).toMatch(/^a quoted field spans lines and leaves this row with \d+ fields where the first row has 8/);
+    // The 101 rows the quote held are one rejected record; nothing is dropped without a reason.
+    expect(records).toHaveLength(300 - 100);
+  });
+
+  test("one stray quote inside an unquoted field rejects that row only", async () => {
+    const lines = barLines(2000);
+    lines[9] = lines[9]!.replace(",185.1,", ',18"5.1,');
+    const file = path.join(dir, "stray.csv");
+    fs.writeFileSync(file, `${header}\n${lines.join("\n")}\n`);
+    const records = await readCsv(file);
+    expect(records).toHaveLength(2000);
+    expect(records.flatMap((r, i) => (r.fault ? [[i + 1, r.fault]] : []))).toEqual([
+      [10, 'a quote (") inside an unquoted field; quote the whole field and double the quote ("")'],
+    ]);
+  });
+
+  test("a stray quote does not hold back the rest of the text (it was carried to the end of the file)", () => {
+    const text = `a,b\n1,2"3\n4,5\n6,7`;
+    expect(scanRecords(text, ",", false)).toEqual({
+      end: text.lastIndexOf("\n") + 1,
+      bad: [{ start: 4, end: 10, reason: 'a quote (") inside an unquoted field; quote the whole field and double the quote ("")' }],
+      firstFields: 2,
+    });
+  });
+
+  test("a quote opened at a field's start and not closed within the bound is given up on without the end of the file", () => {
+    const text = `a,b\n1,"2\n${"3,4\n".repeat(MAX_QUOTED_CHARS / 4 + 10)}`;
+    const scan = scanRecords(text, ",", false);
+    expect(scan.bad[0]).toMatchObject({ start: 4, end: 9, reason: expect.stringMatching(/never closed/) });
+    expect(scan.end).toBe(text.length);
+  });
+
+  test("a file of 66 MiB with one stray quote near its start reads whole (it failed with 'quote left open?' after 64 MiB)", async () => {
+    const file = path.join(dir, "big-stray.csv");
+    const fd = fs.openSync(file, "w");
+    const lines = barLines(4096);
+    const block = `${lines.join("\n")}\n`;
+    fs.writeSync(fd, `${header}\n${block.replace(",185.1,", ',185"1,')}`);
+    let bytes = block.length;
+    let rows = 4096;
+    while (bytes < 66 * 2 ** 20) {
+      fs.writeSync(fd, block);
+      bytes += block.length;
+      rows += 4096;
+    }
+    fs.closeSync(fd);
+    const source = await openCsv(file);
+    let read = 0;
+    let faults = 0;
+    try {
+      for await (const batch of source.batches()) {
+        read += batch.length;
+        faults += (batch as FaultyBatch).faults?.size ?? 0;
+      }
+    } finally {
+      await source.close();
+      fs.rmSync(file, { force: true });
+    }
+    expect({ read, faults }).toEqual({ read: rows, faults: 1 });
+  }, 120_000);
 });
