@@ -131,3 +131,28 @@ describe("a value the target cannot hold is one rejected row, not a failed load 
     }
   }, 60_000);
 });
+
+describe("a CSV quote rejects its row and the rest loads (23.13, 23.20)", () => {
+  let url = "";
+  useMigratedEngine(POSTGRES_17, (u) => (url = u));
+  beforeEach(async () => {
+    await exec(url, "TRUNCATE market_data.ohlcv_bars");
+  });
+
+  test("an unterminated quote at row 500 of 1,000: read 1000, rejected 1, inserted 999 (was read 500, rejected 1, exit 0)", async () => {
+    const lines = dailyLines("QQQ", 1000);
+    lines[499] = lines[499]!.replace(",QQQ,", ',"QQQ,');
+    const rejectsFile = path.join(dir, "open-quote-rejects.csv");
+    const summary = await loadOhlcvFrom(url, { files: [csvFile("open-quote.csv", lines)], rejectsFile });
+    expect(summary).toMatchObject({ read: 1000, inserted: 999, rejected: 1 });
+    expect(fs.readFileSync(rejectsFile, "utf8")).toContain(',500,"a quote ("") opened in this row is never closed');
+    expect(await countBars(url)).toBe(999);
+  }, 60_000);
+
+  test("one stray quote inside an unquoted field: that row is rejected, every other row loads", async () => {
+    const lines = dailyLines("SPY", 3000);
+    lines[20] = lines[20]!.replace(",SPY,", ',S"PY,');
+    const summary = await loadOhlcvFrom(url, { files: [csvFile("stray-quote.csv", lines)] });
+    expect(summary).toMatchObject({ read: 3000, inserted: 2999, rejected: 1 });
+  }, 60_000);
+});
