@@ -98,8 +98,9 @@ export function numericText(value: unknown): string | undefined {
   return undefined;
 }
 
-// Units after a count (`5m`, `1 hour`, `1-HOUR`). Case matters for one letter only: `M` is a month
-// (Binance, ccxt, pandas), `m` a minute. Everything else is compared in lower case.
+// Units after a count (`5m`, `1 hour`, `1-HOUR`). Case matters for `M` and `MS` only: `M` is a month
+// (Binance, ccxt, pandas) and `m` a minute; `MS` a month (pandas' month start) and `ms` a millisecond.
+// Everything else is compared in lower case.
 const COUNT_UNIT = /^(\d+)\s*-?\s*([A-Za-z]+)$/;
 const UNIT: Record<string, string> = {
   s: "s", sec: "s", secs: "s", second: "s", seconds: "s",
@@ -176,7 +177,8 @@ function spelledTimeframe(raw: string): string | undefined {
   const count = (m[1] ?? "").replace(/^0+/, "");
   if (count === "") return undefined;
   const unitText = m[2] ?? "";
-  const unit = unitText === "M" ? "mo" : UNIT[unitText.toLowerCase()];
+  // pandas spells month start `MS` and milliseconds `ms`: case decides, as for `M` and `m`.
+  const unit = unitText === "M" || unitText === "MS" ? "mo" : UNIT[unitText.toLowerCase()];
   return unit ? `${count}${unit}` : undefined;
 }
 

@@ -24,6 +24,9 @@ describe("timeframes keep their unit and their number (23.16)", () => {
   test("100ms is a hundred milliseconds, not a hundred months", () => {
     expect(normalizeTimeframe("100ms")).toBe("100ms");
     expect(normalizeTimeframe("250 milliseconds")).toBe("250ms");
+    // pandas: `MS` is month start, `ms` milliseconds.
+    expect(normalizeTimeframe("1MS")).toBe("1mo");
+    expect(normalizeTimeframe("1Ms")).toBe("1ms");
   });
   test.each(["9007199254740993m", "100000000000h", "36526d", "1201mo", "1201M", "5218w", "MN1201"])(
     "%s, longer than 100 years, is refused rather than stored rounded or unreadable",
