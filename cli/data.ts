@@ -46,8 +46,9 @@ Exit codes: 0 loaded (or nothing new); 1 an error, every row rejected, or more r
 Precedence for symbol/provider/timeframe/exchange: flag, then column, then --path-pattern, then Parquet
 bar_type metadata (NautilusTrader). Rows are checked: timestamp parses; open/high/low/close finite and > 0;
 high >= max(open, close); low <= min(open, close); volume >= 0 (empty volume = 0); no duplicate key in a file;
-symbol, exchange, provider at most 128 characters, no NUL, valid UTF-8; numbers at most 40 digits before and
-40 after the decimal point. docs/LOADING.md has every rule.
+symbol, exchange, provider at most 128 characters, valid UTF-8, no NUL, control, bidi or invisible character;
+numbers at most 40 digits before and 40 after the decimal point, and fitting the target column's type; a CSV
+quote left open or stray rejects its row. docs/LOADING.md has every rule.
 
 Accepted column names (case-insensitive; <NAME>, spaces, - and _ alike; the first present wins):
 ${FIELDS.map((f) => `  ${f.padEnd(10)} ${COLUMN_ALIASES[f].join(", ")}`).join("\n")}

@@ -15,9 +15,12 @@ import { Readable } from "node:stream";
 import { finished, pipeline } from "node:stream/promises";
 import type { Client } from "pg";
 import { withClient, withTransaction, type Connection } from "../db";
+import { describeHolders, holdersOf } from "../migrations/core";
+import { printable } from "./printable";
 import { RejectsWriter } from "./rejects";
 import { type ProgressReporter, silentProgress } from "./progress";
 import { COLUMNS, type CheckedSource, type Chunk, type ChunkShape, type ReadEvents, type ReadOptions, type SeriesSpan, openChecked } from "./readSource";
+import type { ValueColumn, ValueTypes } from "./rowValidation";
 import { microsToSql } from "./timestamps";
 import { type PresentSeries, type SeriesRange, canonicalValues, fetchPresent, indexOfTime, presentValues, sameValueBytes } from "./presentKeys";
 
@@ -60,6 +63,11 @@ export interface LoadOptions extends ReadOptions {
   strategy?: "filter" | "stage";
   /** Rows per chunk (default DEFAULT_CHUNK_ROWS). */
   chunkRows?: number;
+  /**
+   * Longest wait for a lock (the load lock, or a bar another session wrote and has not committed) before the
+   * load gives up naming the session that holds it; default DEFAULT_LOAD_LOCK_TIMEOUT_MS.
+   */
+  lockTimeoutMs?: number;
 }
 
 /** Counts for one source. */
@@ -578,6 +586,37 @@ async function merge(
   return r.rows[0] ?? { inserted: 0, updated: 0 };
 }
 
+/** The value columns' SQL names, in ValueColumn spelling. */
+const VALUE_COLUMNS: readonly ValueColumn[] = VALUES;
+
+/**
+ * The target's value column types that differ from the contract's unconstrained numeric, for the row checks
+ * (a value a column cannot hold failed the whole load, issue 23.19); undefined when every one is unconstrained
+ * numeric. A type the checks do not know (double precision, or text) is left to the server.
+ */
+async function targetTypes(client: Client, table: string): Promise<ValueTypes | undefined> {
+  const r = await client.query<{ attname: ValueColumn; type: string; typmod: number; name: string }>(
+    `SELECT attname, atttypid::regtype::text AS type, atttypmod AS typmod, format_type(atttypid, atttypmod) AS name
+       FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = ANY($2) AND NOT attisdropped`,
+    [table, VALUE_COLUMNS],
+  );
+  const types: ValueTypes = {};
+  const ints: Record<string, [bigint, bigint]> = {
+    smallint: [-(2n ** 15n), 2n ** 15n - 1n], integer: [-(2n ** 31n), 2n ** 31n - 1n], bigint: [-(2n ** 63n), 2n ** 63n - 1n],
+  };
+  for (const c of r.rows) {
+    if (c.type === "numeric" && c.typmod >= 4) {
+      // typmod - 4 holds precision in its high 16 bits and scale in its low 11 bits, signed (PostgreSQL 15+).
+      const t = c.typmod - 4;
+      types[c.attname] = { kind: "numeric", precision: (t >> 16) & 0xffff, scale: ((t & 0x7ff) ^ 1024) - 1024, name: c.name };
+    } else if (ints[c.type]) {
+      const [min, max] = ints[c.type] as [bigint, bigint];
+      types[c.attname] = { kind: "integer", min, max, name: c.name };
+    } else if (c.type === "real") types[c.attname] = { kind: "real", name: c.name };
+  }
+  return Object.keys(types).length > 0 ? types : undefined;
+}
+
 async function checkTarget(client: Client, target: string): Promise<void> {
   const table = quoteTarget(target, (s) => client.escapeIdentifier(s));
   const r = await client.query<{ attname: string }>(
@@ -606,6 +645,26 @@ export const DEADLOCK_ATTEMPTS = 3;
  * two-int4 keys apart from bigint keys such as the migration runner's (lib/migrations/core.ts).
  */
 export const LOAD_LOCK_CLASS = 0x74736462;
+
+/**
+ * How long a load waits for a lock by default, as the migration runner does: any role may take the load's
+ * advisory lock (the read-only one included), and a session that inserted one of the load's bars without
+ * committing holds it up; a load used to wait for either forever, silently (issue 23.22).
+ */
+export const DEFAULT_LOAD_LOCK_TIMEOUT_MS = 60_000;
+
+/** What a load waits for when its lock timeout strikes, and the pg_locks rows of whoever holds it. */
+type LockWait = { what: string; where: string; params: unknown[] };
+
+/** The one-line error for a load that waited `timeoutMs` for `wait`, naming the holders. */
+async function loadLockTimeout(client: Client, wait: LockWait, timeoutMs: number, cause: unknown): Promise<Error> {
+  const holders = await holdersOf(client, wait.where, wait.params).catch(() => []);
+  return new Error(
+    `waited ${Math.round(timeoutMs / 1000)} s for ${wait.what} held by ${describeHolders(holders)}; gave up, nothing was loaded. ` +
+      "Run again when that session is done (or end it: SELECT pg_terminate_backend(<pid>)), or give a longer --lock-timeout.",
+    { cause },
+  );
+}
 
 /**
  * Loads `options.files` through `client` in one transaction (BEGIN/COMMIT issued here). Throws, having rolled
@@ -652,16 +711,31 @@ async function loadOnce(client: Client, options: LoadOptions, alone: boolean): P
   const started = Date.now();
   const target = options.target ?? DEFAULT_TARGET;
   checkRejectsPath(options.rejectsFile, options.files);
-  // A rejects file from an earlier run would be mistaken for this run's.
-  if (options.rejectsFile) fs.rmSync(options.rejectsFile, { force: true });
-  const rejects = new RejectsWriter(options.rejectsFile);
   const progress = options.progress ?? silentProgress;
   const sources: SourceSummary[] = [];
+  const lockTimeoutMs = options.lockTimeoutMs ?? DEFAULT_LOAD_LOCK_TIMEOUT_MS;
+  const table = quoteTarget(target, (s) => client.escapeIdentifier(s));
+  // A two-int4 advisory key shows in pg_locks as classid, objid (hashtext's int4 as an unsigned oid), objsubid 2.
+  let wait: LockWait = {
+    what: `the load lock on ${target} (advisory lock ${LOAD_LOCK_CLASS}, hashtext('${target}'))`,
+    where: `l.locktype = 'advisory' AND l.objsubid = 2 AND l.classid::bigint = $1 AND l.objid::bigint = (hashtext($2)::bigint & 4294967295)`,
+    params: [LOAD_LOCK_CLASS, target],
+  };
+  // Claims the path (or a sibling, while another load writes there) and deletes an earlier run's file.
+  const rejects = new RejectsWriter(options.rejectsFile);
   try {
     await withTransaction(client, async () => {
+      await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${Math.max(1, Math.round(lockTimeoutMs))}ms`]);
       await client.query(`SELECT pg_advisory_xact_lock${alone ? "" : "_shared"}($1, hashtext($2))`, [LOAD_LOCK_CLASS, target]);
+      // From here a wait is for the table, or for a bar another session wrote and has not committed: its
+      // session holds a write lock on the table (on a hypertable too, besides its chunk's).
+      wait = {
+        what: `a lock on ${target} (a bar of this load that another session wrote and has not committed, or the table itself)`,
+        where: `l.locktype = 'relation' AND l.relation = to_regclass($1) AND l.mode <> 'AccessShareLock'`,
+        params: [table],
+      };
       await checkTarget(client, target);
-      const table = quoteTarget(target, (s) => client.escapeIdentifier(s));
+      const types = await targetTypes(client, table);
       // Same column types as the target, no constraints or indexes: COPY into it is as cheap as it gets.
       await client.query(
         `CREATE TEMP TABLE tsdb_ohlcv_staging ON COMMIT DROP AS SELECT ${COLUMNS.join(", ")} FROM ${table} WITH NO DATA`,
@@ -675,7 +749,7 @@ async function loadOnce(client: Client, options: LoadOptions, alone: boolean): P
       };
       for (const file of options.files) {
         // The loader's own thread reads: a reader thread (tried for issue 11) cost 60 MB more and gained nothing.
-        const source = await openChecked(file, options, shape, events);
+        const source = await openChecked(file, options, shape, events, types);
         try {
           const streamable = !alone && mode === "copy" && options.strategy !== "stage" && isRegularFile(file);
           const plan: WritePlan = !streamable ? "chunks" : (await isEmpty(client, table)) ? "stream" : "probe";
@@ -686,6 +760,10 @@ async function loadOnce(client: Client, options: LoadOptions, alone: boolean): P
       }
       enforceRejectLimit(sources.reduce((n, s) => n + s.read, 0), rejects, options.maxRejects ?? DEFAULT_MAX_REJECTS);
     });
+  } catch (err) {
+    // 55P03 lock_not_available: lock_timeout struck. The transaction is rolled back; its locks are gone.
+    if ((err as { code?: string }).code === "55P03") throw await loadLockTimeout(client, wait, lockTimeoutMs, err);
+    throw err;
   } finally {
     rejects.close();
   }
@@ -701,7 +779,7 @@ async function loadOnce(client: Client, options: LoadOptions, alone: boolean): P
     rejected: total("rejected"),
     seconds,
     rowsPerSecond: seconds > 0 ? Math.round(read / seconds) : read,
-    ...(rejects.count > 0 && options.rejectsFile ? { rejectsFile: options.rejectsFile } : {}),
+    ...(rejects.count > 0 && rejects.file ? { rejectsFile: rejects.file } : {}),
   };
 }
 
@@ -713,13 +791,13 @@ export async function loadOhlcvFrom(connection: Connection, options: LoadOptions
 /** The summary as the CLI prints it, ending with "nothing new" when a re-run added no rows. */
 export function formatSummary(s: LoadSummary): string {
   const lines = s.sources.map(
-    (x) => `  ${x.source}: read ${x.read}, inserted ${x.inserted}, updated ${x.updated}, already present ${x.alreadyPresent}, rejected ${x.rejected}`,
+    (x) => `  ${printable(x.source)}: read ${x.read}, inserted ${x.inserted}, updated ${x.updated}, already present ${x.alreadyPresent}, rejected ${x.rejected}`,
   );
   lines.push(
     `total: read ${s.read}, loaded ${s.inserted + s.updated} (inserted ${s.inserted}, updated ${s.updated}), ` +
       `already present ${s.alreadyPresent}, rejected ${s.rejected} in ${s.seconds.toFixed(2)} s (${s.rowsPerSecond} rows/s)`,
   );
   if (s.inserted + s.updated === 0 && s.alreadyPresent > 0) lines.push("nothing new: every valid row was already in the table.");
-  if (s.rejectsFile) lines.push(`rejected rows with reasons: ${s.rejectsFile}`);
+  if (s.rejectsFile) lines.push(`rejected rows with reasons: ${printable(s.rejectsFile)}`);
   return lines.join("\n");
 }

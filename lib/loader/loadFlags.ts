@@ -28,4 +28,5 @@ export const LOAD_FLAGS: { [K in keyof LoadRequest]-?: { flag: string; type: "st
   maxRejects: { flag: "max-rejects", type: "string", help: "most rejected rows a load may have and still commit: N rows or P% of rows read (default 10%); a load with every row rejected always fails" },
   strict: { flag: "strict", type: "boolean", help: "fail on the first invalid row; nothing is loaded" },
   target: { flag: "target", type: "string", help: "target table, schema.table (default market_data.ohlcv_bars)" },
+  lockTimeout: { flag: "lock-timeout", type: "string", help: "give up waiting for a lock (the load lock, or a bar another session wrote and has not committed) after SECONDS, naming the session holding it (default 60)" },
 };

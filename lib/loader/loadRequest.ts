@@ -39,6 +39,8 @@ export const LoadRequestSchema = z.strictObject({
   maxRejects: z.union([z.string().regex(MAX_REJECTS, "must be a count like 250 or a percentage like 10%"), z.number().int().min(0)]).optional(),
   strict: z.boolean().optional(),
   target: z.string().min(1).optional(),
+  /** Seconds to wait for a lock before giving up naming its holder (default 60). */
+  lockTimeout: z.union([z.number().positive(), z.string().regex(/^\s*\d+(\.\d+)?\s*$/, "must be a number of seconds such as 60")]).optional(),
 });
 
 /** A validated load request. */
@@ -97,6 +99,7 @@ export function toLoadOptions(
     ...opt("target", request.target),
     ...opt("onConflict", request.onConflict),
     ...opt("maxRejects", request.maxRejects === undefined ? undefined : String(request.maxRejects)),
+    ...opt("lockTimeoutMs", request.lockTimeout === undefined ? undefined : Number(request.lockTimeout) * 1000),
     strict: request.strict ?? false,
     rejectsFile: path.resolve(context.cwd, request.rejects ?? context.defaultRejects),
   };

@@ -6,11 +6,11 @@
 import type { PathKey } from "./columnMapping";
 import { type Field, matchPathPattern, resolveColumns } from "./columnMapping";
 import { TimeKeySet } from "./keySet";
-import { type BarText, type RowCheck, TIMEFRAME_FORMS, checkBar, normalizeTimeframe, numericText } from "./rowValidation";
+import { type BarText, type RowCheck, type ValueTypes, checkBar, normalizeTimeframe, numericText, timeframeFault } from "./rowValidation";
 import { openCsv } from "./sources/csv";
 import { openParquet } from "./sources/parquet";
 import { openSqlite } from "./sources/sqlite";
-import type { RecordSource, SourceFormat } from "./sources/types";
+import type { FaultyBatch, RecordSource, SourceFormat } from "./sources/types";
 import { combineDateTime, isTimeOfDay, microsToSql, shown } from "./timestamps";
 
 /** The columns of the bar table, in the order of a COPY line. */
@@ -125,14 +125,12 @@ function planSource(file: string, source: RecordSource, options: ReadOptions): S
     const normal = normalizeTimeframe(tf);
     if (normal === undefined) {
       const from = options.timeframe !== undefined ? "--timeframe" : fromPath.timeframe !== undefined ? "--path-pattern" : "the file's metadata";
-      throw new Error(`${source.name}: timeframe ${JSON.stringify(tf)} (from ${from}) ${TIMEFRAME_FAULT}.`);
+      throw new Error(`${source.name}: timeframe ${JSON.stringify(tf)} (from ${from}) ${timeframeFault(tf)}.`);
     }
     constants.timeframe = normal;
   }
   return { idx, constants };
 }
-
-const TIMEFRAME_FAULT = `is ambiguous or unknown; use ${TIMEFRAME_FORMS}`;
 
 function text(v: unknown): string {
   if (v === null || v === undefined) return "";
@@ -167,7 +165,7 @@ function barReader(plan: SourcePlan): { read(row: unknown[]): BarText; fault: st
         const raw = text(pick(row, "timeframe"));
         if (!timeframes.has(raw)) timeframes.set(raw, normalizeTimeframe(raw));
         timeframe = timeframes.get(raw) ?? "";
-        if (raw !== "" && timeframe === "") reader.fault = `timeframe ${shown(raw)} ${TIMEFRAME_FAULT}`;
+        if (raw !== "" && timeframe === "") reader.fault = `timeframe ${shown(raw)} ${timeframeFault(raw)}`;
       }
       const time = timeIdx === undefined ? undefined : row[timeIdx];
       // One object for every row of the source, overwritten: nothing keeps a bar past the row (a million
@@ -293,7 +291,7 @@ const NULL_LINE_END = "\\N\n";
 async function* checkedChunks(
   source: RecordSource,
   plan: SourcePlan,
-  ctx: { strict: boolean; events: ReadEvents; counts: { read: number; rejected: number }; series: SeriesTracker },
+  ctx: { strict: boolean; events: ReadEvents; counts: { read: number; rejected: number }; series: SeriesTracker; types: ValueTypes | undefined },
   shape: ChunkShape,
 ): AsyncGenerator<Chunk> {
   const { events, counts, series } = ctx;
@@ -304,10 +302,15 @@ async function* checkedChunks(
   let chunk = newChunk(size, asText);
   const line: string[] = new Array<string>(COLUMNS.length).fill("");
   for await (const batch of source.batches()) {
+    // Records the reader found malformed (sources/types.ts FaultyBatch), by index in the batch.
+    const faults = (batch as FaultyBatch).faults;
+    let index = -1;
     for (const row of batch) {
       counts.read++;
+      index++;
       const bar = reader.read(row);
-      let check: RowCheck = reader.fault === undefined ? checkBar(bar) : { ok: false, reason: reader.fault };
+      const fault = faults === undefined ? reader.fault : (faults.get(index) ?? reader.fault);
+      let check: RowCheck = fault === undefined ? checkBar(bar, ctx.types) : { ok: false, reason: fault };
       let id = -1;
       if (check.ok) {
         id = series.idOf(bar);
@@ -362,9 +365,10 @@ async function* checkedChunks(
 
 /**
  * Opens `file` and plans it (throwing what a bad file or missing symbol/timeframe says), then reads it on
- * this thread as chunks() is iterated.
+ * this thread as chunks() is iterated. `types`: the target's value column types when they are not
+ * unconstrained numeric (rowValidation.ts checkBar).
  */
-export async function openChecked(file: string, options: ReadOptions, shape: ChunkShape, events: ReadEvents): Promise<CheckedSource> {
+export async function openChecked(file: string, options: ReadOptions, shape: ChunkShape, events: ReadEvents, types?: ValueTypes): Promise<CheckedSource> {
   const source = await openSource(file, options);
   let plan: SourcePlan;
   try {
@@ -387,7 +391,7 @@ export async function openChecked(file: string, options: ReadOptions, shape: Chu
     },
     seriesKey: (id) => (series.list[id] as Series).key,
     spans: () => series.ranges(),
-    chunks: () => checkedChunks(source, plan, { strict: options.strict === true, events, counts, series }, shape),
+    chunks: () => checkedChunks(source, plan, { strict: options.strict === true, events, counts, series, types }, shape),
     close: () => source.close(),
   };
 }

@@ -17,5 +17,11 @@ export interface RecordSource {
   close(): Promise<void>;
 }
 
+/**
+ * A batch in which the reader found some records malformed (a CSV quote left open): `faults` maps a record's
+ * index in the batch to the reason, and the row checks reject it with that reason.
+ */
+export type FaultyBatch = unknown[][] & { faults?: Map<number, string> };
+
 /** Formats the loader reads. */
 export type SourceFormat = "csv" | "parquet" | "sqlite";
