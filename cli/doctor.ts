@@ -41,7 +41,11 @@ async function databaseChecks(url: string, expectTimescaleDb: boolean, fix: stri
   try {
     return await withClient(url, async (client) => {
       const results = await checkDatabase(client, { expectTimescaleDb, path });
-      if (path === "url") results.push(await migrationsCheck(client));
+      if (path === "url") {
+        results.push(
+          await migrationsCheck(client).catch((err: Error): CheckResult => ({ name: "Migrations", status: "warn", detail: `cannot read the history: ${err.message}`, fix: "Run doctor as the migrator or the admin." })),
+        );
+      }
       const num = Number(((await client.query("SELECT current_setting('server_version_num') AS n")).rows[0] as { n: string }).n);
       return { results, major: Math.floor(num / 10_000) };
     });
@@ -73,7 +77,8 @@ async function poolerCheck(url: string, at: { host: string; port: number }): Pro
   const c = parseConnection(url);
   const where = `${at.host}:${at.port}`;
   try {
-    await withClient(clientConfig({ ...c, ...at }), (client) => client.query("SELECT 1"));
+    // A pooler that cannot log in to the server may keep the client waiting (query_wait_timeout): give up sooner.
+    await withClient({ ...clientConfig({ ...c, ...at }), connectionTimeoutMillis: 10_000, query_timeout: 10_000 }, (client) => client.query("SELECT 1"));
     return { name: "Pooler", status: "ok", detail: `${c.user} gets through ${where}` };
   } catch (err) {
     return {
