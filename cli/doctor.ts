@@ -10,6 +10,7 @@
  */
 import type { Command } from "commander";
 import type { CheckResult } from "../lib/ops/prerequisites";
+import { parseEndpoint } from "../lib/postgres/connectionString";
 import { type Act, type Context, UsageError, examples, packageRoot, parseConnection, projectRoot, stackOption } from "./conventions";
 
 interface DoctorFlags {
@@ -101,9 +102,9 @@ async function serverPath(url: string, o: DoctorFlags, nodeRange: string, checks
 }
 
 function poolerEndpoint(raw: string): { host: string; port: number } {
-  const m = /^(\[[^\]]+\]|[^:[\]]+)(?::(\d+))?$/.exec(raw);
-  if (!m) throw new UsageError(`--pooler must be host or host:port, got ${JSON.stringify(raw)}`);
-  return { host: m[1]!.replace(/^\[(.*)\]$/, "$1"), port: Number(m[2] ?? 6432) };
+  const at = parseEndpoint(raw, 6432);
+  if (!at) throw new UsageError(`--pooler must be host or host:port (IPv6 in brackets), got ${JSON.stringify(raw)}`);
+  return at;
 }
 
 /** The stack: prerequisites of `pulumi up`, then the deployed database when the stack has outputs. */

@@ -7,6 +7,7 @@
  * - with --url alone: that URL's own login.
  */
 import { type Command, Option } from "commander";
+import { parseEndpoint } from "../lib/postgres/connectionString";
 import { type Act, type Context, UsageError, examples, parseConnection, stackOption } from "./conventions";
 
 /** The roles a .env can be written for (TSDB_ROLES in sdk/databaseOutput.ts, plus the replica; zod kept out of start-up). */
@@ -25,10 +26,9 @@ interface EnvFlags {
 /** `host:port` of --pooler / --replica, or a usage error naming the flag. */
 function endpoint(flag: string, raw: string | undefined, defaultPort: number): { host: string; port: number } | undefined {
   if (raw === undefined) return undefined;
-  const m = /^(\[[^\]]+\]|[^:[\]]+)(?::(\d+))?$/.exec(raw);
-  const port = Number(m?.[2] ?? defaultPort);
-  if (!m || port < 1 || port > 65535) throw new UsageError(`${flag} must be host or host:port (IPv6 in brackets), got ${JSON.stringify(raw)}`);
-  return { host: m[1]!.replace(/^\[(.*)\]$/, "$1"), port };
+  const at = parseEndpoint(raw, defaultPort);
+  if (!at) throw new UsageError(`${flag} must be host or host:port (IPv6 in brackets), got ${JSON.stringify(raw)}`);
+  return at;
 }
 
 /** A server of your own: the role's connection, with a password issued through the admin connection. */

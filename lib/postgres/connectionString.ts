@@ -233,3 +233,11 @@ function readRootCert(file: string | undefined, sslmode: string): { sslrootcert?
   if (!/-----BEGIN CERTIFICATE-----/.test(pem)) throw badConnectionString(`sslrootcert ${file} holds no PEM certificate (no "-----BEGIN CERTIFICATE-----" line)`);
   return { sslrootcert: pem, sslrootcertFile: file };
 }
+
+/** `host[:port]` (an IPv6 address in brackets) as a pooler or replica is named on the command line; undefined if malformed. */
+export function parseEndpoint(raw: string, defaultPort: number): { host: string; port: number } | undefined {
+  const m = /^(\[[^\]]+\]|[^:[\]]+)(?::(\d+))?$/.exec(raw.trim());
+  const port = Number(m?.[2] ?? defaultPort);
+  if (!m || port < 1 || port > 65535) return undefined;
+  return { host: m[1]!.replace(/^\[(.*)\]$/, "$1"), port };
+}

@@ -267,6 +267,7 @@ describe("tsdb doctor and tsdb setup, run for real in child processes", () => {
     expect(result.status).toBe(1);
     expect(result.stdout).toContain("FAIL Docker daemon");
     expect(result.stdout).toContain("Fix the failed checks above, then run `tsdb setup` (or `npm run setup`) again.");
+    expect(result.stdout).toContain("Already have a PostgreSQL/TimescaleDB server? Docker and Pulumi are not needed: `tsdb doctor --url <URL>`, then `tsdb db up --url <URL>`");
     expect(fs.readFileSync(log, "utf8")).toBe("version\n");
   });
 
