@@ -229,7 +229,7 @@ describe("tsdb env, run for real with a stand-in pulumi that prints the output J
 
       const bad = tsdbSync(["env", "--role", "admin"], { PATH: `${dir}:${process.env.PATH}` });
       expect(bad.code).toBe(2);
-      expect(bad.stderr.split("\n")[0]).toBe("tsdb env: option '--role <role>' argument 'admin' is invalid. Allowed choices are migrator, app, readonly.");
+      expect(bad.stderr.split("\n")[0]).toBe("tsdb env: option '--role <role>' argument 'admin' is invalid. Allowed choices are migrator, app, readonly, replica.");
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
