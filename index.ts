@@ -85,6 +85,7 @@ const access = new DatabaseAccess(name, {
   sslmode: settings.sslmode,
   rootCert: rootCert && { pem: pulumi.secret(rootCert.pem), file: rootCert.file },
   existingDatabase: settings.existingDatabase,
+  connectRoles: settings.connectRoles,
   database: settings.database,
   timescaledb: settings.timescaledb,
   toolkit: settings.toolkit,

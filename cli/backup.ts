@@ -15,7 +15,7 @@
 import * as path from "node:path";
 import type { Command } from "commander";
 import { reachableHost, urlHost } from "../lib/connection";
-import { type Act, type Context, UsageError, examples, projectRoot, stackOption, wholeNumber, whileConnected } from "./conventions";
+import { type Act, type Context, UsageError, examples, parseConnection, projectRoot, stackOption, urlOption, wholeNumber, whileConnected } from "./conventions";
 
 interface BackupFlags {
   stack: string;
@@ -53,7 +53,7 @@ async function backup(o: BackupFlags, ctx: Context): Promise<void> {
   let connection;
   let dump;
   if (o.url) {
-    connection = connectionFromUrl(o.url);
+    connection = parseConnection(o.url);
     dump = localPgDump(connection);
   } else if (settings.mode === "docker") {
     connection = connectionFromUrl((await readDatabaseOutput(o.stack)).urls.migrator, {});
@@ -86,7 +86,7 @@ async function restore(o: RestoreFlags, ctx: Context): Promise<void> {
         `e.g. --url postgresql://postgres@${urlHost(reachableHost(settings.bindAddress))}:${settings.port}/postgres with PGPASSWORD set`,
     );
   }
-  const admin = o.url ? connectionFromUrl(o.url) : { ...connectionFromUrl(stackAdmin as string, {}), database: "postgres" };
+  const admin = o.url ? parseConnection(o.url) : { ...connectionFromUrl(stackAdmin as string, {}), database: "postgres" };
 
   let manifestPath = o.backup === undefined ? undefined : resolveManifest(path.resolve(o.backup), settings.database);
   if (!manifestPath) {
@@ -122,7 +122,7 @@ export function registerBackup(program: Command, act: Act): void {
     .command("backup")
     .description("pg_dump the database with a manifest (checksum, versions, row counts); keeps the newest tsdb:backupRetain")
     .addOption(stackOption())
-    .option("--url <url>", "back up this server with a local pg_dump (password in the URL or PGPASSWORD) instead of the stack's container")
+    .addOption(urlOption("back up this server with a local pg_dump instead of the stack's container: a postgresql:// URL or key=value pairs (password in it or PGPASSWORD)"))
     .option("--container <name>", "docker mode: the TimescaleDB container (default: tsdb-<stack>-timescaledb)")
     .option("--dir <dir>", "where backups go (default: the stack's tsdb:backupDir)")
     .option("--retain <n>", "keep the newest N backups of the database (default: the stack's tsdb:backupRetain)", wholeNumber("--retain", 1))

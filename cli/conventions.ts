@@ -9,6 +9,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { connectionLost, failureLine as connectionFailureLine, isConnectionLost, isConnectionLostError } from "../lib/db";
+import { CONNECTION_STRING_FORMS, type ResolvedConnection, isConnectionStringError, resolveConnection } from "../lib/postgres/connectionString";
 
 /** Exit codes of every subcommand. */
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
@@ -135,13 +136,36 @@ export function examples(cmd: Command, ...lines: string[]): Command {
 }
 
 /** `--url`, reading DATABASE_URL when the flag is absent (commander prints "(env: DATABASE_URL)" in help). */
-export function urlOption(description = "postgresql:// URL of the database"): Option {
+export function urlOption(description = "the database: a postgresql:// URL or libpq key=value pairs; PG* variables fill in what it leaves out"): Option {
   return new Option("--url <url>", description).env("DATABASE_URL");
 }
 
-/** The URL from --url or DATABASE_URL, or a usage error saying how to give one. */
-export function requireUrl(url: string | undefined): string {
-  if (!url) throw new UsageError("no database: pass --url postgresql://user@host:port/database or set DATABASE_URL");
+/**
+ * The connection `url` means, read as libpq reads it (PG* variables for what it leaves out); a string that is
+ * not a connection (`--url notaurl`) is a usage error, exit 2, in one line that never repeats the string.
+ */
+export function parseConnection(url: string | undefined, flag = "--url", env: NodeJS.ProcessEnv = process.env): ResolvedConnection {
+  try {
+    return resolveConnection(url, env);
+  } catch (err) {
+    if (isConnectionStringError(err)) throw new UsageError(`${flag}: ${err.message}`);
+    throw err;
+  }
+}
+
+/**
+ * The connection string from --url or DATABASE_URL (checked: a bad one is a usage error); without either, the PG*
+ * variables when PGHOST or PGDATABASE is set, as psql would use them; else a usage error saying how to give one.
+ */
+export function requireUrl(url: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  if (!url) {
+    if (env.PGHOST || env.PGDATABASE) {
+      parseConnection("", "PG* variables", env);
+      return "";
+    }
+    throw new UsageError(`no database: pass --url (${CONNECTION_STRING_FORMS}) or set DATABASE_URL or PGHOST/PGDATABASE`);
+  }
+  parseConnection(url, "--url", env);
   return url;
 }
 

@@ -24,7 +24,10 @@ async function setup(o: SetupFlags, ctx: Context): Promise<void> {
   const checks = await checkPrerequisites(stackPrerequisites(projectDir, settings, { checkPorts: true }));
   ctx.print(`tsdb setup, stack ${o.stack} (${settings.mode} mode)\n${formatResults(checks)}`);
   if (hasFailures(checks)) {
-    ctx.print("\nFix the failed checks above, then run `tsdb setup` (or `npm run setup`) again.");
+    ctx.print(
+      "\nFix the failed checks above, then run `tsdb setup` (or `npm run setup`) again.\n" +
+        "Already have a PostgreSQL/TimescaleDB server? Docker and Pulumi are not needed: `tsdb doctor --url <URL>`, then `tsdb db up --url <URL>` (README, \"Already have a server?\").",
+    );
     return ctx.fail();
   }
 

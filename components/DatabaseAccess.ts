@@ -23,6 +23,8 @@ export interface DatabaseAccessArgs {
   rootCert?: { pem: pulumi.Input<string>; file: string };
   /** Use `database` as it already exists (a managed service's) instead of creating it. */
   existingDatabase?: boolean;
+  /** Existing roles besides the stack's (and pg_monitor) that keep CONNECT on the database (tsdb:connectRoles). */
+  connectRoles?: string[];
   /** Database name; roles are `<database>_owner`, `_migrator`, `_app`, `_readonly`. */
   database: string;
   /** Create the timescaledb extension. */
@@ -106,6 +108,7 @@ export class DatabaseAccess extends pulumi.ComponentResource {
       readonlyConnectionLimit: args.connectionLimits.readonly,
       timescaledb: args.timescaledb,
       existingDatabase: args.existingDatabase,
+      connectRoles: args.connectRoles,
     });
     this.ownerRole = this.plan.owner;
 

@@ -6,27 +6,51 @@
  */
 import type { Client, ClientConfig } from "pg";
 import type { ConnectionInfo } from "./connection";
-import { explainTlsError, sslOptions, urlClientConfig } from "./tls";
+import { type ResolvedConnection, resolveConnection } from "./postgres/connectionString";
+import { explainTlsError, sslFallbackOptions, sslOptions, tlsRefused } from "./tls";
 
 // The connection contract and every URL (IPv6 in brackets) are defined once, in lib/connection.ts. Type-only
 // here: this module is captured by value into the migrations hook and should not drag more modules along.
 export type { ConnectionInfo } from "./connection";
 
-/** Where to connect: a `postgresql://` URL or node-postgres client settings. */
+/**
+ * Where to connect: a connection string as libpq reads it (a `postgresql://` URL or `key=value` pairs, with the
+ * PG* variables for what it leaves out: lib/postgres/connectionString.ts), or client settings.
+ */
 export type Connection = string | ClientConfig;
 
+/** node-postgres settings, plus what libpq would do when the first attempt is refused (see {@link openClient}). */
+export interface TsdbClientConfig extends ClientConfig {
+  /** `ssl` for a second attempt after the server refused the first's (sslmode prefer and allow). */
+  sslFallback?: ClientConfig["ssl"];
+  /** The settings came from a connection string: failure advice names what to put in it. */
+  fromConnectionString?: boolean;
+}
+
 /** node-postgres settings for a `ConnectionInfo`, mapping libpq's sslmode (and the CA) to `ssl` (lib/tls.ts). */
-export function clientConfig(info: ConnectionInfo, overrides: Partial<ClientConfig> = {}): ClientConfig {
-  const ssl = sslOptions({ sslmode: info.sslmode, sslrootcert: info.sslrootcert, host: info.host });
+export function clientConfig(info: ConnectionInfo, overrides: Partial<ClientConfig> = {}): TsdbClientConfig {
+  const target = { sslmode: info.sslmode, sslrootcert: info.sslrootcert, host: info.host };
+  const fallback = sslFallbackOptions(target);
+  const resolved = info as Partial<ResolvedConnection>;
   return {
     host: info.host,
     port: info.port,
     database: info.database,
     user: info.user,
     password: info.password,
-    ssl,
+    ssl: sslOptions(target),
+    ...(fallback === undefined ? {} : { sslFallback: fallback }),
+    ...(resolved.applicationName ? { application_name: resolved.applicationName } : {}),
+    ...(resolved.fromConnectionString ? { fromConnectionString: true } : {}),
     ...overrides,
   };
+}
+
+/** Client settings for `connection`: a string is read as libpq reads it; a ConnectionInfo gets its sslmode mapped. */
+export function connectionConfig(connection: Connection | ConnectionInfo): TsdbClientConfig {
+  if (typeof connection === "string") return clientConfig(resolveConnection(connection));
+  // A ConnectionInfo passed as settings: its sslmode means nothing to node-postgres, so map it here.
+  return "sslmode" in connection ? clientConfig(connection as ConnectionInfo) : connection;
 }
 
 /**
@@ -104,16 +128,7 @@ export function guardConnectionErrors(client: Client): void {
 /** Opens one client, runs `fn`, and always closes the client. */
 export async function withClient<T>(connection: Connection, fn: (client: Client) => Promise<T>): Promise<T> {
   const pg = (await import("pg")).default;
-  const config: ClientConfig =
-    typeof connection === "string"
-      ? urlClientConfig(connection)
-      : // A ConnectionInfo passed as settings: its sslmode means nothing to node-postgres, so map it here.
-        "sslmode" in connection
-        ? clientConfig(connection as ConnectionInfo)
-        : connection;
-  const client = new pg.Client({ application_name: "tsdb-stack", ...config });
-  guardConnectionErrors(client);
-  await connectExplained(client);
+  const client = await openClient(pg, { application_name: "tsdb-stack", ...connectionConfig(connection) });
   try {
     return await fn(client);
   } finally {
@@ -122,14 +137,35 @@ export async function withClient<T>(connection: Connection, fn: (client: Client)
   }
 }
 
+/**
+ * A connected client for `config`, as libpq connects: with sslmode prefer, TLS first and plain text when the
+ * server refuses TLS; with allow, the other way round (`sslFallback`). Errors are explained as by
+ * {@link connectExplained}. `pg` is passed in: the migrations hook requires it where it runs.
+ */
+export async function openClient(pg: typeof import("pg"), config: TsdbClientConfig): Promise<Client> {
+  const { sslFallback, fromConnectionString, ...first } = config;
+  const attempt = async (settings: ClientConfig): Promise<Client> => {
+    const client = new pg.Client(settings);
+    guardConnectionErrors(client);
+    await connectExplained(client, fromConnectionString === true);
+    return client;
+  };
+  try {
+    return await attempt(first);
+  } catch (err) {
+    if (sslFallback === undefined || !tlsRefused((err as { cause?: unknown }).cause ?? err, first.ssl)) throw err;
+    return attempt({ ...first, ssl: sslFallback });
+  }
+}
+
 /** `client.connect()`, with a TLS failure (wrong CA, wrong host name) turned into one line saying so. */
-export async function connectExplained(client: Client): Promise<void> {
+export async function connectExplained(client: Client, fromConnectionString = false): Promise<void> {
   try {
     await client.connect();
   } catch (err) {
     const c = client as unknown as { host?: string; port?: number; ssl?: unknown };
     const caGiven = typeof c.ssl === "object" && c.ssl !== null && "ca" in c.ssl;
-    throw explainTlsError(err, `${c.host}:${c.port}`, caGiven) ?? err;
+    throw explainTlsError(err, `${c.host}:${c.port}`, caGiven, fromConnectionString) ?? err;
   }
 }
 

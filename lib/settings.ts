@@ -105,6 +105,8 @@ export interface Settings {
   /** External mode: streaming replica host for the read-only `replica` URL. */
   replicaHost: string | undefined;
   replicaPort: number;
+  /** Roles besides the stack's and pg_monitor that keep CONNECT on the database (a pooler's auth_query user). */
+  connectRoles: string[];
   ohlcvChunkInterval: string;
   tickChunkInterval: string;
   compressAfter: string;
@@ -185,6 +187,7 @@ export const SETTING_DECLARATIONS: Record<string, SettingDeclaration> = {
   poolerPort: { type: "integer", default: 6432, description: "External mode: connection pooler port." },
   replicaHost: { type: "string", default: "", description: "External mode: read replica host; the database output gains a read-only urls.replica on it. Empty = no replica." },
   replicaPort: { type: "integer", default: 5432, description: "External mode: read replica port." },
+  connectRoles: { type: "string", default: "", description: "Comma-separated existing roles that keep CONNECT on the database after PUBLIC's is revoked, e.g. a PgBouncer auth_query user or a monitoring role (pg_monitor always keeps it). Empty = none besides the stack's roles." },
   ohlcvChunkInterval: { type: "string", default: "30 days", description: "Hypertable chunk interval for OHLCV bars, e.g. \"7 days\"; from 1 hour to 10 years." },
   tickChunkInterval: { type: "string", default: "1 day", description: "Hypertable chunk interval for ticks and trades; from 1 minute to 1 year." },
   compressAfter: { type: "string", default: "90 days", description: "Compress (columnstore) chunks older than this; from 1 hour to 100 years." },
@@ -344,6 +347,12 @@ const FIELD_PARSERS: { [K in Exclude<keyof Settings, "stack">]: FieldParser<Sett
   poolerPort: intField(1, 65535, "an integer port from 1 to 65535"),
   replicaHost: optionalField(stringField((s) => /^[A-Za-z0-9.:\-[\]]+$/.test(s), "a host name or IP address"), "for no replica"),
   replicaPort: intField(1, 65535, "an integer port from 1 to 65535"),
+  connectRoles: (value) => {
+    const list = value === undefined || value === null || value === "" ? [] : typeof value === "string" ? value.split(",").map((r) => r.trim()) : undefined;
+    return list && list.every((r) => /^[A-Za-z_][A-Za-z0-9_$-]{0,62}$/.test(r))
+      ? { ok: true, value: list }
+      : { ok: false, allowed: "a comma-separated list of PostgreSQL role names, or empty for none" };
+  },
   ohlcvChunkInterval: intervalField(INTERVAL_RANGES.ohlcvChunkInterval),
   tickChunkInterval: intervalField(INTERVAL_RANGES.tickChunkInterval),
   compressAfter: intervalField(INTERVAL_RANGES.compressAfter),
@@ -462,6 +471,14 @@ function managedServiceProblems(s: Settings): string[] {
  * Settings for `stack` as the CLIs see them: Pulumi.yaml defaults overlaid with `Pulumi.<stack>.yaml`
  * `tsdb:` values. Encrypted (`secure:`) values are ignored, so passwords are undefined and never required.
  */
+/**
+ * The settings every stack starts from (the declarations' defaults, as Pulumi.yaml states them), for commands
+ * on a server of your own that name no stack: never another stack's file.
+ */
+export function defaultSettings(): Settings {
+  return parseSettings({}, { stack: "", requireSecrets: false });
+}
+
 export function readStackSettings(projectDir: string, stack: string): Settings {
   const projectFile = path.join(projectDir, "Pulumi.yaml");
   const stackFile = path.join(projectDir, `Pulumi.${stack}.yaml`);

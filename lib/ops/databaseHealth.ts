@@ -20,6 +20,11 @@ export interface HealthOptions {
   minCacheSamples?: number;
   /** Share of max_connections in use above which connections are a warning. */
   maxConnectionShare?: number;
+  /**
+   * `url`: a server of your own (`doctor --url`): fixes name the CLI's flags and commands, never Pulumi settings,
+   * and a TimescaleDB extension not created yet is what `tsdb db up` will do, not a failure. Default `stack`.
+   */
+  path?: "stack" | "url";
 }
 
 async function rows<T>(db: Queryable, sql: string, params: unknown[] = []): Promise<T[]> {
@@ -45,7 +50,21 @@ export async function checkDatabase(db: Queryable, options: HealthOptions): Prom
             (SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb') AS available`,
   );
   const tsdb = ext?.installed ?? null;
-  if (tsdb) {
+  const own = options.path === "url";
+  if (!tsdb && options.expectTimescaleDb && own && ext?.available) {
+    // A database just created: `tsdb db up` runs CREATE EXTENSION (0001_schemas.sql), which needs a superuser.
+    const [me] = await rows<{ user: string; super: boolean }>(db, "SELECT current_user AS user, rolsuper AS super FROM pg_roles WHERE rolname = current_user");
+    results.push(
+      me?.super
+        ? { name: "TimescaleDB", status: "ok", detail: `not created yet (server has ${ext.available}): \`tsdb db up\` creates it` }
+        : {
+            name: "TimescaleDB",
+            status: "fail",
+            detail: `not created yet (server has ${ext.available}), and ${me?.user} cannot create it (CREATE EXTENSION timescaledb needs a superuser)`,
+            fix: "Have a superuser (your DBA, the service) run `CREATE EXTENSION timescaledb;` in this database, or pass --no-timescaledb to doctor and db up for plain PostgreSQL.",
+          },
+    );
+  } else if (tsdb) {
     const newer = ext?.available && ext.available !== tsdb;
     results.push({
       name: "TimescaleDB",
@@ -62,9 +81,11 @@ export async function checkDatabase(db: Queryable, options: HealthOptions): Prom
             detail: ext?.available ? `not created in this database (server has ${ext.available})` : "not available on this server",
             fix: ext?.available
               ? "Run `pulumi up` (DatabaseAccess creates the extension) or `CREATE EXTENSION timescaledb;` as the owner."
-              : "Use a TimescaleDB image (tsdb:image) or set `pulumi config set tsdb:timescaledb false` for vanilla PostgreSQL.",
+              : own
+                ? "Use a server with TimescaleDB installed, or pass --no-timescaledb to doctor and db up for plain PostgreSQL."
+                : "Use a TimescaleDB image (tsdb:image) or set `pulumi config set tsdb:timescaledb false` for vanilla PostgreSQL.",
           }
-        : { name: "TimescaleDB", status: "ok", detail: "not used (tsdb:timescaledb is false)" },
+        : { name: "TimescaleDB", status: "ok", detail: own ? "not used (--no-timescaledb)" : "not used (tsdb:timescaledb is false)" },
     );
   }
 
@@ -85,7 +106,7 @@ export async function checkDatabase(db: Queryable, options: HealthOptions): Prom
             name: "Hypertables",
             status: "warn",
             detail: "none in this database",
-            fix: "Apply the schema: `npm run db -- up` (or `pulumi up`).",
+            fix: own ? "Apply the schema: `tsdb db up --url <this URL>`." : "Apply the schema: `npm run db -- up` (or `pulumi up`).",
           },
     );
     const withCompression = hypertables.filter((h) => h.compression);
@@ -135,7 +156,12 @@ export async function checkDatabase(db: Queryable, options: HealthOptions): Prom
       name: "Cache hit ratio",
       status: ratio >= minRatio ? "ok" : "warn",
       detail: `${(ratio * 100).toFixed(2)}% (target ${(minRatio * 100).toFixed(0)}%)`,
-      fix: ratio >= minRatio ? undefined : "Give PostgreSQL more memory: `pulumi config set tsdb:memoryMb <MB>` and `pulumi up`.",
+      fix:
+        ratio >= minRatio
+          ? undefined
+          : own
+            ? "Give PostgreSQL more memory: raise shared_buffers on the server (or the service's instance size)."
+            : "Give PostgreSQL more memory: `pulumi config set tsdb:memoryMb <MB>` and `pulumi up`.",
     });
   }
 
@@ -149,7 +175,12 @@ export async function checkDatabase(db: Queryable, options: HealthOptions): Prom
     name: "Connections",
     status: max > 0 && used / max > maxShare ? "warn" : "ok",
     detail: `${used} of max_connections ${max}`,
-    fix: max > 0 && used / max > maxShare ? "Use a pool (e.g. PgBouncer) or raise `tsdb:maxConnections`, then `pulumi up`." : undefined,
+    fix:
+      max > 0 && used / max > maxShare
+        ? own
+          ? "Use a pool (e.g. PgBouncer) or raise max_connections on the server."
+          : "Use a pool (e.g. PgBouncer) or raise `tsdb:maxConnections`, then `pulumi up`."
+        : undefined,
   });
   return results;
 }

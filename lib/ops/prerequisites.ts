@@ -200,6 +200,20 @@ export function checkNode(nodeRange: string, probes: Probes = realProbes): Check
       };
 }
 
+/**
+ * How to install the PostgreSQL client `major` (or newer). Debian and Ubuntu ship one PostgreSQL version per
+ * release (Debian 12: 15), so `apt-get install postgresql-client-17` finds nothing there; the PostgreSQL
+ * project's apt repository (apt.postgresql.org) has every supported version, and Debian's own postgresql-common
+ * ships the script that adds it (/usr/share/postgresql-common/pgdg/apt.postgresql.org.sh).
+ */
+export function clientInstallAdvice(major: number | undefined): string {
+  const pkg = major ? `postgresql-client-${major}` : "postgresql-client";
+  const debian = major
+    ? `\`sudo apt-get install -y postgresql-common && sudo /usr/share/postgresql-common/pgdg/apt.postgresql.org.sh -y && sudo apt-get install -y ${pkg}\` (the PostgreSQL project's apt repository: Debian and Ubuntu ship one version each)`
+    : `\`sudo apt-get install -y ${pkg}\``;
+  return `Install the PostgreSQL client${major ? ` ${major} or newer` : ""} (Debian/Ubuntu: ${debian}; macOS: \`brew install libpq\`; RHEL: the PGDG repository's ${major ? `postgresql${major}` : "postgresql"} package).`;
+}
+
 /** The PostgreSQL client programs that backups use on this machine (`tsdb backup --url`, `tsdb restore --url`). */
 export const CLIENT_TOOLS = ["pg_dump", "pg_restore", "psql"] as const;
 
@@ -209,7 +223,7 @@ export const CLIENT_TOOLS = ["pg_dump", "pg_restore", "psql"] as const;
  * warnings: loading, migrations and validation do not need them.
  */
 export async function checkClientTools(serverMajor: number | undefined, probes: Probes = realProbes): Promise<CheckResult[]> {
-  const install = `Install the PostgreSQL client${serverMajor ? ` ${serverMajor} or newer` : ""} (Debian/Ubuntu: \`apt-get install postgresql-client${serverMajor ? `-${serverMajor}` : ""}\`, macOS: \`brew install libpq\`).`;
+  const install = clientInstallAdvice(serverMajor);
   const results: CheckResult[] = [];
   for (const tool of CLIENT_TOOLS) {
     const r = await probes.run(tool, ["--version"]);

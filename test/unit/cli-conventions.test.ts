@@ -49,7 +49,7 @@ describe("tsdb alone and tsdb help", () => {
   test("an unknown subcommand is a usage error naming it, exit 2", async () => {
     const r = await tsdbInProcess(["db", "migrate"]);
     expect(r.code).toBe(2);
-    expect(r.stderr.split("\n")[0]).toBe("tsdb db: unknown command 'migrate'; the commands are plan, up, down, status");
+    expect(r.stderr.split("\n")[0]).toBe("tsdb db: unknown command 'migrate'; the commands are plan, up, down, roles, status");
     expect(r.stderr.split("\n")[1]).toMatch(/^Usage: tsdb db /);
   });
 });
@@ -87,7 +87,7 @@ describe.each(COMMANDS)("tsdb %s", (command) => {
 describe("typical failures: one line, the exit code, no stack trace", () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tsdb-cli-"));
   const cases: Array<[string[], number, RegExp]> = [
-    [["db", "up"], 2, /^tsdb db up: no database: pass --url postgresql:\/\/user@host:port\/database or set DATABASE_URL$/],
+    [["db", "up"], 2, /^tsdb db up: no database: pass --url \(a postgresql:\/\/user@host:port\/database URL or libpq key=value pairs \(host=\.\.\. port=\.\.\. dbname=\.\.\. user=\.\.\.\)\) or set DATABASE_URL or PGHOST\/PGDATABASE$/],
     [["db", "down", "--url", NOWHERE], 2, /^tsdb db down: required option '--to <version>' not specified \(use --to 0 to revert everything\)$/],
     [["db", "up", "--to", "latest"], 2, /^tsdb db up: option '--to <version>' argument 'latest' is invalid\. --to must be a version number such as 3 or 0003/],
     [["db", "plan", "--down", "--url", NOWHERE], 2, /^tsdb db plan: plan --down needs --to VERSION$/],
@@ -99,7 +99,7 @@ describe("typical failures: one line, the exit code, no stack trace", () => {
     [["data", "validate", "--url", NOWHERE], 1, /^tsdb data validate: connect ECONNREFUSED/],
     [["backup", "--retain", "0"], 2, /^tsdb backup: option '--retain <n>' argument '0' is invalid\. --retain must be a whole number of at least 1\.$/],
     [["restore", "--stack", "prod", "--url", "postgresql://postgres@127.0.0.1:1/postgres", "--backup", "x.manifest.json", "--recreate"], 1, /^tsdb restore: --backup \S+x\.manifest\.json does not exist; pass a \*\.manifest\.json file or the directory holding it\.$/],
-    [["env", "--role", "admin"], 2, /^tsdb env: option '--role <role>' argument 'admin' is invalid\. Allowed choices are migrator, app, readonly\.$/],
+    [["env", "--role", "admin"], 2, /^tsdb env: option '--role <role>' argument 'admin' is invalid\. Allowed choices are migrator, app, readonly, replica\.$/],
     [["setup", "--stack", "staging"], 1, /^tsdb setup: .*Pulumi\.staging\.yaml does not exist/],
     [["sample", "--out", path.join(dir, "file", "sub")], 1, /^tsdb sample: /],
     [["bench", "queries", "--years", "5"], 2, /^tsdb bench queries: option '--years <n>' argument '5' is invalid\. --years must be a whole number of at least 10\.$/],
@@ -172,7 +172,7 @@ describe("colours, --json and --quiet", () => {
 describe("every flag that reads an environment variable says which in its help", () => {
   test.each([["db plan"], ["db up"], ["db down"], ["db status"], ["data load"], ["data validate"]])("tsdb %s --url: DATABASE_URL", async (command) => {
     const r = await tsdbInProcess([...command.split(" "), "--help"]);
-    expect(r.stdout).toMatch(/--url <url> +postgresql:\/\/ URL of the database \(env:\s+DATABASE_URL\)/);
+    expect(r.stdout).toMatch(/--url <url> +the database: a postgresql:\/\/ URL or libpq key=value\s+pairs; PG\* variables fill in what it leaves out\s+\(env:\s+DATABASE_URL\)/);
   });
 
   test("backup and restore name PGPASSWORD; setup names the Pulumi variables it reads; --debug names DEBUG", async () => {

@@ -175,7 +175,7 @@ describe("the PostgreSQL client tools a server of your own needs for backups (ts
       name: "pg_dump",
       status: "warn",
       detail: "15.14 is older than the server (17): it cannot dump that server",
-      fix: "Install the PostgreSQL client 17 or newer (Debian/Ubuntu: `apt-get install postgresql-client-17`, macOS: `brew install libpq`).",
+      fix: "Install the PostgreSQL client 17 or newer (Debian/Ubuntu: `sudo apt-get install -y postgresql-common && sudo /usr/share/postgresql-common/pgdg/apt.postgresql.org.sh -y && sudo apt-get install -y postgresql-client-17` (the PostgreSQL project's apt repository: Debian and Ubuntu ship one version each); macOS: `brew install libpq`; RHEL: the PGDG repository's postgresql17 package).",
     });
     expect(results[1]?.status).toBe("warn");
     expect(results[2]?.status).toBe("ok"); // psql talks to newer servers
@@ -267,6 +267,7 @@ describe("tsdb doctor and tsdb setup, run for real in child processes", () => {
     expect(result.status).toBe(1);
     expect(result.stdout).toContain("FAIL Docker daemon");
     expect(result.stdout).toContain("Fix the failed checks above, then run `tsdb setup` (or `npm run setup`) again.");
+    expect(result.stdout).toContain("Already have a PostgreSQL/TimescaleDB server? Docker and Pulumi are not needed: `tsdb doctor --url <URL>`, then `tsdb db up --url <URL>`");
     expect(fs.readFileSync(log, "utf8")).toBe("version\n");
   });
 

@@ -67,6 +67,7 @@ describe("parseSettings", () => {
       poolerPort: 6432,
       replicaHost: undefined,
       replicaPort: 5432,
+      connectRoles: [],
       ohlcvChunkInterval: "30 days",
       tickChunkInterval: "1 day",
       compressAfter: "90 days",
@@ -305,6 +306,20 @@ describe("readStackSettings", () => {
     expect([s.port, s.appPassword, s.datasets]).toEqual([6000, undefined, [{ name: "spy", source: "data/spy.csv" }]]);
     expect(() => readStackSettings(dir, "nope")).toThrow(/Pulumi\.nope\.yaml does not exist/);
     fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe("connectRoles", () => {
+  test.each([
+    ["", []],
+    ["pgbouncer_auth", ["pgbouncer_auth"]],
+    ["pgbouncer_auth, datadog", ["pgbouncer_auth", "datadog"]],
+  ])("%j keeps CONNECT for %j", (value, roles) => {
+    expect(parseSettings({ connectRoles: value }, { stack: "dev" }).connectRoles).toEqual(roles);
+  });
+
+  test("a value that is not a list of role names names the setting", () => {
+    expect(() => parseSettings({ connectRoles: "ok, bad name;" }, { stack: "dev" })).toThrow(/\[tsdb:connectRoles\] must be a comma-separated list of PostgreSQL role names, or empty for none, got "ok, bad name;"/);
   });
 });
 
