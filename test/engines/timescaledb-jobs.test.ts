@@ -211,4 +211,103 @@ describe("TimescaleDB jobs and policies under the real scheduler (native Timesca
     expect(kept).toEqual(younger);
     expect(await rows(url, BAR_TOTALS)).toEqual(bars);
   });
+
+  /**
+   * A series of every other day, 300 to 200 days ago: compressed by the policy before the re-loads. The re-load
+   * file holds every one of its bars, REVISED of them with another close, and NEW bars on days between them.
+   */
+  const RELOAD = { symbol: "RLD", days: 100, revised: [2, 40, 42, 76, 98], fresh: [1, 3, 51, 97, 99] };
+  function reloadBars(kind: "base" | "reload"): CsvBar[] {
+    const bars: CsvBar[] = [];
+    for (let d = 0; d < RELOAD.days; d++) {
+      const present = d % 2 === 0;
+      if (!present && (kind === "base" || !RELOAD.fresh.includes(d))) continue;
+      const close = kind === "reload" && RELOAD.revised.includes(d) ? `${61 + d}.0625` : `${60 + d}.125`;
+      const time = new Date(today.getTime() - (300 - d) * 86_400_000).toISOString().replace(".000Z", "Z");
+      bars.push({ time, open: `${60 + d}.5`, high: `${63 + d}.75`, low: `${58 + d}.25`, close, volume: `${1000 + d}.5`, adj: d % 3 === 0 ? "" : `${30 + d}.03125` });
+    }
+    return bars;
+  }
+  const writeCsv = (name: string, bars: CsvBar[]) => {
+    const file = path.join(dir, name);
+    fs.writeFileSync(file, `${HEADER}\n${bars.map((b) => `${b.time},${RELOAD.symbol},1d,${b.open},${b.high},${b.low},${b.close},${b.volume},${b.adj}`).join("\n")}\n`);
+    return file;
+  };
+  const reloadSeries = async () => (await barsAsText(url)).filter((l) => l.startsWith(`${RELOAD.symbol}|`));
+  const others = async () => (await barsAsText(url)).filter((l) => !l.startsWith(`${RELOAD.symbol}|`));
+  const counts = (s: LoadSummary) => ({ read: s.read, inserted: s.inserted, updated: s.updated, alreadyPresent: s.alreadyPresent, rejected: s.rejected });
+
+  test("re-loads into compressed chunks: skip adds only the new bars, update changes exactly the changed ones, values exact", async () => {
+    const base = reloadBars("base");
+    const reload = reloadBars("reload");
+    expect((await loadOhlcvFrom(url, { files: [writeCsv("base.csv", base)] })).inserted).toBe(base.length);
+    expect((await runByScheduler(url, await jobOf(url, "policy_compression", "ohlcv_bars"))).status).toBe("Success");
+    // Every chunk holding the series is compressed now (it is 200 to 300 days old).
+    const holding = await rows<{ compressed: boolean }>(
+      url,
+      `SELECT c.is_compressed AS compressed FROM timescaledb_information.chunks c
+        WHERE c.hypertable_name = 'ohlcv_bars' AND c.range_start < $2::timestamptz AND c.range_end > $1::timestamptz`,
+      [base[0]?.time, base.at(-1)?.time],
+    );
+    expect(holding.length).toBeGreaterThan(5);
+    expect(holding.every((c) => c.compressed)).toBe(true);
+    const rest = await others();
+    const reloadFile = writeCsv("reload.csv", reload);
+
+    const skip = await loadOhlcvFrom(url, { files: [reloadFile], onConflict: "skip" });
+    expect(counts(skip)).toEqual({ read: reload.length, inserted: RELOAD.fresh.length, updated: 0, alreadyPresent: base.length, rejected: 0 });
+    const withFresh = reload.map((b) => base.find((o) => o.time === b.time) ?? b); // base values kept, new bars added
+    expect(await reloadSeries()).toEqual(withFresh.map((b) => asText(RELOAD.symbol, b)));
+
+    const update = await loadOhlcvFrom(url, { files: [reloadFile], onConflict: "update" });
+    expect(await reloadSeries()).toEqual(reload.map((b) => asText(RELOAD.symbol, b)));
+    expect(counts(update)).toEqual({ read: reload.length, inserted: 0, updated: RELOAD.revised.length, alreadyPresent: reload.length - RELOAD.revised.length, rejected: 0 });
+    expect(await others()).toEqual(rest);
+  }, 180_000);
+
+  test("every job the migrations created ends with Success in job_stats under the scheduler, and none is in job_errors", async () => {
+    const jobs = await rows<{ job_id: number; name: string }>(
+      url,
+      `SELECT job_id, proc_name || ' on ' || coalesce(hypertable_name, '-') AS name FROM timescaledb_information.jobs
+        WHERE job_id >= 1000 ORDER BY job_id`,
+    );
+    // Five columnstore policies, five rollup refreshes, the tick retention.
+    expect(jobs).toHaveLength(11);
+    for (const job of jobs) await runByScheduler(url, job.job_id);
+    const stats = await rows<{ job_id: number; status: string; failures: number }>(
+      url,
+      "SELECT job_id, last_run_status AS status, total_failures::int AS failures FROM timescaledb_information.job_stats WHERE job_id >= 1000 ORDER BY job_id",
+    );
+    expect(stats).toEqual(jobs.map((j) => ({ job_id: j.job_id, status: "Success", failures: 0 })));
+    expect(await rows(url, "SELECT job_id, err_message FROM timescaledb_information.job_errors")).toEqual([]);
+  }, 300_000);
+
+  test("db down over compressed hypertables does what its plan says: keeps the hypertables' rows while reverting compression, then drops what it lists", async () => {
+    expect((await rows<{ n: number }>(url, "SELECT count(*)::int AS n FROM timescaledb_information.chunks WHERE is_compressed"))[0]?.n).toBeGreaterThan(0);
+    const bars = await barsAsText(url);
+    const runner = schemaRunner(url, { timescaledb: true });
+    let plan: DownStep[] = [];
+    await runner.down({ to: 4, force: false, onPlan: (steps) => (plan = steps) });
+    // The plan for 0012..0005 names no hypertable, so none is dropped, and compression is undone.
+    expect(plan.map((s) => s.file)).toEqual(["0012_ascending_bar_index.sql", "0011_reading_bars.sql", "0010_audit_hardening.sql", "0009_research.sql", "0008_trading.sql", "0007_tick_retention.sql", "0006_ohlcv_rollups.sql", "0005_compression.sql"]);
+    expect(plan.flatMap((s) => s.tables).filter((t) => t.hypertable)).toEqual([]);
+    for (const t of plan.flatMap((s) => s.tables)) {
+      expect(await rows(url, "SELECT to_regclass($1) IS NULL AS gone", [t.name]), t.name).toEqual([{ gone: true }]);
+    }
+    expect(await barsAsText(url)).toEqual(bars);
+    expect(await rows(url, "SELECT count(*)::int AS n FROM timescaledb_information.chunks WHERE is_compressed")).toEqual([{ n: 0 }]);
+    expect(await rows(url, "SELECT count(*)::int AS n FROM timescaledb_information.hypertables WHERE compression_enabled")).toEqual([{ n: 0 }]);
+    expect(await rows(url, "SELECT count(*)::int AS n FROM timescaledb_information.jobs WHERE job_id >= 1000")).toEqual([{ n: 0 }]);
+
+    // 0004 drops the hypertables: refused while they hold rows, done with force, exactly as planned.
+    await expect(runner.down({ to: 3, onPlan: (steps) => (plan = steps) })).rejects.toThrow(/would drop tables that hold rows .*market_data\.ohlcv_bars.*nothing was reverted/);
+    const planned = plan[0]?.tables.find((t) => t.name === "market_data.ohlcv_bars");
+    expect(planned).toEqual({ name: "market_data.ohlcv_bars", rows: bars.length, hypertable: true });
+    expect(await barsAsText(url)).toEqual(bars);
+    await runner.down({ to: 3, force: true });
+    for (const t of plan.flatMap((s) => s.tables)) {
+      expect(await rows(url, "SELECT to_regclass($1) IS NULL AS gone", [t.name]), t.name).toEqual([{ gone: true }]);
+    }
+    expect(await rows(url, "SELECT count(*)::int AS n FROM timescaledb_information.hypertables")).toEqual([{ n: 0 }]);
+  }, 120_000);
 });
