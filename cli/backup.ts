@@ -107,13 +107,14 @@ async function restore(o: RestoreFlags, ctx: Context): Promise<void> {
       ? verifyBackup({ manifestPath: chosen, admin, restore: runner })
       : restoreBackup({ manifestPath: chosen, admin, restore: runner, database: o.database, recreate: o.recreate, protectData: settings.protectData, force: o.force }),
   );
-  if (o.json) return ctx.json({ verified: o.verify === true, manifestPath, database: result.database, rowCounts: result.rowCounts, replaced: result.replaced ?? null });
+  if (o.json) return ctx.json({ verified: o.verify === true, manifestPath, database: result.database, rowCounts: result.rowCounts, replaced: result.replaced ?? null, warnings: result.warnings ?? [] });
   const rows = Object.values(result.rowCounts).reduce((a, b) => a + b, 0);
   ctx.print(
     `${o.verify ? "Verified" : "Restored"} ${path.basename(manifestPath)} ${o.verify ? `(scratch database ${result.database}, dropped)` : `into ${result.database}`}: ` +
       `sha256 ok, PostgreSQL ${result.manifest.postgresMajor} / TimescaleDB ${result.manifest.timescaledbVersion ?? "none"} ok, ` +
       `${Object.keys(result.rowCounts).length} tables and ${rows} rows match the manifest.` +
-      (result.replaced ? `\nThe previous "${result.database}" is kept as "${result.replaced}"; drop it when no longer needed: DROP DATABASE "${result.replaced}";` : ""),
+      (result.replaced ? `\nThe previous "${result.database}" is kept as "${result.replaced}"; drop it when no longer needed: DROP DATABASE "${result.replaced}";` : "") +
+      (result.warnings ?? []).map((w) => `\nWARN ${w}`).join(""),
   );
 }
 
