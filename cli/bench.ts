@@ -22,6 +22,7 @@ async function load<T>(name: "bench-load" | "bench-migrations" | "bench-queries"
 
 export function registerBench(program: Command, act: Act, io: Io): void {
   const bench = asGroup(program.command("bench").description("benchmarks that write bench/*.md (need a clone with dev dependencies)"), io);
+  examples(bench, "tsdb bench cli --runs 20", "tsdb bench load --rows 100000 --repeat 1 --out /tmp/load.md");
 
   examples(
     bench

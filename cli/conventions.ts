@@ -203,7 +203,8 @@ export function asGroup(group: Command, io: Io): Command {
       const known = group.commands.map((c) => c.name()).join(", ");
       throw new UsageError(`unknown command '${name}'; the commands are ${known}`);
     }
-    io.out.write(group.helpInformation());
+    // outputHelp, not helpInformation: the examples and notes added with addHelpText print only through it.
+    group.outputHelp();
   });
 }
 

@@ -153,6 +153,12 @@ function seriesFlags(cmd: Command, what: string): Command {
 
 export function registerData(program: Command, act: Act, io: Io): void {
   const data = asGroup(program.command("data").description("load OHLCV bars from CSV, Parquet or SQLite, validate what is loaded, export it again"), io);
+  examples(
+    data,
+    "tsdb data load --url postgresql://postgres@127.0.0.1:5432/market --source data/sample/csv/ohlcv.csv",
+    "tsdb data validate --url postgresql://postgres@127.0.0.1:5432/market",
+    "tsdb data export --url postgresql://postgres@127.0.0.1:5432/market --out bars.parquet --symbol AAPL",
+  );
 
   const loadCmd = addLoadFlags(
     data.command("load").description("load OHLCV bars into market_data.ohlcv_bars (validated, deduplicated; a failed load changes nothing)").addOption(urlOption()),

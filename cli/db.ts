@@ -130,6 +130,12 @@ async function status(o: DbOptions, ctx: Context): Promise<void> {
 
 export function registerDb(program: Command, act: Act, io: Io): void {
   const db = asGroup(program.command("db").description("apply, revert and inspect the versioned migrations in sql/"), io);
+  examples(
+    db,
+    "tsdb db status --url postgresql://postgres@127.0.0.1:5432/market",
+    "tsdb db plan && tsdb db up          # DATABASE_URL from the environment",
+    "tsdb db down --to 3 --url postgresql://postgres@127.0.0.1:5432/market",
+  );
   const to = (description: string) => new Option("--to <version>", description).argParser(parseTarget);
 
   examples(

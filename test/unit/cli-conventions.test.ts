@@ -46,6 +46,22 @@ describe("tsdb alone and tsdb help", () => {
     for (const sub of subs) expect(r.stdout).toMatch(new RegExp(`^ {2}${sub} `, "m"));
   });
 
+  test.each(GROUPS)("tsdb %s --help and tsdb %s alone end with examples of its subcommands", async (group) => {
+    for (const args of [[group, "--help"], [group]]) {
+      const r = await tsdbInProcess(args);
+      expect(r.code).toBe(0);
+      const examples = r.stdout.split(/\nExamples:\n/)[1];
+      expect(examples, `tsdb ${args.join(" ")}`).toBeDefined();
+      const lines = examples!.trimEnd().split("\n");
+      expect(lines.length).toBeGreaterThanOrEqual(2);
+      const listed = [...r.stdout.split("Commands:")[1]!.matchAll(/^ {2}(\w+) /gm)].map((m) => m[1]);
+      for (const line of lines) {
+        const sub = new RegExp(`^ {2}\\$ tsdb ${group} (\\w+) `).exec(line)?.[1];
+        expect(listed, line).toContain(sub);
+      }
+    }
+  });
+
   test("an unknown subcommand is a usage error naming it, exit 2", async () => {
     const r = await tsdbInProcess(["db", "migrate"]);
     expect(r.code).toBe(2);

@@ -267,6 +267,10 @@ describe("tsdb doctor and tsdb setup, run for real in child processes", () => {
     expect(result.status).toBe(1);
     expect(result.stdout).toContain("FAIL Docker daemon");
     expect(result.stdout).toContain("Fix the failed checks above, then run `tsdb setup` (or `npm run setup`) again.");
+    // A user without Docker learns there is a path that needs none.
+    expect(result.stdout).toContain(
+      'No Docker here? A PostgreSQL/TimescaleDB server of your own needs neither Docker nor Pulumi: `tsdb doctor --url URL`, then `tsdb db up --url URL` (README, "Already have a server?").',
+    );
     expect(fs.readFileSync(log, "utf8")).toBe("version\n");
   });
 
