@@ -197,7 +197,7 @@ export type Action<O> = (options: O, ctx: Context, cmd: Command) => Promise<void
 export type Act = <O>(body: Action<O>) => (...args: unknown[]) => Promise<void>;
 
 /** A group command (`tsdb`, `tsdb db`, `tsdb data`, `tsdb bench`) prints its help when no subcommand is named. */
-export function asGroup(group: Command, io: Io): Command {
+export function asGroup(group: Command): Command {
   return group.usage("[options] [command]").helpCommand("help [command]", "print help for a command").argument("[command]").action((name: string | undefined) => {
     if (name !== undefined) {
       const known = group.commands.map((c) => c.name()).join(", ");

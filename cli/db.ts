@@ -6,7 +6,7 @@
 import * as path from "node:path";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import type { MigrationStatus, PlannedMigration } from "../lib/migrations/runner";
-import { type Act, type Context, type Io, UsageError, asGroup, examples, packageRoot, projectRoot, requireUrl, stackOption, urlOption } from "./conventions";
+import { type Act, type Context, UsageError, asGroup, examples, packageRoot, projectRoot, requireUrl, stackOption, urlOption } from "./conventions";
 
 interface DbOptions {
   url?: string;
@@ -128,8 +128,8 @@ async function status(o: DbOptions, ctx: Context): Promise<void> {
   else ctx.print(formatStatus(lines));
 }
 
-export function registerDb(program: Command, act: Act, io: Io): void {
-  const db = asGroup(program.command("db").description("apply, revert and inspect the versioned migrations in sql/"), io);
+export function registerDb(program: Command, act: Act): void {
+  const db = asGroup(program.command("db").description("apply, revert and inspect the versioned migrations in sql/"));
   examples(
     db,
     "tsdb db status --url postgresql://postgres@127.0.0.1:5432/market",

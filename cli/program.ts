@@ -46,7 +46,7 @@ export function buildProgram(io: Io): { program: Command; outcome: { failed: boo
     .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out.write(s), writeErr: (s) => io.err.write(s) });
-  asGroup(program, io);
+  asGroup(program);
   examples(program);
 
   const act: Act = (body) => async (...args: unknown[]) => {
@@ -55,14 +55,14 @@ export function buildProgram(io: Io): { program: Command; outcome: { failed: boo
     const ctx = makeContext(io, globals.quiet === true, () => (outcome.failed = true));
     await body(cmd.opts() as never, ctx, cmd);
   };
-  registerDb(program, act, io);
-  registerData(program, act, io);
+  registerDb(program, act);
+  registerData(program, act);
   registerBackup(program, act);
   registerEnv(program, act);
   registerDoctor(program, act);
   registerSetup(program, act);
   registerSample(program, act);
-  registerBench(program, act, io);
+  registerBench(program, act);
 
   // Commander reports its own usage errors through outputError before throwing; keep the message and the
   // command it came from, and print them our way (one line + usage) in runTsdb.
