@@ -553,7 +553,7 @@ async function checkTarget(client: Client, target: string): Promise<void> {
     [table],
   );
   if (r.rows.length === 0) {
-    throw new Error(`Table ${target} does not exist; apply the migrations first (npm run db -- migrate, or pulumi up).`);
+    throw new Error(`Table ${target} does not exist; apply the migrations first (tsdb db up, or pulumi up).`);
   }
   const have = new Set(r.rows.map((row) => row.attname));
   const missing = COLUMNS.filter((c) => !have.has(c));
