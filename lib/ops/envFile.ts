@@ -61,7 +61,7 @@ export function envVariables(output: EnvSource, role: Role): [string, string][] 
   const url = output.urls[role];
   const parsed = new URL(url);
   const rootCert = parsed.searchParams.get("sslrootcert");
-  // Host and port from the role's URL: app and readonly may go through the stack's pooler (issue 12).
+  // Host and port from the role's URL: app and readonly may go through the stack's pooler.
   return [
     ["DATABASE_URL", portableUrl(url)],
     ["PGHOST", hostFromUrl(parsed.hostname) || output.host],

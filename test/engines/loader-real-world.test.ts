@@ -1,5 +1,5 @@
 /**
- * Issue 10, items 2-10: real-world file shapes and bad values, loaded end to end into a native PostgreSQL 17
+ * Real-world file shapes and bad values, loaded end to end into a native PostgreSQL 17
  * server with the real migrations. Every fixture is generated here in the shape of the exporter it names.
  */
 import { execFile } from "node:child_process";

@@ -1,5 +1,5 @@
 /**
- * Issue 8: one `tsdb` command with one set of conventions for every subcommand. Each subcommand's --help
+ * One `tsdb` command with one set of conventions for every subcommand. Each subcommand's --help
  * (usage, flags with defaults, an example, exit 0), an unknown flag (one line naming it plus the usage, exit
  * 2), a typical failure (one line `tsdb <command>: ...`, exit 1 or 2, no stack trace), --json, --quiet,
  * --debug/DEBUG=tsdb, colours only on a TTY without NO_COLOR, environment variables named in help.

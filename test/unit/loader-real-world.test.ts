@@ -1,5 +1,5 @@
 /**
- * Shapes of real-world market data files (issue 10, items 2-6, 8, 9 and 18), on fixtures generated here in the same
+ * Shapes of real-world market data files, on fixtures generated here in the same
  * shapes as backtrader, MetaTrader, Kibot, Stooq, Dukascopy and Binance files (no third-party file is copied).
  */
 import fs from "node:fs";
