@@ -10,6 +10,7 @@ import path from "node:path";
 import assert from "node:assert";
 import { beforeAll, describe, expect, test } from "vitest";
 import { isInternalError } from "../../cli/conventions";
+import { KNOWN_EXTENSIONS } from "../../lib/loader/columnMapping";
 import { runTsdb } from "../../cli/program";
 import { tsdbInProcess, tsdbSync } from "../fixtures/cli";
 
@@ -147,6 +148,13 @@ describe("--debug and DEBUG=tsdb show the stack trace of a failure", () => {
     const env = await tsdbInProcess(["db", "status", "--url", NOWHERE], { env: { DEBUG: "pg,tsdb" } });
     expect(env.stderr).toMatch(STACK_TRACE);
   });
+});
+
+test("data load --help names every extension a directory --source loads (it left out .tsv.gz and .sqlite3)", async () => {
+  const r = await tsdbInProcess(["data", "load", "--help"]);
+  const source = r.stdout.split("--source <path>")[1]!.split(/\n {2}-/)[0]!.replace(/\s+/g, " ");
+  expect(KNOWN_EXTENSIONS).toContain(".sqlite3");
+  for (const ext of KNOWN_EXTENSIONS) expect(source).toContain(` ${ext} `);
 });
 
 describe("a bug in tsdb and a user's error print differently", () => {
