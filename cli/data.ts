@@ -8,7 +8,7 @@ import { COLUMN_ALIASES, FIELDS } from "../lib/loader/columnMapping";
 import { LOAD_FLAGS } from "../lib/loader/loadFlags";
 import type { LoadRequest } from "../lib/loader/loadRequest";
 import { TIMEFRAME_FORMS } from "../lib/loader/rowValidation";
-import { type Act, type Context, type Io, UsageError, asGroup, examples, requireUrl, urlOption, whileConnected } from "./conventions";
+import { type Act, type Context, UsageError, asGroup, examples, requireUrl, urlOption, whileConnected } from "./conventions";
 
 /** Shown in help only; the loader's own default (DEFAULT_TARGET in lib/loader/OhlcvLoader.ts) applies. */
 const TARGET_HELP = "target table, schema.table (default: market_data.ohlcv_bars)";
@@ -152,8 +152,14 @@ function seriesFlags(cmd: Command, what: string): Command {
     .option("--timeframe <timeframe>", `only ${what} of this timeframe (any spelling the loader accepts)`);
 }
 
-export function registerData(program: Command, act: Act, io: Io): void {
-  const data = asGroup(program.command("data").description("load OHLCV bars from CSV, Parquet or SQLite, validate what is loaded, export it again"), io);
+export function registerData(program: Command, act: Act): void {
+  const data = asGroup(program.command("data").description("load OHLCV bars from CSV, Parquet or SQLite, validate what is loaded, export it again"));
+  examples(
+    data,
+    "tsdb data load --url postgresql://postgres@127.0.0.1:5432/market --source data/sample/csv/ohlcv.csv",
+    "tsdb data validate --url postgresql://postgres@127.0.0.1:5432/market",
+    "tsdb data export --url postgresql://postgres@127.0.0.1:5432/market --out bars.parquet --symbol AAPL",
+  );
 
   const loadCmd = addLoadFlags(
     data.command("load").description("load OHLCV bars into market_data.ohlcv_bars (validated, deduplicated; a failed load changes nothing)").addOption(urlOption()),

@@ -9,7 +9,7 @@
 import * as path from "node:path";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import type { MigrationStatus, PlannedMigration } from "../lib/migrations/runner";
-import { type Act, type Context, type Io, UsageError, asGroup, examples, packageRoot, parseConnection, projectRoot, requireUrl, urlOption } from "./conventions";
+import { type Act, type Context, UsageError, asGroup, examples, packageRoot, parseConnection, projectRoot, requireUrl, urlOption } from "./conventions";
 
 interface DbOptions {
   url?: string;
@@ -180,8 +180,14 @@ async function roles(o: RolesOptions, ctx: Context): Promise<void> {
   ctx.info(`Next: \`tsdb env --url <this URL> --role migrator --out .env.migrator\`, then \`tsdb db up\` as that role (set -a; . ./.env.migrator); apps: \`tsdb env --url <this URL> --role app\`.`);
 }
 
-export function registerDb(program: Command, act: Act, io: Io): void {
-  const db = asGroup(program.command("db").description("apply, revert and inspect the versioned migrations in sql/"), io);
+export function registerDb(program: Command, act: Act): void {
+  const db = asGroup(program.command("db").description("apply, revert and inspect the versioned migrations in sql/"));
+  examples(
+    db,
+    "tsdb db status --url postgresql://postgres@127.0.0.1:5432/market",
+    "tsdb db plan && tsdb db up          # DATABASE_URL from the environment",
+    "tsdb db down --to 3 --url postgresql://postgres@127.0.0.1:5432/market",
+  );
   const to = (description: string) => new Option("--to <version>", description).argParser(parseTarget);
 
   examples(

@@ -109,9 +109,17 @@ function poolerEndpoint(raw: string): { host: string; port: number } {
 
 /** The stack: prerequisites of `pulumi up`, then the deployed database when the stack has outputs. */
 async function stackPath(o: DoctorFlags, checks: Checks): Promise<CheckResult[]> {
-  const [{ readDatabaseOutput }, { readStackSettings }] = await Promise.all([import("../lib/ops/stackOutputs.js"), import("../lib/settings.js")]);
+  const [{ readDatabaseOutput }, { readStackSettings }, pulumiCli] = await Promise.all([
+    import("../lib/ops/stackOutputs.js"),
+    import("../lib/settings.js"),
+    import("../lib/ops/pulumiCli.js"),
+  ]);
   const root = projectRoot();
   const settings = readStackSettings(root, o.stack);
+  // The CLI setup would use; doctor never downloads one, and `pulumi` below must not be the npm launcher's bin
+  // (under npm run or npx it is on PATH, and would download its own version on first use).
+  const cli = pulumiCli.findPulumiCli(pulumiCli.pinnedPulumiVersion(packageRoot()));
+  process.env.PATH = pulumiCli.pathForPulumi(cli);
   let url: string | undefined;
   let appThroughPooler: { url: string; pooler: { host: string; port: number } } | undefined;
   const notes: CheckResult[] = [];
@@ -123,7 +131,7 @@ async function stackPath(o: DoctorFlags, checks: Checks): Promise<CheckResult[]>
     notes.push({ name: "Stack outputs", status: "warn", detail: `no database checks: ${(err as Error).message}`, fix: "Deploy with `tsdb setup`, or check a server of your own with `tsdb doctor --url`." });
   }
   // A deployed stack holds its own ports, so only check them when there is no database to talk to yet.
-  const results = await checks.checkPrerequisites(checks.stackPrerequisites(root, settings, { checkPorts: url === undefined }));
+  const results = await checks.checkPrerequisites({ ...checks.stackPrerequisites(root, settings, { checkPorts: url === undefined }), pulumiCli: cli });
   results.push(...notes);
   if (url) {
     const fix = settings.mode === "docker" ? "Start the stack: `pulumi up` (check the container with `docker ps`)." : "Check the server, firewall and credentials.";

@@ -95,7 +95,7 @@ export interface Settings {
   externalAdminUser: string;
   /** libpq sslmode, resolved: `disable` for docker mode and `require` for external mode unless set. */
   sslmode: "disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full";
-  /** External mode: use `database` as it exists on the server instead of creating it (issue 12). */
+  /** External mode: use `database` as it exists on the server instead of creating it. */
   existingDatabase: boolean;
   /** CA certificate for verify-ca/verify-full: a PEM file path (relative to the project) or the PEM text. */
   sslRootCert: string | undefined;
@@ -445,7 +445,7 @@ export function parseSettings(raw: Record<string, unknown>, context: ParseContex
   return s;
 }
 
-/** Settings for managed services (issue 12) that only make sense together or in external mode. */
+/** Settings for managed services that only make sense together or in external mode. */
 function managedServiceProblems(s: Settings): string[] {
   const problems: string[] = [];
   if (s.mode === "docker") {

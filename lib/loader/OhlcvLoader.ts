@@ -218,7 +218,7 @@ export const DEFAULT_CHUNK_ROWS = 32_768;
 /**
  * `COPY ... FROM STDIN` as a pg-copy-streams query. Required when first used (a CLI run that loads nothing
  * never loads it) and synchronously, so a COPY is queued on the client the moment it is asked for, right
- * behind the statement before it (an `import()` per chunk cost every chunk a few event-loop turns, issue 11).
+ * behind the statement before it (an `import()` per chunk cost every chunk a few event-loop turns).
  */
 function copyFromStdin(into: string): import("pg-copy-streams").CopyStreamQuery {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -329,7 +329,7 @@ async function writeFresh(client: Client, table: string, rows: Rows): Promise<{ 
   const savepoint = client.query("SAVEPOINT tsdb_chunk");
   const write = writeRows(client, table, rows);
   // A COPY is one statement, queued at once: RELEASE queues right behind it and the server runs the three back
-  // to back instead of waiting between them for the client's next turn (issue 11: about 5 ms a chunk). Batched
+  // to back instead of waiting between them for the client's next turn (about 5 ms a chunk). Batched
   // INSERTs queue one after another, so RELEASE follows the last of them, inside the savepoint's reach.
   const release = rows.kind === "text" ? client.query("RELEASE SAVEPOINT tsdb_chunk") : write.then(() => client.query("RELEASE SAVEPOINT tsdb_chunk"));
   const steps = [savepoint, write, release];
@@ -350,7 +350,7 @@ const STREAM_PENDING_PIECES = 16;
 /**
  * Writes every chunk of `source` through one COPY into `table`, fed while the next chunk is read: the load of
  * new bars into an empty target (the first import) then costs the server what `psql \copy` costs it, with no
- * probe, savepoint or statement between chunks (issue 11). The caller makes sure nothing can conflict: the
+ * probe, savepoint or statement between chunks. The caller makes sure nothing can conflict: the
  * target was empty; a concurrent writer's key fails the COPY (23505) and loadOhlcv runs the load again alone.
  * Returns the rows written.
  */
@@ -466,7 +466,7 @@ interface Written {
  * Writes `source` chunk by chunk (strategies `filter` and `stage`, see loadSource). Chunks are written one after
  * another in a promise chain: each one's probe and COPY start the moment the one before is written (a promise
  * callback), not at the reader's next stop, and the reader runs up to CHUNKS_AHEAD chunks ahead, so the server
- * never waits on one slow chunk (issue 11). A failure is kept as a value (never an unhandled rejection), skips
+ * never waits on one slow chunk. A failure is kept as a value (never an unhandled rejection), skips
  * the chunks after it and is rethrown when awaited.
  */
 async function writeInChunks(client: Client, table: string, source: CheckedSource, options: LoadOptions, policy: ConflictPolicy, chunks: AsyncIterable<Chunk>): Promise<Written> {
@@ -624,7 +624,7 @@ async function checkTarget(client: Client, target: string): Promise<void> {
     [table],
   );
   if (r.rows.length === 0) {
-    throw new Error(`Table ${target} does not exist; apply the migrations first (npm run db -- migrate, or pulumi up).`);
+    throw new Error(`Table ${target} does not exist; apply the migrations first (tsdb db up, or pulumi up).`);
   }
   const have = new Set(r.rows.map((row) => row.attname));
   const missing = COLUMNS.filter((c) => !have.has(c));
@@ -748,7 +748,7 @@ async function loadOnce(client: Client, options: LoadOptions, alone: boolean): P
         progress: (read, fraction) => progress.update(read, fraction),
       };
       for (const file of options.files) {
-        // The loader's own thread reads: a reader thread (tried for issue 11) cost 60 MB more and gained nothing.
+        // The loader's own thread reads: a reader thread (tried while making loads faster) cost 60 MB more and gained nothing.
         const source = await openChecked(file, options, shape, events, types);
         try {
           const streamable = !alone && mode === "copy" && options.strategy !== "stage" && isRegularFile(file);

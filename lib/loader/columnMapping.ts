@@ -170,7 +170,8 @@ export function matchPathPattern(pattern: string, filePath: string): Partial<Rec
   return m.groups ? { ...m.groups } : {};
 }
 
-const KNOWN_EXTENSIONS = [".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".parquet", ".pq", ".db", ".sqlite", ".sqlite3"];
+/** The files a directory --source loads (`data load --help` lists these). */
+export const KNOWN_EXTENSIONS = [".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".parquet", ".pq", ".db", ".sqlite", ".sqlite3"];
 
 /**
  * Every regular file below `base` (following symbolic links), as paths relative to it with `/` between parts,

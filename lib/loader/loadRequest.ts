@@ -58,7 +58,7 @@ export function parseLoadRequest(value: unknown, where = "load request"): LoadRe
   return r.data;
 }
 
-/** The request the CLI's parsed flags describe (values as node:util parseArgs returns them). */
+/** The request the CLI's parsed flags describe (values as commander returns them: strings, or booleans for switches). */
 export function loadRequestFromFlags(values: Record<string, string | boolean | undefined>): LoadRequest {
   const raw: Record<string, unknown> = {};
   for (const [key, spec] of Object.entries(LOAD_FLAGS) as Array<[keyof LoadRequest, (typeof LOAD_FLAGS)[keyof LoadRequest]]>) {

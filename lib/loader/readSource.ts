@@ -169,7 +169,7 @@ function barReader(plan: SourcePlan): { read(row: unknown[]): BarText; fault: st
       }
       const time = timeIdx === undefined ? undefined : row[timeIdx];
       // One object for every row of the source, overwritten: nothing keeps a bar past the row (a million
-      // short-lived objects were a good part of the garbage collector's work, issue 11).
+      // short-lived objects were a good part of the garbage collector's work).
       bar.symbol = c.symbol ?? text(pick(row, "symbol"));
       bar.exchange = c.exchange ?? text(pick(row, "exchange"));
       bar.provider = c.provider ?? text(pick(row, "provider"));
@@ -240,7 +240,7 @@ class SeriesTracker {
  * Consecutive valid rows of one source: each row's series id and time, and the row itself, either as COPY
  * text in one buffer (`ends[k]` is where row k ends) or as column values. Text goes into a buffer as it is
  * made: the line strings then die young, where holding a chunk of them would move them into V8's old space
- * and grow the heap by their garbage (issue 11: peak RSS).
+ * and grow the heap by their garbage (peak RSS).
  */
 export interface Chunk {
   n: number;
@@ -276,7 +276,7 @@ function appendLine(chunk: Chunk, line: string): void {
 
 /**
  * Rows of the first chunk; each next one doubles, up to the chunk size. Small, so the server starts on the
- * first rows about 20 ms after the file opens rather than after the first 4,096 (issue 11: into an empty
+ * first rows about 20 ms after the file opens rather than after the first 4,096 (into an empty
  * table the server then never waits on the client again).
  */
 const FIRST_CHUNK_ROWS = 256;
@@ -330,7 +330,7 @@ async function* checkedChunks(
       chunk.micros[k] = check.micros;
       if (asText) {
         // One join, not a template: a template of 22 parts builds about twenty intermediate strings a row
-        // (1 KB of garbage a row, half of a CSV load's allocations; issue 11).
+        // (1 KB of garbage a row, half of a CSV load's allocations).
         line[0] = copyText(bar.symbol);
         line[1] = copyText(bar.exchange);
         line[2] = copyText(bar.provider);

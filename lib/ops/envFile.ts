@@ -74,7 +74,7 @@ export function envVariables(output: EnvSource, role: EnvRole): [string, string]
   const url = envUrl(output, role);
   const parsed = new URL(url);
   const rootCert = parsed.searchParams.get("sslrootcert");
-  // Host and port from the role's URL: app and readonly may go through the stack's pooler (issue 12).
+  // Host and port from the role's URL: app and readonly may go through the stack's pooler.
   return [
     ["DATABASE_URL", portableUrl(url)],
     ["PGHOST", hostFromUrl(parsed.hostname) || output.host],

@@ -56,6 +56,11 @@ export interface PrerequisiteOptions {
   minFreeDiskBytes: number;
   /** Valid but risky settings (e.g. ports published on every interface), shown as `WARN` lines. */
   settingWarnings?: SettingWarning[];
+  /**
+   * The Pulumi CLI to check (lib/ops/pulumiCli.ts): its path (default: `pulumi` on PATH), or `{ error }` when
+   * setup could not download one: that line is the check's failure, fix included.
+   */
+  pulumiCli?: string | { error: string };
 }
 
 /** package.json `engines.node` of the project in `projectDir`. */
@@ -240,23 +245,27 @@ export async function checkClientTools(serverMajor: number | undefined, probes: 
   return results;
 }
 
+/** The Pulumi CLI: `pulumi version` of the one given (or on PATH), or the line saying why setup has none. */
+async function checkPulumiCli(cli: PrerequisiteOptions["pulumiCli"], probes: Probes): Promise<CheckResult> {
+  const name = "Pulumi CLI";
+  if (typeof cli === "object") return { name, status: "fail", detail: cli.error };
+  const pulumi = await probes.run(cli ?? "pulumi", ["version"]);
+  if (pulumi.exitCode === 0) return { name, status: "ok", detail: `${firstLine(pulumi.stdout)}${cli ? ` (${cli})` : ""}` };
+  return {
+    name,
+    status: "fail",
+    detail: pulumi.exitCode === 127 ? "`pulumi` is not on PATH" : `\`pulumi version\` failed: ${firstLine(pulumi.stderr)}`,
+    fix: "`tsdb setup` downloads the project's version (the `pulumi` npm package's installer), or install it: `curl -fsSL https://get.pulumi.com | sh` and add ~/.pulumi/bin to PATH (see https://www.pulumi.com/docs/install/).",
+  };
+}
+
 /** Runs every prerequisite check; never throws for a missing prerequisite (it becomes a `fail`). */
 export async function checkPrerequisites(options: PrerequisiteOptions, probes: Probes = realProbes): Promise<CheckResult[]> {
   const results: CheckResult[] = [];
 
   results.push(checkNode(options.nodeRange, probes));
 
-  const pulumi = await probes.run("pulumi", ["version"]);
-  results.push(
-    pulumi.exitCode === 0
-      ? { name: "Pulumi CLI", status: "ok", detail: firstLine(pulumi.stdout) }
-      : {
-          name: "Pulumi CLI",
-          status: "fail",
-          detail: pulumi.exitCode === 127 ? "`pulumi` is not on PATH" : `\`pulumi version\` failed: ${firstLine(pulumi.stderr)}`,
-          fix: "Install it: `curl -fsSL https://get.pulumi.com | sh` and add ~/.pulumi/bin to PATH (see https://www.pulumi.com/docs/install/).",
-        },
-  );
+  results.push(await checkPulumiCli(options.pulumiCli, probes));
 
   if (options.mode === "docker") {
     const docker = await probes.run("docker", ["info", "--format", "{{.ServerVersion}}"]);

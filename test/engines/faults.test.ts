@@ -1,5 +1,5 @@
 /**
- * The fault suite (issue 9, item 15): a real PostgreSQL 15 server (Debian's, so that Debian's pg_dump and
+ * The fault suite: a real PostgreSQL 15 server (Debian's, so that Debian's pg_dump and
  * pg_restore match it) under load, migration, backup and restore, each run as its CLI in a child process, hit
  * by a server restart, a terminated backend and a SIGKILL of the CLI, and run twice at once. After each: the
  * data is either fully there or untouched, and a failed command said so in one line (no stack trace), exit 1.

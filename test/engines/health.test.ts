@@ -132,6 +132,31 @@ describe("database checks on PostgreSQL 17 without TimescaleDB", () => {
     ]);
   });
 
+  test("a query error in one check is that check's failure; the other checks still report", async () => {
+    // A hardened server: PUBLIC may not read pg_stat_database, so the cache check's query fails for a plain role.
+    await withClient(pg.url, async (c) => {
+      await c.query("DROP ROLE IF EXISTS health_reader");
+      await c.query("CREATE ROLE health_reader LOGIN PASSWORD 'health-pw'");
+      await c.query("REVOKE SELECT ON pg_catalog.pg_stat_database FROM PUBLIC");
+    });
+    try {
+      const results = await withClient(pg.urlFor("postgres", "health_reader", "health-pw"), (c) => checkDatabase(c, { expectTimescaleDb: false }));
+      expect(results.map((r) => [r.name, r.status])).toEqual([
+        ["Database", "ok"],
+        ["TimescaleDB", "ok"],
+        ["Cache hit ratio", "fail"],
+        ["Connections", "ok"],
+      ]);
+      expect(results[2]?.detail).toBe("its query failed: permission denied for view pg_stat_database");
+      expect(results[2]?.fix).toMatch(/a role that can read the statistics views/);
+    } finally {
+      await withClient(pg.url, async (c) => {
+        await c.query("GRANT SELECT ON pg_catalog.pg_stat_database TO PUBLIC");
+        await c.query("DROP ROLE health_reader");
+      });
+    }
+  });
+
   test("connections above 80% of max_connections are a warning with a fix", async () => {
     const results = await withClient(pg.url, (c) => checkDatabase(c, { expectTimescaleDb: false, maxConnectionShare: 0 }));
     expect(results.find((r) => r.name === "Connections")).toMatchObject({ status: "warn", detail: "1 of max_connections 200" });

@@ -1,5 +1,5 @@
 /**
- * Every way a load can reach the target leaves the same rows (issue 11): the key-filtered path (per chunk,
+ * Every way a load can reach the target leaves the same rows: the key-filtered path (per chunk,
  * fetch the keys present, write only missing rows, stage only changed ones), in chunks small enough that a
  * series spans several, and the reference staging path (every row staged, one ON CONFLICT merge), for
  * re-loads under --on-conflict skip and update, from CSV and from SQLite, on the TimescaleDB build (PGlite,

@@ -1,6 +1,6 @@
 /**
  * A load into an empty target (the first import) goes through one COPY fed while the file is read, like
- * `psql \copy`, with no probe, savepoint or statement between chunks (issue 11: empty-table loads at the
+ * `psql \copy`, with no probe, savepoint or statement between chunks (empty-table loads at the
  * floor). These tests pin that it is taken, that it leaves the rows every other path leaves, and that it loses
  * nothing when it cannot finish: a bad row under --strict after earlier chunks were sent, a second file of the
  * same load, and a bar another session writes into the table meanwhile. PostgreSQL 17 only: the TimescaleDB

@@ -1,5 +1,5 @@
 /**
- * Issue 8: one `tsdb` command with one set of conventions for every subcommand. Each subcommand's --help
+ * One `tsdb` command with one set of conventions for every subcommand. Each subcommand's --help
  * (usage, flags with defaults, an example, exit 0), an unknown flag (one line naming it plus the usage, exit
  * 2), a typical failure (one line `tsdb <command>: ...`, exit 1 or 2, no stack trace), --json, --quiet,
  * --debug/DEBUG=tsdb, colours only on a TTY without NO_COLOR, environment variables named in help.
@@ -7,7 +7,11 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import assert from "node:assert";
 import { beforeAll, describe, expect, test } from "vitest";
+import { isInternalError } from "../../cli/conventions";
+import { KNOWN_EXTENSIONS } from "../../lib/loader/columnMapping";
+import { runTsdb } from "../../cli/program";
 import { tsdbInProcess, tsdbSync } from "../fixtures/cli";
 
 /** Every runnable subcommand, as a user types it after `tsdb`. */
@@ -44,6 +48,22 @@ describe("tsdb alone and tsdb help", () => {
     const subs = COMMANDS.filter((c) => c.startsWith(`${group} `)).map((c) => c.split(" ")[1]);
     expect(subs.length).toBeGreaterThan(1);
     for (const sub of subs) expect(r.stdout).toMatch(new RegExp(`^ {2}${sub} `, "m"));
+  });
+
+  test.each(GROUPS)("tsdb %s --help and tsdb %s alone end with examples of its subcommands", async (group) => {
+    for (const args of [[group, "--help"], [group]]) {
+      const r = await tsdbInProcess(args);
+      expect(r.code).toBe(0);
+      const examples = r.stdout.split(/\nExamples:\n/)[1];
+      expect(examples, `tsdb ${args.join(" ")}`).toBeDefined();
+      const lines = examples!.trimEnd().split("\n");
+      expect(lines.length).toBeGreaterThanOrEqual(2);
+      const listed = [...r.stdout.split("Commands:")[1]!.matchAll(/^ {2}(\w+) /gm)].map((m) => m[1]);
+      for (const line of lines) {
+        const sub = new RegExp(`^ {2}\\$ tsdb ${group} (\\w+) `).exec(line)?.[1];
+        expect(listed, line).toContain(sub);
+      }
+    }
   });
 
   test("an unknown subcommand is a usage error naming it, exit 2", async () => {
@@ -127,6 +147,73 @@ describe("--debug and DEBUG=tsdb show the stack trace of a failure", () => {
     expect(flag.stderr).toMatch(STACK_TRACE);
     const env = await tsdbInProcess(["db", "status", "--url", NOWHERE], { env: { DEBUG: "pg,tsdb" } });
     expect(env.stderr).toMatch(STACK_TRACE);
+  });
+});
+
+test("data load --help names every extension a directory --source loads (it left out .tsv.gz and .sqlite3)", async () => {
+  const r = await tsdbInProcess(["data", "load", "--help"]);
+  const source = r.stdout.split("--source <path>")[1]!.split(/\n {2}-/)[0]!.replace(/\s+/g, " ");
+  expect(KNOWN_EXTENSIONS).toContain(".sqlite3");
+  for (const ext of KNOWN_EXTENSIONS) expect(source).toContain(` ${ext} `);
+});
+
+describe("a bug in tsdb and a user's error print differently", () => {
+  /** The error a real line of code raises, not one constructed to look like it. */
+  function raised(fn: () => unknown): unknown {
+    try {
+      fn();
+    } catch (err) {
+      return err;
+    }
+    throw new Error("did not throw");
+  }
+  const nothing = undefined as unknown as { write(s: string): void };
+
+  test.each([
+    ["internal: a property read of undefined (TypeError)", raised(() => nothing.write("x")), true],
+    ["internal: an undefined name (ReferenceError)", raised(() => new Function("return notDefinedAnywhere")()), true],
+    ["internal: an invalid array length (RangeError)", raised(() => new Array(-1)), true],
+    ["internal: a failed assertion", raised(() => assert.ok(false, "rows were counted twice")), true],
+    ["internal: a thrown string", "boom", true],
+    ["not internal: a message tsdb wrote for the user (Error)", new Error("--source x.csv does not exist."), false],
+    ["not internal: a bad URL from the user (TypeError with code ERR_INVALID_URL)", raised(() => new URL("notaurl")), false],
+    ["not internal: a missing file (ENOENT)", raised(() => fs.readFileSync("/nonexistent/file")), false],
+    ["not internal: unparsable input (SyntaxError)", raised(() => JSON.parse("{")), false],
+  ])("%s", (_what, err, internal) => {
+    expect(isInternalError(err)).toBe(internal);
+  });
+
+  async function run(args: string[], out: { write(s: string): unknown }) {
+    let stderr = "";
+    const code = await runTsdb(args, { out, err: { write: (s: string) => (stderr += s) }, env: { PATH: process.env.PATH } });
+    return { code, stderr };
+  }
+
+  test("an internal error says it is a bug, shows the stack trace without --debug, and says what to include in a report; exit 1", async () => {
+    // A real command whose output stream fails with the TypeError a bug in it would raise.
+    const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "tsdb-bug-")), ".env");
+    const r = await run(["env", "--url", "postgresql://me:secret@127.0.0.1:5432/market", "--out", out], { write: (s: string) => nothing.write(s) });
+    expect(r.code).toBe(1);
+    const lines = r.stderr.trimEnd().split("\n");
+    expect(lines[0]).toBe("tsdb env: internal error (a bug in tsdb, not in your input or server): TypeError: Cannot read properties of undefined (reading 'write')");
+    expect(r.stderr).toMatch(STACK_TRACE);
+    const version = (JSON.parse(fs.readFileSync(path.join(__dirname, "../../package.json"), "utf8")) as { version: string }).version;
+    expect(lines[lines.length - 1]).toBe(
+      `Please report it to the tsdb-stack maintainers with the command you ran, everything printed above, and: tsdb ${version}, Node ${process.version}, ${process.platform} ${process.arch}.`,
+    );
+    expect(r.stderr).not.toContain("secret");
+  });
+
+  test("the user's error on the same command stays one line naming what to fix, with no stack trace and no report", async () => {
+    const r = await run(["env", "--url", "mysql://me@127.0.0.1/market"], { write: () => undefined });
+    expect(r.code).toBe(2);
+    expect(r.stderr.split("\n")[0]).toBe("tsdb env: --url must start with postgresql://, got mysql://.");
+    expect(r.stderr).not.toMatch(/internal error|report it/);
+    expect(r.stderr).not.toMatch(STACK_TRACE);
+    const failed = await run(["db", "status", "--url", NOWHERE], { write: () => undefined });
+    expect(failed.code).toBe(1);
+    expect(failed.stderr.trimEnd().split("\n")).toHaveLength(1);
+    expect(failed.stderr).not.toMatch(/internal error|report it/);
   });
 });
 

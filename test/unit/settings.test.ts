@@ -358,7 +358,7 @@ describe("migration variables and intervals", () => {
   });
 });
 
-describe("issue 9: settings the database would reject or that expose the stack", () => {
+describe("settings the database would reject or that expose the stack", () => {
   const problemsOf = (raw: Record<string, unknown>) => errorOf(() => parseSettings(raw, { stack: "dev" })).problems;
 
   test.each(["adminPassword", "migratorPassword", "appPassword", "readonlyPassword", "pgadminPassword"])(

@@ -93,7 +93,7 @@ const DEV_CHANGES: [string, string | object, Record<string, string>][] = [
   ["pgadminImage", "dpage/pgadmin4:9.8", { "tsdb-dev-pgadmin": "replace (image)", "tsdb-dev-pgadmin-image": "replace (name)" }],
   ["pgadminPort", "5051", { "tsdb-dev-pgadmin": "replace (ports)" }],
   ["pgadminEmail", "ops@example.com", { "tsdb-dev-pgadmin": "replace (envs)" }],
-  ["pgadminPassword", "new-pgadmin-Pw1", { "tsdb-dev-pgadmin": "replace (envs)", "tsdb-dev-pgadmin-password": "delete" }],
+  ["pgadminPassword", "new-pgadmin-Pw1", { "tsdb-dev-pgadmin": "replace (uploads)", "tsdb-dev-pgadmin-password": "delete" }],
   ["sslmode", "require", { "tsdb-dev-provider": "update (sslmode)", "tsdb-dev-schema-migrations": "update" }],
   ["ohlcvChunkInterval", "7 days", { "tsdb-dev-schema-migrations": "update" }],
   ["tickRetention", "90 days", { "tsdb-dev-schema-migrations": "update" }],

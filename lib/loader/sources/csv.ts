@@ -245,7 +245,7 @@ async function* csvRows(
       ...(newline ? { newline } : {}),
     });
     // The line break guessed from the first piece holds for the whole file (guessing it splits each piece
-    // into lines twice more: a tenth of the parse, issue 11).
+    // into lines twice more: a tenth of the parse).
     newline ??= result.meta.linebreak as LineBreak;
     return result.data;
   };
@@ -308,7 +308,7 @@ export async function openCsv(file: string, options: CsvOptions = {}): Promise<R
   const Papa = (await import("papaparse")).default;
   const size = fs.statSync(file).size;
   // 256 KiB reads (about 3,000 rows): each read's parsed rows are garbage before V8 would move them into its
-  // old space, which 1 MiB reads did, growing the heap by tens of MB (issue 11: peak RSS).
+  // old space, which 1 MiB reads did, growing the heap by tens of MB (peak RSS).
   const raw = fs.createReadStream(file, { highWaterMark: 1 << 18 });
   const input = isGzip(file) ? raw.pipe(zlib.createGunzip()) : raw;
   // pipe() does not forward the file's errors to the gunzip stream the reader iterates.
