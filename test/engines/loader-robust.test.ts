@@ -11,6 +11,7 @@ import { beforeEach, describe, expect, test } from "vitest";
 import { withClient } from "../../lib/db";
 import { parseLoadRequest, toLoadOptions } from "../../lib/loader/loadRequest";
 import { LOAD_LOCK_CLASS, loadOhlcvFrom } from "../../lib/loader/OhlcvLoader";
+import { formatValidation, validateOhlcv } from "../../lib/loader/validateReport";
 import { POSTGRES_17, countBars, useMigratedEngine } from "../fixtures/loader/target";
 import { exec } from "../fixtures/schema";
 
@@ -154,5 +155,30 @@ describe("a CSV quote rejects its row and the rest loads (23.13, 23.20)", () => 
     lines[20] = lines[20]!.replace(",SPY,", ',S"PY,');
     const summary = await loadOhlcvFrom(url, { files: [csvFile("stray-quote.csv", lines)] });
     expect(summary).toMatchObject({ read: 3000, inserted: 2999, rejected: 1 });
+  }, 60_000);
+});
+
+describe("validate reads every stored timeframe and key (23.16, 23.17)", () => {
+  let url = "";
+  useMigratedEngine(POSTGRES_17, (u) => (url = u));
+
+  test("one series stored as 100000000000h (before the bound) no longer fails validate for the whole table", async () => {
+    await exec(
+      url,
+      `TRUNCATE market_data.ohlcv_bars;
+       INSERT INTO market_data.ohlcv_bars (symbol, timeframe, time, open, high, low, close) VALUES
+         ('AAA', '1h', '2024-01-02T10:00:00Z', 1, 1, 1, 1), ('AAA', '1h', '2024-01-02T13:00:00Z', 1, 1, 1, 1),
+         ('BBB', '100000000000h', '2024-01-02T10:00:00Z', 1, 1, 1, 1), ('BBB', '100000000000h', '2024-01-02T13:00:00Z', 1, 1, 1, 1),
+         (E'CC\\x1b[2KC\\u202e', '1d', '2024-01-02T00:00:00Z', 1, 1, 1, 1)`,
+    );
+    await withClient(url, async (client) => {
+      const report = await validateOhlcv(client);
+      expect(report.series.map((s) => [s.symbol, s.timeframe, s.missingBars])).toEqual([
+        ["AAA", "1h", 2], ["BBB", "100000000000h", null], ["CC\u001b[2KC\u202e", "1d", 0],
+      ]);
+      const text = formatValidation(report);
+      expect(text).toContain("CC\\u001b[2KC\\u202e");
+      expect(["\u001b", "\u202e"].some((c) => text.includes(c))).toBe(false);
+    });
   }, 60_000);
 });
