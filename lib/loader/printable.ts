@@ -8,13 +8,19 @@
 /**
  * Characters that change how a terminal shows the text around them, or show as nothing: C0 and C1 controls
  * (ESC, CR, NUL, ...), DEL, the soft hyphen, bidi marks, embeddings, overrides and isolates, zero-width
- * characters, the line and paragraph separators, the byte order mark, the interlinear annotation characters
- * and U+FFFD (what a reader makes of bytes that are not UTF-8). One class without the `u` flag: one cheap
- * test per key of a row.
+ * characters, the line and paragraph separators, the byte order mark and the interlinear annotation
+ * characters. One class without the `u` flag: one cheap test.
  */
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
-export const UNPRINTABLE = /[\u0000-\u001F\u007F-\u009F\u00AD\u061C\u180E\u200B-\u200F\u2028-\u202E\u2060-\u206F\uFEFF\uFFF9-\uFFFD]/;
+export const UNPRINTABLE = /[\u0000-\u001F\u007F-\u009F\u00AD\u061C\u180E\u200B-\u200F\u2028-\u202E\u2060-\u206F\uFEFF\uFFF9-\uFFFC]/;
 const UNPRINTABLE_ALL = new RegExp(UNPRINTABLE.source, "g");
+
+/**
+ * What a symbol, exchange or provider may not hold: UNPRINTABLE, and U+FFFD (what a reader makes of bytes that
+ * are not UTF-8; it prints as itself). One test per key of a row.
+ */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+export const REFUSED_IN_KEYS = /[\u0000-\u001F\u007F-\u009F\u00AD\u061C\u180E\u200B-\u200F\u2028-\u202E\u2060-\u206F\uFEFF\uFFF9-\uFFFD]/;
 
 /** `U+202E`: the code point of the first character of `s` that UNPRINTABLE matches, or undefined. */
 export function firstUnprintable(s: string): string | undefined {

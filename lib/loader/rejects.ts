@@ -85,9 +85,16 @@ export class RejectsWriter {
   /** @param file where to write; undefined keeps only the count (used when the caller collects rejects itself). */
   constructor(file: string | undefined) {
     if (file === undefined) return;
-    const claimed = claim(file);
-    this.file = claimed.path;
-    this.lock = claimed.lock;
+    try {
+      const claimed = claim(file);
+      this.file = claimed.path;
+      this.lock = claimed.lock;
+    } catch (err) {
+      // A directory the load may not write to: a load without rejects still runs (as before the claim); the
+      // first reject then fails on the file itself, naming it.
+      if (!["EACCES", "EPERM", "EROFS"].includes((err as { code?: string }).code ?? "")) throw err;
+      this.file = file;
+    }
   }
 
   /** Records one rejected row. `row` is 1-based within its source (data rows, header excluded). */
@@ -96,7 +103,8 @@ export class RejectsWriter {
     if (this.count === 1) this.first = { source: printable(source), row, reason: printable(reason) };
     if (!this.file) return;
     if (this.fd === undefined) {
-      this.fd = fs.openSync(this.file, "wx");
+      // "wx" on the claimed path (claim deleted any earlier file); "w" when it could not be claimed.
+      this.fd = fs.openSync(this.file, this.lock === undefined ? "w" : "wx");
       this.write("source,row,reason,raw\n");
     }
     this.write(`${csvField(printable(source))},${row},${csvField(printable(reason))},${csvField(rawJson(values, columns))}\n`);

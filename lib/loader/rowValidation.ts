@@ -3,7 +3,7 @@
  * `high >= max(open, close)` holds or fails exactly as PostgreSQL's numeric would decide it, and the text that
  * passed is what COPY writes.
  */
-import { UNPRINTABLE, firstUnprintable, printable } from "./printable";
+import { REFUSED_IN_KEYS, firstUnprintable, printable } from "./printable";
 import { type TimestampResult, parseTimestamp, shown } from "./timestamps";
 
 /** Longest symbol, exchange or provider accepted (characters): keys stay far below the index's row limit. */
@@ -320,7 +320,7 @@ function keyTextFault(name: string, text: string): string | undefined {
   if (text.length > MAX_KEY_TEXT) return `${name} is ${text.length} characters long; at most ${MAX_KEY_TEXT}`;
   // One test for every character a terminal would act on or hide (printable.ts); the reason is worked out
   // only for a row that fails it.
-  if (!UNPRINTABLE.test(text)) return undefined;
+  if (!REFUSED_IN_KEYS.test(text)) return undefined;
   if (text.includes("\u0000")) return `${name} contains a NUL byte`;
   // What a reader makes of bytes that are not UTF-8 (or what an earlier conversion left): never a real value.
   if (text.includes("\uFFFD")) return `${name} ${printable(shown(text))} is not valid UTF-8 (holds U+FFFD, the replacement character)`;

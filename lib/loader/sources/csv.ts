@@ -1,6 +1,7 @@
 /**
  * CSV through PapaParse's Node stream (RFC 4180 quoting; `,` `;` tab or `|` delimiters, detected from the
- * first rows unless given), gzip through zlib when the name ends in .gz or the file starts with gzip's magic
+ * first rows unless given; a record whose quotes are malformed is handed on as a rejected row with the reason,
+ * see scanRecords), gzip through zlib when the name ends in .gz or the file starts with gzip's magic
  * bytes. Every value stays text, so prices reach COPY exactly as written. A file without a header row is read
  * with the column names given (`--columns`), or recognised as a Binance kline dump; any other headerless file
  * is refused with how to name its columns. Bytes that are not UTF-8 decode to U+FFFD, which the row checks
@@ -270,7 +271,7 @@ async function* csvRows(
   const cut = (text: string, atEof: boolean): CsvPiece | undefined => {
     if (first && delim === undefined) {
       // The scan needs the delimiter: PapaParse guesses it from the first rows.
-      const head = text.slice(0, Math.max(text.lastIndexOf("\n", 1 << 16), Math.min(text.length, 1 << 16)));
+      const head = text.slice(0, 1 << 16);
       delim = Papa.parse<string[]>(head, { delimitersToGuess: [",", ";", "\t", "|"], preview: 20, skipEmptyLines: true }).meta.delimiter || ",";
     }
     const scan = scanRecords(text, delim as string, atEof, fields);
