@@ -7,7 +7,9 @@
  * to the target name. Until that swap the original database is untouched; any failure drops the new one.
  * `--verify` does the same into a scratch database and drops it.
  */
+import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import type { Client } from "pg";
 import { clientConfig, withClient, type ConnectionInfo } from "../db";
@@ -112,27 +114,154 @@ export async function restoreWithTimescaleProcedure(db: Queryable, timescaledbVe
   }
 }
 
-/** Loads a custom-format dump into `database` on the target server. */
-export type RestoreRunner = (request: { dumpPath: string; database: string }) => Promise<void>;
-
-/** pg_restore on this machine, connecting as `admin`. Stops at the first error so a partial restore is reported. */
-export function localPgRestore(admin: ConnectionInfo, pgRestore = "pg_restore"): RestoreRunner {
-  return ({ dumpPath, database }) =>
-    runTool(
-      pgRestore,
-      ["--format=custom", `--host=${admin.host}`, `--port=${admin.port}`, `--username=${admin.user}`, `--dbname=${database}`, "--no-password", "--exit-on-error", "--single-transaction", dumpPath],
-      { env: libpqEnv(admin) },
-    );
+/**
+ * One pg_restore run into `database`: the whole dump, or only the TOC entries in `listFile` (and of `section`),
+ * logged in as `login` (default: the admin) with `role` set. With `tocFile`, it restores nothing and writes the
+ * dump's table of contents (`pg_restore --list`) there instead.
+ */
+export interface RestoreRequest {
+  dumpPath: string;
+  database: string;
+  listFile?: string;
+  section?: "pre-data" | "data" | "post-data";
+  login?: { user: string; password: string };
+  role?: string;
+  tocFile?: string;
 }
 
-/** pg_restore inside the TimescaleDB container (docker mode), reading the dump on stdin. */
-export function dockerPgRestore(container: string, user: string, password = ""): RestoreRunner {
-  return ({ dumpPath, database }) =>
-    runTool(
-      "docker",
-      ["exec", "-i", ...(password ? ["-e", "PGPASSWORD"] : []), container, "pg_restore", "--format=custom", `--username=${user}`, `--dbname=${database}`, "--no-password", "--exit-on-error", "--single-transaction"],
-      { env: { PGPASSWORD: password }, stdinFile: dumpPath },
+/** Runs pg_restore for one {@link RestoreRequest}. */
+export type RestoreRunner = (request: RestoreRequest) => Promise<void>;
+
+/** pg_restore's arguments for a request, after the connection ones. Stops at the first error so a partial restore is reported. */
+function pgRestoreArgs(request: RestoreRequest, listFile = request.listFile): string[] {
+  if (request.tocFile) return ["--format=custom", "--list"];
+  return [
+    `--dbname=${request.database}`,
+    "--no-password",
+    "--exit-on-error",
+    "--single-transaction",
+    ...(listFile ? [`--use-list=${listFile}`] : []),
+    ...(request.section ? [`--section=${request.section}`] : []),
+    ...(request.role ? [`--role=${request.role}`] : []),
+  ];
+}
+
+/** pg_restore on this machine, connecting as `admin` (or the request's login). */
+export function localPgRestore(admin: ConnectionInfo, pgRestore = "pg_restore"): RestoreRunner {
+  return (request) => {
+    const login = request.login ?? { user: admin.user, password: admin.password };
+    return runTool(
+      pgRestore,
+      request.tocFile
+        ? [...pgRestoreArgs(request), request.dumpPath]
+        : ["--format=custom", `--host=${admin.host}`, `--port=${admin.port}`, `--username=${login.user}`, ...pgRestoreArgs(request), request.dumpPath],
+      { env: { ...libpqEnv(admin), PGPASSWORD: login.password }, stdoutFile: request.tocFile },
     );
+  };
+}
+
+/**
+ * pg_restore inside the TimescaleDB container (docker mode), reading the dump on stdin; a list file is copied
+ * into the container first (`docker cp`), since pg_restore there cannot read this machine's files.
+ */
+export function dockerPgRestore(container: string, user: string, password = ""): RestoreRunner {
+  return async (request) => {
+    const login = request.login ?? { user, password };
+    let inside: string | undefined;
+    if (request.listFile && !request.tocFile) {
+      // The work directory's random name keeps two restores' lists apart in the container's /tmp.
+      inside = `/tmp/${path.basename(path.dirname(request.listFile))}-${path.basename(request.listFile)}`;
+      await runTool("docker", ["cp", request.listFile, `${container}:${inside}`]);
+    }
+    const head = ["exec", "-i", ...(login.password ? ["-e", "PGPASSWORD"] : []), container, "pg_restore"];
+    try {
+      await runTool(
+        "docker",
+        request.tocFile ? [...head, ...pgRestoreArgs(request)] : [...head, "--format=custom", `--username=${login.user}`, ...pgRestoreArgs(request, inside)],
+        { env: { PGPASSWORD: login.password }, stdinFile: request.dumpPath, stdoutFile: request.tocFile },
+      );
+    } finally {
+      if (inside) await runTool("docker", ["exec", container, "rm", "-f", inside]).catch(() => undefined);
+    }
+  };
+}
+
+/** Names of the temporary logins a restore makes to load data as an owner: found and dropped if a run was killed. */
+export const RESTORE_LOGIN_PREFIX = "tsdb_restore_login_";
+
+/**
+ * TOC entries whose statements run code of the dump's objects with the rights of whoever restores them:
+ * COPY into a table evaluates its CHECK constraints (a function of the table owner's choosing) on every row, and
+ * a CHECK constraint dumped separately is validated when it is added. Everything else is DDL that runs no user
+ * code, or that PostgreSQL itself runs as the table owner (index builds, REFRESH MATERIALIZED VIEW, foreign-key
+ * checks: "security-restricted operations").
+ */
+const RUNS_OWNER_CODE = /^\d+; \d+ \d+ (TABLE DATA|CHECK CONSTRAINT) /;
+
+/** The role that owns a `pg_restore --list` line: the longest known role name the line ends with. */
+function ownerOfEntry(line: string, roles: string[]): string | undefined {
+  return roles.filter((r) => line.endsWith(` ${r}`)).sort((a, b) => b.length - a.length)[0];
+}
+
+/**
+ * Loads the dump so that nothing in it runs with more rights than its owner had (issue 23.1). `pg_restore --role`
+ * or `--use-set-session-authorization` alone do not do that: a function the dump's owner wrote can `RESET ROLE` /
+ * `RESET SESSION AUTHORIZATION` back to the admin who runs pg_restore. So the table data and CHECK constraints of
+ * each owner that is not a superuser are loaded through a temporary login that is a member of that owner and
+ * nothing else (`tsdb_restore_login_*`, dropped afterwards); the rest (schema, TimescaleDB's catalog, indexes,
+ * grants) is restored by the admin as before, in pg_restore's sections: pre-data, data, the owners' entries,
+ * post-data.
+ */
+export async function restoreAsOwners(admin: Client, adminUser: string, restore: RestoreRunner, dumpPath: string, database: string): Promise<void> {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), "tsdb-restore-"));
+  const logins: string[] = [];
+  try {
+    const tocFile = path.join(work, "toc.list");
+    await restore({ dumpPath, database, tocFile });
+    const entries = fs.readFileSync(tocFile, "utf8").split("\n").filter((l) => /^\d+;/.test(l));
+    const roles = (await admin.query("SELECT rolname, rolsuper FROM pg_roles")).rows as { rolname: string; rolsuper: boolean }[];
+    const superusers = new Set(roles.filter((r) => r.rolsuper).map((r) => r.rolname));
+    const byOwner = new Map<string, string[]>();
+    const adminEntries: string[] = [];
+    for (const line of entries) {
+      if (!RUNS_OWNER_CODE.test(line)) {
+        adminEntries.push(line);
+        continue;
+      }
+      const owner = ownerOfEntry(line, roles.map((r) => r.rolname));
+      if (owner === undefined) throw new Error(`Dump entry "${line}" names an owner that is not a role on the target server; restore refused.`);
+      if (superusers.has(owner) || owner === adminUser) adminEntries.push(line);
+      else byOwner.set(owner, [...(byOwner.get(owner) ?? []), line]);
+    }
+    const adminList = path.join(work, "admin.list");
+    fs.writeFileSync(adminList, `${adminEntries.join("\n")}\n`, { mode: 0o600 });
+
+    await restore({ dumpPath, database, listFile: adminList, section: "pre-data" });
+    await restore({ dumpPath, database, listFile: adminList, section: "data" });
+    for (const [owner, lines] of byOwner) {
+      const login = `${RESTORE_LOGIN_PREFIX}${randomBytes(6).toString("hex")}`;
+      const password = randomBytes(24).toString("base64url");
+      await admin.query(`CREATE ROLE ${admin.escapeIdentifier(login)} LOGIN NOINHERIT CONNECTION LIMIT 2 PASSWORD ${admin.escapeLiteral(password)} VALID UNTIL ${admin.escapeLiteral(new Date(Date.now() + 86_400_000).toISOString())}`);
+      logins.push(login);
+      await admin.query(`GRANT ${admin.escapeIdentifier(owner)} TO ${admin.escapeIdentifier(login)}`);
+      await admin.query(`GRANT CONNECT ON DATABASE ${admin.escapeIdentifier(database)} TO ${admin.escapeIdentifier(login)}`);
+      const list = path.join(work, `${login}.list`);
+      fs.writeFileSync(list, `${lines.join("\n")}\n`, { mode: 0o600 });
+      await restore({ dumpPath, database, listFile: list, login: { user: login, password }, role: owner });
+    }
+    await restore({ dumpPath, database, listFile: adminList, section: "post-data" });
+  } finally {
+    for (const login of logins) await dropRestoreLogin(admin, login, database).catch(() => undefined);
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** Drops a temporary restore login, after revoking what it was granted on `database` (if that still exists). */
+async function dropRestoreLogin(admin: Queryable & { escapeIdentifier(s: string): string }, login: string, database?: string): Promise<void> {
+  const id = admin.escapeIdentifier(login);
+  const dbs = database ? [database] : ((await admin.query("SELECT datname FROM pg_database WHERE has_database_privilege($1, oid, 'CONNECT')", [login])).rows as { datname: string }[]).map((r) => r.datname);
+  for (const db of dbs) await admin.query(`REVOKE CONNECT ON DATABASE ${admin.escapeIdentifier(db)} FROM ${id}`).catch(() => undefined);
+  await admin.query(`DROP ROLE IF EXISTS ${id}`);
 }
 
 /** Options of {@link restoreBackup}. */
@@ -310,7 +439,9 @@ async function createStagingDatabase(admin: Client, plan: RestorePlan): Promise<
 async function loadAndVerify(options: RestoreOptions, plan: RestorePlan): Promise<Record<string, number>> {
   const { manifest } = plan;
   const { rowCounts, rebuilt } = await withClient(clientConfig({ ...options.admin, database: plan.staging }), async (target) => {
-    await restoreWithTimescaleProcedure(target, manifest.timescaledbVersion, () => options.restore({ dumpPath: plan.dumpPath, database: plan.staging }));
+    await restoreWithTimescaleProcedure(target, manifest.timescaledbVersion, () =>
+      restoreAsOwners(target, options.admin.user, options.restore, plan.dumpPath, plan.staging),
+    );
     return { rowCounts: await countRows(target), rebuilt: await materializedViews(target) };
   });
   const mismatches = compareRowCounts(manifest.rowCounts, rowCounts, rebuilt);

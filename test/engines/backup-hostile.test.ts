@@ -1,0 +1,100 @@
+/**
+ * Issue 23 ("Nothing lost, nobody in, round 2") in backup and restore, each reproduced on Debian's PostgreSQL 15
+ * server with the local pg_dump/pg_restore 15 and a stack database made as DatabaseAccess makes it (roles
+ * market_owner/_migrator/_app/_readonly, migrations run by the migrator as the owner).
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { withClient, type ConnectionInfo } from "../../lib/db";
+import { createBackup, localPgDump } from "../../lib/ops/backup";
+import { localPgRestore, restoreBackup, verifyBackup } from "../../lib/ops/restore";
+import { stackDatabase } from "../fixtures/cli";
+import { type Engine, startPostgresServer } from "../fixtures/engines";
+import { schemaRunner } from "../fixtures/schema";
+
+const BARS = `INSERT INTO market_data.ohlcv_bars (symbol, exchange, provider, timeframe, time, open, high, low, close, volume)
+  SELECT 'SPY', 'ARCX', 'test', '1d', timestamptz '2023-01-02 00:00+00' + g * interval '1 day', 380, 382, 379, 381, 1e6 FROM generate_series(0, 99) g`;
+
+/** The issue's attack: a CHECK whose function makes the migrator SUPERUSER when whoever evaluates it is one. */
+const escalatingCheck = (prelude: string) => `
+SET ROLE market_owner;
+CREATE FUNCTION market_data.sane_price(numeric) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  ${prelude}
+  IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN EXECUTE 'ALTER ROLE market_migrator SUPERUSER'; END IF;
+  RETURN true;
+END $$;
+ALTER TABLE market_data.ohlcv_bars ADD CONSTRAINT sane_close CHECK (market_data.sane_price(close));
+`;
+
+describe("backup and restore against a hostile owner on PostgreSQL 15", () => {
+  let pg15: Engine;
+  let dir: string;
+  let admin: ConnectionInfo;
+
+  beforeAll(async () => {
+    pg15 = await startPostgresServer({ major: 15 });
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "tsdb-backup-hostile-"));
+    admin = { host: pg15.host, port: pg15.port, database: "postgres", user: pg15.user, password: pg15.password, sslmode: "disable" };
+  });
+  afterAll(async () => {
+    await pg15?.stop();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const db = (database: string): ConnectionInfo => ({ ...admin, database });
+  /** A stack database with the real vanilla migrations applied by the migrator acting as the owner, and 100 bars. */
+  const stack = async (name: string) => {
+    const logins = await stackDatabase(pg15, name);
+    await schemaRunner(logins.migrator, { timescaledb: false, role: "market_owner" }).up();
+    await withClient(logins.migrator, (c) => c.query(`SET ROLE market_owner; ${BARS}`));
+    return logins;
+  };
+  const backup = (database: string, backupDir: string, retain = 7, now?: Date) =>
+    createBackup({ connection: db(database), dump: localPgDump(db(database)), backupDir, retain, now });
+  const isSuperuser = async (role: string) =>
+    withClient(pg15.config(), async (c) => (await c.query("SELECT rolsuper FROM pg_roles WHERE rolname = $1", [role])).rows[0].rolsuper as boolean);
+  const databases = async (pattern: string) =>
+    withClient(pg15.config(), async (c) => (await c.query("SELECT datname FROM pg_database WHERE datname LIKE $1 ORDER BY 1", [pattern])).rows.map((r) => r.datname as string));
+  const roles = async (pattern: string) =>
+    withClient(pg15.config(), async (c) => (await c.query("SELECT rolname FROM pg_roles WHERE rolname LIKE $1 ORDER BY 1", [pattern])).rows.map((r) => r.rolname as string));
+
+  describe("23.1: a restore run by the admin never runs the dump's code with the admin's rights", () => {
+    // The RESET variants drop the login back to its own (no) rights, so the rest of the load fails: refused, not escalated.
+    test.each([
+      ["the issue's CHECK constraint", "", undefined],
+      ["the same CHECK after RESET ROLE (defeats pg_restore --role)", "EXECUTE 'RESET ROLE';", /permission denied for schema market_data/],
+      ["the same CHECK after RESET SESSION AUTHORIZATION (defeats --use-set-session-authorization)", "EXECUTE 'RESET SESSION AUTHORIZATION';", /permission denied/],
+    ])("the migrator does not become SUPERUSER through restore --verify of a dump with %s", async (_name, prelude, refused) => {
+      const database = `hostile_${prelude.length}`;
+      const logins = await stack(database);
+      await withClient(logins.migrator, (c) => c.query(escalatingCheck(prelude)));
+      expect(await isSuperuser("market_migrator")).toBe(false);
+      const { manifestPath } = await backup(database, path.join(dir, database));
+
+      const verified = verifyBackup({ manifestPath, admin, restore: localPgRestore(admin) });
+      if (refused) await expect(verified).rejects.toThrow(refused);
+      else expect((await verified).rowCounts["market_data.ohlcv_bars"]).toBe(100);
+      expect(await isSuperuser("market_migrator")).toBe(false);
+      // The temporary logins that loaded the owner's data are gone, and so is the scratch database.
+      expect(await roles("tsdb\\_restore\\_login\\_%")).toEqual([]);
+      expect(await databases(`${database}\\_verify%`)).toEqual([]);
+    });
+
+    test("a restored stack database keeps its owners, grants and default privileges", async () => {
+      const logins = await stack("owned");
+      const { manifestPath } = await backup("owned", path.join(dir, "owned"));
+      await restoreBackup({ manifestPath, admin, restore: localPgRestore(admin), database: "owned_copy" });
+      const facts = (url: string) =>
+        withClient(url, async (c) => ({
+          owners: (await c.query(`SELECT n.nspname || '.' || c.relname AS name, pg_get_userbyid(c.relowner) AS owner FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                                   WHERE n.nspname IN ('market_data', 'audit', 'schema_migrations') ORDER BY 1`)).rows,
+          defaults: (await c.query("SELECT pg_get_userbyid(defaclrole) AS role, defaclobjtype, defaclacl::text FROM pg_default_acl ORDER BY 1, 2")).rows,
+          appCanRead: (await c.query("SELECT has_table_privilege('market_app', 'market_data.ohlcv_bars', 'SELECT') AS ok")).rows[0].ok,
+        }));
+      expect(await facts(pg15.urlFor("owned_copy"))).toEqual(await facts(logins.admin));
+    });
+  });
+});
