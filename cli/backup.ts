@@ -107,8 +107,10 @@ async function restore(o: RestoreFlags, ctx: Context): Promise<void> {
       ? verifyBackup({ manifestPath: chosen, admin, restore: runner })
       : restoreBackup({ manifestPath: chosen, admin, restore: runner, database: o.database, recreate: o.recreate, protectData: settings.protectData, force: o.force }),
   );
-  if (o.json) return ctx.json({ verified: o.verify === true, manifestPath, database: result.database, rowCounts: result.rowCounts, replaced: result.replaced ?? null });
+  if (o.json) return ctx.json({ verified: o.verify === true, manifestPath, database: result.database, rowCounts: result.rowCounts, replaced: result.replaced ?? null, leftovers: result.leftovers });
   const rows = Object.values(result.rowCounts).reduce((a, b) => a + b, 0);
+  // What killed runs had left: said first, so it is not lost under the result.
+  for (const line of result.leftovers) ctx.print(`Interrupted restore: ${line}`);
   ctx.print(
     `${o.verify ? "Verified" : "Restored"} ${path.basename(manifestPath)} ${o.verify ? `(scratch database ${result.database}, dropped)` : `into ${result.database}`}: ` +
       `sha256 ok, PostgreSQL ${result.manifest.postgresMajor} / TimescaleDB ${result.manifest.timescaledbVersion ?? "none"} ok, ` +

@@ -3,6 +3,7 @@
  * "Troubleshooting" queries): reachable, extension version, hypertables, failed jobs, compression state,
  * cache hit ratio, connections. All on one connection, so it also works against single-connection engines.
  */
+import { findInterruptedRestores } from "./restore";
 import type { CheckResult } from "./prerequisites";
 
 /** The part of a `pg` client (or PGlite) these checks use. */
@@ -138,6 +139,22 @@ export async function checkDatabase(db: Queryable, options: HealthOptions): Prom
       fix: ratio >= minRatio ? undefined : "Give PostgreSQL more memory: `pulumi config set tsdb:memoryMb <MB>` and `pulumi up`.",
     });
   }
+
+  // A killed restore leaves databases that refuse connections or scratch copies (issue 23.8, 23.10).
+  const left = await findInterruptedRestores(db);
+  const leftNames = [...left.closed.map((d) => `database "${d}" refuses connections`), ...left.scratch.map((d) => `scratch database "${d}"`), ...left.logins.map((r) => `role "${r}"`)];
+  results.push(
+    leftNames.length === 0
+      ? { name: "Interrupted restores", status: "ok", detail: "none left anything behind" }
+      : {
+          name: "Interrupted restores",
+          status: left.closed.length > 0 ? "fail" : "warn",
+          detail: `left by a killed restore: ${leftNames.join(", ")}`,
+          fix:
+            "Run `tsdb restore --verify` (or any restore): it drops scratch databases and roles of killed runs; reopen a closed database after checking it: " +
+            "ALTER DATABASE <name> WITH ALLOW_CONNECTIONS true;",
+        },
+  );
 
   const [conn] = await rows<{ used: number; max: number }>(
     db,

@@ -12,7 +12,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { Client } from "pg";
-import { clientConfig, withClient, type ConnectionInfo } from "../db";
+import { clientConfig, withClient, withTransaction, type ConnectionInfo } from "../db";
 import { requireCreatedb } from "../managed";
 import { countRows, libpqEnv, listBackups, readManifest, runTool, sha256File, type BackupManifest } from "./backup";
 import type { Queryable } from "./databaseHealth";
@@ -288,6 +288,8 @@ export interface RestoreResult {
   rowCounts: Record<string, number>;
   /** The previous database with data, renamed and kept (after --recreate), or undefined. */
   replaced?: string;
+  /** What interrupted runs had left, one line each: dropped scratch databases and logins, closed databases. */
+  leftovers: string[];
 }
 
 /** Schemas and tables that make a database non-empty (anything not owned by an extension or the system). */
@@ -461,47 +463,130 @@ async function allowSessions(admin: Client, database: string): Promise<void> {
   await admin.query(`ALTER DATABASE ${admin.escapeIdentifier(database)} WITH ALLOW_CONNECTIONS true`);
 }
 
-async function rename(admin: Client, from: string, to: string): Promise<void> {
-  // A terminated session may take a moment to leave; RENAME refuses while any is connected.
+/**
+ * Gives the verified staging database the target name in ONE transaction (issue 23.8): the database there now
+ * (if any) is renamed aside, the staging one takes its name, and both get connections back, or nothing happens.
+ * PostgreSQL allows `ALTER DATABASE ... RENAME` and `ALLOW_CONNECTIONS` inside a transaction. Only closing the
+ * sessions comes before it; a run killed there leaves databases that refuse connections, which the next restore
+ * and `tsdb doctor` name ({@link findInterruptedRestores}). An empty database set aside is dropped afterwards
+ * (DROP DATABASE cannot run in a transaction).
+ */
+async function swapIntoPlace(admin: Client, plan: RestorePlan): Promise<void> {
+  const aside = plan.target.state === "data" ? plan.target.keptAs : plan.target.state === "empty" ? sideDatabaseName(plan.database, "empty", new Date()) : undefined;
+  const q = (name: string) => admin.escapeIdentifier(name);
+  // A terminated session may take a moment to leave; RENAME refuses while any is connected, so retry the whole swap.
   for (let attempt = 1; ; attempt++) {
+    await closeSessions(admin, plan.staging);
+    if (aside) await closeSessions(admin, plan.database);
     try {
-      await admin.query(`ALTER DATABASE ${admin.escapeIdentifier(from)} RENAME TO ${admin.escapeIdentifier(to)}`);
-      return;
+      await withTransaction(admin, async () => {
+        if (aside) await admin.query(`ALTER DATABASE ${q(plan.database)} RENAME TO ${q(aside)}`);
+        await admin.query(`ALTER DATABASE ${q(plan.staging)} RENAME TO ${q(plan.database)}`);
+        await admin.query(`ALTER DATABASE ${q(plan.database)} WITH ALLOW_CONNECTIONS true`);
+        if (aside && plan.target.state === "data") await admin.query(`ALTER DATABASE ${q(aside)} WITH ALLOW_CONNECTIONS true`);
+      });
+      break;
     } catch (err) {
-      if (attempt >= 20 || !/is being accessed by other users/.test((err as Error).message)) throw err;
+      if (attempt >= 20 || !/is being accessed by other users/.test((err as Error).message)) {
+        // Nothing was renamed: give the database its connections back.
+        if (aside) await allowSessions(admin, plan.database).catch(() => undefined);
+        throw err;
+      }
       await new Promise((r) => setTimeout(r, 250));
     }
   }
+  if (aside && plan.target.state === "empty") await admin.query(`DROP DATABASE ${q(aside)} WITH (FORCE)`);
 }
 
 /**
- * Gives the verified staging database the target name. The database there now (if any) is renamed out of the
- * way first and kept when it had data; if the second rename fails, the first is undone.
+ * Advisory-lock class a running restore or verify holds (with `hashtext(<its staging database>)`) on the
+ * admin's database for as long as it runs, so another run can tell a database left by a killed run from one a
+ * running restore is still filling. The number spells "rest" in ASCII; it only has to differ from the
+ * migrations' lock key.
  */
-async function swapIntoPlace(admin: Client, plan: RestorePlan): Promise<void> {
-  await closeSessions(admin, plan.staging);
-  if (plan.target.state !== "absent") {
-    const aside = plan.target.state === "data" ? plan.target.keptAs : sideDatabaseName(plan.database, "empty", new Date());
-    try {
-      await closeSessions(admin, plan.database);
-      await rename(admin, plan.database, aside);
-    } catch (err) {
-      await allowSessions(admin, plan.database);
-      throw err;
+const RESTORE_LOCK_CLASS = 0x72657374;
+
+/** Side databases restore makes: staging (`_restore_`), scratch (`_verify_`), empty set aside (`_empty_`), kept data (`_replaced_`). */
+const SIDE_DATABASE = /_(restore|verify|empty|replaced)_\d{14}$/;
+
+/** What killed restores left on a server, as {@link findInterruptedRestores} finds it. */
+export interface InterruptedRestores {
+  /** Staging, scratch and set-aside empty databases no running restore holds: safe to drop (the dump still exists). */
+  scratch: string[];
+  /** Databases that refuse connections (a swap interrupted after closing them), or kept data never reopened. */
+  closed: string[];
+  /** Temporary restore logins (`tsdb_restore_login_*`) no running restore uses. */
+  logins: string[];
+}
+
+/**
+ * Finds what an interrupted restore or verify left (issue 23.8, 23.10): side databases that no running restore
+ * holds its advisory lock for, databases that refuse connections, and temporary logins; from any database.
+ */
+export async function findInterruptedRestores(db: Queryable, self?: string): Promise<InterruptedRestores> {
+  const all = (await db.query("SELECT datname, datallowconn FROM pg_database WHERE datname <> 'template0' ORDER BY 1")).rows as { datname: string; datallowconn: boolean }[];
+  // pg_locks shows every database's locks, so this works from any database (the app's, for doctor).
+  const running = async (name: string) =>
+    ((await db.query(
+      `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::oid
+                        AND objid = (hashtext($2)::bigint & 4294967295)::text::oid AND objsubid = 2) AS held`,
+      [RESTORE_LOCK_CLASS, name],
+    )).rows[0] as { held: boolean }).held;
+  const found: InterruptedRestores = { scratch: [], closed: [], logins: [] };
+  // Other runs in progress (not `self`, the caller's own run): while one runs, closed databases and logins may be its own.
+  const liveLocks = ((await db.query(
+    `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::oid AND objsubid = 2
+        AND objid <> (hashtext(coalesce($2, ''))::bigint & 4294967295)::text::oid`,
+    [RESTORE_LOCK_CLASS, self ?? null],
+  )).rows[0] as { n: number }).n;
+  for (const d of all) {
+    const side = SIDE_DATABASE.exec(d.datname)?.[1];
+    // A staging or scratch database is its run's lock name; an empty one set aside lives only inside a swap.
+    if (side === "restore" || side === "verify") {
+      if (!(await running(d.datname))) found.scratch.push(d.datname);
+    } else if (side === "empty") {
+      if (liveLocks === 0) found.scratch.push(d.datname);
+    } else if (!d.datallowconn && liveLocks === 0) {
+      found.closed.push(d.datname);
     }
-    try {
-      await rename(admin, plan.staging, plan.database);
-    } catch (err) {
-      await rename(admin, aside, plan.database);
-      await allowSessions(admin, plan.database);
-      throw err;
-    }
-    if (plan.target.state === "data") await allowSessions(admin, aside);
-    else await admin.query(`DROP DATABASE ${admin.escapeIdentifier(aside)}`);
-  } else {
-    await rename(admin, plan.staging, plan.database);
   }
-  await allowSessions(admin, plan.database);
+  if (liveLocks === 0) {
+    const logins = (await db.query("SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1) ORDER BY 1", [RESTORE_LOGIN_PREFIX])).rows as { rolname: string }[];
+    found.logins = logins.map((r) => r.rolname);
+  }
+  return found;
+}
+
+/**
+ * Drops the scratch databases and logins of interrupted runs and returns one line per thing found, naming it
+ * (closed databases are named with the statement that reopens them, never changed: they may hold the only
+ * copy of the data).
+ */
+export async function cleanUpInterruptedRestores(admin: Client, self: string): Promise<string[]> {
+  const found = await findInterruptedRestores(admin, self);
+  const lines: string[] = [];
+  for (const name of found.scratch) {
+    await admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(name)} WITH (FORCE)`);
+    lines.push(`dropped database "${name}", left by an interrupted restore or verify`);
+  }
+  for (const login of found.logins) {
+    await dropRestoreLogin(admin, login);
+    lines.push(`dropped role "${login}", left by an interrupted restore`);
+  }
+  for (const name of found.closed) {
+    lines.push(
+      `database "${name}" refuses connections: a restore was interrupted while swapping names. Check it, then reopen it: ALTER DATABASE ${admin.escapeIdentifier(name)} WITH ALLOW_CONNECTIONS true;`,
+    );
+  }
+  return lines;
+}
+
+/** Holds the run's advisory lock on a connection of its own until `fn` settles. */
+async function whileHoldingRestoreLock<T>(admin: ConnectionInfo, staging: string, fn: () => Promise<T>): Promise<T> {
+  return withClient(clientConfig(admin), async (guard) => {
+    await guard.query("SELECT pg_advisory_lock($1, hashtext($2))", [RESTORE_LOCK_CLASS, staging]);
+    return fn();
+  });
 }
 
 async function dropStaging(admin: ConnectionInfo, staging: string): Promise<void> {
@@ -515,17 +600,20 @@ async function dropStaging(admin: ConnectionInfo, staging: string): Promise<void
  */
 export async function restoreBackup(options: RestoreOptions): Promise<RestoreResult> {
   const plan = await planRestore(options);
-  // Created only by this run: a restore racing us for the same staging name must not lose its database to our cleanup.
-  await withClient(clientConfig(options.admin), (admin) => createStagingDatabase(admin, plan));
-  let rowCounts: Record<string, number>;
-  try {
-    rowCounts = await loadAndVerify(options, plan);
-    await withClient(clientConfig(options.admin), (admin) => swapIntoPlace(admin, plan));
-  } catch (err) {
-    await dropStaging(options.admin, plan.staging).catch(() => undefined);
-    throw err;
-  }
-  return { database: plan.database, manifest: plan.manifest, rowCounts, replaced: plan.target.state === "data" ? plan.target.keptAs : undefined };
+  return whileHoldingRestoreLock(options.admin, plan.staging, async () => {
+    const leftovers = await withClient(clientConfig(options.admin), (admin) => cleanUpInterruptedRestores(admin, plan.staging));
+    // Created only by this run: a restore racing us for the same staging name must not lose its database to our cleanup.
+    await withClient(clientConfig(options.admin), (admin) => createStagingDatabase(admin, plan));
+    let rowCounts: Record<string, number>;
+    try {
+      rowCounts = await loadAndVerify(options, plan);
+      await withClient(clientConfig(options.admin), (admin) => swapIntoPlace(admin, plan));
+    } catch (err) {
+      await dropStaging(options.admin, plan.staging).catch(() => undefined);
+      throw err;
+    }
+    return { database: plan.database, manifest: plan.manifest, rowCounts, replaced: plan.target.state === "data" ? plan.target.keptAs : undefined, leftovers };
+  });
 }
 
 /** Restores into a scratch database, compares row counts, and always drops it; nothing else changes. */
@@ -535,14 +623,17 @@ export async function verifyBackup(options: Omit<RestoreOptions, "database" | "r
   const plan = await planRestore({ ...options, database: scratch });
   // The scratch name is new, so the plan's staging database is the scratch database itself: no swap.
   const direct: RestorePlan = { ...plan, staging: scratch };
-  // Created only by this run (see restoreBackup): a failed CREATE leaves nothing of ours to drop.
-  await withClient(clientConfig(options.admin), (admin) => createStagingDatabase(admin, direct));
-  try {
-    const rowCounts = await loadAndVerify(options, direct);
-    return { database: scratch, manifest: plan.manifest, rowCounts };
-  } finally {
-    await dropStaging(options.admin, scratch);
-  }
+  return whileHoldingRestoreLock(options.admin, scratch, async () => {
+    const leftovers = await withClient(clientConfig(options.admin), (admin) => cleanUpInterruptedRestores(admin, scratch));
+    // Created only by this run (see restoreBackup): a failed CREATE leaves nothing of ours to drop.
+    await withClient(clientConfig(options.admin), (admin) => createStagingDatabase(admin, direct));
+    try {
+      const rowCounts = await loadAndVerify(options, direct);
+      return { database: scratch, manifest: plan.manifest, rowCounts, leftovers };
+    } finally {
+      await dropStaging(options.admin, scratch);
+    }
+  });
 }
 
 /**

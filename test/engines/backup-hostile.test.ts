@@ -9,7 +9,8 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { withClient, type ConnectionInfo } from "../../lib/db";
 import { createBackup, localPgDump } from "../../lib/ops/backup";
-import { localPgRestore, restoreBackup, verifyBackup } from "../../lib/ops/restore";
+import { checkDatabase } from "../../lib/ops/databaseHealth";
+import { localPgRestore, restoreBackup, sideDatabaseName, verifyBackup } from "../../lib/ops/restore";
 import { stackDatabase } from "../fixtures/cli";
 import { type Engine, startPostgresServer } from "../fixtures/engines";
 import { schemaRunner } from "../fixtures/schema";
@@ -95,6 +96,88 @@ describe("backup and restore against a hostile owner on PostgreSQL 15", () => {
           appCanRead: (await c.query("SELECT has_table_privilege('market_app', 'market_data.ohlcv_bars', 'SELECT') AS ok")).rows[0].ok,
         }));
       expect(await facts(pg15.urlFor("owned_copy"))).toEqual(await facts(logins.admin));
+    });
+  });
+
+  describe("23.8 and 23.10: a killed restore never leaves the database nameless, and the next run names what it left", () => {
+    test("the target database keeps its name through restore --recreate's swap, even while the swap is held up", async () => {
+      const logins = await stack("swapped");
+      const { manifestPath } = await backup("swapped", path.join(dir, "swapped"));
+      // A prepared transaction in the staging database holds the swap's second rename (PostgreSQL refuses to rename a
+      // database "being accessed by other users"), the moment a kill -9 left "swapped" missing before the fix.
+      await withClient(pg15.config(), (c) => c.query("ALTER SYSTEM SET max_prepared_transactions = 5"));
+      await pg15.restart();
+      const now = new Date(Date.UTC(2026, 6, 1, 12, 0, 0));
+      const staging = sideDatabaseName("swapped", "restore", now);
+      const restoring = restoreBackup({ manifestPath, admin, restore: localPgRestore(admin), recreate: true, now });
+      restoring.catch(() => undefined); // awaited below; a failure there is the test's
+      const seen = new Set<string>();
+      let held = false;
+      for (let i = 0; i < 2000 && !held; i++) {
+        held = await withClient(pg15.config(), async (c) => {
+          const rows = (await c.query("SELECT datname FROM pg_database WHERE datname = $1 AND datallowconn", [staging])).rows;
+          return rows.length === 1;
+        });
+        if (!held) await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(held).toBe(true);
+      await withClient(pg15.config(staging), async (c) => {
+        await c.query("BEGIN");
+        await c.query("PREPARE TRANSACTION 'hold_swap'");
+      });
+      // Watch the catalog while the swap retries, then let it go.
+      const deadline = Date.now() + 8000;
+      while (Date.now() < deadline) {
+        const names = await withClient(pg15.config(), async (c) => (await c.query("SELECT datname FROM pg_database WHERE datname LIKE 'swapped%'")).rows.map((r) => r.datname as string));
+        seen.add(names.includes("swapped") ? "present" : "missing");
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // COMMIT PREPARED runs in the staging database, which the swap keeps closing: reopen it until we get in.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await withClient(pg15.config(), (c) => c.query(`ALTER DATABASE ${staging} WITH ALLOW_CONNECTIONS true`));
+          await withClient(pg15.config(staging), (c) => c.query("COMMIT PREPARED 'hold_swap'"));
+          break;
+        } catch (err) {
+          if (attempt > 50) throw err;
+        }
+      }
+      await restoring;
+      expect([...seen]).toEqual(["present"]);
+      expect(await databases("swapped%")).toEqual(["swapped", "swapped_replaced_20260701120000"]);
+      expect(logins.admin).toContain("swapped");
+    });
+
+    test("databases and logins a killed restore left are named by doctor, and the next restore drops the scratch ones and names the closed one", async () => {
+      await stack("killed");
+      const { manifestPath } = await backup("killed", path.join(dir, "killed"));
+      // What kill -9 leaves at each step: a scratch database of --verify, a staging database, its temporary login,
+      // and (killed after closing sessions, before the swap) the target refusing connections.
+      await withClient(pg15.config(), async (c) => {
+        await c.query("CREATE DATABASE killed_verify_20260101000000");
+        await c.query("CREATE DATABASE killed_restore_20260101000000");
+        await c.query("CREATE ROLE tsdb_restore_login_0123456789ab LOGIN");
+        await c.query("GRANT CONNECT ON DATABASE killed_restore_20260101000000 TO tsdb_restore_login_0123456789ab");
+        await c.query("ALTER DATABASE killed WITH ALLOW_CONNECTIONS false");
+      });
+      const doctor = await withClient(pg15.config("postgres"), (c) => checkDatabase(c, { expectTimescaleDb: false }));
+      expect(doctor.find((r) => r.name === "Interrupted restores")).toMatchObject({
+        status: "fail",
+        detail:
+          'left by a killed restore: database "killed" refuses connections, scratch database "killed_restore_20260101000000", ' +
+          'scratch database "killed_verify_20260101000000", role "tsdb_restore_login_0123456789ab"',
+      });
+
+      const result = await verifyBackup({ manifestPath, admin, restore: localPgRestore(admin) });
+      expect(result.leftovers).toEqual([
+        'dropped database "killed_restore_20260101000000", left by an interrupted restore or verify',
+        'dropped database "killed_verify_20260101000000", left by an interrupted restore or verify',
+        'dropped role "tsdb_restore_login_0123456789ab", left by an interrupted restore',
+        'database "killed" refuses connections: a restore was interrupted while swapping names. Check it, then reopen it: ALTER DATABASE "killed" WITH ALLOW_CONNECTIONS true;',
+      ]);
+      expect(await databases("killed%")).toEqual(["killed"]);
+      expect(await roles("tsdb\\_restore\\_login\\_%")).toEqual([]);
+      await withClient(pg15.config(), (c) => c.query("ALTER DATABASE killed WITH ALLOW_CONNECTIONS true"));
     });
   });
 });
