@@ -30,7 +30,7 @@ describe("database checks on TimescaleDB with the project's schema", () => {
   test("reports the extension, every hypertable, compressed chunks, no failed jobs, cache and connections", async () => {
     const results = await withClient(engine.url, (c) => checkDatabase(c, { expectTimescaleDb: true }));
     const byName = Object.fromEntries(results.map((r) => [r.name, r]));
-    expect(results.map((r) => r.name)).toEqual(["Database", "TimescaleDB", "Hypertables", "Compression", "Jobs", "Cache hit ratio", "Connections"]);
+    expect(results.map((r) => r.name)).toEqual(["Database", "TimescaleDB", "Hypertables", "Compression", "Jobs", "Cache hit ratio", "Interrupted restores", "Connections"]);
     expect(byName.Database?.detail).toMatch(/^reachable: \w+ on PostgreSQL 17\.5/);
     expect(byName.TimescaleDB?.detail).toMatch(/^extension 2\.23\./);
     expect(byName.Hypertables?.detail).toContain("market_data.ohlcv_bars (");
@@ -123,6 +123,7 @@ describe("database checks on PostgreSQL 17 without TimescaleDB", () => {
       ["Database", "ok"],
       ["TimescaleDB", "ok"],
       ["Cache hit ratio", "ok"],
+      ["Interrupted restores", "ok"],
       ["Connections", "ok"],
     ]);
   });
