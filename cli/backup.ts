@@ -62,7 +62,7 @@ async function backup(o: BackupFlags, ctx: Context): Promise<void> {
     throw new UsageError(`stack "${o.stack}" is in external mode: pass --url postgresql://<admin>@${urlHost(settings.externalHost ?? "<host>")}:${settings.externalPort}/${settings.database} (password in PGPASSWORD)`);
   }
 
-  const result = await whileConnected("the backup", "no backup was written", () => createBackup({ connection, dump, backupDir, retain }));
+  const result = await whileConnected("the backup", "no backup was written", () => createBackup({ connection, dump, backupDir, retain, stack: o.stack }));
   if (o.json) return ctx.json({ dumpPath: result.dumpPath, manifestPath: result.manifestPath, pruned: result.pruned, manifest: result.manifest });
   const rows = Object.values(result.manifest.rowCounts).reduce((a, b) => a + b, 0);
   ctx.print(
@@ -74,8 +74,8 @@ async function backup(o: BackupFlags, ctx: Context): Promise<void> {
 }
 
 async function restore(o: RestoreFlags, ctx: Context): Promise<void> {
-  const [{ listBackups }, { dockerPgRestore, localPgRestore, resolveManifest, restoreBackup, verifyBackup }, { connectionFromUrl, containerNameFor, readAdminUrl }, { readStackSettings }] =
-    await Promise.all([import("../lib/ops/backup.js"), import("../lib/ops/restore.js"), import("../lib/ops/stackOutputs.js"), import("../lib/settings.js")]);
+  const [{ chooseBackup, dockerPgRestore, localPgRestore, resolveManifest, restoreBackup, verifyBackup }, { connectionFromUrl, containerNameFor, readAdminUrl }, { readStackSettings }] =
+    await Promise.all([import("../lib/ops/restore.js"), import("../lib/ops/stackOutputs.js"), import("../lib/settings.js")]);
   const root = projectRoot();
   const settings = readStackSettings(root, o.stack);
   // The admin connection: --url, else the stack's secret `adminUrl` output pointed at the maintenance database.
@@ -88,11 +88,13 @@ async function restore(o: RestoreFlags, ctx: Context): Promise<void> {
   }
   const admin = o.url ? connectionFromUrl(o.url) : { ...connectionFromUrl(stackAdmin as string, {}), database: "postgres" };
 
-  let manifestPath = o.backup === undefined ? undefined : resolveManifest(path.resolve(o.backup), settings.database);
+  // The backup of the database being restored (--database), from this stack's server (issue 23.5, 23.7).
+  const database = o.database ?? settings.database;
+  let manifestPath = o.backup === undefined ? undefined : resolveManifest(path.resolve(o.backup), database, o.stack);
   if (!manifestPath) {
     const backupDir = path.resolve(root, settings.backupDir);
-    const newest = listBackups(backupDir, settings.database)[0];
-    if (!newest) throw new Error(`no backup of "${settings.database}" in ${backupDir}; make one with \`tsdb backup\` or pass --backup`);
+    const newest = chooseBackup(backupDir, database, o.stack);
+    if (!newest) throw new Error(`no backup of "${database}" in ${backupDir}; make one with \`tsdb backup\` or pass --backup`);
     manifestPath = newest.manifestPath;
   }
   // --url names a server of the user's choosing: the stack's container is not it.

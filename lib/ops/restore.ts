@@ -14,7 +14,7 @@ import * as path from "node:path";
 import type { Client } from "pg";
 import { clientConfig, withClient, withTransaction, type ConnectionInfo } from "../db";
 import { requireCreatedb } from "../managed";
-import { countRows, libpqEnv, listBackups, readManifest, runTool, sha256File, type BackupManifest } from "./backup";
+import { countRows, describeSource, libpqEnv, listBackups, readManifest, runTool, sha256File, type BackupManifest, type FoundBackup } from "./backup";
 import type { Queryable } from "./databaseHealth";
 
 /** Throws when the dump file's sha256 differs from the manifest's: it was altered, truncated or swapped. */
@@ -637,20 +637,52 @@ export async function verifyBackup(options: Omit<RestoreOptions, "database" | "r
 }
 
 /**
- * The manifest `--backup` names: a manifest file, or a directory, where the newest manifest of `database` is
- * taken (or the newest of any database when the directory holds backups of one database only).
+ * The newest backup of `database` in `dir` (by sequence, never by date), from one server (issue 23.5): backups
+ * of `stack` when the directory records any, and a refusal listing the servers when backups of that database
+ * from more than one are left to choose from. Backups written before sources were recorded go with any.
  */
-export function resolveManifest(given: string, database: string): string {
+export function chooseBackup(dir: string, database: string, stack?: string): FoundBackup | undefined {
+  const own = listBackups(dir, database);
+  const ofStack = stack ? own.filter((b) => b.manifest.source?.stack === stack) : [];
+  const candidates = ofStack.length > 0 ? ofStack : own;
+  const servers = new Map<string, FoundBackup>();
+  for (const b of candidates) {
+    const key = b.manifest.source ? (b.manifest.source.systemIdentifier ?? b.manifest.source.address) : undefined;
+    if (key !== undefined && !servers.has(key)) servers.set(key, b);
+  }
+  if (servers.size > 1) {
+    throw new Error(
+      `${dir} holds backups of "${database}" from ${servers.size} servers (${[...servers.values()].map((b) => `${describeSource(b.manifest)}: newest ${path.basename(b.manifestPath)}`).join("; ")}); ` +
+        "restore refused: pass --backup with the manifest file of the one to restore.",
+    );
+  }
+  return candidates[0];
+}
+
+/**
+ * The manifest `--backup` names: a manifest file, or a directory, where the newest manifest of `database` is
+ * taken ({@link chooseBackup}; or the newest of any database when the directory holds backups of one database only).
+ */
+export function resolveManifest(given: string, database: string, stack?: string): string {
   if (!fs.existsSync(given)) throw new Error(`--backup ${given} does not exist; pass a *.manifest.json file or the directory holding it.`);
   if (!fs.statSync(given).isDirectory()) return given;
-  const own = listBackups(given, database)[0];
+  const own = chooseBackup(given, database, stack);
   if (own) return own.manifestPath;
-  const all = fs.readdirSync(given).filter((f) => f.endsWith(".manifest.json"));
-  const databases = [...new Set(all.flatMap((f) => { try { return [readManifest(path.join(given, f)).database]; } catch { return []; } }))];
-  if (databases.length === 1) return (listBackups(given, databases[0] as string)[0] as { manifestPath: string }).manifestPath;
+  const databases = [...new Set(listAllDatabases(given))];
+  if (databases.length === 1) return (chooseBackup(given, databases[0] as string, stack) as FoundBackup).manifestPath;
   throw new Error(
     databases.length === 0
       ? `--backup ${given} holds no valid backup manifest (*.manifest.json); make one with \`npm run db:backup\`.`
       : `--backup ${given} holds no backup of "${database}" but backups of ${databases.map((d) => `"${d}"`).join(", ")}; pass the manifest file.`,
   );
+}
+
+function listAllDatabases(dir: string): string[] {
+  return fs.readdirSync(dir).filter((f) => f.endsWith(".manifest.json")).flatMap((f) => {
+    try {
+      return [readManifest(path.join(dir, f)).database];
+    } catch {
+      return [];
+    }
+  });
 }

@@ -6,11 +6,12 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { withClient, type ConnectionInfo } from "../../lib/db";
 import { createBackup, localPgDump } from "../../lib/ops/backup";
 import { checkDatabase } from "../../lib/ops/databaseHealth";
-import { localPgRestore, restoreBackup, sideDatabaseName, verifyBackup } from "../../lib/ops/restore";
+import { localPgRestore, resolveManifest, restoreBackup, sideDatabaseName, verifyBackup } from "../../lib/ops/restore";
 import { stackDatabase } from "../fixtures/cli";
 import { type Engine, startPostgresServer } from "../fixtures/engines";
 import { schemaRunner } from "../fixtures/schema";
@@ -178,6 +179,75 @@ describe("backup and restore against a hostile owner on PostgreSQL 15", () => {
       expect(await databases("killed%")).toEqual(["killed"]);
       expect(await roles("tsdb\\_restore\\_login\\_%")).toEqual([]);
       await withClient(pg15.config(), (c) => c.query("ALTER DATABASE killed WITH ALLOW_CONNECTIONS true"));
+    });
+  });
+
+  describe("23.5-23.7: backups of different servers and databases in one directory", () => {
+    const small = async (server: Engine, name: string) => {
+      await server.createDatabase(name);
+      await withClient(server.config(name), (c) => c.query("CREATE TABLE prices (t int); INSERT INTO prices SELECT generate_series(1, 10)"));
+    };
+    const on = (server: Engine, database: string): ConnectionInfo => ({ host: server.host, port: server.port, database, user: server.user, password: server.password, sslmode: "disable" });
+    const backupOf = (server: Engine, database: string, backupDir: string, retain: number, options: { stack?: string; now?: Date } = {}) =>
+      createBackup({ connection: on(server, database), dump: localPgDump(on(server, database)), backupDir, retain, ...options });
+
+    test("a --retain 1 backup of one server keeps the other server's backups of the same database, and --backup DIR will not pick across servers", async () => {
+      const other = await startPostgresServer({ major: 15 });
+      try {
+        await small(pg15, "shared_name");
+        await small(other, "shared_name");
+        const backupDir = path.join(dir, "two-servers");
+        const theirs = [];
+        for (let day = 1; day <= 3; day++) theirs.push(await backupOf(other, "shared_name", backupDir, 7, { now: new Date(Date.UTC(2026, 0, day)) }));
+        const ours = await backupOf(pg15, "shared_name", backupDir, 1, { now: new Date(Date.UTC(2026, 0, 4)) });
+        expect(ours.pruned).toEqual([]);
+        expect(theirs.every((b) => fs.existsSync(b.dumpPath) && fs.existsSync(b.manifestPath))).toBe(true);
+        expect(ours.manifest.source).toEqual({ systemIdentifier: expect.stringMatching(/^\d+$/), address: `127.0.0.1:${pg15.port}`, stack: null });
+        expect(theirs[0]?.manifest.source?.systemIdentifier).not.toBe(ours.manifest.source?.systemIdentifier);
+
+        expect(() => resolveManifest(backupDir, "shared_name")).toThrow(
+          new RegExp(`^${backupDir.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} holds backups of "shared_name" from 2 servers \\(server \\d+ \\(127\\.0\\.0\\.1:${pg15.port}\\): newest shared_name-20260104T000000000Z\\.manifest\\.json; server \\d+ \\(127\\.0\\.0\\.1:${other.port}\\): newest shared_name-20260103T000000000Z\\.manifest\\.json\\); restore refused`),
+        );
+        // Backups taken for a stack are chosen by that stack.
+        const prodDir = path.join(dir, "two-stacks");
+        const prod = await backupOf(other, "shared_name", prodDir, 1, { stack: "prod", now: new Date(Date.UTC(2026, 0, 1)) });
+        const dev = await backupOf(pg15, "shared_name", prodDir, 1, { stack: "dev", now: new Date(Date.UTC(2026, 0, 2)) });
+        expect(resolveManifest(prodDir, "shared_name", "prod")).toBe(prod.manifestPath);
+        expect(resolveManifest(prodDir, "shared_name", "dev")).toBe(dev.manifestPath);
+      } finally {
+        await other.stop();
+      }
+    });
+
+    test("a manifest from the future never makes the next backup prune the dump it just wrote", async () => {
+      await small(pg15, "skewed");
+      const backupDir = path.join(dir, "skewed");
+      const future = await backupOf(pg15, "skewed", backupDir, 7, { now: new Date(Date.UTC(2099, 0, 1)) });
+      const taken = await backupOf(pg15, "skewed", backupDir, 1, { now: new Date(Date.UTC(2026, 0, 1)) });
+      expect(taken.pruned).toEqual([future.dumpPath]);
+      expect(fs.existsSync(taken.dumpPath) && fs.existsSync(taken.manifestPath)).toBe(true);
+      expect(taken.manifest.sequence).toBe((future.manifest.sequence ?? 0) + 1);
+      expect(resolveManifest(backupDir, "skewed")).toBe(taken.manifestPath);
+    });
+
+    test("restore --backup DIR --database analytics takes analytics' newest backup, not the newer one of market", async () => {
+      await small(pg15, "analytics");
+      const backupDir = path.join(dir, "two-databases");
+      const analytics = await backupOf(pg15, "analytics", backupDir, 7, { now: new Date(Date.UTC(2026, 0, 1)) });
+      await backupOf(pg15, "analytics", backupDir, 7, { now: new Date(Date.UTC(2025, 0, 1)) }).then((b) => {
+        // An older-dated but later-taken backup is the newest (sequence); make it the one to find.
+        analytics.manifestPath = b.manifestPath;
+      });
+      await small(pg15, "market");
+      await backupOf(pg15, "market", backupDir, 7, { now: new Date(Date.UTC(2026, 5, 1)) });
+      const result = spawnSync(
+        process.execPath,
+        ["--import", "tsx", path.resolve("cli/tsdb.ts"), "restore", "--url", `postgresql://${pg15.user}@${pg15.host}:${pg15.port}/postgres?sslmode=disable`, "--backup", backupDir, "--database", "analytics", "--verify"],
+        { encoding: "utf8", env: { ...process.env, PGPASSWORD: pg15.password }, timeout: 60_000 },
+      );
+      expect(result.stderr).toBe("");
+      expect(result.stdout).toContain(`Verified ${path.basename(analytics.manifestPath)} (scratch database analytics_verify_`);
+      expect(result.status).toBe(0);
     });
   });
 });
