@@ -239,14 +239,14 @@ stat -c %a "$f" > "${seen}"
       expect(await databases("market\\_re%")).toEqual([]);
     });
 
-    test("--backup DIR takes the newest manifest in that directory", async () => {
+    test("--backup DIR takes the backup taken last in that directory (its sequence, not the date in its name)", async () => {
       const backupDir = path.join(dir, "cli-dir");
       await backup("market", backupDir, 7, new Date(Date.UTC(2026, 0, 1)));
       await backup("market", backupDir, 7, new Date(Date.UTC(2026, 0, 5)));
       await backup("market", backupDir, 7, new Date(Date.UTC(2026, 0, 3)));
       const result = run(["--url", url(), "--backup", backupDir, "--verify"], noDocker());
       expect(result.stderr).toBe("");
-      expect(result.stdout).toMatch(/^Verified market-20260105T000000000Z\.manifest\.json \(scratch database market_verify_\d+, dropped\)/m);
+      expect(result.stdout).toMatch(/^Verified market-20260103T000000000Z\.manifest\.json \(scratch database market_verify_\d+, dropped\)/m);
       expect(result.status).toBe(0);
     });
   });
