@@ -10,6 +10,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { checkOutputPath } from "../outputPath";
 import { hostFromUrl } from "../connection";
 import { type DatabaseOutput, type Role, connectionFromUrl } from "./stackOutputs";
 
@@ -98,6 +99,7 @@ export function renderEnvFile(output: EnvSource, role: Role, stack: string | und
  * renamed over the target, so the secret is never readable by others, even when the file existed with a wider mode.
  */
 export function writeSecretFile(file: string, content: string): void {
+  checkOutputPath(file);
   const dir = path.dirname(path.resolve(file));
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
   const fd = fs.openSync(tmp, "wx", 0o600);
