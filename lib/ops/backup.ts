@@ -264,13 +264,15 @@ export function dockerPgDump(container: string, user: string, database: string, 
 }
 
 /**
- * Creates the backup directory 0700, or narrows an existing one of ours to 0700: dumps hold all the data, and
- * their names and manifests say what is in the database.
+ * Creates the backup directory 0700 when it does not exist: dumps hold all the data, and their names and
+ * manifests say what is in the database. An existing directory is left as it is (issue 23.4: narrowing one
+ * reached through a symbolic link locked its other users out of a shared directory); the dumps and manifests
+ * in it are 0600 either way.
  */
 export function privateDirectory(dir: string): void {
+  if (fs.existsSync(dir)) return;
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const st = fs.statSync(dir);
-  if ((st.mode & 0o077) !== 0 && st.uid === process.getuid?.()) fs.chmodSync(dir, 0o700);
+  fs.chmodSync(dir, 0o700);
 }
 
 function stamp(date: Date): string {

@@ -250,4 +250,15 @@ describe("backup and restore against a hostile owner on PostgreSQL 15", () => {
       expect(result.status).toBe(0);
     });
   });
+
+  test("backup --dir through a symbolic link to a shared directory leaves that directory's mode alone (issue 23.4)", async () => {
+    const shared = path.join(dir, "shared");
+    fs.mkdirSync(shared);
+    fs.chmodSync(shared, 0o2775);
+    const link = path.join(dir, "shared-link");
+    fs.symlinkSync(shared, link);
+    const { dumpPath, manifestPath } = await backup("postgres", link);
+    expect((fs.statSync(shared).mode & 0o7777).toString(8)).toBe("2775");
+    expect([dumpPath, manifestPath].map((f) => (fs.statSync(f).mode & 0o777).toString(8))).toEqual(["600", "600"]);
+  });
 });

@@ -155,7 +155,7 @@ describe("restore and backup safety on PostgreSQL 15", () => {
     expect(await databases("from_victim%")).toEqual([]);
   });
 
-  test("the dump is 0600 from its first byte while pg_dump writes it, and the backup directory is 0700", async () => {
+  test("the dump is 0600 from its first byte while pg_dump writes it, and a backup directory it creates is 0700", async () => {
     const backupDir = path.join(dir, "modes");
     fs.mkdirSync(backupDir, { mode: 0o755 });
     fs.chmodSync(backupDir, 0o755);
@@ -175,7 +175,8 @@ stat -c %a "$f" > "${seen}"
     );
     await createBackup({ connection: db("market"), dump: localPgDump(db("market"), fake), backupDir, retain: 1 });
     expect(fs.readFileSync(seen, "utf8").trim()).toBe("600");
-    expect(fs.statSync(backupDir).mode & 0o777).toBe(0o700);
+    // An existing directory is not ours to narrow (issue 23.4); the files in it are 0600.
+    expect(fs.statSync(backupDir).mode & 0o777).toBe(0o755);
 
     const fresh = path.join(dir, "fresh", "nested");
     const { dumpPath, manifestPath } = await backup("market", fresh);
