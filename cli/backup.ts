@@ -48,7 +48,9 @@ async function backup(o: BackupFlags, ctx: Context): Promise<void> {
   const root = projectRoot();
   const settings = readStackSettings(root, o.stack);
   const retain = o.retain ?? settings.backupRetain;
-  const backupDir = path.resolve(root, o.dir ?? settings.backupDir);
+  // Against the working directory (issue 23.11): outside a Pulumi project `root` is the installed package, and
+  // dumps written under node_modules/ are deleted by the next `npm ci`. In the project, the two are the same.
+  const backupDir = path.resolve(process.cwd(), o.dir ?? settings.backupDir);
 
   let connection;
   let dump;
@@ -92,7 +94,7 @@ async function restore(o: RestoreFlags, ctx: Context): Promise<void> {
   const database = o.database ?? settings.database;
   let manifestPath = o.backup === undefined ? undefined : resolveManifest(path.resolve(o.backup), database, o.stack);
   if (!manifestPath) {
-    const backupDir = path.resolve(root, settings.backupDir);
+    const backupDir = path.resolve(process.cwd(), settings.backupDir);
     const newest = chooseBackup(backupDir, database, o.stack);
     if (!newest) throw new Error(`no backup of "${database}" in ${backupDir}; make one with \`tsdb backup\` or pass --backup`);
     manifestPath = newest.manifestPath;

@@ -12,7 +12,7 @@ import { withClient, type ConnectionInfo } from "../../lib/db";
 import { createBackup, localPgDump } from "../../lib/ops/backup";
 import { checkDatabase } from "../../lib/ops/databaseHealth";
 import { localPgRestore, resolveManifest, restoreBackup, sideDatabaseName, verifyBackup } from "../../lib/ops/restore";
-import { stackDatabase } from "../fixtures/cli";
+import { stackDatabase, tsdbSync } from "../fixtures/cli";
 import { type Engine, startPostgresServer } from "../fixtures/engines";
 import { schemaRunner } from "../fixtures/schema";
 
@@ -260,5 +260,19 @@ describe("backup and restore against a hostile owner on PostgreSQL 15", () => {
     const { dumpPath, manifestPath } = await backup("postgres", link);
     expect((fs.statSync(shared).mode & 0o7777).toString(8)).toBe("2775");
     expect([dumpPath, manifestPath].map((f) => (fs.statSync(f).mode & 0o777).toString(8))).toEqual(["600", "600"]);
+  });
+
+  test("a relative --dir and the default backup dir resolve against the working directory, not the installed package (issue 23.11)", () => {
+    const cwd = fs.mkdtempSync(path.join(os.tmpdir(), "tsdb-elsewhere-"));
+    const run = (args: string[]) =>
+      tsdbSync(["backup", "--url", `postgresql://${pg15.user}@${pg15.host}:${pg15.port}/postgres?sslmode=disable`, ...args], { PGPASSWORD: pg15.password }, { cwd });
+    const given = run(["--dir", "rel/dumps"]);
+    expect(given.stderr).toBe("");
+    expect(fs.readdirSync(path.join(cwd, "rel", "dumps")).filter((f) => f.endsWith(".dump"))).toHaveLength(1);
+    const byDefault = run([]);
+    expect(byDefault.stderr).toBe("");
+    expect(fs.readdirSync(path.join(cwd, "backups")).filter((f) => f.endsWith(".dump"))).toHaveLength(1);
+    expect(fs.existsSync(path.resolve("rel"))).toBe(false);
+    fs.rmSync(cwd, { recursive: true, force: true });
   });
 });

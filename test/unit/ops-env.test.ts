@@ -7,6 +7,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
+import { exportOhlcv } from "../../lib/loader/export";
 import { renderEnvFile, writeSecretFile } from "../../lib/ops/envFile";
 import { tsdbSync } from "../fixtures/cli";
 import { envFileReaders } from "../fixtures/envReaders";
@@ -197,7 +198,6 @@ describe("the .env file", () => {
     fs.symlinkSync(elsewhere, link);
     const fifo = path.join(dir, "pipe.env");
     expect(spawnSync("mkfifo", [fifo]).status).toBe(0);
-    const { exportOhlcv } = await import("../../lib/loader/export");
     const never = {} as import("pg").Client; // the path is refused before any query
     for (const [file, kind] of [[link, `a symbolic link \\(to ${elsewhere.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\)`], [fifo, "a FIFO"], ["/dev/null", "a device"]] as const) {
       expect(() => writeSecretFile(file, "PGPASSWORD=secret\n")).toThrow(new RegExp(`^--out ${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} is ${kind}; it writes regular files only`));
