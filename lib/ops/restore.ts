@@ -292,18 +292,23 @@ export interface RestoreResult {
   leftovers: string[];
 }
 
-/** Schemas and tables that make a database non-empty (anything not owned by an extension or the system). */
-async function userObjects(client: Queryable): Promise<{ schemas: string[]; tables: string[] }> {
+/**
+ * Schemas, relations and large objects that make a database non-empty (anything not owned by an extension or
+ * the system). Sequences and large objects count (issue 23.9: a database holding only those was taken for
+ * empty and dropped at the swap).
+ */
+async function userObjects(client: Queryable): Promise<{ schemas: string[]; tables: string[]; largeObjects: number }> {
   const notExtension = (catalog: string, alias: string) =>
     `NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '${catalog}'::regclass AND d.objid = ${alias}.oid AND d.deptype = 'e')`;
   const schemas = (await client.query(`SELECT n.nspname AS name FROM pg_namespace n
       WHERE n.nspname NOT IN ('public', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' AND ${notExtension("pg_namespace", "n")}
       ORDER BY 1`)).rows as { name: string }[];
   const tables = (await client.query(`SELECT n.nspname || '.' || c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind IN ('r', 'p', 'v', 'm') AND n.nspname NOT IN ('information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+      WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND n.nspname NOT IN ('information_schema') AND n.nspname NOT LIKE 'pg\\_%'
         AND n.nspname NOT LIKE '\\_timescaledb%' AND n.nspname NOT LIKE 'timescaledb\\_%' AND ${notExtension("pg_class", "c")}
       ORDER BY 1`)).rows as { name: string }[];
-  return { schemas: schemas.map((r) => r.name), tables: tables.map((r) => r.name) };
+  const largeObjects = ((await client.query("SELECT count(*)::int AS n FROM pg_largeobject_metadata")).rows[0] as { n: number }).n;
+  return { schemas: schemas.map((r) => r.name), tables: tables.map((r) => r.name), largeObjects };
 }
 
 /** Materialized views of the connected database (`schema.name`): their rows are rebuilt, not restored. */
@@ -359,9 +364,13 @@ export interface RestorePlan {
   target: { state: "absent" } | { state: "empty" } | { state: "data"; keptAs: string; objects: string };
 }
 
-function describeObjects(found: { schemas: string[]; tables: string[] }): string {
+function describeObjects(found: { schemas: string[]; tables: string[]; largeObjects: number }): string {
   const list = (names: string[]) => names.slice(0, 3).join(", ") + (names.length > 3 ? `, ... (${names.length})` : "");
-  return [found.schemas.length ? `schemas ${list(found.schemas)}` : "", found.tables.length ? `tables ${list(found.tables)}` : ""].filter(Boolean).join("; ");
+  return [
+    found.schemas.length ? `schemas ${list(found.schemas)}` : "",
+    found.tables.length ? `tables ${list(found.tables)}` : "",
+    found.largeObjects ? `${found.largeObjects} large object${found.largeObjects > 1 ? "s" : ""}` : "",
+  ].filter(Boolean).join("; ");
 }
 
 /**
@@ -401,7 +410,7 @@ export async function planRestore(options: RestoreOptions): Promise<RestorePlan>
 
     // Empty means nothing the dump would create again: even the bare schemas `pulumi up` makes.
     const found = await withClient(clientConfig({ ...options.admin, database }), userObjects);
-    if (found.schemas.length + found.tables.length === 0) return { manifest, dumpPath, database, staging, target: { state: "empty" } };
+    if (found.schemas.length + found.tables.length + found.largeObjects === 0) return { manifest, dumpPath, database, staging, target: { state: "empty" } };
     const objects = describeObjects(found);
     if (!options.recreate) {
       throw new Error(

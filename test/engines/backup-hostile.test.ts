@@ -275,4 +275,19 @@ describe("backup and restore against a hostile owner on PostgreSQL 15", () => {
     expect(fs.existsSync(path.resolve("rel"))).toBe(false);
     fs.rmSync(cwd, { recursive: true, force: true });
   });
+
+  test.each([
+    ["only large objects", "SELECT lo_from_bytea(0, 'the only copy')", "1 large object", "SELECT count(*)::int AS n FROM pg_largeobject_metadata"],
+    ["only a sequence", "CREATE SEQUENCE order_ids START 5000; SELECT nextval('order_ids')", "tables public.order_ids", "SELECT last_value::int AS n FROM public.order_ids"],
+  ])("a database holding %s is not empty: restore refuses without --recreate and drops nothing (issue 23.9)", async (_name, fill, objects, probe) => {
+    const target = `only_${objects.length}`;
+    await pg15.createDatabase(target);
+    await withClient(pg15.config(target), (c) => c.query(fill));
+    const before = await withClient(pg15.config(target), async (c) => (await c.query(probe)).rows[0].n as number);
+    const { manifestPath } = await backup("postgres", path.join(dir, `into-${target}`));
+    await expect(restoreBackup({ manifestPath, admin, restore: localPgRestore(admin), database: target })).rejects.toThrow(
+      `Database "${target}" is not empty (${objects}); a restore needs an empty database.`,
+    );
+    expect(await withClient(pg15.config(target), async (c) => (await c.query(probe)).rows[0].n as number)).toBe(before);
+  });
 });
