@@ -603,6 +603,25 @@ async function dropStaging(admin: ConnectionInfo, staging: string): Promise<void
 }
 
 /**
+ * Drops the half-restored database after `failure` and returns the error to throw: `failure` itself, or, when
+ * the drop failed too (issue 21.8: a session that cannot be terminated, a prepared transaction), `failure` with
+ * a sentence naming the database left behind, which the next restore drops.
+ */
+async function withStagingDropped(admin: ConnectionInfo, staging: string, failure: unknown): Promise<unknown> {
+  try {
+    await dropStaging(admin, staging);
+    return failure;
+  } catch (dropError) {
+    const message = failure instanceof Error ? failure.message : String(failure);
+    return new Error(
+      `${message} The half-restored database "${staging}" could not be dropped (${(dropError as Error).message}); ` +
+        "the next restore or verify drops it, or drop it yourself once that is fixed.",
+      { cause: failure },
+    );
+  }
+}
+
+/**
  * Restores a backup into its database (or `options.database`): all checks first ({@link planRestore}), then
  * load and verify in a new database, then swap names. A failure before the swap drops the new database and
  * leaves the original as it was.
@@ -618,8 +637,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
       rowCounts = await loadAndVerify(options, plan);
       await withClient(clientConfig(options.admin), (admin) => swapIntoPlace(admin, plan));
     } catch (err) {
-      await dropStaging(options.admin, plan.staging).catch(() => undefined);
-      throw err;
+      throw await withStagingDropped(options.admin, plan.staging, err);
     }
     return { database: plan.database, manifest: plan.manifest, rowCounts, replaced: plan.target.state === "data" ? plan.target.keptAs : undefined, leftovers };
   });
@@ -636,12 +654,14 @@ export async function verifyBackup(options: Omit<RestoreOptions, "database" | "r
     const leftovers = await withClient(clientConfig(options.admin), (admin) => cleanUpInterruptedRestores(admin, scratch));
     // Created only by this run (see restoreBackup): a failed CREATE leaves nothing of ours to drop.
     await withClient(clientConfig(options.admin), (admin) => createStagingDatabase(admin, direct));
+    let rowCounts: Record<string, number>;
     try {
-      const rowCounts = await loadAndVerify(options, direct);
-      return { database: scratch, manifest: plan.manifest, rowCounts, leftovers };
-    } finally {
-      await dropStaging(options.admin, scratch);
+      rowCounts = await loadAndVerify(options, direct);
+    } catch (err) {
+      throw await withStagingDropped(options.admin, scratch, err);
     }
+    await dropStaging(options.admin, scratch);
+    return { database: scratch, manifest: plan.manifest, rowCounts, leftovers };
   });
 }
 

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { withClient, type ConnectionInfo } from "../../lib/db";
 import { createBackup, localPgDump } from "../../lib/ops/backup";
 import { checkDatabase } from "../../lib/ops/databaseHealth";
-import { localPgRestore, resolveManifest, restoreBackup, sideDatabaseName, verifyBackup } from "../../lib/ops/restore";
+import { localPgRestore, type RestoreRunner, resolveManifest, restoreBackup, sideDatabaseName, verifyBackup } from "../../lib/ops/restore";
 import { stackDatabase, tsdbSync } from "../fixtures/cli";
 import { type Engine, startPostgresServer } from "../fixtures/engines";
 import { schemaRunner } from "../fixtures/schema";
@@ -289,5 +289,33 @@ describe("backup and restore against a hostile owner on PostgreSQL 15", () => {
       `Database "${target}" is not empty (${objects}); a restore needs an empty database.`,
     );
     expect(await withClient(pg15.config(target), async (c) => (await c.query(probe)).rows[0].n as number)).toBe(before);
+  });
+
+  test("a failed restore whose half-restored database cannot be dropped says so, naming it, and the next run drops it (issue 21.8)", async () => {
+    await withClient(pg15.config(), (c) => c.query("ALTER SYSTEM SET max_prepared_transactions = 5"));
+    await pg15.restart();
+    await stack("undroppable");
+    const { manifestPath } = await backup("undroppable", path.join(dir, "undroppable"));
+    // pg_restore finishes, then something holds the new database (a prepared transaction: even DROP ... WITH (FORCE)
+    // cannot end it, like the scheduler session of the issue) and the restore fails.
+    const failing: RestoreRunner = async (request) => {
+      await localPgRestore(admin)(request);
+      if (request.section !== "post-data") return;
+      await withClient(pg15.config(request.database), async (c) => {
+        await c.query("BEGIN");
+        await c.query("PREPARE TRANSACTION 'hold_staging'");
+      });
+      throw new Error("injected failure after pg_restore.");
+    };
+    const now = new Date(Date.UTC(2026, 7, 1));
+    const staging = sideDatabaseName("undroppable_copy", "restore", now);
+    await expect(restoreBackup({ manifestPath, admin, restore: failing, database: "undroppable_copy", now })).rejects.toThrow(
+      new RegExp(`^injected failure after pg_restore\\. The half-restored database "${staging}" could not be dropped \\(.*prepared transaction.*\\); the next restore or verify drops it`),
+    );
+    expect(await databases("undroppable\\_copy%")).toEqual([staging]);
+    await withClient(pg15.config(staging), (c) => c.query("COMMIT PREPARED 'hold_staging'"));
+    const next = await verifyBackup({ manifestPath, admin, restore: localPgRestore(admin) });
+    expect(next.leftovers).toContain(`dropped database "${staging}", left by an interrupted restore or verify`);
+    expect(await databases("undroppable\\_copy%")).toEqual([]);
   });
 });
