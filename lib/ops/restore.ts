@@ -383,12 +383,6 @@ export async function planRestore(options: RestoreOptions): Promise<RestorePlan>
   const dumpPath = dumpPathOf(options.manifestPath, manifest);
   await verifyDumpChecksum(manifest, dumpPath);
   const database = options.database ?? manifest.database;
-  if (options.admin.database === database) {
-    throw new Error(
-      `The admin connection is to database "${database}", the one being restored; a database cannot be replaced from inside it. ` +
-        "Connect to the maintenance database instead (--url postgresql://<admin>@<host>:<port>/postgres).",
-    );
-  }
   const now = options.now ?? new Date();
   const staging = sideDatabaseName(database, "restore", now);
 
@@ -515,8 +509,11 @@ async function swapIntoPlace(admin: Client, plan: RestorePlan): Promise<void> {
  */
 const RESTORE_LOCK_CLASS = 0x72657374;
 
-/** Side databases restore makes: staging (`_restore_`), scratch (`_verify_`), empty set aside (`_empty_`), kept data (`_replaced_`). */
-const SIDE_DATABASE = /_(restore|verify|empty|replaced)_\d{14}$/;
+/**
+ * Side databases restore makes: staging (`_restore_`), scratch (`_verify_`), the helper of a restore run from a
+ * connection to its target (`_swap_`), empty set aside (`_empty_`), kept data (`_replaced_`).
+ */
+const SIDE_DATABASE = /_(restore|verify|swap|empty|replaced)_\d{14}$/;
 
 /** What killed restores left on a server, as {@link findInterruptedRestores} finds it. */
 export interface InterruptedRestores {
@@ -532,7 +529,7 @@ export interface InterruptedRestores {
  * Finds what an interrupted restore or verify left (issue 23.8, 23.10): side databases that no running restore
  * holds its advisory lock for, databases that refuse connections, and temporary logins; from any database.
  */
-export async function findInterruptedRestores(db: Queryable, self?: string): Promise<InterruptedRestores> {
+export async function findInterruptedRestores(db: Queryable, self: string[] = []): Promise<InterruptedRestores> {
   const all = (await db.query("SELECT datname, datallowconn FROM pg_database WHERE datname <> 'template0' ORDER BY 1")).rows as { datname: string; datallowconn: boolean }[];
   // pg_locks shows every database's locks, so this works from any database (the app's, for doctor).
   const running = async (name: string) =>
@@ -545,13 +542,13 @@ export async function findInterruptedRestores(db: Queryable, self?: string): Pro
   // Other runs in progress (not `self`, the caller's own run): while one runs, closed databases and logins may be its own.
   const liveLocks = ((await db.query(
     `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::oid AND objsubid = 2
-        AND objid <> (hashtext(coalesce($2, ''))::bigint & 4294967295)::text::oid`,
-    [RESTORE_LOCK_CLASS, self ?? null],
+        AND objid <> ALL (SELECT (hashtext(n)::bigint & 4294967295)::text::oid FROM unnest($2::text[]) n)`,
+    [RESTORE_LOCK_CLASS, self],
   )).rows[0] as { n: number }).n;
   for (const d of all) {
     const side = SIDE_DATABASE.exec(d.datname)?.[1];
     // A staging or scratch database is its run's lock name; an empty one set aside lives only inside a swap.
-    if (side === "restore" || side === "verify") {
+    if (side === "restore" || side === "verify" || side === "swap") {
       if (!(await running(d.datname))) found.scratch.push(d.datname);
     } else if (side === "empty") {
       if (liveLocks === 0) found.scratch.push(d.datname);
@@ -571,7 +568,7 @@ export async function findInterruptedRestores(db: Queryable, self?: string): Pro
  * (closed databases are named with the statement that reopens them, never changed: they may hold the only
  * copy of the data).
  */
-export async function cleanUpInterruptedRestores(admin: Client, self: string): Promise<string[]> {
+export async function cleanUpInterruptedRestores(admin: Client, self: string[]): Promise<string[]> {
   const found = await findInterruptedRestores(admin, self);
   const lines: string[] = [];
   for (const name of found.scratch) {
@@ -590,10 +587,10 @@ export async function cleanUpInterruptedRestores(admin: Client, self: string): P
   return lines;
 }
 
-/** Holds the run's advisory lock on a connection of its own until `fn` settles. */
-async function whileHoldingRestoreLock<T>(admin: ConnectionInfo, staging: string, fn: () => Promise<T>): Promise<T> {
+/** Holds the run's advisory locks (one per side database it makes) on a connection of its own until `fn` settles. */
+async function whileHoldingRestoreLock<T>(admin: ConnectionInfo, names: string | string[], fn: () => Promise<T>): Promise<T> {
   return withClient(clientConfig(admin), async (guard) => {
-    await guard.query("SELECT pg_advisory_lock($1, hashtext($2))", [RESTORE_LOCK_CLASS, staging]);
+    for (const name of [names].flat()) await guard.query("SELECT pg_advisory_lock($1, hashtext($2))", [RESTORE_LOCK_CLASS, name]);
     return fn();
   });
 }
@@ -628,8 +625,30 @@ async function withStagingDropped(admin: ConnectionInfo, staging: string, failur
  */
 export async function restoreBackup(options: RestoreOptions): Promise<RestoreResult> {
   const plan = await planRestore(options);
-  return whileHoldingRestoreLock(options.admin, plan.staging, async () => {
-    const leftovers = await withClient(clientConfig(options.admin), (admin) => cleanUpInterruptedRestores(admin, plan.staging));
+  if (options.admin.database !== plan.database) return restorePlanned(options, plan);
+  // Issue 21.7: the admin can only reach the database being restored (managed services often keep `postgres` from
+  // their admins). A database cannot be renamed while we are connected to it, so the run works from a helper
+  // database it creates (CREATE DATABASE needs no maintenance database) and drops at the end.
+  const helper = sideDatabaseName(plan.database, "swap", options.now ?? new Date());
+  await withClient(clientConfig(options.admin), (c) => c.query(`CREATE DATABASE ${c.escapeIdentifier(helper)} TEMPLATE template0`));
+  try {
+    const via = { ...options.admin, database: helper };
+    await withClient(clientConfig(via), async () => undefined).catch((err: unknown) => {
+      throw new Error(
+        `Restoring "${plan.database}" through a connection to it needs a second database to rename it from, and "${helper}" could not be reached ` +
+          `(${(err as Error).message}); this service allows no such connection: connect to its maintenance database instead (--url postgresql://<admin>@<host>:<port>/postgres).`,
+      );
+    });
+    return await restorePlanned({ ...options, admin: via }, plan, [helper]);
+  } finally {
+    // The target name now holds the restored database after a success and the original one otherwise: either reaches the helper.
+    await withClient(clientConfig(options.admin), (c) => c.query(`DROP DATABASE IF EXISTS ${c.escapeIdentifier(helper)} WITH (FORCE)`)).catch(() => undefined);
+  }
+}
+
+async function restorePlanned(options: RestoreOptions, plan: RestorePlan, alsoHeld: string[] = []): Promise<RestoreResult> {
+  return whileHoldingRestoreLock(options.admin, [plan.staging, ...alsoHeld], async () => {
+    const leftovers = await withClient(clientConfig(options.admin), (admin) => cleanUpInterruptedRestores(admin, [plan.staging, ...alsoHeld]));
     // Created only by this run: a restore racing us for the same staging name must not lose its database to our cleanup.
     await withClient(clientConfig(options.admin), (admin) => createStagingDatabase(admin, plan));
     let rowCounts: Record<string, number>;
@@ -651,7 +670,7 @@ export async function verifyBackup(options: Omit<RestoreOptions, "database" | "r
   // The scratch name is new, so the plan's staging database is the scratch database itself: no swap.
   const direct: RestorePlan = { ...plan, staging: scratch };
   return whileHoldingRestoreLock(options.admin, scratch, async () => {
-    const leftovers = await withClient(clientConfig(options.admin), (admin) => cleanUpInterruptedRestores(admin, scratch));
+    const leftovers = await withClient(clientConfig(options.admin), (admin) => cleanUpInterruptedRestores(admin, [scratch]));
     // Created only by this run (see restoreBackup): a failed CREATE leaves nothing of ours to drop.
     await withClient(clientConfig(options.admin), (admin) => createStagingDatabase(admin, direct));
     let rowCounts: Record<string, number>;

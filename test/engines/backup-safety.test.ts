@@ -131,12 +131,14 @@ describe("restore and backup safety on PostgreSQL 15", () => {
     expect(await databases("docker\\_less%")).toEqual([]);
   });
 
-  test("restoring the very database the admin connection uses is refused before anything changes", async () => {
-    const { manifestPath } = await backup("market", path.join(dir, "self"));
-    await expect(restoreBackup({ manifestPath, admin: db("market"), restore: localPgRestore(admin), recreate: true })).rejects.toThrow(
-      /^The admin connection is to database "market", the one being restored/,
-    );
-    expect(await bars("market")).toBe(3000);
+  test("restore --recreate through a connection to the very database being restored works from a helper database it drops (issue 21.7)", async () => {
+    const name = await market("m_inplace");
+    const { manifestPath } = await backup(name, path.join(dir, "inplace"));
+    await withClient(pg15.config(name), (c) => c.query("DELETE FROM market_data.ohlcv_bars WHERE symbol = 'MSFT'"));
+    const result = await restoreBackup({ manifestPath, admin: db(name), restore: localPgRestore(admin), recreate: true, now: new Date(Date.UTC(2026, 8, 1)) });
+    expect(result.replaced).toBe("m_inplace_replaced_20260901000000");
+    expect(await bars(name)).toBe(3000);
+    expect(await databases("m\\_inplace%")).toEqual([name, "m_inplace_replaced_20260901000000"]);
   });
 
   test("a manifest whose dumpFile was edited to ../../victim.txt is never pruned nor restored", async () => {
