@@ -140,7 +140,7 @@ export function registerBackup(program: Command, act: Act): void {
     .description("restore the newest backup (or --backup) and check checksum, versions and row counts")
     .addOption(stackOption())
     .option("--backup <file|dir>", "the backup's .manifest.json, or a directory whose newest backup is taken (default: the newest in the stack's tsdb:backupDir)")
-    .option("--url <url>", "admin connection to the maintenance database, password in it or PGPASSWORD (default: the stack's adminUrl output)")
+    .option("--url <url>", "admin connection, password in it or PGPASSWORD: to the maintenance database, or to the database restored when the service allows no other (default: the stack's adminUrl output)")
     .option("--container <name>", "docker mode: the TimescaleDB container (default: tsdb-<stack>-timescaledb)")
     .option("--database <name>", "restore into this database (default: the backup's)")
     .option("--recreate", "replace a database that holds data: restore beside it, verify, swap names; the old one is kept renamed (refused on a protectData stack without --force)")
