@@ -48,7 +48,9 @@ async function backup(o: BackupFlags, ctx: Context): Promise<void> {
   const root = projectRoot();
   const settings = readStackSettings(root, o.stack);
   const retain = o.retain ?? settings.backupRetain;
-  const backupDir = path.resolve(root, o.dir ?? settings.backupDir);
+  // Against the working directory (issue 23.11): outside a Pulumi project `root` is the installed package, and
+  // dumps written under node_modules/ are deleted by the next `npm ci`. In the project, the two are the same.
+  const backupDir = path.resolve(process.cwd(), o.dir ?? settings.backupDir);
 
   let connection;
   let dump;
@@ -62,7 +64,7 @@ async function backup(o: BackupFlags, ctx: Context): Promise<void> {
     throw new UsageError(`stack "${o.stack}" is in external mode: pass --url postgresql://<admin>@${urlHost(settings.externalHost ?? "<host>")}:${settings.externalPort}/${settings.database} (password in PGPASSWORD)`);
   }
 
-  const result = await whileConnected("the backup", "no backup was written", () => createBackup({ connection, dump, backupDir, retain }));
+  const result = await whileConnected("the backup", "no backup was written", () => createBackup({ connection, dump, backupDir, retain, stack: o.stack }));
   if (o.json) return ctx.json({ dumpPath: result.dumpPath, manifestPath: result.manifestPath, pruned: result.pruned, manifest: result.manifest });
   const rows = Object.values(result.manifest.rowCounts).reduce((a, b) => a + b, 0);
   ctx.print(
@@ -74,8 +76,8 @@ async function backup(o: BackupFlags, ctx: Context): Promise<void> {
 }
 
 async function restore(o: RestoreFlags, ctx: Context): Promise<void> {
-  const [{ listBackups }, { dockerPgRestore, localPgRestore, resolveManifest, restoreBackup, verifyBackup }, { connectionFromUrl, containerNameFor, readAdminUrl }, { readStackSettings }] =
-    await Promise.all([import("../lib/ops/backup.js"), import("../lib/ops/restore.js"), import("../lib/ops/stackOutputs.js"), import("../lib/settings.js")]);
+  const [{ chooseBackup, dockerPgRestore, localPgRestore, resolveManifest, restoreBackup, verifyBackup }, { connectionFromUrl, containerNameFor, readAdminUrl }, { readStackSettings }] =
+    await Promise.all([import("../lib/ops/restore.js"), import("../lib/ops/stackOutputs.js"), import("../lib/settings.js")]);
   const root = projectRoot();
   const settings = readStackSettings(root, o.stack);
   // The admin connection: --url, else the stack's secret `adminUrl` output pointed at the maintenance database.
@@ -88,11 +90,13 @@ async function restore(o: RestoreFlags, ctx: Context): Promise<void> {
   }
   const admin = o.url ? parseConnection(o.url) : { ...connectionFromUrl(stackAdmin as string, {}), database: "postgres" };
 
-  let manifestPath = o.backup === undefined ? undefined : resolveManifest(path.resolve(o.backup), settings.database);
+  // The backup of the database being restored (--database), from this stack's server (issue 23.5, 23.7).
+  const database = o.database ?? settings.database;
+  let manifestPath = o.backup === undefined ? undefined : resolveManifest(path.resolve(o.backup), database, o.stack);
   if (!manifestPath) {
-    const backupDir = path.resolve(root, settings.backupDir);
-    const newest = listBackups(backupDir, settings.database)[0];
-    if (!newest) throw new Error(`no backup of "${settings.database}" in ${backupDir}; make one with \`tsdb backup\` or pass --backup`);
+    const backupDir = path.resolve(process.cwd(), settings.backupDir);
+    const newest = chooseBackup(backupDir, database, o.stack);
+    if (!newest) throw new Error(`no backup of "${database}" in ${backupDir}; make one with \`tsdb backup\` or pass --backup`);
     manifestPath = newest.manifestPath;
   }
   // --url names a server of the user's choosing: the stack's container is not it.
@@ -107,8 +111,10 @@ async function restore(o: RestoreFlags, ctx: Context): Promise<void> {
       ? verifyBackup({ manifestPath: chosen, admin, restore: runner })
       : restoreBackup({ manifestPath: chosen, admin, restore: runner, database: o.database, recreate: o.recreate, protectData: settings.protectData, force: o.force }),
   );
-  if (o.json) return ctx.json({ verified: o.verify === true, manifestPath, database: result.database, rowCounts: result.rowCounts, replaced: result.replaced ?? null, warnings: result.warnings ?? [] });
+  if (o.json) return ctx.json({ verified: o.verify === true, manifestPath, database: result.database, rowCounts: result.rowCounts, replaced: result.replaced ?? null, leftovers: result.leftovers, warnings: result.warnings ?? [] });
   const rows = Object.values(result.rowCounts).reduce((a, b) => a + b, 0);
+  // What killed runs had left: said first, so it is not lost under the result.
+  for (const line of result.leftovers) ctx.print(`Interrupted restore: ${line}`);
   ctx.print(
     `${o.verify ? "Verified" : "Restored"} ${path.basename(manifestPath)} ${o.verify ? `(scratch database ${result.database}, dropped)` : `into ${result.database}`}: ` +
       `sha256 ok, PostgreSQL ${result.manifest.postgresMajor} / TimescaleDB ${result.manifest.timescaledbVersion ?? "none"} ok, ` +
@@ -135,7 +141,7 @@ export function registerBackup(program: Command, act: Act): void {
     .description("restore the newest backup (or --backup) and check checksum, versions and row counts")
     .addOption(stackOption())
     .option("--backup <file|dir>", "the backup's .manifest.json, or a directory whose newest backup is taken (default: the newest in the stack's tsdb:backupDir)")
-    .option("--url <url>", "admin connection to the maintenance database, password in it or PGPASSWORD (default: the stack's adminUrl output)")
+    .option("--url <url>", "admin connection, password in it or PGPASSWORD: to the maintenance database, or to the database restored when the service allows no other (default: the stack's adminUrl output)")
     .option("--container <name>", "docker mode: the TimescaleDB container (default: tsdb-<stack>-timescaledb)")
     .option("--database <name>", "restore into this database (default: the backup's)")
     .option("--recreate", "replace a database that holds data: restore beside it, verify, swap names; the old one is kept renamed (refused on a protectData stack without --force)")

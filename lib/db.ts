@@ -128,8 +128,10 @@ export function guardConnectionErrors(client: Client): void {
 /** Opens one client, runs `fn`, and always closes the client. */
 export async function withClient<T>(connection: Connection, fn: (client: Client) => Promise<T>): Promise<T> {
   const pg = (await import("pg")).default;
-  const client = await openClient(pg, { application_name: "tsdb-stack", ...connectionConfig(connection) });
+  const timeoutMs = connectTimeoutMs();
+  const client = await openClient(pg, { application_name: "tsdb-stack", connectionTimeoutMillis: timeoutMs, ...connectionConfig(connection) });
   try {
+    await answersWithin(client, timeoutMs);
     return await fn(client);
   } finally {
     // After a lost connection `end` has nothing to close; its error must not replace the one from `fn`.
@@ -158,14 +160,54 @@ export async function openClient(pg: typeof import("pg"), config: TsdbClientConf
   }
 }
 
-/** `client.connect()`, with a TLS failure (wrong CA, wrong host name) turned into one line saying so. */
+/**
+ * How long a connection may take to start, and its first query to be answered (a server that accepts
+ * connections and never answers hung `db status`, `validate` and `doctor` forever): libpq's `PGCONNECT_TIMEOUT`
+ * (seconds; 0 waits forever, values under 2 count as 2, as in libpq), else 10 s.
+ */
+export function connectTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
+  const given = env.PGCONNECT_TIMEOUT?.trim();
+  if (given === undefined || given === "" || !/^\d+$/.test(given)) return 10_000;
+  const seconds = Number(given);
+  return seconds === 0 ? 0 : Math.max(seconds, 2) * 1000;
+}
+
+function silentServer(client: Client, what: string, timeoutMs: number): Error {
+  const c = client as unknown as { host?: string; port?: number };
+  return new Error(
+    `${c.host}:${c.port} accepted the connection but ${what} within ${timeoutMs / 1000} s: check that a PostgreSQL server or pooler ` +
+      "listens there and is not stuck (PGCONNECT_TIMEOUT=<seconds> waits longer).",
+  );
+}
+
+/** `client.connect()`, with a TLS failure (wrong CA, wrong host name) or a silent server turned into one line saying so. */
 export async function connectExplained(client: Client, fromConnectionString = false): Promise<void> {
   try {
     await client.connect();
   } catch (err) {
-    const c = client as unknown as { host?: string; port?: number; ssl?: unknown };
+    const c = client as unknown as { host?: string; port?: number; ssl?: unknown; _connectionTimeoutMillis?: number };
+    if (/connection timeout|timeout expired/.test((err as Error).message ?? "") && c._connectionTimeoutMillis) {
+      throw silentServer(client, "did not complete the PostgreSQL handshake", c._connectionTimeoutMillis);
+    }
     const caGiven = typeof c.ssl === "object" && c.ssl !== null && "ca" in c.ssl;
     throw explainTlsError(err, `${c.host}:${c.port}`, caGiven, fromConnectionString) ?? err;
+  }
+}
+
+/**
+ * One round trip within `timeoutMs` after connecting: a pooler that completes the handshake and then queues
+ * every query (PgBouncer with no server to hand out) fails here with one line instead of hanging the command.
+ * Longer statements after it are not limited: loads and restores run as long as they need.
+ */
+async function answersWithin(client: Client, timeoutMs: number): Promise<void> {
+  if (timeoutMs === 0) return;
+  try {
+    await client.query({ text: "SELECT 1", query_timeout: timeoutMs } as unknown as string);
+  } catch (err) {
+    if (!/Query read timeout/.test((err as Error).message ?? "")) throw err;
+    // The server never answered: drop the socket, `end()` would wait for it too.
+    (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+    throw silentServer(client, "did not answer a query", timeoutMs);
   }
 }
 

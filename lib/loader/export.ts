@@ -17,6 +17,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
+import { checkOutputPath } from "../outputPath";
 import type { Client } from "pg";
 import { withClient, type Connection } from "../db";
 import { DEFAULT_TARGET, quoteTarget } from "./OhlcvLoader";
@@ -194,6 +195,7 @@ export async function exportOhlcv(client: Client, options: ExportOptions): Promi
   const started = Date.now();
   const format = options.format ?? exportFormatOf(options.file);
   if (format === undefined) throw new Error(`--out ${options.file}: name a .csv or .parquet file, or give --format csv|parquet.`);
+  checkOutputPath(options.file);
   if (!options.overwrite && fs.existsSync(options.file)) throw new Error(`--out ${options.file} exists; give --force to replace it.`);
   const dir = path.dirname(path.resolve(options.file));
   if (!fs.existsSync(dir)) throw new Error(`--out ${options.file}: directory ${dir} does not exist.`);

@@ -39,6 +39,21 @@ export const backupManifestSchema = z.object({
   rowCounts: z.record(z.string(), z.number().int().nonnegative()),
   /** Roles the database's objects and grants refer to (owners, grantees): a restore checks they exist first. */
   roles: z.array(z.string()).optional(),
+  /**
+   * Which server and stack the dump came from (issue 23.5): pruning and choosing a backup never cross it. The
+   * server is its `pg_control_system()` system identifier (the same for every address of one cluster), and the
+   * address it was reached at when that cannot be read. Absent in manifests written before: such backups are
+   * never pruned by a newer one (they cannot be told apart).
+   */
+  source: z
+    .object({ systemIdentifier: z.string().nullable(), address: z.string(), stack: z.string().nullable() })
+    .optional(),
+  /**
+   * Order of the backups in their directory: one more than the highest there when it was written. Newest means
+   * highest sequence, never latest `createdAt`: a clock set wrong (a manifest "from the future") cannot make the
+   * backup just taken look old (issue 23.6). Absent in manifests written before: they sort below every numbered one.
+   */
+  sequence: z.number().int().nonnegative().optional(),
 });
 
 /** True for a bare file name: no directory part, not `.`/`..`, so it can only name a file in the same directory. */
@@ -251,13 +266,15 @@ export function dockerPgDump(container: string, user: string, database: string, 
 }
 
 /**
- * Creates the backup directory 0700, or narrows an existing one of ours to 0700: dumps hold all the data, and
- * their names and manifests say what is in the database.
+ * Creates the backup directory 0700 when it does not exist: dumps hold all the data, and their names and
+ * manifests say what is in the database. An existing directory is left as it is (issue 23.4: narrowing one
+ * reached through a symbolic link locked its other users out of a shared directory); the dumps and manifests
+ * in it are 0600 either way.
  */
 export function privateDirectory(dir: string): void {
+  if (fs.existsSync(dir)) return;
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const st = fs.statSync(dir);
-  if ((st.mode & 0o077) !== 0 && st.uid === process.getuid?.()) fs.chmodSync(dir, 0o700);
+  fs.chmodSync(dir, 0o700);
 }
 
 function stamp(date: Date): string {
@@ -272,6 +289,8 @@ export interface BackupOptions {
   backupDir: string;
   /** Backups of this database kept after this one is written (`tsdb:backupRetain`), at least 1. */
   retain: number;
+  /** The stack the backup is taken for (recorded in the manifest; pruning stays within it). */
+  stack?: string;
   now?: Date;
 }
 
@@ -306,8 +325,9 @@ export async function createBackup(options: BackupOptions): Promise<BackupResult
       const access = await readDatabaseAccess(client);
       const rowCounts = await countRows(client);
       const roles = await readReferencedRoles(client);
+      const systemIdentifier = await readSystemIdentifier(client);
       await options.dump({ file: partial, snapshot });
-      return { server, access, rowCounts, roles };
+      return { server, access, rowCounts, roles, systemIdentifier };
     } finally {
       await client.query("COMMIT").catch(() => undefined);
     }
@@ -332,9 +352,15 @@ export async function createBackup(options: BackupOptions): Promise<BackupResult
     timescaledbVersion: facts.server.timescaledbVersion,
     rowCounts: facts.rowCounts,
     roles: facts.roles,
+    source: {
+      systemIdentifier: facts.systemIdentifier,
+      address: `${options.connection.host.includes(":") ? `[${options.connection.host}]` : options.connection.host}:${options.connection.port}`,
+      stack: options.stack ?? null,
+    },
+    sequence: nextSequence(options.backupDir),
   };
   writeManifest(manifestPath, manifest);
-  const pruned = pruneBackups(options.backupDir, manifest.database, options.retain);
+  const pruned = pruneBackups(options.backupDir, { manifestPath, manifest }, options.retain);
   return { manifest, dumpPath, manifestPath, pruned };
 }
 
@@ -358,8 +384,25 @@ export function readManifest(file: string): BackupManifest {
   return parsed.data;
 }
 
-/** Manifests of `database` in `backupDir`, newest first. Files that are not our manifests are ignored. */
-export function listBackups(backupDir: string, database: string): { manifestPath: string; manifest: BackupManifest }[] {
+/** The server's system identifier (`pg_control_system()`), or null where the role may not call it. */
+async function readSystemIdentifier(db: Queryable): Promise<string | null> {
+  const row = (
+    await db.query(
+      `SELECT CASE WHEN has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')
+                   THEN (SELECT system_identifier::text FROM pg_catalog.pg_control_system()) END AS id`,
+    )
+  ).rows[0] as { id: string | null };
+  return row.id;
+}
+
+/** A backup found in a directory. */
+export interface FoundBackup {
+  manifestPath: string;
+  manifest: BackupManifest;
+}
+
+/** Every valid manifest in `backupDir` (of any database), newest first: by sequence, then time, then name. */
+function allBackups(backupDir: string): FoundBackup[] {
   if (!fs.existsSync(backupDir)) return [];
   return fs
     .readdirSync(backupDir)
@@ -367,19 +410,55 @@ export function listBackups(backupDir: string, database: string): { manifestPath
     .flatMap((f) => {
       const manifestPath = path.join(backupDir, f);
       try {
-        const manifest = readManifest(manifestPath);
-        return manifest.database === database ? [{ manifestPath, manifest }] : [];
+        return [{ manifestPath, manifest: readManifest(manifestPath) }];
       } catch {
         return [];
       }
     })
-    .sort((a, b) => b.manifest.createdAt.localeCompare(a.manifest.createdAt));
+    .sort(
+      (a, b) =>
+        (b.manifest.sequence ?? -1) - (a.manifest.sequence ?? -1) ||
+        b.manifest.createdAt.localeCompare(a.manifest.createdAt) ||
+        b.manifestPath.localeCompare(a.manifestPath),
+    );
 }
 
-/** Deletes all but the newest `retain` backups of `database` (dump and manifest); returns the dumps removed. */
-export function pruneBackups(backupDir: string, database: string, retain: number): string[] {
+/** One more than the highest sequence in `backupDir` (0 for the first). */
+function nextSequence(backupDir: string): number {
+  return allBackups(backupDir).reduce((max, b) => Math.max(max, (b.manifest.sequence ?? -1) + 1), 0);
+}
+
+/** One line naming where a backup came from: `server <id> (<address>), stack <stack>`. */
+export function describeSource(manifest: BackupManifest): string {
+  const s = manifest.source;
+  if (!s) return "an unrecorded server (manifest written before backups recorded it)";
+  return `server ${s.systemIdentifier ?? "?"} (${s.address})${s.stack ? `, stack ${s.stack}` : ""}`;
+}
+
+/** True when two backups come from the same server and stack (unrecorded sources match nothing). */
+export function sameSource(a: BackupManifest, b: BackupManifest): boolean {
+  if (!a.source || !b.source) return false;
+  const server = a.source.systemIdentifier !== null && b.source.systemIdentifier !== null
+    ? a.source.systemIdentifier === b.source.systemIdentifier
+    : a.source.address === b.source.address;
+  return server && a.source.stack === b.source.stack;
+}
+
+/** Manifests of `database` in `backupDir`, newest first (by sequence). Files that are not our manifests are ignored. */
+export function listBackups(backupDir: string, database: string): FoundBackup[] {
+  return allBackups(backupDir).filter((b) => b.manifest.database === database);
+}
+
+/**
+ * Deletes all but the newest `retain` backups of the same database, server and stack as `kept`, the backup just
+ * written, which is never deleted whatever the others' dates say. Returns the dumps removed.
+ */
+export function pruneBackups(backupDir: string, kept: FoundBackup, retain: number): string[] {
   const removed: string[] = [];
-  for (const { manifestPath, manifest } of listBackups(backupDir, database).slice(retain)) {
+  const others = listBackups(backupDir, kept.manifest.database).filter(
+    (b) => path.resolve(b.manifestPath) !== path.resolve(kept.manifestPath) && sameSource(b.manifest, kept.manifest),
+  );
+  for (const { manifestPath, manifest } of others.slice(retain - 1)) {
     const dump = path.join(backupDir, manifest.dumpFile);
     fs.rmSync(dump, { force: true });
     fs.rmSync(manifestPath, { force: true });

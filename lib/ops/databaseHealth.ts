@@ -4,6 +4,7 @@
  * cache hit ratio, connections. All on one connection, so it also works against single-connection engines.
  */
 import { isConnectionLost } from "../db";
+import { findInterruptedRestores } from "./restore";
 import type { CheckResult } from "./prerequisites";
 
 /** The part of a `pg` client (or PGlite) these checks use. */
@@ -195,6 +196,24 @@ export async function checkDatabase(db: Queryable, options: HealthOptions): Prom
               ? "Give PostgreSQL more memory: raise shared_buffers on the server (or the service's instance size)."
               : "Give PostgreSQL more memory: `pulumi config set tsdb:memoryMb <MB>` and `pulumi up`.",
       },
+    ];
+  });
+
+  // A killed restore leaves databases that refuse connections or scratch copies.
+  await guarded(results, ["Interrupted restores"], async () => {
+    const left = await findInterruptedRestores(db);
+    const leftNames = [...left.closed.map((d) => `database "${d}" refuses connections`), ...left.scratch.map((d) => `scratch database "${d}"`), ...left.logins.map((r) => `role "${r}"`)];
+    return [
+      leftNames.length === 0
+        ? { name: "Interrupted restores", status: "ok", detail: "none left anything behind" }
+        : {
+            name: "Interrupted restores",
+            status: left.closed.length > 0 ? "fail" : "warn",
+            detail: `left by a killed restore: ${leftNames.join(", ")}`,
+            fix:
+              "Run `tsdb restore --verify` (or any restore): it drops scratch databases and roles of killed runs; reopen a closed database after checking it: " +
+              "ALTER DATABASE <name> WITH ALLOW_CONNECTIONS true;",
+          },
     ];
   });
 

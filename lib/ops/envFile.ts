@@ -13,6 +13,7 @@ import * as path from "node:path";
 import { connectionUrl, hostFromUrl } from "../connection";
 import { isConnectionUrl } from "../postgres/connectionString";
 import { withSslRootCert } from "../tls";
+import { checkOutputPath } from "../outputPath";
 import { type DatabaseOutput, type Role, connectionFromUrl } from "./stackOutputs";
 
 /** Whose connection a .env holds: a login role, or `replica` (the read-only role on the read replica). */
@@ -111,6 +112,7 @@ export function renderEnvFile(output: EnvSource, role: EnvRole, stack: string | 
  * renamed over the target, so the secret is never readable by others, even when the file existed with a wider mode.
  */
 export function writeSecretFile(file: string, content: string): void {
+  checkOutputPath(file);
   const dir = path.dirname(path.resolve(file));
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
   const fd = fs.openSync(tmp, "wx", 0o600);

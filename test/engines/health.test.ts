@@ -34,7 +34,7 @@ describe.each([
   test("reports the extension, every hypertable, compressed chunks, no failed jobs, cache and connections", async () => {
     const results = await withClient(engine.url, (c) => checkDatabase(c, { expectTimescaleDb: true }));
     const byName = Object.fromEntries(results.map((r) => [r.name, r]));
-    expect(results.map((r) => r.name)).toEqual(["Database", "TimescaleDB", "Hypertables", "Compression", "Jobs", "Cache hit ratio", "Connections"]);
+    expect(results.map((r) => r.name)).toEqual(["Database", "TimescaleDB", "Hypertables", "Compression", "Jobs", "Cache hit ratio", "Interrupted restores", "Connections"]);
     expect(byName.Database?.detail).toMatch(new RegExp(`^reachable: \\w+ on ${version.source}`));
     expect(byName.TimescaleDB?.detail).toMatch(/^extension 2\.23\./);
     expect(byName.Hypertables?.detail).toContain("market_data.ohlcv_bars (");
@@ -128,6 +128,7 @@ describe("database checks on PostgreSQL 17 without TimescaleDB", () => {
       ["Database", "ok"],
       ["TimescaleDB", "ok"],
       ["Cache hit ratio", "ok"],
+      ["Interrupted restores", "ok"],
       ["Connections", "ok"],
     ]);
   });

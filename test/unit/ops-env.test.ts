@@ -7,6 +7,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
+import { exportOhlcv } from "../../lib/loader/export";
 import { renderEnvFile, writeSecretFile } from "../../lib/ops/envFile";
 import { tsdbSync } from "../fixtures/cli";
 import { envFileReaders } from "../fixtures/envReaders";
@@ -188,6 +189,25 @@ describe("the .env file", () => {
     const fresh = path.join(dir, "app.env");
     writeSecretFile(fresh, "X=1\n");
     expect(fs.statSync(fresh).mode & 0o777).toBe(0o600);
+  });
+
+  test("env --out and export --out --force refuse a symbolic link, a FIFO and a device node, and leave them as they were (issue 23.3)", async () => {
+    const elsewhere = path.join(dir, "elsewhere.txt");
+    fs.writeFileSync(elsewhere, "not yours\n");
+    const link = path.join(dir, "stdout-like.env");
+    fs.symlinkSync(elsewhere, link);
+    const fifo = path.join(dir, "pipe.env");
+    expect(spawnSync("mkfifo", [fifo]).status).toBe(0);
+    const never = {} as import("pg").Client; // the path is refused before any query
+    for (const [file, kind] of [[link, `a symbolic link \\(to ${elsewhere.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\)`], [fifo, "a FIFO"], ["/dev/null", "a device"]] as const) {
+      expect(() => writeSecretFile(file, "PGPASSWORD=secret\n")).toThrow(new RegExp(`^--out ${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} is ${kind}; it writes regular files only`));
+      await expect(exportOhlcv(never, { file: `${file}`, format: "csv", overwrite: true })).rejects.toThrow(/it writes regular files only/);
+    }
+    expect(fs.lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(fs.readFileSync(elsewhere, "utf8")).toBe("not yours\n");
+    expect(fs.lstatSync(fifo).isFIFO()).toBe(true);
+    expect(fs.lstatSync("/dev/null").isCharacterDevice()).toBe(true);
+    expect(fs.readdirSync(dir).filter((f) => f.endsWith(".tmp") || f.endsWith(".partial"))).toEqual([]);
   });
 });
 
