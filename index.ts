@@ -35,6 +35,7 @@ const adminPassword = configuredOrGenerated("admin-password", settings.adminPass
 // Refuses, at preview, setting changes the providers would carry out destructively (lib/settingChanges.ts).
 const guard = new SettingGuard(`${name}-settings`, {
   database: settings.database,
+  timescaledb: settings.timescaledb,
   adminPassword: settings.mode === "docker" ? adminPassword : undefined,
   allow: allowedChanges(process.env),
   context: {

@@ -149,6 +149,12 @@ export class DatabaseAccess extends pulumi.ComponentResource {
 
     const roles = {} as Record<RoleKey, postgresql.Role>;
     const roleByName = new Map<string, postgresql.Role>();
+    // Destroy order with an existing database: each role's delete runs REASSIGN OWNED and DROP OWNED in the
+    // provider's database (cyrilgdn/terraform-provider-postgresql postgresql/resource_postgresql_role.go,
+    // resourcePostgreSQLRoleDelete, under a lock on that role only), which here is the shared database: three at
+    // once rewrite the same ACLs ("tuple concurrently updated"). Created one after another, they are deleted one
+    // after another, the owner last. (A database of our own is dropped before the roles instead, see below.)
+    let previousRole: postgresql.Role | undefined;
     for (const role of this.plan.roles) {
       const memberOf = role.memberOf.map((n) => roleByName.get(n)!.name);
       roles[role.key] = new postgresql.Role(
@@ -161,9 +167,10 @@ export class DatabaseAccess extends pulumi.ComponentResource {
           password: role.key === "owner" ? undefined : passwords[role.key],
           roles: memberOf.length > 0 ? memberOf : undefined,
         },
-        on,
+        this.plan.existingDatabase && previousRole ? { ...on, dependsOn: [previousRole] } : on,
       );
       roleByName.set(role.name, roles[role.key]);
+      previousRole = roles[role.key];
     }
     this.roles = roles;
     const roleRef = (roleName: string): pulumi.Input<string> => roleByName.get(roleName)?.name ?? roleName;

@@ -7,6 +7,8 @@ import { settingGuardProvider } from "../providers/SettingGuardProvider";
 export interface SettingGuardArgs {
   /** `tsdb:database`. */
   database: string;
+  /** `tsdb:timescaledb`. */
+  timescaledb: boolean;
   /** The admin password (docker mode: compared as a fingerprint only); omit in external mode. */
   adminPassword?: pulumi.Input<string>;
   /** Guarded settings the user allows to change in this run (`TSDB_ALLOW`). */
@@ -41,6 +43,7 @@ export class SettingGuard extends pulumi.ComponentResource {
     const watched = pulumi.secret(
       pulumi.output(args.adminPassword).apply((password) => ({
         database: args.database,
+        timescaledb: String(args.timescaledb),
         ...(password !== undefined ? { adminPassword: passwordFingerprint(args.context.stack, password) } : {}),
       })),
     );

@@ -10,12 +10,15 @@
  *   container (`upload` is ForceNew in kreuzwerker/terraform-provider-docker
  *   internal/provider/resource_docker_container.go), but the image applies it only when it initialises an empty
  *   data directory; the kept volume keeps the old password and the postgresql provider can no longer log in.
+ * - `tsdb:timescaledb`: the schema hook's diff replaces it on a mode switch (providers/MigrationsProvider.ts), and the
+ *   replacement's delete runs every migration's down part, forced, dropping every table with its rows unless
+ *   protectData refuses it; the container is replaced too. Allowed only when the user asks for it, after an export.
  *
  * No imports: the guard hook captures this module by value.
  */
 
 /** A setting the guard watches, with what to say when it changes. */
-export type GuardedSetting = "database" | "adminPassword";
+export type GuardedSetting = "database" | "adminPassword" | "timescaledb";
 
 /** What the guard compares: per setting, the value (the admin password only as a fingerprint). */
 export type WatchedValues = Partial<Record<GuardedSetting, string>>;
@@ -64,7 +67,7 @@ export const ALLOW_ENV = "TSDB_ALLOW";
 /** Guarded settings named in `TSDB_ALLOW` (unknown names are an error, not ignored). */
 export function allowedChanges(env: Record<string, string | undefined>): GuardedSetting[] {
   const raw = (env[ALLOW_ENV] ?? "").split(",").map((s) => s.trim()).filter(Boolean);
-  const known: GuardedSetting[] = ["database", "adminPassword"];
+  const known: GuardedSetting[] = ["database", "adminPassword", "timescaledb"];
   for (const name of raw) {
     if (!(known as string[]).includes(name)) {
       throw new Error(`[${ALLOW_ENV}] names "${name}", which is not a guarded setting; allowed: ${known.join(", ")}.`);
@@ -83,6 +86,20 @@ function databaseRefusal(from: string, to: string, c: GuardContext): string {
     `Set it back with \`pulumi config set tsdb:database ${from} --stack ${c.stack}\`, or ask for a replacement with ` +
     `\`${ALLOW_ENV}=database pulumi up --stack ${c.stack}\`: that creates an empty "${to}", applies the schema and loads the datasets there, ` +
     `${drop}; back it up first with \`npm run db:backup -- --stack ${c.stack}\`.`
+  );
+}
+
+function timescaledbRefusal(from: string, to: string, c: GuardContext): string {
+  const what = to === "true" ? "vanilla PostgreSQL to TimescaleDB" : "TimescaleDB to vanilla PostgreSQL";
+  const loss = c.protectData
+    ? "which tsdb:protectData=true refuses, so the up would stop half-way"
+    : "dropping every table with all its rows";
+  return (
+    `[tsdb:timescaledb] changed from ${from} to ${to} on the deployed stack ${c.stack}: switching ${what} replaces the schema hook, ` +
+    `whose delete reverts every migration (${loss}), and the schema is then rebuilt empty. ` +
+    `Set it back with \`pulumi config set tsdb:timescaledb ${from} --stack ${c.stack}\`; to switch, export the bars first ` +
+    `(\`tsdb data export --out bars.parquet\`), then run \`${ALLOW_ENV}=timescaledb pulumi up --stack ${c.stack}\`` +
+    `${c.protectData ? " with tsdb:protectData false" : ""} and load the file again (\`tsdb data load\`).`
   );
 }
 
@@ -106,6 +123,7 @@ export function refusedChanges(olds: WatchedValues | undefined, news: WatchedVal
   const changed = (key: GuardedSetting) =>
     olds[key] !== undefined && news[key] !== undefined && olds[key] !== news[key] && !allow.includes(key);
   if (changed("database")) refusals.push(databaseRefusal(olds.database!, news.database!, context));
+  if (changed("timescaledb")) refusals.push(timescaledbRefusal(olds.timescaledb!, news.timescaledb!, context));
   if (context.mode === "docker" && changed("adminPassword")) refusals.push(adminPasswordRefusal(context));
   return refusals;
 }

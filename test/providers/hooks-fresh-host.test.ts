@@ -38,7 +38,8 @@ function failure(result: HostResult | undefined): string {
 const SERIALIZED_COLLECTION = /global\.(Set|Map|WeakSet|WeakMap)\.prototype/;
 const INCOMPATIBLE = /incompatible receiver|is not a function|Cannot read properties/;
 
-describe("hooks serialized by Pulumi and run in a fresh provider host show the real error", () => {
+// Each test compiles nothing but serializes in a child process and runs another: slow on a loaded machine.
+describe("hooks serialized by Pulumi and run in a fresh provider host show the real error", { timeout: 240_000 }, () => {
   let pg: Engine;
   let url: string;
   let conn: ConnectionInfo;
@@ -63,7 +64,7 @@ describe("hooks serialized by Pulumi and run in a fresh provider host show the r
       await c.query("CREATE FUNCTION audit.record_change() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END'");
     });
     conn = { host: pg.host, port: pg.port, database: "market", user: "market_migrator", password: "hooks-migrator-pw", sslmode: "disable" };
-  });
+  }, 600_000);
   afterAll(async () => {
     migrations?.dispose();
     datasets?.dispose();
@@ -169,8 +170,8 @@ describe("hooks serialized by Pulumi and run in a fresh provider host show the r
 
   test("setting guard: a refused change is a check failure with its reason", async () => {
     const context = { stack: "dev", mode: "docker", containerName: "tsdb-dev-timescaledb", protectData: false };
-    const deployed = await guard.serialize("g", { database: "market", adminPassword: "pw", allow: [], context });
-    const renamed = await guard.serialize("g", { database: "ticks", adminPassword: "pw", allow: [], context });
+    const deployed = await guard.serialize("g", { database: "market", timescaledb: true, adminPassword: "pw", allow: [], context });
+    const renamed = await guard.serialize("g", { database: "ticks", timescaledb: true, adminPassword: "pw", allow: [], context });
     expect(String(deployed.inputs.__provider)).not.toMatch(SERIALIZED_COLLECTION);
     const [checked] = await callInFreshHost(String(deployed.inputs.__provider), [
       {

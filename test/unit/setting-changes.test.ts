@@ -16,9 +16,19 @@ describe("refusedChanges", () => {
     ["docker admin password changed", { adminPassword: "a" }, { adminPassword: "b" }, [], docker, ["adminPassword"]],
     ["external admin password changed (only the provider re-configures)", { adminPassword: "a" }, { adminPassword: "b" }, [], { ...docker, mode: "external" as const }, []],
     ["both, one allowed", { database: "market", adminPassword: "a" }, { database: "ticks", adminPassword: "b" }, ["adminPassword"], docker, ["database"]],
+    ["timescaledb switched off", { timescaledb: "true" }, { timescaledb: "false" }, [], docker, ["timescaledb"]],
+    ["timescaledb switched on, external", { timescaledb: "false" }, { timescaledb: "true" }, [], { ...docker, mode: "external" as const }, ["timescaledb"]],
+    ["timescaledb switched, allowed", { timescaledb: "true" }, { timescaledb: "false" }, ["timescaledb"], docker, []],
+    ["timescaledb not yet watched (a guard deployed before it was)", { database: "market" }, { database: "market", timescaledb: "false" }, [], docker, []],
   ])("%s", (_label, olds, news, allow, context, refused) => {
     const reasons = refusedChanges(olds, news, allow, context);
     expect(reasons.map((r) => /^\[tsdb:(\w+)\]/.exec(r)?.[1])).toEqual(refused);
+  });
+
+  test("with protectData the timescaledb message says the revert would be refused and how to switch", () => {
+    const [reason] = refusedChanges({ timescaledb: "true" }, { timescaledb: "false" }, [], { ...docker, protectData: true });
+    expect(reason).toContain("which tsdb:protectData=true refuses");
+    expect(reason).toContain("tsdb data export --out bars.parquet");
   });
 
   test("with protectData the database message says the drop would be refused too", () => {
@@ -37,7 +47,7 @@ describe("TSDB_ALLOW", () => {
   });
 
   test("an unknown name fails the preview with one line naming it and what is allowed", async () => {
-    expect(() => allowedChanges({ TSDB_ALLOW: "everything" })).toThrow('[TSDB_ALLOW] names "everything", which is not a guarded setting; allowed: database, adminPassword.');
+    expect(() => allowedChanges({ TSDB_ALLOW: "everything" })).toThrow('[TSDB_ALLOW] names "everything", which is not a guarded setting; allowed: database, adminPassword, timescaledb.');
     await expect(runStack({ stack: "dev", config: committedStackConfig("dev"), env: { TSDB_ALLOW: "everything" } })).rejects.toThrow(/^\[TSDB_ALLOW\] names "everything"/);
   });
 });

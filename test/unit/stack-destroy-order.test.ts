@@ -154,3 +154,42 @@ describe("the first pulumi up never runs two grants on the same object at once (
     expect(concurrent).toEqual([]);
   });
 });
+
+describe("pulumi destroy with existingDatabase (a managed service's database is shared, not dropped)", () => {
+  const CONFIG = {
+    mode: "external",
+    externalHost: "abc123.tsdb.cloud.timescale.com",
+    externalAdminUser: "tsdbadmin",
+    adminPassword: "svc-admin-Secret9",
+    database: "tsdb",
+    existingDatabase: "true",
+    sslmode: "require",
+  };
+
+  test("the roles are deleted one at a time, as the dropped database orders them otherwise (was: three DROP OWNED at once in the shared database)", async () => {
+    const run = await runStack({ stack: "dev", config: CONFIG, secretKeys: ["adminPassword"] });
+    expect(run.ofType("postgresql:index/database:Database")).toEqual([]);
+    const waves = deleteWaves(dependencyGraph(run));
+    // Each role's delete runs REASSIGN OWNED and DROP OWNED in the provider's database, here the shared one
+    // (postgresql/resource_postgresql_role.go, resourcePostgreSQLRoleDelete; pgLockRole locks only that role):
+    // two at once rewrite the same ACLs ("tuple concurrently updated").
+    const roles = run.ofType("postgresql:index/role:Role");
+    expect(roles.map((r) => r.inputs.name).sort()).toEqual(["tsdb_app", "tsdb_migrator", "tsdb_owner", "tsdb_readonly"]);
+    // Different waves are not enough (a delete starts when its own dependents are gone): every two roles need a
+    // dependency path between them.
+    const graph = dependencyGraph(run);
+    const concurrent = roles.flatMap((a, i) =>
+      roles.slice(i + 1).filter((b) => !dependenciesOf(graph, a.name).has(b.name) && !dependenciesOf(graph, b.name).has(a.name)).map((b) => `${a.inputs.name} | ${b.inputs.name}`),
+    );
+    expect(concurrent).toEqual([]);
+    const byWave = roles.map((r) => `${waves.get(r.name)} ${r.inputs.name}`).sort();
+    expect(byWave.map((w) => w.split(" ")[1])).toEqual(["tsdb_readonly", "tsdb_app", "tsdb_migrator", "tsdb_owner"]);
+    // The owner last: the login roles' objects are reassigned before the role that owns the schema goes.
+    expect(byWave.at(-1)).toMatch(/ tsdb_owner$/);
+    // Every grant and default privilege naming a role goes before that role.
+    const problems = run.resources
+      .filter((g) => (g.type.endsWith("grant:Grant") || g.type.endsWith("defaultPrivileges:DefaultPrivileges")) && g.inputs.role !== "public")
+      .flatMap((g) => notDeletedBefore(waves, [g], roles.filter((r) => r.inputs.name === g.inputs.role || r.inputs.name === g.inputs.owner)));
+    expect(problems).toEqual([]);
+  });
+});

@@ -75,17 +75,6 @@ const DEV_CHANGES: [string, string | object, Record<string, string>][] = [
     },
   ],
   ["bindAddress", "0.0.0.0", { "tsdb-dev-pgadmin": "replace (ports)", "tsdb-dev-settings-guard": "update", "tsdb-dev-timescaledb": "replace (ports)" }],
-  [
-    "timescaledb",
-    "false",
-    {
-      "tsdb-dev-extension-timescaledb": "delete",
-      "tsdb-dev-owner": "update (login)",
-      "tsdb-dev-schema-migrations": "replace (timescaledb)",
-      "tsdb-dev-settings-guard": "update",
-      "tsdb-dev-timescaledb": "replace (command)",
-    },
-  ],
   ["protectData", "true", { "tsdb-dev-schema-migrations": "update", "tsdb-dev-settings-guard": "update" }],
   ["appPassword", "new-app-Pw1", { "tsdb-dev-app": "update (password)", "tsdb-dev-app-password": "delete" }],
   ["appConnectionLimit", "60", { "tsdb-dev-app": "update (connectionLimit)" }],
@@ -187,6 +176,29 @@ describe("changing one setting on a running dev stack", () => {
     expect(byKind("delete").every((n) => n.includes("market_"))).toBe(true);
     expect(byKind("create").length).toBe(46);
     expect(byKind("create").every((n) => n.includes("ticks_"))).toBe(true);
+  });
+
+  test("flipping tsdb:timescaledb on a deployed stack is refused at preview like the database name (was: the schema hook's delete dropped every table)", async () => {
+    const refused = await deploy({ ...STACKS.dev, config: { ...STACKS.dev.config, timescaledb: "false" } }, deployed.deployed).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(RefusedAtPreview);
+    const reasons = (refused as RefusedAtPreview).reasons;
+    expect(reasons).toHaveLength(1);
+    expect(reasons[0]).toMatch(/^\[tsdb:timescaledb\] changed from true to false on the deployed stack dev: /);
+    expect(reasons[0]).toContain("dropping every table with all its rows");
+    expect(reasons[0]).toContain("pulumi config set tsdb:timescaledb true --stack dev");
+    expect(reasons[0]).toContain("TSDB_ALLOW=timescaledb pulumi up --stack dev");
+    expect(reasons[0]).not.toContain("\n");
+  });
+
+  test("asked for (TSDB_ALLOW=timescaledb), the switch replaces the schema hook and the container and drops the extension", async () => {
+    const next = await deploy({ ...STACKS.dev, config: { ...STACKS.dev.config, timescaledb: "false" }, env: { TSDB_ALLOW: "timescaledb" } }, deployed.deployed);
+    expect(changesOf(next.steps)).toEqual({
+      "tsdb-dev-extension-timescaledb": "delete",
+      "tsdb-dev-owner": "update (login)",
+      "tsdb-dev-schema-migrations": "replace (timescaledb)",
+      "tsdb-dev-settings-guard": "update",
+      "tsdb-dev-timescaledb": "replace (command)",
+    });
   });
 
   test("changing the admin password of the container is refused at preview with the steps to do it safely", async () => {
