@@ -58,6 +58,7 @@ beforeAll(async () => {
     await boot.query(`CREATE ROLE ${BOUNCER.name} LOGIN PASSWORD '${BOUNCER.password}'`);
     await boot.query("CREATE DATABASE fresh");
     await boot.query(`CREATE DATABASE plainsvc OWNER ${ADMIN.admin}`);
+    await boot.query("CREATE DATABASE trial");
   } finally {
     await boot.end();
   }
@@ -222,6 +223,21 @@ describe("the stack's roles without Pulumi, on a database named tsdb (items 3, 4
     const again = await cli(["db", "roles", "--url", adminUrl()], asAdmin);
     expect(again.code).toBe(0);
     expect(again.stdout).toContain("Roles of tsdb: none created; already there: tsdb_owner, tsdb_migrator, tsdb_app, tsdb_readonly.");
+  });
+
+  test("a trial as the superuser: db roles creates the extension and the roles, db up then makes trial_owner own everything", async () => {
+    const url = `postgresql://postgres@127.0.0.1:${server.port}/trial`;
+    const roles = await cli(["db", "roles", "--url", url], asSuperuser());
+    expect([roles.code, roles.stderr]).toEqual([0, ""]);
+    expect(roles.stdout).toContain("Created the timescaledb extension in trial.");
+    const doctor = await cli(["doctor", "--url", url], asSuperuser());
+    expect(doctor.stdout).toMatch(/^ok {3}TimescaleDB: extension 2\.23\.\d+$/m);
+    const up = await cli(["db", "up", "--url", url], asSuperuser());
+    expect([up.code, up.stderr]).toEqual([0, ""]);
+    const owners = await sql("trial", "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname IN ('market_data', 'audit', 'schema_migrations')");
+    expect(owners.rows).toEqual([{ tableowner: "trial_owner" }]);
+    const hypertables = await sql("trial", "SELECT hypertable_name FROM timescaledb_information.hypertables WHERE hypertable_name = 'ohlcv_bars'");
+    expect(hypertables.rows).toHaveLength(1);
   });
 
   test("a pooler whose auth_query user lost CONNECT: doctor says the login cannot get through and names --connect-role; granting it fixes the pooler", async () => {
