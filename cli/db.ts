@@ -150,7 +150,7 @@ async function move(command: "up" | "down", o: DbOptions, ctx: Context): Promise
           to: o.to as number,
           protectData: settings.protectData,
           force: o.force ?? false,
-          action: `db down --to ${o.to} (stack ${settings.stack})`,
+          action: o.stack === undefined ? `db down --to ${o.to}` : `db down --to ${o.to} (stack ${o.stack})`,
           // Every down first prints what it drops, with row counts (docs/OPERATIONS.md).
           onPlan: (steps) => {
             if (!o.json) ctx.print(steps.length === 0 ? "Nothing to revert." : formatDownPlan(steps).join("\n"));
