@@ -76,6 +76,28 @@ export async function settingsFor(stack: string | undefined, url: string) {
   return settings;
 }
 
+/**
+ * The role migrations run as on a server of your own, from the connection: `<database>_owner` (made by `pulumi up`
+ * or `tsdb db roles`); else the owner of the objects applied so far (the `schema_migrations` schema); else the
+ * database's owner; the first the login may use (SET ROLE) other than itself. Undefined: the login's own role.
+ */
+async function ownerRoleOf(url: string, database: string): Promise<string | undefined> {
+  const { withClient } = await import("../lib/db.js");
+  return withClient(url, async (c) => {
+    const { rows } = await c.query<{ name: string }>(
+      `SELECT r.rolname AS name
+         FROM (VALUES (1, $1::text),
+                      (2, (SELECT o.rolname::text FROM pg_namespace n JOIN pg_roles o ON o.oid = n.nspowner WHERE n.nspname = 'schema_migrations')),
+                      (3, (SELECT o.rolname::text FROM pg_database d JOIN pg_roles o ON o.oid = d.datdba WHERE d.datname = current_database()))) AS c(n, name)
+         JOIN pg_roles r ON r.rolname = c.name
+        WHERE r.rolname <> session_user AND pg_has_role(session_user, r.oid, 'MEMBER')
+        ORDER BY c.n LIMIT 1`,
+      [`${database}_owner`],
+    );
+    return rows[0]?.name;
+  });
+}
+
 /** The runner and the settings for these flags (see settingsFor), migrations from --dir or sql/. */
 async function runnerFor(o: DbOptions) {
   const url = requireUrl(o.url);
@@ -87,7 +109,7 @@ async function runnerFor(o: DbOptions) {
     timescaledb: settings.timescaledb && o.timescaledb,
     variables: migrationVariables(settings),
     role: o.role,
-    defaultRole: `${settings.database}_owner`,
+    defaultRole: o.role || o.stack !== undefined ? `${settings.database}_owner` : await ownerRoleOf(url, settings.database),
     lockTimeoutMs: o.lockTimeout === undefined ? undefined : o.lockTimeout * 1000,
   });
   return { runner, settings };
@@ -128,7 +150,7 @@ async function move(command: "up" | "down", o: DbOptions, ctx: Context): Promise
           to: o.to as number,
           protectData: settings.protectData,
           force: o.force ?? false,
-          action: `db down --to ${o.to} (stack ${settings.stack})`,
+          action: o.stack === undefined ? `db down --to ${o.to}` : `db down --to ${o.to} (stack ${o.stack})`,
           // Every down first prints what it drops, with row counts (docs/OPERATIONS.md).
           onPlan: (steps) => {
             if (!o.json) ctx.print(steps.length === 0 ? "Nothing to revert." : formatDownPlan(steps).join("\n"));
@@ -169,11 +191,12 @@ async function roles(o: RolesOptions, ctx: Context): Promise<void> {
     }),
   );
   const connect = result.plan.databaseGrants.filter((g) => g.privileges.includes("CONNECT")).map((g) => g.role);
-  if (o.json) return ctx.json({ database: settings.database, created: result.created, updated: result.updated, passwords: result.passwords, connect });
+  if (o.json) return ctx.json({ database: settings.database, createdExtension: result.createdExtension, created: result.created, updated: result.updated, passwords: result.passwords, connect });
   ctx.print(
     [
       `Roles of ${settings.database}: ${result.created.length ? `created ${result.created.join(", ")}` : "none created"}${result.updated.length ? `; already there: ${result.updated.join(", ")}` : ""}.`,
       `CONNECT on ${settings.database}: ${connect.join(", ")} (PUBLIC has none).`,
+      ...(result.createdExtension ? [`Created the timescaledb extension in ${settings.database}.`] : []),
       ...result.passwords.map((p) => `Password of ${p.role}: ${p.from === "environment" ? "from the environment" : "generated, not shown"}.`),
     ].join("\n"),
   );

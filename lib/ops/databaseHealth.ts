@@ -79,10 +79,15 @@ export async function checkDatabase(db: Queryable, options: HealthOptions): Prom
     extension.installed = tsdb;
     if (!tsdb && options.expectTimescaleDb && own && ext?.available) {
       // A database just created: `tsdb db up` runs CREATE EXTENSION (0001_schemas.sql), which needs a superuser.
-      const [me] = await rows<{ user: string; super: boolean }>(db, "SELECT current_user AS user, rolsuper AS super FROM pg_roles WHERE rolname = current_user");
+      // With the stack's roles made (`tsdb db roles`), db up runs as <database>_owner, which cannot create it.
+      const [me] = await rows<{ user: string; super: boolean; owner: boolean }>(
+        db,
+        "SELECT current_user AS user, rolsuper AS super, EXISTS (SELECT 1 FROM pg_roles WHERE rolname = current_database() || '_owner') AS owner FROM pg_roles WHERE rolname = current_user",
+      );
+      const creates = me?.owner ? "`tsdb db roles` (as this superuser) creates it" : "`tsdb db up` creates it";
       return [
         me?.super
-          ? { name: "TimescaleDB", status: "ok", detail: `not created yet (server has ${ext.available}): \`tsdb db up\` creates it` }
+          ? { name: "TimescaleDB", status: "ok", detail: `not created yet (server has ${ext.available}): ${creates}` }
           : {
               name: "TimescaleDB",
               status: "fail",

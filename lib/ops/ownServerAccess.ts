@@ -52,6 +52,8 @@ export interface OwnServerAccessOptions {
 /** What was done, without any password. */
 export interface OwnServerAccessResult {
   plan: AccessPlan;
+  /** The timescaledb extension was created in this run. */
+  createdExtension: boolean;
   created: string[];
   updated: string[];
   /** Login roles whose password was set in this run, and from where. */
@@ -83,6 +85,20 @@ export async function applyOwnServerAccess(admin: Client, options: OwnServerAcce
     const names = missing.rows.map((r) => Object.values(r)[0]).join(", ");
     throw new Error(`--connect-role names roles that do not exist: ${names}; create them first (a pooler's auth_query user, a monitoring role) or leave them out`);
   }
+  // The extension, as DatabaseAccess creates it: TimescaleDB is not a trusted extension, so only a superuser can,
+  // and migrations run as the owner afterwards could not.
+  let createExtension = false;
+  if (options.timescaledb) {
+    const ext = await admin.query<{ installed: boolean; available: boolean }>(
+      "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') AS installed, EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') AS available",
+    );
+    const { installed, available } = ext.rows[0]!;
+    if (!installed && !available) throw new Error(`TimescaleDB is not installed on this server; use one that has it, or pass --no-timescaledb for plain PostgreSQL`);
+    if (!installed && me[0]?.super !== true) {
+      throw new Error(`the timescaledb extension is not created in ${options.database}, and only a superuser can create it; have your DBA or the service run CREATE EXTENSION timescaledb there, or pass --no-timescaledb`);
+    }
+    createExtension = !installed;
+  }
   const names = plan.roles.map((r) => r.name);
   const { rows } = await admin.query<{ rolname: string }>("SELECT rolname FROM pg_roles WHERE rolname = ANY($1::text[])", [names]);
   const existing = new Set(rows.map((r) => r.rolname));
@@ -102,6 +118,7 @@ export async function applyOwnServerAccess(admin: Client, options: OwnServerAcce
   const sql = renderAccessSql(plan, passwords, { adminIsSuperuser: me[0]?.super === true, existingRoles: existing });
   await admin.query("BEGIN");
   try {
+    if (createExtension) await admin.query("CREATE EXTENSION IF NOT EXISTS timescaledb");
     for (const statement of [...sql.cluster, ...sql.database]) await admin.query(statement);
     await admin.query("COMMIT");
   } catch (err) {
@@ -109,7 +126,7 @@ export async function applyOwnServerAccess(admin: Client, options: OwnServerAcce
     // A statement may hold a password (CREATE ROLE ... PASSWORD): say which role, never the statement.
     throw new Error(`db roles: applying the access plan for ${options.database} failed: ${(err as Error).message}`, { cause: undefined });
   }
-  return { plan, created: names.filter((n) => !existing.has(n)), updated: names.filter((n) => existing.has(n)), passwords: report };
+  return { plan, createdExtension: createExtension, created: names.filter((n) => !existing.has(n)), updated: names.filter((n) => existing.has(n)), passwords: report };
 }
 
 /**

@@ -12,7 +12,8 @@ import os from "node:os";
 import path from "node:path";
 import type { ClientConfig } from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { withClient } from "../../lib/db";
+import { clientConfig, openClient, withClient } from "../../lib/db";
+import { startPostgresServer } from "../fixtures/engines";
 import { type CliResult, tsdbAsync } from "../fixtures/cli";
 import { type Certificates, type NativeServer, type PgBouncer, makeCertificates, provisionLikeAService, psql, startNativeServer, startPgBouncer, startReplica } from "../fixtures/servers";
 
@@ -57,6 +58,7 @@ beforeAll(async () => {
     await boot.query(`CREATE ROLE ${BOUNCER.name} LOGIN PASSWORD '${BOUNCER.password}'`);
     await boot.query("CREATE DATABASE fresh");
     await boot.query(`CREATE DATABASE plainsvc OWNER ${ADMIN.admin}`);
+    await boot.query("CREATE DATABASE trial");
   } finally {
     await boot.end();
   }
@@ -98,6 +100,13 @@ describe("connections as libpq reads them (item 1)", () => {
     expect(status.stdout).toMatch(/0 applied, \d+ pending/);
   });
 
+  test("sslmode allow (plain text first) gets in over TLS when the server wants it; disable does not", async () => {
+    const url = (mode: string) => `postgresql://postgres:${server.superuserPassword}@127.0.0.1:${server.port}/fresh?sslmode=${mode}`;
+    const { rows } = await withClient(url("allow"), (c) => c.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"));
+    expect(rows).toEqual([{ ssl: true }]);
+    await expect(withClient(url("disable"), (c) => c.query("SELECT 1"))).rejects.toThrow(/no pg_hba\.conf entry .* no encryption/);
+  });
+
   test("libpq key=value pairs, and the PG* variables alone (no --url, no DATABASE_URL), connect like a URL", async () => {
     const kv = await cli(["db", "status", "--url", `host=127.0.0.1 port=${server.port} dbname=fresh user=postgres sslmode=require`], asSuperuser());
     expect([kv.code, kv.stderr]).toEqual([0, ""]);
@@ -125,6 +134,27 @@ describe("connections as libpq reads them (item 1)", () => {
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout).manifest.database).toBe("fresh");
+  });
+});
+
+describe("sslmode prefer on a server without TLS (libpq's default, item 1)", () => {
+  test("a URL without sslmode falls back to plain text, in the CLI and in the migrations hook's client", async () => {
+    const plain = await startPostgresServer({ major: 17 });
+    try {
+      const url = plain.url.replace("?sslmode=disable", "");
+      const { rows } = await withClient(url, (c) => c.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"));
+      expect(rows).toEqual([{ ssl: false }]);
+      const pg = (await import("pg")).default;
+      const hookClient = await openClient(pg, clientConfig({ host: plain.host, port: plain.port, database: "postgres", user: "postgres", password: plain.password, sslmode: "prefer" }));
+      await hookClient.end();
+      const status = await cli(["db", "status", "--url", url]);
+      expect([status.code, status.stderr]).toEqual([0, ""]);
+      const required = await cli(["db", "status", "--url", `${url}?sslmode=require`]);
+      expect(required.code).toBe(1);
+      expect(required.stderr).toMatch(/does not accept TLS connections, but the sslmode asks for TLS; enable ssl on the server or put sslmode=prefer \(or disable\) in the URL\./);
+    } finally {
+      await plain.stop();
+    }
   });
 });
 
@@ -193,6 +223,21 @@ describe("the stack's roles without Pulumi, on a database named tsdb (items 3, 4
     const again = await cli(["db", "roles", "--url", adminUrl()], asAdmin);
     expect(again.code).toBe(0);
     expect(again.stdout).toContain("Roles of tsdb: none created; already there: tsdb_owner, tsdb_migrator, tsdb_app, tsdb_readonly.");
+  });
+
+  test("a trial as the superuser: db roles creates the extension and the roles, db up then makes trial_owner own everything", async () => {
+    const url = `postgresql://postgres@127.0.0.1:${server.port}/trial`;
+    const roles = await cli(["db", "roles", "--url", url], asSuperuser());
+    expect([roles.code, roles.stderr]).toEqual([0, ""]);
+    expect(roles.stdout).toContain("Created the timescaledb extension in trial.");
+    const doctor = await cli(["doctor", "--url", url], asSuperuser());
+    expect(doctor.stdout).toMatch(/^ok {3}TimescaleDB: extension 2\.23\.\d+$/m);
+    const up = await cli(["db", "up", "--url", url], asSuperuser());
+    expect([up.code, up.stderr]).toEqual([0, ""]);
+    const owners = await sql("trial", "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname IN ('market_data', 'audit', 'schema_migrations')");
+    expect(owners.rows).toEqual([{ tableowner: "trial_owner" }]);
+    const hypertables = await sql("trial", "SELECT hypertable_name FROM timescaledb_information.hypertables WHERE hypertable_name = 'ohlcv_bars'");
+    expect(hypertables.rows).toHaveLength(1);
   });
 
   test("a pooler whose auth_query user lost CONNECT: doctor says the login cannot get through and names --connect-role; granting it fixes the pooler", async () => {

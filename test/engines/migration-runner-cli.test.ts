@@ -134,10 +134,10 @@ describe("tsdb db on PostgreSQL 17 with --no-timescaledb", () => {
 
 describe("tsdb db argument errors (exit 2: one line naming the problem, then the usage)", () => {
   test.each([
-    [["up"], "tsdb db up: no database: pass --url postgresql://user@host:port/database or set DATABASE_URL"],
+    [["up"], "tsdb db up: no database: pass --url (a postgresql://user@host:port/database URL or libpq key=value pairs (host=... port=... dbname=... user=...)) or set DATABASE_URL or PGHOST/PGDATABASE"],
     [["down", "--url", "postgresql://x@127.0.0.1:1/x"], "tsdb db down: required option '--to <version>' not specified (use --to 0 to revert everything)"],
     [["up", "--to", "latest", "--url", "postgresql://x@127.0.0.1:1/x"], "tsdb db up: option '--to <version>' argument 'latest' is invalid. --to must be a version number such as 3 or 0003 (0 = none applied)."],
-    [["migrate"], "tsdb db: unknown command 'migrate'; the commands are plan, up, down, status"],
+    [["migrate"], "tsdb db: unknown command 'migrate'; the commands are plan, up, down, roles, status"],
     [["up", "--force"], "tsdb db up: unknown option '--force'"],
   ])("%j exits 2", async (args, message) => {
     const r = await db(args as string[]);

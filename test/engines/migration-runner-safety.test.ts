@@ -38,7 +38,8 @@ describe("tsdb db down: what it drops, protectData and --force", () => {
   });
 
   test("down --to 3 on a stack with protectData true refuses, naming tsdb:protectData and the rows, and drops nothing", async () => {
-    const project = projectWithStack("guarded", { protectData: true, timescaledb: false });
+    // The stack is for this database: --stack naming another database's stack is refused (issue 21, item 4).
+    const project = projectWithStack("guarded", { database: "downs", protectData: true, timescaledb: false });
     const r = await runCli("db", ["down", "--to", "3", "--stack", "guarded", "--dir", SQL, "--url", db.migrator], { cwd: project });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^tsdb db down: \[tsdb:protectData\] is true on this stack, so db down --to 3 \(stack guarded\) would drop market data\./);
@@ -70,7 +71,7 @@ describe("tsdb db down: what it drops, protectData and --force", () => {
     expect(plan[0]).toMatch(new RegExp(`^revert ${FILES[FILES.length - 1]}: `));
     expect(plan).toContain("revert 0011_reading_bars.sql: drops market_data.provider_precedence (0 rows)");
     expect(r.stderr).toBe(
-      "tsdb db down: db down --to 3 (stack dev) would drop tables that hold rows (5 rows in market_data.ohlcv_bars); nothing was reverted. " +
+      "tsdb db down: db down --to 3 would drop tables that hold rows (5 rows in market_data.ohlcv_bars); nothing was reverted. " +
         "Back up first (tsdb backup), then pass --force to drop them.\n",
     );
     expect(await applied(db.admin)).toHaveLength(FILES.length);

@@ -69,7 +69,7 @@ describe("dev stack (Pulumi.dev.yaml only)", () => {
       extension: 1,
       schema: 5,
       // 2 PUBLIC + 3 database + 10 schema usage + 25 object grants
-      grant: 38,
+      grant: 39, // 38, and CONNECT for pg_monitor (issue 21 item 5)
       // (owner, migrator) x (app: table, sequence, function; readonly: table, sequence)
       defaults: 10,
     });
@@ -183,7 +183,7 @@ describe("dev stack (Pulumi.dev.yaml only)", () => {
 
   test("every database resource goes through that provider", () => {
     const dbResources = run.resources.filter((r) => r.type.startsWith("postgresql:"));
-    expect(dbResources).toHaveLength(4 + 1 + 1 + 5 + 38 + 10);
+    expect(dbResources).toHaveLength(4 + 1 + 1 + 5 + 39 + 10);
     expect(new Set(dbResources.map((r) => r.provider))).toEqual(new Set(["tsdb-dev-provider"]));
   });
 

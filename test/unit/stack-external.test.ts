@@ -44,7 +44,7 @@ describe("external mode", () => {
       count("postgresql:index/schema:Schema"),
       count("postgresql:index/grant:Grant"),
       count("postgresql:index/defaultPrivileges:DefaultPrivileges"),
-    ]).toEqual([4, 1, 1, 5, 38, 10]);
+    ]).toEqual([4, 1, 1, 5, 39, 10]);
     const dbResources = run.resources.filter((r) => r.type.startsWith("postgresql:"));
     expect(new Set(dbResources.map((r) => r.provider))).toEqual(new Set(["tsdb-dev-provider"]));
     // Role passwords are still generated in dev; only the admin password comes from config.

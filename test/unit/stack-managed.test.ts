@@ -23,6 +23,7 @@ const CONFIG = {
   poolerHost: "abc123.pooler.tsdb.cloud.timescale.com",
   poolerPort: "6543",
   replicaHost: "abc123-ro.tsdb.cloud.timescale.com",
+  connectRoles: "pgbouncer_auth",
 };
 const CA_FILE = path.join(ROOT, ".tsdb/tls/dev-root.crt");
 
@@ -52,6 +53,12 @@ describe("an external stack on a managed service: existing database, non-superus
     expect([plain(ext.inputs.database), ext.retainOnDelete]).toEqual(["tsdb", true]);
     // The owner gets CREATE on the service's database, which owning it gave in the container.
     expect(plain(run.get("tsdb-dev-connect-tsdb_owner").inputs)).toMatchObject({ objectType: "database", privileges: ["CREATE", "CONNECT", "TEMPORARY"], database: "tsdb" });
+  });
+
+  test("PUBLIC loses CONNECT, but pg_monitor and tsdb:connectRoles (the pooler's auth_query user) keep it", () => {
+    for (const role of ["pg_monitor", "pgbouncer_auth"]) {
+      expect(plain(run.get(`tsdb-dev-connect-${role}`).inputs)).toMatchObject({ objectType: "database", privileges: ["CONNECT"], database: "tsdb", role });
+    }
   });
 
   test("the hooks get the CA as PEM inside their secret connection; it appears nowhere in plaintext", async () => {

@@ -153,6 +153,7 @@ describe("changing one setting on a running dev stack", () => {
     const byKind = (kind: string) => Object.entries(changes).filter(([, c]) => c.startsWith(kind)).map(([n]) => n);
     expect(Object.fromEntries(Object.entries(changes).filter(([, c]) => !["create", "delete"].includes(c)))).toEqual({
       "tsdb-dev-app": "update (name)",
+      "tsdb-dev-connect-pg_monitor": "replace (database)",
       "tsdb-dev-data-sample-dataset": "update",
       "tsdb-dev-database": "replace (name, owner)",
       "tsdb-dev-extension-timescaledb": "replace (database)",
