@@ -45,7 +45,19 @@ export async function checkDatabase(db: Queryable, options: HealthOptions): Prom
             (SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb') AS available`,
   );
   const tsdb = ext?.installed ?? null;
-  if (tsdb) {
+  const workers = await readWorkerSettings(db);
+  if (!tsdb && ext?.available && !workers.preloaded && options.expectTimescaleDb) {
+    // Installed but not loaded at server start: CREATE EXTENSION would end the session with "must be preloaded".
+    const list = workers.preloadLibraries === null ? "" : ` (shared_preload_libraries is ${workers.preloadLibraries.trim() === "" ? "empty" : `'${workers.preloadLibraries}'`})`;
+    results.push({
+      name: "TimescaleDB",
+      status: "fail",
+      detail: `TimescaleDB ${ext.available} is installed on the server but not preloaded${list}, so CREATE EXTENSION fails with "must be preloaded"`,
+      fix:
+        "Add it to shared_preload_libraries (postgresql.conf: `shared_preload_libraries = 'timescaledb'`, or `ALTER SYSTEM SET shared_preload_libraries = 'timescaledb';`), " +
+        "then restart PostgreSQL: that setting is read only at server start.",
+    });
+  } else if (tsdb) {
     const newer = ext?.available && ext.available !== tsdb;
     results.push({
       name: "TimescaleDB",
@@ -98,18 +110,37 @@ export async function checkDatabase(db: Queryable, options: HealthOptions): Prom
           : withCompression.map((h) => `${h.name}: ${h.compressed}/${h.chunks} chunks compressed`).join(", "),
     });
 
-    const failed = await rows<{ job_id: number; proc: string; target: string | null; failures: number; status: string | null; last: string | null }>(
+    const jobs = await rows<{ job_id: number; proc: string; target: string | null; failures: number; status: string | null; not_started: number }>(
       db,
       `SELECT s.job_id, j.proc_schema || '.' || j.proc_name AS proc,
               s.hypertable_schema || '.' || s.hypertable_name AS target,
-              s.total_failures::int AS failures, s.last_run_status AS status, s.last_run_started_at::text AS last
+              s.total_failures::int AS failures, s.last_run_status AS status,
+              (SELECT count(*)::int FROM timescaledb_information.job_errors e
+                WHERE e.job_id = s.job_id AND e.err_message LIKE '${NOT_STARTED}%') AS not_started
          FROM timescaledb_information.job_stats s JOIN timescaledb_information.jobs j USING (job_id)
         WHERE s.last_run_status = 'Failed' OR s.total_failures > 0
         ORDER BY s.job_id`,
     );
+    // A run the scheduler could not start (no free worker slot) is not a failure of the job: TimescaleDB records
+    // it as one ("failed to start job"), but the fix is the worker budget, not the job.
+    const failed = jobs.filter((f) => f.status === "Failed" || f.failures > f.not_started);
+    const notStarted = jobs.reduce((n, f) => n + f.not_started, 0);
+    if (workers.preloaded) results.push(workerBudget(workers, notStarted));
+    const budgetShort = workers.preloaded && !workerBudgetCovers(workers);
     results.push(
       failed.length === 0
-        ? { name: "Jobs", status: "ok", detail: "no failed background jobs" }
+        ? notStarted === 0
+          ? { name: "Jobs", status: "ok", detail: "no failed background jobs" }
+          : budgetShort
+            ? { name: "Jobs", status: "ok", detail: `no failed background jobs (${notStarted} run(s) could not start: see Background workers)` }
+            : {
+                name: "Jobs",
+                status: "warn",
+                detail: `no failed background jobs, but ${notStarted} run(s) could not start for lack of a free TimescaleDB background worker`,
+                fix:
+                  "Raise timescaledb.max_background_workers (it bounds TimescaleDB's concurrent jobs, one scheduler per database included) and " +
+                  "max_worker_processes with it, then restart PostgreSQL.",
+              }
         : {
             name: "Jobs",
             status: failed.some((f) => f.status === "Failed") ? "fail" : "warn",
@@ -152,4 +183,67 @@ export async function checkDatabase(db: Queryable, options: HealthOptions): Prom
     fix: max > 0 && used / max > maxShare ? "Use a pool (e.g. PgBouncer) or raise `tsdb:maxConnections`, then `pulumi up`." : undefined,
   });
   return results;
+}
+
+/** The message TimescaleDB's scheduler records for a run it could not start (tsl: bgw/scheduler.c). */
+const NOT_STARTED = "failed to start job";
+
+/** The server's worker settings, and whether TimescaleDB's loader was preloaded. */
+export interface WorkerSettings {
+  /** TimescaleDB's loader is in shared_preload_libraries (its timescaledb.max_background_workers setting exists). */
+  preloaded: boolean;
+  /** shared_preload_libraries, or null when this role may not read it. */
+  preloadLibraries: string | null;
+  maxWorkerProcesses: number;
+  maxParallelWorkers: number;
+  /** timescaledb.max_background_workers, or null when TimescaleDB is not preloaded. */
+  timescaleWorkers: number | null;
+}
+
+async function readWorkerSettings(db: Queryable): Promise<WorkerSettings> {
+  // The loader defines timescaledb.max_background_workers as an integer at server start; without it the name is
+  // unknown (or a string placeholder from postgresql.conf). shared_preload_libraries is hidden from roles
+  // without pg_read_all_settings.
+  const [w] = await rows<{ mwp: number; parallel: number; bgw: string | null; bgw_type: string | null; preload: string | null }>(
+    db,
+    `SELECT current_setting('max_worker_processes')::int AS mwp, current_setting('max_parallel_workers')::int AS parallel,
+            current_setting('timescaledb.max_background_workers', true) AS bgw,
+            (SELECT vartype FROM pg_settings WHERE name = 'timescaledb.max_background_workers') AS bgw_type,
+            (SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries') AS preload`,
+  );
+  const preloaded = w?.bgw_type === "integer";
+  return {
+    preloaded,
+    preloadLibraries: w?.preload ?? null,
+    maxWorkerProcesses: w?.mwp ?? 0,
+    maxParallelWorkers: w?.parallel ?? 0,
+    timescaleWorkers: preloaded ? Number(w?.bgw) : null,
+  };
+}
+
+/**
+ * TimescaleDB's rule for the worker pool (docs: "About configuration", Workers): max_worker_processes must hold
+ * timescaledb.max_background_workers + max_parallel_workers + 1 for TimescaleDB's launcher.
+ */
+export function workerBudgetNeeds(w: WorkerSettings): number {
+  return (w.timescaleWorkers ?? 0) + w.maxParallelWorkers + 1;
+}
+
+function workerBudgetCovers(w: WorkerSettings): boolean {
+  return w.maxWorkerProcesses >= workerBudgetNeeds(w);
+}
+
+function workerBudget(w: WorkerSettings, notStarted: number): CheckResult {
+  const name = "Background workers";
+  const parts = `timescaledb.max_background_workers ${w.timescaleWorkers} + max_parallel_workers ${w.maxParallelWorkers} + 1 launcher`;
+  if (workerBudgetCovers(w)) return { name, status: "ok", detail: `max_worker_processes ${w.maxWorkerProcesses} covers ${parts}` };
+  const need = workerBudgetNeeds(w);
+  return {
+    name,
+    status: "warn",
+    detail: `max_worker_processes is ${w.maxWorkerProcesses}, less than ${parts} = ${need}, so TimescaleDB's jobs can fail to start` + (notStarted > 0 ? ` (${notStarted} run(s) could not start)` : ""),
+    fix:
+      `Raise max_worker_processes to at least ${need} (or lower timescaledb.max_background_workers or max_parallel_workers), then restart PostgreSQL: ` +
+      "max_worker_processes is read only at server start. The stack's container gets them from tsdb:cpus (lib/tuning.ts).",
+  };
 }

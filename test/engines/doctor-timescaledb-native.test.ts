@@ -101,8 +101,7 @@ describe("doctor on a freshly migrated database with PostgreSQL's default worker
     }
     expect(notStarted).toBeGreaterThan(0);
     const results = byName(await withClient(server.url, (c) => checkDatabase(c, { expectTimescaleDb: true })));
-    const workers = results["Background workers"] as { detail: string };
-    expect(workers).toEqual({
+    expect(results["Background workers"]).toEqual({
       name: "Background workers",
       status: "warn",
       detail: expect.stringMatching(
