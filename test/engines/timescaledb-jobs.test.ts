@@ -282,6 +282,16 @@ describe("TimescaleDB jobs and policies under the real scheduler (native Timesca
     expect(await rows(url, "SELECT job_id, err_message FROM timescaledb_information.job_errors")).toEqual([]);
   }, 300_000);
 
+  test("TimescaleDB 2.23 refuses alter_job on a hierarchical rollup's refresh policy, not on the daily one's (docs/SCHEMA.md)", async () => {
+    const weekly = await jobOf(url, "policy_refresh_continuous_aggregate", "ohlcv_weekly");
+    const daily = await jobOf(url, "policy_refresh_continuous_aggregate", "ohlcv_daily");
+    const interval = `INTERVAL '${TEST_VARIABLES.caggRefreshInterval}'`;
+    await expect(rows(url, `SELECT alter_job($1, schedule_interval => ${interval})`, [weekly])).rejects.toThrow(
+      /multiple refresh policies are not supported for hierarchical continuous aggregates/,
+    );
+    expect(await rows(url, `SELECT schedule_interval::text AS s FROM alter_job($1, schedule_interval => ${interval})`, [daily])).toEqual([{ s: "00:20:00" }]);
+  });
+
   test("db down over compressed hypertables does what its plan says: keeps the hypertables' rows while reverting compression, then drops what it lists", async () => {
     expect((await rows<{ n: number }>(url, "SELECT count(*)::int AS n FROM timescaledb_information.chunks WHERE is_compressed"))[0]?.n).toBeGreaterThan(0);
     const bars = await barsAsText(url);
