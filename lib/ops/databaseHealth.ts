@@ -1,7 +1,7 @@
 /**
  * Database checks for `npm run doctor` on a running stack (the runbook's "Performance Verification" and
- * "Troubleshooting" queries): reachable, extension version, hypertables, failed jobs, compression state,
- * cache hit ratio, connections. All on one connection, so it also works against single-connection engines.
+ * "Troubleshooting" queries): reachable, extension version (and whether TimescaleDB is preloaded), hypertables,
+ * compression state, the background-worker budget, failed jobs, cache hit ratio, connections. All on one connection, so it also works against single-connection engines.
  */
 import type { CheckResult } from "./prerequisites";
 
