@@ -105,14 +105,37 @@ export function isConnectionLost(err: unknown): boolean {
   return false;
 }
 
+/** Text on one line: every line break with the spaces around it becomes one space. */
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, " ").trim();
+}
+
+/** PostgreSQL's HINT carried by `err` or an error it wraps (`cause`), on one line; undefined when there is none. */
+export function pgHint(err: unknown): string | undefined {
+  for (let e = err as { hint?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (typeof e.hint === "string" && e.hint.trim() !== "") return oneLine(e.hint);
+  }
+  return undefined;
+}
+
+/**
+ * `message (hint: <PostgreSQL's HINT>)` when `err` carries a HINT that `message` does not hold yet: the hint is
+ * often the fix ("Please preload the timescaledb library via shared_preload_libraries ... restart").
+ */
+export function withHint(message: string, err: unknown): string {
+  const hint = pgHint(err);
+  return hint && !oneLine(message).includes(hint) ? `${message} (hint: ${hint})` : message;
+}
+
 /**
  * The one line a CLI prints for `err`: a lost connection (here, or in pg_dump/pg_restore output) as
- * `connection lost during <during>; <committed>`; anything else as its message on one line.
+ * `connection lost during <during>; <committed>`; anything else as its message on one line, with PostgreSQL's
+ * HINT when it had one.
  */
 export function failureLine(err: unknown, during: string, committed = "nothing was committed"): string {
   if (isConnectionLostError(err)) return err.message;
   if (isConnectionLost(err)) return connectionLost(during, committed).message;
-  return String(err instanceof Error ? err.message : err).replace(/\s*\n\s*/g, " ");
+  return oneLine(withHint(String(err instanceof Error ? err.message : err), err));
 }
 
 /**

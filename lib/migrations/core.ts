@@ -351,7 +351,8 @@ async function runPart(client: Client, m: RunnableMigration, direction: "up" | "
           : `${done} earlier statement(s) of this no-transaction migration already ran and were NOT rolled back; ` +
             "make them idempotent (IF NOT EXISTS) or undo them by hand, then run again";
       const detail = pgErr.detail ? ` (${pgErr.detail})` : "";
-      const wrapped = new Error(`${m.file} line ${line} (${direction}): ${pgErr.message}${detail} [${consequence}]`, {
+      const hint = pgErr.hint ? ` (hint: ${pgErr.hint.replace(/\s*\n\s*/g, " ").trim()})` : "";
+      const wrapped = new Error(`${m.file} line ${line} (${direction}): ${pgErr.message}${detail}${hint} [${consequence}]`, {
         cause: err,
       });
       (wrapped as Error & { code?: string }).code = pgErr.code;

@@ -1,7 +1,7 @@
 /**
  * Database checks for `npm run doctor` on a running stack (the runbook's "Performance Verification" and
- * "Troubleshooting" queries): reachable, extension version, hypertables, failed jobs, compression state,
- * cache hit ratio, connections. All on one connection, so it also works against single-connection engines.
+ * "Troubleshooting" queries): reachable, extension version (and whether TimescaleDB is preloaded), hypertables,
+ * compression state, the background-worker budget, failed jobs, cache hit ratio, connections. All on one connection, so it also works against single-connection engines.
  */
 import { isConnectionLost } from "../db";
 import { findInterruptedRestores } from "./restore";
@@ -69,6 +69,7 @@ export async function checkDatabase(db: Queryable, options: HealthOptions): Prom
 
   // The installed extension version, once its check has read it: the hypertable and job checks need it.
   const extension: { installed: string | null } = { installed: null };
+  const workers = await readWorkerSettings(db);
   await guarded(results, ["TimescaleDB"], async () => {
     const [ext] = await rows<{ installed: string | null; available: string | null }>(
       db,
@@ -77,6 +78,20 @@ export async function checkDatabase(db: Queryable, options: HealthOptions): Prom
     );
     const tsdb = ext?.installed ?? null;
     extension.installed = tsdb;
+    if (!tsdb && ext?.available && !workers.preloaded && options.expectTimescaleDb) {
+      // Installed but not loaded at server start: CREATE EXTENSION would end the session with "must be preloaded".
+      const list = workers.preloadLibraries === null ? "" : ` (shared_preload_libraries is ${workers.preloadLibraries.trim() === "" ? "empty" : `'${workers.preloadLibraries}'`})`;
+      return [
+        {
+          name: "TimescaleDB",
+          status: "fail",
+          detail: `TimescaleDB ${ext.available} is installed on the server but not preloaded${list}, so CREATE EXTENSION fails with "must be preloaded"`,
+          fix:
+            "Add it to shared_preload_libraries (postgresql.conf: `shared_preload_libraries = 'timescaledb'`, or `ALTER SYSTEM SET shared_preload_libraries = 'timescaledb';`), " +
+            "then restart PostgreSQL: that setting is read only at server start.",
+        },
+      ];
+    }
     if (!tsdb && options.expectTimescaleDb && own && ext?.available) {
       // A database just created: `tsdb db up` runs CREATE EXTENSION (0001_schemas.sql), which needs a superuser.
       // With the stack's roles made (`tsdb db roles`), db up runs as <database>_owner, which cannot create it.
@@ -155,19 +170,39 @@ export async function checkDatabase(db: Queryable, options: HealthOptions): Prom
       ];
     });
 
-    await guarded(results, ["Jobs"], async () => {
-      const failed = await rows<{ job_id: number; proc: string; target: string | null; failures: number; status: string | null; last: string | null }>(
+    await guarded(results, ["Background workers", "Jobs"], async () => {
+      const jobs = await rows<{ job_id: number; proc: string; target: string | null; failures: number; status: string | null; not_started: number }>(
         db,
         `SELECT s.job_id, j.proc_schema || '.' || j.proc_name AS proc,
                 s.hypertable_schema || '.' || s.hypertable_name AS target,
-                s.total_failures::int AS failures, s.last_run_status AS status, s.last_run_started_at::text AS last
+                s.total_failures::int AS failures, s.last_run_status AS status,
+                (SELECT count(*)::int FROM timescaledb_information.job_errors e
+                  WHERE e.job_id = s.job_id AND e.err_message LIKE '${NOT_STARTED}%') AS not_started
            FROM timescaledb_information.job_stats s JOIN timescaledb_information.jobs j USING (job_id)
           WHERE s.last_run_status = 'Failed' OR s.total_failures > 0
           ORDER BY s.job_id`,
       );
+      // A run the scheduler could not start (no free worker slot) is not a failure of the job: TimescaleDB records
+      // it as one ("failed to start job"), but the fix is the worker budget, not the job.
+      const failed = jobs.filter((f) => f.status === "Failed" || f.failures > f.not_started);
+      const notStarted = jobs.reduce((n, f) => n + f.not_started, 0);
+      const budget = workers.preloaded ? [workerBudget(workers, notStarted)] : [];
+      const budgetShort = workers.preloaded && !workerBudgetCovers(workers);
       return [
+        ...budget,
         failed.length === 0
-          ? { name: "Jobs", status: "ok", detail: "no failed background jobs" }
+          ? notStarted === 0
+            ? { name: "Jobs", status: "ok", detail: "no failed background jobs" }
+            : budgetShort
+              ? { name: "Jobs", status: "ok", detail: `no failed background jobs (${notStarted} run(s) could not start: see Background workers)` }
+              : {
+                  name: "Jobs",
+                  status: "warn",
+                  detail: `no failed background jobs, but ${notStarted} run(s) could not start for lack of a free TimescaleDB background worker`,
+                  fix:
+                    "Raise timescaledb.max_background_workers (it bounds TimescaleDB's concurrent jobs, one scheduler per database included) and " +
+                    "max_worker_processes with it, then restart PostgreSQL.",
+                }
           : {
               name: "Jobs",
               status: failed.some((f) => f.status === "Failed") ? "fail" : "warn",
@@ -244,4 +279,67 @@ export async function checkDatabase(db: Queryable, options: HealthOptions): Prom
     ];
   });
   return results;
+}
+
+/** The message TimescaleDB's scheduler records for a run it could not start (tsl: bgw/scheduler.c). */
+const NOT_STARTED = "failed to start job";
+
+/** The server's worker settings, and whether TimescaleDB's loader was preloaded. */
+export interface WorkerSettings {
+  /** TimescaleDB's loader is in shared_preload_libraries (its timescaledb.max_background_workers setting exists). */
+  preloaded: boolean;
+  /** shared_preload_libraries, or null when this role may not read it. */
+  preloadLibraries: string | null;
+  maxWorkerProcesses: number;
+  maxParallelWorkers: number;
+  /** timescaledb.max_background_workers, or null when TimescaleDB is not preloaded. */
+  timescaleWorkers: number | null;
+}
+
+async function readWorkerSettings(db: Queryable): Promise<WorkerSettings> {
+  // The loader defines timescaledb.max_background_workers as an integer at server start; without it the name is
+  // unknown (or a string placeholder from postgresql.conf). shared_preload_libraries is hidden from roles
+  // without pg_read_all_settings.
+  const [w] = await rows<{ mwp: number; parallel: number; bgw: string | null; bgw_type: string | null; preload: string | null }>(
+    db,
+    `SELECT current_setting('max_worker_processes')::int AS mwp, current_setting('max_parallel_workers')::int AS parallel,
+            current_setting('timescaledb.max_background_workers', true) AS bgw,
+            (SELECT vartype FROM pg_settings WHERE name = 'timescaledb.max_background_workers') AS bgw_type,
+            (SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries') AS preload`,
+  );
+  const preloaded = w?.bgw_type === "integer";
+  return {
+    preloaded,
+    preloadLibraries: w?.preload ?? null,
+    maxWorkerProcesses: w?.mwp ?? 0,
+    maxParallelWorkers: w?.parallel ?? 0,
+    timescaleWorkers: preloaded ? Number(w?.bgw) : null,
+  };
+}
+
+/**
+ * TimescaleDB's rule for the worker pool (docs: "About configuration", Workers): max_worker_processes must hold
+ * timescaledb.max_background_workers + max_parallel_workers + 1 for TimescaleDB's launcher.
+ */
+export function workerBudgetNeeds(w: WorkerSettings): number {
+  return (w.timescaleWorkers ?? 0) + w.maxParallelWorkers + 1;
+}
+
+function workerBudgetCovers(w: WorkerSettings): boolean {
+  return w.maxWorkerProcesses >= workerBudgetNeeds(w);
+}
+
+function workerBudget(w: WorkerSettings, notStarted: number): CheckResult {
+  const name = "Background workers";
+  const parts = `timescaledb.max_background_workers ${w.timescaleWorkers} + max_parallel_workers ${w.maxParallelWorkers} + 1 launcher`;
+  if (workerBudgetCovers(w)) return { name, status: "ok", detail: `max_worker_processes ${w.maxWorkerProcesses} covers ${parts}` };
+  const need = workerBudgetNeeds(w);
+  return {
+    name,
+    status: "warn",
+    detail: `max_worker_processes is ${w.maxWorkerProcesses}, less than ${parts} = ${need}, so TimescaleDB's jobs can fail to start` + (notStarted > 0 ? ` (${notStarted} run(s) could not start)` : ""),
+    fix:
+      `Raise max_worker_processes to at least ${need} (or lower timescaledb.max_background_workers or max_parallel_workers), then restart PostgreSQL: ` +
+      "max_worker_processes is read only at server start. The stack's container gets them from tsdb:cpus (lib/tuning.ts).",
+  };
 }

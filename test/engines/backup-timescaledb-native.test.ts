@@ -99,7 +99,7 @@ describe("backup and restore of a native TimescaleDB database: compressed chunks
     before = await snapshot(source);
     const market = { ...admin, database: "market" };
     backup = await createBackup({ connection: market, dump: localPgDump(market, PG_DUMP), backupDir: dir, retain: 3 });
-  }, 300_000);
+  }, 600_000);
 
   afterAll(async () => {
     await engine?.stop();
