@@ -109,29 +109,30 @@ function poolerEndpoint(raw: string): { host: string; port: number } {
 
 /** The stack: prerequisites of `pulumi up`, then the deployed database when the stack has outputs. */
 async function stackPath(o: DoctorFlags, checks: Checks): Promise<CheckResult[]> {
-  const [{ readDatabaseOutput }, { readStackSettings }, pulumiCli] = await Promise.all([
+  const [{ readDatabaseOutput }, { readStackSettings }, pulumiCli, { runCommand }] = await Promise.all([
     import("../lib/ops/stackOutputs.js"),
     import("../lib/settings.js"),
     import("../lib/ops/pulumiCli.js"),
+    import("../lib/ops/prerequisites.js"),
   ]);
   const root = projectRoot();
   const settings = readStackSettings(root, o.stack);
-  // The CLI setup would use; doctor never downloads one, and `pulumi` below must not be the npm launcher's bin
-  // (under npm run or npx it is on PATH, and would download its own version on first use).
+  // The CLI setup would use, run by its path; doctor never downloads one, so never runs the npm launcher's bin
+  // (under npm run or npx it is on PATH as `pulumi`, and would download its own version on first use).
   const cli = pulumiCli.findPulumiCli(pulumiCli.pinnedPulumiVersion(packageRoot()));
-  process.env.PATH = pulumiCli.pathForPulumi(cli);
+  const runPulumi = (args: string[]) => (cli ? runCommand(cli, args, 120_000) : Promise.resolve({ exitCode: 127, stdout: "", stderr: "" }));
   let url: string | undefined;
   let appThroughPooler: { url: string; pooler: { host: string; port: number } } | undefined;
   const notes: CheckResult[] = [];
   try {
-    const output = await readDatabaseOutput(o.stack);
+    const output = await readDatabaseOutput(o.stack, runPulumi);
     url = output.urls.migrator;
     if (output.pooler) appThroughPooler = { url: output.urls.app, pooler: output.pooler };
   } catch (err) {
     notes.push({ name: "Stack outputs", status: "warn", detail: `no database checks: ${(err as Error).message}`, fix: "Deploy with `tsdb setup`, or check a server of your own with `tsdb doctor --url`." });
   }
   // A deployed stack holds its own ports, so only check them when there is no database to talk to yet.
-  const results = await checks.checkPrerequisites({ ...checks.stackPrerequisites(root, settings, { checkPorts: url === undefined }), pulumiCli: cli });
+  const results = await checks.checkPrerequisites({ ...checks.stackPrerequisites(root, settings, { checkPorts: url === undefined }), pulumiCli: cli ?? null });
   results.push(...notes);
   if (url) {
     const fix = settings.mode === "docker" ? "Start the stack: `pulumi up` (check the container with `docker ps`)." : "Check the server, firewall and credentials.";

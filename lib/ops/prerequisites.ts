@@ -57,10 +57,11 @@ export interface PrerequisiteOptions {
   /** Valid but risky settings (e.g. ports published on every interface), shown as `WARN` lines. */
   settingWarnings?: SettingWarning[];
   /**
-   * The Pulumi CLI to check (lib/ops/pulumiCli.ts): its path (default: `pulumi` on PATH), or `{ error }` when
+   * The Pulumi CLI to check (lib/ops/pulumiCli.ts): its path (default: `pulumi` on PATH), `null` when none was
+   * found (so nothing on PATH is run: there it may be the npm launcher, which downloads), or `{ error }` when
    * setup could not download one: that line is the check's failure, fix included.
    */
-  pulumiCli?: string | { error: string };
+  pulumiCli?: string | null | { error: string };
 }
 
 /** package.json `engines.node` of the project in `projectDir`. */
@@ -248,8 +249,8 @@ export async function checkClientTools(serverMajor: number | undefined, probes: 
 /** The Pulumi CLI: `pulumi version` of the one given (or on PATH), or the line saying why setup has none. */
 async function checkPulumiCli(cli: PrerequisiteOptions["pulumiCli"], probes: Probes): Promise<CheckResult> {
   const name = "Pulumi CLI";
-  if (typeof cli === "object") return { name, status: "fail", detail: cli.error };
-  const pulumi = await probes.run(cli ?? "pulumi", ["version"]);
+  if (cli !== null && typeof cli === "object") return { name, status: "fail", detail: cli.error };
+  const pulumi = cli === null ? { exitCode: 127, stdout: "", stderr: "" } : await probes.run(cli ?? "pulumi", ["version"]);
   if (pulumi.exitCode === 0) return { name, status: "ok", detail: `${firstLine(pulumi.stdout)}${cli ? ` (${cli})` : ""}` };
   return {
     name,
