@@ -76,28 +76,6 @@ export async function settingsFor(stack: string | undefined, url: string) {
   return settings;
 }
 
-/**
- * The role migrations run as on a server of your own, from the connection: `<database>_owner` (made by `pulumi up`
- * or `tsdb db roles`); else the owner of the objects applied so far (the `schema_migrations` schema); else the
- * database's owner; the first the login may use (SET ROLE) other than itself. Undefined: the login's own role.
- */
-async function ownerRoleOf(url: string, database: string): Promise<string | undefined> {
-  const { withClient } = await import("../lib/db.js");
-  return withClient(url, async (c) => {
-    const { rows } = await c.query<{ name: string }>(
-      `SELECT r.rolname AS name
-         FROM (VALUES (1, $1::text),
-                      (2, (SELECT o.rolname::text FROM pg_namespace n JOIN pg_roles o ON o.oid = n.nspowner WHERE n.nspname = 'schema_migrations')),
-                      (3, (SELECT o.rolname::text FROM pg_database d JOIN pg_roles o ON o.oid = d.datdba WHERE d.datname = current_database()))) AS c(n, name)
-         JOIN pg_roles r ON r.rolname = c.name
-        WHERE r.rolname <> session_user AND pg_has_role(session_user, r.oid, 'MEMBER')
-        ORDER BY c.n LIMIT 1`,
-      [`${database}_owner`],
-    );
-    return rows[0]?.name;
-  });
-}
-
 /** The runner and the settings for these flags (see settingsFor), migrations from --dir or sql/. */
 async function runnerFor(o: DbOptions) {
   const url = requireUrl(o.url);
@@ -109,7 +87,10 @@ async function runnerFor(o: DbOptions) {
     timescaledb: settings.timescaledb && o.timescaledb,
     variables: migrationVariables(settings),
     role: o.role,
-    defaultRole: o.role || o.stack !== undefined ? `${settings.database}_owner` : await ownerRoleOf(url, settings.database),
+    // Without --stack the owner comes from the connection: <database>_owner, else who owns what earlier runs
+    // made (schema_migrations), else the database's owner (lib/migrations/runner.ts).
+    defaultRole: `${settings.database}_owner`,
+    ownerFromDatabase: o.stack === undefined,
     lockTimeoutMs: o.lockTimeout === undefined ? undefined : o.lockTimeout * 1000,
   });
   return { runner, settings };

@@ -36,6 +36,11 @@ export interface MigrationRunnerOptions {
    * Pulumi hook, which runs as the owner, can later alter).
    */
   defaultRole?: string;
+  /**
+   * When `defaultRole` does not exist or may not be used: the owner of `schema_migrations`, else the database's
+   * owner (a server of your own whose roles are not named after its database; the CLI without --stack).
+   */
+  ownerFromDatabase?: boolean;
   /** How long to wait for the migration lock (or a lock a statement needs) before giving up (default 60 s). */
   lockTimeoutMs?: number;
 }
@@ -90,11 +95,19 @@ export class MigrationRunner {
     return withClient(this.options.connection, async (client) => {
       let role = this.options.role;
       if (!role && this.options.defaultRole) {
-        const res = await client.query(
-          `SELECT pg_has_role(session_user, oid, 'MEMBER') AS usable FROM pg_roles WHERE rolname = $1`,
-          [this.options.defaultRole],
+        // Candidates in order: defaultRole; with ownerFromDatabase, the owner of schema_migrations (what earlier
+        // runs created), then the database's owner. The first the login may SET ROLE to, other than itself.
+        const res = await client.query<{ name: string }>(
+          `SELECT r.rolname AS name
+             FROM (VALUES (1, $1::text),
+                          (2, CASE WHEN $2 THEN (SELECT o.rolname::text FROM pg_namespace n JOIN pg_roles o ON o.oid = n.nspowner WHERE n.nspname = 'schema_migrations') END),
+                          (3, CASE WHEN $2 THEN (SELECT o.rolname::text FROM pg_database d JOIN pg_roles o ON o.oid = d.datdba WHERE d.datname = current_database()) END)) AS c(n, name)
+             JOIN pg_roles r ON r.rolname = c.name
+            WHERE (c.n = 1 OR r.rolname <> session_user) AND pg_has_role(session_user, r.oid, 'MEMBER')
+            ORDER BY c.n LIMIT 1`,
+          [this.options.defaultRole, this.options.ownerFromDatabase === true],
         );
-        if (res.rows[0]?.usable) role = this.options.defaultRole;
+        role = res.rows[0]?.name;
       }
       await setRole(client, role);
       return fn(client);
