@@ -3,8 +3,10 @@
  * (sha256), the target server against the dump's versions, the roles the dump refers to, the target's state
  * and `protectData`. Then the dump goes into a NEW database `<db>_restore_<time>` following TimescaleDB's
  * procedure (extension at the dump's version, `timescaledb_pre_restore()`, pg_restore,
- * `timescaledb_post_restore()`), its row counts are compared with the manifest, and only then is it renamed
- * to the target name. Until that swap the original database is untouched; any failure drops the new one.
+ * `timescaledb_post_restore()`), each owner's table data loaded through a login with that owner's rights only
+ * ({@link restoreAsOwners}), its row counts are compared with the manifest, and only then is it renamed to the
+ * target name, in one transaction. Until that swap the original database is untouched; any failure drops the new
+ * one, and what a killed run left is found by the next ({@link findInterruptedRestores}).
  * `--verify` does the same into a scratch database and drops it.
  */
 import { randomBytes } from "node:crypto";
