@@ -31,8 +31,9 @@ async function setup(o: SetupFlags, ctx: Context): Promise<void> {
     env: ctx.io.env,
     onDownload: (root) => ctx.info(`Downloading Pulumi CLI v${version} (the version of the Pulumi SDK this project pins) into ${root}, once.`),
   });
+  const cli = "cli" in ensured ? ensured.cli : undefined;
   // Ports are checked in docker mode only (checkPrerequisites skips them for an external server).
-  const checks = await checkPrerequisites({ ...stackPrerequisites(projectDir, settings, { checkPorts: true }), pulumiCli: "cli" in ensured ? ensured.cli : ensured });
+  const checks = await checkPrerequisites({ ...stackPrerequisites(projectDir, settings, { checkPorts: true }), pulumiCli: "error" in ensured ? ensured : ensured.cli });
   ctx.print(`tsdb setup, stack ${o.stack} (${settings.mode} mode)\n${formatResults(checks)}`);
   if (hasFailures(checks)) {
     ctx.print(`\nFix the failed checks above, then run \`tsdb setup\` (or \`npm run setup\`) again.\n${OWN_SERVER_HINT}`);
@@ -44,7 +45,7 @@ async function setup(o: SetupFlags, ctx: Context): Promise<void> {
   $.verbose = !ctx.quiet;
   $.cwd = projectDir;
   // `pulumi` below is the CLI checked above (never the npm launcher's bin, which would install its own version).
-  $.env = { ...ctx.io.env, PATH: pulumiCli.pathForPulumi("cli" in ensured ? ensured.cli : undefined, ctx.io.env) };
+  $.env = { ...ctx.io.env, PATH: pulumiCli.pathForPulumi(cli, ctx.io.env) };
 
   // Backend: an explicit PULUMI_BACKEND_URL or an existing login wins; otherwise a file backend in the repo.
   let backend = ctx.io.env.PULUMI_BACKEND_URL;
@@ -74,6 +75,11 @@ async function setup(o: SetupFlags, ctx: Context): Promise<void> {
   await $`pulumi stack select --create ${o.stack}`;
   await $`pulumi up --yes --stack ${o.stack}`;
   ctx.info(`\nDone. Next: \`tsdb doctor --stack ${o.stack}\`, \`tsdb env --stack ${o.stack} --role app\`.`);
+  const cliDir = cli ? path.dirname(cli) : "";
+  if (cli && cliDir.startsWith(pulumiCli.pulumiVersionRoot(version, ctx.io.env) + path.sep)) {
+    // The CLI from Pulumi's cache is not on the user's PATH; the README's prod commands run `pulumi` themselves.
+    ctx.info(`To run pulumi yourself: export PATH="${cliDir}:$PATH"`);
+  }
 }
 
 export function registerSetup(program: Command, act: Act): void {

@@ -134,6 +134,24 @@ describe("tsdb setup and doctor on a machine without a Pulumi CLI, run for real"
     expect(fs.existsSync(path.join(home, "versions", SDK, "bin", "pulumi"))).toBe(false);
   });
 
+  test("setup runs its pulumi commands with the SDK's CLI from Pulumi's cache (not the launcher on PATH), then says how to put it on PATH", () => {
+    const home = dir("setup-cached-home");
+    const log = path.join(home, "pulumi.log");
+    const cli = script(path.join(home, "versions", SDK, "bin", "pulumi"), `echo "$*" >> ${log}; case "$1" in version) echo v${SDK};; esac`);
+    const r = tsdbSync(["setup", "--stack", "dev"], {
+      PATH: `${NPM_BIN}:${fakeBin}`,
+      PULUMI_HOME: home,
+      PULUMI_BACKEND_URL: `file://${dir("setup-cached-backend")}`,
+      PULUMI_CONFIG_PASSPHRASE: "correct horse battery staple",
+    });
+    // Needs the dev stack's ports 5432 and 5050 free on 127.0.0.1; if not, the output says "FAIL Port".
+    expect(r.stdout).not.toContain("FAIL");
+    expect(r.code).toBe(0);
+    expect(r.stdout).not.toContain("Downloading");
+    expect(fs.readFileSync(log, "utf8")).toBe("version\nstack select --create dev\nup --yes --stack dev\n");
+    expect(r.stdout).toContain(`To run pulumi yourself: export PATH="${path.dirname(cli)}:$PATH"`);
+  });
+
   test("doctor under npm run (the launcher first on PATH) reports no Pulumi CLI and starts no download", () => {
     const home = dir("doctor-home");
     const r = tsdbSync(["doctor", "--stack", "dev"], { PATH: `${NPM_BIN}:${fakeBin}`, PULUMI_HOME: home });
