@@ -55,7 +55,8 @@ A date column plus a time column (Date,Time) are joined when the time is a time 
 
 Timeframes: ${TIMEFRAME_FORMS}.
 
-Timestamps: ISO-8601 with a zone as written (offsets -14:00..+14:00); WITHOUT a zone, and plain dates, mean UTC;
+Timestamps: ISO-8601 with a zone as written (offsets -14:00..+14:00); WITHOUT a zone they mean UTC, or local time
+in --timezone (a time the clocks skip is rejected, one they repeat follows --ambiguous-time); plain dates stay dates;
 also 2024.01.02 (MetaTrader), 01/02/2024 (month/day/year), 02.01.2024 (day.month.year), 20240102 (YYYYMMDD);
 epoch numbers by magnitude: < 1e11 seconds, < 1e14 milliseconds, < 1e17 microseconds, else nanoseconds, except
 8-digit numbers, which are YYYYMMDD dates. Years 1800..2199.`;
@@ -127,6 +128,8 @@ const VALUE_NAMES: Partial<Record<string, string>> = {
   rejects: "file",
   "max-rejects": "limit",
   target: "table",
+  timezone: "zone",
+  "ambiguous-time": "rule",
 };
 
 /** The load flags, one per LOAD_FLAGS entry; --source is required. */
@@ -136,6 +139,7 @@ function addLoadFlags(cmd: Command): Command {
     const option = new Option(`--${spec.flag}${value}`, spec.flag === "source" ? `${spec.help} (required)` : spec.help);
     if (spec.flag === "format") option.choices(["csv", "parquet", "sqlite"]);
     if (spec.flag === "on-conflict") option.choices(["skip", "update"]);
+    if (spec.flag === "ambiguous-time") option.choices(["reject", "earlier", "later"]);
     cmd.addOption(option);
   }
   return cmd.hook("preAction", (_parent, action) => {

@@ -28,4 +28,6 @@ export const LOAD_FLAGS: { [K in keyof LoadRequest]-?: { flag: string; type: "st
   maxRejects: { flag: "max-rejects", type: "string", help: "most rejected rows a load may have and still commit: N rows or P% of rows read (default 10%); a load with every row rejected always fails" },
   strict: { flag: "strict", type: "boolean", help: "fail on the first invalid row; nothing is loaded" },
   target: { flag: "target", type: "string", help: "target table, schema.table (default market_data.ohlcv_bars)" },
+  timezone: { flag: "timezone", type: "string", help: "IANA time zone of times written without one, e.g. America/New_York (default: they are UTC); plain dates stay dates; a local time the clocks skip is rejected" },
+  ambiguousTime: { flag: "ambiguous-time", type: "string", help: "a local time that occurs twice (clocks set back): reject (default) | earlier | later" },
 };

@@ -10,6 +10,7 @@ import path from "node:path";
 import { z } from "zod";
 import { FIELDS, LAYOUTS, expandSource, parseMapping } from "./columnMapping";
 import { LOAD_FLAGS } from "./loadFlags";
+import { AMBIGUOUS_TIME_RULES, isTimeZone } from "./timeZone";
 import type { LoadOptions } from "./OhlcvLoader";
 
 const MAX_REJECTS = /^\s*(\d+|\d+(\.\d+)?%)\s*$/;
@@ -39,6 +40,10 @@ export const LoadRequestSchema = z.strictObject({
   maxRejects: z.union([z.string().regex(MAX_REJECTS, "must be a count like 250 or a percentage like 10%"), z.number().int().min(0)]).optional(),
   strict: z.boolean().optional(),
   target: z.string().min(1).optional(),
+  /** IANA time zone of zone-less date-times (default UTC); plain dates stay dates. */
+  timezone: z.string().refine(isTimeZone, "must be an IANA time zone name such as America/New_York, Europe/London or UTC").optional(),
+  /** A zone-less time that occurs twice in `timezone` (clocks set back). */
+  ambiguousTime: z.enum(AMBIGUOUS_TIME_RULES).optional(),
 });
 
 /** A validated load request. */
@@ -97,6 +102,8 @@ export function toLoadOptions(
     ...opt("target", request.target),
     ...opt("onConflict", request.onConflict),
     ...opt("maxRejects", request.maxRejects === undefined ? undefined : String(request.maxRejects)),
+    ...opt("timezone", request.timezone),
+    ...opt("ambiguousTime", request.ambiguousTime),
     strict: request.strict ?? false,
     rejectsFile: path.resolve(context.cwd, request.rejects ?? context.defaultRejects),
   };

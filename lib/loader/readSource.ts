@@ -11,6 +11,7 @@ import { openCsv } from "./sources/csv";
 import { openParquet } from "./sources/parquet";
 import { openSqlite } from "./sources/sqlite";
 import type { RecordSource, SourceFormat } from "./sources/types";
+import { type AmbiguousTimeRule, LocalZone } from "./timeZone";
 import { combineDateTime, isTimeOfDay, microsToSql, shown } from "./timestamps";
 
 /** The columns of the bar table, in the order of a COPY line. */
@@ -37,6 +38,10 @@ export interface ReadOptions {
   mapping?: Partial<Record<Field, string>>;
   /** Fail (and load nothing) on the first invalid row. */
   strict?: boolean;
+  /** IANA time zone of zone-less date-times (default: they are UTC); plain dates stay dates. */
+  timezone?: string;
+  /** A zone-less time that occurs twice in `timezone`: reject (default), or take the earlier or later instant. */
+  ambiguousTime?: AmbiguousTimeRule;
 }
 
 /**
@@ -86,10 +91,10 @@ export function formatOf(file: string): SourceFormat {
 }
 
 /** Opens one source file with the reader for its format. */
-export async function openSource(file: string, options: Pick<ReadOptions, "format" | "sqliteTable" | "delimiter" | "columns"> = {}): Promise<RecordSource> {
+export async function openSource(file: string, options: Pick<ReadOptions, "format" | "sqliteTable" | "delimiter" | "columns" | "timezone"> = {}): Promise<RecordSource> {
   const format = options.format ?? formatOf(file);
   if (format !== "csv" && options.columns) throw new Error(`${file}: --columns names the columns of a headerless CSV file; this is ${format}.`);
-  if (format === "parquet") return openParquet(file);
+  if (format === "parquet") return openParquet(file, { localTimestamps: options.timezone !== undefined });
   if (format === "sqlite") return openSqlite(file, options.sqliteTable);
   return openCsv(file, { ...(options.delimiter ? { delimiter: options.delimiter } : {}), ...(options.columns ? { columns: options.columns } : {}) });
 }
@@ -104,6 +109,8 @@ interface SourcePlan {
   idx: ReturnType<typeof resolveColumns>;
   /** Values fixed for the whole source (flag, path pattern, file metadata); undefined means "from a column". */
   constants: Partial<Record<PathKey, string>>;
+  /** The zone of zone-less date-times, when the load names one. */
+  zone: LocalZone | undefined;
 }
 
 /** Stage 1: resolves columns and fixed values; throws when symbol or timeframe has no source at all. */
@@ -129,7 +136,8 @@ function planSource(file: string, source: RecordSource, options: ReadOptions): S
     }
     constants.timeframe = normal;
   }
-  return { idx, constants };
+  const zone = options.timezone === undefined ? undefined : new LocalZone(options.timezone, options.ambiguousTime);
+  return { idx, constants, zone };
 }
 
 const TIMEFRAME_FAULT = `is ambiguous or unknown; use ${TIMEFRAME_FORMS}`;
@@ -184,7 +192,7 @@ function barReader(plan: SourcePlan): { read(row: unknown[]): BarText; fault: st
       bar.volume = idx.volume === undefined ? undefined : numericText(pick(row, "volume"));
       bar.adjClose = idx.adj_close === undefined ? undefined : numericText(pick(row, "adj_close"));
       // Date and time in two columns: a time of day joins the date; a full timestamp stands alone.
-      bar.parsedTime = dateIdx !== undefined && isTimeOfDay(time) ? combineDateTime(row[dateIdx], time) : undefined;
+      bar.parsedTime = dateIdx !== undefined && isTimeOfDay(time) ? combineDateTime(row[dateIdx], time, plan.zone) : undefined;
       return bar;
     },
   };
@@ -307,7 +315,7 @@ async function* checkedChunks(
     for (const row of batch) {
       counts.read++;
       const bar = reader.read(row);
-      let check: RowCheck = reader.fault === undefined ? checkBar(bar) : { ok: false, reason: reader.fault };
+      let check: RowCheck = reader.fault === undefined ? checkBar(bar, plan.zone) : { ok: false, reason: reader.fault };
       let id = -1;
       if (check.ok) {
         id = series.idOf(bar);

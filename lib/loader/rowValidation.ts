@@ -3,7 +3,7 @@
  * `high >= max(open, close)` holds or fails exactly as PostgreSQL's numeric would decide it, and the text that
  * passed is what COPY writes.
  */
-import { type TimestampResult, parseTimestamp, shown } from "./timestamps";
+import { type TimestampResult, type ZoneOfLocalTimes, parseTimestamp, shown } from "./timestamps";
 
 /** Longest symbol, exchange or provider accepted (characters): keys stay far below the index's row limit. */
 export const MAX_KEY_TEXT = 128;
@@ -220,13 +220,14 @@ function keyTextFault(name: string, text: string): string | undefined {
 /**
  * Checks a row: symbol and timeframe present, timestamp parses, prices finite and positive,
  * high >= max(open, close), low <= min(open, close), volume >= 0, adj_close (when given) finite and positive.
+ * Zone-less times are wall-clock times of `local` when given (--timezone).
  */
-export function checkBar(bar: BarText): RowCheck {
+export function checkBar(bar: BarText, local?: ZoneOfLocalTimes): RowCheck {
   if (bar.symbol === "") return { ok: false, reason: "symbol is missing" };
   if (bar.timeframe === "") return { ok: false, reason: "timeframe is missing" };
   const text = keyTextFault("symbol", bar.symbol) ?? keyTextFault("exchange", bar.exchange) ?? keyTextFault("provider", bar.provider);
   if (text) return { ok: false, reason: text };
-  const t = bar.parsedTime ?? parseTimestamp(bar.time);
+  const t = bar.parsedTime ?? parseTimestamp(bar.time, local);
   if (!t.ok) return t;
   const fast = fastCheck(bar);
   if (fast) return { ok: true, micros: t.micros };

@@ -156,9 +156,18 @@ export function float32Text(v: number): string {
  * BYTE_ARRAY decimal is marked as GEOMETRY, the one annotation under which hyparquet passes a BYTE_ARRAY on
  * untouched (through the geometry parser, which is the identity here) instead of decoding it as UTF-8.
  */
-function withRawDecimals(schema: SchemaElement[]): { schema: SchemaElement[]; scales: Map<string, number> } {
+function withRawDecimals(schema: SchemaElement[], localTimestamps: boolean): { schema: SchemaElement[]; scales: Map<string, number>; local: Map<string, bigint> } {
   const scales = new Map<string, number>();
+  const local = new Map<string, bigint>();
   const out = schema.map((e, i) => {
+    const lt = e.logical_type;
+    if (localTimestamps && i > 0 && lt?.type === "TIMESTAMP" && !lt.isAdjustedToUTC && e.type === "INT64") {
+      // A wall-clock timestamp (pandas' and DuckDB's naive TIMESTAMP): handed on as zone-less text, so the load's
+      // --timezone places it; raw units per microsecond.
+      local.set(e.name, lt.unit === "MILLIS" ? -1000n : lt.unit === "NANOS" ? 1000n : 1n);
+      const { converted_type: _c, logical_type: _l, ...rest } = e;
+      return rest;
+    }
     const decimal = e.converted_type === "DECIMAL" || e.logical_type?.type === "DECIMAL";
     if (i === 0 || e.num_children || !decimal) return e;
     const scale = e.scale ?? (e.logical_type?.type === "DECIMAL" ? e.logical_type.scale : 0);
@@ -166,12 +175,20 @@ function withRawDecimals(schema: SchemaElement[]): { schema: SchemaElement[]; sc
     const { converted_type: _c, logical_type: _l, ...rest } = e;
     return e.type === "BYTE_ARRAY" ? { ...rest, logical_type: { type: "GEOMETRY" } as SchemaElement["logical_type"] } : rest;
   });
-  return { schema: out, scales };
+  return { schema: out, scales, local };
+}
+
+/** Raw units of a wall-clock TIMESTAMP as zone-less text (`2024-07-01 09:30:00.000000`); `per` as in withRawDecimals. */
+function localTimestampText(v: bigint, per: bigint): string {
+  const micros = per < 0n ? v * -per : per === 1n ? v : v / per - (v % per < 0n ? 1n : 0n);
+  return microsToSql(Number(micros)).slice(0, -3);
 }
 
 /** Converters for DECIMAL leaves (exact text at the declared scale) and FLOAT leaves (shortest float text). */
-function valueConverters(leaves: SchemaElement[], scales: Map<string, number>): Converter[] {
+function valueConverters(leaves: SchemaElement[], scales: Map<string, number>, local: Map<string, bigint>): Converter[] {
   return leaves.map((e) => {
+    const per = local.get(e.name);
+    if (per !== undefined) return (v: unknown) => (typeof v === "bigint" ? localTimestampText(v, per) : v);
     const scale = scales.get(e.name);
     if (scale !== undefined) {
       return (v: unknown) => {
@@ -212,8 +229,11 @@ export function compactColumn(column: ArrayLike<unknown>): ArrayLike<unknown> {
 /** Rows per batch handed to the loader. */
 const BATCH = 4096;
 
-/** Opens a Parquet file as a record source. */
-export async function openParquet(file: string): Promise<RecordSource> {
+/**
+ * Opens a Parquet file as a record source. With `localTimestamps` (the load has a --timezone), TIMESTAMP columns
+ * not adjusted to UTC are handed on as zone-less text, to be read in that zone.
+ */
+export async function openParquet(file: string, how: { localTimestamps?: boolean } = {}): Promise<RecordSource> {
   const hyparquet = await import("hyparquet");
   const buffer = await hyparquet.asyncBufferFromFile(file);
   let metadata: FileMetaData;
@@ -224,12 +244,12 @@ export async function openParquet(file: string): Promise<RecordSource> {
   }
   const compressors = await decompressorsFor(checkCodecs(metadata, file));
   const kv = fileMetadata(metadata, file);
-  const raw = withRawDecimals(metadata.schema);
+  const raw = withRawDecimals(metadata.schema, how.localTimestamps === true);
   metadata = { ...metadata, schema: raw.schema };
   const leaves = metadata.schema.slice(1).filter((e: SchemaElement) => !e.num_children);
   const columns = leaves.map((e) => e.name);
   const nautilus = nautilusConverters(leaves, kv);
-  const values = valueConverters(leaves, raw.scales);
+  const values = valueConverters(leaves, raw.scales, raw.local);
   const converters = leaves.map((_, i) => nautilus[i] ?? values[i]);
   const parsers = {
     // A TIMESTAMP column declares its unit: read it by that unit, not by magnitude (which takes microseconds
