@@ -13,7 +13,7 @@ import { type Act, type Context, type Io, UsageError, asGroup, examples, require
 /** Shown in help only; the loader's own default (DEFAULT_TARGET in lib/loader/OhlcvLoader.ts) applies. */
 const TARGET_HELP = "target table, schema.table (default: market_data.ohlcv_bars)";
 
-type LoadFlags = Partial<Record<keyof LoadRequest, string | boolean>> & { url?: string; json?: boolean };
+type LoadFlags = Partial<Record<keyof LoadRequest, string | string[] | boolean>> & { url?: string; json?: boolean };
 
 interface SeriesFilter {
   symbol?: string;
@@ -62,8 +62,8 @@ epoch numbers by magnitude: < 1e11 seconds, < 1e14 milliseconds, < 1e17 microsec
 8-digit numbers, which are YYYYMMDD dates. Years 1800..2199.`;
 
 /** The flags as LoadRequest keys (commander's camelCase attribute names are the LoadRequest keys) -> flag names. */
-function flagValues(o: LoadFlags): Record<string, string | boolean | undefined> {
-  const values: Record<string, string | boolean | undefined> = {};
+function flagValues(o: LoadFlags): Record<string, string | string[] | boolean | undefined> {
+  const values: Record<string, string | string[] | boolean | undefined> = {};
   for (const [key, spec] of Object.entries(LOAD_FLAGS)) values[spec.flag] = o[key as keyof LoadRequest];
   return values;
 }
@@ -139,6 +139,8 @@ function addLoadFlags(cmd: Command): Command {
     const option = new Option(`--${spec.flag}${value}`, spec.flag === "source" ? `${spec.help} (required)` : spec.help);
     if (spec.flag === "format") option.choices(["csv", "parquet", "sqlite"]);
     if (spec.flag === "on-conflict") option.choices(["skip", "update"]);
+    // Every --source is kept (commander keeps only the last of a repeated option otherwise).
+    if (spec.flag === "source") option.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
     if (spec.flag === "ambiguous-time") option.choices(["reject", "earlier", "later"]);
     cmd.addOption(option);
   }

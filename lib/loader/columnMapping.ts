@@ -170,6 +170,25 @@ export function matchPathPattern(pattern: string, filePath: string): Partial<Rec
   return m.groups ? { ...m.groups } : {};
 }
 
+/**
+ * The files of several sources (each as expandSource reads it), in the order given, each file once even when
+ * two sources name it (a directory and a glob inside it).
+ */
+export function expandSources(sources: readonly string[]): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const source of sources) {
+    for (const f of expandSource(source)) {
+      const key = path.resolve(f);
+      if (!seen.has(key)) {
+        seen.add(key);
+        out.push(f);
+      }
+    }
+  }
+  return out;
+}
+
 const KNOWN_EXTENSIONS = [".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".parquet", ".pq", ".db", ".sqlite", ".sqlite3"];
 
 /**

@@ -8,7 +8,7 @@
  */
 import path from "node:path";
 import { z } from "zod";
-import { FIELDS, LAYOUTS, expandSource, parseMapping } from "./columnMapping";
+import { FIELDS, LAYOUTS, expandSources, parseMapping } from "./columnMapping";
 import { LOAD_FLAGS } from "./loadFlags";
 import { AMBIGUOUS_TIME_RULES, isTimeZone } from "./timeZone";
 import type { LoadOptions } from "./OhlcvLoader";
@@ -17,8 +17,11 @@ const MAX_REJECTS = /^\s*(\d+|\d+(\.\d+)?%)\s*$/;
 
 /** The schema of a load request (JSON-serializable: the hook sends it to a child process). */
 export const LoadRequestSchema = z.strictObject({
-  /** File, directory or glob; relative to the working directory (CLI) or the project (settings). */
-  source: z.string().min(1, "must be a non-empty path"),
+  /**
+   * File, directory or glob, or a list of them (every file of each is loaded, each file once); relative to the
+   * working directory (CLI) or the project (settings).
+   */
+  source: z.union([z.string().min(1, "must be a non-empty path"), z.array(z.string().min(1, "must be a non-empty path")).min(1, "must name at least one path")]),
   format: z.enum(["csv", "parquet", "sqlite"]).optional(),
   /** SQLite table. */
   table: z.string().min(1).optional(),
@@ -62,13 +65,15 @@ export function parseLoadRequest(value: unknown, where = "load request"): LoadRe
 }
 
 /** The request the CLI's parsed flags describe (values as node:util parseArgs returns them). */
-export function loadRequestFromFlags(values: Record<string, string | boolean | undefined>): LoadRequest {
+export function loadRequestFromFlags(values: Record<string, string | readonly string[] | boolean | undefined>): LoadRequest {
   const raw: Record<string, unknown> = {};
   for (const [key, spec] of Object.entries(LOAD_FLAGS) as Array<[keyof LoadRequest, (typeof LOAD_FLAGS)[keyof LoadRequest]]>) {
     const v = values[spec.flag];
     if (v === undefined) continue;
     if (key === "map") raw.map = parseMapping(String(v));
     else if (key === "columns") raw.columns = String(v).split(",").map((c) => c.trim());
+    // --source may be repeated: one path stays a string, several are a list.
+    else if (key === "source") raw.source = Array.isArray(v) && v.length === 1 ? v[0] : v;
     else raw[key] = v;
   }
   const r = LoadRequestSchema.safeParse(raw);
@@ -88,7 +93,7 @@ export function toLoadOptions(
   const columns = request.columns ?? (request.layout ? LAYOUTS[request.layout] : undefined);
   const opt = <K extends keyof LoadOptions>(key: K, value: LoadOptions[K] | undefined) => (value === undefined ? {} : { [key]: value });
   return {
-    files: expandSource(path.resolve(context.cwd, request.source)),
+    files: expandSources((typeof request.source === "string" ? [request.source] : request.source).map((s) => path.resolve(context.cwd, s))),
     ...opt("format", request.format),
     ...opt("sqliteTable", request.table),
     ...opt("delimiter", request.delimiter),

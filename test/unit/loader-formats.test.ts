@@ -153,9 +153,9 @@ print("\\n".join(out))
     expect(loadRequestFromFlags({ source: "x.csv", timezone: "Europe/London", "ambiguous-time": "later" })).toMatchObject({ timezone: "Europe/London", ambiguousTime: "later" });
     expect(() => loadRequestFromFlags({ source: "x.csv", timezone: "EST5EDTX" })).toThrow("--timezone: must be an IANA time zone name such as America/New_York, Europe/London or UTC; see --help.");
     expect(() => loadRequestFromFlags({ source: "x.csv", "ambiguous-time": "first" })).toThrow(/--ambiguous-time: .*"reject"\|"earlier"\|"later"/);
-    const settings = parseSettings({ datasets: JSON.stringify([{ name: "spx", source: "spx.csv", timezone: "America/New_York", ambiguousTime: "earlier" }]) }, "dev");
+    const settings = parseSettings({ datasets: JSON.stringify([{ name: "spx", source: "spx.csv", timezone: "America/New_York", ambiguousTime: "earlier" }]) }, { stack: "dev" });
     expect(settings.datasets[0]).toMatchObject({ timezone: "America/New_York", ambiguousTime: "earlier" });
-    expect(() => parseSettings({ datasets: JSON.stringify([{ name: "spx", source: "spx.csv", timezone: "New York" }]) }, "dev")).toThrow(/timezone: must be an IANA time zone name/);
+    expect(() => parseSettings({ datasets: JSON.stringify([{ name: "spx", source: "spx.csv", timezone: "New York" }]) }, { stack: "dev" })).toThrow(/timezone: must be an IANA time zone name/);
   });
 
   test("without a time zone, zone-less times stay UTC", async () => {

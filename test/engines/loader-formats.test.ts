@@ -1,0 +1,55 @@
+/**
+ * Issue 22 end to end on a native PostgreSQL 17 server with the real migrations, through the `tsdb` command:
+ * what a user types loads what the files hold.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { beforeEach, describe, expect, test } from "vitest";
+import { tsdbInProcess } from "../fixtures/cli";
+import { POSTGRES_17, barsAsText, useMigratedEngine } from "../fixtures/loader/target";
+import { exec } from "../fixtures/schema";
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "loader-formats-e-"));
+
+function write(name: string, content: string): string {
+  const file = path.join(dir, name);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, content);
+  return file;
+}
+
+describe("issue 22 through tsdb data load on PostgreSQL 17", () => {
+  let url: string;
+  useMigratedEngine(POSTGRES_17, (u) => (url = u));
+  beforeEach(async () => {
+    await exec(url, "TRUNCATE market_data.ohlcv_bars");
+  });
+  const load = (...args: string[]) => tsdbInProcess(["data", "load", "--url", url, "--quiet", "--json", ...args]);
+
+  test("item 7: --source a --source b loads every file of both, each file once", async () => {
+    const a = write("multi/a/AAA.csv", "time,open,high,low,close\n2024-01-02,1,2,1,2\n");
+    const b = write("multi/b/BBB.csv", "time,open,high,low,close\n2024-01-02,3,4,3,4\n");
+    const r = await load("--source", a, "--source", b, "--source", path.dirname(b), "--path-pattern", "{symbol}.csv", "--timeframe", "1d");
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ read: 2, inserted: 2 });
+    expect(await barsAsText(url)).toEqual([
+      "AAA|||1d|2024-01-02T00:00:00.000000Z|1|2|1|2|0|NULL",
+      "BBB|||1d|2024-01-02T00:00:00.000000Z|3|4|3|4|0|NULL",
+    ]);
+  });
+
+  test("item 1: --timezone America/New_York stores New York wall-clock bars at their UTC instants", async () => {
+    const file = write("spx/SPX.csv", "Datetime,Open,High,Low,Close\n2024-07-01 09:30:00,1,2,1,2\n2024-01-02 09:30:00,1,2,1,2\n");
+    const r = await load("--source", file, "--symbol", "SPX", "--timeframe", "1m", "--timezone", "America/New_York");
+    expect(r.code).toBe(0);
+    expect(await barsAsText(url)).toEqual([
+      "SPX|||1m|2024-01-02T14:30:00.000000Z|1|2|1|2|0|NULL",
+      "SPX|||1m|2024-07-01T13:30:00.000000Z|1|2|1|2|0|NULL",
+    ]);
+    const bad = await load("--source", file, "--symbol", "SPX", "--timeframe", "1m", "--timezone", "New York");
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--timezone: must be an IANA time zone name/);
+  });
+});
