@@ -78,7 +78,7 @@ export function resolveColumns(
     const want = explicit[field];
     if (want !== undefined) {
       let i = columns.findIndex((c) => c.trim().toLowerCase() === want.trim().toLowerCase());
-      if (i < 0) i = names.indexOf(normalizeColumnName(want));
+      if (i < 0 && want.trim() !== "") i = names.indexOf(normalizeColumnName(want));
       if (i < 0) {
         throw new Error(`${sourceName}: mapped column ${JSON.stringify(want)} for ${field} is not among its columns (${columns.join(", ")}).`);
       }
@@ -93,6 +93,8 @@ export function resolveColumns(
       }
     }
   }
+  // pandas' to_csv() writes an unnamed index (a DatetimeIndex) as a first column without a name.
+  if (out.time === undefined && out.date === undefined && columns.length > 1 && (columns[0] ?? "").trim() === "" && !Object.values(out).includes(0)) out.time = 0;
   if (out.time === undefined || out.time === out.date) {
     out.time = out.date;
     delete out.date;
@@ -109,16 +111,73 @@ export function resolveColumns(
   return out;
 }
 
-/** Parses `field=column,field=column` (the CLI's --map) into an explicit mapping. */
+const MAP_FORMS =
+  'FIELD=COLUMN,... (a COLUMN with a comma or quote in double quotes, "" for a quote: close="(\'Close\', \'AAPL\')"; ' +
+  'time= or time="" for a column without a name), or a JSON object {"FIELD": "COLUMN"}';
+
+/**
+ * Parses the CLI's --map into an explicit mapping: `field=column,field=column`, where a column in double quotes
+ * may hold commas (`close="('Close', 'AAPL')"`, `""` inside for a quote) and an empty column names the one
+ * without a name (pandas' unnamed index); or the same as a JSON object.
+ */
 export function parseMapping(text: string): Partial<Record<Field, string>> {
   const out: Partial<Record<Field, string>> = {};
-  for (const part of text.split(",").map((p) => p.trim()).filter(Boolean)) {
-    const eq = part.indexOf("=");
-    const field = part.slice(0, eq).trim() as Field;
-    if (eq < 1 || !FIELDS.includes(field)) {
-      throw new Error(`--map entry ${JSON.stringify(part)} must be FIELD=COLUMN with FIELD one of ${FIELDS.join(", ")}.`);
+  const set = (field: string, column: string, entry: string) => {
+    if (!(FIELDS as readonly string[]).includes(field)) {
+      throw new Error(`--map entry ${JSON.stringify(entry)}: ${JSON.stringify(field)} is not a field: FIELD one of ${FIELDS.join(", ")}; the forms are ${MAP_FORMS}.`);
     }
-    out[field] = part.slice(eq + 1).trim();
+    out[field as Field] = column;
+  };
+  if (text.trim().startsWith("{")) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      throw new Error(`--map ${JSON.stringify(text)} starts with { but is not JSON (${(err as Error).message}); the forms are ${MAP_FORMS}.`, { cause: err });
+    }
+    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new Error(`--map JSON must be an object of FIELD: COLUMN; the forms are ${MAP_FORMS}.`);
+    for (const [field, column] of Object.entries(parsed)) {
+      if (typeof column !== "string") throw new Error(`--map JSON: the column for ${field} must be a string.`);
+      set(field, column, `${field}=${column}`);
+    }
+    return out;
+  }
+  let i = 0;
+  while (i < text.length) {
+    const start = i;
+    const eq = text.indexOf("=", i);
+    const comma = text.indexOf(",", i);
+    if (eq < 0 || (comma >= 0 && comma < eq)) {
+      const entry = text.slice(start, comma < 0 ? text.length : comma).trim();
+      if (entry !== "") throw new Error(`--map entry ${JSON.stringify(entry)} must be FIELD=COLUMN; the forms are ${MAP_FORMS}.`);
+      i = comma < 0 ? text.length : comma + 1;
+      continue;
+    }
+    const field = text.slice(i, eq).trim();
+    i = eq + 1;
+    while (text[i] === " ") i++;
+    let column = "";
+    if (text[i] === '"') {
+      i++;
+      for (;;) {
+        if (i >= text.length) throw new Error(`--map entry ${JSON.stringify(text.slice(start))}: the quoted column has no closing "; the forms are ${MAP_FORMS}.`);
+        if (text[i] === '"' && text[i + 1] === '"') {
+          column += '"';
+          i += 2;
+        } else if (text[i] === '"') {
+          i++;
+          break;
+        } else column += text[i++];
+      }
+      while (text[i] === " ") i++;
+      if (i < text.length && text[i] !== ",") throw new Error(`--map entry ${JSON.stringify(text.slice(start))}: text after the closing quote; the forms are ${MAP_FORMS}.`);
+    } else {
+      const end = text.indexOf(",", i);
+      column = text.slice(i, end < 0 ? text.length : end).trim();
+      i = end < 0 ? text.length : end;
+    }
+    set(field, column, text.slice(start, i).trim());
+    i++;
   }
   return out;
 }

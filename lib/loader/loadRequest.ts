@@ -31,7 +31,7 @@ export const LoadRequestSchema = z.strictObject({
   exchange: z.string().optional(),
   pathPattern: z.string().min(1).optional(),
   /** field -> source column. */
-  map: z.partialRecord(z.enum(FIELDS), z.string().min(1)).optional(),
+  map: z.partialRecord(z.enum(FIELDS), z.string()).optional(),
   /** Column names of a headerless CSV file, in order. */
   columns: z.array(z.string().min(1)).min(1).optional(),
   /** A known headerless layout instead of `columns`. */

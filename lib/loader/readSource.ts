@@ -11,6 +11,7 @@ import { openCsv } from "./sources/csv";
 import { openParquet } from "./sources/parquet";
 import { openSqlite } from "./sources/sqlite";
 import type { RecordSource, SourceFormat } from "./sources/types";
+import { longTickers } from "./sources/yfinance";
 import { type AmbiguousTimeRule, LocalZone } from "./timeZone";
 import { combineDateTime, isTimeOfDay, microsToSql, shown } from "./timestamps";
 
@@ -91,7 +92,12 @@ export function formatOf(file: string): SourceFormat {
 }
 
 /** Opens one source file with the reader for its format. */
-export async function openSource(file: string, options: Pick<ReadOptions, "format" | "sqliteTable" | "delimiter" | "columns" | "timezone"> = {}): Promise<RecordSource> {
+export async function openSource(file: string, options: Pick<ReadOptions, "format" | "sqliteTable" | "delimiter" | "columns" | "timezone" | "mapping"> = {}): Promise<RecordSource> {
+  // yfinance's (price, ticker) columns as one long table, unless the mapping names such a column itself.
+  return longTickers(await openRecords(file, options), new Set(Object.values(options.mapping ?? {})));
+}
+
+async function openRecords(file: string, options: Pick<ReadOptions, "format" | "sqliteTable" | "delimiter" | "columns" | "timezone">): Promise<RecordSource> {
   const format = options.format ?? formatOf(file);
   if (format !== "csv" && options.columns) throw new Error(`${file}: --columns names the columns of a headerless CSV file; this is ${format}.`);
   if (format === "parquet") return openParquet(file, { localTimestamps: options.timezone !== undefined });

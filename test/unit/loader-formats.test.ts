@@ -7,6 +7,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
+import { parseMapping, resolveColumns } from "../../lib/loader/columnMapping";
 import { loadRequestFromFlags } from "../../lib/loader/loadRequest";
 import { type ReadOptions, openChecked } from "../../lib/loader/readSource";
 import { parseSettings } from "../../lib/settings";
@@ -162,5 +163,104 @@ print("\\n".join(out))
     const file = path.join(dir, "utc.csv");
     fs.writeFileSync(file, "Date,Open,High,Low,Close\n2024-07-01 09:30:00,1,2,1,2\n");
     expect((await loaded(file, { symbol: "X", timeframe: "1m" })).rows.map((r) => r[4])).toEqual(["2024-07-01 09:30:00.000000+00"]);
+  });
+});
+
+describe("--map names any column (issue 22 items 2 and 6)", () => {
+  test.each([
+    ["time=Date, symbol=Sym", { time: "Date", symbol: "Sym" }],
+    [`close="('Close', 'AAPL')",open="('Open', 'AAPL')"`, { close: "('Close', 'AAPL')", open: "('Open', 'AAPL')" }],
+    [`close="Last ""traded"", USD"`, { close: 'Last "traded", USD' }],
+    ["time=,open=o", { time: "", open: "o" }],
+    ['time=""', { time: "" }],
+    [`{"close": "('Close', 'AAPL')", "time": ""}`, { close: "('Close', 'AAPL')", time: "" }],
+  ])("%s", (text, expected) => {
+    expect(parseMapping(text)).toEqual(expected);
+  });
+
+  test.each([
+    ['close="(unclosed', /the quoted column has no closing "/],
+    ['close="a"b', /text after the closing quote/],
+    ["{close: 1}", /starts with \{ but is not JSON/],
+    ["shut=Close", /"shut" is not a field: FIELD one of time, date/],
+  ])("%s is refused saying why", (text, message) => {
+    expect(() => parseMapping(text)).toThrow(message);
+  });
+
+  test("--map time= reaches the load request and picks the column without a name", () => {
+    expect(loadRequestFromFlags({ source: "x.csv", map: "time=" }).map).toEqual({ time: "" });
+    expect(resolveColumns(["", "Open", "High", "Low", "Close"], { time: "" })).toMatchObject({ time: 0, open: 1 });
+  });
+
+  test("pandas to_csv() with an unnamed DatetimeIndex loads without a mapping, every value as pandas wrote it", async () => {
+    const file = path.join(dir, "pandas-index.csv");
+    const expected = pandas(`
+idx = pd.date_range("2024-01-02 09:30", periods=500, freq="1min")
+df = pd.DataFrame({"Open": np.round(100 + np.arange(500) * 0.01, 2), "Volume": np.arange(500) * 10}, index=idx)
+df["High"] = df["Open"] + 0.5
+df["Low"] = df["Open"] - 0.25
+df["Close"] = df["Open"] + 0.125
+df.to_csv(${JSON.stringify(file)})
+back = pd.read_csv(${JSON.stringify(file)}, index_col=0, dtype=str)
+print("\\n".join(f"{pd.Timestamp(t).strftime('%Y-%m-%d %H:%M:%S')}.000000+00|{r.Open}|{r.High}|{r.Low}|{r.Close}|{r.Volume}" for t, r in back.iterrows()))
+`).split("\n");
+    expect(fs.readFileSync(file, "utf8").split("\n")[0]).toBe(",Open,Volume,High,Low,Close");
+    const { rows, rejects } = await loaded(file, { symbol: "X", timeframe: "1m" });
+    expect(rejects).toEqual([]);
+    expect(rows.map((r) => [r[4], r[5], r[6], r[7], r[8], r[9]].join("|"))).toEqual(expected);
+  });
+});
+
+describe("yfinance >= 0.2.51 layouts (issue 22 item 2)", () => {
+  // The frame yf.download returns: a (Price, Ticker) MultiIndex over the columns, a DatetimeIndex named Date.
+  const frame = (tickers: string[]) => `
+idx = pd.DatetimeIndex(pd.date_range("2024-01-02", periods=3, freq="D"), name="Date")
+cols = pd.MultiIndex.from_product([["Adj Close", "Close", "High", "Low", "Open", "Volume"], ${JSON.stringify(tickers)}], names=["Price", "Ticker"])
+df = pd.DataFrame(index=idx, columns=cols, dtype=float)
+for k, t in enumerate(${JSON.stringify(tickers)}):
+    base = 100.0 * (k + 1) + np.arange(3)
+    df[("Open", t)] = base
+    df[("High", t)] = base + 2
+    df[("Low", t)] = base - 1
+    df[("Close", t)] = base + 1
+    df[("Adj Close", t)] = base + 0.5
+    df[("Volume", t)] = 1000.0 * (k + 1)
+`;
+
+  test("the CSV with three header rows (Price, Ticker, Date) loads one series per ticker", async () => {
+    const file = path.join(dir, "yf.csv");
+    pandas(`${frame(["AAPL", "MSFT"])}\ndf.to_csv(${JSON.stringify(file)})`);
+    expect(fs.readFileSync(file, "utf8").split("\n").slice(0, 3).map((l) => l.split(",")[0])).toEqual(["Price", "Ticker", "Date"]);
+    const { rows, rejects } = await loaded(file, { timeframe: "1d" });
+    expect(rejects).toEqual([]);
+    expect(rows.map((r) => `${r[0]} ${r[4]?.slice(0, 10)} ${r[5]} ${r[6]} ${r[7]} ${r[8]} ${r[9]} ${r[10]}`)).toEqual([
+      "AAPL 2024-01-02 100.0 102.0 99.0 101.0 1000.0 100.5",
+      "MSFT 2024-01-02 200.0 202.0 199.0 201.0 2000.0 200.5",
+      "AAPL 2024-01-03 101.0 103.0 100.0 102.0 1000.0 101.5",
+      "MSFT 2024-01-03 201.0 203.0 200.0 202.0 2000.0 201.5",
+      "AAPL 2024-01-04 102.0 104.0 101.0 103.0 1000.0 102.5",
+      "MSFT 2024-01-04 202.0 204.0 201.0 203.0 2000.0 202.5",
+    ]);
+  });
+
+  test("the Parquet with ('Close', 'AAPL') column names loads; --map can name such a column instead", async () => {
+    // Debian has no pyarrow: DuckDB writes the same shape, pyarrow's names for the tuple columns and the index.
+    const file = path.join(dir, "yf.parquet");
+    const col = (price: string) => `"('${price}', 'AAPL')"`;
+    await duckdbRun([
+      `COPY (SELECT TIMESTAMP '2024-01-02' + INTERVAL (i) DAY AS "Date", CAST(100.5 + i AS DOUBLE) AS ${col("Adj Close")}, CAST(101 + i AS DOUBLE) AS ${col("Close")}, ` +
+        `CAST(102 + i AS DOUBLE) AS ${col("High")}, CAST(99 + i AS DOUBLE) AS ${col("Low")}, CAST(100 + i AS DOUBLE) AS ${col("Open")}, CAST(1000 AS DOUBLE) AS ${col("Volume")} ` +
+        `FROM range(3) t(i)) TO '${file}' (FORMAT parquet)`,
+    ]);
+    const source = await openParquet(file);
+    await source.close();
+    expect(source.columns).toContain("('Close', 'AAPL')");
+    const { rows } = await loaded(file, { timeframe: "1d" });
+    expect(rows.map((r) => `${r[0]} ${r[4]?.slice(0, 10)} ${r[8]}`)).toEqual(["AAPL 2024-01-02 101", "AAPL 2024-01-03 102", "AAPL 2024-01-04 103"]);
+    const mapped = await loaded(file, {
+      timeframe: "1d", symbol: "AAPL.ADJ",
+      mapping: parseMapping(`time=Date,open="('Open', 'AAPL')",high="('High', 'AAPL')",low="('Low', 'AAPL')",close="('Adj Close', 'AAPL')"`),
+    });
+    expect(mapped.rows.map((r) => `${r[0]} ${r[8]}`)).toEqual(["AAPL.ADJ 100.5", "AAPL.ADJ 101.5", "AAPL.ADJ 102.5"]);
   });
 });

@@ -14,6 +14,7 @@ import zlib from "node:zlib";
 import { BINANCE_KLINE_COLUMNS, COLUMN_ALIASES, normalizeColumnName } from "../columnMapping";
 import { parseTimestamp } from "../timestamps";
 import type { RecordSource } from "./types";
+import { yfinanceCsvHeader } from "./yfinance";
 
 const BATCH = 4096;
 
@@ -174,6 +175,12 @@ export async function openCsv(file: string, options: CsvOptions = {}): Promise<R
     const header = headerOf(file, first, options.columns);
     columns = header.columns;
     if (header.firstIsData) pending.unshift(first);
+    // yfinance >= 0.2.51: two more header rows (tickers, index name); lib/loader/sources/yfinance.ts.
+    const yfinance = header.firstIsData ? undefined : yfinanceCsvHeader(columns, pending);
+    if (yfinance) {
+      columns = yfinance;
+      pending = pending.slice(2);
+    }
   } catch (err) {
     raw.destroy();
     throw err;
