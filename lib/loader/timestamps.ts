@@ -11,7 +11,9 @@
  * - Other exporters' forms: `2024.01.02 09:05` (MetaTrader), `01/02/2024` (month/day/year), `02.01.2024`
  *   (day.month.year, Dukascopy with an optional ` GMT+0100`).
  * - 8-digit numbers are YYYYMMDD dates and 14-digit numbers YYYYMMDDHHMMSS (as epochs they would be 1970-73
- *   seconds or post-2286 milliseconds); other numbers (or numeric text) are epoch values whose unit is
+ *   seconds or post-2286 milliseconds). Positive numbers below 1e7 (as seconds: January to April 1970) are
+ *   Julian days (SQLite's julianday(), 2378496.5..2524593.5) or Excel serial dates (1..109574), otherwise a
+ *   reason. Other numbers (or numeric text) are epoch values whose unit is
  *   detected by magnitude: |n| < 1e11 seconds (fractions allowed), < 1e14 milliseconds, < 1e17 microseconds,
  *   otherwise nanoseconds (NautilusTrader's `ts_event`). Nanoseconds are truncated to microseconds.
  * - Years run from 1800 to 2199; anything else is a reason, never a guess.
@@ -66,8 +68,34 @@ function fromCompact(digits: string, raw: unknown, local: ZoneOfLocalTimes | und
   return r.ok ? r : { ok: false, reason: `timestamp ${String(raw)}: ${digits.length}-digit numbers are read as ${digits.length === 8 ? "YYYYMMDD" : "YYYYMMDDHHMMSS"} and this is not a calendar date` };
 }
 
+/** Julian days of 1800-01-01 and 2200-01-01 (SQLite's julianday()), and Julian day of the Unix epoch. */
+const JULIAN_MIN = 2_378_496.5;
+const JULIAN_MAX = 2_524_593.5;
+const JULIAN_EPOCH = 2_440_587.5;
+/** Excel's serial date of 2200-01-01 (1900 date system). */
+const EXCEL_MAX = 109_575;
+/** Below this, a positive number as epoch seconds would be January to April 1970: never a bar's time. */
+const DAY_NUMBERS_BELOW = 10_000_000;
+
+/**
+ * A positive number too small for epoch seconds of market data: a Julian day (SQLite's julianday(), REAL) or an
+ * Excel serial date (days since 1899-12-30, the fraction the time of day); both rounded to the millisecond,
+ * their resolution. Anything else below 1e7 is a reason, not January 1970.
+ */
+function fromDayNumber(n: number, raw: unknown): TimestampResult {
+  const ms = (days: number) => Math.round(days * 86_400_000);
+  if (n >= JULIAN_MIN && n < JULIAN_MAX) return bounded(ms(n - JULIAN_EPOCH) * 1000, raw);
+  // Serial 60 is Excel's 1900-02-29, which never was: serials below it count from 1899-12-31.
+  if (n >= 1 && n < EXCEL_MAX) return bounded((ms(n < 60 ? n - 1 : n - 2) + Date.UTC(1900, 0, 1)) * 1000, raw);
+  return {
+    ok: false,
+    reason: `timestamp ${shown(raw)} is too small for epoch seconds (it would be early 1970) and is neither an Excel serial date (1..${EXCEL_MAX - 1}) nor a Julian day (${JULIAN_MIN}..${JULIAN_MAX})`,
+  };
+}
+
 function fromEpochBigInt(n: bigint, raw: unknown, local?: ZoneOfLocalTimes): TimestampResult {
   const abs = n < 0n ? -n : n;
+  if (n >= 0n && n < BigInt(DAY_NUMBERS_BELOW)) return fromDayNumber(Number(n), raw);
   // 8 digits: a YYYYMMDD date (Stooq, many brokers), never epoch seconds of 1970-1973.
   if (abs >= 10_000_000n && abs < 100_000_000n && n > 0n) return fromCompact(n.toString(), raw, undefined);
   // 14 digits: YYYYMMDDHHMMSS (as epoch milliseconds it would be after 2286, out of range anyway).
@@ -83,6 +111,7 @@ function fromEpochBigInt(n: bigint, raw: unknown, local?: ZoneOfLocalTimes): Tim
 function fromEpochNumber(n: number, raw: unknown, local?: ZoneOfLocalTimes): TimestampResult {
   if (!Number.isFinite(n)) return { ok: false, reason: `timestamp ${String(raw)} is not a finite number` };
   if (Number.isInteger(n)) return fromEpochBigInt(BigInt(n), raw, local);
+  if (n > 0 && n < DAY_NUMBERS_BELOW) return fromDayNumber(n, raw);
   const abs = Math.abs(n);
   const scale = abs < 1e11 ? 1e6 : abs < 1e14 ? 1e3 : abs < 1e17 ? 1 : 1e-3;
   return bounded(Math.round(n * scale), raw);
@@ -207,9 +236,10 @@ function fromText(text: string, raw: unknown, local: ZoneOfLocalTimes | undefine
 }
 
 const CLOCK = /^(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?$/;
-const CLOCK_DIGITS = /^\d{3,6}$/;
+// An integer time of day: HHMM up to four digits (`0` is 00:00, `59` 00:59, `930` 09:30), HHMMSS with five or six.
+const CLOCK_DIGITS = /^\d{1,6}$/;
 
-/** True when `value` reads as a time of day (`09:05`, `09:05:00.250`, `0905`, `093000`), not a full timestamp. */
+/** True when `value` reads as a time of day (`09:05`, `09:05:00.250`, `0905`, `5`, `093000`), not a full timestamp. */
 export function isTimeOfDay(value: unknown): boolean {
   if (typeof value === "bigint" || typeof value === "number") return Number(value) >= 0 && Number(value) < 240000 && Number.isInteger(Number(value));
   if (typeof value !== "string") return false;

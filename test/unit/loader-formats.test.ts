@@ -6,6 +6,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import Database from "better-sqlite3";
 import { afterAll, describe, expect, test } from "vitest";
 import { parseMapping, resolveColumns } from "../../lib/loader/columnMapping";
 import { loadRequestFromFlags } from "../../lib/loader/loadRequest";
@@ -262,5 +263,57 @@ for k, t in enumerate(${JSON.stringify(tickers)}):
       mapping: parseMapping(`time=Date,open="('Open', 'AAPL')",high="('High', 'AAPL')",low="('Low', 'AAPL')",close="('Adj Close', 'AAPL')"`),
     });
     expect(mapped.rows.map((r) => `${r[0]} ${r[8]}`)).toEqual(["AAPL.ADJ 100.5", "AAPL.ADJ 101.5", "AAPL.ADJ 102.5"]);
+  });
+});
+
+describe("day numbers and integer clock times (issue 23 items 14 and 15)", () => {
+  test("SQLite julianday() REAL times load at the instants SQLite's own datetime() gives, not in January 1970", async () => {
+    const file = path.join(dir, "julian.db");
+    const db = new Database(file);
+    db.exec("CREATE TABLE bars (jd REAL, open REAL, high REAL, low REAL, close REAL)");
+    db.exec(`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 999)
+             INSERT INTO bars SELECT julianday('2024-01-02 09:30:00', '+' || (i * 7) || ' minutes'), 1, 2, 1, 2 FROM n`);
+    const expected = (db.prepare("SELECT strftime('%Y-%m-%d %H:%M:%f', jd) AS t FROM bars ORDER BY rowid").all() as Array<{ t: string }>).map((r) => `${r.t}000+00`);
+    db.close();
+    const { rows, rejects } = await loaded(file, { sqliteTable: "bars", symbol: "X", timeframe: "7m", mapping: { time: "jd" } });
+    expect(rejects).toEqual([]);
+    expect(rows.map((r) => r[4])).toEqual(expected);
+    expect(rows[0]?.[4]).toBe("2024-01-02 09:30:00.000000+00");
+  });
+
+  test("Excel serial dates (days since 1899-12-30, time as the fraction) load at the dates pandas reads them as", async () => {
+    const file = path.join(dir, "excel.csv");
+    const expected = pandas(`
+t = pd.date_range("2023-12-29 09:30", periods=300, freq="37min")
+serial = (t - pd.Timestamp("1899-12-30")) / pd.Timedelta(days=1)
+pd.DataFrame({"Date": serial, "Open": 1, "High": 2, "Low": 1, "Close": 2}).to_csv(${JSON.stringify(file)}, index=False)
+back = pd.to_datetime(pd.read_csv(${JSON.stringify(file)})["Date"], unit="D", origin="1899-12-30").round("ms")
+print("\\n".join(x.strftime("%Y-%m-%d %H:%M:%S.%f") + "+00" for x in back))
+`).split("\n");
+    const { rows, rejects } = await loaded(file, { symbol: "X", timeframe: "37m" });
+    expect(rejects).toEqual([]);
+    expect(rows.map((r) => r[4])).toEqual(expected);
+    expect(rows[0]?.[4]).toBe("2023-12-29 09:30:00.000000+00");
+  });
+
+  test("a small number that is neither is rejected, never January 1970", () => {
+    expect(parseTimestamp(2_000_000)).toEqual({ ok: false, reason: expect.stringMatching(/^timestamp 2000000 is too small for epoch seconds .*Excel serial date .*Julian day/) as string });
+  });
+
+  test("a date column with an integer HHMM time column: 0..59 are 00:00..00:59, and each day's first hour loads", async () => {
+    const file = path.join(dir, "hhmm.csv");
+    const lines = ["Date,Time,Open,High,Low,Close"];
+    const expected: string[] = [];
+    for (const day of ["20240102", "20240103"]) {
+      for (let m = 0; m < 1440; m += 1) {
+        const hhmm = Math.floor(m / 60) * 100 + (m % 60);
+        lines.push(`${day},${hhmm},1,2,1,2`);
+        expected.push(`${day.slice(0, 4)}-${day.slice(4, 6)}-${day.slice(6)} ${String(Math.floor(m / 60)).padStart(2, "0")}:${String(m % 60).padStart(2, "0")}:00.000000+00`);
+      }
+    }
+    fs.writeFileSync(file, `${lines.join("\n")}\n`);
+    const { rows, rejects } = await loaded(file, { symbol: "X", timeframe: "1m" });
+    expect(rejects).toEqual([]);
+    expect(rows.map((r) => r[4])).toEqual(expected);
   });
 });
