@@ -184,6 +184,23 @@ export function parseMapping(text: string): Partial<Record<Field, string>> {
 
 const PATTERN_KEYS = ["symbol", "provider", "timeframe", "exchange"] as const;
 export type PathKey = (typeof PATTERN_KEYS)[number];
+/** The timeframe as a count of minutes in a file name. */
+const TIMEFRAME_MINUTES = "timeframe:minutes";
+const PLACEHOLDERS = [...PATTERN_KEYS, TIMEFRAME_MINUTES].map((k) => `{${k}}`).join(", ");
+
+/**
+ * A count of minutes as a timeframe: 43200 is a month (MetaTrader's MN1), otherwise the largest whole unit of
+ * weeks, days, hours or minutes (1440 is `1d`, 240 `4h`, 10080 `1w`, 90 `90m`). Undefined for 0.
+ */
+export function minutesToTimeframe(minutes: string): string | undefined {
+  const n = Number(minutes);
+  if (!Number.isSafeInteger(n) || n <= 0) return undefined;
+  if (n === 43_200) return "1mo";
+  if (n % 10_080 === 0) return `${n / 10_080}w`;
+  if (n % 1440 === 0) return `${n / 1440}d`;
+  if (n % 60 === 0) return `${n / 60}h`;
+  return `${n}m`;
+}
 
 function escapeRegex(s: string): string {
   return s.replace(/[.+^$()|\\]/g, "\\$&");
@@ -204,8 +221,15 @@ function patternRegex(pattern: string, captures: boolean): RegExp {
     else if (ch === "{" && captures) {
       const end = p.indexOf("}", i);
       const key = p.slice(i + 1, end);
+      if (key === TIMEFRAME_MINUTES) {
+        // A count of minutes (MetaTrader's EURUSD1440.csv, Kraken's XBTUSD_60.csv): digits only, so it ends
+        // where the digits do.
+        re += "(?<timeframeMinutes>\\d+)";
+        i = end;
+        continue;
+      }
       if (end < 0 || !(PATTERN_KEYS as readonly string[]).includes(key)) {
-        throw new Error(`--path-pattern ${JSON.stringify(pattern)}: {${key}} is not one of ${PATTERN_KEYS.map((k) => `{${k}}`).join(", ")}.`);
+        throw new Error(`--path-pattern ${JSON.stringify(pattern)}: {${key}} is not one of ${PLACEHOLDERS}.`);
       }
       // Lazy: `{symbol}-*.txt` on `nvda-1999-2014.txt` takes `nvda`, the shortest value that fits.
       re += `(?<${key}>[^/]+?)`;
@@ -224,9 +248,15 @@ export function matchPathPattern(pattern: string, filePath: string): Partial<Rec
   const file = filePath.replace(/\\/g, "/");
   const m = patternRegex(pattern, true).exec(file);
   if (!m) {
-    throw new Error(`${filePath} does not match --path-pattern ${JSON.stringify(pattern)}; the pattern must match the end of every file's path (placeholders ${PATTERN_KEYS.map((k) => `{${k}}`).join(" ")}, wildcards * ** ?).`);
+    throw new Error(`${filePath} does not match --path-pattern ${JSON.stringify(pattern)}; the pattern must match the end of every file's path (placeholders ${PLACEHOLDERS}, wildcards * ** ?).`);
   }
-  return m.groups ? { ...m.groups } : {};
+  const { timeframeMinutes, ...values } = m.groups ?? {};
+  if (timeframeMinutes !== undefined) {
+    const timeframe = minutesToTimeframe(timeframeMinutes);
+    if (timeframe === undefined) throw new Error(`${filePath}: {timeframe:minutes} took ${JSON.stringify(timeframeMinutes)}, which is not a positive count of minutes.`);
+    values.timeframe = timeframe;
+  }
+  return values;
 }
 
 /**

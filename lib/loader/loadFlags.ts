@@ -18,7 +18,7 @@ export const LOAD_FLAGS: { [K in keyof LoadRequest]-?: { flag: string; type: "st
   provider: { flag: "provider", type: "string", help: "provider for every row (default: column, path, else '')" },
   timeframe: { flag: "timeframe", type: "string", help: "timeframe for every row: 1m 5m 1h 1d 1w 1mo, also D W M, H1 M5 D1, 1M (= month), daily, 60min" },
   exchange: { flag: "exchange", type: "string", help: "exchange for every row (default: column, path, else '')" },
-  pathPattern: { flag: "path-pattern", type: "string", help: "values from file paths, e.g. '{provider}/{symbol}/{timeframe}/*.parquet' or '{symbol}-{timeframe}-*.csv'; placeholders take the shortest match; a file that does not match is an error" },
+  pathPattern: { flag: "path-pattern", type: "string", help: "values from file paths, e.g. '{provider}/{symbol}/{timeframe}/*.parquet' or '{symbol}-{timeframe}-*.csv'; placeholders take the shortest match; {timeframe:minutes} reads a count of minutes (EURUSD1440.csv, XBTUSD_60.csv); a file that does not match is an error" },
   map: { flag: "map", type: "string", help: `explicit column mapping FIELD=COLUMN,..., FIELD one of ${FIELDS.join(", ")}; a COLUMN with commas in double quotes (close="('Close', 'AAPL')"), time= for a column without a name, or a JSON object {"close": "..."}` },
   columns: { flag: "columns", type: "string", help: "NAME,NAME,... the columns of a CSV file WITHOUT a header row (its first row is data)" },
   layout: { flag: "layout", type: "string", help: `a known headerless layout: ${Object.keys(LAYOUTS).join(", ")} (recognised without the flag too)` },

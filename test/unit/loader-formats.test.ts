@@ -8,7 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, describe, expect, test } from "vitest";
-import { parseMapping, resolveColumns } from "../../lib/loader/columnMapping";
+import { matchPathPattern, parseMapping, resolveColumns } from "../../lib/loader/columnMapping";
 import { loadRequestFromFlags } from "../../lib/loader/loadRequest";
 import { type ReadOptions, openChecked } from "../../lib/loader/readSource";
 import { parseSettings } from "../../lib/settings";
@@ -315,5 +315,33 @@ print("\\n".join(x.strftime("%Y-%m-%d %H:%M:%S.%f") + "+00" for x in back))
     const { rows, rejects } = await loaded(file, { symbol: "X", timeframe: "1m" });
     expect(rejects).toEqual([]);
     expect(rows.map((r) => r[4])).toEqual(expected);
+  });
+});
+
+describe("{timeframe:minutes} in a path pattern (issue 22 item 8)", () => {
+  test.each([
+    ["{symbol}{timeframe:minutes}.csv", "mt4/EURUSD1440.csv", { symbol: "EURUSD", timeframe: "1d" }],
+    ["{symbol}{timeframe:minutes}.csv", "mt4/GBPJPY240.csv", { symbol: "GBPJPY", timeframe: "4h" }],
+    ["{symbol}{timeframe:minutes}.csv", "mt4/XAUUSD43200.csv", { symbol: "XAUUSD", timeframe: "1mo" }],
+    ["{symbol}{timeframe:minutes}.csv", "mt4/US30_1.csv", { symbol: "US30_", timeframe: "1m" }],
+    ["{symbol}_{timeframe:minutes}.csv", "kraken/XBTUSD_60.csv", { symbol: "XBTUSD", timeframe: "1h" }],
+    ["{symbol}_{timeframe:minutes}.csv", "kraken/XBTUSD_10080.csv", { symbol: "XBTUSD", timeframe: "1w" }],
+    ["{symbol}_{timeframe:minutes}.csv", "kraken/XBTUSD_21600.csv", { symbol: "XBTUSD", timeframe: "15d" }],
+    ["{symbol}_{timeframe:minutes}.csv", "kraken/XBTUSD_90.csv", { symbol: "XBTUSD", timeframe: "90m" }],
+  ])("%s on %s", (pattern, file, expected) => {
+    expect(matchPathPattern(pattern, file)).toEqual(expected);
+  });
+
+  test("a file whose minutes are not digits does not match; zero minutes are refused", () => {
+    expect(() => matchPathPattern("{symbol}_{timeframe:minutes}.csv", "XBTUSD_1h.csv")).toThrow(/does not match --path-pattern .*\{timeframe:minutes\}/);
+    expect(() => matchPathPattern("{symbol}_{timeframe:minutes}.csv", "XBTUSD_0.csv")).toThrow('XBTUSD_0.csv: {timeframe:minutes} took "0", which is not a positive count of minutes.');
+  });
+
+  test("Kraken OHLCVT files (headerless) load with the timeframe from their names", async () => {
+    const file = path.join(dir, "kraken", "XBTUSD_60.csv");
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, "1704067200,42283.5,42300.1,42200.0,42250.2,12.5,340\n1704070800,42250.2,42260.0,42100.0,42110.9,8.25,211\n");
+    const { rows } = await loaded(file, { pathPattern: "{symbol}_{timeframe:minutes}.csv", columns: ["timestamp", "open", "high", "low", "close", "volume", "trades"] });
+    expect(rows.map((r) => `${r[0]} ${r[3]} ${r[4]} ${r[8]}`)).toEqual(["XBTUSD 1h 2024-01-01 00:00:00.000000+00 42250.2", "XBTUSD 1h 2024-01-01 01:00:00.000000+00 42110.9"]);
   });
 });
