@@ -46,7 +46,13 @@ export const BINANCE_KLINE_COLUMNS = [
 ] as const;
 
 /** Layouts of headerless files the loader knows by name (`--layout`). */
-export const LAYOUTS: Record<string, readonly string[]> = { "binance-kline": BINANCE_KLINE_COLUMNS };
+/**
+ * QuantConnect Lean's daily and hour bar files (`20131001 00:00,6412000,6412000,6390000,6395000,123456`): no
+ * header; prices in deci-cents, so they load with --price-divisor 10000.
+ */
+export const LEAN_BAR_COLUMNS = ["time", "open", "high", "low", "close", "volume"] as const;
+
+export const LAYOUTS: Record<string, readonly string[]> = { "binance-kline": BINANCE_KLINE_COLUMNS, "lean-bars": LEAN_BAR_COLUMNS };
 
 /** A header name as compared with aliases: lower case, no `<>` around it, runs of spaces, `-` and `_` as `_`. */
 export function normalizeColumnName(name: string): string {

@@ -45,6 +45,11 @@ export const LoadRequestSchema = z.strictObject({
   target: z.string().min(1).optional(),
   /** IANA time zone of zone-less date-times (default UTC); plain dates stay dates. */
   timezone: z.string().refine(isTimeZone, "must be an IANA time zone name such as America/New_York, Europe/London or UTC").optional(),
+  /** Prices are divided by this power of ten (QuantConnect Lean's deci-cents: 10000). */
+  priceDivisor: z
+    .union([z.number(), z.string().regex(/^\s*\d+\s*$/, "must be a power of ten such as 100 or 10000").transform(Number)])
+    .refine((n) => [10, 100, 1000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000].includes(n), "must be a power of ten from 10 to 100000000, such as 10000 for deci-cents")
+    .optional(),
   /** A zone-less time that occurs twice in `timezone` (clocks set back). */
   ambiguousTime: z.enum(AMBIGUOUS_TIME_RULES).optional(),
 });
@@ -109,6 +114,7 @@ export function toLoadOptions(
     ...opt("maxRejects", request.maxRejects === undefined ? undefined : String(request.maxRejects)),
     ...opt("timezone", request.timezone),
     ...opt("ambiguousTime", request.ambiguousTime),
+    ...opt("priceDivisor", request.priceDivisor),
     strict: request.strict ?? false,
     rejectsFile: path.resolve(context.cwd, request.rejects ?? context.defaultRejects),
   };

@@ -6,7 +6,7 @@
 import type { PathKey } from "./columnMapping";
 import { type Field, matchPathPattern, resolveColumns } from "./columnMapping";
 import { TimeKeySet } from "./keySet";
-import { type BarText, type RowCheck, TIMEFRAME_FORMS, checkBar, normalizeTimeframe, numericText } from "./rowValidation";
+import { type BarText, type RowCheck, TIMEFRAME_FORMS, checkBar, normalizeTimeframe, numericText, shiftDecimal } from "./rowValidation";
 import { openCsv } from "./sources/csv";
 import { openParquet } from "./sources/parquet";
 import { openSqlite } from "./sources/sqlite";
@@ -43,6 +43,8 @@ export interface ReadOptions {
   timezone?: string;
   /** A zone-less time that occurs twice in `timezone`: reject (default), or take the earlier or later instant. */
   ambiguousTime?: AmbiguousTimeRule;
+  /** Prices (open, high, low, close, adj_close) are divided by this power of ten (QuantConnect Lean: 10000). */
+  priceDivisor?: number;
 }
 
 /**
@@ -117,6 +119,8 @@ interface SourcePlan {
   constants: Partial<Record<PathKey, string>>;
   /** The zone of zone-less date-times, when the load names one. */
   zone: LocalZone | undefined;
+  /** Decimal places prices are shifted right-to-left by (log10 of the price divisor); 0 for none. */
+  pricePlaces: number;
 }
 
 /** Stage 1: resolves columns and fixed values; throws when symbol or timeframe has no source at all. */
@@ -143,7 +147,7 @@ function planSource(file: string, source: RecordSource, options: ReadOptions): S
     constants.timeframe = normal;
   }
   const zone = options.timezone === undefined ? undefined : new LocalZone(options.timezone, options.ambiguousTime);
-  return { idx, constants, zone };
+  return { idx, constants, zone, pricePlaces: options.priceDivisor === undefined ? 0 : Math.round(Math.log10(options.priceDivisor)) };
 }
 
 const TIMEFRAME_FAULT = `is ambiguous or unknown; use ${TIMEFRAME_FORMS}`;
@@ -167,6 +171,11 @@ function barReader(plan: SourcePlan): { read(row: unknown[]): BarText; fault: st
   };
   const dateIdx = idx.date;
   const timeIdx = idx.time;
+  const places = plan.pricePlaces;
+  const price = (row: unknown[], field: Field): string | undefined => {
+    const t = numericText(pick(row, field));
+    return places === 0 || t === undefined || t === "" ? t : shiftDecimal(t, places);
+  };
   const bar: BarText = {
     symbol: "", exchange: "", provider: "", timeframe: "", time: undefined, parsedTime: undefined,
     open: undefined, high: undefined, low: undefined, close: undefined, volume: undefined, adjClose: undefined,
@@ -191,12 +200,12 @@ function barReader(plan: SourcePlan): { read(row: unknown[]): BarText; fault: st
       bar.provider = c.provider ?? text(pick(row, "provider"));
       bar.timeframe = timeframe;
       bar.time = time;
-      bar.open = numericText(pick(row, "open"));
-      bar.high = numericText(pick(row, "high"));
-      bar.low = numericText(pick(row, "low"));
-      bar.close = numericText(pick(row, "close"));
+      bar.open = price(row, "open");
+      bar.high = price(row, "high");
+      bar.low = price(row, "low");
+      bar.close = price(row, "close");
       bar.volume = idx.volume === undefined ? undefined : numericText(pick(row, "volume"));
-      bar.adjClose = idx.adj_close === undefined ? undefined : numericText(pick(row, "adj_close"));
+      bar.adjClose = idx.adj_close === undefined ? undefined : price(row, "adj_close");
       // Date and time in two columns: a time of day joins the date; a full timestamp stands alone.
       bar.parsedTime = dateIdx !== undefined && isTimeOfDay(time) ? combineDateTime(row[dateIdx], time, plan.zone) : undefined;
       return bar;

@@ -88,6 +88,20 @@ function isZero(d: Decimal): boolean {
   return d.int === "" && d.frac === "";
 }
 
+/**
+ * Decimal text divided by a power of ten, exactly (the decimal point moved `places` to the left): `6412000` / 10^4
+ * is `641.2`. Text that is not a decimal is returned as it is, for the row check to name.
+ */
+export function shiftDecimal(text: string, places: number): string {
+  const d = parseDecimal(text);
+  if (!d) return text;
+  const digits = (d.int + d.frac).padStart(places + d.frac.length + 1, "0");
+  const point = digits.length - d.frac.length - places;
+  const int = digits.slice(0, point).replace(/^0+(?=\d)/, "");
+  const frac = digits.slice(point).replace(/0+$/, "");
+  return `${d.negative ? "-" : ""}${int}${frac ? `.${frac}` : ""}`;
+}
+
 /** Text for a numeric value from a typed source: the shortest round-trip form of a double, integers exactly. */
 export function numericText(value: unknown): string | undefined {
   if (value === null || value === undefined) return undefined;

@@ -9,7 +9,7 @@
  *   machine's zone, so a load is reproducible. Plain dates (`2024-01-02`) stay dates: midnight UTC, whatever
  *   the time zone, as a daily bar's date is the same day everywhere.
  * - Other exporters' forms: `2024.01.02 09:05` (MetaTrader), `01/02/2024` (month/day/year), `02.01.2024`
- *   (day.month.year, Dukascopy with an optional ` GMT+0100`).
+ *   (day.month.year, Dukascopy with an optional ` GMT+0100`), `20131001 09:30` (QuantConnect Lean).
  * - 8-digit numbers are YYYYMMDD dates and 14-digit numbers YYYYMMDDHHMMSS (as epochs they would be 1970-73
  *   seconds or post-2286 milliseconds). Positive numbers below 1e7 (as seconds: January to April 1970) are
  *   Julian days (SQLite's julianday(), 2378496.5..2524593.5) or Excel serial dates (1..109574), otherwise a
@@ -29,6 +29,8 @@ const YEAR_FIRST = /^(\d{4})[./](\d{2})[./](\d{2})(?:[T ](\d{1,2}):(\d{2})(?::(\
 const YEAR_LAST = /^(\d{1,2})([./])(\d{1,2})[./](\d{4})(?:[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?\s*(Z|UTC|GMT|(?:GMT|UTC)?[+-]\d{2}(?::?\d{2})?)?$/i;
 const NUMERIC = /^[+-]?\d+(\.\d+)?$/;
 const COMPACT_DATE = /^(\d{4})(\d{2})(\d{2})$/;
+// QuantConnect Lean's daily and hour bars: `20131001 00:00` (YYYYMMDD HH:MM[:SS]).
+const COMPACT_DATE_CLOCK = /^(\d{4})(\d{2})(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2}))?$/;
 const COMPACT_DATE_TIME = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})$/;
 
 /** Wall-clock time of a zone -> UTC (timeZone.ts); undefined means zone-less times are UTC. */
@@ -162,6 +164,11 @@ function fromFields(
 }
 
 function fromOtherForms(s: string, raw: unknown, local: ZoneOfLocalTimes | undefined): TimestampResult {
+  const lean = COMPACT_DATE_CLOCK.exec(s);
+  if (lean) {
+    const [, y = "", mo = "", d = "", h = "0", mi = "0", sec = "0"] = lean;
+    return fromFields(raw, y, mo, d, h, mi, sec, "", undefined, local);
+  }
   const a = YEAR_FIRST.exec(s);
   if (a) {
     const [, y = "", mo = "", d = "", h = "0", mi = "0", sec = "0", frac = "", zone] = a;

@@ -11,6 +11,7 @@ import { afterAll, describe, expect, test } from "vitest";
 import { matchPathPattern, parseMapping, resolveColumns } from "../../lib/loader/columnMapping";
 import { loadRequestFromFlags } from "../../lib/loader/loadRequest";
 import { type ReadOptions, openChecked } from "../../lib/loader/readSource";
+import { shiftDecimal } from "../../lib/loader/rowValidation";
 import { parseSettings } from "../../lib/settings";
 import { openParquet } from "../../lib/loader/sources/parquet";
 import { LocalZone } from "../../lib/loader/timeZone";
@@ -343,5 +344,41 @@ describe("{timeframe:minutes} in a path pattern (issue 22 item 8)", () => {
     fs.writeFileSync(file, "1704067200,42283.5,42300.1,42200.0,42250.2,12.5,340\n1704070800,42250.2,42260.0,42100.0,42110.9,8.25,211\n");
     const { rows } = await loaded(file, { pathPattern: "{symbol}_{timeframe:minutes}.csv", columns: ["timestamp", "open", "high", "low", "close", "volume", "trades"] });
     expect(rows.map((r) => `${r[0]} ${r[3]} ${r[4]} ${r[8]}`)).toEqual(["XBTUSD 1h 2024-01-01 00:00:00.000000+00 42250.2", "XBTUSD 1h 2024-01-01 01:00:00.000000+00 42110.9"]);
+  });
+});
+
+describe("QuantConnect Lean bars (issue 22 item 9)", () => {
+  test.each([
+    ["6412000", 4, "641.2"],
+    ["6395050", 4, "639.505"],
+    ["1", 4, "0.0001"],
+    ["12.5", 2, "0.125"],
+    ["-150", 2, "-1.5"],
+    ["1e3", 4, "0.1"],
+    ["0", 4, "0"],
+  ])("%s divided by 10^%i is exactly %s", (text, places, expected) => {
+    expect(shiftDecimal(text, places)).toBe(expected);
+  });
+
+  test("a Lean daily file (YYYYMMDD HH:MM, deci-cent prices, no header) loads with --layout lean-bars --price-divisor 10000", async () => {
+    const file = path.join(dir, "lean", "spy.csv");
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, "20131001 00:00,1665300,1690100,1664100,1689400,86412412\n20131002 00:00,1681600,1689800,1673900,1687500,93120011\n");
+    const request = loadRequestFromFlags({ source: file, layout: "lean-bars", "price-divisor": "10000", symbol: "SPY", timeframe: "1d" });
+    expect(request).toMatchObject({ priceDivisor: 10000, layout: "lean-bars" });
+    const { rows, rejects } = await loaded(file, { columns: ["time", "open", "high", "low", "close", "volume"], priceDivisor: 10000, symbol: "SPY", timeframe: "1d" });
+    expect(rejects).toEqual([]);
+    expect(rows.map((r) => r.slice(4, 10).join(" "))).toEqual([
+      "2013-10-01 00:00:00.000000+00 166.53 169.01 166.41 168.94 86412412",
+      "2013-10-02 00:00:00.000000+00 168.16 168.98 167.39 168.75 93120011",
+    ]);
+    expect(() => loadRequestFromFlags({ source: file, "price-divisor": "250" })).toThrow("--price-divisor: must be a power of ten from 10 to 100000000, such as 10000 for deci-cents; see --help.");
+  });
+
+  test("`YYYYMMDD HH:MM` reads as a date and time, in --timezone when given", () => {
+    const r = parseTimestamp("20131001 09:31");
+    expect(r.ok && new Date(r.micros / 1000).toISOString()).toBe("2013-10-01T09:31:00.000Z");
+    const ny = parseTimestamp("20131001 09:31", new LocalZone("America/New_York"));
+    expect(ny.ok && new Date(ny.micros / 1000).toISOString()).toBe("2013-10-01T13:31:00.000Z");
   });
 });
