@@ -8,6 +8,7 @@ import { COLUMN_ALIASES, FIELDS } from "../lib/loader/columnMapping";
 import { LOAD_FLAGS } from "../lib/loader/loadFlags";
 import type { LoadRequest } from "../lib/loader/loadRequest";
 import { TIMEFRAME_FORMS } from "../lib/loader/rowValidation";
+import { SOURCE_FORMATS } from "../lib/loader/sources/types";
 import { type Act, type Context, type Io, UsageError, asGroup, examples, requireUrl, urlOption, whileConnected } from "./conventions";
 
 /** Shown in help only; the loader's own default (DEFAULT_TARGET in lib/loader/OhlcvLoader.ts) applies. */
@@ -130,6 +131,7 @@ const VALUE_NAMES: Partial<Record<string, string>> = {
   target: "table",
   timezone: "zone",
   "ambiguous-time": "rule",
+  "price-divisor": "n",
 };
 
 /** The load flags, one per LOAD_FLAGS entry; --source is required. */
@@ -137,7 +139,7 @@ function addLoadFlags(cmd: Command): Command {
   for (const spec of Object.values(LOAD_FLAGS)) {
     const value = spec.type === "string" ? ` <${VALUE_NAMES[spec.flag] ?? spec.flag}>` : "";
     const option = new Option(`--${spec.flag}${value}`, spec.flag === "source" ? `${spec.help} (required)` : spec.help);
-    if (spec.flag === "format") option.choices(["csv", "parquet", "sqlite"]);
+    if (spec.flag === "format") option.choices([...SOURCE_FORMATS]);
     if (spec.flag === "on-conflict") option.choices(["skip", "update"]);
     // Every --source is kept (commander keeps only the last of a repeated option otherwise).
     if (spec.flag === "source") option.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
@@ -158,7 +160,7 @@ function seriesFlags(cmd: Command, what: string): Command {
 }
 
 export function registerData(program: Command, act: Act, io: Io): void {
-  const data = asGroup(program.command("data").description("load OHLCV bars from CSV, Parquet or SQLite, validate what is loaded, export it again"), io);
+  const data = asGroup(program.command("data").description("load OHLCV bars from CSV, Parquet, SQLite, DuckDB, Arrow IPC/Feather, JSON or zip, validate what is loaded, export it again"), io);
 
   const loadCmd = addLoadFlags(
     data.command("load").description("load OHLCV bars into market_data.ohlcv_bars (validated, deduplicated; a failed load changes nothing)").addOption(urlOption()),

@@ -284,7 +284,9 @@ export function expandSources(sources: readonly string[]): string[] {
   return out;
 }
 
-const KNOWN_EXTENSIONS = [".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".parquet", ".pq", ".db", ".sqlite", ".sqlite3"];
+const KNOWN_EXTENSIONS = [
+  ".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".parquet", ".pq", ".db", ".sqlite", ".sqlite3", ".duckdb", ".feather", ".arrow", ".ipc", ".json", ".zip",
+];
 
 /**
  * The files a `--source` names, sorted: a file; a directory (every file below it with a known extension);

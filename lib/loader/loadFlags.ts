@@ -12,8 +12,8 @@ import type { LoadRequest } from "./loadRequest";
  */
 export const LOAD_FLAGS: { [K in keyof LoadRequest]-?: { flag: string; type: "string" | "boolean"; help: string } } = {
   source: { flag: "source", type: "string", help: "a file, a directory (every .csv .csv.gz .tsv .txt .parquet .pq .db .sqlite below it, hidden folders skipped) or a glob with * ** ? (quote it); repeat it to load several (each file once)" },
-  format: { flag: "format", type: "string", help: "csv | parquet | sqlite (default: from each file's extension; gzip is detected)" },
-  table: { flag: "table", type: "string", help: "SQLite table to read (default ohlcv_data)" },
+  format: { flag: "format", type: "string", help: "csv | parquet | sqlite | duckdb | arrow | json | zip (default: from each file's first bytes, else its extension; gzip is detected)" },
+  table: { flag: "table", type: "string", help: "SQLite table to read (default ohlcv_data), or DuckDB table (default: its only table)" },
   symbol: { flag: "symbol", type: "string", help: "symbol for every row (wins over a column and the path pattern)" },
   provider: { flag: "provider", type: "string", help: "provider for every row (default: column, path, else '')" },
   timeframe: { flag: "timeframe", type: "string", help: "timeframe for every row: 1m 5m 1h 1d 1w 1mo, also D W M, H1 M5 D1, 1M (= month), daily, 60min" },

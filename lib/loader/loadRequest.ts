@@ -10,6 +10,7 @@ import path from "node:path";
 import { z } from "zod";
 import { FIELDS, LAYOUTS, expandSources, parseMapping } from "./columnMapping";
 import { LOAD_FLAGS } from "./loadFlags";
+import { SOURCE_FORMATS } from "./sources/types";
 import { AMBIGUOUS_TIME_RULES, isTimeZone } from "./timeZone";
 import type { LoadOptions } from "./OhlcvLoader";
 
@@ -22,8 +23,8 @@ export const LoadRequestSchema = z.strictObject({
    * working directory (CLI) or the project (settings).
    */
   source: z.union([z.string().min(1, "must be a non-empty path"), z.array(z.string().min(1, "must be a non-empty path")).min(1, "must name at least one path")]),
-  format: z.enum(["csv", "parquet", "sqlite"]).optional(),
-  /** SQLite table. */
+  format: z.enum(SOURCE_FORMATS).optional(),
+  /** SQLite or DuckDB table. */
   table: z.string().min(1).optional(),
   symbol: z.string().min(1).optional(),
   provider: z.string().optional(),

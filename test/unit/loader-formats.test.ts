@@ -382,3 +382,96 @@ describe("QuantConnect Lean bars (issue 22 item 9)", () => {
     expect(ny.ok && new Date(ny.micros / 1000).toISOString()).toBe("2013-10-01T13:31:00.000Z");
   });
 });
+
+describe("Arrow IPC, JSON, zip and DuckDB files, and files of other kinds (issue 22 item 3)", () => {
+  const BAR_COUNT = 1000;
+  const T0 = Date.UTC(2024, 0, 1);
+
+  test("a DuckDB database table (TIMESTAMPTZ, DECIMAL, DOUBLE) loads every value as DuckDB's own text of it", async () => {
+    const file = path.join(dir, "lumibot.duckdb");
+    await duckdbRun([
+      "CREATE TABLE bars (ts TIMESTAMPTZ, symbol VARCHAR, open DECIMAL(18,8), high DECIMAL(18,8), low DECIMAL(18,8), close DOUBLE, volume BIGINT)",
+      `INSERT INTO bars SELECT TIMESTAMPTZ '2024-01-01 00:00:00+00' + INTERVAL (i) MINUTE, 'BTC', 94098.9 + i * 0.01, 94099.9 + i * 0.01, 94097.9 + i * 0.01, 94098.95 + i * 0.01, i FROM range(${BAR_COUNT}) t(i)`,
+    ], file);
+    const expected = await duckdbText(
+      "SELECT strftime(ts AT TIME ZONE 'UTC', '%Y-%m-%d %H:%M:%S') || '.000000+00' AS t, CAST(open AS VARCHAR) AS o, CAST(high AS VARCHAR) AS h, CAST(low AS VARCHAR) AS l, CAST(close AS VARCHAR) AS c, CAST(volume AS VARCHAR) AS v FROM bars ORDER BY ts",
+      file,
+    );
+    const { rows, rejects } = await loaded(file, { timeframe: "1m" });
+    expect(rejects).toEqual([]);
+    expect(rows.map((r) => ({ t: r[4], o: r[5], h: r[6], l: r[7], c: r[8], v: r[9] }))).toEqual(expected);
+    expect(rows[0]?.slice(0, 9)).toEqual(["BTC", "", "", "1m", "2024-01-01 00:00:00.000000+00", "94098.90000000", "94099.90000000", "94097.90000000", "94098.95"]);
+  });
+
+  test("a DuckDB file with several tables needs --table, and names them", async () => {
+    const file = path.join(dir, "two.duckdb");
+    await duckdbRun(["CREATE TABLE a (x INT)", "CREATE TABLE b (x INT)"], file);
+    await expect(loaded(file, { symbol: "X", timeframe: "1m" })).rejects.toThrow(`${file}: a DuckDB database with tables a, b; name one with --table.`);
+    await expect(loaded(file, { symbol: "X", timeframe: "1m", sqliteTable: "c" })).rejects.toThrow(`${file}: DuckDB table "c" does not exist; its tables: a, b.`);
+  });
+
+  test("a Feather (Arrow IPC) file as freqtrade's columns hold them loads every value exactly", async () => {
+    const arrow = await import("apache-arrow");
+    const file = path.join(dir, "BTC_USDT-1m.feather");
+    const times = Array.from({ length: BAR_COUNT }, (_, i) => T0 + i * 60_000);
+    const open = Float64Array.from({ length: BAR_COUNT }, (_, i) => 42283.58 + i * 0.01);
+    const table = new arrow.Table({
+      date: arrow.vectorFromArray(times, new arrow.TimestampMillisecond("UTC")),
+      open: arrow.makeVector(open),
+      high: arrow.makeVector(open.map((v) => v + 1)),
+      low: arrow.makeVector(open.map((v) => v - 1)),
+      close: arrow.makeVector(open.map((v) => v + 0.5)),
+      volume: arrow.makeVector(open.map((_, i) => i * 0.001)),
+    });
+    fs.writeFileSync(file, arrow.tableToIPC(table, "file"));
+    const { rows, rejects } = await loaded(file, { pathPattern: "{symbol}-{timeframe}.feather" });
+    expect(rejects).toEqual([]);
+    expect(rows.map((r) => [r[0], r[3], r[4], r[5], r[8], r[9]].join(" "))).toEqual(
+      times.map((t, i) => `BTC_USDT 1m ${new Date(t).toISOString().replace("T", " ").replace("Z", "")}000+00 ${String(open[i])} ${String((open[i] as number) + 0.5)} ${String(i * 0.001)}`),
+    );
+  });
+
+  test("freqtrade's JSON (pandas to_json orient=values) loads the values pandas reads back", async () => {
+    const file = path.join(dir, "ETH_USDT-5m.json");
+    const expected = pandas(`
+df = pd.DataFrame({"date": pd.date_range("2024-01-01", periods=${BAR_COUNT}, freq="5min", tz="UTC"), "open": 2280.5 + np.arange(${BAR_COUNT}) * 0.25})
+df["high"] = df["open"] + 3
+df["low"] = df["open"] - 2
+df["close"] = df["open"] + 1.25
+df["volume"] = np.arange(${BAR_COUNT}) * 1.5
+df.to_json(${JSON.stringify(file)}, orient="values")
+back = pd.read_json(${JSON.stringify(file)}, orient="values")
+print("\\n".join(f"{pd.Timestamp(r[0], unit='ms').strftime('%Y-%m-%d %H:%M:%S')}.000000+00 {r[1]!r} {r[4]!r} {r[5]!r}" for r in back.itertuples(index=False)))
+`).split("\n");
+    const { rows, rejects } = await loaded(file, { pathPattern: "{symbol}-{timeframe}.json" });
+    expect(rejects).toEqual([]);
+    // Python's repr of a float and JavaScript's String() are both the shortest round-trip text; ints lose ".0".
+    expect(rows.map((r) => `${r[4]} ${r[5]} ${r[8]} ${r[9]}`)).toEqual(expected.map((l) => l.replace(/\.0(?= |$)/g, "")));
+    expect(rows[0]?.slice(0, 4)).toEqual(["ETH_USDT", "", "", "5m"]);
+  });
+
+  test("a zip holding one CSV (QuantConnect Lean's shape, zipped by pandas) loads that CSV", async () => {
+    const file = path.join(dir, "spy_daily.zip");
+    pandas(`
+df = pd.DataFrame({"t": ["20131001 00:00", "20131002 00:00"], "o": [1665300, 1681600], "h": [1690100, 1689800], "l": [1664100, 1673900], "c": [1689400, 1687500], "v": [86412412, 93120011]})
+df.to_csv(${JSON.stringify(file)}, header=False, index=False, compression={"method": "zip", "archive_name": "spy.csv"})
+`);
+    const { rows, rejects } = await loaded(file, { columns: ["time", "open", "high", "low", "close", "volume"], priceDivisor: 10000, symbol: "SPY", timeframe: "1d" });
+    expect(rejects).toEqual([]);
+    expect(rows.map((r) => r.slice(4, 9).join(" "))).toEqual(["2013-10-01 00:00:00.000000+00 166.53 169.01 166.41 168.94", "2013-10-02 00:00:00.000000+00 168.16 168.98 167.39 168.75"]);
+  });
+
+  test("files are known by their first bytes: Parquet named .csv loads as Parquet; a forced --format csv and unknown binary files are named, not read as columns", async () => {
+    const parquetAsCsv = path.join(dir, "really-parquet.csv");
+    await duckdbRun([`COPY (SELECT TIMESTAMP '2024-01-02' AS time, 1.5 AS open, 2.5 AS high, 1.0 AS low, 2.0 AS close) TO '${parquetAsCsv}' (FORMAT parquet)`]);
+    expect((await loaded(parquetAsCsv, { symbol: "X", timeframe: "1d" })).rows.map((r) => r.slice(4, 9).join(" "))).toEqual(["2024-01-02 00:00:00.000000+00 1.5 2.5 1.0 2.0"]);
+    await expect(loaded(parquetAsCsv, { symbol: "X", timeframe: "1d", format: "csv" })).rejects.toThrow(`${parquetAsCsv} is a Parquet file, not CSV (--format csv).`);
+    const zipAsCsv = path.join(dir, "spy_daily.zip");
+    await expect(loaded(zipAsCsv, { symbol: "X", timeframe: "1d", format: "csv" })).rejects.toThrow(`${zipAsCsv} is a zip file, not CSV (--format csv).`);
+    const duck = path.join(dir, "lumibot.duckdb");
+    await expect(loaded(duck, { symbol: "X", timeframe: "1d", format: "csv" })).rejects.toThrow(`${duck} is a DuckDB file, not CSV (--format csv).`);
+    const blob = path.join(dir, "blob.csv");
+    fs.writeFileSync(blob, Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13]));
+    await expect(loaded(blob, { symbol: "X", timeframe: "1d" })).rejects.toThrow(`${blob}: a binary (not text) file of no kind the loader reads (CSV, Parquet, SQLite, DuckDB, Arrow IPC/Feather, JSON, zip).`);
+  });
+});

@@ -18,4 +18,5 @@ export interface RecordSource {
 }
 
 /** Formats the loader reads. */
-export type SourceFormat = "csv" | "parquet" | "sqlite";
+export const SOURCE_FORMATS = ["csv", "parquet", "sqlite", "duckdb", "arrow", "json", "zip"] as const;
+export type SourceFormat = (typeof SOURCE_FORMATS)[number];
