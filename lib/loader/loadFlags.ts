@@ -11,7 +11,7 @@ import type { LoadRequest } from "./loadRequest";
  * settings use the keys themselves.
  */
 export const LOAD_FLAGS: { [K in keyof LoadRequest]-?: { flag: string; type: "string" | "boolean"; help: string } } = {
-  source: { flag: "source", type: "string", help: "a file, a directory (every .csv .csv.gz .tsv .txt .parquet .pq .db .sqlite below it, hidden folders skipped) or a glob with * ** ? (quote it); repeat it to load several (each file once)" },
+  source: { flag: "source", type: "string", help: "a file, a directory (every .csv .csv.gz .tsv .txt .parquet .pq .db .sqlite .duckdb .feather .arrow .ipc .json .zip below it, hidden folders skipped) or a glob with * ** ? (quote it); repeat it to load several (each file once)" },
   format: { flag: "format", type: "string", help: "csv | parquet | sqlite | duckdb | arrow | json | zip (default: from each file's first bytes, else its extension; gzip is detected)" },
   table: { flag: "table", type: "string", help: "SQLite table to read (default ohlcv_data), or DuckDB table (default: its only table)" },
   symbol: { flag: "symbol", type: "string", help: "symbol for every row (wins over a column and the path pattern)" },
