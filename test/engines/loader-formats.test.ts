@@ -7,6 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { beforeEach, describe, expect, test } from "vitest";
 import { tsdbInProcess } from "../fixtures/cli";
+import { duckdbRun } from "../fixtures/loader/duckdb";
 import { POSTGRES_17, barsAsText, useMigratedEngine } from "../fixtures/loader/target";
 import { exec } from "../fixtures/schema";
 
@@ -51,5 +52,19 @@ describe("issue 22 through tsdb data load on PostgreSQL 17", () => {
     const bad = await load("--source", file, "--symbol", "SPX", "--timeframe", "1m", "--timezone", "New York");
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--timezone: must be an IANA time zone name/);
+  });
+
+  test("items 3 and 4: a DuckDB file's DECIMAL prices are stored exactly as DuckDB holds them, through tsdb data load", async () => {
+    const file = path.join(dir, "lumibot.duckdb");
+    await duckdbRun([
+      "CREATE TABLE bars (ts TIMESTAMPTZ, symbol VARCHAR, open DECIMAL(38,18), high DECIMAL(38,18), low DECIMAL(38,18), close DECIMAL(38,18), volume DECIMAL(18,8))",
+      "INSERT INTO bars VALUES ('2024-01-02 14:30:00+00', 'BTC', 94098.9, 94100.000000000000000001, 94098.1, 94099.123456789012345678, 1.5)",
+    ], file);
+    const r = await load("--source", file, "--timeframe", "1m");
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(await barsAsText(url)).toEqual([
+      "BTC|||1m|2024-01-02T14:30:00.000000Z|94098.900000000000000000|94100.000000000000000001|94098.100000000000000000|94099.123456789012345678|1.50000000|NULL",
+    ]);
   });
 });
