@@ -98,8 +98,8 @@ export interface CheckedSource {
 export function formatOf(file: string): SourceFormat {
   const kind = sniffKind(file);
   if (kind === "parquet" || kind === "sqlite" || kind === "duckdb" || kind === "arrow" || kind === "zip") return kind;
-  if (kind === "binary") {
-    throw new Error(`${file}: a ${KIND_NAMES.binary} file of no kind the loader reads (CSV, Parquet, SQLite, DuckDB, Arrow IPC/Feather, JSON, zip).`);
+  if (kind === "binary" || kind === "utf16") {
+    throw new Error(`${file}: a ${KIND_NAMES[kind]} file, of no kind the loader reads (CSV in UTF-8, Parquet, SQLite, DuckDB, Arrow IPC/Feather, JSON, zip).`);
   }
   const f = file.toLowerCase();
   if (f.endsWith(".parquet") || f.endsWith(".pq")) return "parquet";

@@ -5,7 +5,7 @@
 import fs from "node:fs";
 
 /** A file's kind by its magic bytes; undefined for text (or nothing known). */
-export type SniffedKind = "parquet" | "sqlite" | "duckdb" | "arrow" | "zip" | "gzip" | "binary";
+export type SniffedKind = "parquet" | "sqlite" | "duckdb" | "arrow" | "zip" | "gzip" | "utf16" | "binary";
 
 /** Names users know the kinds by, for messages. */
 export const KIND_NAMES: Record<SniffedKind, string> = {
@@ -15,6 +15,7 @@ export const KIND_NAMES: Record<SniffedKind, string> = {
   arrow: "Arrow IPC (Feather v2)",
   zip: "zip",
   gzip: "gzip",
+  utf16: "UTF-16 text (Excel's \"Unicode text\"; save it as UTF-8 CSV)",
   binary: "binary (not text)",
 };
 
@@ -42,7 +43,8 @@ export function sniffKind(file: string): SniffedKind | undefined {
   if (starts("ARROW1") || (head.length >= 8 && head.readUInt32LE(0) === 0xffffffff)) return "arrow";
   if (starts("PK\u0003\u0004") || starts("PK\u0005\u0006")) return "zip";
   if (head[0] === 0x1f && head[1] === 0x8b) return "gzip";
-  // Text has no NUL bytes in its first 64; UTF-16 or binary data does.
+  // UTF-16 with its byte order mark (Excel's "Unicode text"); otherwise text has no NUL bytes in its first 64.
+  if ((head[0] === 0xff && head[1] === 0xfe) || (head[0] === 0xfe && head[1] === 0xff)) return "utf16";
   if (head.includes(0)) return "binary";
   return undefined;
 }
