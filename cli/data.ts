@@ -132,6 +132,7 @@ const VALUE_NAMES: Partial<Record<string, string>> = {
   timezone: "zone",
   "ambiguous-time": "rule",
   "price-divisor": "n",
+  "inconsistent-ohlc": "rule",
 };
 
 /** The load flags, one per LOAD_FLAGS entry; --source is required. */
@@ -144,6 +145,7 @@ function addLoadFlags(cmd: Command): Command {
     // Every --source is kept (commander keeps only the last of a repeated option otherwise).
     if (spec.flag === "source") option.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
     if (spec.flag === "ambiguous-time") option.choices(["reject", "earlier", "later"]);
+    if (spec.flag === "inconsistent-ohlc") option.choices(["reject", "flag", "keep"]);
     cmd.addOption(option);
   }
   return cmd.hook("preAction", (_parent, action) => {

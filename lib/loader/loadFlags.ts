@@ -29,6 +29,7 @@ export const LOAD_FLAGS: { [K in keyof LoadRequest]-?: { flag: string; type: "st
   strict: { flag: "strict", type: "boolean", help: "fail on the first invalid row; nothing is loaded" },
   target: { flag: "target", type: "string", help: "target table, schema.table (default market_data.ohlcv_bars)" },
   timezone: { flag: "timezone", type: "string", help: "IANA time zone of times written without one, e.g. America/New_York (default: they are UTC); plain dates stay dates; a local time the clocks skip is rejected" },
+  inconsistentOhlc: { flag: "inconsistent-ohlc", type: "string", help: "a bar whose high is below its open or close, or low above them: reject (default) | flag (keep, count and list it) | keep (keep and count it); validate lists such bars" },
   priceDivisor: { flag: "price-divisor", type: "string", help: "divide open, high, low, close and adj_close by this power of ten, exactly (QuantConnect Lean's deci-cents: 10000)" },
   ambiguousTime: { flag: "ambiguous-time", type: "string", help: "a local time that occurs twice (clocks set back): reject (default) | earlier | later" },
 };

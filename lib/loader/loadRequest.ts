@@ -4,12 +4,13 @@
  * all produce this object and validate it with this one schema; toLoadOptions turns it into what the loader
  * runs. Adding an option means adding it to the schema here and its flag in ./loadFlags.ts, nowhere else.
  *
- * Only zod and columnMapping are imported, so the Pulumi program can validate settings without loading pg.
+ * Only zod and loader modules without database code are imported, so the Pulumi program can validate settings without loading pg.
  */
 import path from "node:path";
 import { z } from "zod";
 import { FIELDS, LAYOUTS, expandSources, parseMapping } from "./columnMapping";
 import { LOAD_FLAGS } from "./loadFlags";
+import { INCONSISTENT_OHLC_RULES } from "./rowValidation";
 import { SOURCE_FORMATS } from "./sources/types";
 import { AMBIGUOUS_TIME_RULES, isTimeZone } from "./timeZone";
 import type { LoadOptions } from "./OhlcvLoader";
@@ -46,6 +47,8 @@ export const LoadRequestSchema = z.strictObject({
   target: z.string().min(1).optional(),
   /** IANA time zone of zone-less date-times (default UTC); plain dates stay dates. */
   timezone: z.string().refine(isTimeZone, "must be an IANA time zone name such as America/New_York, Europe/London or UTC").optional(),
+  /** Bars with inconsistent OHLC: rejected (default), kept and listed, or kept. */
+  inconsistentOhlc: z.enum(INCONSISTENT_OHLC_RULES).optional(),
   /** Prices are divided by this power of ten (QuantConnect Lean's deci-cents: 10000). */
   priceDivisor: z
     .union([z.number(), z.string().regex(/^\s*\d+\s*$/, "must be a power of ten such as 100 or 10000").transform(Number)])
@@ -116,6 +119,7 @@ export function toLoadOptions(
     ...opt("timezone", request.timezone),
     ...opt("ambiguousTime", request.ambiguousTime),
     ...opt("priceDivisor", request.priceDivisor),
+    ...opt("inconsistentOhlc", request.inconsistentOhlc),
     strict: request.strict ?? false,
     rejectsFile: path.resolve(context.cwd, request.rejects ?? context.defaultRejects),
   };

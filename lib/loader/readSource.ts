@@ -6,7 +6,7 @@
 import type { PathKey } from "./columnMapping";
 import { type Field, matchPathPattern, resolveColumns } from "./columnMapping";
 import { TimeKeySet } from "./keySet";
-import { type BarText, type RowCheck, TIMEFRAME_FORMS, checkBar, normalizeTimeframe, numericText, shiftDecimal } from "./rowValidation";
+import { type BarText, type InconsistentOhlcRule, type RowCheck, TIMEFRAME_FORMS, checkBar, normalizeTimeframe, numericText, shiftDecimal } from "./rowValidation";
 import { openArrowIpc } from "./sources/arrowIpc";
 import { openCsv } from "./sources/csv";
 import { openDuckdb } from "./sources/duckdb";
@@ -48,6 +48,8 @@ export interface ReadOptions {
   timezone?: string;
   /** A zone-less time that occurs twice in `timezone`: reject (default), or take the earlier or later instant. */
   ambiguousTime?: AmbiguousTimeRule;
+  /** Bars with inconsistent OHLC: rejected (default), kept and listed (`flag`), or kept (`keep`). */
+  inconsistentOhlc?: InconsistentOhlcRule;
   /** Prices (open, high, low, close, adj_close) are divided by this power of ten (QuantConnect Lean: 10000). */
   priceDivisor?: number;
 }
@@ -59,6 +61,8 @@ export interface ReadOptions {
 export interface ReadEvents {
   reject(source: string, row: number, reason: string, record: readonly unknown[], columns: readonly string[]): void;
   progress(read: number, fraction: number | undefined): void;
+  /** A bar kept with inconsistent OHLC under the `flag` rule: its source, row and why. */
+  flagged?(source: string, row: number, reason: string): void;
 }
 
 /** How chunks are made: COPY text or values, and rows per chunk. */
@@ -82,6 +86,8 @@ export interface CheckedSource {
   /** Records read and rejected so far (final once `chunks()` is done). */
   readonly read: number;
   readonly rejected: number;
+  /** Bars kept with inconsistent OHLC (rules `flag` and `keep`). */
+  readonly inconsistent: number;
   /** The key of series `id`, for every id a yielded chunk holds. */
   seriesKey(id: number): readonly [symbol: string, exchange: string, provider: string, timeframe: string];
   /** Each series' time range, once `chunks()` is done. */
@@ -341,7 +347,7 @@ const NULL_LINE_END = "\\N\n";
 async function* checkedChunks(
   source: RecordSource,
   plan: SourcePlan,
-  ctx: { strict: boolean; events: ReadEvents; counts: { read: number; rejected: number }; series: SeriesTracker },
+  ctx: { strict: boolean; ohlc: InconsistentOhlcRule; events: ReadEvents; counts: { read: number; rejected: number; inconsistent: number }; series: SeriesTracker },
   shape: ChunkShape,
 ): AsyncGenerator<Chunk> {
   const { events, counts, series } = ctx;
@@ -355,7 +361,7 @@ async function* checkedChunks(
     for (const row of batch) {
       counts.read++;
       const bar = reader.read(row);
-      let check: RowCheck = reader.fault === undefined ? checkBar(bar, plan.zone) : { ok: false, reason: reader.fault };
+      let check: RowCheck = reader.fault === undefined ? checkBar(bar, plan.zone, ctx.ohlc) : { ok: false, reason: reader.fault };
       let id = -1;
       if (check.ok) {
         id = series.idOf(bar);
@@ -369,6 +375,10 @@ async function* checkedChunks(
           throw new Error(`${source.name} row ${counts.read}: ${check.reason} (--strict stops on the first invalid row; nothing was loaded).`);
         }
         continue;
+      }
+      if (check.inconsistent !== undefined) {
+        counts.inconsistent++;
+        if (ctx.ohlc === "flag") events.flagged?.(source.name, counts.read, check.inconsistent);
       }
       const k = chunk.n++;
       chunk.series[k] = id;
@@ -422,7 +432,7 @@ export async function openChecked(file: string, options: ReadOptions, shape: Chu
     throw err;
   }
   const series = new SeriesTracker();
-  const counts = { read: 0, rejected: 0 };
+  const counts = { read: 0, rejected: 0, inconsistent: 0 };
   return {
     name: source.name,
     columns: source.columns,
@@ -433,9 +443,12 @@ export async function openChecked(file: string, options: ReadOptions, shape: Chu
     get rejected() {
       return counts.rejected;
     },
+    get inconsistent() {
+      return counts.inconsistent;
+    },
     seriesKey: (id) => (series.list[id] as Series).key,
     spans: () => series.ranges(),
-    chunks: () => checkedChunks(source, plan, { strict: options.strict === true, events, counts, series }, shape),
+    chunks: () => checkedChunks(source, plan, { strict: options.strict === true, ohlc: options.inconsistentOhlc ?? "reject", events, counts, series }, shape),
     close: () => source.close(),
   };
 }

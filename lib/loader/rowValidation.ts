@@ -197,8 +197,18 @@ export interface BarText {
   adjClose: string | undefined;
 }
 
-/** A checked row: the epoch microseconds of its time, or the reason it is rejected. */
-export type RowCheck = { ok: true; micros: number } | { ok: false; reason: string };
+/**
+ * A checked row: the epoch microseconds of its time (and, for a bar kept under the `flag` or `keep` rule, why its
+ * OHLC are inconsistent), or the reason it is rejected.
+ */
+export type RowCheck = { ok: true; micros: number; inconsistent?: string } | { ok: false; reason: string };
+
+/**
+ * What becomes of a bar whose high is below its open or close, or whose low is above them (2.2% of yfinance FX
+ * bars; auto-adjusted equities one ulp off): rejected (default), kept and listed (`flag`), or kept (`keep`).
+ */
+export const INCONSISTENT_OHLC_RULES = ["reject", "flag", "keep"] as const;
+export type InconsistentOhlcRule = (typeof INCONSISTENT_OHLC_RULES)[number];
 
 /** Text for a reason, cut short. */
 function cut(text: string | undefined): string {
@@ -234,9 +244,9 @@ function keyTextFault(name: string, text: string): string | undefined {
 /**
  * Checks a row: symbol and timeframe present, timestamp parses, prices finite and positive,
  * high >= max(open, close), low <= min(open, close), volume >= 0, adj_close (when given) finite and positive.
- * Zone-less times are wall-clock times of `local` when given (--timezone).
+ * Zone-less times are wall-clock times of `local` when given (--timezone). Inconsistent OHLC follow `ohlc`.
  */
-export function checkBar(bar: BarText, local?: ZoneOfLocalTimes): RowCheck {
+export function checkBar(bar: BarText, local?: ZoneOfLocalTimes, ohlc: InconsistentOhlcRule = "reject"): RowCheck {
   if (bar.symbol === "") return { ok: false, reason: "symbol is missing" };
   if (bar.timeframe === "") return { ok: false, reason: "timeframe is missing" };
   const text = keyTextFault("symbol", bar.symbol) ?? keyTextFault("exchange", bar.exchange) ?? keyTextFault("provider", bar.provider);
@@ -253,12 +263,13 @@ export function checkBar(bar: BarText, local?: ZoneOfLocalTimes): RowCheck {
   if (typeof low === "string") return { ok: false, reason: low };
   const close = price("close", bar.close);
   if (typeof close === "string") return { ok: false, reason: close };
+  let inconsistent: string | undefined;
   if (compareDecimal(high, open) < 0 || compareDecimal(high, close) < 0) {
-    return { ok: false, reason: `high ${cut(bar.high)} is below max(open ${cut(bar.open)}, close ${cut(bar.close)})` };
+    inconsistent = `high ${cut(bar.high)} is below max(open ${cut(bar.open)}, close ${cut(bar.close)})`;
+  } else if (compareDecimal(low, open) > 0 || compareDecimal(low, close) > 0) {
+    inconsistent = `low ${cut(bar.low)} is above min(open ${cut(bar.open)}, close ${cut(bar.close)})`;
   }
-  if (compareDecimal(low, open) > 0 || compareDecimal(low, close) > 0) {
-    return { ok: false, reason: `low ${cut(bar.low)} is above min(open ${cut(bar.open)}, close ${cut(bar.close)})` };
-  }
+  if (inconsistent !== undefined && ohlc === "reject") return { ok: false, reason: inconsistent };
   if (bar.volume !== undefined && bar.volume !== "") {
     const v = decimal("volume", bar.volume);
     if (typeof v === "string") return { ok: false, reason: v };
@@ -268,5 +279,5 @@ export function checkBar(bar: BarText, local?: ZoneOfLocalTimes): RowCheck {
     const adj = price("adj_close", bar.adjClose);
     if (typeof adj === "string") return { ok: false, reason: adj };
   }
-  return { ok: true, micros: t.micros };
+  return inconsistent === undefined ? { ok: true, micros: t.micros } : { ok: true, micros: t.micros, inconsistent };
 }

@@ -67,4 +67,44 @@ describe("issue 22 through tsdb data load on PostgreSQL 17", () => {
       "BTC|||1m|2024-01-02T14:30:00.000000Z|94098.900000000000000000|94100.000000000000000001|94098.100000000000000000|94099.123456789012345678|1.50000000|NULL",
     ]);
   });
+
+  test("item 5: inconsistent OHLC bars are rejected by default, kept and listed with flag, kept with keep; validate lists what the table holds", async () => {
+    const file = write("fx/EURUSD.csv", "Date,Open,High,Low,Close\n2024-01-02,1.10,1.104,1.09,1.105\n2024-01-03,1.10,1.11,1.09,1.105\n2024-01-04,1.10,1.11,1.1001,1.105\n");
+    const args = ["--source", file, "--symbol", "EURUSD=X", "--timeframe", "1d", "--max-rejects", "100%"];
+    const rejected = await load(...args);
+    expect(rejected.code).toBe(0);
+    expect(JSON.parse(rejected.stdout)).toMatchObject({ read: 3, inserted: 1, rejected: 2, inconsistent: 0 });
+    await exec(url, "TRUNCATE market_data.ohlcv_bars");
+
+    const flagged = await load(...args, "--inconsistent-ohlc", "flag");
+    expect(flagged.code).toBe(0);
+    expect(JSON.parse(flagged.stdout)).toMatchObject({
+      read: 3, inserted: 3, rejected: 0, inconsistent: 2,
+      flagged: [
+        { source: file, row: 1, reason: "high 1.104 is below max(open 1.10, close 1.105)" },
+        { source: file, row: 3, reason: "low 1.1001 is above min(open 1.10, close 1.105)" },
+      ],
+    });
+    expect(await barsAsText(url)).toEqual([
+      "EURUSD=X|||1d|2024-01-02T00:00:00.000000Z|1.10|1.104|1.09|1.105|0|NULL",
+      "EURUSD=X|||1d|2024-01-03T00:00:00.000000Z|1.10|1.11|1.09|1.105|0|NULL",
+      "EURUSD=X|||1d|2024-01-04T00:00:00.000000Z|1.10|1.11|1.1001|1.105|0|NULL",
+    ]);
+    const report = await tsdbInProcess(["data", "validate", "--url", url, "--json"]);
+    expect(JSON.parse(report.stdout)).toMatchObject({
+      inconsistentOhlc: 2,
+      inconsistentBars: [
+        { symbol: "EURUSD=X", time: "2024-01-02T00:00:00.000000Z", open: "1.10", high: "1.104", low: "1.09", close: "1.105" },
+        { symbol: "EURUSD=X", time: "2024-01-04T00:00:00.000000Z", open: "1.10", high: "1.11", low: "1.1001", close: "1.105" },
+      ],
+    });
+    const text = await tsdbInProcess(["data", "validate", "--url", url]);
+    expect(text.stdout).toContain("bars with inconsistent OHLC (high below open/close or low above them): 2");
+    await exec(url, "TRUNCATE market_data.ohlcv_bars");
+
+    const kept = await load(...args, "--inconsistent-ohlc", "keep");
+    expect(JSON.parse(kept.stdout)).toMatchObject({ read: 3, inserted: 3, rejected: 0, inconsistent: 2 });
+    expect(JSON.parse(kept.stdout)).not.toHaveProperty("flagged");
+  });
 });
+

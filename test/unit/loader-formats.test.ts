@@ -11,7 +11,7 @@ import { afterAll, describe, expect, test } from "vitest";
 import { matchPathPattern, parseMapping, resolveColumns } from "../../lib/loader/columnMapping";
 import { loadRequestFromFlags } from "../../lib/loader/loadRequest";
 import { type ReadOptions, openChecked } from "../../lib/loader/readSource";
-import { shiftDecimal } from "../../lib/loader/rowValidation";
+import { type BarText, checkBar, shiftDecimal } from "../../lib/loader/rowValidation";
 import { parseSettings } from "../../lib/settings";
 import { openParquet } from "../../lib/loader/sources/parquet";
 import { LocalZone } from "../../lib/loader/timeZone";
@@ -480,5 +480,37 @@ df.to_csv(${JSON.stringify(file)}, header=False, index=False, compression={"meth
     const utf16 = path.join(dir, "excel-unicode.txt");
     fs.writeFileSync(utf16, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from("Date\tOpen\n", "utf16le")]));
     await expect(loaded(utf16, { symbol: "X", timeframe: "1d" })).rejects.toThrow(/a UTF-16 text \(Excel's "Unicode text"; save it as UTF-8 CSV\) file/);
+  });
+});
+
+describe("bars with inconsistent OHLC: the user's rule (issue 22 item 5)", () => {
+  const bar = (high: string, low: string): BarText => ({
+    symbol: "EURUSD=X", exchange: "", provider: "", timeframe: "1d", time: "2024-01-02", parsedTime: undefined,
+    open: "1.10", high, low, close: "1.105", volume: "0", adjClose: undefined,
+  });
+
+  test.each([
+    ["1.104", "1.09", "high 1.104 is below max(open 1.10, close 1.105)"],
+    ["1.11", "1.1001", "low 1.1001 is above min(open 1.10, close 1.105)"],
+  ])("high %s low %s: rejected by default, kept with its reason under flag and keep", (high, low, reason) => {
+    expect(checkBar(bar(high, low))).toEqual({ ok: false, reason });
+    expect(checkBar(bar(high, low), undefined, "flag")).toEqual({ ok: true, micros: Date.UTC(2024, 0, 2) * 1000, inconsistent: reason });
+    expect(checkBar(bar(high, low), undefined, "keep")).toEqual({ ok: true, micros: Date.UTC(2024, 0, 2) * 1000, inconsistent: reason });
+    // Anything else wrong still rejects.
+    expect(checkBar({ ...bar(high, low), open: "-1" }, undefined, "keep")).toEqual({ ok: false, reason: "open -1 is not positive" });
+  });
+
+  test("the reader counts kept bars and reports each flagged one", async () => {
+    const file = path.join(dir, "fx.csv");
+    fs.writeFileSync(file, "Date,Open,High,Low,Close\n2024-01-02,1.10,1.104,1.09,1.105\n2024-01-03,1.10,1.11,1.09,1.105\n2024-01-04,1.10,1.11,1.1001,1.105\n");
+    const flagged: string[] = [];
+    const source = await openChecked(file, { symbol: "EURUSD=X", timeframe: "1d", inconsistentOhlc: "flag" }, { asText: false, chunkRows: 100 }, {
+      reject: () => undefined, progress: () => undefined, flagged: (_s, row, reason) => flagged.push(`${row}: ${reason}`),
+    });
+    let kept = 0;
+    for await (const chunk of source.chunks()) kept += chunk.n;
+    await source.close();
+    expect([kept, source.rejected, source.inconsistent]).toEqual([3, 0, 2]);
+    expect(flagged).toEqual(["1: high 1.104 is below max(open 1.10, close 1.105)", "3: low 1.1001 is above min(open 1.10, close 1.105)"]);
   });
 });
