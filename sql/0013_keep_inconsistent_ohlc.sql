@@ -8,5 +8,13 @@ ALTER TABLE market_data.ohlcv_bars DROP CONSTRAINT ohlcv_bars_high_is_highest;
 ALTER TABLE market_data.ohlcv_bars DROP CONSTRAINT ohlcv_bars_low_is_lowest;
 
 -- migrate:down
+-- The checks cannot come back while the table holds bars that break them: say so rather than fail on a chunk.
+DO $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM market_data.ohlcv_bars WHERE high < greatest(open, close, low) OR low > least(open, close)) THEN
+    RAISE EXCEPTION 'market_data.ohlcv_bars holds bars with inconsistent OHLC (tsdb data validate lists them); delete or correct them before reverting 0013';
+  END IF;
+END
+$$;
 ALTER TABLE market_data.ohlcv_bars ADD CONSTRAINT ohlcv_bars_high_is_highest CHECK (high >= greatest(open, close, low));
 ALTER TABLE market_data.ohlcv_bars ADD CONSTRAINT ohlcv_bars_low_is_lowest CHECK (low <= least(open, close));
