@@ -10,7 +10,8 @@ import { SUPERUSER, TimescaleDbServer } from "./components/TimescaleDbServer";
 import { connectionUrl } from "./lib/connection";
 import { databaseUrls, resolveRootCert } from "./lib/managed";
 import { containerNameFor } from "./lib/ops/stackOutputs";
-import { allowedChanges } from "./lib/settingChanges";
+import { DATABASE_STOP_GRACE_SECONDS } from "./lib/containerLimits";
+import { allowedChanges, CONTAINER_SETTINGS } from "./lib/settingChanges";
 import { imageVersions, migrationVariables, parseSettings, SETTING_KEYS, settingWarnings } from "./lib/settings";
 import { withSslRootCert } from "./lib/tls";
 import type { DatabaseOutputInputs } from "./sdk/databaseOutput";
@@ -39,9 +40,13 @@ const guard = new SettingGuard(`${name}-settings`, {
   context: {
     stack,
     mode: settings.mode,
-    ...(settings.mode === "docker" ? { containerName: containerNameFor(stack) } : {}),
+    ...(settings.mode === "docker" ? { containerName: containerNameFor(stack), stopGraceSeconds: DATABASE_STOP_GRACE_SECONDS } : {}),
     protectData: settings.protectData,
   },
+  container:
+    settings.mode === "docker"
+      ? Object.fromEntries(CONTAINER_SETTINGS.map((k) => [k, String(settings[k] ?? "")]))
+      : undefined,
 }).resource;
 
 const server =
@@ -80,6 +85,7 @@ const access = new DatabaseAccess(name, {
   sslmode: settings.sslmode,
   rootCert: rootCert && { pem: pulumi.secret(rootCert.pem), file: rootCert.file },
   existingDatabase: settings.existingDatabase,
+  connectRoles: settings.connectRoles,
   database: settings.database,
   timescaledb: settings.timescaledb,
   toolkit: settings.toolkit,

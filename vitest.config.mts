@@ -6,10 +6,11 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    // Names, once at the end, any engine that cannot run here (test/fixtures/nativeServer.ts).
+    globalSetup: ["test/fixtures/globalSetup.ts"],
     pool: "forks",
     maxWorkers: 2,
     testTimeout: 60_000,
     hookTimeout: 120_000,
-    reporters: process.env.CI ? ["default"] : ["default"],
   },
 });

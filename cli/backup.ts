@@ -15,7 +15,7 @@
 import * as path from "node:path";
 import type { Command } from "commander";
 import { reachableHost, urlHost } from "../lib/connection";
-import { type Act, type Context, UsageError, examples, projectRoot, stackOption, wholeNumber, whileConnected } from "./conventions";
+import { type Act, type Context, UsageError, examples, parseConnection, projectRoot, stackOption, urlOption, wholeNumber, whileConnected } from "./conventions";
 
 interface BackupFlags {
   stack: string;
@@ -53,7 +53,7 @@ async function backup(o: BackupFlags, ctx: Context): Promise<void> {
   let connection;
   let dump;
   if (o.url) {
-    connection = connectionFromUrl(o.url);
+    connection = parseConnection(o.url);
     dump = localPgDump(connection);
   } else if (settings.mode === "docker") {
     connection = connectionFromUrl((await readDatabaseOutput(o.stack)).urls.migrator, {});
@@ -86,7 +86,7 @@ async function restore(o: RestoreFlags, ctx: Context): Promise<void> {
         `e.g. --url postgresql://postgres@${urlHost(reachableHost(settings.bindAddress))}:${settings.port}/postgres with PGPASSWORD set`,
     );
   }
-  const admin = o.url ? connectionFromUrl(o.url) : { ...connectionFromUrl(stackAdmin as string, {}), database: "postgres" };
+  const admin = o.url ? parseConnection(o.url) : { ...connectionFromUrl(stackAdmin as string, {}), database: "postgres" };
 
   let manifestPath = o.backup === undefined ? undefined : resolveManifest(path.resolve(o.backup), settings.database);
   if (!manifestPath) {
@@ -107,13 +107,14 @@ async function restore(o: RestoreFlags, ctx: Context): Promise<void> {
       ? verifyBackup({ manifestPath: chosen, admin, restore: runner })
       : restoreBackup({ manifestPath: chosen, admin, restore: runner, database: o.database, recreate: o.recreate, protectData: settings.protectData, force: o.force }),
   );
-  if (o.json) return ctx.json({ verified: o.verify === true, manifestPath, database: result.database, rowCounts: result.rowCounts, replaced: result.replaced ?? null });
+  if (o.json) return ctx.json({ verified: o.verify === true, manifestPath, database: result.database, rowCounts: result.rowCounts, replaced: result.replaced ?? null, warnings: result.warnings ?? [] });
   const rows = Object.values(result.rowCounts).reduce((a, b) => a + b, 0);
   ctx.print(
     `${o.verify ? "Verified" : "Restored"} ${path.basename(manifestPath)} ${o.verify ? `(scratch database ${result.database}, dropped)` : `into ${result.database}`}: ` +
       `sha256 ok, PostgreSQL ${result.manifest.postgresMajor} / TimescaleDB ${result.manifest.timescaledbVersion ?? "none"} ok, ` +
       `${Object.keys(result.rowCounts).length} tables and ${rows} rows match the manifest.` +
-      (result.replaced ? `\nThe previous "${result.database}" is kept as "${result.replaced}"; drop it when no longer needed: DROP DATABASE "${result.replaced}";` : ""),
+      (result.replaced ? `\nThe previous "${result.database}" is kept as "${result.replaced}"; drop it when no longer needed: DROP DATABASE "${result.replaced}";` : "") +
+      (result.warnings ?? []).map((w) => `\nWARN ${w}`).join(""),
   );
 }
 
@@ -122,7 +123,7 @@ export function registerBackup(program: Command, act: Act): void {
     .command("backup")
     .description("pg_dump the database with a manifest (checksum, versions, row counts); keeps the newest tsdb:backupRetain")
     .addOption(stackOption())
-    .option("--url <url>", "back up this server with a local pg_dump (password in the URL or PGPASSWORD) instead of the stack's container")
+    .addOption(urlOption("back up this server with a local pg_dump instead of the stack's container: a postgresql:// URL or key=value pairs (password in it or PGPASSWORD)"))
     .option("--container <name>", "docker mode: the TimescaleDB container (default: tsdb-<stack>-timescaledb)")
     .option("--dir <dir>", "where backups go (default: the stack's tsdb:backupDir)")
     .option("--retain <n>", "keep the newest N backups of the database (default: the stack's tsdb:backupRetain)", wholeNumber("--retain", 1))

@@ -5,7 +5,7 @@
  */
 import * as path from "node:path";
 import type { Command } from "commander";
-import { type Act, type Io, UsageError, asGroup, examples, packageRoot, wholeNumber } from "./conventions";
+import { type Act, UsageError, asGroup, examples, packageRoot, wholeNumber } from "./conventions";
 
 /** Loads scripts/<name>.ts; without the sources or dev dependencies (a global install) says what to do instead. */
 async function load<T>(name: "bench-load" | "bench-migrations" | "bench-queries" | "bench-cli"): Promise<T> {
@@ -20,8 +20,9 @@ async function load<T>(name: "bench-load" | "bench-migrations" | "bench-queries"
   }
 }
 
-export function registerBench(program: Command, act: Act, io: Io): void {
-  const bench = asGroup(program.command("bench").description("benchmarks that write bench/*.md (need a clone with dev dependencies)"), io);
+export function registerBench(program: Command, act: Act): void {
+  const bench = asGroup(program.command("bench").description("benchmarks that write bench/*.md (need a clone with dev dependencies)"));
+  examples(bench, "tsdb bench cli --runs 20", "tsdb bench load --rows 100000 --repeat 1 --out /tmp/load.md");
 
   examples(
     bench

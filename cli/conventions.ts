@@ -1,7 +1,8 @@
 /**
  * The conventions every `tsdb` subcommand shares, in one place: how output is written (`--json`, `--quiet`,
  * colours only on a TTY without NO_COLOR), which errors are usage errors (exit 2) and which are runtime
- * failures (exit 1), and how each is printed (one line, no stack trace unless `--debug` or DEBUG=tsdb).
+ * failures (exit 1), and how each is printed (one line, no stack trace unless `--debug` or DEBUG=tsdb), and
+ * which are bugs in tsdb (internal errors: said as such, with the stack trace and what to report).
  * Only Node built-ins, commander and lib/db (no driver at load time) load here: heavy modules are imported
  * inside the command that needs them.
  */
@@ -9,6 +10,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { connectionLost, failureLine as connectionFailureLine, isConnectionLost, isConnectionLostError } from "../lib/db";
+import { CONNECTION_STRING_FORMS, type ResolvedConnection, isConnectionStringError, resolveConnection } from "../lib/postgres/connectionString";
 
 /** Exit codes of every subcommand. */
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
@@ -129,19 +131,70 @@ export function failureLine(cmd: Command, err: unknown): string {
   return `${commandPath(cmd)}: ${message}${advice && !message.includes(advice) ? `, ${advice}` : ""}`;
 }
 
+/**
+ * Whether a failure is a bug in tsdb rather than a failure of the user's input, server or machine. The errors
+ * JavaScript raises for code that is wrong (reading a property of undefined, calling a non-function, a broken
+ * assertion) are bugs, as is a throw of something that is not an Error. Errors with a `code` are not: Node
+ * and pg set one on the failures of the world outside (ECONNREFUSED, ENOENT, ERR_INVALID_URL for a bad --url,
+ * SQLSTATEs), and every failure tsdb means to report is an Error with its own message.
+ */
+export function isInternalError(err: unknown): boolean {
+  if (!(err instanceof Error)) return true;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === "string" && code !== "ERR_ASSERTION") return false;
+  return err instanceof TypeError || err instanceof ReferenceError || err instanceof RangeError || err instanceof EvalError || err.name === "AssertionError";
+}
+
+/**
+ * What an internal error prints, after the approach of the changesets CLI: that it is a bug (so the user stops
+ * looking for their mistake), the error with its stack trace, and what to put in a report.
+ */
+export function internalErrorReport(cmd: Command, err: unknown, versions: { tsdb: string; node: string; platform: string }): string {
+  const what = err instanceof Error ? `${err.name}: ${oneLine(err.message)}` : `a thrown ${typeof err}: ${oneLine(String(err))}`;
+  const stack = err instanceof Error && err.stack ? `${err.stack}\n` : "";
+  return (
+    `${commandPath(cmd)}: internal error (a bug in tsdb, not in your input or server): ${what}\n` +
+    `${stack}` +
+    `Please report it to the tsdb-stack maintainers with the command you ran, everything printed above, and: tsdb ${versions.tsdb}, Node ${versions.node}, ${versions.platform}.\n`
+  );
+}
+
 /** An example block for the end of a command's help. */
 export function examples(cmd: Command, ...lines: string[]): Command {
   return cmd.addHelpText("after", `\nExample${lines.length > 1 ? "s" : ""}:\n${lines.map((l) => `  $ ${l}`).join("\n")}`);
 }
 
 /** `--url`, reading DATABASE_URL when the flag is absent (commander prints "(env: DATABASE_URL)" in help). */
-export function urlOption(description = "postgresql:// URL of the database"): Option {
+export function urlOption(description = "the database: a postgresql:// URL or libpq key=value pairs; PG* variables fill in what it leaves out"): Option {
   return new Option("--url <url>", description).env("DATABASE_URL");
 }
 
-/** The URL from --url or DATABASE_URL, or a usage error saying how to give one. */
-export function requireUrl(url: string | undefined): string {
-  if (!url) throw new UsageError("no database: pass --url postgresql://user@host:port/database or set DATABASE_URL");
+/**
+ * The connection `url` means, read as libpq reads it (PG* variables for what it leaves out); a string that is
+ * not a connection (`--url notaurl`) is a usage error, exit 2, in one line that never repeats the string.
+ */
+export function parseConnection(url: string | undefined, flag = "--url", env: NodeJS.ProcessEnv = process.env): ResolvedConnection {
+  try {
+    return resolveConnection(url, env);
+  } catch (err) {
+    if (isConnectionStringError(err)) throw new UsageError(`${flag}: ${err.message}`);
+    throw err;
+  }
+}
+
+/**
+ * The connection string from --url or DATABASE_URL (checked: a bad one is a usage error); without either, the PG*
+ * variables when PGHOST or PGDATABASE is set, as psql would use them; else a usage error saying how to give one.
+ */
+export function requireUrl(url: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  if (!url) {
+    if (env.PGHOST || env.PGDATABASE) {
+      parseConnection("", "PG* variables", env);
+      return "";
+    }
+    throw new UsageError(`no database: pass --url (${CONNECTION_STRING_FORMS}) or set DATABASE_URL or PGHOST/PGDATABASE`);
+  }
+  parseConnection(url, "--url", env);
   return url;
 }
 
@@ -197,13 +250,14 @@ export type Action<O> = (options: O, ctx: Context, cmd: Command) => Promise<void
 export type Act = <O>(body: Action<O>) => (...args: unknown[]) => Promise<void>;
 
 /** A group command (`tsdb`, `tsdb db`, `tsdb data`, `tsdb bench`) prints its help when no subcommand is named. */
-export function asGroup(group: Command, io: Io): Command {
+export function asGroup(group: Command): Command {
   return group.usage("[options] [command]").helpCommand("help [command]", "print help for a command").argument("[command]").action((name: string | undefined) => {
     if (name !== undefined) {
       const known = group.commands.map((c) => c.name()).join(", ");
       throw new UsageError(`unknown command '${name}'; the commands are ${known}`);
     }
-    io.out.write(group.helpInformation());
+    // outputHelp, not helpInformation: the examples and notes added with addHelpText print only through it.
+    group.outputHelp();
   });
 }
 

@@ -9,7 +9,7 @@ import { LOAD_FLAGS } from "../lib/loader/loadFlags";
 import type { LoadRequest } from "../lib/loader/loadRequest";
 import { TIMEFRAME_FORMS } from "../lib/loader/rowValidation";
 import { SOURCE_FORMATS } from "../lib/loader/sources/types";
-import { type Act, type Context, type Io, UsageError, asGroup, examples, requireUrl, urlOption, whileConnected } from "./conventions";
+import { type Act, type Context, UsageError, asGroup, examples, requireUrl, urlOption, whileConnected } from "./conventions";
 
 /** Shown in help only; the loader's own default (DEFAULT_TARGET in lib/loader/OhlcvLoader.ts) applies. */
 const TARGET_HELP = "target table, schema.table (default: market_data.ohlcv_bars)";
@@ -47,8 +47,9 @@ Exit codes: 0 loaded (or nothing new); 1 an error, every row rejected, or more r
 Precedence for symbol/provider/timeframe/exchange: flag, then column, then --path-pattern, then Parquet
 bar_type metadata (NautilusTrader). Rows are checked: timestamp parses; open/high/low/close finite and > 0;
 high >= max(open, close); low <= min(open, close); volume >= 0 (empty volume = 0); no duplicate key in a file;
-symbol, exchange, provider at most 128 characters, no NUL, valid UTF-8; numbers at most 40 digits before and
-40 after the decimal point. docs/LOADING.md has every rule.
+symbol, exchange, provider at most 128 characters, valid UTF-8, no NUL, control, bidi or invisible character;
+numbers at most 40 digits before and 40 after the decimal point, and fitting the target column's type; a CSV
+quote left open or stray rejects its row. docs/LOADING.md has every rule.
 
 Accepted column names (case-insensitive; <NAME>, spaces, - and _ alike; the first present wins):
 ${FIELDS.map((f) => `  ${f.padEnd(10)} ${COLUMN_ALIASES[f].join(", ")}`).join("\n")}
@@ -161,8 +162,14 @@ function seriesFlags(cmd: Command, what: string): Command {
     .option("--timeframe <timeframe>", `only ${what} of this timeframe (any spelling the loader accepts)`);
 }
 
-export function registerData(program: Command, act: Act, io: Io): void {
-  const data = asGroup(program.command("data").description("load OHLCV bars from CSV, Parquet, SQLite, DuckDB, Arrow IPC/Feather, JSON or zip, validate what is loaded, export it again"), io);
+export function registerData(program: Command, act: Act): void {
+  const data = asGroup(program.command("data").description("load OHLCV bars from CSV, Parquet, SQLite, DuckDB, Arrow IPC/Feather, JSON or zip, validate what is loaded, export it again"));
+  examples(
+    data,
+    "tsdb data load --url postgresql://postgres@127.0.0.1:5432/market --source data/sample/csv/ohlcv.csv",
+    "tsdb data validate --url postgresql://postgres@127.0.0.1:5432/market",
+    "tsdb data export --url postgresql://postgres@127.0.0.1:5432/market --out bars.parquet --symbol AAPL",
+  );
 
   const loadCmd = addLoadFlags(
     data.command("load").description("load OHLCV bars into market_data.ohlcv_bars (validated, deduplicated; a failed load changes nothing)").addOption(urlOption()),

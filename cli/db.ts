@@ -1,18 +1,21 @@
 /**
- * `tsdb db plan|up|down|status`: the migration runner (lib/migrations/runner.ts) for people and CI.
- * Settings (mode and `{{variables}}`) come from the stack's settings (Pulumi.yaml + Pulumi.<stack>.yaml),
- * the database from --url or DATABASE_URL.
+ * `tsdb db plan|up|down|status`: the migration runner (lib/migrations/runner.ts) for people and CI; `tsdb db
+ * roles`: the stack's roles and grants on a server of your own (lib/ops/ownServerAccess.ts).
+ * The database comes from --url or DATABASE_URL (or the PG* variables), and so do the roles' names
+ * (`<database>_owner`, ...). Settings (mode and `{{variables}}`) are the project's defaults (Pulumi.yaml), or
+ * with --stack that stack's (Pulumi.<stack>.yaml), which must then be for the same database: a server of your
+ * own never silently takes another stack's settings.
  */
 import * as path from "node:path";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import type { MigrationStatus, PlannedMigration } from "../lib/migrations/runner";
-import { type Act, type Context, type Io, UsageError, asGroup, examples, packageRoot, projectRoot, requireUrl, stackOption, urlOption } from "./conventions";
+import { type Act, type Context, UsageError, asGroup, examples, packageRoot, parseConnection, projectRoot, requireUrl, urlOption } from "./conventions";
 
 interface DbOptions {
   url?: string;
   to?: number;
   down?: boolean;
-  stack: string;
+  stack?: string;
   timescaledb: boolean;
   role?: string;
   dir?: string;
@@ -58,11 +61,26 @@ export function formatPlan(steps: PlannedMigration[], direction: "up" | "down"):
     .join("\n");
 }
 
-/** The runner and the stack's settings for these flags: settings from the project's Pulumi.<stack>.yaml (projectRoot), migrations from --dir or sql/. */
+/**
+ * Settings for a command on `url`'s database: with --stack, that stack's (refused when it is for another
+ * database); without, the project's defaults with the connection's database, so roles are `<database>_owner`...
+ */
+export async function settingsFor(stack: string | undefined, url: string) {
+  const { defaultSettings, readStackSettings } = await import("../lib/settings.js");
+  const database = parseConnection(url).database;
+  if (stack === undefined) return { ...defaultSettings(), database, stack: "(none: project defaults)" };
+  const settings = readStackSettings(projectRoot(), stack);
+  if (settings.database !== database) {
+    throw new UsageError(`--stack ${stack} is for database ${settings.database}, but the connection is to ${database}; leave out --stack for a server of your own (the database and roles then come from the connection)`);
+  }
+  return settings;
+}
+
+/** The runner and the settings for these flags (see settingsFor), migrations from --dir or sql/. */
 async function runnerFor(o: DbOptions) {
   const url = requireUrl(o.url);
-  const [{ MigrationRunner }, { migrationVariables, readStackSettings }] = await Promise.all([import("../lib/migrations/runner.js"), import("../lib/settings.js")]);
-  const settings = readStackSettings(projectRoot(), o.stack);
+  const [{ MigrationRunner }, { migrationVariables }] = await Promise.all([import("../lib/migrations/runner.js"), import("../lib/settings.js")]);
+  const settings = await settingsFor(o.stack, url);
   const runner = new MigrationRunner({
     connection: url,
     migrations: o.dir ? path.resolve(o.dir) : path.join(packageRoot(), "sql"),
@@ -79,8 +97,8 @@ async function runnerFor(o: DbOptions) {
 function connectionFlags(cmd: Command): Command {
   return cmd
     .addOption(urlOption())
-    .addOption(stackOption())
-    .option("--no-timescaledb", "vanilla PostgreSQL: plain tables and materialized views (default: the stack's tsdb:timescaledb)")
+    .option("--stack <name>", "take settings from this stack (Pulumi.<name>.yaml), which must be for the connection's database (default: the project's defaults)")
+    .option("--no-timescaledb", "vanilla PostgreSQL: plain tables and materialized views (default: TimescaleDB, or the stack's tsdb:timescaledb)")
     .option("--role <role>", "SET ROLE after connecting, so objects are owned by ROLE (default: <database>_owner when it exists and the login may use it)")
     .option("--dir <dir>", "migrations directory (default: this package's sql/)")
     .addOption(
@@ -128,8 +146,48 @@ async function status(o: DbOptions, ctx: Context): Promise<void> {
   else ctx.print(formatStatus(lines));
 }
 
-export function registerDb(program: Command, act: Act, io: Io): void {
-  const db = asGroup(program.command("db").description("apply, revert and inspect the versioned migrations in sql/"), io);
+interface RolesOptions {
+  url?: string;
+  stack?: string;
+  timescaledb: boolean;
+  connectRole: string[];
+  json?: boolean;
+}
+
+/** `tsdb db roles`: the stack's roles and grants on a server of your own (lib/ops/ownServerAccess.ts). */
+async function roles(o: RolesOptions, ctx: Context): Promise<void> {
+  const url = requireUrl(o.url);
+  const settings = await settingsFor(o.stack, url);
+  const [{ withClient }, { applyOwnServerAccess }] = await Promise.all([import("../lib/db.js"), import("../lib/ops/ownServerAccess.js")]);
+  const result = await withClient(url, (admin) =>
+    applyOwnServerAccess(admin, {
+      database: settings.database,
+      timescaledb: settings.timescaledb && o.timescaledb,
+      connectionLimits: { migrator: settings.migratorConnectionLimit, app: settings.appConnectionLimit, readonly: settings.readonlyConnectionLimit },
+      connectRoles: [...settings.connectRoles, ...o.connectRole],
+      env: ctx.io.env,
+    }),
+  );
+  const connect = result.plan.databaseGrants.filter((g) => g.privileges.includes("CONNECT")).map((g) => g.role);
+  if (o.json) return ctx.json({ database: settings.database, created: result.created, updated: result.updated, passwords: result.passwords, connect });
+  ctx.print(
+    [
+      `Roles of ${settings.database}: ${result.created.length ? `created ${result.created.join(", ")}` : "none created"}${result.updated.length ? `; already there: ${result.updated.join(", ")}` : ""}.`,
+      `CONNECT on ${settings.database}: ${connect.join(", ")} (PUBLIC has none).`,
+      ...result.passwords.map((p) => `Password of ${p.role}: ${p.from === "environment" ? "from the environment" : "generated, not shown"}.`),
+    ].join("\n"),
+  );
+  ctx.info(`Next: \`tsdb env --url <this URL> --role migrator --out .env.migrator\`, then \`tsdb db up\` as that role (set -a; . ./.env.migrator); apps: \`tsdb env --url <this URL> --role app\`.`);
+}
+
+export function registerDb(program: Command, act: Act): void {
+  const db = asGroup(program.command("db").description("apply, revert and inspect the versioned migrations in sql/"));
+  examples(
+    db,
+    "tsdb db status --url postgresql://postgres@127.0.0.1:5432/market",
+    "tsdb db plan && tsdb db up          # DATABASE_URL from the environment",
+    "tsdb db down --to 3 --url postgresql://postgres@127.0.0.1:5432/market",
+  );
   const to = (description: string) => new Option("--to <version>", description).argParser(parseTarget);
 
   examples(
@@ -160,6 +218,20 @@ export function registerDb(program: Command, act: Act, io: Io): void {
       if (down.getOptionValue("to") === undefined) throw new UsageError("required option '--to <version>' not specified (use --to 0 to revert everything)");
     })
     .action(act<DbOptions>((o, ctx) => move("down", o, ctx)));
+
+  examples(
+    db
+      .command("roles")
+      .description(
+        "on a server of your own: create the <database>_owner/_migrator/_app/_readonly roles, database grants, schemas and default privileges the stack creates (as the admin; the database must exist). Passwords from TSDB_MIGRATOR_PASSWORD, TSDB_APP_PASSWORD, TSDB_READONLY_PASSWORD or generated, never printed; tsdb env --role hands them out",
+      )
+      .addOption(urlOption("the admin's connection to the database (a superuser, or a CREATEROLE admin owning the database): a postgresql:// URL or key=value pairs"))
+      .option("--stack <name>", "take connection limits and tsdb:connectRoles from this stack, which must be for the connection's database")
+      .option("--no-timescaledb", "vanilla PostgreSQL: the owner role gets no LOGIN (TimescaleDB's jobs need it)")
+      .option("--connect-role <role>", "also grant CONNECT to this existing role (a pooler's auth_query user, a monitoring role); repeatable. pg_monitor always gets it", (v: string, prev: string[]) => [...prev, v], [] as string[])
+      .option("--json", "print what was done as JSON (never a password)"),
+    "PGPASSWORD=... tsdb db roles --url postgresql://postgres@db.example.com:5432/market --connect-role pgbouncer_auth",
+  ).action(act<RolesOptions>((o, ctx) => roles(o, ctx)));
 
   examples(
     connectionFlags(db.command("status").description("list every migration with its state: applied, pending, changed, missing")),

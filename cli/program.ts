@@ -1,7 +1,8 @@
 /**
  * The `tsdb` command: one commander program with a file per command group (cli/db.ts, cli/data.ts, ...).
  * This file wires the shared conventions (cli/conventions.ts) into commander: usage errors exit 2 with one
- * line plus the usage, runtime failures exit 1 with one line, help exits 0; a group without its subcommand
+ * line plus the usage, runtime failures exit 1 with one line, a bug (an internal error) exits 1 saying it is one
+ * with its stack trace and what to report, help exits 0; a group without its subcommand
  * (`tsdb`, `tsdb db`) prints its help.
  *
  * Why commander: it is the most used Node argument parser (no dependencies, maintained since 2011, typed),
@@ -10,7 +11,7 @@
  * choices and environment variables shown in the help (`Option.env`), and errors for unknown or missing flags.
  */
 import { Command, CommanderError } from "commander";
-import { type Act, EXIT, type Io, UsageError, asGroup, commandPath, debugEnabled, failureLine, makeContext, oneLine, packageRoot, usageLine } from "./conventions";
+import { type Act, EXIT, type Io, UsageError, asGroup, commandPath, debugEnabled, failureLine, internalErrorReport, isInternalError, makeContext, oneLine, packageRoot, usageLine } from "./conventions";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { registerBackup } from "./backup";
@@ -46,7 +47,7 @@ export function buildProgram(io: Io): { program: Command; outcome: { failed: boo
     .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out.write(s), writeErr: (s) => io.err.write(s) });
-  asGroup(program, io);
+  asGroup(program);
   examples(program);
 
   const act: Act = (body) => async (...args: unknown[]) => {
@@ -55,14 +56,14 @@ export function buildProgram(io: Io): { program: Command; outcome: { failed: boo
     const ctx = makeContext(io, globals.quiet === true, () => (outcome.failed = true));
     await body(cmd.opts() as never, ctx, cmd);
   };
-  registerDb(program, act, io);
-  registerData(program, act, io);
+  registerDb(program, act);
+  registerData(program, act);
   registerBackup(program, act);
   registerEnv(program, act);
   registerDoctor(program, act);
   registerSetup(program, act);
   registerSample(program, act);
-  registerBench(program, act, io);
+  registerBench(program, act);
 
   // Commander reports its own usage errors through outputError before throwing; keep the message and the
   // command it came from, and print them our way (one line + usage) in runTsdb.
@@ -114,6 +115,10 @@ export async function runTsdb(argv: string[], io: Io = { out: process.stdout, er
     if (err instanceof UsageError) {
       io.err.write(`${commandPath(cmd)}: ${oneLine(err.message)}\n${usageLine(cmd)}\n`);
       return EXIT.usage;
+    }
+    if (isInternalError(err)) {
+      io.err.write(internalErrorReport(cmd, err, { tsdb: version(), node: process.version, platform: `${process.platform} ${process.arch}` }));
+      return EXIT.failed;
     }
     io.err.write(`${failureLine(cmd, err)}\n`);
     if (debug && err instanceof Error && err.stack) io.err.write(`${err.stack}\n`);

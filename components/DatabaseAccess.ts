@@ -2,6 +2,7 @@ import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { accessPlan, type AccessPlan, type RoleKey } from "../lib/access";
+import { urlHost } from "../lib/connection";
 import type { ConnectionInfo } from "../lib/db";
 
 /** Arguments of {@link DatabaseAccess}. */
@@ -22,6 +23,8 @@ export interface DatabaseAccessArgs {
   rootCert?: { pem: pulumi.Input<string>; file: string };
   /** Use `database` as it already exists (a managed service's) instead of creating it. */
   existingDatabase?: boolean;
+  /** Existing roles besides the stack's (and pg_monitor) that keep CONNECT on the database (tsdb:connectRoles). */
+  connectRoles?: string[];
   /** Database name; roles are `<database>_owner`, `_migrator`, `_app`, `_readonly`. */
   database: string;
   /** Create the timescaledb extension. */
@@ -105,13 +108,18 @@ export class DatabaseAccess extends pulumi.ComponentResource {
       readonlyConnectionLimit: args.connectionLimits.readonly,
       timescaledb: args.timescaledb,
       existingDatabase: args.existingDatabase,
+      connectRoles: args.connectRoles,
     });
     this.ownerRole = this.plan.owner;
 
     this.provider = new postgresql.Provider(
       `${name}-provider`,
       {
-        host: args.host,
+        // The provider builds its DSN as fmt.Sprintf("%s://%s:%s@%s:%d/%s?%s", ..., host, port, ...) with the host
+        // as given (cyrilgdn/terraform-provider-postgresql postgresql/config.go, connStr, at the v1.27.0 commit
+        // ff936b9), and lib/pq splits host from port with net.SplitHostPort: a bare IPv6 address fails there ("too
+        // many colons"), so every postgresql resource failed with bindAddress ::1 or ::. An IPv6 host goes in brackets.
+        host: pulumi.output(args.host).apply(urlHost),
         port: args.port,
         username: args.adminUser,
         password: pulumi.secret(args.adminPassword),

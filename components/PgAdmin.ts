@@ -29,6 +29,9 @@ export interface PgAdminArgs {
 /** Where servers.json is uploaded inside the container. */
 export const SERVERS_JSON_PATH = "/pgadmin4/servers.json";
 
+/** Where the login password is uploaded inside the container (PGADMIN_DEFAULT_PASSWORD_FILE). */
+export const PASSWORD_FILE_PATH = "/etc/tsdb/pgadmin-password";
+
 /**
  * servers.json registering the TimescaleDB server. It holds no password: pgAdmin asks on first connect
  * (https://www.pgadmin.org/docs/pgadmin4/latest/import_export_servers.html).
@@ -61,14 +64,30 @@ export class PgAdmin extends pulumi.ComponentResource {
 
     this.image = new docker.RemoteImage(`${name}-pgadmin-image`, { name: args.image, keepLocally: true }, { parent: this });
 
+    // The login password goes in as a file, so it is not in the environment `docker inspect` prints: the image's
+    // entrypoint reads PGADMIN_DEFAULT_PASSWORD_FILE into its own environment only (`file_env` in
+    // pgadmin-org/pgadmin4 pkg/docker/entrypoint.sh; documented in docs/en_US/container_deployment.rst). The
+    // upload is mode 0644 owned by root (see TimescaleDbServer), readable by the image's pgadmin user.
     const envs = pulumi.secret(
-      pulumi.all([args.email, args.password]).apply(([email, password]) => [
+      pulumi.output(args.email).apply((email) => [
         `PGADMIN_DEFAULT_EMAIL=${email}`,
-        `PGADMIN_DEFAULT_PASSWORD=${password}`,
+        `PGADMIN_DEFAULT_PASSWORD_FILE=${PASSWORD_FILE_PATH}`,
         `PGADMIN_SERVER_JSON_FILE=${SERVERS_JSON_PATH}`,
         // No phoning home for new versions, and no mail server inside the container.
         "PGADMIN_CONFIG_UPGRADE_CHECK_ENABLED=False",
         "PGADMIN_DISABLE_POSTFIX=true",
+      ]),
+    );
+    const servers = serversJson({
+      name: `${args.database} (TimescaleDB)`,
+      host: args.databaseHost,
+      database: args.database,
+      username: args.username,
+    });
+    const uploads = pulumi.secret(
+      pulumi.output(args.password).apply((password) => [
+        { file: SERVERS_JSON_PATH, content: servers },
+        { file: PASSWORD_FILE_PATH, content: password },
       ]),
     );
 
@@ -81,17 +100,7 @@ export class PgAdmin extends pulumi.ComponentResource {
         restart: "unless-stopped",
         ports: [{ internal: 80, external: args.port, ip: args.bindAddress, protocol: "tcp" }],
         networksAdvanced: [{ name: args.networkName }],
-        uploads: [
-          {
-            file: SERVERS_JSON_PATH,
-            content: serversJson({
-              name: `${args.database} (TimescaleDB)`,
-              host: args.databaseHost,
-              database: args.database,
-              username: args.username,
-            }),
-          },
-        ],
+        uploads,
       },
       { parent: this, dependsOn: args.dependsOn },
     );

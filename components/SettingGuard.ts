@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
-import type { GuardContext } from "../lib/settingChanges";
+import type { ContainerValues, GuardContext } from "../lib/settingChanges";
 import { settingGuardProvider } from "../providers/SettingGuardProvider";
 
 /** Arguments of {@link SettingGuard}. */
@@ -12,6 +12,8 @@ export interface SettingGuardArgs {
   /** Guarded settings the user allows to change in this run (`TSDB_ALLOW`). */
   allow: string[];
   context: GuardContext;
+  /** Docker mode: the settings whose change replaces the TimescaleDB container (the preview says it restarts). */
+  container?: ContainerValues;
 }
 
 /** The dynamic resource; its outputs are the accepted values. */
@@ -44,7 +46,7 @@ export class SettingGuard extends pulumi.ComponentResource {
     );
     this.resource = new SettingGuardResource(
       `${name}-guard`,
-      { watched, allow: args.allow, context: args.context },
+      { watched, allow: args.allow, context: args.context, ...(args.container ? { container: args.container, notice: "" } : {}) },
       { parent: this, additionalSecretOutputs: ["watched"] },
     );
     this.registerOutputs({});

@@ -1,7 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { reachableHost } from "../lib/connection";
-import { dockerCpus, memorySwapMb } from "../lib/containerLimits";
+import { DATABASE_STOP_GRACE_SECONDS, DATABASE_STOP_SIGNAL, dockerCpus, memorySwapMb } from "../lib/containerLimits";
 import { postgresArgs, tunePostgres } from "../lib/tuning";
 
 /** Arguments of {@link TimescaleDbServer}. */
@@ -134,6 +134,13 @@ export class TimescaleDbServer extends pulumi.ComponentResource {
         wait: true,
         waitTimeout: args.waitTimeoutSeconds ?? 180,
         mustRun: true,
+        // @pulumi/docker replaces this container delete-before-replace (pulumi-docker v4.11.2 provider/resources.go):
+        // the old one is stopped first, with these (lib/containerLimits.ts), so PostgreSQL shuts down cleanly.
+        // destroyGraceSeconds is kept in state, not read back, and is no ForceNew: adding it is an in-place update.
+        destroyGraceSeconds: DATABASE_STOP_GRACE_SECONDS,
+        // ForceNew but Computed and read back from Config.StopSignal, which the postgres-based images already set to
+        // SIGINT (STOPSIGNAL), so a deployed container of those images keeps its state; said here so every image stops alike.
+        stopSignal: DATABASE_STOP_SIGNAL,
       },
       { parent: this, dependsOn: args.dependsOn },
     );

@@ -104,7 +104,16 @@ export interface AccessPlanInput {
    * history) and CONNECT/TEMPORARY (TimescaleDB's jobs connect as it).
    */
   existingDatabase?: boolean;
+  /**
+   * Roles outside the stack that must still connect after `REVOKE ALL ON DATABASE ... FROM PUBLIC`: a pooler's
+   * auth_query user, monitoring agents (`tsdb:connectRoles`, `tsdb db roles --connect-role`). `pg_monitor` always
+   * gets CONNECT, so any role the DBA makes a member of it can watch the database.
+   */
+  connectRoles?: string[];
 }
+
+/** Roles that keep CONNECT on the database whatever the settings say (see AccessPlanInput.connectRoles). */
+export const ALWAYS_CONNECT = ["pg_monitor"] as const;
 
 const APP_RIGHTS: Record<ObjectType, string[]> = {
   table: ["SELECT", "INSERT", "UPDATE", "DELETE"],
@@ -185,6 +194,7 @@ export function accessPlan(input: AccessPlanInput): AccessPlan {
       { role: migrator, privileges: ["CONNECT", "TEMPORARY"] },
       { role: app, privileges: ["CONNECT", "TEMPORARY"] },
       { role: readonly, privileges: ["CONNECT"] },
+      ...[...new Set([...ALWAYS_CONNECT, ...(input.connectRoles ?? [])])].map((role) => ({ role, privileges: ["CONNECT"] })),
     ],
     schemaGrants: schemas.flatMap((schema) => [
       { role: app, schema, privileges: ["USAGE"] },
@@ -217,6 +227,11 @@ export interface RenderOptions {
    * PostgreSQL 16+ allows that grant because CREATE ROLE gave the admin ADMIN OPTION on the roles it created.
    */
   adminIsSuperuser?: boolean;
+  /**
+   * Roles that exist already (the CLI applies the plan again on a server of your own): they get `ALTER ROLE`
+   * for their attributes, and a new password only when one is given, instead of `CREATE ROLE`.
+   */
+  existingRoles?: ReadonlySet<string>;
 }
 
 /**
@@ -236,11 +251,12 @@ export function renderAccessSql(
       : statements;
   const cluster: string[] = [];
   for (const role of plan.roles) {
-    const parts = [`CREATE ROLE ${q(role.name)}`, role.login ? "LOGIN" : "NOLOGIN", "INHERIT"];
+    const exists = options.existingRoles?.has(role.name) === true;
+    const parts = [`${exists ? "ALTER" : "CREATE"} ROLE ${q(role.name)}`, role.login ? "LOGIN" : "NOLOGIN", "INHERIT"];
     if (role.key !== "owner") {
       const password = passwords[role.key];
-      if (password === undefined) throw new Error(`renderAccessSql: no password given for LOGIN role ${role.name}`);
-      parts.push(`PASSWORD ${escapeLiteral(password).trim()}`);
+      if (password === undefined && !exists) throw new Error(`renderAccessSql: no password given for LOGIN role ${role.name}`);
+      if (password !== undefined) parts.push(`PASSWORD ${escapeLiteral(password).trim()}`);
     }
     parts.push(`CONNECTION LIMIT ${role.connectionLimit}`);
     cluster.push(parts.join(" "));

@@ -37,12 +37,33 @@ export function hostFromUrl(hostname: string): string {
 }
 
 /**
+ * An IP address in the one spelling Docker reports it back in (Go's net.IP.String(): lowercase, the longest run of
+ * zero groups as "::", an IPv4-mapped IPv6 address as dotted IPv4), so a port published on it reads back as it was
+ * sent (the docker provider compares `ports` ForceNew). Anything that is not an IP literal comes back unchanged.
+ */
+export function canonicalIp(address: string): string {
+  if (/^\d+\.\d+\.\d+\.\d+$/.test(address)) return address.split(".").map((p) => String(Number(p))).join(".");
+  if (!address.includes(":")) return address;
+  let host: string;
+  try {
+    // WHATWG URL serializes IPv6 hosts per RFC 5952, as Go does, except IPv4-mapped addresses (below).
+    host = new URL(`http://[${address}]/`).hostname.slice(1, -1);
+  } catch {
+    return address;
+  }
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(host);
+  if (!mapped) return host;
+  const [hi, lo] = [parseInt(mapped[1]!, 16), parseInt(mapped[2]!, 16)];
+  return [hi >> 8, hi & 255, lo >> 8, lo & 255].join(".");
+}
+
+/**
  * The address this machine connects to for a port published on `bindAddress`: the wildcard addresses
  * (0.0.0.0, ::) publish on every interface, so loopback of the same family reaches them.
  */
 export function reachableHost(bindAddress: string): string {
   if (bindAddress === "0.0.0.0") return "127.0.0.1";
-  if (bindAddress === "::" || bindAddress === "::0") return "::1";
+  if (canonicalIp(bindAddress) === "::") return "::1";
   return bindAddress;
 }
 

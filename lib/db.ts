@@ -6,27 +6,51 @@
  */
 import type { Client, ClientConfig } from "pg";
 import type { ConnectionInfo } from "./connection";
-import { explainTlsError, sslOptions, urlClientConfig } from "./tls";
+import { type ResolvedConnection, resolveConnection } from "./postgres/connectionString";
+import { explainTlsError, sslFallbackOptions, sslOptions, tlsRefused } from "./tls";
 
 // The connection contract and every URL (IPv6 in brackets) are defined once, in lib/connection.ts. Type-only
 // here: this module is captured by value into the migrations hook and should not drag more modules along.
 export type { ConnectionInfo } from "./connection";
 
-/** Where to connect: a `postgresql://` URL or node-postgres client settings. */
+/**
+ * Where to connect: a connection string as libpq reads it (a `postgresql://` URL or `key=value` pairs, with the
+ * PG* variables for what it leaves out: lib/postgres/connectionString.ts), or client settings.
+ */
 export type Connection = string | ClientConfig;
 
+/** node-postgres settings, plus what libpq would do when the first attempt is refused (see {@link openClient}). */
+export interface TsdbClientConfig extends ClientConfig {
+  /** `ssl` for a second attempt after the server refused the first's (sslmode prefer and allow). */
+  sslFallback?: ClientConfig["ssl"];
+  /** The settings came from a connection string: failure advice names what to put in it. */
+  fromConnectionString?: boolean;
+}
+
 /** node-postgres settings for a `ConnectionInfo`, mapping libpq's sslmode (and the CA) to `ssl` (lib/tls.ts). */
-export function clientConfig(info: ConnectionInfo, overrides: Partial<ClientConfig> = {}): ClientConfig {
-  const ssl = sslOptions({ sslmode: info.sslmode, sslrootcert: info.sslrootcert, host: info.host });
+export function clientConfig(info: ConnectionInfo, overrides: Partial<ClientConfig> = {}): TsdbClientConfig {
+  const target = { sslmode: info.sslmode, sslrootcert: info.sslrootcert, host: info.host };
+  const fallback = sslFallbackOptions(target);
+  const resolved = info as Partial<ResolvedConnection>;
   return {
     host: info.host,
     port: info.port,
     database: info.database,
     user: info.user,
     password: info.password,
-    ssl,
+    ssl: sslOptions(target),
+    ...(fallback === undefined ? {} : { sslFallback: fallback }),
+    ...(resolved.applicationName ? { application_name: resolved.applicationName } : {}),
+    ...(resolved.fromConnectionString ? { fromConnectionString: true } : {}),
     ...overrides,
   };
+}
+
+/** Client settings for `connection`: a string is read as libpq reads it; a ConnectionInfo gets its sslmode mapped. */
+export function connectionConfig(connection: Connection | ConnectionInfo): TsdbClientConfig {
+  if (typeof connection === "string") return clientConfig(resolveConnection(connection));
+  // A ConnectionInfo passed as settings: its sslmode means nothing to node-postgres, so map it here.
+  return "sslmode" in connection ? clientConfig(connection as ConnectionInfo) : connection;
 }
 
 /**
@@ -62,15 +86,20 @@ export function isConnectionLostError(err: unknown): err is ConnectionLostError 
  * Not the connect-time ones (57P03 starting up, 08001, 08004): those are "could not connect", said as is.
  */
 const LOST_CODES = /^(57P0[12]|0800[367])$/;
-/** Socket errors of a connection that ended under a command (ECONNREFUSED is a failed connect, not a loss). */
-const LOST_SOCKET_CODES = new Set(["ECONNRESET", "EPIPE"]);
+/**
+ * Socket errors of a connection that ended under a command (ECONNREFUSED is a failed connect, not a loss).
+ * A pattern, not a Set: Pulumi's closure serializer copies a captured Set as a plain object holding
+ * Set.prototype.has with no set behind it, so `has` threw "Method Set.prototype.has called on incompatible
+ * receiver" inside the migrations hook and hid every SQL error (test/providers/hooks-fresh-host.test.ts).
+ */
+const LOST_SOCKET_CODES = /^(ECONNRESET|EPIPE)$/;
 const LOST_MESSAGES = /Connection terminated|not queryable|terminating connection|server closed the connection/i;
 
 /** True when `err` (or its cause) means the connection to the server was lost, not that a statement failed. */
 export function isConnectionLost(err: unknown): boolean {
   for (let e = err as { code?: unknown; message?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
     if (isConnectionLostError(e)) return true;
-    if (typeof e.code === "string" && (LOST_CODES.test(e.code) || LOST_SOCKET_CODES.has(e.code))) return true;
+    if (typeof e.code === "string" && (LOST_CODES.test(e.code) || LOST_SOCKET_CODES.test(e.code))) return true;
     if (typeof e.message === "string" && LOST_MESSAGES.test(e.message)) return true;
   }
   return false;
@@ -99,16 +128,7 @@ export function guardConnectionErrors(client: Client): void {
 /** Opens one client, runs `fn`, and always closes the client. */
 export async function withClient<T>(connection: Connection, fn: (client: Client) => Promise<T>): Promise<T> {
   const pg = (await import("pg")).default;
-  const config: ClientConfig =
-    typeof connection === "string"
-      ? urlClientConfig(connection)
-      : // A ConnectionInfo passed as settings: its sslmode means nothing to node-postgres, so map it here.
-        "sslmode" in connection
-        ? clientConfig(connection as ConnectionInfo)
-        : connection;
-  const client = new pg.Client({ application_name: "tsdb-stack", ...config });
-  guardConnectionErrors(client);
-  await connectExplained(client);
+  const client = await openClient(pg, { application_name: "tsdb-stack", ...connectionConfig(connection) });
   try {
     return await fn(client);
   } finally {
@@ -117,14 +137,35 @@ export async function withClient<T>(connection: Connection, fn: (client: Client)
   }
 }
 
+/**
+ * A connected client for `config`, as libpq connects: with sslmode prefer, TLS first and plain text when the
+ * server refuses TLS; with allow, the other way round (`sslFallback`). Errors are explained as by
+ * {@link connectExplained}. `pg` is passed in: the migrations hook requires it where it runs.
+ */
+export async function openClient(pg: typeof import("pg"), config: TsdbClientConfig): Promise<Client> {
+  const { sslFallback, fromConnectionString, ...first } = config;
+  const attempt = async (settings: ClientConfig): Promise<Client> => {
+    const client = new pg.Client(settings);
+    guardConnectionErrors(client);
+    await connectExplained(client, fromConnectionString === true);
+    return client;
+  };
+  try {
+    return await attempt(first);
+  } catch (err) {
+    if (sslFallback === undefined || !tlsRefused((err as { cause?: unknown }).cause ?? err, first.ssl)) throw err;
+    return attempt({ ...first, ssl: sslFallback });
+  }
+}
+
 /** `client.connect()`, with a TLS failure (wrong CA, wrong host name) turned into one line saying so. */
-export async function connectExplained(client: Client): Promise<void> {
+export async function connectExplained(client: Client, fromConnectionString = false): Promise<void> {
   try {
     await client.connect();
   } catch (err) {
     const c = client as unknown as { host?: string; port?: number; ssl?: unknown };
     const caGiven = typeof c.ssl === "object" && c.ssl !== null && "ca" in c.ssl;
-    throw explainTlsError(err, `${c.host}:${c.port}`, caGiven) ?? err;
+    throw explainTlsError(err, `${c.host}:${c.port}`, caGiven, fromConnectionString) ?? err;
   }
 }
 

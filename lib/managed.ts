@@ -1,5 +1,5 @@
 /**
- * Managed services (issue 12): what the stack needs to treat Timescale Cloud, Azure Database for PostgreSQL
+ * Managed services: what the stack needs to treat Timescale Cloud, Azure Database for PostgreSQL
  * or a DBA-run cluster like its own container. The URLs other apps get (app and read-only through a pooler
  * when there is one, read-only on a replica when there is one; migrations always direct) and the CA
  * certificate a setting names. See docs/OPERATIONS.md, "Outgrowing one machine".

@@ -27,6 +27,35 @@ export interface GuardContext {
   /** The TimescaleDB container (docker mode), for the `docker exec` the password change needs. */
   containerName?: string;
   protectData: boolean;
+  /** Seconds PostgreSQL gets to shut down when its container is replaced (docker mode; destroyGraceSeconds). */
+  stopGraceSeconds?: number;
+}
+
+/**
+ * Settings that reach a ForceNew field of the TimescaleDB container (image, command, cpus, shm_size, ports, envs;
+ * kreuzwerker/terraform-provider-docker v3.9.0 internal/provider/resource_docker_container.go). @pulumi/docker
+ * replaces the container delete-before-replace (pulumi-docker v4.11.2 provider/resources.go), so a change of any
+ * of them stops PostgreSQL and starts it again: the preview says so (restartNotice).
+ */
+export const CONTAINER_SETTINGS = ["image", "memoryMb", "cpus", "maxConnections", "timescaledb", "telemetry", "port", "bindAddress"] as const;
+
+/** The deployed and new values of {@link CONTAINER_SETTINGS}, as strings (docker mode). */
+export type ContainerValues = Partial<Record<(typeof CONTAINER_SETTINGS)[number], string>>;
+
+/**
+ * The line the preview shows (the guard's `notice` input) when this run replaces the TimescaleDB container, so
+ * restarts PostgreSQL; "" when it does not. `passwordChanged`: an allowed admin password change (a new upload).
+ */
+export function restartNotice(olds: ContainerValues | undefined, news: ContainerValues | undefined, passwordChanged: boolean, c: GuardContext): string {
+  if (c.mode !== "docker" || !olds || !news) return "";
+  const changed: string[] = CONTAINER_SETTINGS.filter((k) => olds[k] !== undefined && news[k] !== undefined && olds[k] !== news[k]).map((k) => `tsdb:${k}`);
+  if (passwordChanged) changed.push("tsdb:adminPassword");
+  if (changed.length === 0) return "";
+  const container = c.containerName ?? `tsdb-${c.stack}-timescaledb`;
+  return (
+    `${changed.join(", ")} changed: the container ${container} is replaced, which restarts PostgreSQL: a fast shutdown ` +
+    `(open sessions are cut; up to ${c.stopGraceSeconds ?? 0} s to write its checkpoint), then it starts again on the kept data volume.`
+  );
 }
 
 /** Environment variable naming the guarded changes the user asks for, comma-separated (e.g. `database`). */

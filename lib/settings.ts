@@ -11,6 +11,7 @@ import * as net from "node:net";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { canonicalIp } from "./connection";
 import { LoadRequestSchema } from "./loader/loadRequest";
 
 /** A PostgreSQL interval as the migration contract accepts it: a number and one unit, e.g. `7 days`. */
@@ -94,7 +95,7 @@ export interface Settings {
   externalAdminUser: string;
   /** libpq sslmode, resolved: `disable` for docker mode and `require` for external mode unless set. */
   sslmode: "disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full";
-  /** External mode: use `database` as it exists on the server instead of creating it (issue 12). */
+  /** External mode: use `database` as it exists on the server instead of creating it. */
   existingDatabase: boolean;
   /** CA certificate for verify-ca/verify-full: a PEM file path (relative to the project) or the PEM text. */
   sslRootCert: string | undefined;
@@ -104,6 +105,8 @@ export interface Settings {
   /** External mode: streaming replica host for the read-only `replica` URL. */
   replicaHost: string | undefined;
   replicaPort: number;
+  /** Roles besides the stack's and pg_monitor that keep CONNECT on the database (a pooler's auth_query user). */
+  connectRoles: string[];
   ohlcvChunkInterval: string;
   tickChunkInterval: string;
   compressAfter: string;
@@ -184,12 +187,13 @@ export const SETTING_DECLARATIONS: Record<string, SettingDeclaration> = {
   poolerPort: { type: "integer", default: 6432, description: "External mode: connection pooler port." },
   replicaHost: { type: "string", default: "", description: "External mode: read replica host; the database output gains a read-only urls.replica on it. Empty = no replica." },
   replicaPort: { type: "integer", default: 5432, description: "External mode: read replica port." },
+  connectRoles: { type: "string", default: "", description: "Comma-separated existing roles that keep CONNECT on the database after PUBLIC's is revoked, e.g. a PgBouncer auth_query user or a monitoring role (pg_monitor always keeps it). Empty = none besides the stack's roles." },
   ohlcvChunkInterval: { type: "string", default: "30 days", description: "Hypertable chunk interval for OHLCV bars, e.g. \"7 days\"; from 1 hour to 10 years." },
   tickChunkInterval: { type: "string", default: "1 day", description: "Hypertable chunk interval for ticks and trades; from 1 minute to 1 year." },
   compressAfter: { type: "string", default: "90 days", description: "Compress (columnstore) chunks older than this; from 1 hour to 100 years." },
   tickRetention: { type: "string", default: "180 days", description: "Drop ticks older than this; from 1 hour to 100 years and at least tickChunkInterval; empty = keep everything." },
   caggRefreshInterval: { type: "string", default: "1 hour", description: "Continuous aggregate refresh schedule; from 1 minute to 1 year." },
-  datasets: { type: undefined, default: [], description: "Market data loaded by pulumi up: a list of {name, source, format?, table?, symbol?, provider?, timeframe?, exchange?, pathPattern?, map?, columns?, layout?, delimiter?, onConflict?, maxRejects?, strict?, target?, timezone?, ambiguousTime?, priceDivisor?, inconsistentOhlc?} (docs/LOADING.md)." },
+  datasets: { type: undefined, default: [], description: "Market data loaded by pulumi up: a list of {name, source, format?, table?, symbol?, provider?, timeframe?, exchange?, pathPattern?, map?, columns?, layout?, delimiter?, onConflict?, maxRejects?, strict?, target?, timezone?, ambiguousTime?, priceDivisor?, inconsistentOhlc?, lockTimeout?} (docs/LOADING.md)." },
   backupDir: { type: "string", default: "./backups", description: "Directory npm run db:backup writes to." },
   backupRetain: { type: "integer", default: 7, description: "Backups kept (at least 1)." },
 };
@@ -267,7 +271,7 @@ const datasetSchema = LoadRequestSchema.omit({ rejects: true }).extend({
 
 const datasetsField: FieldParser<DatasetSetting[]> = (value) => {
   const allowed =
-    "a list of datasets, each {name (slug), source (path), format? (csv|parquet|sqlite), table?, symbol?, provider?, timeframe?, exchange?, pathPattern?, map?, columns?, layout?, delimiter?, onConflict? (skip|update), maxRejects?, strict?, target?, timezone?, ambiguousTime?, priceDivisor?, inconsistentOhlc?} (docs/LOADING.md)";
+    "a list of datasets, each {name (slug), source (path), format? (csv|parquet|sqlite), table?, symbol?, provider?, timeframe?, exchange?, pathPattern?, map?, columns?, layout?, delimiter?, onConflict? (skip|update), maxRejects?, strict?, target?, timezone?, ambiguousTime?, priceDivisor?, inconsistentOhlc?, lockTimeout?} (docs/LOADING.md)";
   let list: unknown = value;
   if (typeof value === "string") {
     try {
@@ -297,7 +301,11 @@ const FIELD_PARSERS: { [K in Exclude<keyof Settings, "stack">]: FieldParser<Sett
   image: imageField,
   toolkit: boolField,
   port: intField(1, 65535, "an integer port from 1 to 65535"),
-  bindAddress: stringField((s) => net.isIP(s) !== 0, 'an IP address such as "127.0.0.1" or "0.0.0.0"'),
+  // Canonical, as Docker reports a published port's address back (lib/connection.ts canonicalIp): "0:0::1" is "::1".
+  bindAddress: (value) => {
+    const r = stringField((s) => net.isIP(s) !== 0, 'an IP address such as "127.0.0.1" or "0.0.0.0"')(value);
+    return r.ok ? { ok: true, value: canonicalIp(r.value) } : r;
+  },
   memoryMb: intField(512, 4_194_304, "an integer number of MB, at least 512"),
   cpus: intField(1, 1024, "an integer number of CPUs, at least 1"),
   maxConnections: (value) => {
@@ -339,6 +347,12 @@ const FIELD_PARSERS: { [K in Exclude<keyof Settings, "stack">]: FieldParser<Sett
   poolerPort: intField(1, 65535, "an integer port from 1 to 65535"),
   replicaHost: optionalField(stringField((s) => /^[A-Za-z0-9.:\-[\]]+$/.test(s), "a host name or IP address"), "for no replica"),
   replicaPort: intField(1, 65535, "an integer port from 1 to 65535"),
+  connectRoles: (value) => {
+    const list = value === undefined || value === null || value === "" ? [] : typeof value === "string" ? value.split(",").map((r) => r.trim()) : undefined;
+    return list && list.every((r) => /^[A-Za-z_][A-Za-z0-9_$-]{0,62}$/.test(r))
+      ? { ok: true, value: list }
+      : { ok: false, allowed: "a comma-separated list of PostgreSQL role names, or empty for none" };
+  },
   ohlcvChunkInterval: intervalField(INTERVAL_RANGES.ohlcvChunkInterval),
   tickChunkInterval: intervalField(INTERVAL_RANGES.tickChunkInterval),
   compressAfter: intervalField(INTERVAL_RANGES.compressAfter),
@@ -431,7 +445,7 @@ export function parseSettings(raw: Record<string, unknown>, context: ParseContex
   return s;
 }
 
-/** Settings for managed services (issue 12) that only make sense together or in external mode. */
+/** Settings for managed services that only make sense together or in external mode. */
 function managedServiceProblems(s: Settings): string[] {
   const problems: string[] = [];
   if (s.mode === "docker") {
@@ -457,6 +471,14 @@ function managedServiceProblems(s: Settings): string[] {
  * Settings for `stack` as the CLIs see them: Pulumi.yaml defaults overlaid with `Pulumi.<stack>.yaml`
  * `tsdb:` values. Encrypted (`secure:`) values are ignored, so passwords are undefined and never required.
  */
+/**
+ * The settings every stack starts from (the declarations' defaults, as Pulumi.yaml states them), for commands
+ * on a server of your own that name no stack: never another stack's file.
+ */
+export function defaultSettings(): Settings {
+  return parseSettings({}, { stack: "", requireSecrets: false });
+}
+
 export function readStackSettings(projectDir: string, stack: string): Settings {
   const projectFile = path.join(projectDir, "Pulumi.yaml");
   const stackFile = path.join(projectDir, `Pulumi.${stack}.yaml`);

@@ -25,20 +25,22 @@ export interface TlsTarget {
 }
 
 /**
- * node-postgres `ssl` for a target. disable/allow/prefer: no TLS (node-postgres cannot fall back as libpq
- * does, and the local container has no certificate). require: encrypted, certificate unchecked, unless a CA is
- * given, when libpq checks the chain as verify-ca does. verify-ca: chain only (needs the CA). verify-full:
- * chain and host name, against the given CA or else the public CAs Node trusts.
+ * node-postgres `ssl` for a target's first attempt. disable, allow: no TLS. prefer: TLS with the certificate
+ * unchecked (checked against the CA when one is given, as libpq does with a root.crt), and lib/db.ts tries again
+ * without TLS when the server does not offer it ({@link sslFallbackOptions}). require: encrypted, certificate
+ * unchecked, unless a CA is given, when libpq checks the chain as verify-ca does. verify-ca: chain only (needs
+ * the CA). verify-full: chain and host name, against the given CA or else the public CAs Node trusts.
  */
 export function sslOptions(target: TlsTarget): false | ConnectionOptions {
   const { sslmode, sslrootcert } = target;
-  if (sslmode === "disable" || sslmode === "allow" || sslmode === "prefer") return false;
+  if (sslmode === "disable" || sslmode === "allow") return false;
+  if (sslmode === "prefer") return sslOptions({ ...target, sslmode: "require" });
   // verify-ca trusts any certificate the CA signed, whatever host it names: with the public CAs that would be
   // anyone's certificate (libpq and node-postgres's libpq mode refuse it too). verify-full without a CA uses
   // Node's public CAs, like libpq's sslrootcert=system, for services with publicly trusted certificates.
   if (sslmode === "verify-ca" && !sslrootcert) {
     throw new Error(
-      `[tsdb:sslRootCert] is required with sslmode verify-ca: set it to the CA certificate (a PEM file or its text) that issued the server's certificate.`,
+      `[tsdb:sslRootCert] is required with sslmode verify-ca: set it to the CA certificate (a PEM file or its text) that issued the server's certificate (with --url: sslrootcert=/path/to/ca.crt in the URL, or PGSSLROOTCERT).`,
     );
   }
   if (sslmode === "require" && !sslrootcert) return { rejectUnauthorized: false };
@@ -57,6 +59,25 @@ export function sslOptions(target: TlsTarget): false | ConnectionOptions {
     return options;
   }
   throw new Error(`[tsdb:sslmode] must be one of ${SSL_MODES.join(", ")}, got ${JSON.stringify(sslmode)}.`);
+}
+
+/**
+ * The second attempt libpq makes when the first is refused: prefer tries without TLS after a server that does not
+ * offer it (or whose pg_hba.conf has no TLS entry), allow tries TLS after a server that wants it. Undefined for
+ * the other modes, which never try twice.
+ */
+export function sslFallbackOptions(target: TlsTarget): false | ConnectionOptions | undefined {
+  if (target.sslmode === "prefer") return false;
+  if (target.sslmode === "allow") return sslOptions({ ...target, sslmode: "require" });
+  return undefined;
+}
+
+/** Whether a failed first attempt with `ssl` is one libpq answers by trying the other way (see {@link sslFallbackOptions}). */
+export function tlsRefused(err: unknown, ssl: unknown): boolean {
+  const e = err as { code?: string; message?: string } | undefined;
+  const message = e?.message ?? "";
+  if (ssl) return /does not support SSL/i.test(message) || (e?.code === "28000" && /pg_hba\.conf/.test(message));
+  return e?.code === "28000" && /pg_hba\.conf/.test(message);
 }
 
 /** `url` with `sslrootcert=<file>` added, as psql and libpq read the CA; unchanged without a file or TLS. */
@@ -92,23 +113,6 @@ export function pemText(text: string): string | undefined {
   return /-----BEGIN CERTIFICATE-----/.test(text) ? text : undefined;
 }
 
-/**
- * Connection settings from a `postgresql://` URL for node-postgres, with libpq's sslmode (and `sslrootcert`,
- * a file read here) instead of node-postgres's own reading, where `sslmode=require` would check the certificate.
- */
-export function urlClientConfig(url: string): import("pg").ClientConfig {
-  const parsed = new URL(url);
-  const sslmode = parsed.searchParams.get("sslmode") ?? process.env.PGSSLMODE ?? "prefer";
-  const rootFile = parsed.searchParams.get("sslrootcert") ?? undefined;
-  // node-postgres reads what remains; `ssl` below is not overridden because the URL no longer mentions TLS.
-  parsed.searchParams.delete("sslmode");
-  parsed.searchParams.delete("sslrootcert");
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const sslrootcert = rootFile ? (require("node:fs") as typeof import("node:fs")).readFileSync(rootFile, "utf8") : undefined;
-  const host = decodeURIComponent(parsed.hostname).replace(/^\[(.*)\]$/, "$1");
-  return { connectionString: parsed.toString(), ssl: sslOptions({ sslmode, sslrootcert, host }) };
-}
-
 /** Node's codes for a certificate chain the trusted CA does not vouch for (an array: Pulumi serializes a Set badly). */
 const UNTRUSTED_CHAIN = [
   "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
@@ -122,19 +126,29 @@ const UNTRUSTED_CHAIN = [
 
 /**
  * A one-line error for a TLS failure while connecting to `where` (host:port), or undefined when `err` is not
- * one; `caGiven` says whether a CA was set or the public CAs were used. The original error stays as `cause`.
+ * one; `caGiven` says whether a CA was set or the public CAs were used. `fromUrl`: the connection came from a
+ * URL (`--url`, DATABASE_URL, PG* variables), so the advice names what to put in it rather than the stack's
+ * settings. The original error stays as `cause`.
  */
-export function explainTlsError(err: unknown, where: string, caGiven = true): Error | undefined {
+export function explainTlsError(err: unknown, where: string, caGiven = true, fromUrl = false): Error | undefined {
   const e = err as { code?: string; message?: string } | undefined;
   const code = e?.code ?? "";
   const message = e?.message ?? String(err);
   if (code === "ERR_TLS_CERT_ALTNAME_INVALID") {
+    const fix = fromUrl ? "put sslmode=verify-ca in the URL" : "use sslmode verify-ca";
     return new Error(
-      `TLS: the certificate of ${where} does not name the host connected to (${message.replace(/\s*\n\s*/g, " ")}); connect by a name the certificate lists, or use sslmode verify-ca.`,
+      `TLS: the certificate of ${where} does not name the host connected to (${message.replace(/\s*\n\s*/g, " ")}); connect by a name the certificate lists, or ${fix}.`,
       { cause: err },
     );
   }
   if (UNTRUSTED_CHAIN.includes(code)) {
+    if (fromUrl) {
+      const trusted = caGiven ? "the CA in sslrootcert" : "a public CA (no sslrootcert is given)";
+      return new Error(
+        `TLS: the certificate of ${where} is not signed by ${trusted} (${code}); put sslrootcert=/path/to/ca.crt in the URL (or set PGSSLROOTCERT) naming the CA that issued the server's certificate.`,
+        { cause: err },
+      );
+    }
     const trusted = caGiven ? "the CA in tsdb:sslRootCert" : "a public CA (no tsdb:sslRootCert is set)";
     return new Error(
       `TLS: the certificate of ${where} is not signed by ${trusted} (${code}); set tsdb:sslRootCert to the CA that issued the server's certificate.`,
@@ -142,7 +156,8 @@ export function explainTlsError(err: unknown, where: string, caGiven = true): Er
     );
   }
   if (/does not support SSL/i.test(message)) {
-    return new Error(`TLS: ${where} does not accept TLS connections, but the sslmode asks for TLS; enable ssl on the server or lower tsdb:sslmode.`, {
+    const fix = fromUrl ? "put sslmode=prefer (or disable) in the URL" : "lower tsdb:sslmode";
+    return new Error(`TLS: ${where} does not accept TLS connections, but the sslmode asks for TLS; enable ssl on the server or ${fix}.`, {
       cause: err,
     });
   }

@@ -13,7 +13,7 @@
  */
 import type * as pulumi from "@pulumi/pulumi";
 import type { Client } from "pg";
-import { type ConnectionInfo, clientConfig, connectExplained, guardConnectionErrors } from "../lib/db";
+import { type ConnectionInfo, clientConfig, openClient } from "../lib/db";
 import { type RunnableMigration, migrateDown, migrateUp, setRole } from "../lib/migrations/core";
 import { checkDownAllowed, dropsIn, planDrops, protectDataRefusal } from "../lib/migrations/downPlan";
 
@@ -88,10 +88,9 @@ async function withMigratorClient<T>(info: ConnectionInfo, role: string | undefi
   // `pg` is required here, not imported at top level: the host resolves it from the project's node_modules.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const pg = require("pg") as typeof import("pg");
-  const client = new pg.Client({ application_name: "tsdb-stack migrations hook", ...clientConfig(info) });
-  // Without it a server restart mid-run is an unhandled 'error' event that kills the provider process.
-  guardConnectionErrors(client);
-  await connectExplained(client);
+  // openClient guards against the unhandled 'error' event a server restart mid-run would raise, which would
+  // kill the provider process, and tries again without TLS for sslmode prefer, as libpq does.
+  const client = await openClient(pg, { application_name: "tsdb-stack migrations hook", ...clientConfig(info) });
   try {
     await setRole(client, role);
     return await fn(client);

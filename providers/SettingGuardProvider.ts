@@ -9,7 +9,7 @@
  * secret). Module import is lib/settingChanges (no imports itself), which Pulumi serializes by value.
  */
 import type * as pulumi from "@pulumi/pulumi";
-import { type GuardContext, type WatchedValues, refusedChanges } from "../lib/settingChanges";
+import { type ContainerValues, type GuardContext, type WatchedValues, refusedChanges, restartNotice } from "../lib/settingChanges";
 
 /** Inputs of the guard (resolved). */
 export interface SettingGuardInputs {
@@ -17,25 +17,39 @@ export interface SettingGuardInputs {
   /** Guarded settings the user allowed to change in this run (TSDB_ALLOW). */
   allow: string[];
   context: GuardContext;
+  /** The settings that replace the TimescaleDB container (docker mode). */
+  container?: ContainerValues;
+  /** Set by `check`: what the preview should say about this run (a container replacement restarts PostgreSQL). */
+  notice?: string;
 }
 
 /** Pulumi's placeholder for values not known during preview. */
 const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 
-function knownValues(watched: WatchedValues | undefined): WatchedValues | undefined {
-  if (!watched) return undefined;
-  return Object.fromEntries(Object.entries(watched).filter(([, v]) => typeof v === "string" && v !== UNKNOWN));
+function knownValues<T extends Record<string, string | undefined>>(values: T | undefined): T | undefined {
+  if (!values) return undefined;
+  return Object.fromEntries(Object.entries(values).filter(([, v]) => typeof v === "string" && v !== UNKNOWN)) as T;
 }
 
 /** The dynamic provider; see the module comment. */
 export const settingGuardProvider: pulumi.dynamic.ResourceProvider = {
   async check(olds: Partial<SettingGuardInputs>, news: SettingGuardInputs): Promise<pulumi.dynamic.CheckResult> {
-    const refusals = refusedChanges(knownValues(olds?.watched), knownValues(news.watched) ?? {}, news.allow ?? [], news.context);
-    return refusals.length > 0 ? { failures: refusals.map((reason) => ({ property: "watched", reason })) } : { inputs: news };
+    const before = knownValues(olds?.watched);
+    const after = knownValues(news.watched) ?? {};
+    const refusals = refusedChanges(before, after, news.allow ?? [], news.context);
+    if (refusals.length > 0) return { failures: refusals.map((reason) => ({ property: "watched", reason })) };
+    // Shown by `pulumi preview --diff` as this resource's changed `notice`, next to the container's replace.
+    const passwordChanged = before?.adminPassword !== undefined && after.adminPassword !== undefined && before.adminPassword !== after.adminPassword;
+    const notice = restartNotice(knownValues(olds?.container), knownValues(news.container), passwordChanged, news.context);
+    return { inputs: { ...news, notice } };
   },
 
   async diff(_id: string, olds: SettingGuardInputs, news: SettingGuardInputs): Promise<pulumi.dynamic.DiffResult> {
-    const changes = JSON.stringify(olds.watched) !== JSON.stringify(news.watched) || JSON.stringify(olds.context) !== JSON.stringify(news.context);
+    // `notice` is about this run only: it is not compared, so the run after a restart shows no change.
+    const changes =
+      JSON.stringify(olds.watched) !== JSON.stringify(news.watched) ||
+      JSON.stringify(olds.context) !== JSON.stringify(news.context) ||
+      JSON.stringify(olds.container ?? null) !== JSON.stringify(news.container ?? null);
     return { changes, replaces: [], deleteBeforeReplace: false };
   },
 

@@ -8,7 +8,7 @@
  * hourly bars for a few), rollups refreshed, old chunks compressed as the columnstore policy would, ANALYZE;
  * then p50/p95 over `runs` timed runs (after warm-up) of the five queries, written to bench/queries.md. Each
  * engine is loaded under migration 0011's `(symbol, timeframe, time DESC)` index, measured, then migrated to
- * 0012 (the same index ascending, issue 11) and measured again: before and after on the same data, same run.
+ * 0012 (the same index ascending) and measured again: before and after on the same data, same run.
  */
 import fs from "node:fs";
 import os from "node:os";
@@ -173,7 +173,7 @@ async function measure(client: Client, engine: string, timescaledb: boolean, run
   return out;
 }
 
-/** The last migration before 0012 made the bars' (symbol, timeframe, time) index ascending (issue 11). */
+/** The last migration before 0012 made the bars' (symbol, timeframe, time) index ascending. */
 const BEFORE_ASCENDING_INDEX = 11;
 
 async function prepare(engine: Engine, timescaledb: boolean, files: string[]): Promise<{ rows: number; loadSeconds: number; compressed: string }> {

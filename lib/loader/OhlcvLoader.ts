@@ -15,9 +15,12 @@ import { Readable } from "node:stream";
 import { finished, pipeline } from "node:stream/promises";
 import type { Client } from "pg";
 import { withClient, withTransaction, type Connection } from "../db";
+import { describeHolders, holdersOf } from "../migrations/core";
+import { printable } from "./printable";
 import { RejectsWriter } from "./rejects";
 import { type ProgressReporter, silentProgress } from "./progress";
 import { COLUMNS, type CheckedSource, type Chunk, type ChunkShape, type ReadEvents, type ReadOptions, type SeriesSpan, openChecked } from "./readSource";
+import type { ValueColumn, ValueTypes } from "./rowValidation";
 import { microsToSql } from "./timestamps";
 import { type PresentSeries, type SeriesRange, canonicalValues, fetchPresent, indexOfTime, presentValues, sameValueBytes } from "./presentKeys";
 
@@ -60,6 +63,11 @@ export interface LoadOptions extends ReadOptions {
   strategy?: "filter" | "stage";
   /** Rows per chunk (default DEFAULT_CHUNK_ROWS). */
   chunkRows?: number;
+  /**
+   * Longest wait for a lock (the load lock, or a bar another session wrote and has not committed) before the
+   * load gives up naming the session that holds it; default DEFAULT_LOAD_LOCK_TIMEOUT_MS.
+   */
+  lockTimeoutMs?: number;
 }
 
 /** Counts for one source. */
@@ -217,7 +225,7 @@ export const DEFAULT_CHUNK_ROWS = 32_768;
 /**
  * `COPY ... FROM STDIN` as a pg-copy-streams query. Required when first used (a CLI run that loads nothing
  * never loads it) and synchronously, so a COPY is queued on the client the moment it is asked for, right
- * behind the statement before it (an `import()` per chunk cost every chunk a few event-loop turns, issue 11).
+ * behind the statement before it (an `import()` per chunk cost every chunk a few event-loop turns).
  */
 function copyFromStdin(into: string): import("pg-copy-streams").CopyStreamQuery {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -328,7 +336,7 @@ async function writeFresh(client: Client, table: string, rows: Rows): Promise<{ 
   const savepoint = client.query("SAVEPOINT tsdb_chunk");
   const write = writeRows(client, table, rows);
   // A COPY is one statement, queued at once: RELEASE queues right behind it and the server runs the three back
-  // to back instead of waiting between them for the client's next turn (issue 11: about 5 ms a chunk). Batched
+  // to back instead of waiting between them for the client's next turn (about 5 ms a chunk). Batched
   // INSERTs queue one after another, so RELEASE follows the last of them, inside the savepoint's reach.
   const release = rows.kind === "text" ? client.query("RELEASE SAVEPOINT tsdb_chunk") : write.then(() => client.query("RELEASE SAVEPOINT tsdb_chunk"));
   const steps = [savepoint, write, release];
@@ -349,11 +357,11 @@ const STREAM_PENDING_PIECES = 16;
 /**
  * Writes every chunk of `source` through one COPY into `table`, fed while the next chunk is read: the load of
  * new bars into an empty target (the first import) then costs the server what `psql \copy` costs it, with no
- * probe, savepoint or statement between chunks (issue 11). The caller makes sure nothing can conflict: the
+ * probe, savepoint or statement between chunks. The caller makes sure nothing can conflict: the
  * target was empty; a concurrent writer's key fails the COPY (23505) and loadOhlcv runs the load again alone.
  * Returns the rows written.
  */
-async function streamSource(client: Client, table: string, source: CheckedSource): Promise<number> {
+async function streamSource(client: Client, table: string, chunks: AsyncIterable<Chunk>): Promise<number> {
   const copy = client.query(copyFromStdin(table));
   const done = finished(copy);
   // Awaited below, or not at all when the server's error is thrown first: never an unhandled rejection.
@@ -389,7 +397,7 @@ async function streamSource(client: Client, table: string, source: CheckedSource
   };
   let rows = 0;
   try {
-    for await (const chunk of source.chunks()) {
+    for await (const chunk of chunks) {
       if (failed) throw failed;
       rows += chunk.n;
       queue.push(...piecesOf(chunk.bytes.subarray(0, chunk.used)));
@@ -419,19 +427,21 @@ async function streamSource(client: Client, table: string, source: CheckedSource
  * values differ (update), staged for the merge. The chunk's write runs on the server while the client reads
  * and checks the next chunk. Strategy `stage`: every row goes to staging and one INSERT ... ON CONFLICT merges
  * it (the reference path the tests compare with). `stream`: one COPY for the whole source (streamSource), for a
- * target that held no bar when the source began.
+ * target that held no bar when the source began, or (`probe`) whose first chunk the target holds none of.
  */
-async function loadSource(client: Client, source: CheckedSource, options: LoadOptions, progress: ProgressReporter, stream: boolean): Promise<SourceSummary> {
+async function loadSource(client: Client, source: CheckedSource, options: LoadOptions, progress: ProgressReporter, plan: WritePlan): Promise<SourceSummary> {
   const policy = options.onConflict ?? "skip";
   const table = quoteTarget(options.target ?? DEFAULT_TARGET, (s) => client.escapeIdentifier(s));
   let written: Written;
   progress.start(source.name, source.totalRows);
   try {
+    const chunks = source.chunks();
+    const { stream, all } = plan === "probe" ? await probeFirstChunk(client, table, source, policy, chunks) : { stream: plan === "stream", all: chunks };
     if (stream) {
-      const rows = await streamSource(client, table, source);
+      const rows = await streamSource(client, table, all);
       written = { valid: rows, direct: rows, staged: 0 };
     } else {
-      written = await writeInChunks(client, table, source, options, policy);
+      written = await writeInChunks(client, table, source, options, policy, all);
     }
   } finally {
     progress.stop();
@@ -464,10 +474,10 @@ interface Written {
  * Writes `source` chunk by chunk (strategies `filter` and `stage`, see loadSource). Chunks are written one after
  * another in a promise chain: each one's probe and COPY start the moment the one before is written (a promise
  * callback), not at the reader's next stop, and the reader runs up to CHUNKS_AHEAD chunks ahead, so the server
- * never waits on one slow chunk (issue 11). A failure is kept as a value (never an unhandled rejection), skips
+ * never waits on one slow chunk. A failure is kept as a value (never an unhandled rejection), skips
  * the chunks after it and is rethrown when awaited.
  */
-async function writeInChunks(client: Client, table: string, source: CheckedSource, options: LoadOptions, policy: ConflictPolicy): Promise<Written> {
+async function writeInChunks(client: Client, table: string, source: CheckedSource, options: LoadOptions, policy: ConflictPolicy, chunks: AsyncIterable<Chunk>): Promise<Written> {
   const written: Written = { valid: 0, direct: 0, staged: 0 };
   const writeChunk = async (chunk: Chunk) => {
     if (options.strategy === "stage") {
@@ -489,7 +499,7 @@ async function writeInChunks(client: Client, table: string, source: CheckedSourc
     if (r instanceof Failure) throw r.error;
   };
   try {
-    for await (const chunk of source.chunks()) {
+    for await (const chunk of chunks) {
       written.valid += chunk.n;
       while (unwritten.length >= CHUNKS_AHEAD) await settle(unwritten.shift());
       tail = tail.then((before): unknown => (before instanceof Failure ? before : writeChunk(chunk))).catch((e: unknown) => new Failure(e));
@@ -501,6 +511,36 @@ async function writeInChunks(client: Client, table: string, source: CheckedSourc
     await tail;
   }
   return written;
+}
+
+/**
+ * How a source is written: `stream` (one COPY: the target holds no bar), `probe` (the target holds bars: stream
+ * when it holds none of the first chunk's, see probeFirstChunk), or `chunks` (chunk by chunk, each probed).
+ */
+type WritePlan = "stream" | "probe" | "chunks";
+
+/**
+ * Reads the first chunk and asks the target for its keys (one probe of at most FIRST_CHUNK_ROWS bars): when
+ * none is present, the source is taken for new bars (new series, or bars after the stored ones: the everyday
+ * append) and streamed through one COPY, as into an empty target. A later bar the target does holds fails that
+ * COPY (23505), and loadOhlcv runs the load again alone, chunk by chunk: a wrong guess costs one partial pass,
+ * a right one every later probe and savepoint. `all` yields the first chunk again, then the rest.
+ */
+async function probeFirstChunk(
+  client: Client,
+  table: string,
+  source: CheckedSource,
+  policy: ConflictPolicy,
+  chunks: AsyncGenerator<Chunk>,
+): Promise<{ stream: boolean; all: AsyncIterable<Chunk> }> {
+  const first = await chunks.next();
+  if (first.done) return { stream: false, all: chunks };
+  const { fresh } = await sortChunk(client, table, first.value, source, policy);
+  async function* again(head: Chunk): AsyncGenerator<Chunk> {
+    yield head;
+    yield* chunks;
+  }
+  return { stream: fresh.n === first.value.n, all: again(first.value) };
 }
 
 /** A failed background write, kept as a value until the loader awaits it. */
@@ -554,6 +594,37 @@ async function merge(
   return r.rows[0] ?? { inserted: 0, updated: 0 };
 }
 
+/** The value columns' SQL names, in ValueColumn spelling. */
+const VALUE_COLUMNS: readonly ValueColumn[] = VALUES;
+
+/**
+ * The target's value column types that differ from the contract's unconstrained numeric, for the row checks
+ * (a value a column cannot hold failed the whole load, issue 23.19); undefined when every one is unconstrained
+ * numeric. A type the checks do not know (double precision, or text) is left to the server.
+ */
+async function targetTypes(client: Client, table: string): Promise<ValueTypes | undefined> {
+  const r = await client.query<{ attname: ValueColumn; type: string; typmod: number; name: string }>(
+    `SELECT attname, atttypid::regtype::text AS type, atttypmod AS typmod, format_type(atttypid, atttypmod) AS name
+       FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = ANY($2) AND NOT attisdropped`,
+    [table, VALUE_COLUMNS],
+  );
+  const types: ValueTypes = {};
+  const ints: Record<string, [bigint, bigint]> = {
+    smallint: [-(2n ** 15n), 2n ** 15n - 1n], integer: [-(2n ** 31n), 2n ** 31n - 1n], bigint: [-(2n ** 63n), 2n ** 63n - 1n],
+  };
+  for (const c of r.rows) {
+    if (c.type === "numeric" && c.typmod >= 4) {
+      // typmod - 4 holds precision in its high 16 bits and scale in its low 11 bits, signed (PostgreSQL 15+).
+      const t = c.typmod - 4;
+      types[c.attname] = { kind: "numeric", precision: (t >> 16) & 0xffff, scale: ((t & 0x7ff) ^ 1024) - 1024, name: c.name };
+    } else if (ints[c.type]) {
+      const [min, max] = ints[c.type] as [bigint, bigint];
+      types[c.attname] = { kind: "integer", min, max, name: c.name };
+    } else if (c.type === "real") types[c.attname] = { kind: "real", name: c.name };
+  }
+  return Object.keys(types).length > 0 ? types : undefined;
+}
+
 async function checkTarget(client: Client, target: string): Promise<void> {
   const table = quoteTarget(target, (s) => client.escapeIdentifier(s));
   const r = await client.query<{ attname: string }>(
@@ -561,7 +632,7 @@ async function checkTarget(client: Client, target: string): Promise<void> {
     [table],
   );
   if (r.rows.length === 0) {
-    throw new Error(`Table ${target} does not exist; apply the migrations first (npm run db -- migrate, or pulumi up).`);
+    throw new Error(`Table ${target} does not exist; apply the migrations first (tsdb db up, or pulumi up).`);
   }
   const have = new Set(r.rows.map((row) => row.attname));
   const missing = COLUMNS.filter((c) => !have.has(c));
@@ -584,6 +655,26 @@ export const DEADLOCK_ATTEMPTS = 3;
 export const LOAD_LOCK_CLASS = 0x74736462;
 
 /**
+ * How long a load waits for a lock by default, as the migration runner does: any role may take the load's
+ * advisory lock (the read-only one included), and a session that inserted one of the load's bars without
+ * committing holds it up; a load used to wait for either forever, silently (issue 23.22).
+ */
+export const DEFAULT_LOAD_LOCK_TIMEOUT_MS = 60_000;
+
+/** What a load waits for when its lock timeout strikes, and the pg_locks rows of whoever holds it. */
+type LockWait = { what: string; where: string; params: unknown[] };
+
+/** The one-line error for a load that waited `timeoutMs` for `wait`, naming the holders. */
+async function loadLockTimeout(client: Client, wait: LockWait, timeoutMs: number, cause: unknown): Promise<Error> {
+  const holders = await holdersOf(client, wait.where, wait.params).catch(() => []);
+  return new Error(
+    `waited ${Math.round(timeoutMs / 1000)} s for ${wait.what} held by ${describeHolders(holders)}; gave up, nothing was loaded. ` +
+      "Run again when that session is done (or end it: SELECT pg_terminate_backend(<pid>)), or give a longer --lock-timeout.",
+    { cause },
+  );
+}
+
+/**
  * Loads `options.files` through `client` in one transaction (BEGIN/COMMIT issued here). Throws, having rolled
  * back, on a source that cannot be read, on a database error, and with `strict` on the first invalid row. A
  * deadlock with a concurrent load is retried (DEADLOCK_ATTEMPTS) when every source is a regular file; a pipe
@@ -596,7 +687,8 @@ export async function loadOhlcv(client: Client, options: LoadOptions): Promise<L
     } catch (err) {
       const code = (err as { code?: string }).code;
       // 23505 reaches here only from a streamed COPY (every other write settles its conflicts), and only
-      // regular files are streamed: another session wrote one of its bars into the target it found empty.
+      // regular files are streamed: another session wrote one of its bars into the target it found empty, or
+      // a bar after the first chunk was stored already (probeFirstChunk's guess was wrong).
       if (code === "23505" && attempt === 1) continue;
       if (code !== "40P01") throw err;
       const rereadable = options.files.every(isRegularFile);
@@ -627,17 +719,32 @@ async function loadOnce(client: Client, options: LoadOptions, alone: boolean): P
   const started = Date.now();
   const target = options.target ?? DEFAULT_TARGET;
   checkRejectsPath(options.rejectsFile, options.files);
-  // A rejects file from an earlier run would be mistaken for this run's.
-  if (options.rejectsFile) fs.rmSync(options.rejectsFile, { force: true });
-  const rejects = new RejectsWriter(options.rejectsFile);
   const progress = options.progress ?? silentProgress;
   const sources: SourceSummary[] = [];
   const flagged: NonNullable<LoadSummary["flagged"]> = [];
+  const lockTimeoutMs = options.lockTimeoutMs ?? DEFAULT_LOAD_LOCK_TIMEOUT_MS;
+  const table = quoteTarget(target, (s) => client.escapeIdentifier(s));
+  // A two-int4 advisory key shows in pg_locks as classid, objid (hashtext's int4 as an unsigned oid), objsubid 2.
+  let wait: LockWait = {
+    what: `the load lock on ${target} (advisory lock ${LOAD_LOCK_CLASS}, hashtext('${target}'))`,
+    where: `l.locktype = 'advisory' AND l.objsubid = 2 AND l.classid::bigint = $1 AND l.objid::bigint = (hashtext($2)::bigint & 4294967295)`,
+    params: [LOAD_LOCK_CLASS, target],
+  };
+  // Claims the path (or a sibling, while another load writes there) and deletes an earlier run's file.
+  const rejects = new RejectsWriter(options.rejectsFile);
   try {
     await withTransaction(client, async () => {
+      await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${Math.max(1, Math.round(lockTimeoutMs))}ms`]);
       await client.query(`SELECT pg_advisory_xact_lock${alone ? "" : "_shared"}($1, hashtext($2))`, [LOAD_LOCK_CLASS, target]);
+      // From here a wait is for the table, or for a bar another session wrote and has not committed: its
+      // session holds a write lock on the table (on a hypertable too, besides its chunk's).
+      wait = {
+        what: `a lock on ${target} (a bar of this load that another session wrote and has not committed, or the table itself)`,
+        where: `l.locktype = 'relation' AND l.relation = to_regclass($1) AND l.mode <> 'AccessShareLock'`,
+        params: [table],
+      };
       await checkTarget(client, target);
-      const table = quoteTarget(target, (s) => client.escapeIdentifier(s));
+      const types = await targetTypes(client, table);
       // Same column types as the target, no constraints or indexes: COPY into it is as cheap as it gets.
       await client.query(
         `CREATE TEMP TABLE tsdb_ohlcv_staging ON COMMIT DROP AS SELECT ${COLUMNS.join(", ")} FROM ${table} WITH NO DATA`,
@@ -653,17 +760,22 @@ async function loadOnce(client: Client, options: LoadOptions, alone: boolean): P
         },
       };
       for (const file of options.files) {
-        // The loader's own thread reads: a reader thread (tried for issue 11) cost 60 MB more and gained nothing.
-        const source = await openChecked(file, options, shape, events);
+        // The loader's own thread reads: a reader thread (tried while making loads faster) cost 60 MB more and gained nothing.
+        const source = await openChecked(file, options, shape, events, types);
         try {
-          const stream = !alone && mode === "copy" && options.strategy !== "stage" && isRegularFile(file) && (await isEmpty(client, table));
-          sources.push(await loadSource(client, source, options, progress, stream));
+          const streamable = !alone && mode === "copy" && options.strategy !== "stage" && isRegularFile(file);
+          const plan: WritePlan = !streamable ? "chunks" : (await isEmpty(client, table)) ? "stream" : "probe";
+          sources.push(await loadSource(client, source, options, progress, plan));
         } finally {
           await source.close();
         }
       }
       enforceRejectLimit(sources.reduce((n, s) => n + s.read, 0), rejects, options.maxRejects ?? DEFAULT_MAX_REJECTS);
     });
+  } catch (err) {
+    // 55P03 lock_not_available: lock_timeout struck. The transaction is rolled back; its locks are gone.
+    if ((err as { code?: string }).code === "55P03") throw await loadLockTimeout(client, wait, lockTimeoutMs, err);
+    throw err;
   } finally {
     rejects.close();
   }
@@ -681,7 +793,7 @@ async function loadOnce(client: Client, options: LoadOptions, alone: boolean): P
     ...(options.inconsistentOhlc === "flag" ? { flagged } : {}),
     seconds,
     rowsPerSecond: seconds > 0 ? Math.round(read / seconds) : read,
-    ...(rejects.count > 0 && options.rejectsFile ? { rejectsFile: options.rejectsFile } : {}),
+    ...(rejects.count > 0 && rejects.file ? { rejectsFile: rejects.file } : {}),
   };
 }
 
@@ -693,17 +805,17 @@ export async function loadOhlcvFrom(connection: Connection, options: LoadOptions
 /** The summary as the CLI prints it, ending with "nothing new" when a re-run added no rows. */
 export function formatSummary(s: LoadSummary): string {
   const lines = s.sources.map(
-    (x) => `  ${x.source}: read ${x.read}, inserted ${x.inserted}, updated ${x.updated}, already present ${x.alreadyPresent}, rejected ${x.rejected}`,
+    (x) => `  ${printable(x.source)}: read ${x.read}, inserted ${x.inserted}, updated ${x.updated}, already present ${x.alreadyPresent}, rejected ${x.rejected}`,
   );
   lines.push(
     `total: read ${s.read}, loaded ${s.inserted + s.updated} (inserted ${s.inserted}, updated ${s.updated}), ` +
       `already present ${s.alreadyPresent}, rejected ${s.rejected} in ${s.seconds.toFixed(2)} s (${s.rowsPerSecond} rows/s)`,
   );
   if (s.inserted + s.updated === 0 && s.alreadyPresent > 0) lines.push("nothing new: every valid row was already in the table.");
-  if (s.rejectsFile) lines.push(`rejected rows with reasons: ${s.rejectsFile}`);
+  if (s.rejectsFile) lines.push(`rejected rows with reasons: ${printable(s.rejectsFile)}`);
   if (s.inconsistent > 0) {
     lines.push(`kept ${s.inconsistent} bars with inconsistent OHLC (--inconsistent-ohlc); tsdb data validate lists them`);
-    for (const f of s.flagged ?? []) lines.push(`  ${f.source} row ${f.row}: ${f.reason}`);
+    for (const f of s.flagged ?? []) lines.push(`  ${printable(f.source)} row ${f.row}: ${f.reason}`);
     if (s.flagged && s.inconsistent > s.flagged.length) lines.push(`  ... and ${s.inconsistent - s.flagged.length} more`);
   }
   return lines.join("\n");

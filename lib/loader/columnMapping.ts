@@ -284,13 +284,58 @@ export function expandSources(sources: readonly string[]): string[] {
   return out;
 }
 
-const KNOWN_EXTENSIONS = [
+/** The files a directory --source loads (`data load --help` lists these). */
+export const KNOWN_EXTENSIONS = [
   ".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".parquet", ".pq", ".db", ".sqlite", ".sqlite3", ".duckdb", ".feather", ".arrow", ".ipc", ".json", ".zip",
 ];
 
 /**
+ * Every regular file below `base` (following symbolic links), as paths relative to it with `/` between parts,
+ * sorted. A directory is entered once however many links lead to it (a `up -> ..` link made Node's recursive
+ * readdir list every file 41 times; two links made it exponential, issue 23.23), and a file reached by several
+ * paths is listed once: by its path without links when it has one (links are followed only after the tree
+ * without them is walked), else by the first link in sorted order. Hidden entries are skipped unless
+ * `hidden`; a dangling link is skipped.
+ */
+function filesBelow(base: string, hidden: boolean): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  const links: Array<{ full: string; rel: string }> = [];
+  const firstVisit = (st: fs.Stats) => {
+    const id = `${st.dev}:${st.ino}`;
+    if (seen.has(id)) return false;
+    seen.add(id);
+    return true;
+  };
+  const visit = (full: string, rel: string, st: fs.Stats) => {
+    if (!firstVisit(st)) return;
+    if (st.isFile()) {
+      out.push(rel);
+      return;
+    }
+    if (!st.isDirectory()) return;
+    for (const entry of fs.readdirSync(full, { withFileTypes: true }).sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0))) {
+      if (!hidden && entry.name.startsWith(".")) continue;
+      const child = path.join(full, entry.name);
+      const childRel = rel ? `${rel}/${entry.name}` : entry.name;
+      if (entry.isSymbolicLink()) links.push({ full: child, rel: childRel });
+      else if (entry.isDirectory() || entry.isFile()) visit(child, childRel, fs.statSync(child));
+    }
+  };
+  const root = fs.statSync(base, { throwIfNoEntry: false });
+  if (root) visit(base, "", root);
+  // Links in the order met; a linked directory's own links join the end of the queue.
+  for (let i = 0; i < links.length; i++) {
+    const link = links[i] as { full: string; rel: string };
+    const st = fs.statSync(link.full, { throwIfNoEntry: false });
+    if (st) visit(link.full, link.rel, st);
+  }
+  return out.sort();
+}
+
+/**
  * The files a `--source` names, sorted: a file; a directory (every file below it with a known extension);
- * or a glob with `*`, `**`, `?`. Throws when nothing matches.
+ * or a glob with `*`, `**`, `?`. Each real file once (filesBelow). Throws when nothing matches.
  */
 export function expandSource(source: string): string[] {
   const wild = /[*?[]/.test(source);
@@ -299,12 +344,10 @@ export function expandSource(source: string): string[] {
     if (!stat) throw new Error(`--source ${source} does not exist.`);
     // Files, and also FIFOs and devices (`/dev/stdin`): anything that is not a directory is read as one source.
     if (!stat.isDirectory()) return [source];
-    const files = (fs.readdirSync(source, { recursive: true }) as string[])
-      // Hidden entries (.tsdb with the rejects files, .git) are never data.
-      .filter((f) => !f.split(path.sep).some((part) => part.startsWith(".")))
-      .map((f) => path.join(source, f))
-      .filter((f) => KNOWN_EXTENSIONS.some((e) => f.toLowerCase().endsWith(e)) && fs.statSync(f).isFile())
-      .sort();
+    // Hidden entries (.tsdb with the rejects files, .git) are never data.
+    const files = filesBelow(source, false)
+      .filter((f) => KNOWN_EXTENSIONS.some((e) => f.toLowerCase().endsWith(e)))
+      .map((f) => path.join(source, f));
     if (files.length === 0) throw new Error(`--source ${source} is a directory with no ${KNOWN_EXTENSIONS.join(" ")} files.`);
     return files;
   }
@@ -312,15 +355,12 @@ export function expandSource(source: string): string[] {
   const firstWild = parts.findIndex((p) => /[*?[]/.test(p));
   const base = parts.slice(0, firstWild).join("/") || ".";
   const re = patternRegex(parts.slice(firstWild).join("/"), false);
+  // As for directories: hidden entries only when the pattern names them.
+  const hidden = /(^|\/)\./.test(parts.slice(firstWild).join("/"));
   const files = fs.existsSync(base)
-    ? (fs.readdirSync(base, { recursive: true }) as string[])
-        .map((f) => f.replace(/\\/g, "/"))
-        // As for directories: hidden entries only when the pattern names them.
-        .filter((f) => /(^|\/)\./.test(parts.slice(firstWild).join("/")) || !f.split("/").some((p) => p.startsWith(".")))
+    ? filesBelow(base, hidden)
         .filter((f) => re.test(f) && re.exec(f)?.index === 0)
         .map((f) => path.join(base, f))
-        .filter((f) => fs.statSync(f).isFile())
-        .sort()
     : [];
   if (files.length === 0) throw new Error(`--source ${source} matches no files.`);
   return files;

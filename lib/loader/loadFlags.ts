@@ -3,7 +3,7 @@
  * its options and help from this, and loadRequestFromFlags maps flags back to keys. Kept apart from the zod
  * schema so building the command line (every `tsdb` run) does not load zod; the type requires one flag per key.
  */
-import { FIELDS, LAYOUTS } from "./columnMapping";
+import { FIELDS, KNOWN_EXTENSIONS, LAYOUTS } from "./columnMapping";
 import type { LoadRequest } from "./loadRequest";
 
 /**
@@ -11,7 +11,7 @@ import type { LoadRequest } from "./loadRequest";
  * settings use the keys themselves.
  */
 export const LOAD_FLAGS: { [K in keyof LoadRequest]-?: { flag: string; type: "string" | "boolean"; help: string } } = {
-  source: { flag: "source", type: "string", help: "a file, a directory (every .csv .csv.gz .tsv .txt .parquet .pq .db .sqlite .duckdb .feather .arrow .ipc .json .zip below it, hidden folders skipped) or a glob with * ** ? (quote it); repeat it to load several (each file once)" },
+  source: { flag: "source", type: "string", help: `a file, a directory (every ${KNOWN_EXTENSIONS.join(" ")} below it, hidden folders skipped) or a glob with * ** ? (quote it); repeat it to load several (each file once)` },
   format: { flag: "format", type: "string", help: "csv | parquet | sqlite | duckdb | arrow | json | zip (default: from each file's first bytes, else its extension; gzip is detected)" },
   table: { flag: "table", type: "string", help: "SQLite table to read (default ohlcv_data), or DuckDB table (default: its only table)" },
   symbol: { flag: "symbol", type: "string", help: "symbol for every row (wins over a column and the path pattern)" },
@@ -32,4 +32,5 @@ export const LOAD_FLAGS: { [K in keyof LoadRequest]-?: { flag: string; type: "st
   inconsistentOhlc: { flag: "inconsistent-ohlc", type: "string", help: "a bar whose high is below its open or close, or low above them: reject (default) | flag (keep, count and list it) | keep (keep and count it); validate lists such bars" },
   priceDivisor: { flag: "price-divisor", type: "string", help: "divide open, high, low, close and adj_close by this power of ten, exactly (QuantConnect Lean's deci-cents: 10000)" },
   ambiguousTime: { flag: "ambiguous-time", type: "string", help: "a local time that occurs twice (clocks set back): reject (default) | earlier | later" },
+  lockTimeout: { flag: "lock-timeout", type: "string", help: "give up waiting for a lock (the load lock, or a bar another session wrote and has not committed) after SECONDS, naming the session holding it (default 60)" },
 };

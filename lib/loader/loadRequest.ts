@@ -56,6 +56,8 @@ export const LoadRequestSchema = z.strictObject({
     .optional(),
   /** A zone-less time that occurs twice in `timezone` (clocks set back). */
   ambiguousTime: z.enum(AMBIGUOUS_TIME_RULES).optional(),
+  /** Seconds to wait for a lock before giving up naming its holder (default 60). */
+  lockTimeout: z.union([z.number().positive(), z.string().regex(/^\s*\d+(\.\d+)?\s*$/, "must be a number of seconds such as 60")]).optional(),
 });
 
 /** A validated load request. */
@@ -73,7 +75,7 @@ export function parseLoadRequest(value: unknown, where = "load request"): LoadRe
   return r.data;
 }
 
-/** The request the CLI's parsed flags describe (values as node:util parseArgs returns them). */
+/** The request the CLI's parsed flags describe (values as commander returns them: strings, string lists for repeatable flags, or booleans for switches). */
 export function loadRequestFromFlags(values: Record<string, string | readonly string[] | boolean | undefined>): LoadRequest {
   const raw: Record<string, unknown> = {};
   for (const [key, spec] of Object.entries(LOAD_FLAGS) as Array<[keyof LoadRequest, (typeof LOAD_FLAGS)[keyof LoadRequest]]>) {
@@ -120,6 +122,7 @@ export function toLoadOptions(
     ...opt("ambiguousTime", request.ambiguousTime),
     ...opt("priceDivisor", request.priceDivisor),
     ...opt("inconsistentOhlc", request.inconsistentOhlc),
+    ...opt("lockTimeoutMs", request.lockTimeout === undefined ? undefined : Number(request.lockTimeout) * 1000),
     strict: request.strict ?? false,
     rejectsFile: path.resolve(context.cwd, request.rejects ?? context.defaultRejects),
   };

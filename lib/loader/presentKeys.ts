@@ -1,6 +1,6 @@
 /**
  * The keys (and, for `--on-conflict update`, the values) a chunk of a load already finds in the target, so the
- * loader writes only what is missing or changed (issue 11). A daily file that repeats the last bars then costs
+ * loader writes only what is missing or changed. A daily file that repeats the last bars then costs
  * one index range scan per series instead of staging every row and merging it with ON CONFLICT.
  *
  * One query per chunk: for each series of the chunk, its time range [lo, hi]; the server answers with the

@@ -6,7 +6,7 @@
 import type { PathKey } from "./columnMapping";
 import { type Field, matchPathPattern, resolveColumns } from "./columnMapping";
 import { TimeKeySet } from "./keySet";
-import { type BarText, type InconsistentOhlcRule, type RowCheck, TIMEFRAME_FORMS, checkBar, normalizeTimeframe, numericText, shiftDecimal } from "./rowValidation";
+import { type BarText, type InconsistentOhlcRule, type RowCheck, type ValueTypes, checkBar, normalizeTimeframe, numericText, shiftDecimal, timeframeFault } from "./rowValidation";
 import { openArrowIpc } from "./sources/arrowIpc";
 import { openCsv } from "./sources/csv";
 import { openDuckdb } from "./sources/duckdb";
@@ -15,7 +15,7 @@ import { KIND_NAMES, sniffKind } from "./sources/sniff";
 import { openZip } from "./sources/zip";
 import { openParquet } from "./sources/parquet";
 import { openSqlite } from "./sources/sqlite";
-import type { RecordSource, SourceFormat } from "./sources/types";
+import type { FaultyBatch, RecordSource, SourceFormat } from "./sources/types";
 import { longTickers } from "./sources/yfinance";
 import { type AmbiguousTimeRule, LocalZone } from "./timeZone";
 import { combineDateTime, isTimeOfDay, microsToSql, shown } from "./timestamps";
@@ -173,15 +173,13 @@ function planSource(file: string, source: RecordSource, options: ReadOptions): S
     const normal = normalizeTimeframe(tf);
     if (normal === undefined) {
       const from = options.timeframe !== undefined ? "--timeframe" : fromPath.timeframe !== undefined ? "--path-pattern" : "the file's metadata";
-      throw new Error(`${source.name}: timeframe ${JSON.stringify(tf)} (from ${from}) ${TIMEFRAME_FAULT}.`);
+      throw new Error(`${source.name}: timeframe ${JSON.stringify(tf)} (from ${from}) ${timeframeFault(tf)}.`);
     }
     constants.timeframe = normal;
   }
   const zone = options.timezone === undefined ? undefined : new LocalZone(options.timezone, options.ambiguousTime);
   return { idx, constants, zone, pricePlaces: options.priceDivisor === undefined ? 0 : Math.round(Math.log10(options.priceDivisor)) };
 }
-
-const TIMEFRAME_FAULT = `is ambiguous or unknown; use ${TIMEFRAME_FORMS}`;
 
 function text(v: unknown): string {
   if (v === null || v === undefined) return "";
@@ -221,11 +219,11 @@ function barReader(plan: SourcePlan): { read(row: unknown[]): BarText; fault: st
         const raw = text(pick(row, "timeframe"));
         if (!timeframes.has(raw)) timeframes.set(raw, normalizeTimeframe(raw));
         timeframe = timeframes.get(raw) ?? "";
-        if (raw !== "" && timeframe === "") reader.fault = `timeframe ${shown(raw)} ${TIMEFRAME_FAULT}`;
+        if (raw !== "" && timeframe === "") reader.fault = `timeframe ${shown(raw)} ${timeframeFault(raw)}`;
       }
       const time = timeIdx === undefined ? undefined : row[timeIdx];
       // One object for every row of the source, overwritten: nothing keeps a bar past the row (a million
-      // short-lived objects were a good part of the garbage collector's work, issue 11).
+      // short-lived objects were a good part of the garbage collector's work).
       bar.symbol = c.symbol ?? text(pick(row, "symbol"));
       bar.exchange = c.exchange ?? text(pick(row, "exchange"));
       bar.provider = c.provider ?? text(pick(row, "provider"));
@@ -296,7 +294,7 @@ class SeriesTracker {
  * Consecutive valid rows of one source: each row's series id and time, and the row itself, either as COPY
  * text in one buffer (`ends[k]` is where row k ends) or as column values. Text goes into a buffer as it is
  * made: the line strings then die young, where holding a chunk of them would move them into V8's old space
- * and grow the heap by their garbage (issue 11: peak RSS).
+ * and grow the heap by their garbage (peak RSS).
  */
 export interface Chunk {
   n: number;
@@ -332,7 +330,7 @@ function appendLine(chunk: Chunk, line: string): void {
 
 /**
  * Rows of the first chunk; each next one doubles, up to the chunk size. Small, so the server starts on the
- * first rows about 20 ms after the file opens rather than after the first 4,096 (issue 11: into an empty
+ * first rows about 20 ms after the file opens rather than after the first 4,096 (into an empty
  * table the server then never waits on the client again).
  */
 const FIRST_CHUNK_ROWS = 256;
@@ -347,7 +345,14 @@ const NULL_LINE_END = "\\N\n";
 async function* checkedChunks(
   source: RecordSource,
   plan: SourcePlan,
-  ctx: { strict: boolean; ohlc: InconsistentOhlcRule; events: ReadEvents; counts: { read: number; rejected: number; inconsistent: number }; series: SeriesTracker },
+  ctx: {
+    strict: boolean;
+    ohlc: InconsistentOhlcRule;
+    events: ReadEvents;
+    counts: { read: number; rejected: number; inconsistent: number };
+    series: SeriesTracker;
+    types: ValueTypes | undefined;
+  },
   shape: ChunkShape,
 ): AsyncGenerator<Chunk> {
   const { events, counts, series } = ctx;
@@ -358,10 +363,15 @@ async function* checkedChunks(
   let chunk = newChunk(size, asText);
   const line: string[] = new Array<string>(COLUMNS.length).fill("");
   for await (const batch of source.batches()) {
+    // Records the reader found malformed (sources/types.ts FaultyBatch), by index in the batch.
+    const faults = (batch as FaultyBatch).faults;
+    let index = -1;
     for (const row of batch) {
       counts.read++;
+      index++;
       const bar = reader.read(row);
-      let check: RowCheck = reader.fault === undefined ? checkBar(bar, plan.zone, ctx.ohlc) : { ok: false, reason: reader.fault };
+      const fault = faults === undefined ? reader.fault : (faults.get(index) ?? reader.fault);
+      let check: RowCheck = fault === undefined ? checkBar(bar, ctx.types, plan.zone, ctx.ohlc) : { ok: false, reason: fault };
       let id = -1;
       if (check.ok) {
         id = series.idOf(bar);
@@ -385,7 +395,7 @@ async function* checkedChunks(
       chunk.micros[k] = check.micros;
       if (asText) {
         // One join, not a template: a template of 22 parts builds about twenty intermediate strings a row
-        // (1 KB of garbage a row, half of a CSV load's allocations; issue 11).
+        // (1 KB of garbage a row, half of a CSV load's allocations).
         line[0] = copyText(bar.symbol);
         line[1] = copyText(bar.exchange);
         line[2] = copyText(bar.provider);
@@ -420,9 +430,10 @@ async function* checkedChunks(
 
 /**
  * Opens `file` and plans it (throwing what a bad file or missing symbol/timeframe says), then reads it on
- * this thread as chunks() is iterated.
+ * this thread as chunks() is iterated. `types`: the target's value column types when they are not
+ * unconstrained numeric (rowValidation.ts checkBar).
  */
-export async function openChecked(file: string, options: ReadOptions, shape: ChunkShape, events: ReadEvents): Promise<CheckedSource> {
+export async function openChecked(file: string, options: ReadOptions, shape: ChunkShape, events: ReadEvents, types?: ValueTypes): Promise<CheckedSource> {
   const source = await openSource(file, options);
   let plan: SourcePlan;
   try {
@@ -448,7 +459,7 @@ export async function openChecked(file: string, options: ReadOptions, shape: Chu
     },
     seriesKey: (id) => (series.list[id] as Series).key,
     spans: () => series.ranges(),
-    chunks: () => checkedChunks(source, plan, { strict: options.strict === true, ohlc: options.inconsistentOhlc ?? "reject", events, counts, series }, shape),
+    chunks: () => checkedChunks(source, plan, { strict: options.strict === true, ohlc: options.inconsistentOhlc ?? "reject", events, counts, series, types }, shape),
     close: () => source.close(),
   };
 }

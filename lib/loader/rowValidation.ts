@@ -3,6 +3,7 @@
  * `high >= max(open, close)` holds or fails exactly as PostgreSQL's numeric would decide it, and the text that
  * passed is what COPY writes.
  */
+import { REFUSED_IN_KEYS, firstUnprintable, printable } from "./printable";
 import { type TimestampResult, type ZoneOfLocalTimes, parseTimestamp, shown } from "./timestamps";
 
 /** Longest symbol, exchange or provider accepted (characters): keys stay far below the index's row limit. */
@@ -111,8 +112,9 @@ export function numericText(value: unknown): string | undefined {
   return undefined;
 }
 
-// Units after a count (`5m`, `1 hour`, `1-HOUR`). Case matters for one letter only: `M` is a month
-// (Binance, ccxt, pandas), `m` a minute. Everything else is compared in lower case.
+// Units after a count (`5m`, `1 hour`, `1-HOUR`). Case matters for `M` and `MS` only: `M` is a month
+// (Binance, ccxt, pandas) and `m` a minute; `MS` a month (pandas' month start) and `ms` a millisecond.
+// Everything else is compared in lower case.
 const COUNT_UNIT = /^(\d+)\s*-?\s*([A-Za-z]+)$/;
 const UNIT: Record<string, string> = {
   s: "s", sec: "s", secs: "s", second: "s", seconds: "s",
@@ -120,8 +122,27 @@ const UNIT: Record<string, string> = {
   h: "h", hr: "h", hrs: "h", hour: "h", hours: "h",
   d: "d", day: "d", days: "d",
   w: "w", wk: "w", week: "w", weeks: "w",
-  mo: "mo", mon: "mo", month: "mo", months: "mo", ms: "mo",
+  mo: "mo", mon: "mo", month: "mo", months: "mo",
+  ms: "ms", msec: "ms", msecs: "ms", millisecond: "ms", milliseconds: "ms",
 };
+
+/**
+ * Longest timeframe accepted, per unit: 100 years. The count then stays an exact integer (no
+ * `9007199254740993m` read back as ...992m) and every timeframe is a PostgreSQL interval that validate can
+ * step through (`100000000000h` is not).
+ */
+export const MAX_TIMEFRAME_COUNT: Readonly<Record<string, number>> = {
+  ms: 3_155_760_000_000, s: 3_155_760_000, m: 52_596_000, h: 876_600, d: 36_525, w: 5_217, mo: 1_200,
+};
+
+/** A timeframe in the table's spelling split into count and unit, or undefined (unknown unit, out of bounds). */
+export function timeframeParts(timeframe: string): { count: number; unit: string } | undefined {
+  const m = /^([1-9]\d{0,15})(ms|s|m|h|d|w|mo)$/.exec(timeframe);
+  if (!m) return undefined;
+  const count = Number(m[1]);
+  const unit = m[2] as string;
+  return count <= (MAX_TIMEFRAME_COUNT[unit] as number) ? { count, unit } : undefined;
+}
 // MetaTrader's period names put the unit first: M1, M5, H1, H4, D1, W1, MN1.
 const METATRADER = /^(MN|M|H|D|W)(\d+)$/i;
 const METATRADER_UNIT: Record<string, string> = { m: "m", h: "h", d: "d", w: "w", mn: "mo" };
@@ -133,30 +154,46 @@ const NAMED: Record<string, string> = {
 
 /** The forms normalizeTimeframe accepts, for error messages and --help. */
 export const TIMEFRAME_FORMS =
-  "N + unit (s, m/min/T, h/hr, d/day, w/wk, mo/month, and M = month: 1M is one month), MetaTrader M5 H1 D1 W1 MN1, " +
-  "or D, W, M, H, day, daily, week, weekly, month, monthly, hour, hourly, minute";
+  "N + unit (ms, s, m/min/T, h/hr, d/day, w/wk, mo/month, and M = month: 1M is one month; at most 100 years), " +
+  "MetaTrader M5 H1 D1 W1 MN1, or D, W, M, H, day, daily, week, weekly, month, monthly, hour, hourly, minute";
 
 /**
  * A timeframe in the table's spelling (`1m`, `5m`, `1h`, `1d`, `1w`, `1mo`, `1s`), from the spellings in
  * the wild: `1H`, `60min` (stays `60m`), `1day`, `1wk`, `daily`, `D`/`W`/`M`, NautilusTrader's `1-HOUR`,
- * MetaTrader's `M5`/`H1`/`D1`/`MN1`, and `1M` = one MONTH (Binance, ccxt). Undefined when the spelling is
- * unknown or ambiguous (`m`, a bare number).
+ * MetaTrader's `M5`/`H1`/`D1`/`MN1`, and `1M` = one MONTH (Binance, ccxt); `100ms` is milliseconds.
+ * Undefined when the spelling is unknown or ambiguous (`m`, a bare number) or longer than 100 years.
  */
 export function normalizeTimeframe(raw: string): string | undefined {
+  const normal = spelledTimeframe(raw);
+  return normal !== undefined && timeframeParts(normal) ? normal : undefined;
+}
+
+/** Why normalizeTimeframe refuses `raw`, as the end of a sentence starting with the timeframe. */
+export function timeframeFault(raw: string): string {
+  const m = /^([1-9]\d*)(ms|s|m|h|d|w|mo)$/.exec(spelledTimeframe(raw) ?? "");
+  if (m) return `is longer than 100 years; at most ${MAX_TIMEFRAME_COUNT[m[2] as string]}${m[2]}`;
+  return `is ambiguous or unknown; use ${TIMEFRAME_FORMS}`;
+}
+
+function spelledTimeframe(raw: string): string | undefined {
   const s = raw.trim();
   if (s === "M") return "1mo";
   const named = NAMED[s.toLowerCase()];
   if (named) return named;
   const mt = METATRADER.exec(s);
   if (mt) {
-    const n = Number(mt[2]);
-    return n > 0 ? `${n}${METATRADER_UNIT[(mt[1] ?? "").toLowerCase()]}` : undefined;
+    const n = (mt[2] ?? "").replace(/^0+/, "");
+    return n !== "" ? `${n}${METATRADER_UNIT[(mt[1] ?? "").toLowerCase()]}` : undefined;
   }
   const m = COUNT_UNIT.exec(s);
-  if (!m || Number(m[1]) <= 0) return undefined;
+  if (!m) return undefined;
+  // Digits as written (leading zeros dropped), never through a double: timeframeParts bounds them.
+  const count = (m[1] ?? "").replace(/^0+/, "");
+  if (count === "") return undefined;
   const unitText = m[2] ?? "";
-  const unit = unitText === "M" ? "mo" : UNIT[unitText.toLowerCase()];
-  return unit ? `${Number(m[1])}${unit}` : undefined;
+  // pandas spells month start `MS` and milliseconds `ms`: case decides, as for `M` and `m`.
+  const unit = unitText === "M" || unitText === "MS" ? "mo" : UNIT[unitText.toLowerCase()];
+  return unit ? `${count}${unit}` : undefined;
 }
 
 const POSITIVE_DIGIT = /[1-9]/;
@@ -216,17 +253,87 @@ function cut(text: string | undefined): string {
 }
 
 /** The decimal, or why it is not a finite number within the stated digit limits. */
-function decimal(name: string, text: string): Decimal | string {
+/** Most digits after the decimal point a numeric value may show (PostgreSQL's NUMERIC_DSCALE_MAX). */
+export const NUMERIC_MAX_SCALE = 16383;
+
+/** The value columns a row check compares against the target's column types. */
+export type ValueColumn = "open" | "high" | "low" | "close" | "volume" | "adj_close";
+
+/**
+ * A target column's type, when it is not the contract's unconstrained `numeric`: `numeric(p,s)`, an integer
+ * type with its bounds, or `real` (`double precision` takes every value the checks accept).
+ */
+export type ColumnType =
+  | { kind: "numeric"; precision: number; scale: number; name: string }
+  | { kind: "integer"; min: bigint; max: bigint; name: string }
+  | { kind: "real"; name: string };
+
+/** Column types of a target whose value columns differ from unconstrained numeric; see targetTypes in OhlcvLoader.ts. */
+export type ValueTypes = Partial<Record<ValueColumn, ColumnType>>;
+
+/** Digits after the decimal point as PostgreSQL keeps them (trailing zeros count; `1.50e1` has 1). */
+function writtenScale(text: string): number {
+  const m = DECIMAL.exec(text);
+  return m ? Math.max(0, (m[3] ?? "").length - Number(m[4] ?? 0)) : 0;
+}
+
+/** `digits` (no sign, no point) plus one. */
+function increment(digits: string): string {
+  let i = digits.length - 1;
+  while (i >= 0 && digits[i] === "9") i--;
+  return i < 0 ? `1${"0".repeat(digits.length)}` : `${digits.slice(0, i)}${String(Number(digits[i]) + 1)}${"0".repeat(digits.length - i - 1)}`;
+}
+
+/**
+ * Whether `d` fits numeric(precision, scale) as PostgreSQL stores it: rounded half away from zero to `scale`
+ * digits after the point (a negative scale rounds left of it), at most `precision` significant digits remain.
+ */
+export function fitsNumeric(d: Decimal, precision: number, scale: number): boolean {
+  const all = d.int + d.frac;
+  const keep = d.int.length + scale;
+  let kept: string;
+  let next = 0;
+  if (keep < 0) kept = "";
+  else if (keep >= all.length) kept = all + "0".repeat(keep - all.length);
+  else {
+    kept = all.slice(0, keep);
+    next = all.charCodeAt(keep) - 48;
+  }
+  kept = kept.replace(/^0+/, "");
+  if (next >= 5) kept = increment(kept === "" ? "0" : kept).replace(/^0+/, "");
+  return kept.length <= precision;
+}
+
+/** Why `text` (a finite decimal `d`) does not fit the target column, or undefined. */
+function typeFault(name: string, text: string, d: Decimal, type: ColumnType | undefined): string | undefined {
+  if (type === undefined) {
+    const scale = writtenScale(text);
+    return scale > NUMERIC_MAX_SCALE ? `${name} has ${scale} digits after the decimal point as written; numeric keeps at most ${NUMERIC_MAX_SCALE}` : undefined;
+  }
+  if (type.kind === "numeric") {
+    return fitsNumeric(d, type.precision, type.scale) ? undefined : `${name} ${cut(text)} does not fit the target column's type ${type.name}`;
+  }
+  if (type.kind === "integer") {
+    // PostgreSQL's integer input takes digits only: `1000.0` is refused as well.
+    if (!/^\s*[+-]?\d+\s*$/.test(text)) return `${name} ${cut(text)} is not a whole number, which the target column's type ${type.name} needs`;
+    const v = BigInt(text.trim());
+    return v < type.min || v > type.max ? `${name} ${cut(text)} is out of range for the target column's type ${type.name}` : undefined;
+  }
+  return Math.abs(Number(text)) > 3.4028234663852886e38 ? `${name} ${cut(text)} is out of range for the target column's type ${type.name}` : undefined;
+}
+
+/** The decimal, or why it is not a finite number within the stated digit limits and the target column's type. */
+function decimal(name: ValueColumn, text: string, types: ValueTypes | undefined): Decimal | string {
   const d = parseDecimal(text);
   if (!d) return `${name} ${shown(text)} is not a finite number`;
   if (d.int.length > MAX_INT_DIGITS) return `${name} has ${d.int.length} digits before the decimal point; at most ${MAX_INT_DIGITS}`;
   if (d.frac.length > MAX_FRAC_DIGITS) return `${name} has ${d.frac.length} digits after the decimal point; at most ${MAX_FRAC_DIGITS}`;
-  return d;
+  return typeFault(name, text, d, types?.[name]) ?? d;
 }
 
-function price(name: string, text: string | undefined): Decimal | string {
+function price(name: ValueColumn, text: string | undefined, types: ValueTypes | undefined): Decimal | string {
   if (text === undefined || text === "") return `${name} is missing`;
-  const d = decimal(name, text);
+  const d = decimal(name, text, types);
   if (typeof d === "string") return d;
   if (d.negative || isZero(d)) return `${name} ${cut(text)} is not positive`;
   return d;
@@ -235,33 +342,39 @@ function price(name: string, text: string | undefined): Decimal | string {
 /** Why a symbol, exchange or provider cannot be stored, or undefined. */
 function keyTextFault(name: string, text: string): string | undefined {
   if (text.length > MAX_KEY_TEXT) return `${name} is ${text.length} characters long; at most ${MAX_KEY_TEXT}`;
+  // One test for every character a terminal would act on or hide (printable.ts); the reason is worked out
+  // only for a row that fails it.
+  if (!REFUSED_IN_KEYS.test(text)) return undefined;
   if (text.includes("\u0000")) return `${name} contains a NUL byte`;
   // What a reader makes of bytes that are not UTF-8 (or what an earlier conversion left): never a real value.
-  if (text.includes("\uFFFD")) return `${name} ${shown(text)} is not valid UTF-8 (holds U+FFFD, the replacement character)`;
-  return undefined;
+  if (text.includes("\uFFFD")) return `${name} ${printable(shown(text))} is not valid UTF-8 (holds U+FFFD, the replacement character)`;
+  return `${name} ${printable(shown(text))} holds ${firstUnprintable(text)}, a control, bidi or invisible character; keys must print as themselves`;
 }
 
 /**
  * Checks a row: symbol and timeframe present, timestamp parses, prices finite and positive,
- * high >= max(open, close), low <= min(open, close), volume >= 0, adj_close (when given) finite and positive.
- * Zone-less times are wall-clock times of `local` when given (--timezone). Inconsistent OHLC follow `ohlc`.
+ * high >= max(open, close), low <= min(open, close), volume >= 0, adj_close (when given) finite and positive;
+ * each value fits its target column: `types` when the target's columns are not unconstrained numeric (every
+ * row then takes the full check), else numeric's own limit on digits after the point, which only text longer
+ * than the fast check's 40 characters can reach. Zone-less times are wall-clock times of `local` when given
+ * (--timezone). Inconsistent OHLC follow `ohlc`.
  */
-export function checkBar(bar: BarText, local?: ZoneOfLocalTimes, ohlc: InconsistentOhlcRule = "reject"): RowCheck {
+export function checkBar(bar: BarText, types?: ValueTypes, local?: ZoneOfLocalTimes, ohlc: InconsistentOhlcRule = "reject"): RowCheck {
   if (bar.symbol === "") return { ok: false, reason: "symbol is missing" };
   if (bar.timeframe === "") return { ok: false, reason: "timeframe is missing" };
   const text = keyTextFault("symbol", bar.symbol) ?? keyTextFault("exchange", bar.exchange) ?? keyTextFault("provider", bar.provider);
   if (text) return { ok: false, reason: text };
   const t = bar.parsedTime ?? parseTimestamp(bar.time, local);
   if (!t.ok) return t;
-  const fast = fastCheck(bar);
+  const fast = types === undefined && fastCheck(bar);
   if (fast) return { ok: true, micros: t.micros };
-  const open = price("open", bar.open);
+  const open = price("open", bar.open, types);
   if (typeof open === "string") return { ok: false, reason: open };
-  const high = price("high", bar.high);
+  const high = price("high", bar.high, types);
   if (typeof high === "string") return { ok: false, reason: high };
-  const low = price("low", bar.low);
+  const low = price("low", bar.low, types);
   if (typeof low === "string") return { ok: false, reason: low };
-  const close = price("close", bar.close);
+  const close = price("close", bar.close, types);
   if (typeof close === "string") return { ok: false, reason: close };
   let inconsistent: string | undefined;
   if (compareDecimal(high, open) < 0 || compareDecimal(high, close) < 0) {
@@ -271,12 +384,12 @@ export function checkBar(bar: BarText, local?: ZoneOfLocalTimes, ohlc: Inconsist
   }
   if (inconsistent !== undefined && ohlc === "reject") return { ok: false, reason: inconsistent };
   if (bar.volume !== undefined && bar.volume !== "") {
-    const v = decimal("volume", bar.volume);
+    const v = decimal("volume", bar.volume, types);
     if (typeof v === "string") return { ok: false, reason: v };
     if (v.negative) return { ok: false, reason: `volume ${cut(bar.volume)} is negative` };
   }
   if (bar.adjClose !== undefined && bar.adjClose !== "") {
-    const adj = price("adj_close", bar.adjClose);
+    const adj = price("adj_close", bar.adjClose, types);
     if (typeof adj === "string") return { ok: false, reason: adj };
   }
   return inconsistent === undefined ? { ok: true, micros: t.micros } : { ok: true, micros: t.micros, inconsistent };

@@ -307,7 +307,7 @@ function secondOfDay(s: number): string {
  * Epoch microseconds as a UTC timestamptz literal PostgreSQL reads regardless of the session's TimeZone:
  * `YYYY-MM-DD HH:MM:SS.ffffff+00`. Called for every row, so the date is formatted once per day and the time
  * of day once per second of the day: a whole second is two concatenations, where a Date and its ISO string
- * per row were a tenth of a load's CPU and a string of eight parts a row much of its garbage (issue 11).
+ * per row were a tenth of a load's CPU and a string of eight parts a row much of its garbage.
  */
 export function microsToSql(micros: number): string {
   const ms = Math.floor(micros / 1000);

@@ -14,7 +14,8 @@
  */
 import type { Client } from "pg";
 import { DEFAULT_TARGET, quoteTarget } from "./OhlcvLoader";
-import { normalizeTimeframe } from "./rowValidation";
+import { printable } from "./printable";
+import { normalizeTimeframe, timeframeParts } from "./rowValidation";
 
 /** One series: symbol, exchange, provider, timeframe. */
 export interface SeriesReport {
@@ -59,10 +60,12 @@ const INCONSISTENT = "(high < greatest(open, close) OR low > least(open, close))
 
 const FILTER_COLUMNS = ["symbol", "exchange", "provider", "timeframe"] as const;
 
+// Timeframes are read through timeframeParts, which bounds them: a stored `100000000000h` (loaded before the
+// bound, or written by hand) is out of an interval's range and gets "n/a" instead of failing the whole report.
 function intervalOf(timeframe: string): string | undefined {
-  const m = /^(\d+)(m|h)$/.exec(timeframe);
-  if (!m) return undefined;
-  return `${m[1]} ${m[2] === "m" ? "minutes" : "hours"}`;
+  const p = timeframeParts(timeframe);
+  if (!p || (p.unit !== "m" && p.unit !== "h")) return undefined;
+  return `${p.count} ${p.unit === "m" ? "minutes" : "hours"}`;
 }
 
 /**
@@ -70,11 +73,11 @@ function intervalOf(timeframe: string): string | undefined {
  * divided by the step), for `Nw` and `Nmo`; undefined for other timeframes.
  */
 function periodIndexOf(timeframe: string): string | undefined {
-  const m = /^(\d+)(w|mo)$/.exec(timeframe);
-  if (!m) return undefined;
-  const step = Number(m[1]);
+  const p = timeframeParts(timeframe);
+  if (!p || (p.unit !== "w" && p.unit !== "mo")) return undefined;
+  const step = p.count;
   const day = "(time AT TIME ZONE 'UTC')";
-  return m[2] === "w"
+  return p.unit === "w"
     ? `floor(((${day})::date - DATE '1970-01-05')::numeric / ${7 * step})`
     : `floor((extract(year FROM ${day}) * 12 + extract(month FROM ${day}) - 1) / ${step})`;
 }
@@ -187,19 +190,20 @@ export function validationFilter(values: Partial<Record<(typeof FILTER_COLUMNS)[
 
 /** `symbol=AAPL timeframe=1d`, or "" for no filter. */
 function filterText(filter: ValidationFilter): string {
-  return FILTER_COLUMNS.filter((c) => filter[c] !== undefined).map((c) => `${c}=${filter[c] ?? ""}`).join(" ");
+  return FILTER_COLUMNS.filter((c) => filter[c] !== undefined).map((c) => `${c}=${printable(filter[c] ?? "")}`).join(" ");
 }
 
 /** The report as aligned text, ending with an OK line or the list of problems. */
 export function formatValidation(r: ValidationReport): string {
   const filter = filterText(r.filter);
-  const lines = [`${r.table}${filter ? ` (${filter})` : ""}: ${r.totalRows} rows in ${r.series.length} series`];
+  const lines = [`${printable(r.table)}${filter ? ` (${filter})` : ""}: ${r.totalRows} rows in ${r.series.length} series`];
   if (filter && r.totalRows === 0) {
     lines.push(`no bars match ${filter}.`);
     return lines.join("\n");
   }
   const header = ["symbol", "exchange", "provider", "timeframe", "rows", "first", "last", "missing periods"];
-  const rows = r.series.map((s) => [s.symbol, s.exchange, s.provider, s.timeframe, String(s.rows), s.first, s.last, s.missingBars === null ? "n/a" : String(s.missingBars)]);
+  // Keys stored before the loader refused control and bidi characters (or written by other tools) are escaped.
+  const rows = r.series.map((s) => [printable(s.symbol), printable(s.exchange), printable(s.provider), printable(s.timeframe), String(s.rows), s.first, s.last, s.missingBars === null ? "n/a" : String(s.missingBars)]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)));
   for (const row of [header, ...rows]) lines.push(row.map((v, i) => v.padEnd(widths[i] ?? 0)).join("  ").trimEnd());
   const nullCols = Object.entries(r.nulls).filter(([, n]) => n > 0);

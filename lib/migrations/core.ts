@@ -114,7 +114,8 @@ export function lockTimeout(what: string, holders: LockHolder[], timeoutMs: numb
   return err;
 }
 
-async function holdersOf(client: Client, where: string, params: unknown[]): Promise<LockHolder[]> {
+/** The other sessions holding a granted lock that `where` (over pg_locks `l`) selects. */
+export async function holdersOf(client: Client, where: string, params: unknown[]): Promise<LockHolder[]> {
   const res = await client.query(
     `SELECT DISTINCT a.pid, a.usename, a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
       WHERE l.granted AND l.pid <> pg_backend_pid() AND ${where} ORDER BY a.pid`,

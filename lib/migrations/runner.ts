@@ -1,6 +1,6 @@
 /**
  * MigrationRunner: plan, up, down and status over ONE connection (the TimescaleDB test engine accepts only
- * one). Plain module, no Pulumi import: the CLI (scripts/db.ts), the benchmark and the tests use it; the
+ * one). Plain module, no Pulumi import: the CLI (`tsdb db`, cli/db.ts), the benchmark and the tests use it; the
  * Pulumi hook uses the same client-level functions from ./core.
  */
 import { type Connection, withClient } from "../db";

@@ -10,6 +10,7 @@ import * as path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { z } from "zod";
 import { clientConfig, withClient, type ConnectionInfo } from "../db";
+import { clientInstallAdvice } from "./prerequisites";
 import { rootCertFile } from "../tls";
 import type { Queryable } from "./databaseHealth";
 
@@ -180,15 +181,16 @@ export async function runTool(
     const err = exited.reason as NodeJS.ErrnoException;
     throw new Error(
       err.code === "ENOENT"
-        ? `\`${command}\` is not on PATH. Install the PostgreSQL client matching the server (e.g. \`apt-get install postgresql-client-17\`).`
+        ? `\`${command}\` is not on PATH. ${clientInstallAdvice(undefined).replace("Install the PostgreSQL client", "Install the PostgreSQL client of the server's major version or newer")}`
         : `${command} failed to start: ${err.message}`,
     );
   }
   const code = exited?.status === "fulfilled" ? exited.value : null;
   if (code !== 0) {
     // A failing child also breaks its pipes (EPIPE); its exit code and stderr say why, so report those.
+    const serverMajor = /server version: (\d+)/.exec(stderr)?.[1];
     const hint = /version mismatch|aborting because of server version/.test(stderr)
-      ? " Use a client of the server's major version: the docker mode runs the container's own pg_dump."
+      ? ` ${clientInstallAdvice(serverMajor ? Number(serverMajor) : undefined)} (A docker-mode stack runs the container's own pg_dump instead.)`
       : (options.hint ?? "");
     throw new Error(`${command} exited with code ${code}: ${stderr.trim()}${hint}`);
   }

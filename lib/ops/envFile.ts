@@ -10,8 +10,13 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { hostFromUrl } from "../connection";
+import { connectionUrl, hostFromUrl } from "../connection";
+import { isConnectionUrl } from "../postgres/connectionString";
+import { withSslRootCert } from "../tls";
 import { type DatabaseOutput, type Role, connectionFromUrl } from "./stackOutputs";
+
+/** Whose connection a .env holds: a login role, or `replica` (the read-only role on the read replica). */
+export type EnvRole = Role | "replica";
 
 /**
  * Characters a value may hold: letters, digits and `_ . / : @ % + , - = ? [ ]`. None of them is special in a
@@ -50,18 +55,26 @@ export type EnvSource = Pick<DatabaseOutput, "urls" | "host" | "port" | "databas
  * A source for `tsdb env --url`: a server of your own, one login. Every role reads the same URL; its sslmode
  * (libpq's default `prefer` when absent) is PGSSLMODE.
  */
-export function connectionFromOneUrl(url: string): EnvSource {
-  // The CLIs' one URL parser: the same checks and messages as every other --url.
-  const { host, port, database, sslmode } = connectionFromUrl(url, {});
-  return { urls: { migrator: url, app: url, readonly: url }, host, port, database, sslmode };
+export function connectionFromOneUrl(url: string, env: NodeJS.ProcessEnv = {}): EnvSource {
+  // The CLIs' one parser (lib/postgres/connectionString.ts): a key=value string becomes the URL it means.
+  const c = connectionFromUrl(url, env);
+  const asUrl = isConnectionUrl(url) ? url : withSslRootCert(connectionUrl(c), c.sslrootcertFile);
+  return { urls: { migrator: asUrl, app: asUrl, readonly: asUrl }, host: c.host, port: c.port, database: c.database, sslmode: c.sslmode };
+}
+
+/** The URL of `role` in `output`; `replica` only when the stack (or --replica) has one. */
+export function envUrl(output: EnvSource, role: EnvRole): string {
+  const url = role === "replica" ? output.urls.replica : output.urls[role];
+  if (!url) throw new Error("there is no read replica: set tsdb:replicaHost on the stack, or pass --replica host:port with --url");
+  return url;
 }
 
 /** Variables for `role`, in the order they are written. */
-export function envVariables(output: EnvSource, role: Role): [string, string][] {
-  const url = output.urls[role];
+export function envVariables(output: EnvSource, role: EnvRole): [string, string][] {
+  const url = envUrl(output, role);
   const parsed = new URL(url);
   const rootCert = parsed.searchParams.get("sslrootcert");
-  // Host and port from the role's URL: app and readonly may go through the stack's pooler (issue 12).
+  // Host and port from the role's URL: app and readonly may go through the stack's pooler.
   return [
     ["DATABASE_URL", portableUrl(url)],
     ["PGHOST", hostFromUrl(parsed.hostname) || output.host],
@@ -75,7 +88,7 @@ export function envVariables(output: EnvSource, role: Role): [string, string][] 
 }
 
 /** A `KEY=value` line, or an error (never showing the value: it may be the password) when it is not portable. */
-export function envLine(name: string, value: string, role: Role): string {
+export function envLine(name: string, value: string, role: EnvRole): string {
   if (!PORTABLE_VALUE.test(value)) {
     throw new Error(
       `${name} of role ${role} has characters that ${ENV_READERS} would read differently; a .env file holds only ` +
@@ -87,7 +100,7 @@ export function envLine(name: string, value: string, role: Role): string {
 }
 
 /** The `.env` text for `role`. */
-export function renderEnvFile(output: EnvSource, role: Role, stack: string | undefined): string {
+export function renderEnvFile(output: EnvSource, role: EnvRole, stack: string | undefined): string {
   const lines = envVariables(output, role).map(([k, v]) => envLine(k, v, role));
   const from = stack === undefined ? "the --url given" : `tsdb stack ${stack}, role ${role}`;
   return `# ${from}: written by tsdb env; holds a password, keep it out of git.\n${lines.join("\n")}\n`;

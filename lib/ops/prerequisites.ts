@@ -56,6 +56,11 @@ export interface PrerequisiteOptions {
   minFreeDiskBytes: number;
   /** Valid but risky settings (e.g. ports published on every interface), shown as `WARN` lines. */
   settingWarnings?: SettingWarning[];
+  /**
+   * The Pulumi CLI to check (lib/ops/pulumiCli.ts): its path (default: `pulumi` on PATH), or `{ error }` when
+   * setup could not download one: that line is the check's failure, fix included.
+   */
+  pulumiCli?: string | { error: string };
 }
 
 /** package.json `engines.node` of the project in `projectDir`. */
@@ -200,6 +205,20 @@ export function checkNode(nodeRange: string, probes: Probes = realProbes): Check
       };
 }
 
+/**
+ * How to install the PostgreSQL client `major` (or newer). Debian and Ubuntu ship one PostgreSQL version per
+ * release (Debian 12: 15), so `apt-get install postgresql-client-17` finds nothing there; the PostgreSQL
+ * project's apt repository (apt.postgresql.org) has every supported version, and Debian's own postgresql-common
+ * ships the script that adds it (/usr/share/postgresql-common/pgdg/apt.postgresql.org.sh).
+ */
+export function clientInstallAdvice(major: number | undefined): string {
+  const pkg = major ? `postgresql-client-${major}` : "postgresql-client";
+  const debian = major
+    ? `\`sudo apt-get install -y postgresql-common && sudo /usr/share/postgresql-common/pgdg/apt.postgresql.org.sh -y && sudo apt-get install -y ${pkg}\` (the PostgreSQL project's apt repository: Debian and Ubuntu ship one version each)`
+    : `\`sudo apt-get install -y ${pkg}\``;
+  return `Install the PostgreSQL client${major ? ` ${major} or newer` : ""} (Debian/Ubuntu: ${debian}; macOS: \`brew install libpq\`; RHEL: the PGDG repository's ${major ? `postgresql${major}` : "postgresql"} package).`;
+}
+
 /** The PostgreSQL client programs that backups use on this machine (`tsdb backup --url`, `tsdb restore --url`). */
 export const CLIENT_TOOLS = ["pg_dump", "pg_restore", "psql"] as const;
 
@@ -209,7 +228,7 @@ export const CLIENT_TOOLS = ["pg_dump", "pg_restore", "psql"] as const;
  * warnings: loading, migrations and validation do not need them.
  */
 export async function checkClientTools(serverMajor: number | undefined, probes: Probes = realProbes): Promise<CheckResult[]> {
-  const install = `Install the PostgreSQL client${serverMajor ? ` ${serverMajor} or newer` : ""} (Debian/Ubuntu: \`apt-get install postgresql-client${serverMajor ? `-${serverMajor}` : ""}\`, macOS: \`brew install libpq\`).`;
+  const install = clientInstallAdvice(serverMajor);
   const results: CheckResult[] = [];
   for (const tool of CLIENT_TOOLS) {
     const r = await probes.run(tool, ["--version"]);
@@ -226,23 +245,27 @@ export async function checkClientTools(serverMajor: number | undefined, probes: 
   return results;
 }
 
+/** The Pulumi CLI: `pulumi version` of the one given (or on PATH), or the line saying why setup has none. */
+async function checkPulumiCli(cli: PrerequisiteOptions["pulumiCli"], probes: Probes): Promise<CheckResult> {
+  const name = "Pulumi CLI";
+  if (typeof cli === "object") return { name, status: "fail", detail: cli.error };
+  const pulumi = await probes.run(cli ?? "pulumi", ["version"]);
+  if (pulumi.exitCode === 0) return { name, status: "ok", detail: `${firstLine(pulumi.stdout)}${cli ? ` (${cli})` : ""}` };
+  return {
+    name,
+    status: "fail",
+    detail: pulumi.exitCode === 127 ? "`pulumi` is not on PATH" : `\`pulumi version\` failed: ${firstLine(pulumi.stderr)}`,
+    fix: "`tsdb setup` downloads the project's version (the `pulumi` npm package's installer), or install it: `curl -fsSL https://get.pulumi.com | sh` and add ~/.pulumi/bin to PATH (see https://www.pulumi.com/docs/install/).",
+  };
+}
+
 /** Runs every prerequisite check; never throws for a missing prerequisite (it becomes a `fail`). */
 export async function checkPrerequisites(options: PrerequisiteOptions, probes: Probes = realProbes): Promise<CheckResult[]> {
   const results: CheckResult[] = [];
 
   results.push(checkNode(options.nodeRange, probes));
 
-  const pulumi = await probes.run("pulumi", ["version"]);
-  results.push(
-    pulumi.exitCode === 0
-      ? { name: "Pulumi CLI", status: "ok", detail: firstLine(pulumi.stdout) }
-      : {
-          name: "Pulumi CLI",
-          status: "fail",
-          detail: pulumi.exitCode === 127 ? "`pulumi` is not on PATH" : `\`pulumi version\` failed: ${firstLine(pulumi.stderr)}`,
-          fix: "Install it: `curl -fsSL https://get.pulumi.com | sh` and add ~/.pulumi/bin to PATH (see https://www.pulumi.com/docs/install/).",
-        },
-  );
+  results.push(await checkPulumiCli(options.pulumiCli, probes));
 
   if (options.mode === "docker") {
     const docker = await probes.run("docker", ["info", "--format", "{{.ServerVersion}}"]);

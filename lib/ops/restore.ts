@@ -159,6 +159,8 @@ export interface RestoreResult {
   rowCounts: Record<string, number>;
   /** The previous database with data, renamed and kept (after --recreate), or undefined. */
   replaced?: string;
+  /** What the restore could not finish and the user must do (one line each). */
+  warnings?: string[];
 }
 
 /** Schemas and tables that make a database non-empty (anything not owned by an extension or the system). */
@@ -394,7 +396,25 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     await dropStaging(options.admin, plan.staging).catch(() => undefined);
     throw err;
   }
-  return { database: plan.database, manifest: plan.manifest, rowCounts, replaced: plan.target.state === "data" ? plan.target.keptAs : undefined };
+  const warnings = plan.manifest.timescaledbVersion === null ? [] : await startScheduler({ ...options.admin, database: plan.database });
+  return { database: plan.database, manifest: plan.manifest, rowCounts, replaced: plan.target.state === "data" ? plan.target.keptAs : undefined, warnings };
+}
+
+/**
+ * Starts TimescaleDB's scheduler in the restored database. The swap ends every session of the new database,
+ * its scheduler too, and TimescaleDB's launcher does not start it again until the server restarts: until then
+ * no policy would run. Starting it needs a superuser; without one the returned warning says what to do.
+ */
+async function startScheduler(restored: ConnectionInfo): Promise<string[]> {
+  try {
+    await withClient(clientConfig(restored), (c) => c.query("SELECT _timescaledb_functions.start_background_workers()"));
+    return [];
+  } catch (err) {
+    return [
+      `TimescaleDB's background jobs of "${restored.database}" are not running (${(err as Error).message}); ` +
+        `run \`SELECT _timescaledb_functions.start_background_workers();\` in it as a superuser, or restart the server.`,
+    ];
+  }
 }
 
 /** Restores into a scratch database, compares row counts, and always drops it; nothing else changes. */

@@ -3,9 +3,8 @@
  * against the one contract in sdk/databaseOutput.ts so a renamed field fails here with its path rather than as
  * `undefined` later.
  */
-import * as fs from "node:fs";
 import { type TsdbDatabaseOutput, type TsdbRole, TSDB_ROLES, databaseOutputProblems } from "../../sdk/databaseOutput";
-import { hostFromUrl } from "../connection";
+import { type ResolvedConnection, resolveConnection } from "../postgres/connectionString";
 import { runCommand, type CommandResult } from "./prerequisites";
 
 /** Login roles whose URLs the stack exports. */
@@ -51,40 +50,12 @@ export async function readDatabaseOutput(stack: string, pulumi: PulumiRunner = r
 }
 
 /**
- * Connection settings from a `postgresql://` URL; a password missing from the URL is taken from PGPASSWORD,
- * so an admin password need not appear on a command line.
+ * Connection settings from a connection string (URL or key=value), read as libpq reads it with `env`'s PG*
+ * variables for what it leaves out (lib/postgres/connectionString.ts): a password missing from the URL comes
+ * from PGPASSWORD, so an admin password need not appear on a command line.
  */
-export function connectionFromUrl(url: string, env: NodeJS.ProcessEnv = process.env): import("../db").ConnectionInfo {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new Error("--url must be a postgresql://user[:password]@host:port/database URL.");
-  }
-  if (parsed.protocol !== "postgresql:" && parsed.protocol !== "postgres:") {
-    throw new Error(`--url must start with postgresql://, got ${parsed.protocol}//.`);
-  }
-  const database = decodeURIComponent(parsed.pathname.replace(/^\//, ""));
-  if (!parsed.username || !database) throw new Error("--url must name a user and a database: postgresql://user@host:port/database.");
-  return {
-    host: hostFromUrl(parsed.hostname),
-    port: parsed.port ? Number(parsed.port) : 5432,
-    database,
-    user: decodeURIComponent(parsed.username),
-    password: parsed.password ? decodeURIComponent(parsed.password) : (env.PGPASSWORD ?? ""),
-    sslmode: parsed.searchParams.get("sslmode") ?? env.PGSSLMODE ?? "prefer",
-    ...rootCertOf(parsed.searchParams.get("sslrootcert") ?? env.PGSSLROOTCERT),
-  };
-}
-
-/** The CA a URL's `sslrootcert` (or PGSSLROOTCERT) names, read as PEM, as libpq would read it. */
-function rootCertOf(file: string | undefined): { sslrootcert?: string } {
-  if (!file) return {};
-  try {
-    return { sslrootcert: fs.readFileSync(file, "utf8") };
-  } catch (err) {
-    throw new Error(`sslrootcert ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)}); give the CA certificate file of the server.`, { cause: err });
-  }
+export function connectionFromUrl(url: string, env: NodeJS.ProcessEnv = process.env): ResolvedConnection {
+  return resolveConnection(url, env);
 }
 
 /** Name of the TimescaleDB container of a docker-mode stack (components/TimescaleDbServer.ts: `tsdb-<stack>-timescaledb`). */

@@ -1,5 +1,5 @@
 /**
- * Nobody but the owner writes the audit trail, by any path (issue 9, items 7 and 8). On PostgreSQL 17 with the
+ * Nobody but the owner writes the audit trail, by any path. On PostgreSQL 17 with the
  * stack's roles and grants (lib/access.ts) and the real sql/ applied as the migrator with SET ROLE to the owner,
  * the app and read-only logins try every way in we know of; after each, audit.change_log is unchanged.
  * Then the TimescaleDB engine, where the same trick is tried by a non-superuser role.

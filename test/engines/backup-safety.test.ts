@@ -1,5 +1,5 @@
 /**
- * Defects from issue 9 ("Nothing lost, nobody in") in backup and restore, each reproduced against Debian's
+ * Defects in backup and restore that lost data or let the wrong role in, each reproduced against Debian's
  * PostgreSQL 15 server with the local pg_dump/pg_restore 15: a restore that fails must leave the original
  * database as it was, manifests cannot point outside their directory, dumps are private from their first byte,
  * row counts compare what a dump carries, and `tsdb restore --url` / `--backup DIR` work without Docker.

@@ -1,5 +1,5 @@
 /**
- * Issue 8, item 5: the README's "Already have a server?" path, command for command, on TimescaleDB with
+ * The README's "Already have a server?" path, command for command, on TimescaleDB with
  * neither Docker nor the Pulumi CLI (nor the PostgreSQL client tools) on PATH: `tsdb doctor --url`,
  * `tsdb db up --url`, `tsdb data load --url`, `tsdb data validate` (DATABASE_URL). PATH holds only node's
  * directory (with Debian's node that is /usr/bin, so Debian's client tools 15 may be found: older than the

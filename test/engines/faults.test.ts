@@ -1,5 +1,5 @@
 /**
- * The fault suite (issue 9, item 15): a real PostgreSQL 15 server (Debian's, so that Debian's pg_dump and
+ * The fault suite: a real PostgreSQL 15 server (Debian's, so that Debian's pg_dump and
  * pg_restore match it) under load, migration, backup and restore, each run as its CLI in a child process, hit
  * by a server restart, a terminated backend and a SIGKILL of the CLI, and run twice at once. After each: the
  * data is either fully there or untouched, and a failed command said so in one line (no stack trace), exit 1.
@@ -10,7 +10,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { withClient } from "../../lib/db";
 import { type CliResult, ROOT, type RunningCli, runCli, startCli, until } from "../fixtures/cli";
-import { type Engine, startPostgresServer } from "../fixtures/engines";
+import { type Engine, startPostgresServer, startTimescaleServer } from "../fixtures/engines";
 import { SAMPLE_DIR, SAMPLE_ROWS, barsAsText } from "../fixtures/loader/target";
 import { rows, schemaRunner } from "../fixtures/schema";
 
@@ -50,11 +50,18 @@ async function sigkill(cli: RunningCli): Promise<CliResult> {
   return cli.done;
 }
 
-describe("faults on PostgreSQL 15", () => {
+// PostgreSQL 15 for pg_dump/pg_restore 15; with native TimescaleDB (hypertables, compression, the scheduler's
+// jobs) as the stack's container runs it, and without it (--no-timescaledb).
+describe.each([
+  { name: "native TimescaleDB (PostgreSQL 15)", start: startTimescaleServer, timescaledb: true },
+  { name: "PostgreSQL 15", start: () => startPostgresServer({ major: 15 }), timescaledb: false },
+])("faults on $name", ({ start, timescaledb }) => {
   let server: Engine;
   let admin: (database?: string) => string;
+  /** `db up`'s flag for this engine's schema. */
+  const schemaFlag = timescaledb ? [] : ["--no-timescaledb"];
   beforeAll(async () => {
-    server = await startPostgresServer({ major: 15 });
+    server = await start();
     admin = (database = "postgres") => server.urlFor(database);
   }, 120_000);
   afterAll(async () => {
@@ -66,7 +73,7 @@ describe("faults on PostgreSQL 15", () => {
     let before: string[];
     beforeAll(async () => {
       await server.createDatabase(DB);
-      await schemaRunner(admin(DB), { timescaledb: false }).up();
+      await schemaRunner(admin(DB), { timescaledb }).up();
       const r = await runCli("data", ["load", "--url", admin(DB), "--source", path.join(SAMPLE_DIR, "csv/ohlcv.csv"), "--quiet"]);
       expect(r.code, r.stderr).toBe(0);
       before = await barsAsText(admin(DB));
@@ -161,7 +168,7 @@ describe("faults on PostgreSQL 15", () => {
 
     async function upInSlowMigration(db: string, seconds: number): Promise<RunningCli> {
       await server.createDatabase(db);
-      const cli = startCli("db", ["up", "--no-timescaledb", "--dir", slowDir(seconds), "--url", admin(db)]);
+      const cli = startCli("db", ["up", ...schemaFlag, "--dir", slowDir(seconds), "--url", admin(db)]);
       await until("the slow migration to run", async () => (await backends(admin(), db, "SELECT pg_sleep(%")).length > 0);
       return cli;
     }
@@ -189,14 +196,14 @@ describe("faults on PostgreSQL 15", () => {
       await until("the killed run's backend to end", async () => (await backends(admin(), "mig_kill", "SELECT pg_sleep(%")).length === 0);
       expect(await applied("mig_kill")).toEqual([1, 2, 3]);
       expect(await slowTable("mig_kill")).toBeNull();
-      const again = await runCli("db", ["up", "--no-timescaledb", "--lock-timeout", "5", "--url", admin("mig_kill")]);
+      const again = await runCli("db", ["up", ...schemaFlag, "--lock-timeout", "5", "--url", admin("mig_kill")]);
       expect(again.stderr).toBe("");
       expect(await applied("mig_kill")).toHaveLength(FILES.length);
     }, 60_000);
 
     test("two db up at once: both succeed and each migration is applied exactly once", async () => {
       await server.createDatabase("mig_twice");
-      const both = await Promise.all([1, 2].map(() => runCli("db", ["up", "--no-timescaledb", "--url", admin("mig_twice")])));
+      const both = await Promise.all([1, 2].map(() => runCli("db", ["up", ...schemaFlag, "--url", admin("mig_twice")])));
       expect(both.map((r) => [r.code, r.stderr])).toEqual([[0, ""], [0, ""]]);
       const lines = both.flatMap((r) => r.stdout.split("\n").filter((l) => l.startsWith("applied ")));
       expect(lines.sort()).toEqual(FILES.map((f) => `applied ${f}`));
@@ -214,7 +221,7 @@ describe("faults on PostgreSQL 15", () => {
 
     beforeAll(async () => {
       await server.createDatabase(DB);
-      await schemaRunner(admin(DB), { timescaledb: false }).up();
+      await schemaRunner(admin(DB), { timescaledb }).up();
       // Enough bars that pg_restore is seen at work (a second or more).
       await withClient(admin(DB), (c) =>
         c.query(`INSERT INTO market_data.ohlcv_bars (symbol, exchange, provider, timeframe, time, open, high, low, close, volume)
@@ -271,7 +278,8 @@ describe("faults on PostgreSQL 15", () => {
       await sigkill(cli);
       await release();
       // pg_dump, if it was running, loses its snapshot's exporter and stops; give it time to finish either way.
-      await until("no backup session left", async () => (await rows(admin(), `SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, [DB])).length === 0);
+      // Client sessions only: TimescaleDB's scheduler keeps a background worker in every database with jobs.
+      await until("no backup session left", async () => (await rows(admin(), `SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'client backend' AND pid <> pg_backend_pid()`, [DB])).length === 0);
       expect(files(dir).filter((f) => f.endsWith(".manifest.json") || f.endsWith(".dump"))).toEqual([]);
     }, 60_000);
 
@@ -294,7 +302,8 @@ describe("faults on PostgreSQL 15", () => {
       let staging: string | undefined;
       await until("pg_restore to copy the bars", async () => {
         staging = await stagingOf(target);
-        return staging !== undefined && (await backends(admin(), staging, "COPY market_data.ohlcv_bars%")).length > 0;
+        // A hypertable's rows are dumped, and restored, as its chunks' tables.
+        return staging !== undefined && (await backends(admin(), staging, timescaledb ? "COPY _timescaledb_internal._hyper_%" : "COPY market_data.ohlcv_bars%")).length > 0;
       }, 60_000);
       return { cli, staging: staging as string };
     }

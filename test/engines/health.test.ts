@@ -1,6 +1,7 @@
 /**
- * Doctor's database checks against real engines: TimescaleDB (PGlite build) with the real migrations, a
- * compressed chunk and a failing job; PostgreSQL 17 without TimescaleDB. And `tsdb doctor --url`.
+ * Doctor's database checks against real engines: TimescaleDB, native (PostgreSQL 15, its scheduler running the
+ * jobs) and the PGlite build (PostgreSQL 17.5, no background workers), with the real migrations, a compressed
+ * chunk and a failing job; PostgreSQL 17 without TimescaleDB. And `tsdb doctor --url`.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -9,13 +10,16 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { tsdbAsync } from "../fixtures/cli";
 import { withClient } from "../../lib/db";
 import { checkDatabase } from "../../lib/ops/databaseHealth";
-import { type Engine, startPostgresServer, startTimescaleEngine } from "../fixtures/engines";
+import { type Engine, startPostgresServer, startTimescaleEngine, startTimescaleServer } from "../fixtures/engines";
 import { schemaRunner } from "../fixtures/schema";
 
-describe("database checks on TimescaleDB with the project's schema", () => {
+describe.each([
+  { name: "native TimescaleDB", start: startTimescaleServer, version: /PostgreSQL 15\.\d+/ },
+  { name: "TimescaleDB (PGlite)", start: startTimescaleEngine, version: /PostgreSQL 17\.5/ },
+])("database checks on $name with the project's schema", ({ start, version }) => {
   let engine: Engine;
   beforeAll(async () => {
-    engine = await startTimescaleEngine();
+    engine = await start();
     await schemaRunner(engine.url, { timescaledb: true }).up();
     await withClient(engine.url, async (c) => {
       await c.query(`INSERT INTO market_data.ohlcv_bars (symbol, exchange, provider, timeframe, time, open, high, low, close, volume)
@@ -31,7 +35,7 @@ describe("database checks on TimescaleDB with the project's schema", () => {
     const results = await withClient(engine.url, (c) => checkDatabase(c, { expectTimescaleDb: true }));
     const byName = Object.fromEntries(results.map((r) => [r.name, r]));
     expect(results.map((r) => r.name)).toEqual(["Database", "TimescaleDB", "Hypertables", "Compression", "Jobs", "Cache hit ratio", "Connections"]);
-    expect(byName.Database?.detail).toMatch(/^reachable: \w+ on PostgreSQL 17\.5/);
+    expect(byName.Database?.detail).toMatch(new RegExp(`^reachable: \\w+ on ${version.source}`));
     expect(byName.TimescaleDB?.detail).toMatch(/^extension 2\.23\./);
     expect(byName.Hypertables?.detail).toContain("market_data.ohlcv_bars (");
     expect(byName.Hypertables?.detail).toContain("market_data.ticks (0 chunks)");
@@ -45,7 +49,8 @@ describe("database checks on TimescaleDB with the project's schema", () => {
     const results = await withClient(engine.url, async (c) => {
       await c.query("CREATE PROCEDURE public.tsdb_doctor_broken(job_id int, config jsonb) LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'broken on purpose'; END $$");
       const id = (await c.query("SELECT add_job('public.tsdb_doctor_broken', '1 hour', scheduled => false) AS id")).rows[0].id as number;
-      // No background workers in this engine: record the failed run as the scheduler would.
+      // Recorded as the scheduler records a failed run (PGlite has no background workers; on the native server
+      // the job is unscheduled, so only this row says it failed).
       await c.query(
         `INSERT INTO _timescaledb_internal.bgw_job_stat (job_id, last_start, last_finish, next_start, last_successful_finish, last_run_success,
             total_runs, total_duration, total_duration_failures, total_successes, total_failures, total_crashes, consecutive_failures, consecutive_crashes, flags)
@@ -67,13 +72,13 @@ describe("database checks on TimescaleDB with the project's schema", () => {
   test("tsdb doctor --url checks the server, its extension and health, and exits 1 for the failed job", async () => {
     // Asynchronously: this process serves the engine's socket, so a blocking spawnSync would deadlock it.
     const result = await tsdbAsync(["doctor", "--url", engine.url]);
-    expect(result.stdout).toMatch(/ok {3}Database: reachable: \w+ on PostgreSQL 17\.5/);
+    expect(result.stdout).toMatch(new RegExp(`ok {3}Database: reachable: \\w+ on ${version.source}`));
     expect(result.stdout).toMatch(/ok {3}TimescaleDB: extension 2\.23\./);
     expect(result.stdout).toMatch(/FAIL Jobs: job \d+ public\.tsdb_doctor_broken/);
     expect(result.stdout).not.toContain("Port 5432"); // a deployed database holds its own port
     expect(result.stdout).not.toContain("Pulumi CLI"); // a server of your own needs neither Pulumi nor Docker
     expect(result.stdout).not.toContain("Docker daemon");
-    expect(result.stdout).toMatch(/^(ok {3}|WARN) pg_dump: /m);
+    expect(result.stdout).toMatch(/^(ok {3}|WARN )pg_dump: /m);
     expect(result.code).toBe(1);
   });
 
@@ -125,6 +130,31 @@ describe("database checks on PostgreSQL 17 without TimescaleDB", () => {
       ["Cache hit ratio", "ok"],
       ["Connections", "ok"],
     ]);
+  });
+
+  test("a query error in one check is that check's failure; the other checks still report", async () => {
+    // A hardened server: PUBLIC may not read pg_stat_database, so the cache check's query fails for a plain role.
+    await withClient(pg.url, async (c) => {
+      await c.query("DROP ROLE IF EXISTS health_reader");
+      await c.query("CREATE ROLE health_reader LOGIN PASSWORD 'health-pw'");
+      await c.query("REVOKE SELECT ON pg_catalog.pg_stat_database FROM PUBLIC");
+    });
+    try {
+      const results = await withClient(pg.urlFor("postgres", "health_reader", "health-pw"), (c) => checkDatabase(c, { expectTimescaleDb: false }));
+      expect(results.map((r) => [r.name, r.status])).toEqual([
+        ["Database", "ok"],
+        ["TimescaleDB", "ok"],
+        ["Cache hit ratio", "fail"],
+        ["Connections", "ok"],
+      ]);
+      expect(results[2]?.detail).toBe("its query failed: permission denied for view pg_stat_database");
+      expect(results[2]?.fix).toMatch(/a role that can read the statistics views/);
+    } finally {
+      await withClient(pg.url, async (c) => {
+        await c.query("GRANT SELECT ON pg_catalog.pg_stat_database TO PUBLIC");
+        await c.query("DROP ROLE health_reader");
+      });
+    }
   });
 
   test("connections above 80% of max_connections are a warning with a fix", async () => {

@@ -6,10 +6,9 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
+import { beforeAll, beforeEach, describe, expect, test } from "vitest";
 import { loadOhlcvFrom } from "../../lib/loader/OhlcvLoader";
-import { type Engine, startPostgresServer } from "../fixtures/engines";
-import { barsAsText, migrate } from "../fixtures/loader/target";
+import { SERVER_ENGINES, barsAsText, useMigratedEngine } from "../fixtures/loader/target";
 import { exec } from "../fixtures/schema";
 
 const ROWS = 20_000;
@@ -32,19 +31,13 @@ function oppositeFiles(): { ascending: string; descending: string } {
   return { ascending, descending };
 }
 
-describe("concurrent loads on PostgreSQL 17", () => {
-  let engine: Engine;
+describe.each(SERVER_ENGINES)("concurrent loads on $name", (engine) => {
   let url: string;
   let files: { ascending: string; descending: string };
 
-  beforeAll(async () => {
-    engine = await startPostgresServer();
-    url = engine.url;
-    await migrate(url, false);
+  useMigratedEngine(engine, (u) => (url = u));
+  beforeAll(() => {
     files = oppositeFiles();
-  });
-  afterAll(async () => {
-    await engine?.stop();
   });
   beforeEach(async () => {
     await exec(url, "TRUNCATE market_data.ohlcv_bars");

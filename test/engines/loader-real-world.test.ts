@@ -1,5 +1,5 @@
 /**
- * Issue 10, items 2-10: real-world file shapes and bad values, loaded end to end into a native PostgreSQL 17
+ * Real-world file shapes and bad values, loaded end to end into a native PostgreSQL 17
  * server with the real migrations. Every fixture is generated here in the shape of the exporter it names.
  */
 import { execFile } from "node:child_process";
@@ -10,7 +10,7 @@ import { pathToFileURL } from "node:url";
 import { beforeEach, describe, expect, test } from "vitest";
 import { type LoadOptions, loadOhlcvFrom } from "../../lib/loader/OhlcvLoader";
 import { runLoadRequest } from "../../lib/loader/runLoad";
-import { POSTGRES_17, barsAsText, countBars, useMigratedEngine } from "../fixtures/loader/target";
+import { TIMESCALEDB_NATIVE, barsAsText, countBars, useMigratedEngine } from "../fixtures/loader/target";
 import { exec } from "../fixtures/schema";
 
 const ROOT = path.resolve(__dirname, "../..");
@@ -35,16 +35,16 @@ function rejectReasons(file: string): string[] {
   });
 }
 
-describe("real-world files on PostgreSQL 17", () => {
+describe("real-world files on native TimescaleDB", () => {
   let url: string;
   const load = (options: LoadOptions) => loadOhlcvFrom(url, options);
 
-  useMigratedEngine(POSTGRES_17, (u) => (url = u));
+  useMigratedEngine(TIMESCALEDB_NATIVE, (u) => (url = u));
   beforeEach(async () => {
     await exec(url, "TRUNCATE market_data.ohlcv_bars");
   });
 
-  test("item 2: a backtrader Date,Time CSV loads every row at its date plus time", async () => {
+  test("a backtrader Date,Time CSV loads every row at its date plus time", async () => {
     const file = write(tmpDir(), "2006-min-005.txt",
       "Date,Time,Open,High,Low,Close,Volume,OpenInterest\n" +
       "2006-01-02,09:05:00,3578.73,3580.06,3577.83,3578.17,0,0\n" +
@@ -57,7 +57,7 @@ describe("real-world files on PostgreSQL 17", () => {
     ]);
   });
 
-  test("item 2: a MetaTrader export (tab-separated <DATE> <TIME>, dotted dates) loads", async () => {
+  test("a MetaTrader export (tab-separated <DATE> <TIME>, dotted dates) loads", async () => {
     const file = write(tmpDir(), "EURUSD_M5.csv",
       "<DATE>\t<TIME>\t<OPEN>\t<HIGH>\t<LOW>\t<CLOSE>\t<TICKVOL>\t<VOL>\t<SPREAD>\n" +
       "2024.01.02\t09:05:00\t1.10410\t1.10432\t1.10401\t1.10425\t312\t0\t2\n");
@@ -66,7 +66,7 @@ describe("real-world files on PostgreSQL 17", () => {
     expect(await barsAsText(url)).toEqual(["EURUSD|||5m|2024-01-02T09:05:00.000000Z|1.10410|1.10432|1.10401|1.10425|0|NULL"]);
   });
 
-  test("item 3: a headerless Binance kline dump loads, symbol and timeframe from its name", async () => {
+  test("a headerless Binance kline dump loads, symbol and timeframe from its name", async () => {
     const file = write(tmpDir(), "BTCUSDT-1m-2024-01.csv",
       "1704067200000,42283.58,42298.62,42261.02,42298.61,35.92724,1704067259999,1518878.8,1327,23.15055,978529.9,0\n" +
       "1704067260000,42298.62,42320.00,42298.61,42319.99,21.5,1704067319999,909000.1,800,10.1,427000.5,0\n");
@@ -78,14 +78,14 @@ describe("real-world files on PostgreSQL 17", () => {
     ]);
   });
 
-  test("item 3: a headerless file loads with the columns named", async () => {
+  test("a headerless file loads with the columns named", async () => {
     const file = write(tmpDir(), "AAPL.txt", "01/02/2024,09:30,185.10,185.50,185.00,185.20,1000\n");
     const summary = await load({ files: [file], columns: ["date", "time", "open", "high", "low", "close", "volume"], symbol: "AAPL", timeframe: "1m" });
     expect(summary).toMatchObject({ read: 1, inserted: 1 });
     expect(await barsAsText(url)).toEqual(["AAPL|||1m|2024-01-02T09:30:00.000000Z|185.10|185.50|185.00|185.20|1000|NULL"]);
   });
 
-  test("item 4: the runbook's SQLite with timeframe D loads as 1d; 1M from Binance is a month", async () => {
+  test("the runbook's SQLite with timeframe D loads as 1d; 1M from Binance is a month", async () => {
     const Database = (await import("better-sqlite3")).default;
     const dir = tmpDir();
     const dbFile = path.join(dir, "spock_local.db");
@@ -106,7 +106,7 @@ describe("real-world files on PostgreSQL 17", () => {
     ]);
   });
 
-  test("item 4: an ambiguous timeframe is refused with the accepted forms: a flag stops the load, a column value rejects its row", async () => {
+  test("an ambiguous timeframe is refused with the accepted forms: a flag stops the load, a column value rejects its row", async () => {
     const dir = tmpDir();
     const file = write(dir, "x.csv", "date,timeframe,open,high,low,close\n2024-01-02,D,1,2,1,2\n2024-01-03,m,1,2,1,2\n");
     await expect(load({ files: [file], symbol: "X", timeframe: "m" })).rejects.toThrow(
@@ -118,7 +118,7 @@ describe("real-world files on PostgreSQL 17", () => {
     expect(await barsAsText(url)).toEqual(["X|||1d|2024-01-02T00:00:00.000000Z|1|2|1|2|0|NULL"]);
   });
 
-  test("item 6: a path pattern that matches no file stops the load naming file and pattern", async () => {
+  test("a path pattern that matches no file stops the load naming file and pattern", async () => {
     const file = write(tmpDir(), "nvda-1999-2014.txt", "date,open,high,low,close\n2024-01-02,1,2,1,2\n");
     await expect(load({ files: [file], pathPattern: "{symbol}_daily.txt", timeframe: "1d" })).rejects.toThrow(
       `${file} does not match --path-pattern "{symbol}_daily.txt"`,
@@ -127,7 +127,7 @@ describe("real-world files on PostgreSQL 17", () => {
     expect((await barsAsText(url))[0]).toMatch(/^nvda\|/);
   });
 
-  test("item 7: a load where every row is rejected fails, says so and loads nothing", async () => {
+  test("a load where every row is rejected fails, says so and loads nothing", async () => {
     const dir = tmpDir();
     const file = write(dir, "times.csv", "date,open,high,low,close\n09:05:00,1,2,1,2\n09:10:00,1,2,1,2\n");
     const rejectsFile = path.join(dir, "rejects.csv");
@@ -137,7 +137,7 @@ describe("real-world files on PostgreSQL 17", () => {
     expect(await countBars(url)).toBe(0);
   });
 
-  test("item 7: the CLI exits 1 with one line when every row is rejected, and 0 within --max-rejects", async () => {
+  test("the CLI exits 1 with one line when every row is rejected, and 0 within --max-rejects", async () => {
     const dir = tmpDir();
     write(dir, "times.csv", "date,open,high,low,close\n09:05:00,1,2,1,2\n");
     const cli = (args: string[]) =>
@@ -158,7 +158,7 @@ describe("real-world files on PostgreSQL 17", () => {
     expect(ok.out).toContain("rejected rows with reasons: ");
   });
 
-  test("item 7: more rejects than --max-rejects (default 10%) fail the load; within the limit it loads", async () => {
+  test("more rejects than --max-rejects (default 10%) fail the load; within the limit it loads", async () => {
     const dir = tmpDir();
     const file = write(dir, "five.csv",
       "date,open,high,low,close\n2024-01-02,1,2,1,2\n2024-01-03,1,2,1,2\n2024-01-04,1,2,1,2\n2024-01-05,1,2,1,2\nbad,1,2,1,2\n");
@@ -172,7 +172,7 @@ describe("real-world files on PostgreSQL 17", () => {
     expect(await load({ files: [file], symbol: "X", timeframe: "1d", maxRejects: "20%" })).toMatchObject({ inserted: 4, rejected: 1 });
   });
 
-  test("item 8: values the database would refuse are rejected rows with file, row and reason; the rest loads", async () => {
+  test("values the database would refuse are rejected rows with file, row and reason; the rest loads", async () => {
     const dir = tmpDir();
     const good = (d: string) => `${d},GOOD,,1,2,1,2\n`;
     const file = write(dir, "bad.csv", Buffer.concat([
@@ -204,7 +204,7 @@ describe("real-world files on PostgreSQL 17", () => {
     expect((await barsAsText(url)).filter((l) => l.includes("2024-08-01"))).toEqual(["GOOD|||1d|2024-08-01T00:00:00.000000Z|1|2|1|2|0|NULL"]);
   });
 
-  test("item 10: a rejects path equal to a source is refused before anything is touched", async () => {
+  test("a rejects path equal to a source is refused before anything is touched", async () => {
     const dir = tmpDir();
     const file = write(dir, "rejects.csv", "date,symbol,open,high,low,close\n2024-01-02,X,1,2,1,2\n");
     const before = fs.readFileSync(file, "utf8");
@@ -214,7 +214,7 @@ describe("real-world files on PostgreSQL 17", () => {
     expect(fs.readFileSync(file, "utf8")).toBe(before);
   });
 
-  test("item 10: the default rejects file lives under .tsdb/ and a directory source run twice never reads it", async () => {
+  test("the default rejects file lives under .tsdb/ and a directory source run twice never reads it", async () => {
     const dir = tmpDir();
     write(dir, "a.csv", "date,symbol,open,high,low,close\n2024-01-02,X,1,2,1,2\n2024-01-03,X,1,2,1,2\n2024-01-04,X,1,2,1,2\n2024-01-05,X,1,2,1,2\n2024-01-06,X,1,2,1,2\n2024-01-07,X,1,2,1,2\n2024-01-08,X,1,2,1,2\n2024-01-09,X,1,2,1,2\n2024-01-10,X,1,2,1,2\n2024-01-11,X,1,0.5,1,2\n");
     const first = await runLoadRequest(url, { source: ".", timeframe: "1d" }, { cwd: dir });

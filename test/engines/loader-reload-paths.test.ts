@@ -1,5 +1,5 @@
 /**
- * Every way a load can reach the target leaves the same rows (issue 11): the key-filtered path (per chunk,
+ * Every way a load can reach the target leaves the same rows: the key-filtered path (per chunk,
  * fetch the keys present, write only missing rows, stage only changed ones), in chunks small enough that a
  * series spans several, and the reference staging path (every row staged, one ON CONFLICT merge), for
  * re-loads under --on-conflict skip and update, from CSV and from SQLite, on the TimescaleDB build (PGlite,
@@ -11,7 +11,7 @@ import path from "node:path";
 import { beforeAll, beforeEach, describe, expect, test } from "vitest";
 import { withClient } from "../../lib/db";
 import { type LoadOptions, type LoadSummary, loadOhlcvFrom } from "../../lib/loader/OhlcvLoader";
-import { BAR_ENGINES, POSTGRES_17, barsAsText, useMigratedEngine } from "../fixtures/loader/target";
+import { BAR_ENGINES, SERVER_ENGINES, barsAsText, useMigratedEngine } from "../fixtures/loader/target";
 import { exec } from "../fixtures/schema";
 
 const SERIES = ["AAA", "BBB", "CCC"];
@@ -175,10 +175,10 @@ describe.each(BAR_ENGINES)("re-load paths on $name", ({ start, timescaledb }) =>
   });
 });
 
-// One session at a time on the TimescaleDB build: a second writer needs the native server.
-describe("a re-load racing another writer on PostgreSQL 17", () => {
+// One session at a time on the TimescaleDB build: a second writer needs a native server.
+describe.each(SERVER_ENGINES)("a re-load racing another writer on $name", (engine) => {
   let url: string;
-  useMigratedEngine(POSTGRES_17, (u) => (url = u));
+  useMigratedEngine(engine, (u) => (url = u));
 
   test("a bar another session inserts while the load runs is counted present, not written twice", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "reload-concurrent-"));

@@ -1,6 +1,6 @@
 /**
  * A load into an empty target (the first import) goes through one COPY fed while the file is read, like
- * `psql \copy`, with no probe, savepoint or statement between chunks (issue 11: empty-table loads at the
+ * `psql \copy`, with no probe, savepoint or statement between chunks (empty-table loads at the
  * floor). These tests pin that it is taken, that it leaves the rows every other path leaves, and that it loses
  * nothing when it cannot finish: a bad row under --strict after earlier chunks were sent, a second file of the
  * same load, and a bar another session writes into the table meanwhile. PostgreSQL 17 only: the TimescaleDB
@@ -13,7 +13,7 @@ import type { Client } from "pg";
 import { beforeEach, describe, expect, test } from "vitest";
 import { withClient } from "../../lib/db";
 import { type LoadOptions, type LoadSummary, loadOhlcv, loadOhlcvFrom } from "../../lib/loader/OhlcvLoader";
-import { POSTGRES_17, barsAsText, countBars, useMigratedEngine } from "../fixtures/loader/target";
+import { SERVER_ENGINES, barsAsText, countBars, useMigratedEngine } from "../fixtures/loader/target";
 import { exec, rows } from "../fixtures/schema";
 
 const SYMBOLS = ["AAA", "BBB", "CCC"];
@@ -83,9 +83,9 @@ async function waitForLockedWrite(url: string, statement: string): Promise<void>
 const copies = (statements: string[]) => statements.filter((s) => /^COPY .* FROM STDIN$/.test(s));
 const between = (statements: string[]) => statements.filter((s) => /SAVEPOINT|unnest\(\$1::int\[\]/.test(s));
 
-describe("a load into an empty table on PostgreSQL 17", () => {
+describe.each(SERVER_ENGINES)("a load into an empty table on $name", (engine) => {
   let url: string;
-  useMigratedEngine(POSTGRES_17, (u) => (url = u));
+  useMigratedEngine(engine, (u) => (url = u));
   beforeEach(async () => {
     await exec(url, "TRUNCATE market_data.ohlcv_bars");
   });
@@ -120,6 +120,33 @@ describe("a load into an empty table on PostgreSQL 17", () => {
     // The second file went through the per-chunk path: probes and savepoints after the one streamed COPY.
     expect(between(statements).length).toBeGreaterThan(0);
     expect(await countBars(url)).toBe(1350);
+  });
+
+  test("new bars after the stored ones (the everyday append) are one COPY: one probe of the first chunk, no savepoint", async () => {
+    await loadOhlcvFrom(url, { files: [csvFile("history.csv", 0, PER_SYMBOL)] });
+    const { summary, statements } = await loadRecording(url, { files: [csvFile("append.csv", PER_SYMBOL, 300)], chunkRows: 64 });
+    expect(summary).toMatchObject({ read: 900, inserted: 900, alreadyPresent: 0, rejected: 0 });
+    expect(copies(statements)).toHaveLength(1);
+    expect(between(statements).filter((s) => /unnest/.test(s))).toHaveLength(1);
+    expect(between(statements).filter((s) => /SAVEPOINT/.test(s))).toEqual([]);
+    expect(await countBars(url)).toBe(2100);
+  });
+
+  test("a file whose first chunk is new but whose later bars are stored: the COPY fails on them, the load runs again chunk by chunk, exact", async () => {
+    // Only CCC is stored; the file starts with AAA and BBB (new) and ends with CCC's stored bars, one changed.
+    const full = csvFile("all.csv", 0, PER_SYMBOL);
+    const lines = fs.readFileSync(full, "utf8").trim().split("\n");
+    const onlyCcc = path.join(dir, "ccc.csv");
+    fs.writeFileSync(onlyCcc, `${[lines[0], ...lines.slice(1).filter((l) => l.includes(",CCC,"))].join("\n")}\n`);
+    await loadOhlcvFrom(url, { files: [onlyCcc] });
+    const stored = (await barsAsText(url)).filter((l) => l.startsWith("CCC|"));
+    const { summary, statements } = await loadRecording(url, { files: [full], chunkRows: 64 });
+    expect(summary).toMatchObject({ read: 1200, inserted: 800, alreadyPresent: 400, rejected: 0 });
+    expect(copies(statements).length).toBeGreaterThan(1); // the streamed attempt, then the chunked one
+    expect(statements.filter((s) => /pg_advisory_xact_lock\(/.test(s))).toHaveLength(1); // the retry ran alone
+    const after = await barsAsText(url);
+    expect(after).toHaveLength(1200);
+    expect(after.filter((l) => l.startsWith("CCC|"))).toEqual(stored);
   });
 
   test("a conflict while the loader waits for the socket ends the streamed COPY at once (a large file, the first bar taken)", async () => {

@@ -1,5 +1,5 @@
 /**
- * An external stack on servers set up like managed services (issue 12): the database exists already and
+ * An external stack on servers set up like managed services: the database exists already and
  * belongs to an admin that has CREATEROLE and nothing more, TLS is checked against a CA the test generated
  * (verify-full), PgBouncer in transaction mode fronts the app, and a streaming replica serves the read-only
  * role. The access plan as the provider issues it for a non-superuser admin, then the serialized migrations

@@ -1,5 +1,5 @@
 /**
- * `npm run db` where data is at stake (issue 9, items 2, 11, 13 and 14), on PostgreSQL 17 with the stack's
+ * `npm run db` where data is at stake, on PostgreSQL 17 with the stack's
  * roles and grants, run as the migrator the way people and CI run it:
  * - down shows what it drops with row counts, refuses on a protectData stack, and needs --force for rows;
  * - the migration lock cannot be held by a role that may not migrate, and a wait for a real migrator gives up

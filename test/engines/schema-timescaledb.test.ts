@@ -1,12 +1,13 @@
 /**
- * The schema in sql/ on TimescaleDB (PGlite build: PostgreSQL 17.5 + TimescaleDB 2.23), applied by the real
- * MigrationRunner: up, down to zero, up again, checked through timescaledb_information, plus what a user of
- * the tables notices (checks, exact prices, rollups, helper functions, the audit trail).
- * The engine accepts one connection at a time, so every step below opens and closes its own.
+ * The schema in sql/ on TimescaleDB, native (PostgreSQL 15, as the stack's container runs it: the scheduler runs
+ * the policies) and the PGlite build (PostgreSQL 17.5 + TimescaleDB 2.23), applied by the real MigrationRunner:
+ * up, down to zero, up again, checked through timescaledb_information, plus what a user of the tables notices
+ * (checks, exact prices, rollups, helper functions, the audit trail).
+ * PGlite accepts one connection at a time, so every step below opens and closes its own.
  */
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { withClient } from "../../lib/db";
-import { type Engine, startTimescaleEngine } from "../fixtures/engines";
+import { type Engine, startTimescaleEngine, startTimescaleServer } from "../fixtures/engines";
 import {
   EXPECTED_TABLES,
   MIGRATION_FILES,
@@ -51,11 +52,14 @@ async function hypertableIntervals(url: string) {
   );
 }
 
-describe("the schema on TimescaleDB", () => {
+describe.each([
+  { name: "native TimescaleDB (PostgreSQL 15)", start: startTimescaleServer },
+  { name: "TimescaleDB (PGlite)", start: startTimescaleEngine },
+])("the schema on $name", ({ start }) => {
   let engine: Engine;
   let url: string;
   beforeAll(async () => {
-    engine = await startTimescaleEngine();
+    engine = await start();
     url = engine.url;
     await schemaRunner(url, { timescaledb: true }).up();
   });

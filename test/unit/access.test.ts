@@ -17,6 +17,7 @@ describe("renderAccessSql", () => {
       'GRANT CONNECT, TEMPORARY ON DATABASE "market" TO "market_migrator"',
       'GRANT CONNECT, TEMPORARY ON DATABASE "market" TO "market_app"',
       'GRANT CONNECT ON DATABASE "market" TO "market_readonly"',
+      'GRANT CONNECT ON DATABASE "market" TO "pg_monitor"',
     ]);
   });
 

@@ -1,5 +1,5 @@
 /**
- * Issue 8: the compiled `tsdb` binary as users run it: package.json `bin` (npx tsdb, npm link), built by
+ * The compiled `tsdb` binary as users run it: package.json `bin` (npx tsdb, npm link), built by
  * `npm run build` (which `prepare`, and so `npm ci`, runs), and the npm scripts the README names as thin
  * aliases of it. Before the issue, `npm run setup -- --help` (and env, db:backup, db:restore, sample) answered
  * "Unknown option '--help'" and `npm run bench:load -- --help` crashed with a stack trace.

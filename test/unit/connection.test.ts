@@ -27,7 +27,7 @@ describe("connectionUrl builds URLs Node's URL parser accepts, for every host fo
 
   test("a URL round-trips through connectionFromUrl to the bare host", () => {
     for (const host of ["127.0.0.1", "::1", "fd00::5", "db.example.com"]) {
-      expect(connectionFromUrl(connectionUrl(info(host)), {})).toEqual(info(host));
+      expect(connectionFromUrl(connectionUrl(info(host)), {})).toEqual({ ...info(host), fromConnectionString: true });
     }
   });
 });

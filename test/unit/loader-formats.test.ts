@@ -494,10 +494,10 @@ describe("bars with inconsistent OHLC: the user's rule (issue 22 item 5)", () =>
     ["1.11", "1.1001", "low 1.1001 is above min(open 1.10, close 1.105)"],
   ])("high %s low %s: rejected by default, kept with its reason under flag and keep", (high, low, reason) => {
     expect(checkBar(bar(high, low))).toEqual({ ok: false, reason });
-    expect(checkBar(bar(high, low), undefined, "flag")).toEqual({ ok: true, micros: Date.UTC(2024, 0, 2) * 1000, inconsistent: reason });
-    expect(checkBar(bar(high, low), undefined, "keep")).toEqual({ ok: true, micros: Date.UTC(2024, 0, 2) * 1000, inconsistent: reason });
+    expect(checkBar(bar(high, low), undefined, undefined, "flag")).toEqual({ ok: true, micros: Date.UTC(2024, 0, 2) * 1000, inconsistent: reason });
+    expect(checkBar(bar(high, low), undefined, undefined, "keep")).toEqual({ ok: true, micros: Date.UTC(2024, 0, 2) * 1000, inconsistent: reason });
     // Anything else wrong still rejects.
-    expect(checkBar({ ...bar(high, low), open: "-1" }, undefined, "keep")).toEqual({ ok: false, reason: "open -1 is not positive" });
+    expect(checkBar({ ...bar(high, low), open: "-1" }, undefined, undefined, "keep")).toEqual({ ok: false, reason: "open -1 is not positive" });
   });
 
   test("the reader counts kept bars and reports each flagged one", async () => {

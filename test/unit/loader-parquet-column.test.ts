@@ -1,5 +1,5 @@
 /**
- * lib/loader/sources/parquetColumn.ts reads flat column chunks without nulls itself (issue 11: hyparquet's list
+ * lib/loader/sources/parquetColumn.ts reads flat column chunks without nulls itself (hyparquet's list
  * assembler was 40% of a row group's decode). Every chunk it takes must come back value for value, and of the
  * same type, as hyparquet's own parquetReadColumn gives it; every chunk it cannot take (a null, DELTA or
  * BYTE_STREAM_SPLIT pages, damage) must be left to hyparquet. Files come from the two writers at hand: arrow-rs
@@ -109,7 +109,7 @@ async function everyChunk(file: string): Promise<ChunkResult[]> {
 const takes = (r: ChunkResult) =>
   !r.reference.some((v) => v === null || v === undefined) && r.encodings.every((e) => ["PLAIN", "RLE", "RLE_DICTIONARY", "PLAIN_DICTIONARY"].includes(e));
 
-describe("flat column chunks read without hyparquet's list assembler (issue 11)", () => {
+describe("flat column chunks read without hyparquet's list assembler", () => {
   const cases: Array<[string, () => Promise<string>]> = [
     ["arrow-rs, v1 pages, dictionaries overflowing into PLAIN pages", () => arrowRsFile("v1-dict.parquet", 1, true)],
     ["arrow-rs, v1 pages, PLAIN only", () => arrowRsFile("v1-plain.parquet", 1, false)],

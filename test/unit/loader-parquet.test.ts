@@ -121,7 +121,7 @@ describe("NautilusTrader Parquet as its Rust catalog writes it", () => {
   });
 });
 
-describe("a row group's columns kept compact while its rows are read (issue 11: peak RSS)", () => {
+describe("a row group's columns kept compact while its rows are read (peak RSS)", () => {
   test("doubles and int64 values come back the same from typed arrays, every value exactly", () => {
     const doubles = [1.5, 0.1 + 0.2, 1e-300, -0, 123456.789];
     const packed = compactColumn(doubles);

@@ -1,5 +1,5 @@
 /**
- * The pieces of the key-filtered re-load (issue 11) that decide, without the database, whether a row is
+ * The pieces of the key-filtered re-load that decide, without the database, whether a row is
  * already there with the same values, and the fast timestamp text every COPY line carries.
  */
 import { describe, expect, test } from "vitest";

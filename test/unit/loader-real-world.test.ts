@@ -1,5 +1,5 @@
 /**
- * Shapes of real-world market data files (issue 10, items 2-6, 8, 9 and 18), on fixtures generated here in the same
+ * Shapes of real-world market data files, on fixtures generated here in the same
  * shapes as backtrader, MetaTrader, Kibot, Stooq, Dukascopy and Binance files (no third-party file is copied).
  */
 import fs from "node:fs";
@@ -30,7 +30,7 @@ async function readAll(file: string, options: Parameters<typeof openCsv>[1] = {}
   return { columns: source.columns, rows };
 }
 
-describe("item 2: separate date and time columns", () => {
+describe("separate date and time columns", () => {
   test("Date,Time headers resolve to a date column and a time-of-day column", () => {
     const idx = resolveColumns(["Date", "Time", "Open", "High", "Low", "Close", "Volume", "OpenInterest"]);
     expect(idx).toMatchObject({ date: 0, time: 1, open: 2, volume: 6 });
@@ -59,7 +59,7 @@ describe("item 2: separate date and time columns", () => {
   });
 });
 
-describe("item 3: headerless CSV", () => {
+describe("headerless CSV", () => {
   const kline = (openTime: string, closeTime: string) =>
     `${openTime},42000.10,42100.00,41950.50,42050.25,12.345,${closeTime},519000.1,1200,6.1,256000.2,0\n`;
 
@@ -91,7 +91,7 @@ describe("item 3: headerless CSV", () => {
   });
 });
 
-describe("item 4: timeframe spellings", () => {
+describe("timeframe spellings", () => {
   test.each([
     ["D", "1d"], ["W", "1w"], ["M", "1mo"], ["day", "1d"], ["daily", "1d"], ["60min", "60m"],
     ["H1", "1h"], ["M5", "5m"], ["M1", "1m"], ["D1", "1d"], ["W1", "1w"], ["MN1", "1mo"],
@@ -104,7 +104,7 @@ describe("item 4: timeframe spellings", () => {
   });
 });
 
-describe("item 5: column aliases from common exporters", () => {
+describe("column aliases from common exporters", () => {
   test.each([
     [["timestamp_utc", "open", "high", "low", "close", "volume"], "time", 0],
     [["open_time", "open", "high", "low", "close", "volume", "close_time"], "time", 0],
@@ -126,7 +126,7 @@ describe("item 5: column aliases from common exporters", () => {
   });
 });
 
-describe("item 6: path patterns", () => {
+describe("path patterns", () => {
   test("a placeholder takes the shortest match: {symbol}-*.txt on nvda-1999-2014.txt is nvda", () => {
     expect(matchPathPattern("{symbol}-*.txt", "/data/nvda-1999-2014.txt")).toEqual({ symbol: "nvda" });
     expect(matchPathPattern("{symbol}-{timeframe}-*.csv", "/dumps/BTCUSDT-1m-2024-01.csv")).toEqual({ symbol: "BTCUSDT", timeframe: "1m" });
@@ -139,7 +139,7 @@ describe("item 6: path patterns", () => {
   });
 });
 
-describe("item 9: values that were silently wrong", () => {
+describe("values that were silently wrong", () => {
   test.each([
     ["0024-01-02", /outside 1800-01-01/],
     ["2024-01-02T10:00:00+99:99", /offset \+99:99/],
@@ -185,7 +185,7 @@ function bar(over: Partial<BarText>): BarText {
   return { symbol: "X", exchange: "", provider: "", timeframe: "1d", time: "2024-01-02", open: "1", high: "2", low: "1", close: "2", volume: "1", adjClose: undefined, ...over };
 }
 
-describe("item 8: values the database would refuse become rejected rows", () => {
+describe("values the database would refuse become rejected rows", () => {
   test.each([
     [{ symbol: "S".repeat(3000) }, /symbol is 3000 characters long; at most 128/],
     [{ exchange: "E".repeat(10 << 20) }, /exchange is 10485760 characters long; at most 128/],
@@ -203,7 +203,7 @@ describe("item 8: values the database would refuse become rejected rows", () => 
   });
 });
 
-describe("item 18: one load request from flags, settings and the hook", () => {
+describe("one load request from flags, settings and the hook", () => {
   test("flags become the same request settings give, validated by one schema", () => {
     const fromFlags = loadRequestFromFlags({
       source: "dumps", "path-pattern": "{symbol}-{timeframe}-*.csv", layout: "binance-kline", "max-rejects": "5%",

@@ -1,5 +1,5 @@
 /**
- * The SQLite source reads a table in rowid pages (issue 11: a seventh less CPU than a row-by-row iterator) and
+ * The SQLite source reads a table in rowid pages (a seventh less CPU than a row-by-row iterator) and
  * anything without a rowid to page by (a view, a WITHOUT ROWID table, a table whose columns take every rowid
  * alias) row by row. Every way gives the same records in the same order.
  */

@@ -200,13 +200,13 @@ describe("connection URLs given on the command line", () => {
       user: "postgres",
       password: "pw",
       sslmode: "require",
+      fromConnectionString: true,
     });
   });
 
   test.each([
-    ["not a url", /--url must be a postgresql:\/\/user\[:password\]@host:port\/database URL/],
-    ["mysql://u@h/db", /--url must start with postgresql:\/\/, got mysql:\/\//],
-    ["postgresql://h:5432/db", /must name a user and a database/],
+    ["not a url", /^the connection is not a postgresql:\/\/user@host:port\/database URL or libpq key=value pairs/],
+    ["mysql://u@h/db", /^the connection is not a postgresql:\/\//],
   ])("%s is refused", (url, message) => {
     expect(() => connectionFromUrl(url, {})).toThrow(message);
   });
@@ -229,7 +229,7 @@ describe("tsdb env, run for real with a stand-in pulumi that prints the output J
 
       const bad = tsdbSync(["env", "--role", "admin"], { PATH: `${dir}:${process.env.PATH}` });
       expect(bad.code).toBe(2);
-      expect(bad.stderr.split("\n")[0]).toBe("tsdb env: option '--role <role>' argument 'admin' is invalid. Allowed choices are migrator, app, readonly.");
+      expect(bad.stderr.split("\n")[0]).toBe("tsdb env: option '--role <role>' argument 'admin' is invalid. Allowed choices are migrator, app, readonly, replica.");
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -252,7 +252,7 @@ describe("tsdb env --url, for a server of your own (no stack, no Pulumi CLI)", (
 
       const bad = tsdbSync(["env", "--url", "mysql://me@db/market", "--out", out], { PATH: path.dirname(process.execPath) });
       expect(bad.code).toBe(2);
-      expect(bad.stderr.split("\n")[0]).toBe("tsdb env: --url must start with postgresql://, got mysql://.");
+      expect(bad.stderr.split("\n")[0]).toBe("tsdb env: --url: the connection is not a postgresql://user@host:port/database URL or libpq key=value pairs (host=... port=... dbname=... user=...)");
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

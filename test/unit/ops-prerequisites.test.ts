@@ -175,7 +175,7 @@ describe("the PostgreSQL client tools a server of your own needs for backups (ts
       name: "pg_dump",
       status: "warn",
       detail: "15.14 is older than the server (17): it cannot dump that server",
-      fix: "Install the PostgreSQL client 17 or newer (Debian/Ubuntu: `apt-get install postgresql-client-17`, macOS: `brew install libpq`).",
+      fix: "Install the PostgreSQL client 17 or newer (Debian/Ubuntu: `sudo apt-get install -y postgresql-common && sudo /usr/share/postgresql-common/pgdg/apt.postgresql.org.sh -y && sudo apt-get install -y postgresql-client-17` (the PostgreSQL project's apt repository: Debian and Ubuntu ship one version each); macOS: `brew install libpq`; RHEL: the PGDG repository's postgresql17 package).",
     });
     expect(results[1]?.status).toBe("warn");
     expect(results[2]?.status).toBe("ok"); // psql talks to newer servers
@@ -218,7 +218,7 @@ describe("tsdb doctor and tsdb setup, run for real in child processes", () => {
     const result = run("doctor", [], {});
     expect(result.status).toBe(1);
     expect(result.stdout).toContain("FAIL Pulumi CLI: `pulumi` is not on PATH");
-    expect(result.stdout).toContain("fix: Install it: `curl -fsSL https://get.pulumi.com | sh`");
+    expect(result.stdout).toContain("fix: `tsdb setup` downloads the project's version (the `pulumi` npm package's installer), or install it: `curl -fsSL https://get.pulumi.com | sh`");
     expect(result.stdout).toMatch(/FAIL Docker daemon: the docker client cannot reach a daemon: Cannot connect to the Docker daemon/);
     expect(result.stdout).toContain("fix: Start the daemon: `sudo systemctl start docker`");
     expect(result.stdout).toMatch(/check\(s\) failed: Pulumi CLI, Docker daemon/);
@@ -267,6 +267,10 @@ describe("tsdb doctor and tsdb setup, run for real in child processes", () => {
     expect(result.status).toBe(1);
     expect(result.stdout).toContain("FAIL Docker daemon");
     expect(result.stdout).toContain("Fix the failed checks above, then run `tsdb setup` (or `npm run setup`) again.");
+    // A user without Docker learns there is a path that needs none.
+    expect(result.stdout).toContain(
+      'No Docker here? A PostgreSQL/TimescaleDB server of your own needs neither Docker nor Pulumi: `tsdb doctor --url URL`, then `tsdb db up --url URL` (README, "Already have a server?").',
+    );
     expect(fs.readFileSync(log, "utf8")).toBe("version\n");
   });
 

@@ -13,7 +13,7 @@ function problemsOf(raw: Record<string, unknown>): string[] {
   return [];
 }
 
-describe("settings for managed services (issue 12)", () => {
+describe("settings for managed services", () => {
   test("an external stack on Timescale Cloud: existing database, verify-full with a CA, pooler and replica", () => {
     const s = parseSettings(
       {

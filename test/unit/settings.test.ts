@@ -67,6 +67,7 @@ describe("parseSettings", () => {
       poolerPort: 6432,
       replicaHost: undefined,
       replicaPort: 5432,
+      connectRoles: [],
       ohlcvChunkInterval: "30 days",
       tickChunkInterval: "1 day",
       compressAfter: "90 days",
@@ -308,6 +309,20 @@ describe("readStackSettings", () => {
   });
 });
 
+describe("connectRoles", () => {
+  test.each([
+    ["", []],
+    ["pgbouncer_auth", ["pgbouncer_auth"]],
+    ["pgbouncer_auth, datadog", ["pgbouncer_auth", "datadog"]],
+  ])("%j keeps CONNECT for %j", (value, roles) => {
+    expect(parseSettings({ connectRoles: value }, { stack: "dev" }).connectRoles).toEqual(roles);
+  });
+
+  test("a value that is not a list of role names names the setting", () => {
+    expect(() => parseSettings({ connectRoles: "ok, bad name;" }, { stack: "dev" })).toThrow(/\[tsdb:connectRoles\] must be a comma-separated list of PostgreSQL role names, or empty for none, got "ok, bad name;"/);
+  });
+});
+
 describe("migration variables and intervals", () => {
   test("migrationVariables returns exactly the five variables, with an empty retention when none", () => {
     const s = parseSettings({ tickRetention: "" }, { stack: "dev" });
@@ -343,7 +358,7 @@ describe("migration variables and intervals", () => {
   });
 });
 
-describe("issue 9: settings the database would reject or that expose the stack", () => {
+describe("settings the database would reject or that expose the stack", () => {
   const problemsOf = (raw: Record<string, unknown>) => errorOf(() => parseSettings(raw, { stack: "dev" })).problems;
 
   test.each(["adminPassword", "migratorPassword", "appPassword", "readonlyPassword", "pgadminPassword"])(
@@ -426,8 +441,13 @@ describe("issue 9: settings the database would reject or that expose the stack",
     ]);
   });
 
-  test.each(["0.0.0.0", "::", "0:0:0:0:0:0:0:0"])("bindAddress %s warns that the database is published on every interface without TLS", (bindAddress) => {
-    const warnings = settingWarnings(parseSettings({ bindAddress }, { stack: "dev" }));
+  // Named in its canonical spelling, the one Docker reports back (lib/connection.ts canonicalIp).
+  test.each([
+    ["0.0.0.0", "0.0.0.0"],
+    ["::", "::"],
+    ["0:0:0:0:0:0:0:0", "::"],
+  ])("bindAddress %s warns that the database is published on every interface without TLS", (given, bindAddress) => {
+    const warnings = settingWarnings(parseSettings({ bindAddress: given }, { stack: "dev" }));
     expect(warnings).toEqual([
       {
         key: "bindAddress",

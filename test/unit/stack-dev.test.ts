@@ -262,13 +262,15 @@ describe("dev stack (Pulumi.dev.yaml only)", () => {
     );
   });
 
-  test("pgAdmin joins the network on 127.0.0.1:5050 with the server pre-registered and no password in servers.json", () => {
+  test("pgAdmin joins the network on 127.0.0.1:5050 with the server pre-registered, no password in servers.json, and its login password as a file, not in its environment", () => {
     const c = run.get("tsdb-dev-pgadmin", T.container);
     expect(c.dependsOn).toEqual(["tsdb-dev-timescaledb"]);
     expect(c.inputs.ports).toEqual([{ internal: 80, external: 5050, ip: "127.0.0.1", protocol: "tcp" }]);
     expect(c.inputs.networksAdvanced).toEqual([{ name: "tsdb-dev-net" }]);
-    const uploads = c.inputs.uploads as { file: string; content: string }[];
-    expect(uploads.map((u) => u.file)).toEqual(["/pgadmin4/servers.json"]);
+    expect(isWrappedSecret(c.inputs.uploads)).toBe(true);
+    const uploads = plain(c.inputs.uploads) as { file: string; content: string }[];
+    expect(uploads.map((u) => u.file)).toEqual(["/pgadmin4/servers.json", "/etc/tsdb/pgadmin-password"]);
+    expect(uploads[1]!.content).toBe("generatedtsdbdevpgadminpassword");
     expect(JSON.parse(uploads[0]!.content)).toEqual({
       Servers: {
         "1": {
@@ -287,11 +289,15 @@ describe("dev stack (Pulumi.dev.yaml only)", () => {
     expect(isWrappedSecret(c.inputs.envs)).toBe(true);
     expect(plain(c.inputs.envs)).toEqual([
       "PGADMIN_DEFAULT_EMAIL=admin@example.com",
-      "PGADMIN_DEFAULT_PASSWORD=generatedtsdbdevpgadminpassword",
+      "PGADMIN_DEFAULT_PASSWORD_FILE=/etc/tsdb/pgadmin-password",
       "PGADMIN_SERVER_JSON_FILE=/pgadmin4/servers.json",
       "PGADMIN_CONFIG_UPGRADE_CHECK_ENABLED=False",
       "PGADMIN_DISABLE_POSTFIX=true",
     ]);
+    // What `docker inspect` shows of any container: no password in any container's environment.
+    for (const container of run.resources.filter((r) => r.type === T.container)) {
+      expect(JSON.stringify(plain(container.inputs.envs))).not.toMatch(/generated\w*password/);
+    }
   });
 
   test("no password appears in any resource input outside a secret", () => {

@@ -5,7 +5,20 @@
  */
 import { describe, expect, test } from "vitest";
 import { loaderDatabaseUrl } from "../../providers/DatasetProvider";
-import { committedStackConfig, plain, runStack, valueOf } from "../fixtures/pulumiMocks";
+import { libpqHostPort, postgresqlProviderDsn } from "../fixtures/providerModels";
+import { committedStackConfig, plain, type RunOptions, runStack, valueOf } from "../fixtures/pulumiMocks";
+import { changesOf, deploy } from "../fixtures/secondRun";
+
+/** Host and port as the postgresql provider's driver finds them in the DSN the provider builds from its inputs. */
+async function providerHostPort(options: RunOptions): Promise<{ host: string; port: string }> {
+  const run = await runStack(options);
+  const inputs = plain(run.ofType("pulumi:providers:postgresql")[0]!.inputs) as Record<string, unknown>;
+  const dsn = postgresqlProviderDsn({
+    host: String(inputs.host), port: Number(inputs.port), username: String(inputs.username), password: String(inputs.password),
+    database: String(inputs.database), sslmode: String(inputs.sslmode),
+  });
+  return libpqHostPort(dsn);
+}
 
 describe("a dev stack published on ::1", () => {
   test("every URL the stack exports parses, with the bracketed host and the right port", async () => {
@@ -28,13 +41,45 @@ describe("a dev stack published on ::1", () => {
     expect(await valueOf(database.host as string)).toBe("::1");
   });
 
-  test("the provider and the hooks get the bare address (libpq and node-postgres take it without brackets)", async () => {
+  test("the hooks get the bare address (node-postgres takes it without brackets), the postgresql provider the bracketed one", async () => {
     const run = await runStack({ stack: "dev", config: { ...committedStackConfig("dev"), bindAddress: "::1" } });
-    expect(plain(run.get("tsdb-dev-provider", "pulumi:providers:postgresql").inputs.host)).toBe("::1");
+    // It puts the host into a URL as given (postgresql/config.go connStr): see the next describe.
+    expect(plain(run.get("tsdb-dev-provider", "pulumi:providers:postgresql").inputs.host)).toBe("[::1]");
     for (const hook of run.resources.filter((r) => r.type.startsWith("pulumi-nodejs:dynamic/tsdb:") && r.inputs.connection)) {
       expect((plain(hook.inputs.connection) as { host: string }).host).toBe("::1");
     }
     expect(run.get("tsdb-dev-timescaledb", "docker:index/container:Container").inputs.ports).toEqual([{ internal: 5432, external: 5432, ip: "::1", protocol: "tcp" }]);
+  });
+});
+
+describe("the postgresql provider on an IPv6 address", () => {
+  test("the provider's own URL rule: a bare IPv6 host cannot be split from its port", () => {
+    const dsn = postgresqlProviderDsn({ host: "::1", port: 5432, username: "postgres", password: "pw", database: "postgres", sslmode: "disable" });
+    expect(dsn).toBe("postgres://postgres:pw@::1:5432/postgres?sslmode=disable");
+    expect(() => libpqHostPort(dsn)).toThrow("address ::1:5432: too many colons in address");
+  });
+
+  test.each([
+    ["docker, bindAddress ::1", { ...committedStackConfig("dev"), bindAddress: "::1" }, "::1", "5432"],
+    ["docker, bindAddress :: (reached on ::1)", { ...committedStackConfig("dev"), bindAddress: "::" }, "::1", "5432"],
+    ["docker, bindAddress 127.0.0.1", committedStackConfig("dev"), "127.0.0.1", "5432"],
+    [
+      "external, fd00::5",
+      { mode: "external", externalHost: "fd00::5", externalPort: "6432", externalAdminUser: "tsdbadmin", adminPassword: "ext-admin-Secret9" },
+      "fd00::5",
+      "6432",
+    ],
+  ])("%s: every postgresql resource reaches the server (was: 'too many colons in address')", async (_label, config, host, port) => {
+    expect(await providerHostPort({ stack: "dev", config, secretKeys: ["adminPassword"] })).toEqual({ host, port });
+  });
+});
+
+describe("IP canonicalisation", () => {
+  test("a non-canonical IPv6 spelling is published as Docker reports it back, so a second up changes nothing", async () => {
+    const options = { stack: "dev", config: { ...committedStackConfig("dev"), bindAddress: "0:0:0:0:0:0:0:1" } };
+    const first = await deploy(options);
+    expect(first.run.get("tsdb-dev-timescaledb", "docker:index/container:Container").inputs.ports).toEqual([{ internal: 5432, external: 5432, ip: "::1", protocol: "tcp" }]);
+    expect(changesOf((await deploy(options, first.deployed)).steps)).toEqual({});
   });
 });
 

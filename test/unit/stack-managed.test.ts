@@ -1,5 +1,5 @@
 /**
- * An external stack on a managed service (issue 12) under mocks: Timescale Cloud's shape (existing `tsdb`
+ * An external stack on a managed service under mocks: Timescale Cloud's shape (existing `tsdb`
  * database, `tsdbadmin` that is not a superuser), verify-full with the CA given as a secret PEM, a pooler and
  * a replica. The same settings' behaviour against real servers is in test/engines/managed-service.test.ts.
  */

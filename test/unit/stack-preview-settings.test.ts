@@ -1,5 +1,5 @@
 /**
- * Issue 9 at preview: the program under Pulumi's mocks rejects interval settings the database would reject
+ * At preview, the program under Pulumi's mocks rejects interval settings the database would reject
  * (before any resource is declared), and warns (engine log.warn observed) when tsdb:bindAddress publishes
  * the database on every interface.
  */

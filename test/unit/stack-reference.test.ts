@@ -22,7 +22,7 @@ const DATABASE = {
   versions: { image: "timescale/timescaledb:2.23.0-pg17", postgresMajor: 17, timescaledb: "2.23.0" },
 };
 
-/** An external stack with a pooler and a replica (issue 12): app and readonly URLs go through the pooler. */
+/** An external stack with a pooler and a replica: app and readonly URLs go through the pooler. */
 const MANAGED = {
   ...DATABASE,
   mode: "external",

@@ -52,12 +52,17 @@ describe("a second pulumi up with the same settings changes nothing", () => {
 
 /** Changes of one setting on the deployed dev stack, as the harness measured them. */
 const DEV_CHANGES: [string, string | object, Record<string, string>][] = [
-  ["memoryMb", "4096", { "tsdb-dev-timescaledb": "replace (command, memory, memorySwap, shmSize)" }],
-  ["cpus", "1", { "tsdb-dev-timescaledb": "replace (command, cpus)" }],
-  ["maxConnections", "200", { "tsdb-dev-timescaledb": "replace (command)" }],
-  ["telemetry", "true", { "tsdb-dev-timescaledb": "replace (command, envs)" }],
+  // Every container replacement also updates the guard, whose `notice` tells the preview PostgreSQL restarts.
+  ["memoryMb", "4096", { "tsdb-dev-settings-guard": "update", "tsdb-dev-timescaledb": "replace (command, memory, memorySwap, shmSize)" }],
+  ["cpus", "1", { "tsdb-dev-settings-guard": "update", "tsdb-dev-timescaledb": "replace (command, cpus)" }],
+  ["maxConnections", "200", { "tsdb-dev-settings-guard": "update", "tsdb-dev-timescaledb": "replace (command)" }],
+  ["telemetry", "true", { "tsdb-dev-settings-guard": "update", "tsdb-dev-timescaledb": "replace (command, envs)" }],
   ["restartPolicy", "always", { "tsdb-dev-timescaledb": "update (restart)" }],
-  ["image", "timescale/timescaledb:2.22.1-pg17", { "tsdb-dev-timescaledb": "replace (image)", "tsdb-dev-timescaledb-image": "replace (name)" }],
+  [
+    "image",
+    "timescale/timescaledb:2.22.1-pg17",
+    { "tsdb-dev-settings-guard": "update", "tsdb-dev-timescaledb": "replace (image)", "tsdb-dev-timescaledb-image": "replace (name)" },
+  ],
   [
     "port",
     "15432",
@@ -65,10 +70,11 @@ const DEV_CHANGES: [string, string | object, Record<string, string>][] = [
       "tsdb-dev-data-sample-dataset": "update",
       "tsdb-dev-provider": "update (port)",
       "tsdb-dev-schema-migrations": "update",
+      "tsdb-dev-settings-guard": "update",
       "tsdb-dev-timescaledb": "replace (ports)",
     },
   ],
-  ["bindAddress", "0.0.0.0", { "tsdb-dev-pgadmin": "replace (ports)", "tsdb-dev-timescaledb": "replace (ports)" }],
+  ["bindAddress", "0.0.0.0", { "tsdb-dev-pgadmin": "replace (ports)", "tsdb-dev-settings-guard": "update", "tsdb-dev-timescaledb": "replace (ports)" }],
   [
     "timescaledb",
     "false",
@@ -76,6 +82,7 @@ const DEV_CHANGES: [string, string | object, Record<string, string>][] = [
       "tsdb-dev-extension-timescaledb": "delete",
       "tsdb-dev-owner": "update (login)",
       "tsdb-dev-schema-migrations": "replace (timescaledb)",
+      "tsdb-dev-settings-guard": "update",
       "tsdb-dev-timescaledb": "replace (command)",
     },
   ],
@@ -86,7 +93,7 @@ const DEV_CHANGES: [string, string | object, Record<string, string>][] = [
   ["pgadminImage", "dpage/pgadmin4:9.8", { "tsdb-dev-pgadmin": "replace (image)", "tsdb-dev-pgadmin-image": "replace (name)" }],
   ["pgadminPort", "5051", { "tsdb-dev-pgadmin": "replace (ports)" }],
   ["pgadminEmail", "ops@example.com", { "tsdb-dev-pgadmin": "replace (envs)" }],
-  ["pgadminPassword", "new-pgadmin-Pw1", { "tsdb-dev-pgadmin": "replace (envs)", "tsdb-dev-pgadmin-password": "delete" }],
+  ["pgadminPassword", "new-pgadmin-Pw1", { "tsdb-dev-pgadmin": "replace (uploads)", "tsdb-dev-pgadmin-password": "delete" }],
   ["sslmode", "require", { "tsdb-dev-provider": "update (sslmode)", "tsdb-dev-schema-migrations": "update" }],
   ["ohlcvChunkInterval", "7 days", { "tsdb-dev-schema-migrations": "update" }],
   ["tickRetention", "90 days", { "tsdb-dev-schema-migrations": "update" }],
@@ -113,6 +120,31 @@ describe("changing one setting on a running dev stack", () => {
     const after = [...next.deployed.resources.values()].find((r) => r.name === "tsdb-dev-schema-migrations")!;
     expect((after.inputs.variables as Record<string, string>).ohlcvChunkInterval).toBe("7 days");
     expect(planSummary(before.state as never, after.inputs as never)).toEqual([]);
+  });
+
+  test("a replacement of the container no longer kills PostgreSQL: the old one is deleted first, with a fast shutdown and 300 s to checkpoint", async () => {
+    const next = await deploy({ ...STACKS.dev, config: { ...STACKS.dev.config, memoryMb: "4096" } }, deployed.deployed);
+    const step = next.steps.find((s) => s.name === "tsdb-dev-timescaledb")!;
+    expect(step).toMatchObject({ change: "replace", deleteBeforeReplace: true, stop: { signal: "SIGINT", timeoutSeconds: 300 } });
+  });
+
+  test("the preview says that a replacement restarts the database, naming the settings; the next up says nothing", async () => {
+    const config = { ...STACKS.dev.config, memoryMb: "4096", cpus: "4" };
+    const next = await deploy({ ...STACKS.dev, config }, deployed.deployed);
+    const guard = [...next.deployed.resources.values()].find((r) => r.name === "tsdb-dev-settings-guard")!;
+    expect(guard.inputs.notice).toBe(
+      "tsdb:memoryMb, tsdb:cpus changed: the container tsdb-dev-timescaledb is replaced, which restarts PostgreSQL: a fast shutdown " +
+        "(open sessions are cut; up to 300 s to write its checkpoint), then it starts again on the kept data volume.",
+    );
+    const unchanged = [...deployed.deployed.resources.values()].find((r) => r.name === "tsdb-dev-settings-guard")!;
+    expect(unchanged.inputs.notice).toBe("");
+    const after = await deploy({ ...STACKS.dev, config }, next.deployed);
+    expect(changesOf(after.steps)).toEqual({});
+  });
+
+  test("restartPolicy and other in-place changes carry no restart notice", async () => {
+    const next = await deploy({ ...STACKS.dev, config: { ...STACKS.dev.config, restartPolicy: "always" } }, deployed.deployed);
+    expect([...next.deployed.resources.values()].find((r) => r.name === "tsdb-dev-settings-guard")!.inputs.notice).toBe("");
   });
 
   test("renaming the database is refused at preview with one line naming the setting and what to do", async () => {
@@ -196,7 +228,7 @@ describe("changing one setting on a running prod stack", () => {
 
   test("memoryMb 16384 replaces the container (PostgreSQL restarts on the kept, protected volume)", async () => {
     const next = await deploy({ ...STACKS.prod, config: { ...STACKS.prod.config, memoryMb: "16384" } }, deployed.deployed);
-    expect(changesOf(next.steps)).toEqual({ "tsdb-prod-timescaledb": "replace (command, memory, memorySwap)" });
+    expect(changesOf(next.steps)).toEqual({ "tsdb-prod-settings-guard": "update", "tsdb-prod-timescaledb": "replace (command, memory, memorySwap)" });
   });
 
   test("pgadminEnabled true (with its password) adds pgAdmin and touches nothing else", async () => {

@@ -3,15 +3,25 @@ import os from "node:os";
 import path from "node:path";
 import type { PeerCertificate } from "node:tls";
 import { describe, expect, test } from "vitest";
-import { explainTlsError, sslOptions, urlClientConfig, withSslRootCert } from "../../lib/tls";
+import { connectionConfig } from "../../lib/db";
+import { explainTlsError, sslFallbackOptions, sslOptions, withSslRootCert } from "../../lib/tls";
 
 const CA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
 /** What Node hands checkServerIdentity for a certificate issued to 127.0.0.1 and localhost. */
 const CERT = { subject: { CN: "127.0.0.1" }, subjectaltname: "IP Address:127.0.0.1, DNS:localhost" } as unknown as PeerCertificate;
 
 describe("sslOptions: libpq's sslmode for node-postgres", () => {
-  test.each(["disable", "allow", "prefer"])("%s connects without TLS", (sslmode) => {
+  test.each(["disable", "allow"])("%s connects without TLS first", (sslmode) => {
     expect(sslOptions({ sslmode, host: "db" })).toBe(false);
+  });
+
+  test("prefer tries TLS first, certificate unchecked, then plain text (libpq's default)", () => {
+    expect([sslOptions({ sslmode: "prefer", host: "db" }), sslFallbackOptions({ sslmode: "prefer", host: "db" })]).toEqual([{ rejectUnauthorized: false }, false]);
+  });
+
+  test("allow tries TLS second; disable and the verifying modes never try twice", () => {
+    expect(sslFallbackOptions({ sslmode: "allow", host: "db" })).toEqual({ rejectUnauthorized: false });
+    for (const sslmode of ["disable", "require", "verify-full"]) expect(sslFallbackOptions({ sslmode, host: "db" })).toBeUndefined();
   });
 
   test("require without a CA encrypts but does not check the certificate", () => {
@@ -53,13 +63,13 @@ describe("URLs", () => {
     ]);
   });
 
-  test("urlClientConfig reads sslrootcert from its file and applies libpq's sslmode, leaving the rest to node-postgres", () => {
+  test("a URL's client settings read sslrootcert from its file and apply libpq's sslmode", () => {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "tls-unit-")), "root.crt");
     fs.writeFileSync(file, CA);
-    const config = urlClientConfig(`postgresql://app:pw@db.example.com:6432/market?sslmode=verify-ca&sslrootcert=${encodeURIComponent(file)}&application_name=x`);
-    expect(config.connectionString).toBe("postgresql://app:pw@db.example.com:6432/market?application_name=x");
+    const config = connectionConfig(`postgresql://app:pw@db.example.com:6432/market?sslmode=verify-ca&sslrootcert=${encodeURIComponent(file)}&application_name=x`);
+    expect(config).toMatchObject({ host: "db.example.com", port: 6432, database: "market", user: "app", password: "pw", application_name: "x" });
     expect(config.ssl && typeof config.ssl === "object" ? [config.ssl.ca, config.ssl.rejectUnauthorized] : config.ssl).toEqual([CA, true]);
-    expect(urlClientConfig("postgresql://app@db/market?sslmode=require").ssl).toEqual({ rejectUnauthorized: false });
+    expect(connectionConfig("postgresql://app@db/market?sslmode=require").ssl).toEqual({ rejectUnauthorized: false });
   });
 });
 

@@ -1,6 +1,7 @@
 /**
  * CSV through PapaParse's Node stream (RFC 4180 quoting; `,` `;` tab or `|` delimiters, detected from the
- * first rows unless given), gzip through zlib when the name ends in .gz or the file starts with gzip's magic
+ * first rows unless given; a record whose quotes are malformed is handed on as a rejected row with the reason,
+ * see scanRecords), gzip through zlib when the name ends in .gz or the file starts with gzip's magic
  * bytes. Every value stays text, so prices reach COPY exactly as written. A file without a header row is read
  * with the column names given (`--columns`), or recognised as a Binance kline dump; any other headerless file
  * is refused with how to name its columns. Bytes that are not UTF-8 decode to U+FFFD, which the row checks
@@ -13,7 +14,7 @@ import fs from "node:fs";
 import zlib from "node:zlib";
 import { BINANCE_KLINE_COLUMNS, COLUMN_ALIASES, normalizeColumnName } from "../columnMapping";
 import { parseTimestamp } from "../timestamps";
-import type { RecordSource } from "./types";
+import type { FaultyBatch, RecordSource } from "./types";
 import { yfinanceCsvHeader } from "./yfinance";
 
 const BATCH = 4096;
@@ -74,43 +75,170 @@ function headerOf(file: string, first: string[], given: readonly string[] | unde
   );
 }
 
-/** Refuse to hold more than this much text waiting for a closing quote (a malformed file, not a long field). */
+/** Refuse to hold more than this much text waiting for a line break (a malformed file, not a long line). */
 const MAX_CARRY = 64 << 20;
 
 /**
- * The index just past the last line break that is outside quotes, or -1. RFC 4180 escapes a quote inside a
- * quoted field as `""`, so quote parity tells whether a position is inside a field.
+ * Longest quoted field (characters) read as one: a quote opened and not closed within it is a quote left
+ * open, and its row is rejected (issue 23.13/20: the open quote made the rest of the file one field).
  */
-export function lastRecordEnd(text: string): number {
+export const MAX_QUOTED_CHARS = 1 << 20;
+
+/** A record the scan found malformed: its text is `[start, end)`, `reason` says why. */
+export interface BadRecord {
+  start: number;
+  end: number;
+  reason: string;
+}
+
+/** Where the complete records of some CSV text end, and which of them are malformed. */
+export interface RecordScan {
+  /** Just past the last complete record's line break (the text's end at end of file), or -1. */
+  end: number;
+  bad: BadRecord[];
+  /** Fields of the first record, when the text starts the file and the scan reached its end. */
+  firstFields?: number;
+}
+
+const QUOTE_LEFT_OPEN = 'a quote (") opened in this row is never closed; the rows after it were read on their own';
+const STRAY_QUOTE = 'a quote (") inside an unquoted field; quote the whole field and double the quote ("")';
+const BAD_CLOSE = 'a quote (") inside a quoted field is not doubled ("")';
+
+/**
+ * Finds the records of CSV `text` (starting at a record's start) as PapaParse reads them, so every piece the
+ * reader cuts holds whole records: a quote opens a field only at the field's start; a quoted field ends at a
+ * quote (not doubled) followed by optional spaces and the delimiter or a line break, and may hold line breaks.
+ * Unlike PapaParse, it bounds what one quote can swallow. A record is malformed (listed in `bad`) when it has a
+ * quote inside an unquoted field; a quote inside a quoted field that neither doubles nor closes it; a quote that
+ * is not closed by the end of the file or within MAX_QUOTED_CHARS (the record is then the line it opened on,
+ * and reading goes on after it); or a quoted line break that leaves it with other than `fields` fields (a
+ * quote left open that a later quote closed). `atEof`: nothing follows `text`.
+ *
+ * Text without a quote costs one lastIndexOf; with quotes, one pass over its characters (as the quote-parity
+ * scan before it did).
+ */
+export function scanRecords(text: string, delimiter: string, atEof: boolean, fields?: number): RecordScan {
+  const n = text.length;
   if (text.indexOf('"') < 0) {
     const nl = text.lastIndexOf("\n");
-    return nl < 0 ? -1 : nl + 1;
+    return { end: atEof ? n : nl < 0 ? -1 : nl + 1, bad: [] };
   }
-  let inQuotes = false;
+  const D = delimiter.charCodeAt(0);
+  const bad: BadRecord[] = [];
   let last = -1;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 34) inQuotes = !inQuotes;
-    else if (c === 10 && !inQuotes) last = i + 1;
+  let recordStart = 0;
+  let fault: string | undefined;
+  let count = 1;
+  let multiline = false;
+  let firstFields: number | undefined;
+  // The next line break at or after i (n when none), found once per line.
+  let nextBreak = -1;
+  let i = 0;
+  const endRecord = (end: number) => {
+    if (firstFields === undefined && recordStart === 0) firstFields = count;
+    const expected = fields ?? firstFields;
+    if (fault === undefined && multiline && expected !== undefined && count !== expected) {
+      fault = `a quoted field spans lines and leaves this row with ${count} fields where the first row has ${expected}; is a quote (") left open?`;
+    }
+    if (fault !== undefined) bad.push({ start: recordStart, end, reason: fault });
+    last = end;
+    recordStart = end;
+    fault = undefined;
+    count = 1;
+    multiline = false;
+  };
+  outer: while (i < n) {
+    if (text.charCodeAt(i) === 34) {
+      // A quoted field: find the quote that closes it.
+      let from = i + 1;
+      let closed = -1;
+      for (;;) {
+        const q = text.indexOf('"', from);
+        if (q < 0 || q - i > MAX_QUOTED_CHARS) break;
+        if (q + 1 >= n) {
+          if (atEof) closed = n;
+          break;
+        }
+        if (text.charCodeAt(q + 1) === 34) {
+          from = q + 2;
+          continue;
+        }
+        let k = q + 1;
+        while (k < n && (text.charCodeAt(k) === 32 || (text.charCodeAt(k) === 9 && D !== 9))) k++;
+        const c = k < n ? text.charCodeAt(k) : -1;
+        if (c === D || c === 10 || (c === 13 && (k + 1 >= n || text.charCodeAt(k + 1) === 10)) || (c === -1 && atEof)) {
+          closed = k;
+          break;
+        }
+        if (c === -1) break;
+        // PapaParse's InvalidQuotes: it reads on to the next quote.
+        fault ??= BAD_CLOSE;
+        from = q + 1;
+      }
+      if (closed < 0) {
+        const nl = text.indexOf("\n", i);
+        // Not closed yet: wait for more text, up to the bound.
+        if (!atEof && (n - i <= MAX_QUOTED_CHARS || nl < 0)) break outer;
+        fault = QUOTE_LEFT_OPEN;
+        endRecord(nl < 0 ? n : nl + 1);
+        i = recordStart;
+        continue;
+      }
+      if (nextBreak < i) {
+        nextBreak = text.indexOf("\n", i);
+        if (nextBreak < 0) nextBreak = n;
+      }
+      if (nextBreak < closed) multiline = true;
+      i = closed;
+    }
+    // An unquoted field, or what follows a closing quote: up to the delimiter or the line break.
+    for (; i < n; i++) {
+      const c = text.charCodeAt(i);
+      if (c === D) {
+        count++;
+        i++;
+        continue outer;
+      }
+      if (c === 10) {
+        endRecord(i + 1);
+        i++;
+        continue outer;
+      }
+      if (c === 34) fault ??= STRAY_QUOTE;
+    }
   }
-  return last;
+  if (atEof && recordStart < n && i >= n) endRecord(n);
+  return { end: last, bad, ...(firstFields !== undefined ? { firstFields } : {}) };
+}
+
+/** The index just past the last complete record of comma-separated `text`, or -1 (scanRecords). */
+export function lastRecordEnd(text: string): number {
+  return scanRecords(text, ",", false).end;
 }
 
 type LineBreak = "\r" | "\n" | "\r\n";
 
+/** Rows of one piece of a CSV file, and the reasons some of them are malformed (index in `rows` -> reason). */
+export interface CsvPiece {
+  rows: string[][];
+  faults?: Map<number, string>;
+}
+
 /**
- * Rows of CSV text read in chunks: each chunk is cut after its last complete record and the rest carried
- * into the next, and each cut piece is parsed whole by PapaParse. (PapaParse's own Node stream re-slices its
- * input every time a consumer applies backpressure, which made a 1M-row load quadratic.)
+ * Rows of CSV text read in chunks: each chunk is cut after its last complete record (scanRecords) and the
+ * rest carried into the next; the records between malformed ones are parsed whole by PapaParse, and each
+ * malformed record on its own, to be rejected with its reason and raw values. (PapaParse's own Node stream
+ * re-slices its input every time a consumer applies backpressure, which made a 1M-row load quadratic.)
  */
 async function* csvRows(
   Papa: typeof import("papaparse"),
   input: AsyncIterable<string>,
   file: string,
   delimiter: string | undefined,
-): AsyncGenerator<string[][]> {
+): AsyncGenerator<CsvPiece> {
   let delim = delimiter;
   let newline: LineBreak | undefined;
+  let fields: number | undefined;
   const parse = (text: string): string[][] => {
     const result = Papa.parse<string[]>(text, {
       delimiter: delim ?? "",
@@ -118,31 +246,70 @@ async function* csvRows(
       skipEmptyLines: true,
       ...(newline ? { newline } : {}),
     });
-    // The delimiter and line break guessed from the first piece hold for the whole file (guessing the line
-    // break splits each piece into lines twice more: a tenth of the parse, issue 11).
-    delim ??= result.meta.delimiter;
+    // The line break guessed from the first piece holds for the whole file (guessing it splits each piece
+    // into lines twice more: a tenth of the parse).
     newline ??= result.meta.linebreak as LineBreak;
     return result.data;
   };
+  const piece = (text: string, scan: RecordScan): CsvPiece => {
+    if (scan.bad.length === 0) return { rows: parse(text) };
+    const rows: string[][] = [];
+    const faults = new Map<number, string>();
+    let at = 0;
+    for (const b of scan.bad) {
+      if (b.start > at) for (const r of parse(text.slice(at, b.start))) rows.push(r);
+      const recordText = text.slice(b.start, b.end);
+      const own = parse(recordText);
+      faults.set(rows.length, b.reason);
+      rows.push(own.length === 1 ? (own[0] as string[]) : [recordText.replace(/\r?\n$/, "")]);
+      at = b.end;
+    }
+    if (at < text.length) for (const r of parse(text.slice(at))) rows.push(r);
+    return { rows, faults };
+  };
   let carry = "";
+  let first = true;
+  const cut = (text: string, atEof: boolean): CsvPiece | undefined => {
+    if (first && delim === undefined) {
+      // The scan needs the delimiter: PapaParse guesses it from the first rows.
+      const head = text.slice(0, 1 << 16);
+      delim = Papa.parse<string[]>(head, { delimitersToGuess: [",", ";", "\t", "|"], preview: 20, skipEmptyLines: true }).meta.delimiter || ",";
+    }
+    const scan = scanRecords(text, delim as string, atEof, fields);
+    if (first && scan.end >= 0) {
+      first = false;
+      // The first record's fields (the header's, as a rule) are what a record spanning lines must keep.
+      fields = scan.firstFields ?? (text.slice(0, text.indexOf("\n") < 0 ? text.length : text.indexOf("\n")).split(delim as string).length);
+    }
+    if (scan.end < 0) {
+      carry = text;
+      return undefined;
+    }
+    carry = text.slice(scan.end);
+    const out = piece(text.slice(0, scan.end), scan);
+    return out.rows.length > 0 ? out : undefined;
+  };
   for await (const chunk of input) {
     const text = carry + chunk;
-    const end = lastRecordEnd(text);
-    if (end < 0) {
-      if (text.length > MAX_CARRY) {
-        throw new Error(`${file}: more than 64 MiB without a line break outside quotes; is a quote (") left open?`);
-      }
-      carry = text;
-      continue;
+    const out = cut(text, false);
+    if (carry.length > MAX_CARRY) {
+      throw new Error(`${file}: more than 64 MiB without a line break outside quotes; is a quote (") left open?`);
     }
-    carry = text.slice(end);
-    const rows = parse(text.slice(0, end));
-    if (rows.length > 0) yield rows;
+    if (out) yield out;
   }
-  if (carry.length > 0) {
-    const rows = parse(carry);
-    if (rows.length > 0) yield rows;
+  while (carry.length > 0) {
+    const before = carry.length;
+    const out = cut(carry, true);
+    if (out) yield out;
+    if (carry.length >= before) break;
   }
+}
+
+/** `piece` without its first `n` rows; the faults' row numbers move with them. */
+function withoutFirstRows(piece: CsvPiece, n: number): CsvPiece {
+  if (!piece.faults) return { rows: piece.rows.slice(n) };
+  const faults = new Map([...piece.faults].filter(([k]) => k >= n).map(([k, v]) => [k - n, v]));
+  return { rows: piece.rows.slice(n), ...(faults.size > 0 ? { faults } : {}) };
 }
 
 /** Opens a CSV file (first row = header) as a record source. */
@@ -150,7 +317,7 @@ export async function openCsv(file: string, options: CsvOptions = {}): Promise<R
   const Papa = (await import("papaparse")).default;
   const size = fs.statSync(file).size;
   // 256 KiB reads (about 3,000 rows): each read's parsed rows are garbage before V8 would move them into its
-  // old space, which 1 MiB reads did, growing the heap by tens of MB (issue 11: peak RSS).
+  // old space, which 1 MiB reads did, growing the heap by tens of MB (peak RSS).
   const raw = fs.createReadStream(file, { highWaterMark: 1 << 18 });
   const input = isGzip(file) ? raw.pipe(zlib.createGunzip()) : raw;
   // pipe() does not forward the file's errors to the gunzip stream the reader iterates.
@@ -160,7 +327,7 @@ export async function openCsv(file: string, options: CsvOptions = {}): Promise<R
   // Rows come out as arrays of strings; a short or long row is passed on (and becomes a reject with its
   // reason), never an exception that stops the load.
   const pieces = csvRows(Papa, input as AsyncIterable<string>, file, options.delimiter);
-  let pending: string[][] = [];
+  let pending: CsvPiece = { rows: [] };
   let first: string[] | undefined;
   while (first === undefined) {
     const next = await pieces.next();
@@ -168,18 +335,23 @@ export async function openCsv(file: string, options: CsvOptions = {}): Promise<R
       raw.destroy();
       throw new Error(`${file}: the CSV file is empty; it needs a header row naming the columns (or data rows and --columns).`);
     }
-    [first, ...pending] = next.value;
+    pending = next.value;
+    first = pending.rows[0];
   }
   let columns: string[];
   try {
     const header = headerOf(file, first, options.columns);
     columns = header.columns;
-    if (header.firstIsData) pending.unshift(first);
-    // yfinance >= 0.2.51: two more header rows (tickers, index name); lib/loader/sources/yfinance.ts.
-    const yfinance = header.firstIsData ? undefined : yfinanceCsvHeader(columns, pending);
-    if (yfinance) {
-      columns = yfinance;
-      pending = pending.slice(2);
+    if (!header.firstIsData) {
+      const fault = pending.faults?.get(0);
+      if (fault !== undefined) throw new Error(`${file}: the header row is malformed: ${fault}.`);
+      pending = withoutFirstRows(pending, 1);
+      // yfinance >= 0.2.51: two more header rows (tickers, index name); lib/loader/sources/yfinance.ts.
+      const yfinance = yfinanceCsvHeader(columns, pending.rows);
+      if (yfinance) {
+        columns = yfinance;
+        pending = withoutFirstRows(pending, 2);
+      }
     }
   } catch (err) {
     raw.destroy();
@@ -191,10 +363,18 @@ export async function openCsv(file: string, options: CsvOptions = {}): Promise<R
     declared: {},
     fractionRead: () => (size > 0 ? Math.min(1, raw.bytesRead / size) : 1),
     async *batches() {
-      for (let rows: string[][] | undefined = pending; rows !== undefined; ) {
-        for (let i = 0; i < rows.length; i += BATCH) yield rows.slice(i, i + BATCH);
+      for (let p: CsvPiece | undefined = pending; p !== undefined; ) {
+        for (let i = 0; i < p.rows.length; i += BATCH) {
+          const batch: FaultyBatch = p.rows.slice(i, i + BATCH);
+          if (p.faults) {
+            for (const [k, reason] of p.faults) {
+              if (k >= i && k < i + BATCH) (batch.faults ??= new Map()).set(k - i, reason);
+            }
+          }
+          yield batch;
+        }
         const next = await pieces.next();
-        rows = next.done ? undefined : next.value;
+        p = next.done ? undefined : next.value;
       }
     },
     close: async () => {

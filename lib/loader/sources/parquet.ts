@@ -209,7 +209,7 @@ const INT64_MAX = (1n << 63n) - 1n;
 /**
  * A decoded column as a typed array when every value is a number (doubles, also those of a dictionary) or a
  * 64-bit integer: hyparquet returns such columns as arrays of boxed values when they span several pages or
- * use a dictionary, and those lived in V8's old space for the whole row group (issue 11: peak RSS of a
+ * use a dictionary, and those lived in V8's old space for the whole row group (peak RSS of a
  * Parquet load). Reading a typed array gives back the same values.
  */
 export function compactColumn(column: ArrayLike<unknown>): ArrayLike<unknown> {
@@ -311,7 +311,7 @@ export async function openParquet(file: string, how: { localTimestamps?: boolean
         const rows = data ? undefined : await readRows(g, index);
         const n = data ? Number(g.num_rows) : (rows?.length ?? 0);
         // Batches of BATCH rows made as they are needed: a whole row group as row arrays (100,000 rows and
-        // more) would outlive V8's young generation and grow the heap by its garbage (issue 11: peak RSS).
+        // more) would outlive V8's young generation and grow the heap by its garbage (peak RSS).
         for (let start = 0; start < n; start += BATCH) {
           const end = Math.min(n, start + BATCH);
           const batch: unknown[][] = rows ? rows.slice(start, end) : [];

@@ -4,7 +4,7 @@
  * column's DataPageV2 pages through its general Dremel list assembler, pushing value by value into an array of
  * boxed numbers; in the load benchmark's file (nullable columns, v2 pages, as hyparquet-writer and others write
  * them) that was 40% of a row group's decode, and the first row group's decode is time the server waits before
- * the first row arrives (issue 11). The pages are still decoded by hyparquet's own functions (page headers,
+ * the first row arrives. The pages are still decoded by hyparquet's own functions (page headers,
  * decompression, PLAIN values, the RLE/bit-packed hybrid, type conversion), so values and their types are
  * hyparquet's; only the assembly of a flat column without nulls is done here.
  *

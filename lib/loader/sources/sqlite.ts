@@ -14,7 +14,7 @@ const BATCH = 4096;
 
 /**
  * Pages of BATCH rows of `sql` (a scan of `table`, maybe joined) in rowid order, each read by one `all()`:
- * about a seventh less CPU than `iterate()`, which crosses into native code once per row (issue 11). Rows come
+ * about a seventh less CPU than `iterate()`, which crosses into native code once per row. Rows come
  * in the order a plain scan gives them. `scanned`: the table's alias in `sql`, if it has one. Undefined when
  * `table` has no rowid to page by (a view, a WITHOUT ROWID table, or one whose columns take every alias of the
  * rowid); iterate() reads those.

@@ -17,6 +17,12 @@ export interface RecordSource {
   close(): Promise<void>;
 }
 
+/**
+ * A batch in which the reader found some records malformed (a CSV quote left open): `faults` maps a record's
+ * index in the batch to the reason, and the row checks reject it with that reason.
+ */
+export type FaultyBatch = unknown[][] & { faults?: Map<number, string> };
+
 /** Formats the loader reads. */
 export const SOURCE_FORMATS = ["csv", "parquet", "sqlite", "duckdb", "arrow", "json", "zip"] as const;
 export type SourceFormat = (typeof SOURCE_FORMATS)[number];
