@@ -213,7 +213,7 @@ export function formatValidation(r: ValidationReport): string {
   lines.push(`missing periods (gaps): ${gaps}`);
   lines.push(`bars with inconsistent OHLC (high below open/close or low above them): ${r.inconsistentOhlc}`);
   for (const b of r.inconsistentBars) {
-    lines.push(`  ${JSON.stringify(b.symbol)} ${b.exchange} ${b.provider} ${b.timeframe} ${b.time}: open ${b.open} high ${b.high} low ${b.low} close ${b.close}`);
+    lines.push(`  ${printable(JSON.stringify(b.symbol))} ${printable(b.exchange)} ${printable(b.provider)} ${printable(b.timeframe)} ${b.time}: open ${b.open} high ${b.high} low ${b.low} close ${b.close}`);
   }
   if (r.inconsistentOhlc > r.inconsistentBars.length) lines.push(`  ... and ${r.inconsistentOhlc - r.inconsistentBars.length} more`);
   return lines.join("\n");
