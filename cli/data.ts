@@ -134,6 +134,7 @@ const VALUE_NAMES: Partial<Record<string, string>> = {
   "ambiguous-time": "rule",
   "price-divisor": "n",
   "inconsistent-ohlc": "rule",
+  "lock-timeout": "seconds",
 };
 
 /** The load flags, one per LOAD_FLAGS entry; --source is required. */
