@@ -8,12 +8,13 @@ import { COLUMN_ALIASES, FIELDS } from "../lib/loader/columnMapping";
 import { LOAD_FLAGS } from "../lib/loader/loadFlags";
 import type { LoadRequest } from "../lib/loader/loadRequest";
 import { TIMEFRAME_FORMS } from "../lib/loader/rowValidation";
+import { SOURCE_FORMATS } from "../lib/loader/sources/types";
 import { type Act, type Context, UsageError, asGroup, examples, requireUrl, urlOption, whileConnected } from "./conventions";
 
 /** Shown in help only; the loader's own default (DEFAULT_TARGET in lib/loader/OhlcvLoader.ts) applies. */
 const TARGET_HELP = "target table, schema.table (default: market_data.ohlcv_bars)";
 
-type LoadFlags = Partial<Record<keyof LoadRequest, string | boolean>> & { url?: string; json?: boolean };
+type LoadFlags = Partial<Record<keyof LoadRequest, string | string[] | boolean>> & { url?: string; json?: boolean };
 
 interface SeriesFilter {
   symbol?: string;
@@ -56,14 +57,15 @@ A date column plus a time column (Date,Time) are joined when the time is a time 
 
 Timeframes: ${TIMEFRAME_FORMS}.
 
-Timestamps: ISO-8601 with a zone as written (offsets -14:00..+14:00); WITHOUT a zone, and plain dates, mean UTC;
+Timestamps: ISO-8601 with a zone as written (offsets -14:00..+14:00); WITHOUT a zone they mean UTC, or local time
+in --timezone (a time the clocks skip is rejected, one they repeat follows --ambiguous-time); plain dates stay dates;
 also 2024.01.02 (MetaTrader), 01/02/2024 (month/day/year), 02.01.2024 (day.month.year), 20240102 (YYYYMMDD);
 epoch numbers by magnitude: < 1e11 seconds, < 1e14 milliseconds, < 1e17 microseconds, else nanoseconds, except
 8-digit numbers, which are YYYYMMDD dates. Years 1800..2199.`;
 
 /** The flags as LoadRequest keys (commander's camelCase attribute names are the LoadRequest keys) -> flag names. */
-function flagValues(o: LoadFlags): Record<string, string | boolean | undefined> {
-  const values: Record<string, string | boolean | undefined> = {};
+function flagValues(o: LoadFlags): Record<string, string | string[] | boolean | undefined> {
+  const values: Record<string, string | string[] | boolean | undefined> = {};
   for (const [key, spec] of Object.entries(LOAD_FLAGS)) values[spec.flag] = o[key as keyof LoadRequest];
   return values;
 }
@@ -128,6 +130,11 @@ const VALUE_NAMES: Partial<Record<string, string>> = {
   rejects: "file",
   "max-rejects": "limit",
   target: "table",
+  timezone: "zone",
+  "ambiguous-time": "rule",
+  "price-divisor": "n",
+  "inconsistent-ohlc": "rule",
+  "lock-timeout": "seconds",
 };
 
 /** The load flags, one per LOAD_FLAGS entry; --source is required. */
@@ -135,8 +142,12 @@ function addLoadFlags(cmd: Command): Command {
   for (const spec of Object.values(LOAD_FLAGS)) {
     const value = spec.type === "string" ? ` <${VALUE_NAMES[spec.flag] ?? spec.flag}>` : "";
     const option = new Option(`--${spec.flag}${value}`, spec.flag === "source" ? `${spec.help} (required)` : spec.help);
-    if (spec.flag === "format") option.choices(["csv", "parquet", "sqlite"]);
+    if (spec.flag === "format") option.choices([...SOURCE_FORMATS]);
     if (spec.flag === "on-conflict") option.choices(["skip", "update"]);
+    // Every --source is kept (commander keeps only the last of a repeated option otherwise).
+    if (spec.flag === "source") option.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
+    if (spec.flag === "ambiguous-time") option.choices(["reject", "earlier", "later"]);
+    if (spec.flag === "inconsistent-ohlc") option.choices(["reject", "flag", "keep"]);
     cmd.addOption(option);
   }
   return cmd.hook("preAction", (_parent, action) => {
@@ -153,7 +164,7 @@ function seriesFlags(cmd: Command, what: string): Command {
 }
 
 export function registerData(program: Command, act: Act): void {
-  const data = asGroup(program.command("data").description("load OHLCV bars from CSV, Parquet or SQLite, validate what is loaded, export it again"));
+  const data = asGroup(program.command("data").description("load OHLCV bars from CSV, Parquet, SQLite, DuckDB, Arrow IPC/Feather, JSON or zip, validate what is loaded, export it again"));
   examples(
     data,
     "tsdb data load --url postgresql://postgres@127.0.0.1:5432/market --source data/sample/csv/ohlcv.csv",

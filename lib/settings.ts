@@ -193,7 +193,7 @@ export const SETTING_DECLARATIONS: Record<string, SettingDeclaration> = {
   compressAfter: { type: "string", default: "90 days", description: "Compress (columnstore) chunks older than this; from 1 hour to 100 years." },
   tickRetention: { type: "string", default: "180 days", description: "Drop ticks older than this; from 1 hour to 100 years and at least tickChunkInterval; empty = keep everything." },
   caggRefreshInterval: { type: "string", default: "1 hour", description: "Continuous aggregate refresh schedule; from 1 minute to 1 year." },
-  datasets: { type: undefined, default: [], description: "Market data loaded by pulumi up: a list of {name, source, format?, table?, symbol?, provider?, timeframe?, exchange?, pathPattern?, map?, columns?, layout?, delimiter?, onConflict?, maxRejects?, strict?, target?, lockTimeout?} (docs/LOADING.md)." },
+  datasets: { type: undefined, default: [], description: "Market data loaded by pulumi up: a list of {name, source, format?, table?, symbol?, provider?, timeframe?, exchange?, pathPattern?, map?, columns?, layout?, delimiter?, onConflict?, maxRejects?, strict?, target?, timezone?, ambiguousTime?, priceDivisor?, inconsistentOhlc?, lockTimeout?} (docs/LOADING.md)." },
   backupDir: { type: "string", default: "./backups", description: "Directory npm run db:backup writes to." },
   backupRetain: { type: "integer", default: 7, description: "Backups kept (at least 1)." },
 };
@@ -271,7 +271,7 @@ const datasetSchema = LoadRequestSchema.omit({ rejects: true }).extend({
 
 const datasetsField: FieldParser<DatasetSetting[]> = (value) => {
   const allowed =
-    "a list of datasets, each {name (slug), source (path), format? (csv|parquet|sqlite), table?, symbol?, provider?, timeframe?, exchange?, pathPattern?, map?, columns?, layout?, delimiter?, onConflict? (skip|update), maxRejects?, strict?, target?, lockTimeout?} (docs/LOADING.md)";
+    "a list of datasets, each {name (slug), source (path), format? (csv|parquet|sqlite), table?, symbol?, provider?, timeframe?, exchange?, pathPattern?, map?, columns?, layout?, delimiter?, onConflict? (skip|update), maxRejects?, strict?, target?, timezone?, ambiguousTime?, priceDivisor?, inconsistentOhlc?, lockTimeout?} (docs/LOADING.md)";
   let list: unknown = value;
   if (typeof value === "string") {
     try {

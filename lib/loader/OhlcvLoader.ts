@@ -82,6 +82,8 @@ export interface SourceSummary {
   /** Valid rows whose bar was already in the target unchanged (or kept, policy `skip`). */
   alreadyPresent: number;
   rejected: number;
+  /** Bars kept although their OHLC are inconsistent (--inconsistent-ohlc flag or keep). */
+  inconsistent: number;
 }
 
 /** Counts for a whole run. */
@@ -92,7 +94,12 @@ export interface LoadSummary extends Omit<SourceSummary, "source"> {
   rowsPerSecond: number;
   /** Path of the rejects file when any row was rejected and a path was given. */
   rejectsFile?: string;
+  /** Under --inconsistent-ohlc flag: the first FLAGGED_SHOWN bars kept with inconsistent OHLC, and why. */
+  flagged?: Array<{ source: string; row: number; reason: string }>;
 }
+
+/** How many flagged bars a summary lists (validate lists what the table holds). */
+const FLAGGED_SHOWN = 20;
 
 const KEY = ["symbol", "exchange", "provider", "timeframe", "time"] as const;
 const VALUES = ["open", "high", "low", "close", "volume", "adj_close"] as const;
@@ -452,6 +459,7 @@ async function loadSource(client: Client, source: CheckedSource, options: LoadOp
     updated: merged.updated,
     alreadyPresent: written.valid - inserted - merged.updated,
     rejected: source.rejected,
+    inconsistent: source.inconsistent,
   };
 }
 
@@ -713,6 +721,7 @@ async function loadOnce(client: Client, options: LoadOptions, alone: boolean): P
   checkRejectsPath(options.rejectsFile, options.files);
   const progress = options.progress ?? silentProgress;
   const sources: SourceSummary[] = [];
+  const flagged: NonNullable<LoadSummary["flagged"]> = [];
   const lockTimeoutMs = options.lockTimeoutMs ?? DEFAULT_LOAD_LOCK_TIMEOUT_MS;
   const table = quoteTarget(target, (s) => client.escapeIdentifier(s));
   // A two-int4 advisory key shows in pg_locks as classid, objid (hashtext's int4 as an unsigned oid), objsubid 2.
@@ -746,6 +755,9 @@ async function loadOnce(client: Client, options: LoadOptions, alone: boolean): P
       const events: ReadEvents = {
         reject: (...invalid) => rejects.add(...invalid),
         progress: (read, fraction) => progress.update(read, fraction),
+        flagged: (source, row, reason) => {
+          if (flagged.length < FLAGGED_SHOWN) flagged.push({ source, row, reason });
+        },
       };
       for (const file of options.files) {
         // The loader's own thread reads: a reader thread (tried while making loads faster) cost 60 MB more and gained nothing.
@@ -777,6 +789,8 @@ async function loadOnce(client: Client, options: LoadOptions, alone: boolean): P
     updated: total("updated"),
     alreadyPresent: total("alreadyPresent"),
     rejected: total("rejected"),
+    inconsistent: total("inconsistent"),
+    ...(options.inconsistentOhlc === "flag" ? { flagged } : {}),
     seconds,
     rowsPerSecond: seconds > 0 ? Math.round(read / seconds) : read,
     ...(rejects.count > 0 && rejects.file ? { rejectsFile: rejects.file } : {}),
@@ -799,5 +813,10 @@ export function formatSummary(s: LoadSummary): string {
   );
   if (s.inserted + s.updated === 0 && s.alreadyPresent > 0) lines.push("nothing new: every valid row was already in the table.");
   if (s.rejectsFile) lines.push(`rejected rows with reasons: ${printable(s.rejectsFile)}`);
+  if (s.inconsistent > 0) {
+    lines.push(`kept ${s.inconsistent} bars with inconsistent OHLC (--inconsistent-ohlc); tsdb data validate lists them`);
+    for (const f of s.flagged ?? []) lines.push(`  ${printable(f.source)} row ${f.row}: ${f.reason}`);
+    if (s.flagged && s.inconsistent > s.flagged.length) lines.push(`  ... and ${s.inconsistent - s.flagged.length} more`);
+  }
   return lines.join("\n");
 }

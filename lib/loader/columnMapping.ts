@@ -46,7 +46,13 @@ export const BINANCE_KLINE_COLUMNS = [
 ] as const;
 
 /** Layouts of headerless files the loader knows by name (`--layout`). */
-export const LAYOUTS: Record<string, readonly string[]> = { "binance-kline": BINANCE_KLINE_COLUMNS };
+/**
+ * QuantConnect Lean's daily and hour bar files (`20131001 00:00,6412000,6412000,6390000,6395000,123456`): no
+ * header; prices in deci-cents, so they load with --price-divisor 10000.
+ */
+export const LEAN_BAR_COLUMNS = ["time", "open", "high", "low", "close", "volume"] as const;
+
+export const LAYOUTS: Record<string, readonly string[]> = { "binance-kline": BINANCE_KLINE_COLUMNS, "lean-bars": LEAN_BAR_COLUMNS };
 
 /** A header name as compared with aliases: lower case, no `<>` around it, runs of spaces, `-` and `_` as `_`. */
 export function normalizeColumnName(name: string): string {
@@ -78,7 +84,7 @@ export function resolveColumns(
     const want = explicit[field];
     if (want !== undefined) {
       let i = columns.findIndex((c) => c.trim().toLowerCase() === want.trim().toLowerCase());
-      if (i < 0) i = names.indexOf(normalizeColumnName(want));
+      if (i < 0 && want.trim() !== "") i = names.indexOf(normalizeColumnName(want));
       if (i < 0) {
         throw new Error(`${sourceName}: mapped column ${JSON.stringify(want)} for ${field} is not among its columns (${columns.join(", ")}).`);
       }
@@ -93,6 +99,8 @@ export function resolveColumns(
       }
     }
   }
+  // pandas' to_csv() writes an unnamed index (a DatetimeIndex) as a first column without a name.
+  if (out.time === undefined && out.date === undefined && columns.length > 1 && (columns[0] ?? "").trim() === "" && !Object.values(out).includes(0)) out.time = 0;
   if (out.time === undefined || out.time === out.date) {
     out.time = out.date;
     delete out.date;
@@ -109,22 +117,96 @@ export function resolveColumns(
   return out;
 }
 
-/** Parses `field=column,field=column` (the CLI's --map) into an explicit mapping. */
+const MAP_FORMS =
+  'FIELD=COLUMN,... (a COLUMN with a comma or quote in double quotes, "" for a quote: close="(\'Close\', \'AAPL\')"; ' +
+  'time= or time="" for a column without a name), or a JSON object {"FIELD": "COLUMN"}';
+
+/**
+ * Parses the CLI's --map into an explicit mapping: `field=column,field=column`, where a column in double quotes
+ * may hold commas (`close="('Close', 'AAPL')"`, `""` inside for a quote) and an empty column names the one
+ * without a name (pandas' unnamed index); or the same as a JSON object.
+ */
 export function parseMapping(text: string): Partial<Record<Field, string>> {
   const out: Partial<Record<Field, string>> = {};
-  for (const part of text.split(",").map((p) => p.trim()).filter(Boolean)) {
-    const eq = part.indexOf("=");
-    const field = part.slice(0, eq).trim() as Field;
-    if (eq < 1 || !FIELDS.includes(field)) {
-      throw new Error(`--map entry ${JSON.stringify(part)} must be FIELD=COLUMN with FIELD one of ${FIELDS.join(", ")}.`);
+  const set = (field: string, column: string, entry: string) => {
+    if (!(FIELDS as readonly string[]).includes(field)) {
+      throw new Error(`--map entry ${JSON.stringify(entry)}: ${JSON.stringify(field)} is not a field: FIELD one of ${FIELDS.join(", ")}; the forms are ${MAP_FORMS}.`);
     }
-    out[field] = part.slice(eq + 1).trim();
+    out[field as Field] = column;
+  };
+  if (text.trim().startsWith("{")) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      throw new Error(`--map ${JSON.stringify(text)} starts with { but is not JSON (${(err as Error).message}); the forms are ${MAP_FORMS}.`, { cause: err });
+    }
+    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new Error(`--map JSON must be an object of FIELD: COLUMN; the forms are ${MAP_FORMS}.`);
+    for (const [field, column] of Object.entries(parsed)) {
+      if (typeof column !== "string") throw new Error(`--map JSON: the column for ${field} must be a string.`);
+      set(field, column, `${field}=${column}`);
+    }
+    return out;
+  }
+  let i = 0;
+  while (i < text.length) {
+    const start = i;
+    const eq = text.indexOf("=", i);
+    const comma = text.indexOf(",", i);
+    if (eq < 0 || (comma >= 0 && comma < eq)) {
+      const entry = text.slice(start, comma < 0 ? text.length : comma).trim();
+      if (entry !== "") throw new Error(`--map entry ${JSON.stringify(entry)} must be FIELD=COLUMN; the forms are ${MAP_FORMS}.`);
+      i = comma < 0 ? text.length : comma + 1;
+      continue;
+    }
+    const field = text.slice(i, eq).trim();
+    i = eq + 1;
+    while (text[i] === " ") i++;
+    let column = "";
+    if (text[i] === '"') {
+      i++;
+      for (;;) {
+        if (i >= text.length) throw new Error(`--map entry ${JSON.stringify(text.slice(start))}: the quoted column has no closing "; the forms are ${MAP_FORMS}.`);
+        if (text[i] === '"' && text[i + 1] === '"') {
+          column += '"';
+          i += 2;
+        } else if (text[i] === '"') {
+          i++;
+          break;
+        } else column += text[i++];
+      }
+      while (text[i] === " ") i++;
+      if (i < text.length && text[i] !== ",") throw new Error(`--map entry ${JSON.stringify(text.slice(start))}: text after the closing quote; the forms are ${MAP_FORMS}.`);
+    } else {
+      const end = text.indexOf(",", i);
+      column = text.slice(i, end < 0 ? text.length : end).trim();
+      i = end < 0 ? text.length : end;
+    }
+    set(field, column, text.slice(start, i).trim());
+    i++;
   }
   return out;
 }
 
 const PATTERN_KEYS = ["symbol", "provider", "timeframe", "exchange"] as const;
 export type PathKey = (typeof PATTERN_KEYS)[number];
+/** The timeframe as a count of minutes in a file name. */
+const TIMEFRAME_MINUTES = "timeframe:minutes";
+const PLACEHOLDERS = [...PATTERN_KEYS, TIMEFRAME_MINUTES].map((k) => `{${k}}`).join(", ");
+
+/**
+ * A count of minutes as a timeframe: 43200 is a month (MetaTrader's MN1), otherwise the largest whole unit of
+ * weeks, days, hours or minutes (1440 is `1d`, 240 `4h`, 10080 `1w`, 90 `90m`). Undefined for 0.
+ */
+export function minutesToTimeframe(minutes: string): string | undefined {
+  const n = Number(minutes);
+  if (!Number.isSafeInteger(n) || n <= 0) return undefined;
+  if (n === 43_200) return "1mo";
+  if (n % 10_080 === 0) return `${n / 10_080}w`;
+  if (n % 1440 === 0) return `${n / 1440}d`;
+  if (n % 60 === 0) return `${n / 60}h`;
+  return `${n}m`;
+}
 
 function escapeRegex(s: string): string {
   return s.replace(/[.+^$()|\\]/g, "\\$&");
@@ -145,8 +227,15 @@ function patternRegex(pattern: string, captures: boolean): RegExp {
     else if (ch === "{" && captures) {
       const end = p.indexOf("}", i);
       const key = p.slice(i + 1, end);
+      if (key === TIMEFRAME_MINUTES) {
+        // A count of minutes (MetaTrader's EURUSD1440.csv, Kraken's XBTUSD_60.csv): digits only, so it ends
+        // where the digits do.
+        re += "(?<timeframeMinutes>\\d+)";
+        i = end;
+        continue;
+      }
       if (end < 0 || !(PATTERN_KEYS as readonly string[]).includes(key)) {
-        throw new Error(`--path-pattern ${JSON.stringify(pattern)}: {${key}} is not one of ${PATTERN_KEYS.map((k) => `{${k}}`).join(", ")}.`);
+        throw new Error(`--path-pattern ${JSON.stringify(pattern)}: {${key}} is not one of ${PLACEHOLDERS}.`);
       }
       // Lazy: `{symbol}-*.txt` on `nvda-1999-2014.txt` takes `nvda`, the shortest value that fits.
       re += `(?<${key}>[^/]+?)`;
@@ -165,13 +254,40 @@ export function matchPathPattern(pattern: string, filePath: string): Partial<Rec
   const file = filePath.replace(/\\/g, "/");
   const m = patternRegex(pattern, true).exec(file);
   if (!m) {
-    throw new Error(`${filePath} does not match --path-pattern ${JSON.stringify(pattern)}; the pattern must match the end of every file's path (placeholders ${PATTERN_KEYS.map((k) => `{${k}}`).join(" ")}, wildcards * ** ?).`);
+    throw new Error(`${filePath} does not match --path-pattern ${JSON.stringify(pattern)}; the pattern must match the end of every file's path (placeholders ${PLACEHOLDERS}, wildcards * ** ?).`);
   }
-  return m.groups ? { ...m.groups } : {};
+  const { timeframeMinutes, ...values } = m.groups ?? {};
+  if (timeframeMinutes !== undefined) {
+    const timeframe = minutesToTimeframe(timeframeMinutes);
+    if (timeframe === undefined) throw new Error(`${filePath}: {timeframe:minutes} took ${JSON.stringify(timeframeMinutes)}, which is not a positive count of minutes.`);
+    values.timeframe = timeframe;
+  }
+  return values;
+}
+
+/**
+ * The files of several sources (each as expandSource reads it), in the order given, each file once even when
+ * two sources name it (a directory and a glob inside it).
+ */
+export function expandSources(sources: readonly string[]): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const source of sources) {
+    for (const f of expandSource(source)) {
+      const key = path.resolve(f);
+      if (!seen.has(key)) {
+        seen.add(key);
+        out.push(f);
+      }
+    }
+  }
+  return out;
 }
 
 /** The files a directory --source loads (`data load --help` lists these). */
-export const KNOWN_EXTENSIONS = [".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".parquet", ".pq", ".db", ".sqlite", ".sqlite3"];
+export const KNOWN_EXTENSIONS = [
+  ".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".parquet", ".pq", ".db", ".sqlite", ".sqlite3", ".duckdb", ".feather", ".arrow", ".ipc", ".json", ".zip",
+];
 
 /**
  * Every regular file below `base` (following symbolic links), as paths relative to it with `/` between parts,

@@ -5,7 +5,7 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { expandSource } from "./columnMapping";
+import { expandSources } from "./columnMapping";
 
 function fileSha256(file: string): string {
   const hash = crypto.createHash("sha256");
@@ -23,9 +23,13 @@ function fileSha256(file: string): string {
   return hash.digest("hex");
 }
 
-/** The files of a dataset source (file, directory or glob, relative to `projectDir`), as project-relative paths. */
-export function datasetFiles(projectDir: string, source: string): string[] {
-  return expandSource(path.resolve(projectDir, source)).map((f) => path.relative(projectDir, f).split(path.sep).join("/"));
+/**
+ * The files of a dataset's source or sources (file, directory or glob, relative to `projectDir`), as
+ * project-relative paths.
+ */
+export function datasetFiles(projectDir: string, source: string | readonly string[]): string[] {
+  const sources = typeof source === "string" ? [source] : source;
+  return expandSources(sources.map((s) => path.resolve(projectDir, s))).map((f) => path.relative(projectDir, f).split(path.sep).join("/"));
 }
 
 /** `sha256:<hex>` over the dataset's files' relative paths and contents. */

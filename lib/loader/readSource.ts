@@ -6,11 +6,18 @@
 import type { PathKey } from "./columnMapping";
 import { type Field, matchPathPattern, resolveColumns } from "./columnMapping";
 import { TimeKeySet } from "./keySet";
-import { type BarText, type RowCheck, type ValueTypes, checkBar, normalizeTimeframe, numericText, timeframeFault } from "./rowValidation";
+import { type BarText, type InconsistentOhlcRule, type RowCheck, type ValueTypes, checkBar, normalizeTimeframe, numericText, shiftDecimal, timeframeFault } from "./rowValidation";
+import { openArrowIpc } from "./sources/arrowIpc";
 import { openCsv } from "./sources/csv";
+import { openDuckdb } from "./sources/duckdb";
+import { openJson } from "./sources/json";
+import { KIND_NAMES, sniffKind } from "./sources/sniff";
+import { openZip } from "./sources/zip";
 import { openParquet } from "./sources/parquet";
 import { openSqlite } from "./sources/sqlite";
 import type { FaultyBatch, RecordSource, SourceFormat } from "./sources/types";
+import { longTickers } from "./sources/yfinance";
+import { type AmbiguousTimeRule, LocalZone } from "./timeZone";
 import { combineDateTime, isTimeOfDay, microsToSql, shown } from "./timestamps";
 
 /** The columns of the bar table, in the order of a COPY line. */
@@ -37,6 +44,14 @@ export interface ReadOptions {
   mapping?: Partial<Record<Field, string>>;
   /** Fail (and load nothing) on the first invalid row. */
   strict?: boolean;
+  /** IANA time zone of zone-less date-times (default: they are UTC); plain dates stay dates. */
+  timezone?: string;
+  /** A zone-less time that occurs twice in `timezone`: reject (default), or take the earlier or later instant. */
+  ambiguousTime?: AmbiguousTimeRule;
+  /** Bars with inconsistent OHLC: rejected (default), kept and listed (`flag`), or kept (`keep`). */
+  inconsistentOhlc?: InconsistentOhlcRule;
+  /** Prices (open, high, low, close, adj_close) are divided by this power of ten (QuantConnect Lean: 10000). */
+  priceDivisor?: number;
 }
 
 /**
@@ -46,6 +61,8 @@ export interface ReadOptions {
 export interface ReadEvents {
   reject(source: string, row: number, reason: string, record: readonly unknown[], columns: readonly string[]): void;
   progress(read: number, fraction: number | undefined): void;
+  /** A bar kept with inconsistent OHLC under the `flag` rule: its source, row and why. */
+  flagged?(source: string, row: number, reason: string): void;
 }
 
 /** How chunks are made: COPY text or values, and rows per chunk. */
@@ -69,6 +86,8 @@ export interface CheckedSource {
   /** Records read and rejected so far (final once `chunks()` is done). */
   readonly read: number;
   readonly rejected: number;
+  /** Bars kept with inconsistent OHLC (rules `flag` and `keep`). */
+  readonly inconsistent: number;
   /** The key of series `id`, for every id a yielded chunk holds. */
   seriesKey(id: number): readonly [symbol: string, exchange: string, provider: string, timeframe: string];
   /** Each series' time range, once `chunks()` is done. */
@@ -77,20 +96,45 @@ export interface CheckedSource {
   close(): Promise<void>;
 }
 
-/** Format of a file from its name: .parquet/.pq, .db/.sqlite/.sqlite3, otherwise CSV. */
+/**
+ * Format of a file: by its first bytes when they say (Parquet, SQLite, DuckDB, Arrow IPC, zip; gzip is CSV),
+ * else by its name (.parquet/.pq, .db/.sqlite/.sqlite3, .duckdb, .feather/.arrow/.ipc, .json, .zip), otherwise
+ * CSV. Throws for a binary file of no kind the loader reads, naming it, rather than reading it as CSV.
+ */
 export function formatOf(file: string): SourceFormat {
+  const kind = sniffKind(file);
+  if (kind === "parquet" || kind === "sqlite" || kind === "duckdb" || kind === "arrow" || kind === "zip") return kind;
+  if (kind === "binary" || kind === "utf16") {
+    throw new Error(`${file}: a ${KIND_NAMES[kind]} file, of no kind the loader reads (CSV in UTF-8, Parquet, SQLite, DuckDB, Arrow IPC/Feather, JSON, zip).`);
+  }
   const f = file.toLowerCase();
   if (f.endsWith(".parquet") || f.endsWith(".pq")) return "parquet";
   if (f.endsWith(".db") || f.endsWith(".sqlite") || f.endsWith(".sqlite3")) return "sqlite";
+  if (f.endsWith(".duckdb")) return "duckdb";
+  if (f.endsWith(".feather") || f.endsWith(".arrow") || f.endsWith(".ipc")) return "arrow";
+  if (f.endsWith(".json")) return "json";
+  if (f.endsWith(".zip")) return "zip";
   return "csv";
 }
 
 /** Opens one source file with the reader for its format. */
-export async function openSource(file: string, options: Pick<ReadOptions, "format" | "sqliteTable" | "delimiter" | "columns"> = {}): Promise<RecordSource> {
+export async function openSource(file: string, options: Pick<ReadOptions, "format" | "sqliteTable" | "delimiter" | "columns" | "timezone" | "mapping"> = {}): Promise<RecordSource> {
+  // yfinance's (price, ticker) columns as one long table, unless the mapping names such a column itself.
+  return longTickers(await openRecords(file, options), new Set(Object.values(options.mapping ?? {})));
+}
+
+async function openRecords(file: string, options: Pick<ReadOptions, "format" | "sqliteTable" | "delimiter" | "columns" | "timezone">): Promise<RecordSource> {
   const format = options.format ?? formatOf(file);
+  if (format === "zip") return openZip(file, (inner) => openRecords(inner, { ...options, format: undefined }));
+  // A forced --format csv on a binary file would print its header bytes as column names.
+  const kind = format === "csv" ? sniffKind(file) : undefined;
+  if (kind !== undefined && kind !== "gzip") throw new Error(`${file} is a ${KIND_NAMES[kind]} file, not CSV (--format csv).`);
   if (format !== "csv" && options.columns) throw new Error(`${file}: --columns names the columns of a headerless CSV file; this is ${format}.`);
-  if (format === "parquet") return openParquet(file);
+  if (format === "parquet") return openParquet(file, { localTimestamps: options.timezone !== undefined });
   if (format === "sqlite") return openSqlite(file, options.sqliteTable);
+  if (format === "duckdb") return openDuckdb(file, options.sqliteTable);
+  if (format === "arrow") return openArrowIpc(file);
+  if (format === "json") return openJson(file);
   return openCsv(file, { ...(options.delimiter ? { delimiter: options.delimiter } : {}), ...(options.columns ? { columns: options.columns } : {}) });
 }
 
@@ -104,6 +148,10 @@ interface SourcePlan {
   idx: ReturnType<typeof resolveColumns>;
   /** Values fixed for the whole source (flag, path pattern, file metadata); undefined means "from a column". */
   constants: Partial<Record<PathKey, string>>;
+  /** The zone of zone-less date-times, when the load names one. */
+  zone: LocalZone | undefined;
+  /** Decimal places prices are shifted right-to-left by (log10 of the price divisor); 0 for none. */
+  pricePlaces: number;
 }
 
 /** Stage 1: resolves columns and fixed values; throws when symbol or timeframe has no source at all. */
@@ -129,7 +177,8 @@ function planSource(file: string, source: RecordSource, options: ReadOptions): S
     }
     constants.timeframe = normal;
   }
-  return { idx, constants };
+  const zone = options.timezone === undefined ? undefined : new LocalZone(options.timezone, options.ambiguousTime);
+  return { idx, constants, zone, pricePlaces: options.priceDivisor === undefined ? 0 : Math.round(Math.log10(options.priceDivisor)) };
 }
 
 function text(v: unknown): string {
@@ -151,6 +200,11 @@ function barReader(plan: SourcePlan): { read(row: unknown[]): BarText; fault: st
   };
   const dateIdx = idx.date;
   const timeIdx = idx.time;
+  const places = plan.pricePlaces;
+  const price = (row: unknown[], field: Field): string | undefined => {
+    const t = numericText(pick(row, field));
+    return places === 0 || t === undefined || t === "" ? t : shiftDecimal(t, places);
+  };
   const bar: BarText = {
     symbol: "", exchange: "", provider: "", timeframe: "", time: undefined, parsedTime: undefined,
     open: undefined, high: undefined, low: undefined, close: undefined, volume: undefined, adjClose: undefined,
@@ -175,14 +229,14 @@ function barReader(plan: SourcePlan): { read(row: unknown[]): BarText; fault: st
       bar.provider = c.provider ?? text(pick(row, "provider"));
       bar.timeframe = timeframe;
       bar.time = time;
-      bar.open = numericText(pick(row, "open"));
-      bar.high = numericText(pick(row, "high"));
-      bar.low = numericText(pick(row, "low"));
-      bar.close = numericText(pick(row, "close"));
+      bar.open = price(row, "open");
+      bar.high = price(row, "high");
+      bar.low = price(row, "low");
+      bar.close = price(row, "close");
       bar.volume = idx.volume === undefined ? undefined : numericText(pick(row, "volume"));
-      bar.adjClose = idx.adj_close === undefined ? undefined : numericText(pick(row, "adj_close"));
+      bar.adjClose = idx.adj_close === undefined ? undefined : price(row, "adj_close");
       // Date and time in two columns: a time of day joins the date; a full timestamp stands alone.
-      bar.parsedTime = dateIdx !== undefined && isTimeOfDay(time) ? combineDateTime(row[dateIdx], time) : undefined;
+      bar.parsedTime = dateIdx !== undefined && isTimeOfDay(time) ? combineDateTime(row[dateIdx], time, plan.zone) : undefined;
       return bar;
     },
   };
@@ -291,7 +345,14 @@ const NULL_LINE_END = "\\N\n";
 async function* checkedChunks(
   source: RecordSource,
   plan: SourcePlan,
-  ctx: { strict: boolean; events: ReadEvents; counts: { read: number; rejected: number }; series: SeriesTracker; types: ValueTypes | undefined },
+  ctx: {
+    strict: boolean;
+    ohlc: InconsistentOhlcRule;
+    events: ReadEvents;
+    counts: { read: number; rejected: number; inconsistent: number };
+    series: SeriesTracker;
+    types: ValueTypes | undefined;
+  },
   shape: ChunkShape,
 ): AsyncGenerator<Chunk> {
   const { events, counts, series } = ctx;
@@ -310,7 +371,7 @@ async function* checkedChunks(
       index++;
       const bar = reader.read(row);
       const fault = faults === undefined ? reader.fault : (faults.get(index) ?? reader.fault);
-      let check: RowCheck = fault === undefined ? checkBar(bar, ctx.types) : { ok: false, reason: fault };
+      let check: RowCheck = fault === undefined ? checkBar(bar, ctx.types, plan.zone, ctx.ohlc) : { ok: false, reason: fault };
       let id = -1;
       if (check.ok) {
         id = series.idOf(bar);
@@ -324,6 +385,10 @@ async function* checkedChunks(
           throw new Error(`${source.name} row ${counts.read}: ${check.reason} (--strict stops on the first invalid row; nothing was loaded).`);
         }
         continue;
+      }
+      if (check.inconsistent !== undefined) {
+        counts.inconsistent++;
+        if (ctx.ohlc === "flag") events.flagged?.(source.name, counts.read, check.inconsistent);
       }
       const k = chunk.n++;
       chunk.series[k] = id;
@@ -378,7 +443,7 @@ export async function openChecked(file: string, options: ReadOptions, shape: Chu
     throw err;
   }
   const series = new SeriesTracker();
-  const counts = { read: 0, rejected: 0 };
+  const counts = { read: 0, rejected: 0, inconsistent: 0 };
   return {
     name: source.name,
     columns: source.columns,
@@ -389,9 +454,12 @@ export async function openChecked(file: string, options: ReadOptions, shape: Chu
     get rejected() {
       return counts.rejected;
     },
+    get inconsistent() {
+      return counts.inconsistent;
+    },
     seriesKey: (id) => (series.list[id] as Series).key,
     spans: () => series.ranges(),
-    chunks: () => checkedChunks(source, plan, { strict: options.strict === true, events, counts, series, types }, shape),
+    chunks: () => checkedChunks(source, plan, { strict: options.strict === true, ohlc: options.inconsistentOhlc ?? "reject", events, counts, series, types }, shape),
     close: () => source.close(),
   };
 }

@@ -4,7 +4,7 @@
  * passed is what COPY writes.
  */
 import { REFUSED_IN_KEYS, firstUnprintable, printable } from "./printable";
-import { type TimestampResult, parseTimestamp, shown } from "./timestamps";
+import { type TimestampResult, type ZoneOfLocalTimes, parseTimestamp, shown } from "./timestamps";
 
 /** Longest symbol, exchange or provider accepted (characters): keys stay far below the index's row limit. */
 export const MAX_KEY_TEXT = 128;
@@ -87,6 +87,20 @@ export function comparePlain(a: string, b: string): number | undefined {
 
 function isZero(d: Decimal): boolean {
   return d.int === "" && d.frac === "";
+}
+
+/**
+ * Decimal text divided by a power of ten, exactly (the decimal point moved `places` to the left): `6412000` / 10^4
+ * is `641.2`. Text that is not a decimal is returned as it is, for the row check to name.
+ */
+export function shiftDecimal(text: string, places: number): string {
+  const d = parseDecimal(text);
+  if (!d) return text;
+  const digits = (d.int + d.frac).padStart(places + d.frac.length + 1, "0");
+  const point = digits.length - d.frac.length - places;
+  const int = digits.slice(0, point).replace(/^0+(?=\d)/, "");
+  const frac = digits.slice(point).replace(/0+$/, "");
+  return `${d.negative ? "-" : ""}${int}${frac ? `.${frac}` : ""}`;
 }
 
 /** Text for a numeric value from a typed source: the shortest round-trip form of a double, integers exactly. */
@@ -220,8 +234,18 @@ export interface BarText {
   adjClose: string | undefined;
 }
 
-/** A checked row: the epoch microseconds of its time, or the reason it is rejected. */
-export type RowCheck = { ok: true; micros: number } | { ok: false; reason: string };
+/**
+ * A checked row: the epoch microseconds of its time (and, for a bar kept under the `flag` or `keep` rule, why its
+ * OHLC are inconsistent), or the reason it is rejected.
+ */
+export type RowCheck = { ok: true; micros: number; inconsistent?: string } | { ok: false; reason: string };
+
+/**
+ * What becomes of a bar whose high is below its open or close, or whose low is above them (2.2% of yfinance FX
+ * bars; auto-adjusted equities one ulp off): rejected (default), kept and listed (`flag`), or kept (`keep`).
+ */
+export const INCONSISTENT_OHLC_RULES = ["reject", "flag", "keep"] as const;
+export type InconsistentOhlcRule = (typeof INCONSISTENT_OHLC_RULES)[number];
 
 /** Text for a reason, cut short. */
 function cut(text: string | undefined): string {
@@ -332,14 +356,15 @@ function keyTextFault(name: string, text: string): string | undefined {
  * high >= max(open, close), low <= min(open, close), volume >= 0, adj_close (when given) finite and positive;
  * each value fits its target column: `types` when the target's columns are not unconstrained numeric (every
  * row then takes the full check), else numeric's own limit on digits after the point, which only text longer
- * than the fast check's 40 characters can reach.
+ * than the fast check's 40 characters can reach. Zone-less times are wall-clock times of `local` when given
+ * (--timezone). Inconsistent OHLC follow `ohlc`.
  */
-export function checkBar(bar: BarText, types?: ValueTypes): RowCheck {
+export function checkBar(bar: BarText, types?: ValueTypes, local?: ZoneOfLocalTimes, ohlc: InconsistentOhlcRule = "reject"): RowCheck {
   if (bar.symbol === "") return { ok: false, reason: "symbol is missing" };
   if (bar.timeframe === "") return { ok: false, reason: "timeframe is missing" };
   const text = keyTextFault("symbol", bar.symbol) ?? keyTextFault("exchange", bar.exchange) ?? keyTextFault("provider", bar.provider);
   if (text) return { ok: false, reason: text };
-  const t = bar.parsedTime ?? parseTimestamp(bar.time);
+  const t = bar.parsedTime ?? parseTimestamp(bar.time, local);
   if (!t.ok) return t;
   const fast = types === undefined && fastCheck(bar);
   if (fast) return { ok: true, micros: t.micros };
@@ -351,12 +376,13 @@ export function checkBar(bar: BarText, types?: ValueTypes): RowCheck {
   if (typeof low === "string") return { ok: false, reason: low };
   const close = price("close", bar.close, types);
   if (typeof close === "string") return { ok: false, reason: close };
+  let inconsistent: string | undefined;
   if (compareDecimal(high, open) < 0 || compareDecimal(high, close) < 0) {
-    return { ok: false, reason: `high ${cut(bar.high)} is below max(open ${cut(bar.open)}, close ${cut(bar.close)})` };
+    inconsistent = `high ${cut(bar.high)} is below max(open ${cut(bar.open)}, close ${cut(bar.close)})`;
+  } else if (compareDecimal(low, open) > 0 || compareDecimal(low, close) > 0) {
+    inconsistent = `low ${cut(bar.low)} is above min(open ${cut(bar.open)}, close ${cut(bar.close)})`;
   }
-  if (compareDecimal(low, open) > 0 || compareDecimal(low, close) > 0) {
-    return { ok: false, reason: `low ${cut(bar.low)} is above min(open ${cut(bar.open)}, close ${cut(bar.close)})` };
-  }
+  if (inconsistent !== undefined && ohlc === "reject") return { ok: false, reason: inconsistent };
   if (bar.volume !== undefined && bar.volume !== "") {
     const v = decimal("volume", bar.volume, types);
     if (typeof v === "string") return { ok: false, reason: v };
@@ -366,5 +392,5 @@ export function checkBar(bar: BarText, types?: ValueTypes): RowCheck {
     const adj = price("adj_close", bar.adjClose, types);
     if (typeof adj === "string") return { ok: false, reason: adj };
   }
-  return { ok: true, micros: t.micros };
+  return inconsistent === undefined ? { ok: true, micros: t.micros } : { ok: true, micros: t.micros, inconsistent };
 }

@@ -4,12 +4,16 @@
  *
  * - ISO-8601 date-times with a zone (`Z`, `+02:00`, `+0200`, `+02`) are taken as written; the offset must be a
  *   real one (at most 14:00 either way, minutes below 60).
- * - ISO-8601 date-times WITHOUT a zone and plain dates (`2024-01-02`) mean UTC: market data vendors export
- *   UTC or exchange-local dates, and a load that depended on the machine's zone would not be reproducible.
+ * - ISO-8601 date-times WITHOUT a zone mean UTC, or wall-clock time in the load's time zone when one is given
+ *   (`--timezone`, a LocalZone: DST gaps are reasons, repeated times follow the user's rule); never the
+ *   machine's zone, so a load is reproducible. Plain dates (`2024-01-02`) stay dates: midnight UTC, whatever
+ *   the time zone, as a daily bar's date is the same day everywhere.
  * - Other exporters' forms: `2024.01.02 09:05` (MetaTrader), `01/02/2024` (month/day/year), `02.01.2024`
- *   (day.month.year, Dukascopy with an optional ` GMT+0100`).
+ *   (day.month.year, Dukascopy with an optional ` GMT+0100`), `20131001 09:30` (QuantConnect Lean).
  * - 8-digit numbers are YYYYMMDD dates and 14-digit numbers YYYYMMDDHHMMSS (as epochs they would be 1970-73
- *   seconds or post-2286 milliseconds); other numbers (or numeric text) are epoch values whose unit is
+ *   seconds or post-2286 milliseconds). Positive numbers below 1e7 (as seconds: January to April 1970) are
+ *   Julian days (SQLite's julianday(), 2378496.5..2524593.5) or Excel serial dates (1..109574), otherwise a
+ *   reason. Other numbers (or numeric text) are epoch values whose unit is
  *   detected by magnitude: |n| < 1e11 seconds (fractions allowed), < 1e14 milliseconds, < 1e17 microseconds,
  *   otherwise nanoseconds (NautilusTrader's `ts_event`). Nanoseconds are truncated to microseconds.
  * - Years run from 1800 to 2199; anything else is a reason, never a guess.
@@ -25,7 +29,14 @@ const YEAR_FIRST = /^(\d{4})[./](\d{2})[./](\d{2})(?:[T ](\d{1,2}):(\d{2})(?::(\
 const YEAR_LAST = /^(\d{1,2})([./])(\d{1,2})[./](\d{4})(?:[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?\s*(Z|UTC|GMT|(?:GMT|UTC)?[+-]\d{2}(?::?\d{2})?)?$/i;
 const NUMERIC = /^[+-]?\d+(\.\d+)?$/;
 const COMPACT_DATE = /^(\d{4})(\d{2})(\d{2})$/;
+// QuantConnect Lean's daily and hour bars: `20131001 00:00` (YYYYMMDD HH:MM[:SS]).
+const COMPACT_DATE_CLOCK = /^(\d{4})(\d{2})(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2}))?$/;
 const COMPACT_DATE_TIME = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})$/;
+
+/** Wall-clock time of a zone -> UTC (timeZone.ts); undefined means zone-less times are UTC. */
+export interface ZoneOfLocalTimes {
+  toUtc(localMs: number): { ok: true; ms: number } | { ok: false; reason: string };
+}
 
 /** Why a value is not a timestamp, or its epoch microseconds. */
 export type TimestampResult = { ok: true; micros: number } | { ok: false; reason: string };
@@ -51,20 +62,46 @@ function bounded(micros: number, raw: unknown): TimestampResult {
 }
 
 /** `YYYYMMDD` (or `YYYYMMDDHHMMSS`) digits as a UTC date-time, or a reason naming the rule. */
-function fromCompact(digits: string, raw: unknown): TimestampResult {
+function fromCompact(digits: string, raw: unknown, local: ZoneOfLocalTimes | undefined): TimestampResult {
   const m = COMPACT_DATE.exec(digits) ?? COMPACT_DATE_TIME.exec(digits);
   if (!m) return { ok: false, reason: `timestamp ${shown(raw)} is not a date` };
   const [, y = "", mo = "", d = "", h = "0", mi = "0", sec = "0"] = m;
-  const r = fromFields(raw, y, mo, d, h, mi, sec, "", undefined);
+  const r = fromFields(raw, y, mo, d, h, mi, sec, "", undefined, m[4] === undefined ? undefined : local);
   return r.ok ? r : { ok: false, reason: `timestamp ${String(raw)}: ${digits.length}-digit numbers are read as ${digits.length === 8 ? "YYYYMMDD" : "YYYYMMDDHHMMSS"} and this is not a calendar date` };
 }
 
-function fromEpochBigInt(n: bigint, raw: unknown): TimestampResult {
+/** Julian days of 1800-01-01 and 2200-01-01 (SQLite's julianday()), and Julian day of the Unix epoch. */
+const JULIAN_MIN = 2_378_496.5;
+const JULIAN_MAX = 2_524_593.5;
+const JULIAN_EPOCH = 2_440_587.5;
+/** Excel's serial date of 2200-01-01 (1900 date system). */
+const EXCEL_MAX = 109_575;
+/** Below this, a positive number as epoch seconds would be January to April 1970: never a bar's time. */
+const DAY_NUMBERS_BELOW = 10_000_000;
+
+/**
+ * A positive number too small for epoch seconds of market data: a Julian day (SQLite's julianday(), REAL) or an
+ * Excel serial date (days since 1899-12-30, the fraction the time of day); both rounded to the millisecond,
+ * their resolution. Anything else below 1e7 is a reason, not January 1970.
+ */
+function fromDayNumber(n: number, raw: unknown): TimestampResult {
+  const ms = (days: number) => Math.round(days * 86_400_000);
+  if (n >= JULIAN_MIN && n < JULIAN_MAX) return bounded(ms(n - JULIAN_EPOCH) * 1000, raw);
+  // Serial 60 is Excel's 1900-02-29, which never was: serials below it count from 1899-12-31.
+  if (n >= 1 && n < EXCEL_MAX) return bounded((ms(n < 60 ? n - 1 : n - 2) + Date.UTC(1900, 0, 1)) * 1000, raw);
+  return {
+    ok: false,
+    reason: `timestamp ${shown(raw)} is too small for epoch seconds (it would be early 1970) and is neither an Excel serial date (1..${EXCEL_MAX - 1}) nor a Julian day (${JULIAN_MIN}..${JULIAN_MAX})`,
+  };
+}
+
+function fromEpochBigInt(n: bigint, raw: unknown, local?: ZoneOfLocalTimes): TimestampResult {
   const abs = n < 0n ? -n : n;
+  if (n >= 0n && n < BigInt(DAY_NUMBERS_BELOW)) return fromDayNumber(Number(n), raw);
   // 8 digits: a YYYYMMDD date (Stooq, many brokers), never epoch seconds of 1970-1973.
-  if (abs >= 10_000_000n && abs < 100_000_000n && n > 0n) return fromCompact(n.toString(), raw);
+  if (abs >= 10_000_000n && abs < 100_000_000n && n > 0n) return fromCompact(n.toString(), raw, undefined);
   // 14 digits: YYYYMMDDHHMMSS (as epoch milliseconds it would be after 2286, out of range anyway).
-  if (abs >= 10_000_000_000_000n && abs < 100_000_000_000_000n && n > 0n) return fromCompact(n.toString(), raw);
+  if (abs >= 10_000_000_000_000n && abs < 100_000_000_000_000n && n > 0n) return fromCompact(n.toString(), raw, local);
   let micros: bigint;
   if (abs < 100_000_000_000n) micros = n * 1_000_000n;
   else if (abs < 100_000_000_000_000n) micros = n * 1000n;
@@ -73,9 +110,10 @@ function fromEpochBigInt(n: bigint, raw: unknown): TimestampResult {
   return bounded(Number(micros), raw);
 }
 
-function fromEpochNumber(n: number, raw: unknown): TimestampResult {
+function fromEpochNumber(n: number, raw: unknown, local?: ZoneOfLocalTimes): TimestampResult {
   if (!Number.isFinite(n)) return { ok: false, reason: `timestamp ${String(raw)} is not a finite number` };
-  if (Number.isInteger(n)) return fromEpochBigInt(BigInt(n), raw);
+  if (Number.isInteger(n)) return fromEpochBigInt(BigInt(n), raw, local);
+  if (n > 0 && n < DAY_NUMBERS_BELOW) return fromDayNumber(n, raw);
   const abs = Math.abs(n);
   const scale = abs < 1e11 ? 1e6 : abs < 1e14 ? 1e3 : abs < 1e17 ? 1 : 1e-3;
   return bounded(Math.round(n * scale), raw);
@@ -95,8 +133,10 @@ function offsetOf(zone: string | undefined, raw: unknown): number | string {
   return sign * (hours * 60 + minutes);
 }
 
+/** `local`: the zone of a zone-less date-time (not given for plain dates, which stay dates). */
 function fromFields(
   raw: unknown, y: string, mo: string, d: string, h: string, mi: string, sec: string, frac: string, zone: string | undefined,
+  local?: ZoneOfLocalTimes,
 ): TimestampResult {
   const year = Number(y);
   const month = Number(mo);
@@ -109,27 +149,37 @@ function fromFields(
   if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 59) {
     return { ok: false, reason: `timestamp ${shown(raw)} has a field out of range` };
   }
-  const ms = Date.UTC(year, month - 1, day, hour, minute, second);
+  let ms = Date.UTC(year, month - 1, day, hour, minute, second);
   // Date.UTC rolls 2024-02-30 over to March: reject instead of silently moving the bar.
   if (new Date(ms).getUTCDate() !== day) return { ok: false, reason: `timestamp ${shown(raw)} is not a calendar date` };
+  if (!zone && local) {
+    const utc = local.toUtc(ms);
+    if (!utc.ok) return { ok: false, reason: `timestamp ${shown(raw)}: ${utc.reason}` };
+    ms = utc.ms;
+  }
   const offset = offsetOf(zone, raw);
   if (typeof offset === "string") return { ok: false, reason: offset };
   const micros = (ms - offset * 60_000) * 1000 + Number(frac.padEnd(6, "0").slice(0, 6));
   return bounded(micros, raw);
 }
 
-function fromOtherForms(s: string, raw: unknown): TimestampResult {
+function fromOtherForms(s: string, raw: unknown, local: ZoneOfLocalTimes | undefined): TimestampResult {
+  const lean = COMPACT_DATE_CLOCK.exec(s);
+  if (lean) {
+    const [, y = "", mo = "", d = "", h = "0", mi = "0", sec = "0"] = lean;
+    return fromFields(raw, y, mo, d, h, mi, sec, "", undefined, local);
+  }
   const a = YEAR_FIRST.exec(s);
   if (a) {
     const [, y = "", mo = "", d = "", h = "0", mi = "0", sec = "0", frac = "", zone] = a;
-    return fromFields(raw, y, mo, d, h, mi, sec, frac, zone);
+    return fromFields(raw, y, mo, d, h, mi, sec, frac, zone, a[4] === undefined ? undefined : local);
   }
   const b = YEAR_LAST.exec(s);
   if (b) {
     const [, first = "", sep, second = "", y = "", h = "0", mi = "0", sec = "0", frac = "", zone] = b;
     // `/` is month/day/year (US exporters), `.` is day.month.year (European exporters).
     const [mo, d] = sep === "/" ? [first, second] : [second, first];
-    const r = fromFields(raw, y, mo, d, h, mi, sec, frac, zone);
+    const r = fromFields(raw, y, mo, d, h, mi, sec, frac, zone, b[5] === undefined ? undefined : local);
     if (!r.ok && /field out of range|calendar/.test(r.reason)) {
       return { ok: false, reason: `${r.reason} (dates with / are read as month/day/year, with . as day.month.year)` };
     }
@@ -173,24 +223,30 @@ function fastIso(s: string): number | undefined {
   return fastDayMicros + ((h * 60 + m) * 60 + sec) * 1_000_000;
 }
 
-function fromText(text: string, raw: unknown): TimestampResult {
+function fromText(text: string, raw: unknown, local: ZoneOfLocalTimes | undefined): TimestampResult {
   const s = text.trim();
   if (s === "") return { ok: false, reason: "timestamp is empty" };
   const fast = fastIso(s);
-  if (fast !== undefined) return { ok: true, micros: fast };
+  if (fast !== undefined) {
+    // 19 characters: no `Z`, a wall-clock time.
+    if (!local || s.length !== 19) return { ok: true, micros: fast };
+    const utc = local.toUtc(fast / 1000);
+    return utc.ok ? bounded(utc.ms * 1000, raw) : { ok: false, reason: `timestamp ${shown(raw)}: ${utc.reason}` };
+  }
   if (NUMERIC.test(s)) {
-    return s.includes(".") ? fromEpochNumber(Number(s), raw) : fromEpochBigInt(BigInt(s), raw);
+    return s.includes(".") ? fromEpochNumber(Number(s), raw, local) : fromEpochBigInt(BigInt(s), raw, local);
   }
   const m = ISO.exec(s);
-  if (!m) return fromOtherForms(s, raw);
+  if (!m) return fromOtherForms(s, raw, local);
   const [, y = "", mo = "", d = "", h = "0", mi = "0", sec = "0", frac = "", zone] = m;
-  return fromFields(raw, y, mo, d, h, mi, sec, frac, zone);
+  return fromFields(raw, y, mo, d, h, mi, sec, frac, zone, m[4] === undefined ? undefined : local);
 }
 
 const CLOCK = /^(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?$/;
-const CLOCK_DIGITS = /^\d{3,6}$/;
+// An integer time of day: HHMM up to four digits (`0` is 00:00, `59` 00:59, `930` 09:30), HHMMSS with five or six.
+const CLOCK_DIGITS = /^\d{1,6}$/;
 
-/** True when `value` reads as a time of day (`09:05`, `09:05:00.250`, `0905`, `093000`), not a full timestamp. */
+/** True when `value` reads as a time of day (`09:05`, `09:05:00.250`, `0905`, `5`, `093000`), not a full timestamp. */
 export function isTimeOfDay(value: unknown): boolean {
   if (typeof value === "bigint" || typeof value === "number") return Number(value) >= 0 && Number(value) < 240000 && Number.isInteger(Number(value));
   if (typeof value !== "string") return false;
@@ -203,7 +259,7 @@ export function isTimeOfDay(value: unknown): boolean {
  * timestamp. The date takes any form parseTimestamp reads as a date (`2024-01-02`, `2024.01.02`,
  * `01/02/2024`, `20240102`); the time `HH:MM[:SS[.fff]]` or digits `HHMM` / `HHMMSS` (Stooq writes `093000`).
  */
-export function combineDateTime(date: unknown, time: unknown): TimestampResult {
+export function combineDateTime(date: unknown, time: unknown, local?: ZoneOfLocalTimes): TimestampResult {
   const d = typeof date === "string" ? date.trim() : typeof date === "bigint" || typeof date === "number" ? String(date) : undefined;
   if (d === undefined || d === "") return { ok: false, reason: "date is missing" };
   let t = typeof time === "string" ? time.trim() : typeof time === "bigint" || typeof time === "number" ? String(time) : "";
@@ -215,16 +271,19 @@ export function combineDateTime(date: unknown, time: unknown): TimestampResult {
   const datePart = COMPACT_DATE.test(d) ? `${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6)}` : d;
   if (!clock || Number(clock[1]) > 23) return { ok: false, reason: `date ${shown(date)} with time ${shown(time)}: the time is not a time of day HH:MM[:SS], HHMM or HHMMSS` };
   const hh = (clock[1] ?? "").padStart(2, "0");
-  const r = fromText(`${datePart} ${hh}:${clock[2]}:${clock[3] ?? "00"}${clock[4] ? `.${clock[4]}` : ""}`, `${d} ${t}`);
+  const r = fromText(`${datePart} ${hh}:${clock[2]}:${clock[3] ?? "00"}${clock[4] ? `.${clock[4]}` : ""}`, `${d} ${t}`, local);
   return r;
 }
 
-/** Parses one timestamp value from any source (text, number, bigint, Date) into epoch microseconds. */
-export function parseTimestamp(value: unknown): TimestampResult {
+/**
+ * Parses one timestamp value from any source (text, number, bigint, Date) into epoch microseconds; zone-less
+ * date-times are wall-clock times of `local` when given. Epoch numbers and Dates are instants already.
+ */
+export function parseTimestamp(value: unknown, local?: ZoneOfLocalTimes): TimestampResult {
   if (value === null || value === undefined) return { ok: false, reason: "timestamp is missing" };
-  if (typeof value === "string") return fromText(value, value);
-  if (typeof value === "bigint") return fromEpochBigInt(value, value);
-  if (typeof value === "number") return fromEpochNumber(value, value);
+  if (typeof value === "string") return fromText(value, value, local);
+  if (typeof value === "bigint") return fromEpochBigInt(value, value, local);
+  if (typeof value === "number") return fromEpochNumber(value, value, local);
   if (value instanceof Date) return bounded(value.getTime() * 1000, value.toISOString());
   return { ok: false, reason: `timestamp has unsupported type ${typeof value}` };
 }

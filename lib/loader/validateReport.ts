@@ -48,7 +48,15 @@ export interface ValidationReport {
   nulls: Record<string, number>;
   /** Keys (symbol, exchange, provider, timeframe, time) that occur more than once. */
   duplicateKeys: number;
+  /** Bars whose high is below open or close, or low above them (kept by --inconsistent-ohlc flag or keep). */
+  inconsistentOhlc: number;
+  /** The first INCONSISTENT_SHOWN of them, in key order. */
+  inconsistentBars: Array<{ symbol: string; exchange: string; provider: string; timeframe: string; time: string; open: string; high: string; low: string; close: string }>;
 }
+
+/** How many inconsistent bars the report lists. */
+const INCONSISTENT_SHOWN = 20;
+const INCONSISTENT = "(high < greatest(open, close) OR low > least(open, close))";
 
 const FILTER_COLUMNS = ["symbol", "exchange", "provider", "timeframe"] as const;
 
@@ -127,6 +135,14 @@ export async function validateOhlcv(client: Client, target = DEFAULT_TARGET, fil
     `SELECT count(*)::bigint AS n FROM (SELECT 1 FROM ${table} ${where} GROUP BY symbol, exchange, provider, timeframe, time HAVING count(*) > 1) d`,
     params,
   );
+  const inconsistentWhere = `${where ? `${where} AND` : "WHERE"} ${INCONSISTENT}`;
+  const inconsistentCount = await client.query(`SELECT count(*)::bigint AS n FROM ${table} ${inconsistentWhere}`, params);
+  const inconsistentBars = await client.query(
+    `SELECT symbol, exchange, provider, timeframe, to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS time,
+            open::text AS open, high::text AS high, low::text AS low, close::text AS close
+       FROM ${table} ${inconsistentWhere} ORDER BY symbol, exchange, provider, timeframe, time LIMIT ${INCONSISTENT_SHOWN}`,
+    params,
+  );
   const series = await client.query(
     `SELECT symbol, exchange, provider, timeframe, count(*)::bigint AS rows,
             to_char(min(time) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS first,
@@ -150,6 +166,8 @@ export async function validateOhlcv(client: Client, target = DEFAULT_TARGET, fil
     series: out,
     nulls: Object.fromEntries(critical.map((c) => [c, Number(t[c])])),
     duplicateKeys: Number(dups.rows[0]?.n ?? 0),
+    inconsistentOhlc: Number(inconsistentCount.rows[0]?.n ?? 0),
+    inconsistentBars: inconsistentBars.rows as ValidationReport["inconsistentBars"],
   };
 }
 
@@ -193,5 +211,10 @@ export function formatValidation(r: ValidationReport): string {
   lines.push(`duplicate keys: ${r.duplicateKeys}`);
   const gaps = r.series.reduce((n, s) => n + (s.missingBars ?? 0), 0);
   lines.push(`missing periods (gaps): ${gaps}`);
+  lines.push(`bars with inconsistent OHLC (high below open/close or low above them): ${r.inconsistentOhlc}`);
+  for (const b of r.inconsistentBars) {
+    lines.push(`  ${printable(JSON.stringify(b.symbol))} ${printable(b.exchange)} ${printable(b.provider)} ${printable(b.timeframe)} ${b.time}: open ${b.open} high ${b.high} low ${b.low} close ${b.close}`);
+  }
+  if (r.inconsistentOhlc > r.inconsistentBars.length) lines.push(`  ... and ${r.inconsistentOhlc - r.inconsistentBars.length} more`);
   return lines.join("\n");
 }

@@ -134,8 +134,8 @@ describe("the schema on PostgreSQL 17 without TimescaleDB (vanilla mode)", () =>
 
   test("checks and exact prices hold in vanilla mode too", async () => {
     await expect(
-      insertBars(app, "BAD", "1d", [{ time: "2024-01-02T00:00:00Z", open: "10", high: "9", low: "9.5", close: "9.8", volume: "1" }]),
-    ).rejects.toThrow(/ohlcv_bars_high_is_highest/);
+      insertBars(app, "BAD", "1d", [{ time: "2024-01-02T00:00:00Z", open: "10", high: "9", low: "-9.5", close: "9.8", volume: "1" }]),
+    ).rejects.toThrow(/ohlcv_bars_prices_positive/);
     await insertBars(app, "EXACT", "1d", [{ time: "2024-01-02T00:00:00Z", open: "101.2500", high: "102", low: "101", close: "101.7", volume: "3" }]);
     expect(await rows(readonly, `SELECT open FROM market_data.get_market_data('EXACT', '1d')`)).toEqual([{ open: "101.2500" }]);
   });

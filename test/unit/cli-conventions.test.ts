@@ -114,7 +114,7 @@ describe("typical failures: one line, the exit code, no stack trace", () => {
     [["db", "status", "--url", NOWHERE], 1, /^tsdb db status: connect ECONNREFUSED 127\.0\.0\.1:1, check that the server is running and that --url \(or DATABASE_URL\) names its host and port$/],
     [["db", "up", "--stack", "staging", "--url", NOWHERE], 1, /^tsdb db up: .*Pulumi\.staging\.yaml does not exist/],
     [["data", "load", "--url", NOWHERE], 2, /^tsdb data load: required option '--source <path>' not specified$/],
-    [["data", "load", "--source", "x.csv", "--format", "xls"], 2, /^tsdb data load: option '--format <format>' argument 'xls' is invalid\. Allowed choices are csv, parquet, sqlite\.$/],
+    [["data", "load", "--source", "x.csv", "--format", "xls"], 2, /^tsdb data load: option '--format <format>' argument 'xls' is invalid\. Allowed choices are csv, parquet, sqlite, duckdb, arrow, json, zip\.$/],
     [["data", "load", "--source", "x.csv", "--on-conflict", "replace"], 2, /^tsdb data load: option '--on-conflict <mode>' argument 'replace' is invalid\. Allowed choices are skip, update\.$/],
     [["data", "validate", "--url", NOWHERE], 1, /^tsdb data validate: connect ECONNREFUSED/],
     [["backup", "--retain", "0"], 2, /^tsdb backup: option '--retain <n>' argument '0' is invalid\. --retain must be a whole number of at least 1\.$/],

@@ -75,7 +75,7 @@ describe("keys that rewrite a terminal (23.17)", () => {
   });
   test("validate's report prints stored keys escaped, so one series cannot show as another", () => {
     const text = formatValidation({
-      table: "market_data.ohlcv_bars", filter: {}, totalRows: 2, nulls: {}, duplicateKeys: 0,
+      table: "market_data.ohlcv_bars", filter: {}, totalRows: 2, nulls: {}, duplicateKeys: 0, inconsistentOhlc: 0, inconsistentBars: [],
       series: [
         { symbol: "AAPL", exchange: "", provider: "", timeframe: "1d", rows: 1, first: "2024-01-02T00:00:00Z", last: "2024-01-02T00:00:00Z", missingBars: 0 },
         { symbol: "EVIL\r\u001b[2KAAPL\u202e", exchange: "", provider: "", timeframe: "1d", rows: 1, first: "2024-01-02T00:00:00Z", last: "2024-01-02T00:00:00Z", missingBars: 0 },

@@ -249,7 +249,7 @@ describe("readStackSettings", () => {
       "dev", "docker", true, false, true, 2048,
     ]);
     expect(s.datasets).toEqual([{ name: "sample", source: "data/sample/csv/ohlcv.csv", format: "csv" }]);
-    expect(fs.existsSync(path.join(projectDir, s.datasets[0]!.source))).toBe(true);
+    expect(fs.existsSync(path.join(projectDir, String(s.datasets[0]!.source)))).toBe(true);
   });
 
   test("the committed prod stack differs as documented", () => {

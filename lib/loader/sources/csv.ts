@@ -15,6 +15,7 @@ import zlib from "node:zlib";
 import { BINANCE_KLINE_COLUMNS, COLUMN_ALIASES, normalizeColumnName } from "../columnMapping";
 import { parseTimestamp } from "../timestamps";
 import type { FaultyBatch, RecordSource } from "./types";
+import { yfinanceCsvHeader } from "./yfinance";
 
 const BATCH = 4096;
 
@@ -304,6 +305,13 @@ async function* csvRows(
   }
 }
 
+/** `piece` without its first `n` rows; the faults' row numbers move with them. */
+function withoutFirstRows(piece: CsvPiece, n: number): CsvPiece {
+  if (!piece.faults) return { rows: piece.rows.slice(n) };
+  const faults = new Map([...piece.faults].filter(([k]) => k >= n).map(([k, v]) => [k - n, v]));
+  return { rows: piece.rows.slice(n), ...(faults.size > 0 ? { faults } : {}) };
+}
+
 /** Opens a CSV file (first row = header) as a record source. */
 export async function openCsv(file: string, options: CsvOptions = {}): Promise<RecordSource> {
   const Papa = (await import("papaparse")).default;
@@ -337,7 +345,13 @@ export async function openCsv(file: string, options: CsvOptions = {}): Promise<R
     if (!header.firstIsData) {
       const fault = pending.faults?.get(0);
       if (fault !== undefined) throw new Error(`${file}: the header row is malformed: ${fault}.`);
-      pending = { rows: pending.rows.slice(1), ...(pending.faults ? { faults: new Map([...pending.faults].map(([k, v]) => [k - 1, v])) } : {}) };
+      pending = withoutFirstRows(pending, 1);
+      // yfinance >= 0.2.51: two more header rows (tickers, index name); lib/loader/sources/yfinance.ts.
+      const yfinance = yfinanceCsvHeader(columns, pending.rows);
+      if (yfinance) {
+        columns = yfinance;
+        pending = withoutFirstRows(pending, 2);
+      }
     }
   } catch (err) {
     raw.destroy();

@@ -9,8 +9,10 @@
  * turned back into decimal text with the file's `price_precision` / `size_precision`; `bar_type`
  * (`NFLX.XNAS-1-HOUR-LAST-EXTERNAL`) supplies symbol, exchange and timeframe. Those keys are read from the
  * Parquet key-value metadata and from the Arrow schema serialized in `ARROW:schema`, where Nautilus's Rust
- * writer keeps them. Doubles become their shortest round-trip text (`String(n)`); DECIMAL columns arrive
- * from hyparquet as doubles and are treated the same way.
+ * writer keeps them. Doubles become their shortest round-trip text (`String(n)`), FLOATs (32-bit) the
+ * shortest text that reads back as the same float (not the widened double's `185.10000610351562`), and DECIMAL
+ * columns their exact decimal text at the declared scale, made from the unscaled integer (hyparquet would
+ * compute `Number(unscaled) * 10 ** -scale`, which turns `94098.90000000` into `94098.90000000001`).
  */
 import type { CompressionCodec, Compressors, FileMetaData, SchemaElement } from "hyparquet" with { "resolution-mode": "import" };
 import { microsToSql } from "../timestamps";
@@ -126,6 +128,81 @@ function nautilusConverters(leaves: SchemaElement[], kv: Map<string, string>): C
   });
 }
 
+/** A big-endian two's complement integer: Parquet's DECIMAL in FIXED_LEN_BYTE_ARRAY or BYTE_ARRAY. */
+function readBigEndian(bytes: Uint8Array): bigint {
+  let v = 0n;
+  for (const b of bytes) v = (v << 8n) | BigInt(b);
+  if (bytes.length > 0 && ((bytes[0] ?? 0) & 0x80) !== 0) v -= 1n << BigInt(bytes.length * 8);
+  return v;
+}
+
+/**
+ * The shortest decimal text that reads back as the same 32-bit float: `185.1`, where `String()` of the
+ * widened double gives `185.10000610351562`. Nine significant digits always suffice for a float.
+ */
+export function float32Text(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  const f = Math.fround(v);
+  for (let digits = 1; digits < 9; digits++) {
+    const candidate = Number(f.toPrecision(digits));
+    if (Math.fround(candidate) === f) return String(candidate);
+  }
+  return String(Number(f.toPrecision(9)));
+}
+
+/**
+ * The schema with every DECIMAL leaf's annotation removed, so hyparquet hands over the unscaled integers
+ * (INT32 numbers, INT64 bigints, byte arrays) instead of doubles; `scales` gets each such leaf's scale. A
+ * BYTE_ARRAY decimal is marked as GEOMETRY, the one annotation under which hyparquet passes a BYTE_ARRAY on
+ * untouched (through the geometry parser, which is the identity here) instead of decoding it as UTF-8.
+ */
+function withRawDecimals(schema: SchemaElement[], localTimestamps: boolean): { schema: SchemaElement[]; scales: Map<string, number>; local: Map<string, bigint> } {
+  const scales = new Map<string, number>();
+  const local = new Map<string, bigint>();
+  const out = schema.map((e, i) => {
+    const lt = e.logical_type;
+    if (localTimestamps && i > 0 && lt?.type === "TIMESTAMP" && !lt.isAdjustedToUTC && e.type === "INT64") {
+      // A wall-clock timestamp (pandas' and DuckDB's naive TIMESTAMP): handed on as zone-less text, so the load's
+      // --timezone places it; raw units per microsecond.
+      local.set(e.name, lt.unit === "MILLIS" ? -1000n : lt.unit === "NANOS" ? 1000n : 1n);
+      const { converted_type: _c, logical_type: _l, ...rest } = e;
+      return rest;
+    }
+    const decimal = e.converted_type === "DECIMAL" || e.logical_type?.type === "DECIMAL";
+    if (i === 0 || e.num_children || !decimal) return e;
+    const scale = e.scale ?? (e.logical_type?.type === "DECIMAL" ? e.logical_type.scale : 0);
+    scales.set(e.name, scale);
+    const { converted_type: _c, logical_type: _l, ...rest } = e;
+    return e.type === "BYTE_ARRAY" ? { ...rest, logical_type: { type: "GEOMETRY" } as SchemaElement["logical_type"] } : rest;
+  });
+  return { schema: out, scales, local };
+}
+
+/** Raw units of a wall-clock TIMESTAMP as zone-less text (`2024-07-01 09:30:00.000000`); `per` as in withRawDecimals. */
+function localTimestampText(v: bigint, per: bigint): string {
+  const micros = per < 0n ? v * -per : per === 1n ? v : v / per - (v % per < 0n ? 1n : 0n);
+  return microsToSql(Number(micros)).slice(0, -3);
+}
+
+/** Converters for DECIMAL leaves (exact text at the declared scale) and FLOAT leaves (shortest float text). */
+function valueConverters(leaves: SchemaElement[], scales: Map<string, number>, local: Map<string, bigint>): Converter[] {
+  return leaves.map((e) => {
+    const per = local.get(e.name);
+    if (per !== undefined) return (v: unknown) => (typeof v === "bigint" ? localTimestampText(v, per) : v);
+    const scale = scales.get(e.name);
+    if (scale !== undefined) {
+      return (v: unknown) => {
+        if (typeof v === "bigint") return fixedToText(v, scale, scale);
+        if (typeof v === "number" && Number.isInteger(v)) return fixedToText(BigInt(v), scale, scale);
+        if (v instanceof Uint8Array) return fixedToText(readBigEndian(v), scale, scale);
+        return v;
+      };
+    }
+    if (e.type === "FLOAT") return (v: unknown) => (typeof v === "number" ? float32Text(v) : v);
+    return undefined;
+  });
+}
+
 const INT64_MIN = -(1n << 63n);
 const INT64_MAX = (1n << 63n) - 1n;
 
@@ -152,8 +229,11 @@ export function compactColumn(column: ArrayLike<unknown>): ArrayLike<unknown> {
 /** Rows per batch handed to the loader. */
 const BATCH = 4096;
 
-/** Opens a Parquet file as a record source. */
-export async function openParquet(file: string): Promise<RecordSource> {
+/**
+ * Opens a Parquet file as a record source. With `localTimestamps` (the load has a --timezone), TIMESTAMP columns
+ * not adjusted to UTC are handed on as zone-less text, to be read in that zone.
+ */
+export async function openParquet(file: string, how: { localTimestamps?: boolean } = {}): Promise<RecordSource> {
   const hyparquet = await import("hyparquet");
   const buffer = await hyparquet.asyncBufferFromFile(file);
   let metadata: FileMetaData;
@@ -164,9 +244,13 @@ export async function openParquet(file: string): Promise<RecordSource> {
   }
   const compressors = await decompressorsFor(checkCodecs(metadata, file));
   const kv = fileMetadata(metadata, file);
+  const raw = withRawDecimals(metadata.schema, how.localTimestamps === true);
+  metadata = { ...metadata, schema: raw.schema };
   const leaves = metadata.schema.slice(1).filter((e: SchemaElement) => !e.num_children);
   const columns = leaves.map((e) => e.name);
-  const converters = nautilusConverters(leaves, kv);
+  const nautilus = nautilusConverters(leaves, kv);
+  const values = valueConverters(leaves, raw.scales, raw.local);
+  const converters = leaves.map((_, i) => nautilus[i] ?? values[i]);
   const parsers = {
     // A TIMESTAMP column declares its unit: read it by that unit, not by magnitude (which takes microseconds
     // within about three years of 1970 for milliseconds). Nanoseconds are truncated to microseconds.

@@ -24,4 +24,5 @@ export interface RecordSource {
 export type FaultyBatch = unknown[][] & { faults?: Map<number, string> };
 
 /** Formats the loader reads. */
-export type SourceFormat = "csv" | "parquet" | "sqlite";
+export const SOURCE_FORMATS = ["csv", "parquet", "sqlite", "duckdb", "arrow", "json", "zip"] as const;
+export type SourceFormat = (typeof SOURCE_FORMATS)[number];
