@@ -56,6 +56,9 @@ function deleteWaves(graph: Map<string, Set<string>>): Map<string, number> {
   return wave;
 }
 
+/** Grantees the stack does not create: PUBLIC, and pg_monitor (CONNECT for monitoring, lib/access.ts). */
+const BUILT_IN_GRANTEES = ["public", "pg_monitor"];
+
 /** Pairs (first, then) where `first` is not deleted strictly before `then`; empty when the order holds. */
 function notDeletedBefore(waves: Map<string, number>, first: RecordedResource[], then: RecordedResource[]): string[] {
   expect(first.length).toBeGreaterThan(0);
@@ -84,11 +87,11 @@ describe.each([
   test("grants and default privileges before the roles they name", () => {
     const roles = ofType("role:Role");
     const problems = [...ofType("grant:Grant"), ...ofType("defaultPrivileges:DefaultPrivileges")]
-      .filter((g) => g.inputs.role !== "public")
+      .filter((g) => !BUILT_IN_GRANTEES.includes(String(g.inputs.role)))
       .flatMap((g) => notDeletedBefore(waves, [g], roles.filter((r) => r.inputs.name === g.inputs.role || r.inputs.name === g.inputs.owner)));
     expect(problems).toEqual([]);
-    // Non-vacuous: every non-PUBLIC grant names a role of the stack.
-    expect(ofType("grant:Grant").filter((g) => g.inputs.role !== "public").every((g) => roles.some((r) => r.inputs.name === g.inputs.role))).toBe(true);
+    // Non-vacuous: every grant to neither PUBLIC nor a built-in role names a role of the stack.
+    expect(ofType("grant:Grant").filter((g) => !BUILT_IN_GRANTEES.includes(String(g.inputs.role))).every((g) => roles.some((r) => r.inputs.name === g.inputs.role))).toBe(true);
   });
 
   test("the database before every login role (their grants inside it go with it; DROP ROLE cannot fail on them)", () => {
@@ -147,10 +150,10 @@ describe("the first pulumi up never runs two grants on the same object at once (
         }
       }
     }
-    // database: PUBLIC + 3 roles; each schema: app + readonly USAGE; tables per schema: app + readonly;
+    // database: PUBLIC + 3 roles + pg_monitor's CONNECT (5 grants, 10 pairs); each schema: app + readonly USAGE; tables per schema: app + readonly;
     // sequences per schema: app + readonly, except audit, where the app only reads tables (lib/access.ts);
     // default privileges per (owner, tables/sequences): app + readonly.
-    expect(pairs).toBe(6 + 5 + 5 + 4 + 4);
+    expect(pairs).toBe(10 + 5 + 5 + 4 + 4);
     expect(concurrent).toEqual([]);
   });
 });
@@ -188,7 +191,7 @@ describe("pulumi destroy with existingDatabase (a managed service's database is 
     expect(byWave.at(-1)).toMatch(/ tsdb_owner$/);
     // Every grant and default privilege naming a role goes before that role.
     const problems = run.resources
-      .filter((g) => (g.type.endsWith("grant:Grant") || g.type.endsWith("defaultPrivileges:DefaultPrivileges")) && g.inputs.role !== "public")
+      .filter((g) => (g.type.endsWith("grant:Grant") || g.type.endsWith("defaultPrivileges:DefaultPrivileges")) && !BUILT_IN_GRANTEES.includes(String(g.inputs.role)))
       .flatMap((g) => notDeletedBefore(waves, [g], roles.filter((r) => r.inputs.name === g.inputs.role || r.inputs.name === g.inputs.owner)));
     expect(problems).toEqual([]);
   });
