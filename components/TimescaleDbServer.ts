@@ -1,7 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { reachableHost } from "../lib/connection";
-import { DATABASE_STOP_GRACE_SECONDS, DATABASE_STOP_SIGNAL, dockerCpus, memorySwapMb } from "../lib/containerLimits";
+import { DAEMON_DEFAULTED_FIELDS, DATABASE_STOP_GRACE_SECONDS, DATABASE_STOP_SIGNAL, dockerCpus, memorySwapMb } from "../lib/containerLimits";
 import { postgresArgs, tunePostgres } from "../lib/tuning";
 
 /** Arguments of {@link TimescaleDbServer}. */
@@ -142,7 +142,8 @@ export class TimescaleDbServer extends pulumi.ComponentResource {
         // SIGINT (STOPSIGNAL), so a deployed container of those images keeps its state; said here so every image stops alike.
         stopSignal: DATABASE_STOP_SIGNAL,
       },
-      { parent: this, dependsOn: args.dependsOn },
+      // The daemon's log-opts and default-ulimits are read back into state (lib/containerLimits.ts).
+      { parent: this, dependsOn: args.dependsOn, ignoreChanges: DAEMON_DEFAULTED_FIELDS },
     );
 
     // Plain values, not the container's outputs: a replaced container's outputs are unknown during preview, and

@@ -9,7 +9,7 @@
  */
 import { beforeAll, describe, expect, test } from "vitest";
 import { planSummary } from "../../providers/MigrationsProvider";
-import { changesOf, deploy, type Deployment, RefusedAtPreview } from "../fixtures/secondRun";
+import { changesOf, DAEMON, deploy, type Deployment, RefusedAtPreview } from "../fixtures/secondRun";
 import { committedStackConfig, type RunOptions } from "../fixtures/pulumiMocks";
 
 const PROD_PASSWORDS = {
@@ -48,6 +48,24 @@ describe("a second pulumi up with the same settings changes nothing", () => {
     const second = await deploy(STACKS.prod, first.deployed);
     expect(second.steps.find((s) => s.name === "tsdb-prod-timescaledb")?.change).toBe("same");
   });
+});
+
+
+describe("on a host whose Docker daemon sets log-opts and default-ulimits", () => {
+  test.each(["dev", "prod", "external"] as const)(
+    "%s: a second pulumi up replaces no container (was: every up replaced them, log_opts ForceNew read back from the daemon, upstream #873)",
+    async (stack) => {
+      const first = await deploy({ ...STACKS[stack], daemon: DAEMON });
+      const second = await deploy({ ...STACKS[stack], daemon: DAEMON }, first.deployed);
+      expect(second.steps.length).toBe(first.steps.length);
+      expect(changesOf(second.steps)).toEqual({});
+      if (stack !== "external") {
+        // The daemon's values are in state, and ignored by the diff, not absent from it.
+        const container = [...first.deployed.resources.values()].find((r) => r.name === `tsdb-${stack}-timescaledb`)!;
+        expect([container.state.logOpts, container.state.ulimits]).toEqual([DAEMON.logOpts, DAEMON.defaultUlimits]);
+      }
+    },
+  );
 });
 
 /** Changes of one setting on the deployed dev stack, as the harness measured them. */
