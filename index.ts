@@ -11,8 +11,10 @@ import { connectionUrl } from "./lib/connection";
 import { databaseUrls, resolveRootCert } from "./lib/managed";
 import { containerNameFor } from "./lib/ops/stackOutputs";
 import { DATABASE_STOP_GRACE_SECONDS } from "./lib/containerLimits";
+import { dockerHostCpus } from "./lib/dockerHost";
+import { cpuCheck } from "./lib/ops/prerequisites";
 import { allowedChanges, CONTAINER_SETTINGS } from "./lib/settingChanges";
-import { imageVersions, migrationVariables, parseSettings, SETTING_KEYS, settingWarnings } from "./lib/settings";
+import { imageVersions, migrationVariables, parseSettings, SETTING_KEYS, SettingsError, settingWarnings } from "./lib/settings";
 import { withSslRootCert } from "./lib/tls";
 import type { DatabaseOutputInputs } from "./sdk/databaseOutput";
 
@@ -25,6 +27,12 @@ for (const key of SETTING_KEYS) {
 const stack = pulumi.getStack();
 const settings = parseSettings(raw, { stack });
 for (const warning of settingWarnings(settings)) void pulumi.log.warn(`${warning.detail} ${warning.fix}`);
+// Docker refuses a container with more CPUs than its host has, but only after `up` has deleted the running one
+// (delete-before-replace): refuse it at preview when the host's CPU count can be read (lib/ops/prerequisites.ts).
+if (settings.mode === "docker") {
+  const cpus = cpuCheck(settings.cpus, dockerHostCpus(new pulumi.Config("docker").get("host")));
+  if (cpus.status === "fail") throw new SettingsError([`[tsdb:cpus] ${cpus.detail.replace(/^tsdb:cpus /, "")}. ${cpus.fix}`]);
+}
 const name = `tsdb-${stack}`;
 
 const configuredOrGenerated = (key: string, value: string | undefined): pulumi.Output<string> =>

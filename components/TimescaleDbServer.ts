@@ -133,7 +133,12 @@ export class TimescaleDbServer extends pulumi.ComponentResource {
         },
         wait: true,
         waitTimeout: args.waitTimeoutSeconds ?? 180,
-        mustRun: true,
+        // false: with must_run, the provider's read (every `pulumi refresh`) REMOVES a container it finds stopped
+        // (`docker stop` for maintenance, a daemon restart with restart "no") and drops it from state
+        // (kreuzwerker v3.9.0 resource_docker_container_funcs.go, resourceDockerContainerRead and its refresh func:
+        // not running and must_run -> resourceDockerContainerDelete). `wait` and the healthcheck still fail a
+        // create whose server never becomes healthy.
+        mustRun: false,
         // @pulumi/docker replaces this container delete-before-replace (pulumi-docker v4.11.2 provider/resources.go):
         // the old one is stopped first, with these (lib/containerLimits.ts), so PostgreSQL shuts down cleanly.
         // destroyGraceSeconds is kept in state, not read back, and is no ForceNew: adding it is an in-place update.
