@@ -9,7 +9,7 @@
  */
 import { beforeAll, describe, expect, test } from "vitest";
 import { planSummary } from "../../providers/MigrationsProvider";
-import { changesOf, DAEMON, deploy, type Deployment, RefusedAtPreview } from "../fixtures/secondRun";
+import { changesOf, DAEMON, deletesUnderRenamedRoles, deploy, type Deployment, RefusedAtPreview } from "../fixtures/secondRun";
 import { committedStackConfig, type RunOptions } from "../fixtures/pulumiMocks";
 
 const PROD_PASSWORDS = {
@@ -174,6 +174,19 @@ describe("changing one setting on a running dev stack", () => {
     expect(reason).toContain("not even with TSDB_ALLOW=database");
     expect(reason).toContain("tsdb data export --out bars.parquet");
     expect(reason).toContain("pulumi destroy --stack dev");
+  });
+
+  test("why: past the guard, the rename's plan deletes every grant and default privilege of the old roles under names it renames first", async () => {
+    const next = await deploy(
+      { ...STACKS.dev, config: { ...STACKS.dev.config, database: "ticks" }, env: { TSDB_ALLOW: "database" }, withoutGuard: true },
+      deployed.deployed,
+    );
+    const changes = changesOf(next.steps);
+    expect([changes["tsdb-dev-app"], changes["tsdb-dev-migrator"], changes["tsdb-dev-owner"]]).toEqual(["update (name)", "update (name, roles)", "update (name)"]);
+    // All 46 deleted (38 grants and 8 default privileges of the access plan, lib/access.ts, named after their roles).
+    const failing = deletesUnderRenamedRoles(next, deployed.deployed);
+    expect(failing.length).toBe(46);
+    expect(failing.every((n) => n.includes("market_"))).toBe(true);
   });
 
   test("flipping tsdb:timescaledb on a deployed stack is refused at preview like the database name (was: the schema hook's delete dropped every table)", async () => {
