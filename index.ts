@@ -133,6 +133,7 @@ const migrations = new SchemaMigrations(
     timescaledb: settings.timescaledb,
     variables: migrationVariables(settings),
     protectData: settings.protectData,
+    serverImage: server ? settings.image : undefined,
   },
   { dependsOn: access.ready },
 );
@@ -171,13 +172,15 @@ export const database: DatabaseOutputInputs = {
   ...(pgadmin ? { pgadminUrl: pgadmin.url } : {}),
   versions: {
     image: server ? settings.image : null,
-    postgresMajor: server ? (tagVersions.postgresMajor ?? 17) : 17,
-    // The image tag names the version in docker mode; on an external server, the installed extension does.
+    // Read from the server by the schema hook on its last create/update (an image bump updates it); the tag's
+    // (or 17, or the extension resource's) only where it has not reported yet, e.g. mocks or state from before.
+    postgresMajor: migrations.serverVersions.apply((v) => v?.postgresMajor ?? (server ? (tagVersions.postgresMajor ?? 17) : 17)),
     timescaledb: !settings.timescaledb
       ? null
-      : server
-        ? (tagVersions.timescaledb ?? null)
-        : access.extensions[0]!.version.apply((v) => v ?? null),
+      : pulumi
+          .all([migrations.serverVersions, access.extensions[0]!.version])
+          // string | null as TsdbVersions says; DeepInput spreads the union into Input<string> | Input<null>.
+          .apply(([v, extension]) => v?.timescaledb ?? (server ? (tagVersions.timescaledb ?? null) : (extension ?? null))) as pulumi.Output<string>,
   },
 };
 

@@ -79,7 +79,13 @@ const DEV_CHANGES: [string, string | object, Record<string, string>][] = [
   [
     "image",
     "timescale/timescaledb:2.22.1-pg17",
-    { "tsdb-dev-settings-guard": "update", "tsdb-dev-timescaledb": "replace (image)", "tsdb-dev-timescaledb-image": "replace (name)" },
+    // The schema hook updates to read the new server's versions (versions.postgresMajor / timescaledb).
+    {
+      "tsdb-dev-schema-migrations": "update",
+      "tsdb-dev-settings-guard": "update",
+      "tsdb-dev-timescaledb": "replace (image)",
+      "tsdb-dev-timescaledb-image": "replace (name)",
+    },
   ],
   [
     "port",
