@@ -11,8 +11,10 @@ import { connectionUrl } from "./lib/connection";
 import { databaseUrls, resolveRootCert } from "./lib/managed";
 import { containerNameFor } from "./lib/ops/stackOutputs";
 import { DATABASE_STOP_GRACE_SECONDS } from "./lib/containerLimits";
+import { dockerHostCpus } from "./lib/dockerHost";
+import { cpuCheck } from "./lib/ops/prerequisites";
 import { allowedChanges, CONTAINER_SETTINGS } from "./lib/settingChanges";
-import { imageVersions, migrationVariables, parseSettings, SETTING_KEYS, settingWarnings } from "./lib/settings";
+import { imageVersions, migrationVariables, parseSettings, SETTING_KEYS, SettingsError, settingWarnings } from "./lib/settings";
 import { withSslRootCert } from "./lib/tls";
 import type { DatabaseOutputInputs } from "./sdk/databaseOutput";
 
@@ -25,6 +27,12 @@ for (const key of SETTING_KEYS) {
 const stack = pulumi.getStack();
 const settings = parseSettings(raw, { stack });
 for (const warning of settingWarnings(settings)) void pulumi.log.warn(`${warning.detail} ${warning.fix}`);
+// Docker refuses a container with more CPUs than its host has, but only after `up` has deleted the running one
+// (delete-before-replace): refuse it at preview when the host's CPU count can be read (lib/ops/prerequisites.ts).
+if (settings.mode === "docker") {
+  const cpus = cpuCheck(settings.cpus, dockerHostCpus(new pulumi.Config("docker").get("host")));
+  if (cpus.status === "fail") throw new SettingsError([`[tsdb:cpus] ${cpus.detail.replace(/^tsdb:cpus /, "")}. ${cpus.fix}`]);
+}
 const name = `tsdb-${stack}`;
 
 const configuredOrGenerated = (key: string, value: string | undefined): pulumi.Output<string> =>
@@ -126,6 +134,7 @@ const migrations = new SchemaMigrations(
     timescaledb: settings.timescaledb,
     variables: migrationVariables(settings),
     protectData: settings.protectData,
+    serverImage: server ? settings.image : undefined,
   },
   { dependsOn: access.ready },
 );
@@ -164,13 +173,15 @@ export const database: DatabaseOutputInputs = {
   ...(pgadmin ? { pgadminUrl: pgadmin.url } : {}),
   versions: {
     image: server ? settings.image : null,
-    postgresMajor: server ? (tagVersions.postgresMajor ?? 17) : 17,
-    // The image tag names the version in docker mode; on an external server, the installed extension does.
+    // Read from the server by the schema hook on its last create/update (an image bump updates it); the tag's
+    // (or 17, or the extension resource's) only where it has not reported yet, e.g. mocks or state from before.
+    postgresMajor: migrations.serverVersions.apply((v) => v?.postgresMajor ?? (server ? (tagVersions.postgresMajor ?? 17) : 17)),
     timescaledb: !settings.timescaledb
       ? null
-      : server
-        ? (tagVersions.timescaledb ?? null)
-        : access.extensions[0]!.version.apply((v) => v ?? null),
+      : pulumi
+          .all([migrations.serverVersions, access.extensions[0]!.version])
+          // string | null as TsdbVersions says; DeepInput spreads the union into Input<string> | Input<null>.
+          .apply(([v, extension]) => v?.timescaledb ?? (server ? (tagVersions.timescaledb ?? null) : (extension ?? null))) as pulumi.Output<string>,
   },
 };
 

@@ -1,6 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { httpUrl, reachableHost } from "../lib/connection";
+import { DAEMON_DEFAULTED_FIELDS } from "../lib/containerLimits";
 
 /** Arguments of {@link PgAdmin}. */
 export interface PgAdminArgs {
@@ -102,7 +103,8 @@ export class PgAdmin extends pulumi.ComponentResource {
         networksAdvanced: [{ name: args.networkName }],
         uploads,
       },
-      { parent: this, dependsOn: args.dependsOn },
+      // The daemon's log-opts and default-ulimits are read back into state (lib/containerLimits.ts).
+      { parent: this, dependsOn: args.dependsOn, ignoreChanges: DAEMON_DEFAULTED_FIELDS },
     );
 
     this.url = this.container.ports.apply((ports) => httpUrl(reachableHost(args.bindAddress), ports?.[0]?.external ?? args.port));

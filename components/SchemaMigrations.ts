@@ -3,7 +3,7 @@ import path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { ConnectionInfo } from "../lib/db";
 import { loadMigrations } from "../lib/migrations/file";
-import { migrationsProvider } from "../providers/MigrationsProvider";
+import { migrationsProvider, type ServerVersions } from "../providers/MigrationsProvider";
 
 export interface SchemaMigrationsArgs {
   /** Where to connect, as the migrator (kept secret in state). */
@@ -18,6 +18,8 @@ export interface SchemaMigrationsArgs {
   protectData: boolean;
   /** Directory of `NNNN_name.sql` files; default: `sql/` of the project. */
   migrationsDir?: string;
+  /** The server's image (docker mode): a bump updates the hook, which reads the server's versions again. */
+  serverImage?: string;
 }
 
 /** One applied migration, as exposed in outputs. */
@@ -44,9 +46,10 @@ class MigrationsResource extends pulumi.dynamic.Resource {
   // `declare`, not `!`: with ES2022 class fields a plain field would reset what super() set to undefined.
   declare public readonly appliedVersions: pulumi.Output<number[]>;
   declare public readonly applied: pulumi.Output<AppliedMigrationOutput[]>;
+  declare public readonly server: pulumi.Output<ServerVersions | undefined>;
 
   constructor(name: string, props: Record<string, pulumi.Input<unknown>>, opts?: pulumi.CustomResourceOptions) {
-    super(migrationsProvider, name, { ...props, appliedVersions: undefined, applied: undefined }, opts, "tsdb", "SchemaMigrations");
+    super(migrationsProvider, name, { ...props, appliedVersions: undefined, applied: undefined, server: undefined }, opts, "tsdb", "SchemaMigrations");
   }
 }
 
@@ -60,6 +63,8 @@ export class SchemaMigrations extends pulumi.ComponentResource {
   public readonly appliedVersions: pulumi.Output<number[]>;
   /** Applied migrations with their checksums. */
   public readonly migrations: pulumi.Output<AppliedMigrationOutput[]>;
+  /** PostgreSQL major and installed TimescaleDB version as the server reported them on the last create/update. */
+  public readonly serverVersions: pulumi.Output<ServerVersions | undefined>;
 
   constructor(name: string, args: SchemaMigrationsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("tsdb:hooks:SchemaMigrations", name, {}, opts);
@@ -75,12 +80,14 @@ export class SchemaMigrations extends pulumi.ComponentResource {
         protectData: args.protectData,
         migrations,
         names: migrations.map((m) => m.file),
+        ...(args.serverImage !== undefined ? { serverImage: args.serverImage } : {}),
       },
       // A component's dependsOn does not reach its children (the SDK only waits on a resource's own
       // dependsOn), so the hook would otherwise run before what it needs exists.
       { parent: this, dependsOn: opts?.dependsOn, additionalSecretOutputs: ["connection"] },
     );
     this.appliedVersions = resource.appliedVersions;
+    this.serverVersions = resource.server;
     this.migrations = resource.applied;
     this.registerOutputs({ appliedVersions: this.appliedVersions, migrations: this.migrations });
   }

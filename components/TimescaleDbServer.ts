@@ -1,7 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { reachableHost } from "../lib/connection";
-import { DATABASE_STOP_GRACE_SECONDS, DATABASE_STOP_SIGNAL, dockerCpus, memorySwapMb } from "../lib/containerLimits";
+import { DAEMON_DEFAULTED_FIELDS, DATABASE_STOP_GRACE_SECONDS, DATABASE_STOP_SIGNAL, dockerCpus, memorySwapMb } from "../lib/containerLimits";
 import { postgresArgs, tunePostgres } from "../lib/tuning";
 
 /** Arguments of {@link TimescaleDbServer}. */
@@ -133,7 +133,12 @@ export class TimescaleDbServer extends pulumi.ComponentResource {
         },
         wait: true,
         waitTimeout: args.waitTimeoutSeconds ?? 180,
-        mustRun: true,
+        // false: with must_run, the provider's read (every `pulumi refresh`) REMOVES a container it finds stopped
+        // (`docker stop` for maintenance, a daemon restart with restart "no") and drops it from state
+        // (kreuzwerker v3.9.0 resource_docker_container_funcs.go, resourceDockerContainerRead and its refresh func:
+        // not running and must_run -> resourceDockerContainerDelete). `wait` and the healthcheck still fail a
+        // create whose server never becomes healthy.
+        mustRun: false,
         // @pulumi/docker replaces this container delete-before-replace (pulumi-docker v4.11.2 provider/resources.go):
         // the old one is stopped first, with these (lib/containerLimits.ts), so PostgreSQL shuts down cleanly.
         // destroyGraceSeconds is kept in state, not read back, and is no ForceNew: adding it is an in-place update.
@@ -142,7 +147,8 @@ export class TimescaleDbServer extends pulumi.ComponentResource {
         // SIGINT (STOPSIGNAL), so a deployed container of those images keeps its state; said here so every image stops alike.
         stopSignal: DATABASE_STOP_SIGNAL,
       },
-      { parent: this, dependsOn: args.dependsOn },
+      // The daemon's log-opts and default-ulimits are read back into state (lib/containerLimits.ts).
+      { parent: this, dependsOn: args.dependsOn, ignoreChanges: DAEMON_DEFAULTED_FIELDS },
     );
 
     // Plain values, not the container's outputs: a replaced container's outputs are unknown during preview, and

@@ -27,6 +27,17 @@ const NANO = 1_000_000_000n;
  */
 export const DATABASE_STOP_GRACE_SECONDS = 300;
 
+/**
+ * Container fields the Docker daemon fills from daemon.json (`log-opts`, `default-ulimits`, common on servers):
+ * moby merges them into every container's HostConfig, kreuzwerker v3.9 reads them back into state
+ * (resource_docker_container_funcs.go, resourceDockerContainerRead: `log_opts`, `ulimit`) and both are ForceNew and
+ * not Computed (resource_docker_container.go), so every plan replaced the containers (upstream issue #873; v4 reads
+ * them back only when configured). We set neither, so the program's containers pass these as `ignoreChanges`,
+ * which the bridge removes from the plan's diff (pulumi-terraform-bridge v3.125.0 pkg/tfshim/sdk-v2/
+ * instance_diff.go, processIgnoreChanges). Setting one of them later needs it taken out of this list.
+ */
+export const DAEMON_DEFAULTED_FIELDS = ["logOpts", "ulimits"];
+
 /** PostgreSQL's fast shutdown signal (smart shutdown, SIGTERM, would wait for pgAdmin's sessions to end). */
 export const DATABASE_STOP_SIGNAL = "SIGINT";
 

@@ -2,10 +2,13 @@
  * Settings whose change on a deployed stack the providers would carry out in a way that breaks it, so the
  * preview refuses them (through the guard hook, providers/SettingGuardProvider.ts) and says what to do.
  *
- * - `tsdb:database`: @pulumi/postgresql (cyrilgdn/terraform-provider-postgresql v1.26) has no ForceNew on a
- *   database's name; it runs ALTER DATABASE ... RENAME (postgresql/resource_postgresql_database.go, setDBName),
- *   which fails while TimescaleDB's background workers are connected, and the schema hook would revert its
- *   migrations against the old name. Allowed only as a replacement the user asks for.
+ * - `tsdb:database`: @pulumi/postgresql (cyrilgdn/terraform-provider-postgresql at ff936b9, pulumi's v1.27.0) has no
+ *   ForceNew on a database's name; it runs ALTER DATABASE ... RENAME (postgresql/resource_postgresql_database.go,
+ *   setDBName), which fails while TimescaleDB's background workers are connected. Asked for as a replacement it
+ *   stops half-way: the roles, named after the database, have no ForceNew either and are renamed in place
+ *   (resource_postgresql_role.go), then the old grants' and default privileges' deletes REVOKE from the old
+ *   role names (resource_postgresql_grant.go, resource_postgresql_default_privileges.go) and fail. Always refused,
+ *   with the way that works: export, destroy, rename, up, load.
  * - `tsdb:adminPassword` (docker mode): the new password file (POSTGRES_PASSWORD_FILE, an upload) replaces the
  *   container (`upload` is ForceNew in kreuzwerker/terraform-provider-docker
  *   internal/provider/resource_docker_container.go), but the image applies it only when it initialises an empty
@@ -77,15 +80,14 @@ export function allowedChanges(env: Record<string, string | undefined>): Guarded
 }
 
 function databaseRefusal(from: string, to: string, c: GuardContext): string {
-  const drop = c.protectData
-    ? `and would then have to drop "${from}", which tsdb:protectData=true refuses (set it to false first if you really mean to drop it)`
-    : `then drops "${from}" with all its data`;
+  const unprotect = c.protectData ? ` (after \`pulumi config set tsdb:protectData false --stack ${c.stack}\`)` : "";
   return (
-    `[tsdb:database] changed from "${from}" to "${to}" on the deployed stack ${c.stack}: the provider would run ` +
-    `ALTER DATABASE RENAME, which fails while TimescaleDB's workers are connected, and the schema hook would revert against "${from}". ` +
-    `Set it back with \`pulumi config set tsdb:database ${from} --stack ${c.stack}\`, or ask for a replacement with ` +
-    `\`${ALLOW_ENV}=database pulumi up --stack ${c.stack}\`: that creates an empty "${to}", applies the schema and loads the datasets there, ` +
-    `${drop}; back it up first with \`npm run db:backup -- --stack ${c.stack}\`.`
+    `[tsdb:database] changed from "${from}" to "${to}" on the deployed stack ${c.stack}: pulumi up cannot carry out a rename, ` +
+    `not even with ${ALLOW_ENV}=database: the roles (named after the database) are renamed in place first, then the old grants, ` +
+    `default privileges and database are deleted under role names that no longer exist, and the run stops half-way. ` +
+    `Set it back with \`pulumi config set tsdb:database ${from} --stack ${c.stack}\`; to move the data to "${to}", export the bars ` +
+    `(\`tsdb data export --out bars.parquet\`), run \`pulumi destroy --stack ${c.stack}\`${unprotect}, set the new name, ` +
+    `\`pulumi up --stack ${c.stack}\`, and load them again (\`tsdb data load --source bars.parquet\`).`
   );
 }
 
@@ -122,7 +124,9 @@ export function refusedChanges(olds: WatchedValues | undefined, news: WatchedVal
   const refusals: string[] = [];
   const changed = (key: GuardedSetting) =>
     olds[key] !== undefined && news[key] !== undefined && olds[key] !== news[key] && !allow.includes(key);
-  if (changed("database")) refusals.push(databaseRefusal(olds.database!, news.database!, context));
+  // Refused even when allowed: see databaseRefusal (TSDB_ALLOW=database stays a known name, so it is told why).
+  const renamed = olds.database !== undefined && news.database !== undefined && olds.database !== news.database;
+  if (renamed) refusals.push(databaseRefusal(olds.database!, news.database!, context));
   if (changed("timescaledb")) refusals.push(timescaledbRefusal(olds.timescaledb!, news.timescaledb!, context));
   if (context.mode === "docker" && changed("adminPassword")) refusals.push(adminPasswordRefusal(context));
   return refusals;

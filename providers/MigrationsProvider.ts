@@ -39,11 +39,23 @@ export interface MigrationsInputs {
   names: string[];
   /** Set by `check`: what this deployment does, e.g. `["apply 0007_x.sql"]` (see planSummary). */
   plan?: string[];
+  /** The server's image (docker mode), so an image bump updates the hook and it reads the versions again. */
+  serverImage?: string;
+}
+
+/** What the server runs, read by the hook on every create and update. */
+export interface ServerVersions {
+  /** PostgreSQL major version (server_version_num / 10000). */
+  postgresMajor: number;
+  /** The installed timescaledb extension's version in this database, or null. */
+  timescaledb: string | null;
 }
 
 /** State (outs): the inputs as applied, plus what is applied. */
 export interface MigrationsState extends MigrationsInputs {
   stateVersion: number;
+  /** Read from the server when this state was written (absent in state written before it was). */
+  server?: ServerVersions;
   appliedVersions: number[];
   applied: { version: number; name: string; file: string; checksum: string }[];
 }
@@ -99,6 +111,14 @@ async function withMigratorClient<T>(info: ConnectionInfo, role: string | undefi
   }
 }
 
+/** The server's PostgreSQL major and installed TimescaleDB version (not the image tag's). */
+async function readServerVersions(client: Client): Promise<ServerVersions> {
+  const { rows } = await client.query<{ num: string; ts: string | null }>(
+    "SELECT current_setting('server_version_num') AS num, (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb') AS ts",
+  );
+  return { postgresMajor: Math.floor(Number(rows[0]?.num) / 10000), timescaledb: rows[0]?.ts ?? null };
+}
+
 /**
  * The outs after applying `news`: for versions already applied with the same checksum the old entry is
  * kept, because its down SQL is what matches the objects in the database (settings may have changed since).
@@ -111,6 +131,7 @@ function stateAfter(news: MigrationsInputs, old: MigrationsState | undefined): M
   });
   return {
     stateVersion: 1,
+    ...(news.serverImage !== undefined ? { serverImage: news.serverImage } : {}),
     connection: news.connection,
     role: news.role,
     timescaledb: news.timescaledb,
@@ -185,22 +206,24 @@ export const migrationsProvider: pulumi.dynamic.ResourceProvider = {
       JSON.stringify(olds.connection) !== JSON.stringify(news.connection) ||
       (olds.role ?? "") !== (news.role ?? "") ||
       olds.protectData !== news.protectData ||
+      (typeof news.serverImage === "string" && news.serverImage !== UNKNOWN && (oldOuts.serverImage ?? news.serverImage) !== news.serverImage) ||
       JSON.stringify(olds.variables) !== JSON.stringify(news.variables);
     return { changes, replaces, deleteBeforeReplace: replaces.length > 0 };
   },
 
   async create(inputs: MigrationsInputs): Promise<pulumi.dynamic.CreateResult> {
-    await withMigratorClient(inputs.connection, inputs.role, (client) =>
-      migrateUp(client, inputs.migrations, { timescaledb: inputs.timescaledb }),
-    );
-    return { id: `schema_migrations@${inputs.connection.database}`, outs: stateAfter(inputs, undefined) };
+    const server = await withMigratorClient(inputs.connection, inputs.role, async (client) => {
+      await migrateUp(client, inputs.migrations, { timescaledb: inputs.timescaledb });
+      return readServerVersions(client);
+    });
+    return { id: `schema_migrations@${inputs.connection.database}`, outs: { ...stateAfter(inputs, undefined), server } };
   },
 
   async update(_id: string, oldOuts: Record<string, unknown>, news: MigrationsInputs): Promise<pulumi.dynamic.UpdateResult> {
     const olds = normalizeState(oldOuts);
     const removed = new Set(migrationChanges(olds, news).revert);
     const revert = olds.migrations.filter((m) => removed.has(m.file)).sort((a, b) => b.version - a.version);
-    await withMigratorClient(news.connection, news.role, async (client) => {
+    const server = await withMigratorClient(news.connection, news.role, async (client) => {
       if (revert.length > 0) {
         // The same rule as `db down` (lib/migrations/downPlan); removing the files and running pulumi up is the consent.
         const steps = await planDrops(client, revert);
@@ -210,9 +233,10 @@ export const migrationsProvider: pulumi.dynamic.ResourceProvider = {
           action: `reverting ${revert.map((m) => m.file).join(", ")} (removed from sql/)`,
         });
       }
-      return migrateUp(client, news.migrations, { revert, timescaledb: news.timescaledb });
+      await migrateUp(client, news.migrations, { revert, timescaledb: news.timescaledb });
+      return readServerVersions(client);
     });
-    return { outs: stateAfter(news, olds) };
+    return { outs: { ...stateAfter(news, olds), server } };
   },
 
   async delete(_id: string, oldOuts: Record<string, unknown>): Promise<void> {

@@ -187,3 +187,40 @@ describe("hooks serialized by Pulumi and run in a fresh provider host show the r
     expect(failures.map((f) => f.reason.slice(0, 44))).toEqual(['[tsdb:database] changed from "market" to "ti']);
   });
 });
+
+describe("the schema hook reports what the server runs", { timeout: 240_000 }, () => {
+  let pg15: Engine;
+  let migrations: CompiledComponent;
+  beforeAll(async () => {
+    [migrations, pg15] = await Promise.all([
+      compileComponent("components/SchemaMigrations.ts", "SchemaMigrations", { appliedVersions: [], applied: [] }),
+      startPostgresServer({ major: 15 }),
+    ]);
+  }, 600_000);
+  afterAll(async () => {
+    migrations?.dispose();
+    await pg15?.stop();
+  });
+
+  test("versions.postgresMajor is the server's 15, not 17 (was: hard-coded), and an image bump updates the hook to read it again", async () => {
+    const conn: ConnectionInfo = { host: pg15.host, port: pg15.port, database: "postgres", user: pg15.user, password: pg15.password, sslmode: "disable" };
+    const args = { connection: conn, timescaledb: false, variables: VARS, protectData: false, migrationsDir: path.join(FIXTURES, "basic") };
+    const line = await migrations.serialize("schema", { ...args, serverImage: "timescale/timescaledb:2.22.1-pg15" });
+    const inputs = { ...line.inputs, connection: unsecret(line.inputs.connection) } as Record<string, unknown>;
+    const bumped = { ...inputs, serverImage: "timescale/timescaledb:2.23.0-pg15" };
+    const [created] = await callInFreshHost(String(line.inputs.__provider), [{ method: "create", args: [inputs] }]);
+    expect(created?.ok).toBe(true);
+    const outs = (created as { value: { outs: Record<string, unknown> } }).value.outs;
+    expect(outs.server).toEqual({ postgresMajor: 15, timescaledb: null });
+    const [same, diff, updated, deleted] = await callInFreshHost(String(line.inputs.__provider), [
+      { method: "diff", args: ["schema_migrations@postgres", outs, inputs] },
+      { method: "diff", args: ["schema_migrations@postgres", outs, bumped] },
+      { method: "update", args: ["schema_migrations@postgres", outs, bumped] },
+      { method: "delete", args: ["schema_migrations@postgres", outs] },
+    ]);
+    expect(same).toEqual({ ok: true, value: { changes: false, replaces: [], deleteBeforeReplace: false } });
+    expect(diff).toEqual({ ok: true, value: { changes: true, replaces: [], deleteBeforeReplace: false } });
+    expect((updated as { value: { outs: Record<string, unknown> } }).value.outs).toMatchObject({ serverImage: "timescale/timescaledb:2.23.0-pg15", server: { postgresMajor: 15 } });
+    expect(deleted).toEqual({ ok: true, value: null });
+  });
+});

@@ -12,7 +12,7 @@ describe("refusedChanges", () => {
     ["nothing deployed yet", undefined, { database: "ticks", adminPassword: "b" }, [], docker, []],
     ["unchanged", { database: "market", adminPassword: "a" }, { database: "market", adminPassword: "a" }, [], docker, []],
     ["database renamed", { database: "market" }, { database: "ticks" }, [], docker, ["database"]],
-    ["database renamed, allowed", { database: "market" }, { database: "ticks" }, ["database"], docker, []],
+    ["database renamed, even allowed (pulumi up cannot rename it)", { database: "market" }, { database: "ticks" }, ["database"], docker, ["database"]],
     ["docker admin password changed", { adminPassword: "a" }, { adminPassword: "b" }, [], docker, ["adminPassword"]],
     ["external admin password changed (only the provider re-configures)", { adminPassword: "a" }, { adminPassword: "b" }, [], { ...docker, mode: "external" as const }, []],
     ["both, one allowed", { database: "market", adminPassword: "a" }, { database: "ticks", adminPassword: "b" }, ["adminPassword"], docker, ["database"]],
@@ -31,9 +31,9 @@ describe("refusedChanges", () => {
     expect(reason).toContain("tsdb data export --out bars.parquet");
   });
 
-  test("with protectData the database message says the drop would be refused too", () => {
+  test("with protectData the database message says to unprotect before the destroy", () => {
     const [reason] = refusedChanges({ database: "market" }, { database: "ticks" }, [], { ...docker, protectData: true });
-    expect(reason).toContain("which tsdb:protectData=true refuses");
+    expect(reason).toContain("pulumi config set tsdb:protectData false --stack dev");
   });
 });
 

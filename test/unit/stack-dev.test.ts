@@ -322,7 +322,7 @@ describe("dev stack (Pulumi.dev.yaml only)", () => {
       sslmode: database.sslmode,
       users: database.users,
       pgadminUrl: await valueOf(database.pgadminUrl as string),
-      versions: database.versions,
+      versions: await valueOf(database.versions as object),
     }).toEqual({
       mode: "docker",
       host: "127.0.0.1",
@@ -398,7 +398,7 @@ describe("dev stack with overrides", () => {
     const run = await runStack({ stack: "dev", config: { timescaledb: "false" } });
     expect(run.ofType(T.extension)).toEqual([]);
     expect(run.get("tsdb-dev-owner", T.role).inputs.login).toBe(false);
-    expect((run.outputs.database as { versions: unknown }).versions).toEqual({
+    expect(await valueOf((run.outputs.database as { versions: object }).versions)).toEqual({
       image: "timescale/timescaledb:2.23.0-pg17",
       postgresMajor: 17,
       timescaledb: null,
