@@ -147,6 +147,7 @@ describe("database checks on PostgreSQL 17 without TimescaleDB", () => {
         ["Database", "ok"],
         ["TimescaleDB", "ok"],
         ["Cache hit ratio", "fail"],
+        ["Interrupted restores", "ok"],
         ["Connections", "ok"],
       ]);
       expect(results[2]?.detail).toBe("its query failed: permission denied for view pg_stat_database");

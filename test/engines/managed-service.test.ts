@@ -224,11 +224,12 @@ describe("a managed-like PostgreSQL 17: existing database, CREATEROLE-only admin
     const wrongCa = urls.migrator.replace(encodeURIComponent(certs.caFile), encodeURIComponent(certs.otherCaFile));
     const refused = await db(["status", "--url", wrongCa, "--no-timescaledb"]);
     expect(refused.code).toBe(1);
-    expect(refused.err).toMatch(/^tsdb db status: TLS: the certificate of 127\.0\.0\.1:\d+ is not signed by the CA in tsdb:sslRootCert \([A-Z_]+\); set tsdb:sslRootCert to the CA that issued the server's certificate\.\n$/);
+    // A URL's CA: the advice names what to put in the URL, not a stack setting.
+    expect(refused.err).toMatch(/^tsdb db status: TLS: the certificate of 127\.0\.0\.1:\d+ is not signed by the CA in sslrootcert \([A-Z_]+\); put sslrootcert=\/path\/to\/ca\.crt in the URL \(or set PGSSLROOTCERT\) naming the CA that issued the server's certificate\.\n$/);
 
     const wrongHost = await dataCli(["validate", "--url", urls.readonly.replace("@127.0.0.1:", "@127.0.0.2:")]);
     expect(wrongHost.code).toBe(1);
-    expect(wrongHost.stderr).toMatch(/^tsdb data validate: TLS: the certificate of 127\.0\.0\.2:\d+ does not name the host connected to \(.*\); connect by a name the certificate lists, or use sslmode verify-ca\.\n$/);
+    expect(wrongHost.stderr).toMatch(/^tsdb data validate: TLS: the certificate of 127\.0\.0\.2:\d+ does not name the host connected to \(.*\); connect by a name the certificate lists, or put sslmode=verify-ca in the URL\.\n$/);
   });
 
   test("what the CREATEROLE-only admin lacks is named with the privilege and why; an existing database without TimescaleDB needs nothing more", async () => {
