@@ -389,12 +389,23 @@ async function runStep(
   };
   try {
     if (!m.noTransaction) {
-      return await underHistoryLock(client, timeoutMs, async () => {
-        if (!(await due())) return false;
-        await runPart(client, m, direction, true);
-        await record();
-        return true;
-      });
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await underHistoryLock(client, timeoutMs, async () => {
+            if (!(await due())) return false;
+            await runPart(client, m, direction, true);
+            await record();
+            return true;
+          });
+        } catch (err) {
+          // A deadlock with TimescaleDB's own jobs (a policy's run holds its job lock and waits for a table this
+          // migration has locked; seen in 0006's down on a live server): the transaction rolled back whole, so
+          // the migration runs again, up to three times.
+          const code = (err as { code?: string; cause?: { code?: string } }).cause?.code ?? (err as { code?: string }).code;
+          if (code !== "40P01" || attempt >= 3) throw err;
+          await new Promise((resolve) => setTimeout(resolve, 250 * attempt));
+        }
+      }
     }
     // The body of a no-transaction migration cannot sit inside the locking transaction: the advisory lock
     // keeps a second runner out meanwhile, and the history is re-checked under the table lock before and after.
