@@ -22,19 +22,19 @@ async function load<T>(name: "bench-load" | "bench-migrations" | "bench-queries"
 
 export function registerBench(program: Command, act: Act): void {
   const bench = asGroup(program.command("bench").description("benchmarks that write bench/*.md (need a clone with dev dependencies)"));
-  examples(bench, "tsdb bench cli --runs 20", "tsdb bench load --rows 100000 --repeat 1 --out /tmp/load.md");
+  examples(bench, "tsdb bench cli --runs 20", "tsdb bench load --rows 100000 --repeat 1 --scale-rows 0 --out /tmp/load.md");
 
   examples(
     bench
       .command("load")
-      .description("loader vs psql \\copy (and pgloader, multi-row INSERT) on generated CSV, Parquet and SQLite, into an empty table and as a re-load; writes bench/load.md")
+      .description("loader vs psql \\copy and the DBA's SQL on a native TimescaleDB hypertable: CSV, Parquet and SQLite into an empty hypertable, after earlier bars (compressed or not), beside other series, as an overlapping re-load, and one large CSV for scaling; writes bench/load.md")
       .option("--rows <n>", "bars to generate (50 symbols)", wholeNumber("--rows", 1000), 1_000_000)
       .option("--repeat <n>", "interleaved rounds (the median is reported)", wholeNumber("--repeat", 1), 3)
-      .option("--no-peers", "skip pgloader and the multi-row INSERTs (they need /usr/bin/pgloader and sqlite3)")
+      .option("--scale-rows <n>", "bars of the one-off scaling run (0: none)", wholeNumber("--scale-rows", 0), 10_000_000)
       .option("--out <file>", "report file (default: bench/load.md)"),
-    "tsdb bench load --rows 100000 --repeat 1 --out /tmp/load.md",
+    "tsdb bench load --rows 100000 --repeat 1 --scale-rows 0 --out /tmp/load.md",
   ).action(
-    act<{ rows: number; repeat: number; peers: boolean; out?: string }>(async (o) => {
+    act<{ rows: number; repeat: number; scaleRows: number; out?: string }>(async (o) => {
       await (await load<typeof import("../scripts/bench-load.js")>("bench-load")).runLoadBench(o);
     }),
   );
@@ -51,16 +51,17 @@ export function registerBench(program: Command, act: Act): void {
   examples(
     bench
       .command("queries")
-      .description("the runbook's five queries on PostgreSQL 17 and the TimescaleDB engine; writes bench/queries.md")
+      .description("the runbook's five queries on PostgreSQL 17, native TimescaleDB and the PGlite TimescaleDB engine, and at --scale-rows bars on native TimescaleDB; writes bench/queries.md")
       .option("--runs <n>", "timed runs per query", wholeNumber("--runs", 1), 50)
       .option("--years <n>", "years of daily bars (at least 10)", wholeNumber("--years", 10), 15)
       .option("--symbols <n>", "symbols with daily bars", wholeNumber("--symbols", 1), 20)
       .option("--hourly-symbols <n>", "symbols with hourly bars", wholeNumber("--hourly-symbols", 1), 5)
       .option("--hourly-years <n>", "years of hourly bars", wholeNumber("--hourly-years", 1), 3)
+      .option("--scale-rows <n>", "bars of the scaling run on native TimescaleDB (0: none)", wholeNumber("--scale-rows", 0), 10_000_000)
       .option("--out <file>", "report file", "bench/queries.md"),
-    "tsdb bench queries --runs 20",
+    "tsdb bench queries --runs 20 --scale-rows 0",
   ).action(
-    act<{ runs: number; years: number; symbols: number; hourlySymbols: number; hourlyYears: number; out: string }>(async (o) => {
+    act<{ runs: number; years: number; symbols: number; hourlySymbols: number; hourlyYears: number; scaleRows: number; out: string }>(async (o) => {
       if (o.hourlySymbols > o.symbols) throw new UsageError("--hourly-symbols cannot exceed --symbols");
       await (await load<typeof import("../scripts/bench-queries.js")>("bench-queries")).runQueriesBench(o);
     }),

@@ -3,11 +3,8 @@
  * peak RSS is its own, printed as JSON. It imports only lib/, so the benchmark runs it compiled (plain
  * `node`, as the CLI ships) rather than through tsx, whose transpiler adds some 40 MB to every process.
  *
- * `node bench-load-child.js MODE URL FILE [POLICY] [CHUNK_ROWS]`, MODE one of loader, insert, keyset.
+ * `node bench-load-child.js MODE URL FILE [POLICY] [CHUNK_ROWS]`, MODE one of loader, keyset.
  */
-import fs from "node:fs";
-import { escapeLiteral } from "pg";
-import { withClient } from "../lib/db";
 import { TimeKeySet } from "../lib/loader/keySet";
 import { type ConflictPolicy, type LoadSummary, loadOhlcvFrom } from "../lib/loader/OhlcvLoader";
 
@@ -25,16 +22,24 @@ export interface Bar {
   volume: number;
 }
 
+/** Where and how a set of bars starts: first bar's time, symbol prefix, and a seed so sets differ. */
+export interface BarSet {
+  start?: number;
+  prefix?: string;
+  seed?: number;
+}
+
 /** Deterministic one-minute bars: `perSymbol` per symbol, symbol after symbol, prices in cents. */
-export function* bars(perSymbol: number, extra = 0): Generator<Bar & { i: number }> {
-  let seed = 42;
+export function* bars(perSymbol: number, extra = 0, set: BarSet = {}): Generator<Bar & { i: number }> {
+  const { start = START, prefix = "SYM", seed: base = 42 } = set;
+  let seed = base;
   const rand = () => {
     seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
     return seed / 2_147_483_648;
   };
   for (let s = 0; s < SYMBOLS; s++) {
     // Each symbol's own sequence, so the re-load file's extra bars do not shift the next symbol's prices.
-    seed = 42 + s * 7919;
+    seed = base + s * 7919;
     let price = 10_000 + s * 100;
     for (let i = 0; i < perSymbol + extra; i++) {
       const open = price;
@@ -42,7 +47,7 @@ export function* bars(perSymbol: number, extra = 0): Generator<Bar & { i: number
       const high = Math.max(open, close) + Math.round(rand() * 20);
       const low = Math.max(1, Math.min(open, close) - Math.round(rand() * 20));
       price = close;
-      yield { i, t: START + i * 60_000, symbol: `SYM${String(s).padStart(3, "0")}`, open, high, low, close, volume: Math.round(rand() * 1e6) };
+      yield { i, t: start + i * 60_000, symbol: `${prefix}${String(s).padStart(3, "0")}`, open, high, low, close, volume: Math.round(rand() * 1e6) };
     }
   }
 }
@@ -55,34 +60,6 @@ export async function child(mode: string, url: string, file: string, policy: Con
   if (mode === "loader") {
     const s: LoadSummary = await loadOhlcvFrom(url, { files: [file], onConflict: policy, ...(chunkRows ? { chunkRows } : {}), ...(file.endsWith(".parquet") ? { timeframe: "1m" } : {}) });
     extra = { inserted: s.inserted, updated: s.updated, alreadyPresent: s.alreadyPresent, rejected: s.rejected, read: s.read };
-  } else if (mode === "insert") {
-    // psycopg2's execute_values as the seeds' scripts use it: values inlined as literals, many rows a
-    // statement, ON CONFLICT DO NOTHING; the CSV parsed with the loader's parser, so only the write differs.
-    const Papa = (await import("papaparse")).default;
-    let n = 0;
-    await withClient(url, async (c) => {
-      await c.query("BEGIN");
-      let batch: string[][] = [];
-      const flush = async () => {
-        if (batch.length === 0) return;
-        const values = batch.map((r) => `(${r.map((v) => escapeLiteral(v)).join(",")})`).join(",");
-        await c.query(`INSERT INTO bench.insert_target (time, symbol, timeframe, open, high, low, close, volume) VALUES ${values} ON CONFLICT DO NOTHING`);
-        n += batch.length;
-        batch = [];
-      };
-      let header = true;
-      for await (const rec of fs.createReadStream(file, { encoding: "utf8" }).pipe(Papa.parse(Papa.NODE_STREAM_INPUT, { delimiter: ",", skipEmptyLines: true }))) {
-        if (header) {
-          header = false;
-          continue;
-        }
-        batch.push(rec as string[]);
-        if (batch.length === 1000) await flush();
-      }
-      await flush();
-      await c.query("COMMIT");
-    });
-    extra = { sent: n };
   } else if (mode === "keyset") {
     // Memory of the in-file duplicate check alone, as the loader keeps it (TimeKeySet per series), and as
     // plain Sets (what it degrades to for out-of-order sources).

@@ -1,24 +1,28 @@
 /**
- * `npm run bench:load [-- --rows N --repeat R --out FILE]`: the load benchmark, written to
+ * `npm run bench:load [-- --rows N --repeat R --scale-rows M --out FILE]`: the load benchmark, written to
  * bench/load.md. `tsdb bench load` (cli/bench.ts) calls `runLoadBench`.
  *
- * Generates N (default 1,000,000) one-minute OHLCV bars of 50 symbols as CSV, Parquet and SQLite (the
- * runbook's `ohlcv_data` table), plus a re-load file: every bar again, the last 10 of each symbol revised
- * (close := low, volume + 1), and 1% new bars after them. Starts an embedded PostgreSQL 17
- * (test/fixtures/engines.ts) with the real migrations and runs, side by side in `repeat` interleaved rounds:
+ * Everything runs on a native TimescaleDB server (PostgreSQL 15, TimescaleDB preloaded with the container's
+ * worker settings: test/fixtures/engines.ts `startTimescaleServer`), in two databases migrated alike with the
+ * dev stack's settings: the loader writes into one's `market_data.ohlcv_bars` hypertable, `psql \copy` and the
+ * DBA's SQL into the other's, so both targets are the same hypertable (chunks, compression settings,
+ * continuous aggregates and their invalidation triggers) in the same state. Background jobs are paused in
+ * both, so no policy compresses or refreshes in the middle of a run.
  *
- * - into an empty table: `psql \copy` of the CSV (the floor; once more into a copy of the table with
- *   0011's `time DESC` index), `sqlite3 -csv | psql \copy` (the SQLite floor), our loader from CSV, Parquet
- *   and SQLite, pgloader from the CSV and from SQLite (`using float-to-string`), and a seed-style multi-row
- *   INSERT (psycopg2 execute_values: literal VALUES, 1,000 rows a statement);
- * - the re-load, with every base bar present: `\copy` into a temp table + INSERT ... ON CONFLICT DO NOTHING
- *   (and DO UPDATE ... WHERE IS DISTINCT FROM), our loader with --on-conflict skip and update, and the
- *   multi-row INSERT with ON CONFLICT DO NOTHING.
+ * Data: N (default 1,000,000) one-minute bars of 50 symbols as CSV, Parquet and SQLite (the runbook's
+ * `ohlcv_data`), plus the states they are loaded into, each prepared the same way in both databases:
+ * - empty;
+ * - earlier bars: N bars of the same symbols, ending at the chunk boundary before the file's first chunk;
+ * - the same earlier bars with every chunk compressed;
+ * - other series: N bars of 50 other symbols over the file's times (same chunks);
+ * - the re-load: the file's bars present, the chunks before the boundary in its middle compressed, and a
+ *   re-load file holding every bar again (the last 10 of each symbol revised) and 1% new bars.
+ * Then, when --scale-rows is set (default 10,000,000), one more CSV of that size loaded once by the loader and
+ * once by \copy into empty hypertables: how time and peak RSS grow with the file.
  *
- * After every run the target's row count and exact sum(close) are checked against the generator's (the
- * correctness column). Every loader runs in a child process (scripts/bench-load-child.ts, compiled by tsc into
- * tmp/ and run by plain node, as the CLI ships) so its peak RSS is its own. Then, as before, the duplicate
- * check's memory and the compression ratio on the TimescaleDB engine.
+ * After every run the target's row count and exact sum(close) are checked against the generator's. Every
+ * loader runs in a child process (scripts/bench-load-child.ts, compiled by tsc into tmp/ and run by plain
+ * node, as the CLI ships) so its peak RSS is its own.
  */
 import { execFile, spawn } from "node:child_process";
 import fs from "node:fs";
@@ -26,15 +30,18 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { withClient } from "../lib/db";
-import { type ConflictPolicy, loadOhlcvFrom } from "../lib/loader/OhlcvLoader";
-import { type Bar, SYMBOLS, bars } from "./bench-load-child";
-import { startPostgresServer, startTimescaleEngine } from "../test/fixtures/engines";
+import type { ConflictPolicy } from "../lib/loader/OhlcvLoader";
+import { type Bar, type BarSet, SYMBOLS, bars } from "./bench-load-child";
+import { startTimescaleServer } from "../test/fixtures/engines";
 import { schemaRunner } from "../test/fixtures/schema";
 
 const ROOT = path.resolve(__dirname, "..");
 const DEV_VARIABLES = { ohlcvChunkInterval: "30 days", tickChunkInterval: "1 day", compressAfter: "90 days", tickRetention: "180 days", caggRefreshInterval: "1 hour" };
+/** The dev stack's chunk interval: TimescaleDB aligns time chunks to its multiples since the Unix epoch. */
+const CHUNK_MS = 30 * 86_400_000;
+/** A chunk boundary (2024-01-18, 658 x 30 days): the base file straddles it, half its bars on each side. */
+const SPLIT = Date.UTC(2024, 0, 18);
 const run = promisify(execFile);
-const START = Date.UTC(2024, 0, 2);
 /** Bars of each symbol the re-load file revises (the last ones of the base) and the share it adds. */
 const REVISED_PER_SYMBOL = 10;
 const NEW_SHARE = 0.01;
@@ -45,10 +52,10 @@ export interface LoadBenchOptions {
   rows?: number;
   /** Interleaved rounds (default 3; the report shows every round and the median). */
   repeat?: number;
+  /** Bars of the one-off scaling run (default 10,000,000; 0 leaves it out). */
+  scaleRows?: number;
   /** Markdown file to write (default bench/load.md). */
   out?: string;
-  /** Also run pgloader and the multi-row INSERT peers (default true; they take most of a round). */
-  peers?: boolean;
 }
 
 /** Cents as decimal text (what the files hold and sum(close) prints, trailing zeros aside). */
@@ -58,25 +65,21 @@ const price = (cents: number | bigint) => {
   return `${c / 100n}${frac ? `.${frac}` : ""}`;
 };
 const iso = (t: number) => `${new Date(t).toISOString().slice(0, 19)}Z`;
+const line = (b: Bar) => `${iso(b.t)},${b.symbol},1m,${price(b.open)},${price(b.high)},${price(b.low)},${price(b.close)},${b.volume}`;
+const HEADER = "timestamp,symbol,timeframe,open,high,low,close,volume";
 
-/** Row count and exact sum(close) a correct load leaves, as `count / sum`. */
-type Expected = string;
-
-interface Files {
-  csv: string;
-  parquet: string;
-  sqlite: string;
-  reload: string;
-  /** Times after which re-load bars are new, from which they are revised. */
-  newAfter: string;
-  revisedFrom: string;
-  expected: { base: Expected; reloadSkip: Expected; reloadUpdate: Expected };
-  reloadRows: number;
+/** Row count and exact sum(close) in cents: what a correct load leaves. */
+interface Tally {
+  rows: number;
+  cents: bigint;
 }
+const plus = (a: Tally, b: Tally): Tally => ({ rows: a.rows + b.rows, cents: a.cents + b.cents });
+const show = (t: Tally) => `${t.rows} / ${price(t.cents)}`;
+const NONE: Tally = { rows: 0, cents: 0n };
 
-async function writeLines(file: string, header: string, lines: Iterable<string>): Promise<void> {
+async function writeLines(file: string, lines: Iterable<string>): Promise<void> {
   const out = fs.createWriteStream(file);
-  let buf = `${header}\n`;
+  let buf = `${HEADER}\n`;
   for (const l of lines) {
     buf += `${l}\n`;
     if (buf.length > 1 << 20) {
@@ -88,37 +91,76 @@ async function writeLines(file: string, header: string, lines: Iterable<string>)
   await new Promise<void>((r) => out.end(() => r()));
 }
 
+/** Writes `perSymbol` bars of each symbol of `set` as CSV; returns what loading them adds. */
+async function writeCsv(file: string, perSymbol: number, set: BarSet): Promise<Tally> {
+  const t = { rows: 0, cents: 0n };
+  await writeLines(file, (function* () {
+    for (const b of bars(perSymbol, 0, set)) {
+      t.rows++;
+      t.cents += BigInt(b.close);
+      yield line(b);
+    }
+  })());
+  return t;
+}
+
+/** The first bar of a file of `perSymbol` bars a symbol that straddles SPLIT. */
+const fileStart = (perSymbol: number) => SPLIT - Math.floor(perSymbol / 2) * 60_000;
+/** The chunk boundary at or before `t`. */
+const chunkFloor = (t: number) => Math.floor(t / CHUNK_MS) * CHUNK_MS;
+
+interface Files {
+  csv: string;
+  parquet: string;
+  sqlite: string;
+  earlier: string;
+  others: string;
+  reload: string;
+  base: Tally;
+  earlierTally: Tally;
+  othersTally: Tally;
+  reloadSkip: Tally;
+  reloadUpdate: Tally;
+  reloadRows: number;
+  /** Where the earlier bars end (a chunk boundary; every later chunk holds only the file's bars). */
+  earlierEnd: number;
+  /** Times after which re-load bars are new, and from which they are revised. */
+  newAfter: string;
+  revisedFrom: string;
+}
+
 async function generate(dir: string, n: number): Promise<Files> {
   const perSymbol = Math.ceil(n / SYMBOLS);
-  const extra = Math.max(1, Math.round(perSymbol * NEW_SHARE));
-  const header = "timestamp,symbol,timeframe,open,high,low,close,volume";
-  const line = (b: Bar) => `${iso(b.t)},${b.symbol},1m,${price(b.open)},${price(b.high)},${price(b.low)},${price(b.close)},${b.volume}`;
+  const start = fileStart(perSymbol);
+  const earlierEnd = chunkFloor(start);
   const csv = path.join(dir, "bars.csv");
-  await writeLines(csv, header, (function* () {
-    for (const b of bars(perSymbol)) yield line(b);
-  })());
-  let baseSum = 0n;
-  let skipSum = 0n;
-  let updateSum = 0n;
+  const base = await writeCsv(csv, perSymbol, { start });
+  const earlier = path.join(dir, "earlier.csv");
+  const earlierTally = await writeCsv(earlier, perSymbol, { start: earlierEnd - perSymbol * 60_000, seed: 4242 });
+  const others = path.join(dir, "others.csv");
+  const othersTally = await writeCsv(others, perSymbol, { start, prefix: "OTH", seed: 777 });
+
+  const extra = Math.max(1, Math.round(perSymbol * NEW_SHARE));
+  const skip = { rows: 0, cents: 0n };
+  const update = { rows: 0, cents: 0n };
   let reloadRows = 0;
   const reload = path.join(dir, "reload.csv");
-  await writeLines(reload, header, (function* () {
-    for (const b of bars(perSymbol, extra)) {
+  await writeLines(reload, (function* () {
+    for (const b of bars(perSymbol, extra, { start })) {
       reloadRows++;
       const isNew = b.i >= perSymbol;
       const revised = !isNew && b.i >= perSymbol - REVISED_PER_SYMBOL;
-      if (!isNew) baseSum += BigInt(b.close);
       const close = revised ? b.low : b.close;
-      skipSum += BigInt(isNew ? close : b.close);
-      updateSum += BigInt(close);
+      skip.rows++;
+      update.rows++;
+      skip.cents += BigInt(b.close);
+      update.cents += BigInt(close);
       yield line(revised ? { ...b, close, volume: b.volume + 1 } : b);
     }
   })());
-  const baseRows = perSymbol * SYMBOLS;
-  const reloadCount = (perSymbol + extra) * SYMBOLS;
 
   const cols = { ts: [] as bigint[], symbol: [] as string[], open: [] as number[], high: [] as number[], low: [] as number[], close: [] as number[], volume: [] as number[] };
-  for (const b of bars(perSymbol)) {
+  for (const b of bars(perSymbol, 0, { start })) {
     cols.ts.push(BigInt(b.t) * 1_000_000n);
     cols.symbol.push(b.symbol);
     cols.open.push(b.open / 100);
@@ -158,18 +200,11 @@ async function generate(dir: string, n: number): Promise<Files> {
   })();
   db.close();
   return {
-    csv,
-    parquet,
-    sqlite,
-    reload,
-    reloadRows,
-    newAfter: new Date(START + (perSymbol - 1) * 60_000).toISOString(),
-    revisedFrom: new Date(START + (perSymbol - REVISED_PER_SYMBOL) * 60_000).toISOString(),
-    expected: {
-      base: `${baseRows} / ${price(baseSum)}`,
-      reloadSkip: `${reloadCount} / ${price(skipSum)}`,
-      reloadUpdate: `${reloadCount} / ${price(updateSum)}`,
-    },
+    csv, parquet, sqlite, earlier, others, reload, base, earlierTally, othersTally, reloadRows, earlierEnd,
+    reloadSkip: skip,
+    reloadUpdate: update,
+    newAfter: new Date(start + (perSymbol - 1) * 60_000).toISOString(),
+    revisedFrom: new Date(start + (perSymbol - REVISED_PER_SYMBOL) * 60_000).toISOString(),
   };
 }
 
@@ -185,16 +220,16 @@ async function compileChildren(): Promise<string> {
 
 let childScript = "";
 
-function runChild(args: string[], nodeFlags: string[] = []): Promise<Record<string, number>> {
+function runChild(args: string[]): Promise<Record<string, number>> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ["--expose-gc", ...nodeFlags, childScript, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
+    const p = spawn(process.execPath, ["--expose-gc", childScript, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
     p.stdout.on("data", (d: Buffer) => (out += d.toString()));
     p.on("exit", (code) => (code === 0 ? resolve(JSON.parse(out.trim().split("\n").pop() ?? "{}")) : reject(new Error(`child ${args.join(" ")} exited ${code}`))));
   });
 }
 
-/** Wall time of a shell pipeline (psql, sqlite3, pgloader), failing with its stderr. */
+/** Wall time of a shell pipeline (psql, sqlite3), failing with its stderr. */
 async function timedShell(script: string): Promise<number> {
   const t0 = process.hrtime.bigint();
   try {
@@ -207,17 +242,39 @@ async function timedShell(script: string): Promise<number> {
 }
 
 const q = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
+const psqlIn = (url: string, command: string) => `/usr/bin/psql -X -q -v ON_ERROR_STOP=1 ${q(url)} -c ${q(command)}`;
+const CSV_COLS = "(time, symbol, timeframe, open, high, low, close, volume)";
+const BARS = "market_data.ohlcv_bars";
 
-/** One kind of run: its rows of figures, measured once per round. */
+/** The hypertable's state a run starts from. */
+type State = "empty" | "earlier" | "earlier-compressed" | "others" | "reload";
+/** The two databases: the loader's, and the one \copy and the DBA's SQL write to. */
+type Side = "loader" | "copy";
+
+interface Group {
+  state: State;
+  title: string;
+  /** What the hypertable holds before the run. */
+  before: (f: Files) => Tally;
+}
+
+const GROUPS: Group[] = [
+  { state: "empty", title: "Into an empty hypertable", before: () => NONE },
+  { state: "earlier", title: "New bars after earlier ones (the everyday append): the same symbols' earlier bars stored", before: (f) => f.earlierTally },
+  { state: "earlier-compressed", title: "New bars after earlier ones, every earlier chunk compressed", before: (f) => f.earlierTally },
+  { state: "others", title: "New series beside others: 50 other symbols stored over the same times (same chunks)", before: (f) => f.othersTally },
+  { state: "reload", title: "Overlapping re-load: every bar present, the chunks before the middle of the file compressed", before: () => NONE },
+];
+
+/** One kind of run: measured once per round. */
 interface Kind {
-  group: "empty" | "reload";
+  state: State;
+  side: Side;
   name: string;
-  /** The row whose median is this one's floor (ratio column); none for the floors themselves. */
+  /** The row (same state) whose median is this one's floor; none for the floors themselves. */
   floor?: string;
-  /** Runs once, returns seconds and (loaders) peak RSS; the table is checked afterwards. */
   once: () => Promise<{ seconds: number; maxRssMb?: number }>;
-  table: string;
-  expected: keyof Files["expected"];
+  expected: (f: Files) => Tally;
 }
 
 interface Sample {
@@ -231,12 +288,167 @@ const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)] ?? NaN;
 };
+const keyOf = (k: { state: State; name: string }) => `${k.state}/${k.name}`;
+
+/** Puts each database into the state a run needs, from whatever state it is in, the same way on both sides. */
+class States {
+  private readonly current: Partial<Record<Side, State>> = {};
+  constructor(readonly urls: Record<Side, string>, private readonly files: Files) {}
+
+  sql(side: Side, text: string, params: unknown[] = []) {
+    return withClient(this.urls[side], (c) => c.query(text, params));
+  }
+
+  private async copyIn(side: Side, file: string): Promise<void> {
+    await timedShell(psqlIn(this.urls[side], `\\copy ${BARS} ${CSV_COLS} FROM '${file}' WITH (FORMAT csv, HEADER true)`));
+  }
+
+  /** Compresses every chunk of the hypertable older than `before` (partial ones again). */
+  private async compress(side: Side, before: number): Promise<void> {
+    await this.sql(side, `SELECT count(compress_chunk(c.chunk_schema || '.' || c.chunk_name))
+        FROM timescaledb_information.chunks c JOIN _timescaledb_catalog.chunk k ON k.schema_name = c.chunk_schema AND k.table_name = c.chunk_name
+       WHERE c.hypertable_schema = 'market_data' AND c.hypertable_name = 'ohlcv_bars' AND c.range_end <= $1 AND k.status <> 1`, [new Date(before).toISOString()]);
+  }
+
+  private async settle(side: Side, table = BARS): Promise<void> {
+    await this.sql(side, `VACUUM ANALYZE ${table}`);
+    await this.sql(side, "CHECKPOINT");
+  }
+
+  async prepare(side: Side, state: State): Promise<void> {
+    const f = this.files;
+    if (this.current[side] === state) return this.reset(side, state);
+    await this.sql(side, `TRUNCATE ${BARS}`);
+    if (state === "earlier" || state === "earlier-compressed") await this.copyIn(side, f.earlier);
+    if (state === "earlier-compressed") await this.compress(side, f.earlierEnd);
+    if (state === "others") await this.copyIn(side, f.others);
+    if (state === "reload") {
+      await this.copyIn(side, f.csv);
+      await this.compress(side, SPLIT);
+      // The base values of the bars the re-load revises, to undo it between runs.
+      await this.sql(side, "TRUNCATE bench.revised");
+      await this.sql(side, `INSERT INTO bench.revised SELECT * FROM ${BARS} WHERE time >= $1`, [f.revisedFrom]);
+    }
+    await this.settle(side);
+    this.current[side] = state;
+  }
+
+  /** Undoes the last run's load: what it added goes, what it changed is put back. */
+  private async reset(side: Side, state: State): Promise<void> {
+    const f = this.files;
+    if (state === "empty") await this.sql(side, `TRUNCATE ${BARS}`);
+    if (state === "earlier" || state === "earlier-compressed") {
+      await this.sql(side, `SELECT count(*) FROM drop_chunks('${BARS}', newer_than => $1::timestamptz)`, [new Date(f.earlierEnd).toISOString()]);
+    }
+    if (state === "others") await this.sql(side, `DELETE FROM ${BARS} WHERE symbol LIKE 'SYM%'`);
+    if (state === "reload") {
+      await this.sql(side, `DELETE FROM ${BARS} WHERE time > $1`, [f.newAfter]);
+      await this.sql(side, `UPDATE ${BARS} t SET close = r.close, volume = r.volume FROM bench.revised r
+                  WHERE (t.symbol, t.exchange, t.provider, t.timeframe, t.time) = (r.symbol, r.exchange, r.provider, r.timeframe, r.time)
+                    AND (t.close, t.volume) IS DISTINCT FROM (r.close, r.volume)`);
+      // The DBA's ON CONFLICT decompresses the batches it probes; back to fully compressed.
+      await this.compress(side, SPLIT);
+    }
+    await this.settle(side);
+  }
+
+  async tally(side: Side): Promise<string> {
+    const r = await this.sql(side, `SELECT count(*) AS n, coalesce(trim_scale(sum(close)), 0)::text AS s FROM ${BARS}`);
+    return `${r.rows[0].n} / ${r.rows[0].s}`;
+  }
+}
+
+/** The DBA's re-load: \copy into a temp table, then one INSERT ... ON CONFLICT into the hypertable. */
+function dbaMerge(dir: string, url: string, reload: string, policy: ConflictPolicy): () => Promise<{ seconds: number }> {
+  const file = path.join(dir, `merge-${policy}.sql`);
+  fs.writeFileSync(file, `BEGIN; CREATE TEMP TABLE s (LIKE ${BARS} INCLUDING DEFAULTS) ON COMMIT DROP;
+\\copy s ${CSV_COLS} FROM '${reload}' WITH (FORMAT csv, HEADER true)
+INSERT INTO ${BARS} AS t SELECT * FROM s ON CONFLICT (symbol, exchange, provider, timeframe, time) ${
+    policy === "skip"
+      ? "DO NOTHING"
+      : "DO UPDATE SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close, volume = EXCLUDED.volume, adj_close = EXCLUDED.adj_close " +
+        "WHERE (t.open, t.high, t.low, t.close, t.volume, t.adj_close) IS DISTINCT FROM (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close, EXCLUDED.volume, EXCLUDED.adj_close)"
+  };
+COMMIT;
+`);
+  return async () => ({ seconds: await timedShell(`/usr/bin/psql -X -q -v ON_ERROR_STOP=1 ${q(url)} -f ${q(file)}`) });
+}
+
+/** Every run, in the order a round runs them: grouped by state, so each state is prepared once a round. */
+function kindsFor(urls: Record<Side, string>, f: Files, dir: string): Kind[] {
+  const loader = (file: string, policy: ConflictPolicy = "skip") => async () => {
+    const r = await runChild(["loader", urls.loader, file, policy]);
+    return { seconds: r.seconds ?? 0, maxRssMb: r.maxRssMb };
+  };
+  const shell = (script: string) => async () => ({ seconds: await timedShell(script) });
+  const sqliteSelect = "SELECT ticker, region, date, timeframe, open, high, low, close, volume FROM ohlcv_data";
+  const COPY = "psql \\copy, CSV (floor)";
+  const SQLITE = "sqlite3 -csv | psql \\copy (SQLite floor)";
+  const kinds: Kind[] = [];
+  for (const g of GROUPS.filter((x) => x.state !== "reload")) {
+    const expected = (files: Files) => plus(g.before(files), files.base);
+    const add = (k: Omit<Kind, "state" | "expected">) => kinds.push({ ...k, state: g.state, expected });
+    add({ side: "copy", name: SQLITE, once: shell(`/usr/bin/sqlite3 -csv ${q(f.sqlite)} ${q(sqliteSelect)} | ${psqlIn(urls.copy, `\\copy ${BARS} (symbol, exchange, time, timeframe, open, high, low, close, volume) FROM STDIN WITH (FORMAT csv)`)}`) });
+    add({ side: "loader", name: "loader, SQLite (runbook ohlcv_data)", floor: SQLITE, once: loader(f.sqlite) });
+    add({ side: "loader", name: "loader, Parquet", floor: COPY, once: loader(f.parquet) });
+    add({ side: "copy", name: COPY, once: shell(psqlIn(urls.copy, `\\copy ${BARS} ${CSV_COLS} FROM '${f.csv}' WITH (FORMAT csv, HEADER true)`)) });
+    add({ side: "loader", name: "loader, CSV", floor: COPY, once: loader(f.csv) });
+  }
+  for (const policy of ["skip", "update"] as const) {
+    const floor = `\\copy to a temp table + INSERT ... ON CONFLICT DO ${policy === "skip" ? "NOTHING" : "UPDATE"} (the DBA's SQL)`;
+    const expected = (files: Files) => (policy === "skip" ? files.reloadSkip : files.reloadUpdate);
+    kinds.push({ state: "reload", side: "copy", name: floor, expected, once: dbaMerge(dir, urls.copy, f.reload, policy) });
+    kinds.push({ state: "reload", side: "loader", name: `loader, CSV, --on-conflict ${policy}`, floor, expected, once: loader(f.reload, policy) });
+  }
+  return kinds;
+}
+
+/** Two databases on one native TimescaleDB server, migrated alike, jobs paused; returns their URLs. */
+async function twoDatabases(createDatabase: (name: string) => Promise<string>): Promise<Record<Side, string>> {
+  const urls = { loader: await createDatabase("market"), copy: await createDatabase("market_copy") };
+  for (const url of Object.values(urls)) {
+    await schemaRunner(url, { timescaledb: true, variables: DEV_VARIABLES }).up();
+    await withClient(url, (c) =>
+      // alter_job(scheduled => false) refuses the hierarchical aggregates' refresh policies on TimescaleDB 2.23
+      // ("multiple refresh policies are not supported"), so the jobs are unscheduled in the catalog (superuser).
+      c.query(`UPDATE _timescaledb_config.bgw_job SET scheduled = false WHERE id >= 1000;
+               CREATE SCHEMA bench; CREATE TABLE bench.revised (LIKE ${BARS});`),
+    );
+  }
+  return urls;
+}
+
+interface Scale {
+  rows: number;
+  loaderSeconds: number;
+  copySeconds: number;
+  maxRssMb: number;
+  check: string;
+  ok: boolean;
+}
+
+/** The one-off scaling run: a CSV of `rows` bars, loaded once by each side into an empty hypertable. */
+async function scaleRun(dir: string, rows: number, states: States, urls: Record<Side, string>): Promise<Scale> {
+  const perSymbol = Math.ceil(rows / SYMBOLS);
+  const file = path.join(dir, "scale.csv");
+  const expected = show(await writeCsv(file, perSymbol, { start: fileStart(perSymbol), seed: 99 }));
+  await states.prepare("copy", "empty");
+  const copySeconds = await timedShell(psqlIn(urls.copy, `\\copy ${BARS} ${CSV_COLS} FROM '${file}' WITH (FORMAT csv, HEADER true)`));
+  const copyCheck = await states.tally("copy");
+  await states.prepare("copy", "empty");
+  await states.prepare("loader", "empty");
+  const r = await runChild(["loader", urls.loader, file, "skip"]);
+  const check = await states.tally("loader");
+  await states.prepare("loader", "empty");
+  fs.rmSync(file, { force: true });
+  return { rows: perSymbol * SYMBOLS, loaderSeconds: r.seconds ?? NaN, copySeconds, maxRssMb: r.maxRssMb ?? NaN, check, ok: check === expected && copyCheck === expected };
+}
 
 /** Runs the benchmark and writes the report; returns its Markdown. */
 export async function runLoadBench(o: LoadBenchOptions = {}): Promise<string> {
   const n = o.rows ?? 1_000_000;
   const repeat = Math.max(1, o.repeat ?? 3);
-  const peers = o.peers ?? true;
+  const scaleRows = o.scaleRows ?? 10_000_000;
   if (!Number.isInteger(n) || n < SYMBOLS * 20) throw new Error(`--rows must be a whole number of at least ${SYMBOLS * 20}, got ${n}.`);
   const loadStart = os.loadavg().map((l) => l.toFixed(1)).join(" / ");
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bench-load-"));
@@ -246,292 +458,178 @@ export async function runLoadBench(o: LoadBenchOptions = {}): Promise<string> {
   log("compiling the project for the measured children");
   childScript = await compileChildren();
   const sizes = Object.fromEntries((["csv", "parquet", "sqlite", "reload"] as const).map((k) => [k, Math.round(fs.statSync(files[k]).size / 1048576)]));
-  const pg = await startPostgresServer();
+  const server = await startTimescaleServer();
   const samples = new Map<string, Sample[]>();
   const roundLoads: string[] = [];
-  const kinds: Kind[] = [];
-  let keyset: Record<string, number> = {};
+  let kinds: Kind[] = [];
+  let scale: Scale | undefined;
+  let versions = "";
   let compression = "";
-  let pgloaderNote = "";
+  let keyset: Record<string, number> = {};
   try {
-    await schemaRunner(pg.url, { timescaledb: false }).up({ to: 11 });
-    await withClient(pg.url, (c) => c.query("CREATE SCHEMA bench; CREATE TABLE bench.copy_target_desc (LIKE market_data.ohlcv_bars INCLUDING ALL);"));
-    await schemaRunner(pg.url, { timescaledb: false }).up();
-    // The runbook's column names for pgloader's SQLite load (it writes each source table to the same name);
-    // the same key and index as ohlcv_bars.
-    await withClient(pg.url, (c) =>
-      c.query(`CREATE TABLE bench.copy_target (LIKE market_data.ohlcv_bars INCLUDING ALL);
-        CREATE TABLE bench.insert_target (LIKE market_data.ohlcv_bars INCLUDING ALL);
-        CREATE TABLE bench.pgloader_target (LIKE market_data.ohlcv_bars INCLUDING ALL);
-        CREATE TABLE public.ohlcv_data (ticker text NOT NULL, region text NOT NULL, date timestamptz NOT NULL, timeframe text NOT NULL,
-          open numeric NOT NULL, high numeric NOT NULL, low numeric NOT NULL, close numeric NOT NULL, volume numeric NOT NULL DEFAULT 0,
-          PRIMARY KEY (ticker, region, timeframe, date));
-        CREATE INDEX ohlcv_data_ticker_timeframe_date_idx ON public.ohlcv_data (ticker, timeframe, date);
-        CREATE TABLE bench.revised (LIKE market_data.ohlcv_bars);`),
-    );
-    const sql = (text: string, params: unknown[] = []) => withClient(pg.url, (c) => c.query(text, params));
-    const empty = async (table: string) => {
-      await sql(`TRUNCATE ${table}`);
-      await sql("CHECKPOINT");
-    };
-    // Back to the base bars (the re-load's new bars deleted, its revisions undone), vacuumed as a table that
-    // has been there a day would be.
-    const rebase = async (table: string) => {
-      await sql(`DELETE FROM ${table} WHERE time > $1`, [files.newAfter]);
-      await sql(`UPDATE ${table} t SET close = r.close, volume = r.volume FROM bench.revised r
-                  WHERE (t.symbol, t.exchange, t.provider, t.timeframe, t.time) = (r.symbol, r.exchange, r.provider, r.timeframe, r.time)
-                    AND (t.close, t.volume) IS DISTINCT FROM (r.close, r.volume)`);
-      await sql(`VACUUM ANALYZE ${table}`);
-      await sql("CHECKPOINT");
-    };
-    const { url } = pg;
-    const psql = (command: string) => `/usr/bin/psql -X -q -v ON_ERROR_STOP=1 ${q(url)} -c ${q(command)}`;
-    const csvCols = "(time, symbol, timeframe, open, high, low, close, volume)";
-    const loader = (file: string, policy: ConflictPolicy = "skip") => async () => {
-      const r = await runChild(["loader", url, file, policy]);
-      return { seconds: r.seconds ?? 0, maxRssMb: r.maxRssMb };
-    };
-    const shell = (script: string) => async () => ({ seconds: await timedShell(script) });
-    const add = (k: Omit<Kind, "once"> & { once: Kind["once"]; before?: () => Promise<void> }) =>
-      kinds.push({ ...k, once: async () => {
-        await k.before?.();
-        return k.once();
-      } });
-
-    // Into an empty table. SQLite first and CSV last, so the loader's table and copy_target hold the base
-    // bars from the CSV when the re-loads start.
-    const sqliteSelect = "SELECT ticker, region, date, timeframe, open, high, low, close, volume FROM ohlcv_data";
-    add({ group: "empty", name: "sqlite3 -csv | psql \\copy (SQLite floor)", table: "bench.copy_target", expected: "base",
-      before: () => empty("bench.copy_target"),
-      once: shell(`/usr/bin/sqlite3 -csv ${q(files.sqlite)} ${q(sqliteSelect)} | ${psql(`\\copy bench.copy_target (symbol, exchange, time, timeframe, open, high, low, close, volume) FROM STDIN WITH (FORMAT csv)`)}`) });
-    add({ group: "empty", name: "loader, SQLite (runbook ohlcv_data)", floor: "sqlite3 -csv | psql \\copy (SQLite floor)", table: "market_data.ohlcv_bars", expected: "base",
-      before: () => empty("market_data.ohlcv_bars"), once: loader(files.sqlite) });
-    add({ group: "empty", name: "psql \\copy, CSV, into 0011's time DESC index", floor: "psql \\copy, CSV (floor)", table: "bench.copy_target_desc", expected: "base",
-      before: () => empty("bench.copy_target_desc"),
-      once: shell(psql(`\\copy bench.copy_target_desc ${csvCols} FROM '${files.csv}' WITH (FORMAT csv, HEADER true)`)) });
-    add({ group: "empty", name: "loader, Parquet", floor: "psql \\copy, CSV (floor)", table: "market_data.ohlcv_bars", expected: "base",
-      before: () => empty("market_data.ohlcv_bars"), once: loader(files.parquet) });
-    add({ group: "empty", name: "psql \\copy, CSV (floor)", table: "bench.copy_target", expected: "base",
-      before: () => empty("bench.copy_target"),
-      once: shell(psql(`\\copy bench.copy_target ${csvCols} FROM '${files.csv}' WITH (FORMAT csv, HEADER true)`)) });
-    add({ group: "empty", name: "loader, CSV", floor: "psql \\copy, CSV (floor)", table: "market_data.ohlcv_bars", expected: "base",
-      before: () => empty("market_data.ohlcv_bars"), once: loader(files.csv) });
-    if (peers) {
-      const pgloaderCsv = path.join(dir, "csv.load");
-      fs.writeFileSync(pgloaderCsv, `LOAD CSV FROM '${files.csv}' (time, symbol, timeframe, open, high, low, close, volume)
-  INTO ${url}
-  TARGET TABLE bench.pgloader_target
-  TARGET COLUMNS (time, symbol, timeframe, open, high, low, close, volume)
-  WITH skip header = 1, fields terminated by ',';
-`);
-      const pgloaderSqlite = path.join(dir, "sqlite.load");
-      fs.writeFileSync(pgloaderSqlite, `LOAD DATABASE FROM sqlite://${files.sqlite} INTO ${url}
-  WITH data only, create no tables, create no indexes, reset no sequences
-  CAST type real to numeric using float-to-string
-  INCLUDING ONLY TABLE NAMES LIKE 'ohlcv_data';
-`);
-      add({ group: "empty", name: "pgloader, CSV", floor: "psql \\copy, CSV (floor)", table: "bench.pgloader_target", expected: "base",
-        before: () => empty("bench.pgloader_target"), once: shell(`/usr/bin/pgloader --quiet ${q(pgloaderCsv)}`) });
-      add({ group: "empty", name: "pgloader, SQLite (using float-to-string)", floor: "sqlite3 -csv | psql \\copy (SQLite floor)", table: "public.ohlcv_data", expected: "base",
-        before: () => empty("public.ohlcv_data"), once: shell(`/usr/bin/pgloader --quiet ${q(pgloaderSqlite)}`) });
-      add({ group: "empty", name: "multi-row INSERT (execute_values style, 1,000 rows a statement)", floor: "psql \\copy, CSV (floor)", table: "bench.insert_target", expected: "base",
-        before: () => empty("bench.insert_target"), once: async () => {
-          const r = await runChild(["insert", url, files.csv]);
-          return { seconds: r.seconds ?? 0, maxRssMb: r.maxRssMb };
-        } });
-    }
-    // The re-load: every base bar present, the last ones revised, 1% new.
-    const mergeSql = (policy: ConflictPolicy) =>
-      `BEGIN; CREATE TEMP TABLE s (LIKE bench.copy_target INCLUDING DEFAULTS) ON COMMIT DROP;
-       \\copy s ${csvCols} FROM '${files.reload}' WITH (FORMAT csv, HEADER true)
-       INSERT INTO bench.copy_target AS t SELECT * FROM s ON CONFLICT (symbol, exchange, provider, timeframe, time) ${
-         policy === "skip"
-           ? "DO NOTHING"
-           : "DO UPDATE SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close, volume = EXCLUDED.volume, adj_close = EXCLUDED.adj_close " +
-             "WHERE (t.open, t.high, t.low, t.close, t.volume, t.adj_close) IS DISTINCT FROM (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close, EXCLUDED.volume, EXCLUDED.adj_close)"
-       };
-       COMMIT;`;
-    const mergeScript = (policy: ConflictPolicy) => {
-      const f = path.join(dir, `merge-${policy}.sql`);
-      fs.writeFileSync(f, mergeSql(policy));
-      return shell(`/usr/bin/psql -X -q -v ON_ERROR_STOP=1 ${q(url)} -f ${q(f)}`);
-    };
-    for (const policy of ["skip", "update"] as const) {
-      const floor = `\\copy to a temp table + INSERT ... ON CONFLICT DO ${policy === "skip" ? "NOTHING" : "UPDATE"} (floor)`;
-      const expected = policy === "skip" ? "reloadSkip" : "reloadUpdate";
-      add({ group: "reload", name: floor, table: "bench.copy_target", expected, before: () => rebase("bench.copy_target"), once: mergeScript(policy) });
-      add({ group: "reload", name: `loader, CSV, --on-conflict ${policy}`, floor, table: "market_data.ohlcv_bars", expected,
-        before: () => rebase("market_data.ohlcv_bars"), once: loader(files.reload, policy) });
-    }
-    if (peers) {
-      add({ group: "reload", name: "multi-row INSERT ... ON CONFLICT DO NOTHING (execute_values style)", floor: "\\copy to a temp table + INSERT ... ON CONFLICT DO NOTHING (floor)",
-        table: "bench.insert_target", expected: "reloadSkip", before: () => rebase("bench.insert_target"), once: async () => {
-          const r = await runChild(["insert", url, files.reload]);
-          return { seconds: r.seconds ?? 0, maxRssMb: r.maxRssMb };
-        } });
-    }
-
-    const checkOf = async (table: string) => {
-      const r = await sql(`SELECT count(*) AS n, coalesce(trim_scale(sum(close)), 0)::text AS s FROM ${table}`);
-      return `${r.rows[0].n} / ${r.rows[0].s}`;
-    };
+    const urls = await twoDatabases((name) => server.createDatabase(name));
+    versions = (await withClient(urls.loader, (c) => c.query("SELECT current_setting('server_version') AS pg, extversion FROM pg_extension WHERE extname = 'timescaledb'"))).rows
+      .map((r) => `PostgreSQL ${r.pg}, TimescaleDB ${r.extversion}`)[0] ?? "";
+    const states = new States(urls, files);
+    kinds = kindsFor(urls, files, dir);
     for (let round = 1; round <= repeat; round++) {
       roundLoads.push(os.loadavg()[0]?.toFixed(1) ?? "?");
       for (const k of kinds) {
-        log(`round ${round} of ${repeat}: ${k.name}`);
-        if (round === 1 && k.group === "reload" && k.table === "bench.copy_target") {
-          // The base values of the bars the re-load revises, to undo it between runs.
-          await sql("TRUNCATE bench.revised");
-          await sql(`INSERT INTO bench.revised SELECT * FROM bench.copy_target WHERE time >= $1`, [files.revisedFrom]);
-        }
+        log(`round ${round} of ${repeat}: ${k.state}: ${k.name}`);
+        await states.prepare(k.side, k.state);
         const r = await k.once();
-        const check = await checkOf(k.table);
-        const ok = check === files.expected[k.expected];
-        if (!ok) log(`  ${k.name}: ${check}, expected ${files.expected[k.expected]}`);
-        samples.set(k.name, [...(samples.get(k.name) ?? []), { ...r, check, ok }]);
+        const check = await states.tally(k.side);
+        const expected = show(k.expected(files));
+        const ok = check === expected;
+        if (!ok) log(`  ${k.name}: ${check}, expected ${expected}`);
+        samples.set(keyOf(k), [...(samples.get(keyOf(k)) ?? []), { ...r, check, ok }]);
         log(`  ${r.seconds.toFixed(2)} s${r.maxRssMb ? `, ${r.maxRssMb} MB` : ""}, ${check}`);
       }
     }
-    keyset = await runChild(["keyset", "", String(n)]);
+    compression = await compressionOf(states, files);
+    keyset = await keysetMemory(n);
+    if (scaleRows > 0) {
+      log(`scaling run: ${scaleRows} rows`);
+      scale = await scaleRun(dir, scaleRows, states, urls);
+    }
   } finally {
-    await pg.stop();
+    await server.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(CHILD_DIST, { recursive: true, force: true });
   }
-  if (peers) pgloaderNote = (await run("/usr/bin/pgloader", ["--version"])).stdout.split("\n")[0] ?? "";
-
-  log("compression of the sample on TimescaleDB");
-  const tsdb = await startTimescaleEngine();
-  try {
-    // The dev stack's settings (30-day chunks for bars).
-    await schemaRunner(tsdb.url, { timescaledb: true, variables: DEV_VARIABLES }).up();
-    const ratio = () => withClient(tsdb.url, async (c) => {
-      await c.query("SELECT compress_chunk(ch) FROM show_chunks('market_data.ohlcv_bars') ch");
-      const r = await c.query(
-        `SELECT total_chunks, number_compressed_chunks, before_compression_total_bytes AS before, after_compression_total_bytes AS after
-           FROM hypertable_columnstore_stats('market_data.ohlcv_bars')`,
-      );
-      const s = r.rows[0];
-      return `${s.number_compressed_chunks}/${s.total_chunks} chunks compressed: ${Math.round(Number(s.before) / 1024)} KiB -> ${Math.round(Number(s.after) / 1024)} KiB, ratio ${(Number(s.before) / Number(s.after)).toFixed(1)}x`;
-    });
-    await loadOhlcvFrom(tsdb.url, { files: [path.join(ROOT, "data/sample/csv/ohlcv.csv")] });
-    compression = `- the bundled sample (5,118 bars): ${await ratio()}`;
-    await withClient(tsdb.url, (c) => c.query("TRUNCATE market_data.ohlcv_bars"));
-    // A denser set: 2,000 minute bars of each of the 50 symbols.
-    const head = path.join(dir, "head.csv");
-    const lines = fs.readFileSync(files.csv, "utf8").split("\n");
-    const perSymbol = Math.ceil(n / SYMBOLS);
-    fs.writeFileSync(head, [lines[0], ...lines.slice(1).filter((l, i) => l && i % perSymbol < 2000)].join("\n"));
-    await loadOhlcvFrom(tsdb.url, { files: [head] });
-    compression += `\n- 100,000 bars (2,000 minute bars x 50 symbols): ${await ratio()}`;
-  } finally {
-    await tsdb.stop();
-  }
-  fs.rmSync(dir, { recursive: true, force: true });
-  fs.rmSync(CHILD_DIST, { recursive: true, force: true });
-
-  const md = report({ n, repeat, peers, files, sizes, kinds, samples, roundLoads, loadStart, keyset, compression, pgloaderNote });
-  const outFile = o.out ?? path.join(ROOT, "bench/load.md");
-  fs.writeFileSync(outFile, md);
+  const md = report({ n, repeat, scaleRows, files, sizes, kinds, samples, roundLoads, loadStart, keyset, scale, versions, compression });
+  fs.writeFileSync(o.out ?? path.join(ROOT, "bench/load.md"), md);
   return md;
 }
 
-function report(r: {
-  n: number; repeat: number; peers: boolean; files: Files; sizes: Record<string, number>; kinds: Kind[]; samples: Map<string, Sample[]>;
-  roundLoads: string[]; loadStart: string; keyset: Record<string, number>; compression: string; pgloaderNote: string;
-}): string {
+/** The base file's bars compressed chunk by chunk (dev settings: segmentby symbol), from hypertable_columnstore_stats. */
+async function compressionOf(states: States, files: Files): Promise<string> {
+  await states.prepare("loader", "empty");
+  await timedShell(psqlIn(states.urls.loader, `\\copy ${BARS} ${CSV_COLS} FROM '${files.csv}' WITH (FORMAT csv, HEADER true)`));
+  await states.sql("loader", `SELECT count(compress_chunk(ch)) FROM show_chunks('${BARS}') ch`);
+  const s = (await states.sql("loader", `SELECT total_chunks, number_compressed_chunks AS compressed, before_compression_total_bytes AS before, after_compression_total_bytes AS after
+      FROM hypertable_columnstore_stats('${BARS}')`)).rows[0];
+  return `${s.compressed}/${s.total_chunks} chunks compressed: ${Math.round(Number(s.before) / 1048576)} MiB -> ${Math.round(Number(s.after) / 1048576)} MiB, ratio ${(Number(s.before) / Number(s.after)).toFixed(1)}x`;
+}
+
+/** Memory of the in-file duplicate check alone, measured in a child. */
+function keysetMemory(n: number): Promise<Record<string, number>> {
+  return runChild(["keyset", "", String(n)]);
+}
+
+interface ReportInput {
+  n: number;
+  repeat: number;
+  scaleRows: number;
+  files: Files;
+  sizes: Record<string, number>;
+  kinds: Kind[];
+  samples: Map<string, Sample[]>;
+  roundLoads: string[];
+  loadStart: string;
+  keyset: Record<string, number>;
+  scale: Scale | undefined;
+  versions: string;
+  compression: string;
+}
+
+const HEAD = "| run | seconds, round by round | median s | rows/s | vs floor | peak RSS MB | rows / sum(close) |\n|---|---|---|---|---|---|---|";
+
+function report(r: ReportInput): string {
   const { n, repeat, files, kinds, samples } = r;
-  const med = (name: string) => median((samples.get(name) ?? []).map((s) => s.seconds));
-  const rowsOf = (k: Kind) => (k.group === "empty" ? n : files.reloadRows);
-  const line = (k: Kind) => {
-    const runs = samples.get(k.name) ?? [];
-    const m = med(k.name);
-    const ratio = k.floor ? `${(med(k.floor) / m).toFixed(2)}x` : "1.00x (floor)";
+  const med = (k: { state: State; name: string }) => median((samples.get(keyOf(k)) ?? []).map((s) => s.seconds));
+  const ratioOf = (state: State, name: string) => med({ state, name: kinds.find((k) => k.state === state && k.name === name)?.floor ?? "" }) / med({ state, name });
+  const rowLine = (k: Kind) => {
+    const runs = samples.get(keyOf(k)) ?? [];
+    const m = med(k);
+    const rows = k.state === "reload" ? files.reloadRows : n;
     const rss = runs.map((s) => s.maxRssMb).filter((x): x is number => x !== undefined);
-    const checks = [...new Set(runs.map((s) => s.check))];
     const ok = runs.length > 0 && runs.every((s) => s.ok);
-    return `| ${k.name.replace(/\|/g, "\\|")} | ${runs.map((s) => s.seconds.toFixed(2)).join(", ")} | **${m.toFixed(2)}** | ${Math.round(rowsOf(k) / m).toLocaleString("en-US")} | ${ratio} | ${rss.length ? Math.max(...rss) : "-"} | ${checks.join("; ")} ${ok ? "ok" : "**WRONG**"} |`;
+    return `| ${k.name.replace(/\|/g, "\\|")} | ${runs.map((s) => s.seconds.toFixed(2)).join(", ")} | **${m.toFixed(2)}** | ${Math.round(rows / m).toLocaleString("en-US")} | ${k.floor ? `${ratioOf(k.state, k.name).toFixed(2)}x` : "1.00x (floor)"} | ${rss.length ? Math.max(...rss) : "-"} | ${[...new Set(runs.map((s) => s.check))].join("; ")} ${ok ? "ok" : "**WRONG**"} |`;
   };
-  const head = "| run | seconds, round by round | median s | rows/s | vs floor | peak RSS MB | rows / sum(close) |\n|---|---|---|---|---|---|---|";
-  const ratioOf = (name: string) => {
-    const k = kinds.find((x) => x.name === name);
-    return k?.floor ? med(k.floor) / med(name) : NaN;
-  };
+  const sections = GROUPS.map((g) => `## ${g.title}\n\n${HEAD}\n${kinds.filter((k) => k.state === g.state).map(rowLine).join("\n")}`);
   const met = (ok: boolean) => (ok ? "yes" : "**no**");
-  const loaders = kinds.filter((k) => k.name.startsWith("loader"));
-  const peakRss = Math.max(...loaders.flatMap((k) => (samples.get(k.name) ?? []).map((s) => s.maxRssMb ?? Infinity)));
-  const allOk = kinds.every((k) => (samples.get(k.name) ?? []).every((s) => s.ok));
-  const g = (name: string) => ratioOf(name);
+  const loaderRss = kinds.filter((k) => k.side === "loader").flatMap((k) => (samples.get(keyOf(k)) ?? []).map((s) => s.maxRssMb ?? Infinity));
+  const peakRss = loaderRss.length ? Math.max(...loaderRss) : NaN;
+  const allOk = kinds.length > 0 && kinds.every((k) => (samples.get(keyOf(k)) ?? []).every((s) => s.ok)) && (r.scale?.ok ?? true);
+  const formatGoal = (state: State, label: string) => {
+    const ratios = ["loader, CSV", "loader, Parquet", "loader, SQLite (runbook ohlcv_data)"].map((name) => ratioOf(state, name));
+    return `| loader >= 0.95x its floor, ${label} (CSV, Parquet, SQLite) | ${ratios.map((x) => `${x.toFixed(2)}x`).join(", ")} | ${met(ratios.every((x) => x >= 0.95))} |`;
+  };
+  const skip = ratioOf("reload", "loader, CSV, --on-conflict skip");
+  const update = ratioOf("reload", "loader, CSV, --on-conflict update");
+  const csvRss = Math.max(...(samples.get(keyOf({ state: "empty", name: "loader, CSV" })) ?? []).map((s) => s.maxRssMb ?? Infinity));
   const goals = [
-    `| 1. re-load (1% new) at least as fast as \\copy + ON CONFLICT DO NOTHING | ${g("loader, CSV, --on-conflict skip").toFixed(2)}x | ${met(g("loader, CSV, --on-conflict skip") >= 1)} |`,
-    `| 1. (reported) the same with --on-conflict update vs DO UPDATE ... WHERE IS DISTINCT FROM | ${g("loader, CSV, --on-conflict update").toFixed(2)}x | ${met(g("loader, CSV, --on-conflict update") >= 1)} |`,
-    `| 2. SQLite >= 0.95x its floor | ${g("loader, SQLite (runbook ohlcv_data)").toFixed(2)}x | ${met(g("loader, SQLite (runbook ohlcv_data)") >= 0.95)} |`,
-    `| 2. CSV >= 0.95x \\copy | ${g("loader, CSV").toFixed(2)}x | ${met(g("loader, CSV") >= 0.95)} |`,
-    `| 2. Parquet >= 0.95x \\copy | ${g("loader, Parquet").toFixed(2)}x | ${met(g("loader, Parquet") >= 0.95)} |`,
-    `| 3. loader peak RSS < 200 MB, default heap (worst of every loader run) | ${peakRss} MB | ${met(peakRss < 200)} |`,
-    `| 5. every run leaves the expected rows and exact sum(close) | ${allOk ? "all" : "not all"} | ${met(allOk)} |`,
-    // The loader's first goals, which every later change must still meet.
-    `| CSV loader with validation and dedup >= 0.8x \\copy | ${g("loader, CSV").toFixed(2)}x | ${met(g("loader, CSV") >= 0.8)} |`,
-    `| ${n.toLocaleString("en-US")} rows from CSV in under ${(10 * n) / 1_000_000} s | ${med("loader, CSV").toFixed(2)} s | ${met(med("loader, CSV") < (10 * n) / 1_000_000)} |`,
-    `| loader peak RSS under 300 MB | ${peakRss} MB | ${met(peakRss < 300)} |`,
-    `| Parquet and SQLite sources >= 0.6x \\copy | ${g("loader, Parquet").toFixed(2)}x, ${g("loader, SQLite (runbook ohlcv_data)").toFixed(2)}x | ${met(Math.min(g("loader, Parquet"), g("loader, SQLite (runbook ohlcv_data)")) >= 0.6)} |`,
+    formatGoal("empty", "into an empty hypertable"),
+    formatGoal("earlier", "after earlier bars"),
+    formatGoal("earlier-compressed", "after earlier bars in compressed chunks"),
+    formatGoal("others", "beside other series"),
+    `| overlapping re-load (1% new, half in compressed chunks) faster than the DBA's SQL: skip / update | ${skip.toFixed(2)}x / ${update.toFixed(2)}x | ${met(skip > 1 && update > 1)} |`,
+    `| loader peak RSS < 200 MB (worst of every loader run) | ${peakRss} MB | ${met(peakRss < 200)} |`,
+    ...(r.scale
+      ? [`| peak RSS flat in the file's size: CSV ${n.toLocaleString("en-US")} vs ${r.scale.rows.toLocaleString("en-US")} bars within 10% | ${csvRss} vs ${r.scale.maxRssMb} MB (${((r.scale.maxRssMb / csvRss - 1) * 100).toFixed(0)}%) | ${met(Math.abs(r.scale.maxRssMb / csvRss - 1) <= 0.1 && r.scale.maxRssMb < 200)} |`]
+      : []),
+    `| every run leaves the expected rows and exact sum(close) | ${allOk ? "all" : "not all"} | ${met(allOk)} |`,
   ];
+  const scaleTable = r.scale
+    ? `## How a load grows with the file: CSV into an empty hypertable
+
+| bars | loader s (median of ${repeat} / one run) | \\copy s | loader vs \\copy | loader rows/s | loader peak RSS MB | rows / sum(close) |
+|---|---|---|---|---|---|---|
+| ${n.toLocaleString("en-US")} | ${med({ state: "empty", name: "loader, CSV" }).toFixed(2)} | ${med({ state: "empty", name: "psql \\copy, CSV (floor)" }).toFixed(2)} | ${ratioOf("empty", "loader, CSV").toFixed(2)}x | ${Math.round(n / med({ state: "empty", name: "loader, CSV" })).toLocaleString("en-US")} | ${csvRss} | ${show(files.base)} |
+| ${r.scale.rows.toLocaleString("en-US")} | ${r.scale.loaderSeconds.toFixed(2)} | ${r.scale.copySeconds.toFixed(2)} | ${(r.scale.copySeconds / r.scale.loaderSeconds).toFixed(2)}x | ${Math.round(r.scale.rows / r.scale.loaderSeconds).toLocaleString("en-US")} | ${r.scale.maxRssMb} | ${r.scale.check} ${r.scale.ok ? "ok" : "**WRONG**"} |
+
+Query times at 10 million bars are in bench/queries.md.
+`
+    : "";
   const cpu = os.cpus()[0]?.model.trim() ?? "unknown CPU";
-  const command = `npm run bench:load${n !== 1_000_000 || repeat !== 3 ? ` -- --rows ${n} --repeat ${repeat}` : ""}${r.peers ? "" : " --no-peers"}`;
-  return `# Load benchmark
+  const command = `npm run bench:load${n !== 1_000_000 || repeat !== 3 || r.scaleRows !== 10_000_000 ? ` -- --rows ${n} --repeat ${repeat} --scale-rows ${r.scaleRows}` : ""}`;
+  return `# Load benchmark (native TimescaleDB)
 
 Command: \`${command}\` (scripts/bench-load.ts, \`runLoadBench\`), ${new Date().toISOString().slice(0, 16)}Z, on ${os.cpus().length} x ${cpu},
-${Math.round(os.totalmem() / 2 ** 30)} GB RAM, Node ${process.version}, embedded PostgreSQL 17 (fsync off, as the test fixture starts it)${r.pgloaderNote ? `, ${r.pgloaderNote}` : ""}.
+${Math.round(os.totalmem() / 2 ** 30)} GB RAM, Node ${process.version}, ${r.versions} (native, Debian packages; the test fixture's server:
+TimescaleDB preloaded with the container's worker settings from lib/tuning.ts, fsync off).
 Load average (1 / 5 / 15 min) at the start ${r.loadStart}, at the end ${os.loadavg().map((l) => l.toFixed(1)).join(" / ")}; 1-minute load at the start of each round: ${r.roundLoads.join(", ")}.
-This machine has 2 cores shared with other work: compare rows of the same run, round by round.
+This machine has 2 cores: compare rows of the same run, round by round.
 
 Data: ${n.toLocaleString("en-US")} one-minute bars of ${SYMBOLS} symbols (symbol after symbol), files: CSV ${r.sizes.csv} MB, Parquet ${r.sizes.parquet} MB
-(hyparquet-writer: nullable columns, DataPageV2, SNAPPY, dictionaries, row groups of 100,000), SQLite ${r.sizes.sqlite} MB (the runbook's \`ohlcv_data\`, REAL prices). Re-load file (${r.sizes.reload} MB): ${files.reloadRows.toLocaleString("en-US")} bars, every base bar again
-(the last ${REVISED_PER_SYMBOL} of each symbol revised: close := low, volume + 1) and ${NEW_SHARE * 100}% new bars after them.
-Targets: \`market_data.ohlcv_bars\` after every migration (0012: ascending \`(symbol, timeframe, time)\` index) for the loader, tables
-\`LIKE ... INCLUDING ALL\` of it for \\copy, pgloader's CSV and the INSERTs (same key, index and checks), and for pgloader's SQLite load
-\`public.ohlcv_data\` with the runbook's column names and the same key and index. ${repeat} interleaved rounds, each running every row below once, in this order.
-Correctness: after every run, the target's row count and exact \`sum(close)\`; expected ${files.expected.base} after a load into an empty table,
-${files.expected.reloadSkip} after a re-load that keeps present bars, ${files.expected.reloadUpdate} after one that updates them.
+(hyparquet-writer: nullable columns, DataPageV2, SNAPPY, dictionaries, row groups of 100,000), SQLite ${r.sizes.sqlite} MB (the runbook's \`ohlcv_data\`, REAL prices).
+Re-load file (${r.sizes.reload} MB): ${files.reloadRows.toLocaleString("en-US")} bars, every base bar again (the last ${REVISED_PER_SYMBOL} of each symbol revised: close := low,
+volume + 1) and ${NEW_SHARE * 100}% new bars after them. The base bars straddle a chunk boundary (${new Date(SPLIT).toISOString().slice(0, 10)}): half of them lie in the chunk before it.
 
-## Into an empty table (${n.toLocaleString("en-US")} bars)
+Targets: two databases on one server, each migrated to the newest migration with the dev stack's settings (30-day chunks,
+columnstore segmentby symbol, the five hierarchical continuous aggregates over the bars), background jobs paused. The loader
+writes into one database's \`market_data.ohlcv_bars\`, \\copy and the DBA's SQL into the other's: the same hypertable in the same
+state. Before each run the target is put into its section's state (prepared once a round, then what the last run added is
+removed and what it changed put back, chunks recompressed, VACUUM ANALYZE, CHECKPOINT). ${repeat} interleaved rounds, each running
+every row below once, in this order. Correctness: after every run, the target's row count and exact \`sum(close)\` against the generator's.
 
-${head}
-${kinds.filter((k) => k.group === "empty").map(line).join("\n")}
+${sections.join("\n\n")}
 
-## Re-load: ${files.reloadRows.toLocaleString("en-US")} bars, ${n.toLocaleString("en-US")} already present
-
-The table is put back to the base bars before each run (new bars deleted, revisions undone, VACUUM ANALYZE).
-
-${head}
-${kinds.filter((k) => k.group === "reload").map(line).join("\n")}
-
-## Goals (numbered: this run's; unnumbered: the loader's first goals, which every change must still meet)
+## Goals (issue 19; the loader's earlier goals are met by the same rows)
 
 | goal | this run (median vs its floor) | met |
 |---|---|---|
 ${goals.join("\n")}
 
-Goal 4 (query latencies after 0012's index change, before and after in one run) is in bench/queries.md.
+${scaleTable}
+Compression on this server (dev settings: 30-day chunks, segmentby symbol, orderby time DESC), the base file's bars,
+every chunk compressed with compress_chunk, sizes from hypertable_columnstore_stats: ${r.compression}.
 
 In-file duplicate check for ${(r.keyset.keys ?? 0).toLocaleString("en-US")} keys (epoch microseconds per series): ${((r.keyset.keysetBytes ?? 0) / 1048576).toFixed(1)} MiB
 as the loader keeps them for time-ordered sources (a sorted Float64Array per series), ${((r.keyset.setBytes ?? 0) / 1048576).toFixed(1)} MiB as \`Set\`s (what a
 series switches to when its rows are out of order).
 
-Compression on the TimescaleDB engine (PGlite build, TimescaleDB 2.23; dev stack settings: 30-day chunks, segmentby
-symbol), every chunk compressed with compress_chunk, sizes from hypertable_columnstore_stats:
-${r.compression}
-
 Reading the numbers:
-- The loader validates every row and drops in-file duplicates; \\copy, pgloader and the INSERTs do neither.
-- Loaders and INSERTs run in child processes of their own (peak RSS is the child's), compiled by tsc and run
-  by plain \`node\`, as the CLI ships; under tsx the same loads take about 40 MB more (the transpiler).
-- Into an empty table the loader writes a file through one COPY, fed while the file is read and checked (as
-  \\copy feeds its one COPY), so the server does the same work for both; the loader's client (reading,
-  validating, formatting: about 3 s of CPU per million rows) runs on the machine's second core, shared with the
-  server's background work and other jobs, where psql's client does next to nothing.
-- A re-load goes in chunks (256 rows, doubling up to 32,768): each first asks the target which of its keys it
-  holds (one index range scan per series), then COPYs only the missing rows straight into the target while the
-  client reads and checks the next ones (docs/LOADING.md). It sends only the new (and, with update, the
-  changed) bars: the server never writes or probes the bars it already has.
-- The floor for a re-load writes every row twice (temp table, then ON CONFLICT probing the target).
+- The loader validates every row and drops in-file duplicates; \\copy does neither.
+- Loaders run in child processes of their own (peak RSS is the child's), compiled by tsc and run by plain \`node\`, as the CLI ships.
+- Into a hypertable that holds none of the file's keys (empty, earlier bars, other series) the loader asks the target once
+  whether it holds any of the file's first chunk of bars (one probe of at most 256 keys), then writes the whole file through one
+  COPY fed while the file is read and checked, as \\copy feeds its one COPY; the loader's client (reading, validating,
+  formatting) runs on the machine's second core, beside the server.
+- A re-load goes in chunks (256 rows, doubling up to 32,768): each first asks the target which of its keys it holds (one index
+  range scan per series, compressed chunks included), then COPYs only the missing rows (and, with update, UPDATEs only the
+  changed ones): the server never rewrites or re-checks the bars it already has. The DBA's SQL writes every row twice
+  (temp table, then ON CONFLICT probing the target, which decompresses the compressed batches it must check).
 `;
 }
