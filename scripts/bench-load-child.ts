@@ -3,7 +3,7 @@
  * peak RSS is its own, printed as JSON. It imports only lib/, so the benchmark runs it compiled (plain
  * `node`, as the CLI ships) rather than through tsx, whose transpiler adds some 40 MB to every process.
  *
- * `node bench-load-child.js MODE URL FILE [POLICY] [CHUNK_ROWS]`, MODE one of loader, keyset.
+ * `node bench-load-child.js MODE URL FILE [POLICY] [OPTIONS_JSON]`, MODE one of loader, keyset.
  */
 import { TimeKeySet } from "../lib/loader/keySet";
 import { type ConflictPolicy, type LoadSummary, loadOhlcvFrom } from "../lib/loader/OhlcvLoader";
@@ -53,12 +53,19 @@ export function* bars(perSymbol: number, extra = 0, set: BarSet = {}): Generator
 }
 
 
-/** Child mode: one measured load, JSON on stdout with the child's peak RSS. */
-export async function child(mode: string, url: string, file: string, policy: ConflictPolicy, chunkRows?: number): Promise<void> {
+/** What the parent adds to a load: the load options a format needs (timeframe, path pattern), as JSON. */
+export type ChildLoadOptions = Partial<Parameters<typeof loadOhlcvFrom>[1]>;
+
+/**
+ * Child mode: one measured load, JSON on stdout with the child's peak RSS. `file` is a path, or a JSON array of
+ * paths (one load of several files).
+ */
+export async function child(mode: string, url: string, file: string, policy: ConflictPolicy, options: ChildLoadOptions = {}): Promise<void> {
   const started = process.hrtime.bigint();
   let extra: Record<string, unknown> = {};
   if (mode === "loader") {
-    const s: LoadSummary = await loadOhlcvFrom(url, { files: [file], onConflict: policy, ...(chunkRows ? { chunkRows } : {}), ...(file.endsWith(".parquet") ? { timeframe: "1m" } : {}) });
+    const files = file.startsWith("[") ? (JSON.parse(file) as string[]) : [file];
+    const s: LoadSummary = await loadOhlcvFrom(url, { files, onConflict: policy, ...options });
     extra = { inserted: s.inserted, updated: s.updated, alreadyPresent: s.alreadyPresent, rejected: s.rejected, read: s.read };
   } else if (mode === "keyset") {
     // Memory of the in-file duplicate check alone, as the loader keeps it (TimeKeySet per series), and as
@@ -87,8 +94,8 @@ export async function child(mode: string, url: string, file: string, policy: Con
 
 
 if (require.main === module) {
-  const [mode = "", url = "", file = "", policy = "skip", chunkRows] = process.argv.slice(2);
-  child(mode, url, file, policy === "update" ? "update" : "skip", chunkRows ? Number(chunkRows) : undefined).catch((err: unknown) => {
+  const [mode = "", url = "", file = "", policy = "skip", options = "{}"] = process.argv.slice(2);
+  child(mode, url, file, policy === "update" ? "update" : "skip", JSON.parse(options) as ChildLoadOptions).catch((err: unknown) => {
     process.stderr.write(`bench-load-child: ${(err as Error).stack ?? String(err)}\n`);
     process.exitCode = 1;
   });

@@ -17,7 +17,8 @@
  * - other series: N bars of 50 other symbols over the file's times (same chunks);
  * - the re-load: the file's bars present, the chunks before the boundary in its middle compressed, and a
  *   re-load file holding every bar again (the last 10 of each symbol revised) and 1% new bars.
- * Then, when --scale-rows is set (default 10,000,000), one more CSV of that size loaded once by the loader and
+ * Into the empty hypertable also the formats issue 22 added (zip, DuckDB, Feather, freqtrade JSON), each written by
+ * its own tool from the same bars. Then, when --scale-rows is set (default 10,000,000), one more CSV of that size loaded once by the loader and
  * once by \copy into empty hypertables: how time and peak RSS grow with the file.
  *
  * After every run the target's row count and exact sum(close) are checked against the generator's. Every
@@ -31,7 +32,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { withClient } from "../lib/db";
 import type { ConflictPolicy } from "../lib/loader/OhlcvLoader";
-import { type Bar, type BarSet, SYMBOLS, bars } from "./bench-load-child";
+import { type Bar, type BarSet, type ChildLoadOptions, SYMBOLS, bars } from "./bench-load-child";
 import { startTimescaleServer } from "../test/fixtures/engines";
 import { schemaRunner } from "../test/fixtures/schema";
 
@@ -113,6 +114,11 @@ interface Files {
   csv: string;
   parquet: string;
   sqlite: string;
+  /** The same bars as a DuckDB database (table bars), a Feather v2 file, freqtrade JSON (one file a symbol) and a zipped CSV. */
+  duckdb: string;
+  feather: string;
+  json: string[];
+  zip: string;
   earlier: string;
   others: string;
   reload: string;
@@ -199,13 +205,70 @@ async function generate(dir: string, n: number): Promise<Files> {
     }
   })();
   db.close();
+  const formats = await writeNewFormats(dir, csv, perSymbol, start, cols);
   return {
-    csv, parquet, sqlite, earlier, others, reload, base, earlierTally, othersTally, reloadRows, earlierEnd,
+    csv, parquet, sqlite, ...formats, earlier, others, reload, base, earlierTally, othersTally, reloadRows, earlierEnd,
     reloadSkip: skip,
     reloadUpdate: update,
     newAfter: new Date(start + (perSymbol - 1) * 60_000).toISOString(),
     revisedFrom: new Date(start + (perSymbol - REVISED_PER_SYMBOL) * 60_000).toISOString(),
   };
+}
+
+/** Columns of the base bars, as the Parquet and Feather writers take them. */
+interface Columns {
+  ts: bigint[];
+  symbol: string[];
+  open: number[];
+  high: number[];
+  low: number[];
+  close: number[];
+  volume: number[];
+}
+
+/**
+ * The base bars in the formats issue 22 added, each written by its own tool: DuckDB's Node package (a `bars` table
+ * read from the CSV by DuckDB), apache-arrow (uncompressed Feather v2), freqtrade's JSON shape (an array of
+ * `[date_ms, open, high, low, close, volume]` per `SYMBOL-1m.json`) and zip(1) around the CSV.
+ */
+async function writeNewFormats(dir: string, csv: string, perSymbol: number, start: number, cols: Columns): Promise<Pick<Files, "duckdb" | "feather" | "json" | "zip">> {
+  const duckdb = path.join(dir, "bars.duckdb");
+  const { DuckDBInstance } = await import("@duckdb/node-api");
+  const instance = await DuckDBInstance.create(duckdb);
+  const connection = await instance.connect();
+  await connection.run(`CREATE TABLE bars AS SELECT CAST("timestamp" AS TIMESTAMPTZ) AS "timestamp", symbol, timeframe, open, high, low, close, volume FROM read_csv('${csv}', types = {'open': 'DOUBLE', 'high': 'DOUBLE', 'low': 'DOUBLE', 'close': 'DOUBLE', 'volume': 'BIGINT'})`);
+  connection.closeSync();
+  instance.closeSync();
+
+  const arrow = await import("apache-arrow");
+  const feather = path.join(dir, "bars.feather");
+  const table = new arrow.Table({
+    date: arrow.vectorFromArray(cols.ts.map((t) => Number(t / 1_000_000n)), new arrow.TimestampMillisecond("UTC")),
+    symbol: arrow.vectorFromArray(cols.symbol, new arrow.Utf8()),
+    open: arrow.makeVector(Float64Array.from(cols.open)),
+    high: arrow.makeVector(Float64Array.from(cols.high)),
+    low: arrow.makeVector(Float64Array.from(cols.low)),
+    close: arrow.makeVector(Float64Array.from(cols.close)),
+    volume: arrow.makeVector(Float64Array.from(cols.volume)),
+  });
+  fs.writeFileSync(feather, arrow.tableToIPC(table, "file"));
+
+  const json: string[] = [];
+  for (let s = 0; s < SYMBOLS; s++) {
+    const from = s * perSymbol;
+    const symbol = cols.symbol[from] ?? "";
+    const rows: string[] = [];
+    for (let i = from; i < from + perSymbol; i++) {
+      rows.push(`[${start + (i - from) * 60_000},${cols.open[i]},${cols.high[i]},${cols.low[i]},${cols.close[i]},${cols.volume[i]}]`);
+    }
+    const file = path.join(dir, `${symbol}-1m.json`);
+    fs.writeFileSync(file, `[${rows.join(",")}]`);
+    json.push(file);
+  }
+
+  const zip = path.join(dir, "bars.zip");
+  await run("/usr/bin/zip", ["-q", "-j", zip, csv]);
+  return { duckdb, feather, json, zip };
 }
 
 /** Where the measured children run from: the project compiled by tsc, under the (git-ignored) tmp/. */
@@ -376,23 +439,33 @@ COMMIT;
 
 /** Every run, in the order a round runs them: grouped by state, so each state is prepared once a round. */
 function kindsFor(urls: Record<Side, string>, f: Files, dir: string): Kind[] {
-  const loader = (file: string, policy: ConflictPolicy = "skip") => async () => {
-    const r = await runChild(["loader", urls.loader, file, policy]);
+  const loader = (file: string | string[], policy: ConflictPolicy = "skip", options: ChildLoadOptions = {}) => async () => {
+    const r = await runChild(["loader", urls.loader, typeof file === "string" ? file : JSON.stringify(file), policy, JSON.stringify(options)]);
     return { seconds: r.seconds ?? 0, maxRssMb: r.maxRssMb };
   };
   const shell = (script: string) => async () => ({ seconds: await timedShell(script) });
   const sqliteSelect = "SELECT ticker, region, date, timeframe, open, high, low, close, volume FROM ohlcv_data";
   const COPY = "psql \\copy, CSV (floor)";
   const SQLITE = "sqlite3 -csv | psql \\copy (SQLite floor)";
+  const ZIP = "unzip -p | psql \\copy (zip floor)";
   const kinds: Kind[] = [];
   for (const g of GROUPS.filter((x) => x.state !== "reload")) {
     const expected = (files: Files) => plus(g.before(files), files.base);
     const add = (k: Omit<Kind, "state" | "expected">) => kinds.push({ ...k, state: g.state, expected });
     add({ side: "copy", name: SQLITE, once: shell(`/usr/bin/sqlite3 -csv ${q(f.sqlite)} ${q(sqliteSelect)} | ${psqlIn(urls.copy, `\\copy ${BARS} (symbol, exchange, time, timeframe, open, high, low, close, volume) FROM STDIN WITH (FORMAT csv)`)}`) });
     add({ side: "loader", name: "loader, SQLite (runbook ohlcv_data)", floor: SQLITE, once: loader(f.sqlite) });
-    add({ side: "loader", name: "loader, Parquet", floor: COPY, once: loader(f.parquet) });
+    add({ side: "loader", name: "loader, Parquet", floor: COPY, once: loader(f.parquet, "skip", { timeframe: "1m" }) });
     add({ side: "copy", name: COPY, once: shell(psqlIn(urls.copy, `\\copy ${BARS} ${CSV_COLS} FROM '${f.csv}' WITH (FORMAT csv, HEADER true)`)) });
     add({ side: "loader", name: "loader, CSV", floor: COPY, once: loader(f.csv) });
+    if (g.state === "empty") {
+      // Issue 22's formats, each against the same bars through \copy (no converter of theirs is installed here:
+      // no duckdb or pyarrow command line), and the zip against unzip -p | \copy.
+      add({ side: "copy", name: ZIP, once: shell(`/usr/bin/unzip -p ${q(f.zip)} | ${psqlIn(urls.copy, `\\copy ${BARS} ${CSV_COLS} FROM STDIN WITH (FORMAT csv, HEADER true)`)}`) });
+      add({ side: "loader", name: "loader, zip (one CSV)", floor: ZIP, once: loader(f.zip) });
+      add({ side: "loader", name: "loader, DuckDB (table bars)", floor: COPY, once: loader(f.duckdb) });
+      add({ side: "loader", name: "loader, Feather v2 (uncompressed)", floor: COPY, once: loader(f.feather, "skip", { timeframe: "1m" }) });
+      add({ side: "loader", name: "loader, freqtrade JSON (50 files)", floor: COPY, once: loader(f.json, "skip", { pathPattern: "{symbol}-{timeframe}.json" }) });
+    }
   }
   for (const policy of ["skip", "update"] as const) {
     const floor = `\\copy to a temp table + INSERT ... ON CONFLICT DO ${policy === "skip" ? "NOTHING" : "UPDATE"} (the DBA's SQL)`;
@@ -533,6 +606,9 @@ interface ReportInput {
   compression: string;
 }
 
+/** Issue 22's formats, as their rows are named. */
+const NEW_FORMATS = ["loader, zip (one CSV)", "loader, DuckDB (table bars)", "loader, Feather v2 (uncompressed)", "loader, freqtrade JSON (50 files)"];
+
 const HEAD = "| run | seconds, round by round | median s | rows/s | vs floor | peak RSS MB | rows / sum(close) |\n|---|---|---|---|---|---|---|";
 
 function report(r: ReportInput): string {
@@ -565,6 +641,7 @@ function report(r: ReportInput): string {
     formatGoal("earlier-compressed", "after earlier bars in compressed chunks"),
     formatGoal("others", "beside other series"),
     `| overlapping re-load (1% new, half in compressed chunks) faster than the DBA's SQL: skip / update | ${skip.toFixed(2)}x / ${update.toFixed(2)}x | ${met(skip > 1 && update > 1)} |`,
+    `| (issue 22, reported) its formats against their floors, into an empty hypertable: ${NEW_FORMATS.join(", ")} | ${NEW_FORMATS.map((name) => `${ratioOf("empty", name).toFixed(2)}x`).join(", ")} | - |`,
     `| loader peak RSS < 200 MB (worst of every loader run) | ${peakRss} MB | ${met(peakRss < 200)} |`,
     ...(r.scale
       ? [`| peak RSS flat in the file's size: CSV ${n.toLocaleString("en-US")} vs ${r.scale.rows.toLocaleString("en-US")} bars within 10% | ${csvRss} vs ${r.scale.maxRssMb} MB (${((r.scale.maxRssMb / csvRss - 1) * 100).toFixed(0)}%) | ${met(Math.abs(r.scale.maxRssMb / csvRss - 1) <= 0.1 && r.scale.maxRssMb < 200)} |`]
