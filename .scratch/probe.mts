@@ -1,0 +1,11 @@
+import { startTimescaleServer } from "/work/wt-admin-hook/test/fixtures/engines.ts";
+import pg from "pg";
+const e = await startTimescaleServer();
+const c = new pg.Client(e.config());
+await c.connect();
+const q = async (s: string) => { try { const r = await c.query(s); console.log(s.slice(0,80), JSON.stringify(r.rows)); } catch (err) { console.log(s.slice(0,80), "ERR", (err as Error).message); } };
+await q(`SELECT p.oid::regprocedure::text AS sig, p.prokind, p.prosecdef, p.proacl FROM pg_proc p JOIN pg_depend d ON d.objid=p.oid AND d.classid='pg_proc'::regclass AND d.deptype='e' JOIN pg_extension x ON x.oid=d.refobjid WHERE x.extname='timescaledb' AND p.proname ~ '^(add_job|alter_job|delete_job|run_job|add_.*policy|remove_.*policy|alter_job_set_hypertable_id)$' ORDER BY 1`);
+await q(`SELECT extversion, (SELECT default_version FROM pg_available_extensions WHERE name='timescaledb') FROM pg_extension WHERE extname='timescaledb'`);
+await q(`SELECT * FROM pg_available_extension_versions WHERE name='timescaledb'`);
+await q(`SELECT count(*) FROM pg_init_privs i JOIN pg_proc p ON p.oid=i.objoid WHERE p.proname='add_job'`);
+await c.end(); await e.stop();

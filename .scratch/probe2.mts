@@ -1,0 +1,31 @@
+import { startTimescaleServer } from "../test/fixtures/engines.ts";
+import pg from "pg";
+const e = await startTimescaleServer();
+const conn = async (db = "postgres") => { const c = new pg.Client(e.config(db)); await c.connect(); return c; };
+const q = async (c: pg.Client, s: string) => { try { const r = await c.query(s); console.log(s.slice(0,90), JSON.stringify(r.rows)); } catch (err) { console.log(s.slice(0,90), "ERR", (err as Error).message); } };
+let c = await conn();
+await q(c, "CREATE DATABASE a"); await q(c, "CREATE DATABASE b"); await c.end();
+c = await conn("a");
+await q(c, "CREATE EXTENSION timescaledb VERSION '2.22.1'");
+await q(c, "CREATE EXTENSION timescaledb");
+await q(c, "UPDATE pg_extension SET extversion = '2.22.1' WHERE extname = 'timescaledb'");
+await c.end();
+// not first statement
+c = await conn("a");
+await q(c, "SELECT 1");
+await q(c, "ALTER EXTENSION timescaledb UPDATE");
+await c.end();
+c = await conn("a");
+await q(c, "SELECT extversion FROM pg_extension WHERE extname='timescaledb'");
+await c.end();
+// first statement
+c = await conn("a");
+await q(c, "ALTER EXTENSION timescaledb UPDATE");
+await q(c, "SELECT extversion FROM pg_extension WHERE extname='timescaledb'");
+await q(c, "SELECT count(*) FROM timescaledb_information.jobs");
+await c.end();
+c = await conn("a");
+await q(c, "SELECT extversion FROM pg_extension WHERE extname='timescaledb'");
+await q(c, "CREATE TABLE t (ts timestamptz not null, v int); SELECT create_hypertable('t','ts')");
+await c.end();
+await e.stop();
