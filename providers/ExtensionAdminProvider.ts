@@ -40,7 +40,8 @@ async function run(inputs: ExtensionAdminInputs): Promise<ExtensionAdminState> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const pg = require("pg") as typeof import("pg");
   // openClient sends nothing before the caller's first statement (no probe query), which the update needs.
-  const connect = (): Promise<Client> => openClient(pg, { application_name: "tsdb-stack admin hook", ...clientConfig(inputs.connection) });
+  const connect = (options?: string): Promise<Client> =>
+    openClient(pg, { application_name: "tsdb-stack admin hook", ...clientConfig(inputs.connection), ...(options ? { options } : {}) });
   const result = await administerTimescaleDb(connect, inputs.connection.database, inputs.ownerRole);
   const version = (v: ExtensionVersions) => v.installed;
   return {

@@ -23,6 +23,17 @@ export const JOB_API = ["add_job", "alter_job", "delete_job", "run_job"] as cons
 /** The one statement that updates the extension; it must be the first of its session (see updateExtension). */
 export const UPDATE_EXTENSION_SQL = "ALTER EXTENSION timescaledb UPDATE";
 
+/**
+ * Startup options for the session that reads the versions: TimescaleDB's loader then does not load the installed
+ * version's library. After an image bump that library may be gone (the official images keep old ones, a package
+ * upgrade may not), and every statement of such a session would fail with "could not access file
+ * $libdir/timescaledb-<old>" before the update could run.
+ */
+export const READ_WITHOUT_LOADING = "-c timescaledb.disable_load=on";
+
+/** Opens a new session to the database, sending nothing but the startup packet (with `options` when given). */
+export type Connect = (options?: string) => Promise<Client>;
+
 /** The extension's installed version in the connected database and the newest the server has (its image's). */
 export interface ExtensionVersions {
   /** pg_extension.extversion, or null when the extension is not created in this database. */
@@ -102,7 +113,7 @@ export function updateNeeded(versions: ExtensionVersions, database: string): boo
  * library, and the update then fails with "cannot be updated after the old version has already been loaded".
  * `connect` must send nothing itself (no `SELECT 1` probe, no psqlrc).
  */
-export async function updateExtension(connect: () => Promise<Client>, database: string, from: string, to: string): Promise<void> {
+export async function updateExtension(connect: Connect, database: string, from: string, to: string): Promise<void> {
   const client = await connect();
   try {
     await client.query(UPDATE_EXTENSION_SQL);
@@ -156,12 +167,12 @@ export async function restrictJobApi(client: Client, ownerRole: string): Promise
 
 /**
  * The admin's work after the extension exists, on sessions `connect` opens to the database (each closed): read
- * the versions; when the server has a newer one, update on a session of its own (first statement); then
+ * the versions (without loading the installed library, see READ_WITHOUT_LOADING); when the server has a newer one, update on a session of its own (first statement); then
  * restrict the job API to `ownerRole` (after the update, which may add routines with PUBLIC's default) and read
  * the versions again.
  */
-export async function administerTimescaleDb(connect: () => Promise<Client>, database: string, ownerRole: string): Promise<TimescaleAdminResult> {
-  const before = await onSession(connect, readExtensionVersions);
+export async function administerTimescaleDb(connect: Connect, database: string, ownerRole: string): Promise<TimescaleAdminResult> {
+  const before = await onSession(() => connect(READ_WITHOUT_LOADING), readExtensionVersions);
   const updated = updateNeeded(before, database);
   if (updated) await updateExtension(connect, database, before.installed!, before.available!);
   return onSession(connect, async (client) => {
