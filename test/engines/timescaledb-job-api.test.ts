@@ -7,10 +7,15 @@
  * On native TimescaleDB 2.23 (the policies really schedule jobs), through `tsdb db roles`'s library call, the
  * path of a server of your own; the Pulumi hook runs the same module (test/providers/extension-admin-*.test.ts).
  */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { withClient } from "../../lib/db";
+import { type ConnectionInfo, withClient } from "../../lib/db";
+import { createBackup, localPgDump } from "../../lib/ops/backup";
+import { localPgRestore, restoreBackup } from "../../lib/ops/restore";
 import { applyOwnServerAccess } from "../../lib/ops/ownServerAccess";
-import { type Engine, startTimescaleServer } from "../fixtures/engines";
+import { DEBIAN_PG15_BIN, type Engine, startTimescaleServer } from "../fixtures/engines";
 import { MIGRATION_FILES, rows, schemaRunner } from "../fixtures/schema";
 
 const PASSWORDS = { TSDB_MIGRATOR_PASSWORD: "mig-pw-1", TSDB_APP_PASSWORD: "app-pw-2", TSDB_READONLY_PASSWORD: "ro-pw-3" };
@@ -103,4 +108,25 @@ describe("TimescaleDB's job API after the access plan, on native TimescaleDB", (
       /must be owner of hypertable "ticks"/,
     );
   });
+
+  test("a backup restored by tsdb restore's procedure keeps the job API the owner's: the dump carries the ACLs of the extension's routines", async () => {
+    const admin: ConnectionInfo = { host: server.host, port: server.port, database: "postgres", user: server.user, password: server.password, sslmode: "disable" };
+    const market = { ...admin, database: "market" };
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tsdb-job-api-backup-"));
+    try {
+      const backup = await createBackup({ connection: market, dump: localPgDump(market, path.join(DEBIAN_PG15_BIN, "pg_dump")), backupDir: dir, retain: 3 });
+      // Restore creates the extension afresh (PUBLIC may run everything again) before pg_restore replays the dump.
+      await restoreBackup({ manifestPath: backup.manifestPath, admin, restore: localPgRestore(admin, path.join(DEBIAN_PG15_BIN, "pg_restore")), database: "market_restored" });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    const restored = (role: "app" | "readonly") =>
+      server.urlFor("market_restored", `market_${role}`, PASSWORDS[`TSDB_${role.toUpperCase()}_PASSWORD` as keyof typeof PASSWORDS]);
+    await withClient(server.urlFor("market_restored"), (c) => c.query("GRANT CONNECT ON DATABASE market_restored TO market_readonly, market_app"));
+    await expect(withClient(restored("readonly"), (c) => c.query(addJob))).rejects.toThrow(/permission denied for function add_job/);
+    await expect(withClient(restored("app"), (c) => c.query("CALL run_job(1)"))).rejects.toThrow(/permission denied for procedure run_job/);
+    expect(
+      await rows(server.urlFor("market_restored"), "SELECT has_function_privilege('market_owner', 'delete_job(integer)', 'EXECUTE') AS owner"),
+    ).toEqual([{ owner: true }]);
+  }, 300_000);
 });
