@@ -31,6 +31,8 @@ export interface ExtensionAdminState extends ExtensionAdminInputs {
   updatedFrom: string | null;
   /** `restricted`, or why the admin could not (a managed service's extension it does not own). */
   jobApi: string;
+  /** Why a newer version was not installed (the admin does not own the service's extension); absent otherwise. */
+  updateLeft?: string;
 }
 
 /** Pulumi's placeholder for values not known during preview. */
@@ -51,6 +53,7 @@ async function run(inputs: ExtensionAdminInputs): Promise<ExtensionAdminState> {
     timescaledb: version(result.after),
     updatedFrom: result.updated ? version(result.before) : null,
     jobApi: result.jobApi.status === "restricted" ? "restricted" : result.jobApi.detail,
+    ...(result.updateLeft ? { updateLeft: result.updateLeft } : {}),
   };
 }
 

@@ -49,6 +49,11 @@ export interface TimescaleAdminResult {
   after: ExtensionVersions;
   /** ALTER EXTENSION timescaledb UPDATE ran. */
   updated: boolean;
+  /**
+   * Set when the server has a newer version but the admin may not update it (no superuser, not the extension's
+   * owner: a managed service, which updates its extension itself): says so, and nothing was sent.
+   */
+  updateLeft?: string;
   /** How the job API stands afterwards (see {@link JobApiResult}). */
   jobApi: JobApiResult;
 }
@@ -129,15 +134,24 @@ export async function updateExtension(connect: Connect, database: string, from: 
  * in one transaction. A no-op, reported as `not-owner`, when the connected role can change neither (it is no
  * superuser and does not own the extension): PostgreSQL would only warn, and the caller says so.
  */
-export async function restrictJobApi(client: Client, ownerRole: string): Promise<JobApiResult> {
-  const { rows: who } = await client.query<{ allowed: boolean; owner: string | null }>(
-    `SELECT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) OR pg_catalog.pg_has_role(current_user, e.extowner, 'USAGE') AS allowed,
+/**
+ * Whether the connected role may alter the timescaledb extension (a superuser, or a member of its owner), and who
+ * owns it; null when the extension is not created in this database.
+ */
+export async function extensionAdminRights(client: Client): Promise<{ allowed: boolean; owner: string } | null> {
+  const { rows } = await client.query<{ allowed: boolean; owner: string }>(
+    `SELECT coalesce((SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user), false) OR pg_catalog.pg_has_role(current_user, e.extowner, 'USAGE') AS allowed,
             pg_catalog.pg_get_userbyid(e.extowner)::text AS owner
        FROM pg_catalog.pg_extension e WHERE e.extname = 'timescaledb'`,
   );
-  if (who.length === 0) throw new Error("the timescaledb extension is not created in this database; create it first (CREATE EXTENSION timescaledb, as the admin)");
-  if (!who[0]!.allowed) {
-    return { status: "not-owner", detail: `only the timescaledb extension's owner (${who[0]!.owner}) or a superuser can take the job API (${JOB_API.join(", ")}) from PUBLIC; ask your DBA or service to run REVOKE EXECUTE on them FROM PUBLIC and GRANT it to ${ownerRole}` };
+  return rows[0] ?? null;
+}
+
+export async function restrictJobApi(client: Client, ownerRole: string): Promise<JobApiResult> {
+  const rights = await extensionAdminRights(client);
+  if (rights === null) throw new Error("the timescaledb extension is not created in this database; create it first (CREATE EXTENSION timescaledb, as the admin)");
+  if (!rights.allowed) {
+    return { status: "not-owner", detail: `only the timescaledb extension's owner (${rights.owner}) or a superuser can take the job API (${JOB_API.join(", ")}) from PUBLIC; ask your DBA or service to run REVOKE EXECUTE on them FROM PUBLIC and GRANT it to ${ownerRole}` };
   }
   // Every overload the extension installed, schema-qualified and quoted by the server itself.
   const { rows } = await client.query<{ routine: string }>(
@@ -172,12 +186,19 @@ export async function restrictJobApi(client: Client, ownerRole: string): Promise
  * the versions again.
  */
 export async function administerTimescaleDb(connect: Connect, database: string, ownerRole: string): Promise<TimescaleAdminResult> {
-  const before = await onSession(() => connect(READ_WITHOUT_LOADING), readExtensionVersions);
-  const updated = updateNeeded(before, database);
+  const { before, rights } = await onSession(
+    () => connect(READ_WITHOUT_LOADING),
+    async (client) => ({ before: await readExtensionVersions(client), rights: await extensionAdminRights(client) }),
+  );
+  const needed = updateNeeded(before, database);
+  const updated = needed && rights?.allowed === true;
+  const updateLeft = needed && !updated
+    ? `TimescaleDB ${before.available} is available but database ${database} has ${before.installed}, and only the extension's owner (${rights?.owner}) or a superuser can update it`
+    : undefined;
   if (updated) await updateExtension(connect, database, before.installed!, before.available!);
   return onSession(connect, async (client) => {
     const jobApi = await restrictJobApi(client, ownerRole);
-    return { before, after: await readExtensionVersions(client), updated, jobApi };
+    return { before, after: await readExtensionVersions(client), updated, ...(updateLeft ? { updateLeft } : {}), jobApi };
   });
 }
 

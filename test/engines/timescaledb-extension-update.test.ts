@@ -28,11 +28,11 @@ describe("the admin updates TimescaleDB when the server has a newer one, on nati
   }
 
   /** A `connect` for `database` as the admin that records every session and statement. */
-  function recorded(database: string): { connect: (options?: string) => Promise<Client>; sessions: Session[] } {
+  function recorded(database: string, login?: { user: string; password: string }): { connect: (options?: string) => Promise<Client>; sessions: Session[] } {
     const sessions: Session[] = [];
     const connect = async (options?: string) => {
       const pg = (await import("pg")).default;
-      const client = await openClient(pg, { ...server.config(database), ...(options ? { options } : {}) });
+      const client = await openClient(pg, { ...server.config(database), ...login, ...(options ? { options } : {}) });
       const session: Session = { ...(options ? { options } : {}), statements: [] };
       sessions.push(session);
       const query = client.query.bind(client) as (...args: unknown[]) => unknown;
@@ -86,6 +86,23 @@ describe("the admin updates TimescaleDB when the server has a newer one, on nati
     expect([result.before, result.updated]).toEqual([{ installed: "2.23.0", available: "2.23.0" }, false]);
     expect(sessions).toHaveLength(2);
     expect(sessions.flatMap((s) => s.statements).filter((s) => /ALTER\s+EXTENSION/i.test(s))).toEqual([]);
+  });
+
+  test("an admin that does not own the extension (a managed service's) sends no ALTER EXTENSION, GRANT or REVOKE, and says why", async () => {
+    await withClient(server.url, (c) => c.query("CREATE ROLE service_admin LOGIN CREATEROLE PASSWORD 'svc-pw'"));
+    const current = await database();
+    const asService = { user: "service_admin", password: "svc-pw" };
+    const same = recorded(current, asService);
+    const result = await administerTimescaleDb(same.connect, current, "market_owner");
+    expect(result.jobApi).toEqual({ status: "not-owner", detail: expect.stringMatching(/^only the timescaledb extension's owner \(postgres\) or a superuser can take the job API/) });
+    expect(same.sessions.flatMap((s) => s.statements).filter((s) => /ALTER\s+EXTENSION|GRANT|REVOKE/i.test(s))).toEqual([]);
+    // Behind on its version: still no ALTER (the next session then meets the missing 2.22.1 library of this server;
+    // a real image keeps its old libraries, and the result says the update was left: `updateLeft`).
+    const behind = await database("2.22.1");
+    const old = recorded(behind, asService);
+    const error = await administerTimescaleDb(old.connect, behind, "market_owner").catch((e: Error) => e.message);
+    expect(old.sessions.flatMap((s) => s.statements).filter((s) => /ALTER\s+EXTENSION/i.test(s))).toEqual([]);
+    expect(error).toMatch(/timescaledb-2\.22\.1/);
   });
 
   test.each([
