@@ -31,6 +31,8 @@ describe("the admin hook serialized by Pulumi, in a fresh provider host, on nati
   async function hook(connection: ConnectionInfo, serverImage = OLD_IMAGE) {
     const line = await component.serialize("tsdb-dev-extension-admin", { connection, ownerRole: "market_owner", serverImage });
     expect(line.type).toBe("pulumi-nodejs:dynamic/tsdb:ExtensionAdmin");
+    // A captured Set or Map would arrive as an object whose methods throw (test/providers/hooks-fresh-host.test.ts).
+    expect(String(line.inputs.__provider)).not.toMatch(/global\.(Set|Map|WeakSet|WeakMap)\.prototype/);
     return { text: String(line.inputs.__provider), inputs: { ...line.inputs, connection: unsecret(line.inputs.connection) } as Record<string, unknown> };
   }
 
@@ -54,6 +56,8 @@ describe("the admin hook serialized by Pulumi, in a fresh provider host, on nati
     const [created] = await callInFreshHost(first.text, [{ method: "create", args: [first.inputs] }]);
     const { id, outs } = value<{ id: string; outs: Record<string, unknown> }>(created);
     expect(id).toBe("timescaledb-admin@market");
+    // The admin password is only in `connection`, which the component marks secret (additionalSecretOutputs).
+    expect(JSON.stringify({ ...outs, connection: undefined })).not.toContain(server.password);
     expect({ ...outs, connection: undefined }).toEqual({ ownerRole: "market_owner", serverImage: OLD_IMAGE, timescaledb: "2.23.0", updatedFrom: null, jobApi: "restricted" });
     await expect(withClient(server.urlFor("market", "market_readonly", "ro-pw"), (c) => c.query("SELECT add_job('now'::regproc, '1 hour')"))).rejects.toThrow(
       /permission denied for function add_job/,
