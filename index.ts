@@ -2,6 +2,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { DatabaseAccess, GENERATED_PASSWORD } from "./components/DatabaseAccess";
+import { ExtensionAdmin } from "./components/ExtensionAdmin";
 import { MarketDataLoad } from "./components/MarketDataLoad";
 import { PgAdmin } from "./components/PgAdmin";
 import { SchemaMigrations } from "./components/SchemaMigrations";
@@ -124,8 +125,17 @@ const pgadmin =
       })
     : undefined;
 
-// Post-deploy hooks, in order: migrations once the database, extension, schemas, roles and grants exist
+// Post-deploy hooks, in order: the admin's (TimescaleDB updated to the image's version, jobs the owner's only)
+// once the extension and roles exist; migrations once the database, extension, schemas, roles and grants exist
 // (as the migrator, acting as the owner so the owner owns every object), then each dataset after the schema.
+const extensionAdmin = settings.timescaledb
+  ? new ExtensionAdmin(
+      `${name}-extension-admin`,
+      { connection: access.adminConnection, ownerRole: access.ownerRole, serverImage: server ? settings.image : undefined },
+      { dependsOn: access.ready },
+    )
+  : undefined;
+
 const migrations = new SchemaMigrations(
   `${name}-schema`,
   {
@@ -136,7 +146,7 @@ const migrations = new SchemaMigrations(
     protectData: settings.protectData,
     serverImage: server ? settings.image : undefined,
   },
-  { dependsOn: access.ready },
+  { dependsOn: extensionAdmin ? [...access.ready, extensionAdmin.resource] : access.ready },
 );
 
 const loads = settings.datasets.map(
@@ -173,15 +183,16 @@ export const database: DatabaseOutputInputs = {
   ...(pgadmin ? { pgadminUrl: pgadmin.url } : {}),
   versions: {
     image: server ? settings.image : null,
-    // Read from the server by the schema hook on its last create/update (an image bump updates it); the tag's
-    // (or 17, or the extension resource's) only where it has not reported yet, e.g. mocks or state from before.
+    // Read from the server by the admin and schema hooks on their last create/update (an image bump updates both,
+    // the admin hook after updating the extension); the tag's (or 17, or the extension resource's) only where they
+    // have not reported yet, e.g. mocks or state from before.
     postgresMajor: migrations.serverVersions.apply((v) => v?.postgresMajor ?? (server ? (tagVersions.postgresMajor ?? 17) : 17)),
     timescaledb: !settings.timescaledb
       ? null
       : pulumi
-          .all([migrations.serverVersions, access.extensions[0]!.version])
+          .all([extensionAdmin?.timescaledb, migrations.serverVersions, access.extensions[0]!.version])
           // string | null as TsdbVersions says; DeepInput spreads the union into Input<string> | Input<null>.
-          .apply(([v, extension]) => v?.timescaledb ?? (server ? (tagVersions.timescaledb ?? null) : (extension ?? null))) as pulumi.Output<string>,
+          .apply(([admin, v, extension]) => admin ?? v?.timescaledb ?? (server ? (tagVersions.timescaledb ?? null) : (extension ?? null))) as pulumi.Output<string>,
   },
 };
 

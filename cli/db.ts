@@ -172,12 +172,14 @@ async function roles(o: RolesOptions, ctx: Context): Promise<void> {
     }),
   );
   const connect = result.plan.databaseGrants.filter((g) => g.privileges.includes("CONNECT")).map((g) => g.role);
-  if (o.json) return ctx.json({ database: settings.database, createdExtension: result.createdExtension, created: result.created, updated: result.updated, passwords: result.passwords, connect });
+  if (o.json) return ctx.json({ database: settings.database, createdExtension: result.createdExtension, created: result.created, updated: result.updated, passwords: result.passwords, connect, jobApi: result.jobApi?.status ?? null });
   ctx.print(
     [
       `Roles of ${settings.database}: ${result.created.length ? `created ${result.created.join(", ")}` : "none created"}${result.updated.length ? `; already there: ${result.updated.join(", ")}` : ""}.`,
       `CONNECT on ${settings.database}: ${connect.join(", ")} (PUBLIC has none).`,
       ...(result.createdExtension ? [`Created the timescaledb extension in ${settings.database}.`] : []),
+      ...(result.jobApi?.status === "restricted" ? [`TimescaleDB jobs (add_job, alter_job, delete_job, run_job): ${result.plan.owner} only (PUBLIC has none).`] : []),
+      ...(result.jobApi?.status === "not-owner" ? [`WARN TimescaleDB jobs: any role may still schedule them: ${result.jobApi.detail}.`] : []),
       ...result.passwords.map((p) => `Password of ${p.role}: ${p.from === "environment" ? "from the environment" : "generated, not shown"}.`),
     ].join("\n"),
   );

@@ -97,6 +97,8 @@ export class DatabaseAccess extends pulumi.ComponentResource {
   readonly appConnection: pulumi.Output<ConnectionInfo>;
   /** Connection as the read-only role (secret). */
   readonly readonlyConnection: pulumi.Output<ConnectionInfo>;
+  /** Connection as the admin to the stack's database (secret), for the admin hook (components/ExtensionAdmin.ts). */
+  readonly adminConnection: pulumi.Output<ConnectionInfo>;
 
   constructor(name: string, args: DatabaseAccessArgs, opts?: pulumi.ComponentResourceOptions) {
     super("tsdb:postgres:DatabaseAccess", name, {}, opts);
@@ -274,10 +276,17 @@ export class DatabaseAccess extends pulumi.ComponentResource {
       ...this.defaultPrivileges,
     ];
 
-    const connection = (key: LoginRole): pulumi.Output<ConnectionInfo> =>
+    const connection = (key: LoginRole | "admin"): pulumi.Output<ConnectionInfo> =>
       pulumi.secret(
         pulumi
-          .all([args.host, args.port, database, roles[key].name, passwords[key], args.rootCert?.pem])
+          .all([
+            args.host,
+            args.port,
+            database,
+            key === "admin" ? args.adminUser : roles[key].name,
+            key === "admin" ? args.adminPassword : passwords[key],
+            args.rootCert?.pem,
+          ])
           .apply(([host, port, db, user, password, sslrootcert]) => ({
             host,
             port,
@@ -291,6 +300,7 @@ export class DatabaseAccess extends pulumi.ComponentResource {
     this.migratorConnection = connection("migrator");
     this.appConnection = connection("app");
     this.readonlyConnection = connection("readonly");
+    this.adminConnection = connection("admin");
 
     this.registerOutputs({
       ownerRole: this.ownerRole,

@@ -11,6 +11,7 @@
 import { randomBytes } from "node:crypto";
 import type { Client } from "pg";
 import { type AccessPlan, type RoleKey, accessPlan, renderAccessSql } from "../access";
+import { type JobApiResult, restrictJobApi } from "../postgres/timescaleAdmin";
 
 /** The login roles, by their part. */
 export type LoginRole = Exclude<RoleKey, "owner">;
@@ -58,6 +59,8 @@ export interface OwnServerAccessResult {
   updated: string[];
   /** Login roles whose password was set in this run, and from where. */
   passwords: { role: string; from: "environment" | "generated" }[];
+  /** TimescaleDB: the job API taken from PUBLIC for the owner, or why the admin could not (absent without TimescaleDB). */
+  jobApi?: JobApiResult;
 }
 
 /**
@@ -126,7 +129,16 @@ export async function applyOwnServerAccess(admin: Client, options: OwnServerAcce
     // A statement may hold a password (CREATE ROLE ... PASSWORD): say which role, never the statement.
     throw new Error(`db roles: applying the access plan for ${options.database} failed: ${(err as Error).message}`, { cause: undefined });
   }
-  return { plan, createdExtension: createExtension, created: names.filter((n) => !existing.has(n)), updated: names.filter((n) => existing.has(n)), passwords: report };
+  // As the stack's admin hook does (components/ExtensionAdmin.ts): only the owner may schedule TimescaleDB jobs.
+  const jobApi = options.timescaledb ? await restrictJobApi(admin, plan.owner) : undefined;
+  return {
+    plan,
+    createdExtension: createExtension,
+    created: names.filter((n) => !existing.has(n)),
+    updated: names.filter((n) => existing.has(n)),
+    passwords: report,
+    ...(jobApi ? { jobApi } : {}),
+  };
 }
 
 /**

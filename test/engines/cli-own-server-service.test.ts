@@ -206,6 +206,10 @@ describe("the stack's roles without Pulumi, on a database named tsdb (items 3, 4
     expect(r.stdout).toContain("Password of tsdb_readonly: from the environment.");
     expect(r.stdout).toContain("Password of tsdb_app: generated, not shown.");
     expect(r.stdout).not.toContain("ro-from-env-7");
+    // The service's superuser created the extension: this admin cannot take the job API from PUBLIC, and says so.
+    expect(r.stdout).toContain(
+      "WARN TimescaleDB jobs: any role may still schedule them: only the timescaledb extension's owner (postgres) or a superuser can take the job API (add_job, alter_job, delete_job, run_job) from PUBLIC; ask your DBA or service to run REVOKE EXECUTE on them FROM PUBLIC and GRANT it to tsdb_owner.",
+    );
     const { rows } = await sql("tsdb", `SELECT r.rolname, r.rolcanlogin AS login, has_database_privilege(r.rolname, 'tsdb', 'CONNECT') AS connect,
         pg_has_role('tsdb_migrator', r.oid, 'MEMBER') AS migrator_member
        FROM pg_roles r WHERE r.rolname IN ('tsdb_owner', 'tsdb_migrator', 'tsdb_app', 'tsdb_readonly', 'pg_monitor', '${BOUNCER.name}') ORDER BY 1`);
@@ -230,6 +234,7 @@ describe("the stack's roles without Pulumi, on a database named tsdb (items 3, 4
     const roles = await cli(["db", "roles", "--url", url], asSuperuser());
     expect([roles.code, roles.stderr]).toEqual([0, ""]);
     expect(roles.stdout).toContain("Created the timescaledb extension in trial.");
+    expect(roles.stdout).toContain("TimescaleDB jobs (add_job, alter_job, delete_job, run_job): trial_owner only (PUBLIC has none).");
     const doctor = await cli(["doctor", "--url", url], asSuperuser());
     expect(doctor.stdout).toMatch(/^ok {3}TimescaleDB: extension 2\.23\.\d+$/m);
     const up = await cli(["db", "up", "--url", url], asSuperuser());

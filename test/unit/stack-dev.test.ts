@@ -77,6 +77,7 @@ describe("dev stack (Pulumi.dev.yaml only)", () => {
       "pulumi:pulumi:Stack",
       "tsdb:docker:PgAdmin",
       "tsdb:docker:TimescaleDbServer",
+      "tsdb:hooks:ExtensionAdmin",
       "tsdb:hooks:MarketDataLoad",
       "tsdb:hooks:SchemaMigrations",
       "tsdb:hooks:SettingGuard",
@@ -88,12 +89,22 @@ describe("dev stack (Pulumi.dev.yaml only)", () => {
     const hook = run.get("tsdb-dev-schema-migrations", "pulumi-nodejs:dynamic/tsdb:SchemaMigrations");
     // Every database object the stack declares (they reach the container through the provider's dependsOn).
     const ready = run.resources.filter((r) => r.type.startsWith("postgresql:")).map((r) => r.name);
-    expect(hook.dependsOn.slice().sort()).toEqual(ready.slice().sort());
+    expect(hook.dependsOn.slice().sort()).toEqual([...ready, "tsdb-dev-extension-admin-hook"].sort());
     expect(isWrappedSecret(hook.inputs.connection)).toBe(true);
     expect(plain(hook.inputs.connection)).toMatchObject({ user: "market_migrator", database: "market", host: "127.0.0.1", port: 5432, sslmode: "disable" });
     expect(hook.inputs.role).toBe("market_owner");
     expect(hook.inputs.timescaledb).toBe(true);
     expect(hook.inputs.names).toEqual(fs.readdirSync(path.join(__dirname, "../../sql")).filter((f) => f.endsWith(".sql")).sort());
+  });
+
+  test("the admin hook runs as the admin after the extension, roles and grants, before the migrations, and re-runs on an image bump", () => {
+    const hook = run.get("tsdb-dev-extension-admin-hook", "pulumi-nodejs:dynamic/tsdb:ExtensionAdmin");
+    const ready = run.resources.filter((r) => r.type.startsWith("postgresql:")).map((r) => r.name);
+    expect(hook.dependsOn.slice().sort()).toEqual(ready.slice().sort());
+    expect(ready).toContain("tsdb-dev-extension-timescaledb");
+    expect(isWrappedSecret(hook.inputs.connection)).toBe(true);
+    expect(plain(hook.inputs.connection)).toMatchObject({ user: "postgres", database: "market", host: "127.0.0.1", port: 5432, sslmode: "disable" });
+    expect([hook.inputs.ownerRole, hook.inputs.serverImage]).toEqual(["market_owner", "timescale/timescaledb:2.23.0-pg17"]);
   });
 
   test("the bundled sample loads after the migrations, as the app role, keyed by its content checksum", () => {
@@ -397,6 +408,7 @@ describe("dev stack with overrides", () => {
   test("vanilla mode creates no extension and a NOLOGIN owner", async () => {
     const run = await runStack({ stack: "dev", config: { timescaledb: "false" } });
     expect(run.ofType(T.extension)).toEqual([]);
+    expect(run.ofType("pulumi-nodejs:dynamic/tsdb:ExtensionAdmin")).toEqual([]);
     expect(run.get("tsdb-dev-owner", T.role).inputs.login).toBe(false);
     expect(await valueOf((run.outputs.database as { versions: object }).versions)).toEqual({
       image: "timescale/timescaledb:2.23.0-pg17",

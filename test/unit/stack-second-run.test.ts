@@ -79,8 +79,10 @@ const DEV_CHANGES: [string, string | object, Record<string, string>][] = [
   [
     "image",
     "timescale/timescaledb:2.22.1-pg17",
-    // The schema hook updates to read the new server's versions (versions.postgresMajor / timescaledb).
+    // The admin hook updates the extension to the new image's TimescaleDB (ALTER EXTENSION ... UPDATE when it is
+    // newer); the schema hook updates to read the new server's versions (versions.postgresMajor / timescaledb).
     {
+      "tsdb-dev-extension-admin-hook": "update",
       "tsdb-dev-schema-migrations": "update",
       "tsdb-dev-settings-guard": "update",
       "tsdb-dev-timescaledb": "replace (image)",
@@ -92,6 +94,7 @@ const DEV_CHANGES: [string, string | object, Record<string, string>][] = [
     "15432",
     {
       "tsdb-dev-data-sample-dataset": "update",
+      "tsdb-dev-extension-admin-hook": "update",
       "tsdb-dev-provider": "update (port)",
       "tsdb-dev-schema-migrations": "update",
       "tsdb-dev-settings-guard": "update",
@@ -107,7 +110,7 @@ const DEV_CHANGES: [string, string | object, Record<string, string>][] = [
   ["pgadminPort", "5051", { "tsdb-dev-pgadmin": "replace (ports)" }],
   ["pgadminEmail", "ops@example.com", { "tsdb-dev-pgadmin": "replace (envs)" }],
   ["pgadminPassword", "new-pgadmin-Pw1", { "tsdb-dev-pgadmin": "replace (uploads)", "tsdb-dev-pgadmin-password": "delete" }],
-  ["sslmode", "require", { "tsdb-dev-provider": "update (sslmode)", "tsdb-dev-schema-migrations": "update" }],
+  ["sslmode", "require", { "tsdb-dev-extension-admin-hook": "update", "tsdb-dev-provider": "update (sslmode)", "tsdb-dev-schema-migrations": "update" }],
   ["ohlcvChunkInterval", "7 days", { "tsdb-dev-schema-migrations": "update" }],
   ["tickRetention", "90 days", { "tsdb-dev-schema-migrations": "update" }],
   ["caggRefreshInterval", "30 minutes", { "tsdb-dev-schema-migrations": "update" }],
@@ -210,6 +213,8 @@ describe("changing one setting on a running dev stack", () => {
   test("asked for (TSDB_ALLOW=timescaledb), the switch replaces the schema hook and the container and drops the extension", async () => {
     const next = await deploy({ ...STACKS.dev, config: { ...STACKS.dev.config, timescaledb: "false" }, env: { TSDB_ALLOW: "timescaledb" } }, deployed.deployed);
     expect(changesOf(next.steps)).toEqual({
+      // Its delete changes nothing in the database (providers/ExtensionAdminProvider.ts); the extension goes.
+      "tsdb-dev-extension-admin-hook": "delete",
       "tsdb-dev-extension-timescaledb": "delete",
       "tsdb-dev-owner": "update (login)",
       "tsdb-dev-schema-migrations": "replace (timescaledb)",
@@ -239,6 +244,8 @@ describe("changing one setting on a running dev stack", () => {
     );
     expect(changesOf(next.steps)).toEqual({
       "tsdb-dev-admin-password": "delete",
+      // The admin hook connects with the new password (and does its idempotent work again).
+      "tsdb-dev-extension-admin-hook": "update",
       "tsdb-dev-provider": "update (password)",
       "tsdb-dev-settings-guard": "update",
       "tsdb-dev-timescaledb": "replace (uploads)",
