@@ -53,6 +53,15 @@ describe("pulumi refresh with the database container stopped", () => {
     expect(diffs.map((d) => d.field).sort()).toEqual(["mustRun", "ports"]);
     expect(classify(diffs)).toBe("replace");
   });
+
+  test("a stopped pgAdmin container (default mustRun) is kept by the refresh and replaced, so started again, by the next up on 5.2.0", async () => {
+    const { deployed } = await deploy({ stack: "dev", config: committedStackConfig("dev") });
+    const pgadmin = [...deployed.resources.values()].find((r) => r.name === "tsdb-dev-pgadmin")!;
+    expect(pgadmin.inputs.mustRun).toBeUndefined();
+    const refreshed = refreshStoppedContainer(pgadmin.state, "5.2.0");
+    expect(refreshed).not.toBe("removed");
+    expect(classify(diffFields(TYPE, refreshed as Record<string, unknown>, pgadmin.inputs, [...DAEMON_DEFAULTED_FIELDS]))).toBe("replace");
+  });
 });
 
 describe("tsdb:cpus above the Docker host's CPUs", () => {
