@@ -103,7 +103,7 @@ export class PgAdmin extends pulumi.ComponentResource {
         networksAdvanced: [{ name: args.networkName }],
         uploads,
       },
-      // The daemon's log-opts and default-ulimits are read back into state (lib/containerLimits.ts).
+      // The daemon's log-opts and default-ulimits: read back by 4.11.2, kept in such state by 5.x (lib/containerLimits.ts).
       { parent: this, dependsOn: args.dependsOn, ignoreChanges: DAEMON_DEFAULTED_FIELDS },
     );
 

@@ -133,13 +133,16 @@ export class TimescaleDbServer extends pulumi.ComponentResource {
         },
         wait: true,
         waitTimeout: args.waitTimeoutSeconds ?? 180,
-        // false: with must_run, the provider's read (every `pulumi refresh`) REMOVES a container it finds stopped
-        // (`docker stop` for maintenance, a daemon restart with restart "no") and drops it from state
-        // (kreuzwerker v3.9.0 resource_docker_container_funcs.go, resourceDockerContainerRead and its refresh func:
-        // not running and must_run -> resourceDockerContainerDelete). `wait` and the healthcheck still fail a
-        // create whose server never becomes healthy.
+        // false. Under @pulumi/docker 4.11 with must_run, the provider's read (every `pulumi refresh`) REMOVED a
+        // container it found stopped (`docker stop` for maintenance, a daemon restart with restart "no") and dropped
+        // it from state (kreuzwerker v3.9.0 resource_docker_container_funcs.go, resourceDockerContainerRead and its
+        // refresh func). 5.x (v4.5.0, #841) keeps it, but with must_run it first stores the stopped container's
+        // ports, empty once it exited (the #842 guard holds only for must_run false), and ports are ForceNew: the
+        // next up would replace the database container instead of starting it. So it stays false: a stopped
+        // container is left as it is, and a 4.11.2 state refreshed by the old plugin is safe too. `wait` and the
+        // healthcheck still fail a create whose server never becomes healthy.
         mustRun: false,
-        // @pulumi/docker replaces this container delete-before-replace (pulumi-docker v4.11.2 provider/resources.go):
+        // @pulumi/docker replaces this container delete-before-replace (pulumi-docker v4.11.2, v5.1.0 provider/resources.go):
         // the old one is stopped first, with these (lib/containerLimits.ts), so PostgreSQL shuts down cleanly.
         // destroyGraceSeconds is kept in state, not read back, and is no ForceNew: adding it is an in-place update.
         destroyGraceSeconds: DATABASE_STOP_GRACE_SECONDS,
@@ -147,7 +150,7 @@ export class TimescaleDbServer extends pulumi.ComponentResource {
         // SIGINT (STOPSIGNAL), so a deployed container of those images keeps its state; said here so every image stops alike.
         stopSignal: DATABASE_STOP_SIGNAL,
       },
-      // The daemon's log-opts and default-ulimits are read back into state (lib/containerLimits.ts).
+      // The daemon's log-opts and default-ulimits: read back by 4.11.2, kept in such state by 5.x (lib/containerLimits.ts).
       { parent: this, dependsOn: args.dependsOn, ignoreChanges: DAEMON_DEFAULTED_FIELDS },
     );
 

@@ -1,6 +1,6 @@
 /**
  * What the Pulumi program can learn about the Docker host at preview, before any resource is created. The
- * docker provider has no invoke for the host's CPU count (@pulumi/docker 4.11), so it is read from the Docker
+ * docker provider has no invoke for the host's CPU count (@pulumi/docker 4.11 and 5.2: its functions are getLogs, getNetwork, getPlugin, getRegistryImage*, getRemoteImage), so it is read from the Docker
  * CLI, pointed at the host the provider uses (`docker:host` config, else DOCKER_HOST as the CLI reads it).
  */
 import { spawnSync } from "node:child_process";

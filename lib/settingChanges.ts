@@ -39,8 +39,8 @@ export interface GuardContext {
 
 /**
  * Settings that reach a ForceNew field of the TimescaleDB container (image, command, cpus, shm_size, ports, envs;
- * kreuzwerker/terraform-provider-docker v3.9.0 internal/provider/resource_docker_container.go). @pulumi/docker
- * replaces the container delete-before-replace (pulumi-docker v4.11.2 provider/resources.go), so a change of any
+ * kreuzwerker/terraform-provider-docker v3.9.0 and v4.5.0 internal/provider/resource_docker_container.go). @pulumi/docker
+ * replaces the container delete-before-replace (pulumi-docker v4.11.2 and v5.1.0 provider/resources.go), so a change of any
  * of them stops PostgreSQL and starts it again: the preview says so (restartNotice).
  */
 export const CONTAINER_SETTINGS = ["image", "memoryMb", "cpus", "maxConnections", "timescaledb", "telemetry", "port", "bindAddress"] as const;

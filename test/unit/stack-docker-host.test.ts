@@ -4,7 +4,8 @@
  */
 import { afterEach, describe, expect, test, vi } from "vitest";
 import { committedStackConfig, NO_DOCKER_HOST, runStack } from "../fixtures/pulumiMocks";
-import { refreshStoppedContainer } from "../fixtures/providerModels";
+import { DAEMON_DEFAULTED_FIELDS } from "../../lib/containerLimits";
+import { classify, diffFields, refreshStoppedContainer } from "../fixtures/providerModels";
 import { deploy } from "../fixtures/secondRun";
 
 const host = vi.hoisted(() => ({ cpus: undefined as number | undefined, asked: [] as (string | undefined)[] }));
@@ -23,10 +24,43 @@ afterEach(() => {
 const PROD_PASSWORDS = { adminPassword: "a-1", migratorPassword: "m-1", appPassword: "p-1", readonlyPassword: "r-1" };
 
 describe("pulumi refresh with the database container stopped", () => {
-  test("keeps the container (was: must_run made the provider remove it and drop it from state)", async () => {
+  const TYPE = "docker:index/container:Container";
+  const deployedContainer = async () => {
     const { deployed } = await deploy({ stack: "dev", config: committedStackConfig("dev") });
-    const container = [...deployed.resources.values()].find((r) => r.name === "tsdb-dev-timescaledb")!;
-    expect(refreshStoppedContainer(container.state)).toBe("kept");
+    return [...deployed.resources.values()].find((r) => r.name === "tsdb-dev-timescaledb")!;
+  };
+
+  test("keeps the container (was: must_run made the provider remove it and drop it from state)", async () => {
+    const container = await deployedContainer();
+    expect(refreshStoppedContainer(container.state, "4.11.2")).toEqual(container.state);
+    // What mustRun false avoids under 4.11.2:
+    expect(refreshStoppedContainer({ ...container.state, mustRun: true }, "4.11.2")).toBe("removed");
+  });
+
+  test("a refresh of a stopped TimescaleDB container keeps it in state (v4.5 no longer deletes it), and the next up leaves it as it is", async () => {
+    const container = await deployedContainer();
+    const refreshed = refreshStoppedContainer(container.state, "5.2.0");
+    expect(refreshed).toEqual(container.state);
+    expect(classify(diffFields(TYPE, refreshed as Record<string, unknown>, container.inputs, [...DAEMON_DEFAULTED_FIELDS]))).toBe("same");
+  });
+
+  test("why mustRun stays false on 5.2.0: with must_run true, its refresh reads the stopped container's ports as empty and the next up replaces the database container", async () => {
+    const container = await deployedContainer();
+    const inputs = { ...container.inputs, mustRun: true };
+    const refreshed = refreshStoppedContainer({ ...container.state, mustRun: true }, "5.2.0");
+    expect(refreshed).not.toBe("removed");
+    const diffs = diffFields(TYPE, refreshed as Record<string, unknown>, inputs, [...DAEMON_DEFAULTED_FIELDS]);
+    expect(diffs.map((d) => d.field).sort()).toEqual(["mustRun", "ports"]);
+    expect(classify(diffs)).toBe("replace");
+  });
+
+  test("a stopped pgAdmin container (default mustRun) is kept by the refresh and replaced, so started again, by the next up on 5.2.0", async () => {
+    const { deployed } = await deploy({ stack: "dev", config: committedStackConfig("dev") });
+    const pgadmin = [...deployed.resources.values()].find((r) => r.name === "tsdb-dev-pgadmin")!;
+    expect(pgadmin.inputs.mustRun).toBeUndefined();
+    const refreshed = refreshStoppedContainer(pgadmin.state, "5.2.0");
+    expect(refreshed).not.toBe("removed");
+    expect(classify(diffFields(TYPE, refreshed as Record<string, unknown>, pgadmin.inputs, [...DAEMON_DEFAULTED_FIELDS]))).toBe("replace");
   });
 });
 

@@ -9,6 +9,8 @@
  */
 import { beforeAll, describe, expect, test } from "vitest";
 import { planSummary } from "../../providers/MigrationsProvider";
+import { DAEMON_DEFAULTED_FIELDS } from "../../lib/containerLimits";
+import { classify, diffFields } from "../fixtures/providerModels";
 import { changesOf, DAEMON, deletesUnderRenamedRoles, deploy, type Deployment, RefusedAtPreview } from "../fixtures/secondRun";
 import { committedStackConfig, type RunOptions } from "../fixtures/pulumiMocks";
 
@@ -52,20 +54,61 @@ describe("a second pulumi up with the same settings changes nothing", () => {
 
 
 describe("on a host whose Docker daemon sets log-opts and default-ulimits", () => {
-  test.each(["dev", "prod", "external"] as const)(
-    "%s: a second pulumi up replaces no container (was: every up replaced them, log_opts ForceNew read back from the daemon, upstream #873)",
-    async (stack) => {
-      const first = await deploy({ ...STACKS[stack], daemon: DAEMON });
-      const second = await deploy({ ...STACKS[stack], daemon: DAEMON }, first.deployed);
+  test.each([
+    ["dev", "4.11.2"],
+    ["prod", "4.11.2"],
+    ["external", "4.11.2"],
+    ["dev", "5.2.0"],
+    ["prod", "5.2.0"],
+  ] as const)(
+    "%s, @pulumi/docker %s: a second pulumi up replaces no container (was: every up replaced them, log_opts ForceNew read back from the daemon, upstream #873)",
+    async (stack, docker) => {
+      const first = await deploy({ ...STACKS[stack], daemon: DAEMON, docker });
+      const second = await deploy({ ...STACKS[stack], daemon: DAEMON, docker }, first.deployed);
       expect(second.steps.length).toBe(first.steps.length);
       expect(changesOf(second.steps)).toEqual({});
       if (stack !== "external") {
-        // The daemon's values are in state, and ignored by the diff, not absent from it.
+        // 4.11.2 stores the daemon's values (ignored by the diff, not absent); 5.x reads them only when configured.
         const container = [...first.deployed.resources.values()].find((r) => r.name === `tsdb-${stack}-timescaledb`)!;
-        expect([container.state.logOpts, container.state.ulimits]).toEqual([DAEMON.logOpts, DAEMON.defaultUlimits]);
+        expect([container.state.logOpts, container.state.ulimits]).toEqual(
+          docker === "4.11.2" ? [DAEMON.logOpts, DAEMON.defaultUlimits] : [undefined, undefined],
+        );
       }
     },
   );
+});
+
+describe("a stack deployed with @pulumi/docker 4.11.2, on its first pulumi up --refresh with 5.2.0", () => {
+  const containerOf = (d: Deployment, stack: string) => [...d.deployed.resources.values()].find((r) => r.name === `tsdb-${stack}-timescaledb`)!;
+
+  test.each(["dev", "prod"] as const)("%s: changes nothing: no container is replaced, so PostgreSQL keeps running", async (stack) => {
+    const onV4 = await deploy({ ...STACKS[stack], daemon: DAEMON, docker: "4.11.2" });
+    const onV5 = await deploy({ ...STACKS[stack], daemon: DAEMON, docker: "5.2.0" }, onV4.deployed);
+    expect(onV5.steps.length).toBe(onV4.steps.length);
+    expect(changesOf(onV5.steps)).toEqual({});
+  });
+
+  test("keeps the daemon's log-opts and ulimits 4.11.2 stored, which is why the containers still ignore them (without ignoreChanges that plan replaces the database container)", async () => {
+    const onV4 = await deploy({ ...STACKS.dev, daemon: DAEMON, docker: "4.11.2" });
+    const container = containerOf(onV4, "dev");
+    const type = "docker:index/container:Container";
+    expect(classify(diffFields(type, container.state, container.inputs, [...DAEMON_DEFAULTED_FIELDS]))).toBe("same");
+    const unguarded = diffFields(type, container.state, container.inputs, []);
+    expect(unguarded.map((d) => [d.field, d.forceNew])).toEqual([
+      ["logOpts", true],
+      ["ulimits", true],
+    ]);
+    expect(classify(unguarded)).toBe("replace");
+  });
+
+  test("an in-place update under 5.2.0 reads the stored daemon values again (they are in the prior state), so the next up changes nothing", async () => {
+    const onV4 = await deploy({ ...STACKS.dev, daemon: DAEMON, docker: "4.11.2" });
+    const always = { ...STACKS.dev, config: { ...STACKS.dev.config, restartPolicy: "always" }, daemon: DAEMON, docker: "5.2.0" as const };
+    const updated = await deploy(always, onV4.deployed);
+    expect(changesOf(updated.steps)).toEqual({ "tsdb-dev-timescaledb": "update (restart)" });
+    expect(containerOf(updated, "dev").state.logOpts).toEqual(DAEMON.logOpts);
+    expect(changesOf((await deploy(always, updated.deployed)).steps)).toEqual({});
+  });
 });
 
 /** Changes of one setting on the deployed dev stack, as the harness measured them. */
