@@ -12,12 +12,14 @@
 import fs from "node:fs";
 import type { Client } from "pg";
 import { withClient, withTransaction, type Connection } from "../db";
-import { DEADLOCK_ATTEMPTS, DEFAULT_LOAD_LOCK_TIMEOUT_MS, LOAD_LOCK_CLASS, type LockWait, loadLockTimeout } from "./loadLock";
-import { FLAGGED_SHOWN, type LoadSummary, type SourceSummary } from "./loadSummary";
+import { DEADLOCK_ATTEMPTS, DEFAULT_LOAD_LOCK_TIMEOUT_MS, advisoryLockWait, loadLockTimeout, tableLockWait, takeLoadLock } from "./loadLock";
+import { FLAGGED_SHOWN, type LoadSummary, type SourceSummary, summarize } from "./loadSummary";
 import { RejectsWriter } from "./rejects";
 import { DEFAULT_MAX_REJECTS, checkRejectsPath, enforceRejectLimit } from "./rejectLimit";
 import { type ProgressReporter, silentProgress } from "./progress";
-import { COLUMNS, type ChunkShape, type ReadEvents, type ReadOptions, openChecked } from "./readSource";
+import { type ChunkShape, type ReadEvents, type ReadOptions, openChecked } from "./readSource";
+import type { ValueTypes } from "./rowValidation";
+import { createStaging } from "./staging";
 import { DEFAULT_TARGET, checkTarget, isEmpty, quoteTarget, targetTypes } from "./target";
 import { DEFAULT_CHUNK_ROWS, type WritePlan, loadSource } from "./writePlan";
 
@@ -110,57 +112,20 @@ async function loadOnce(client: Client, options: LoadOptions, alone: boolean): P
   const started = Date.now();
   const target = options.target ?? DEFAULT_TARGET;
   checkRejectsPath(options.rejectsFile, options.files);
-  const progress = options.progress ?? silentProgress;
-  const sources: SourceSummary[] = [];
-  const flagged: NonNullable<LoadSummary["flagged"]> = [];
   const lockTimeoutMs = options.lockTimeoutMs ?? DEFAULT_LOAD_LOCK_TIMEOUT_MS;
   const table = quoteTarget(target, (s) => client.escapeIdentifier(s));
-  // A two-int4 advisory key shows in pg_locks as classid, objid (hashtext's int4 as an unsigned oid), objsubid 2.
-  let wait: LockWait = {
-    what: `the load lock on ${target} (advisory lock ${LOAD_LOCK_CLASS}, hashtext('${target}'))`,
-    where: `l.locktype = 'advisory' AND l.objsubid = 2 AND l.classid::bigint = $1 AND l.objid::bigint = (hashtext($2)::bigint & 4294967295)`,
-    params: [LOAD_LOCK_CLASS, target],
-  };
+  const flagged: NonNullable<LoadSummary["flagged"]> = [];
+  let sources: SourceSummary[] = [];
+  let wait = advisoryLockWait(target);
   // Claims the path (or a sibling, while another load writes there) and deletes an earlier run's file.
   const rejects = new RejectsWriter(options.rejectsFile);
   try {
     await withTransaction(client, async () => {
-      await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${Math.max(1, Math.round(lockTimeoutMs))}ms`]);
-      await client.query(`SELECT pg_advisory_xact_lock${alone ? "" : "_shared"}($1, hashtext($2))`, [LOAD_LOCK_CLASS, target]);
-      // From here a wait is for the table, or for a bar another session wrote and has not committed: its
-      // session holds a write lock on the table (on a hypertable too, besides its chunk's).
-      wait = {
-        what: `a lock on ${target} (a bar of this load that another session wrote and has not committed, or the table itself)`,
-        where: `l.locktype = 'relation' AND l.relation = to_regclass($1) AND l.mode <> 'AccessShareLock'`,
-        params: [table],
-      };
-      await checkTarget(client, target);
-      const types = await targetTypes(client, table);
-      // Same column types as the target, no constraints or indexes: COPY into it is as cheap as it gets.
-      await client.query(
-        `CREATE TEMP TABLE tsdb_ohlcv_staging ON COMMIT DROP AS SELECT ${COLUMNS.join(", ")} FROM ${table} WITH NO DATA`,
-      );
-      const version = (await client.query<{ v: string }>("SELECT version() AS v")).rows[0]?.v ?? "";
-      const mode = options.staging ?? (/emscripten/i.test(version) ? "insert" : "copy");
-      const shape: ChunkShape = { asText: mode === "copy", chunkRows: options.chunkRows ?? DEFAULT_CHUNK_ROWS };
-      const events: ReadEvents = {
-        reject: (...invalid) => rejects.add(...invalid),
-        progress: (read, fraction) => progress.update(read, fraction),
-        flagged: (source, row, reason) => {
-          if (flagged.length < FLAGGED_SHOWN) flagged.push({ source, row, reason });
-        },
-      };
-      for (const file of options.files) {
-        // The loader's own thread reads: a reader thread (tried while making loads faster) cost 60 MB more and gained nothing.
-        const source = await openChecked(file, options, shape, events, types);
-        try {
-          const streamable = !alone && mode === "copy" && options.strategy !== "stage" && isRegularFile(file);
-          const plan: WritePlan = !streamable ? "chunks" : (await isEmpty(client, table)) ? "stream" : "probe";
-          sources.push(await loadSource(client, source, options, progress, plan));
-        } finally {
-          await source.close();
-        }
-      }
+      await takeLoadLock(client, target, alone, lockTimeoutMs);
+      wait = tableLockWait(target, table);
+      const prepared = await prepareTarget(client, target, table, options);
+      const events = readEvents(rejects, options.progress ?? silentProgress, flagged);
+      sources = await loadFiles(client, options, { ...prepared, table, alone, events });
       enforceRejectLimit(sources.reduce((n, s) => n + s.read, 0), rejects, options.maxRejects ?? DEFAULT_MAX_REJECTS);
     });
   } catch (err) {
@@ -170,22 +135,61 @@ async function loadOnce(client: Client, options: LoadOptions, alone: boolean): P
   } finally {
     rejects.close();
   }
-  const seconds = (Date.now() - started) / 1000;
-  const total = (k: keyof Omit<SourceSummary, "source">) => sources.reduce((n, s) => n + s[k], 0);
-  const read = total("read");
-  return {
-    sources,
-    read,
-    inserted: total("inserted"),
-    updated: total("updated"),
-    alreadyPresent: total("alreadyPresent"),
-    rejected: total("rejected"),
-    inconsistent: total("inconsistent"),
+  return summarize(sources, {
+    seconds: (Date.now() - started) / 1000,
     ...(options.inconsistentOhlc === "flag" ? { flagged } : {}),
-    seconds,
-    rowsPerSecond: seconds > 0 ? Math.round(read / seconds) : read,
     ...(rejects.count > 0 && rejects.file ? { rejectsFile: rejects.file } : {}),
+  });
+}
+
+/** What writing into the target needs, found once per attempt. */
+interface PreparedTarget {
+  /** The target's constrained value column types, for the row checks (target.ts targetTypes). */
+  types: ValueTypes | undefined;
+  /** COPY, or batched INSERTs on PGlite. */
+  mode: StagingMode;
+}
+
+/** Checks the target, reads its value column types, creates the staging table and picks the staging mode. */
+async function prepareTarget(client: Client, target: string, table: string, options: LoadOptions): Promise<PreparedTarget> {
+  await checkTarget(client, target);
+  const types = await targetTypes(client, table);
+  await createStaging(client, table);
+  const version = (await client.query<{ v: string }>("SELECT version() AS v")).rows[0]?.v ?? "";
+  return { types, mode: options.staging ?? (/emscripten/i.test(version) ? "insert" : "copy") };
+}
+
+/** The reader's events: rejects to the rejects file, progress to the reporter, flagged bars to `flagged`. */
+function readEvents(rejects: RejectsWriter, progress: ProgressReporter, flagged: NonNullable<LoadSummary["flagged"]>): ReadEvents {
+  return {
+    reject: (...invalid) => rejects.add(...invalid),
+    progress: (read, fraction) => progress.update(read, fraction),
+    flagged: (source, row, reason) => {
+      if (flagged.length < FLAGGED_SHOWN) flagged.push({ source, row, reason });
+    },
   };
+}
+
+/** Reads and writes each file in turn, with the write plan each one allows. */
+async function loadFiles(
+  client: Client,
+  options: LoadOptions,
+  run: PreparedTarget & { table: string; alone: boolean; events: ReadEvents },
+): Promise<SourceSummary[]> {
+  const shape: ChunkShape = { asText: run.mode === "copy", chunkRows: options.chunkRows ?? DEFAULT_CHUNK_ROWS };
+  const sources: SourceSummary[] = [];
+  for (const file of options.files) {
+    // The loader's own thread reads: a reader thread (tried while making loads faster) cost 60 MB more and gained nothing.
+    const source = await openChecked(file, options, shape, run.events, run.types);
+    try {
+      const streamable = !run.alone && run.mode === "copy" && options.strategy !== "stage" && isRegularFile(file);
+      const plan: WritePlan = !streamable ? "chunks" : (await isEmpty(client, run.table)) ? "stream" : "probe";
+      sources.push(await loadSource(client, source, options, options.progress ?? silentProgress, plan));
+    } finally {
+      await source.close();
+    }
+  }
+  return sources;
 }
 
 /** Opens a client on `connection`, loads, and closes it. */

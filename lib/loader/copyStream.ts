@@ -68,20 +68,46 @@ export async function streamSource(client: Client, table: string, chunks: AsyncI
   const done = finished(copy);
   // Awaited below, or not at all when the server's error is thrown first: never an unhandled rejection.
   done.catch(() => undefined);
+  const feed = copyFeeder(copy);
+  let rows = 0;
+  try {
+    for await (const chunk of chunks) {
+      if (feed.failed) throw feed.failed;
+      rows += chunk.n;
+      feed.push(piecesOf(chunk.bytes.subarray(0, chunk.used)));
+      await feed.until((queued) => queued <= STREAM_PENDING_PIECES);
+    }
+    await feed.until((queued, inFlight) => queued === 0 && !inFlight);
+    copy.end();
+    await done;
+  } catch (err) {
+    if (feed.failed) throw feed.failed;
+    // Our side failed (a --strict reject, an unreadable row group): CopyFail ends the COPY on the server, and the
+    // transaction then rolls back.
+    copy.destroy(err as Error);
+    await done.catch(() => undefined);
+    throw err;
+  }
+  return rows;
+}
+
+/**
+ * Feeds `copy` its pieces one at a time, each when the one before is on the socket: pg-copy-streams keeps a
+ * socket 'drain' listener for pieces it holds, which throws once the server has failed the COPY. The server's
+ * error (a concurrent writer's key, 23505) ends the COPY on its side: `failed` holds it and `until` stops at
+ * once, also when waiting for the socket.
+ */
+function copyFeeder(copy: import("pg-copy-streams").CopyStreamQuery) {
   let failed: unknown;
   let wake: (() => void) | undefined;
   const nudge = () => {
     wake?.();
     wake = undefined;
   };
-  // The server's error (a concurrent writer's key, 23505) ends the COPY on its side: stop at once, also when
-  // waiting for the socket.
   copy.on("error", (err) => {
     failed ??= err;
     nudge();
   });
-  // Pieces go to the COPY stream one at a time, each when the one before is on the socket: pg-copy-streams
-  // keeps a socket 'drain' listener for pieces it holds, which throws once the server has failed the COPY.
   const queue: Buffer[] = [];
   let inFlight = false;
   const pump = () => {
@@ -93,29 +119,18 @@ export async function streamSource(client: Client, table: string, chunks: AsyncI
       pump();
     });
   };
-  const until = async (ready: () => boolean) => {
-    while (!ready() && !failed) await new Promise<void>((resolve) => (wake = resolve));
-    if (failed) throw failed;
-  };
-  let rows = 0;
-  try {
-    for await (const chunk of chunks) {
-      if (failed) throw failed;
-      rows += chunk.n;
-      queue.push(...piecesOf(chunk.bytes.subarray(0, chunk.used)));
+  return {
+    get failed(): unknown {
+      return failed;
+    },
+    push(pieces: Iterable<Buffer>): void {
+      queue.push(...pieces);
       pump();
-      await until(() => queue.length <= STREAM_PENDING_PIECES);
-    }
-    await until(() => queue.length === 0 && !inFlight);
-    copy.end();
-    await done;
-  } catch (err) {
-    if (failed) throw failed;
-    // Our side failed (a --strict reject, an unreadable row group): CopyFail ends the COPY on the server, and the
-    // transaction then rolls back.
-    copy.destroy(err as Error);
-    await done.catch(() => undefined);
-    throw err;
-  }
-  return rows;
+    },
+    /** Waits until `ready` (pieces queued, one on the socket) holds; throws the server's error. */
+    async until(ready: (queued: number, inFlight: boolean) => boolean): Promise<void> {
+      while (!ready(queue.length, inFlight) && !failed) await new Promise<void>((resolve) => (wake = resolve));
+      if (failed) throw failed;
+    },
+  };
 }

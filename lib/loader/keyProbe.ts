@@ -30,7 +30,23 @@ function sameValues(chunk: Chunk, k: number, p: PresentSeries, j: number): boole
  * rows present with other values (`changed`); the rest are present and kept.
  */
 export async function sortChunk(client: Client, table: string, chunk: Chunk, source: CheckedSource, policy: ConflictPolicy): Promise<{ fresh: Rows; changed: Rows }> {
-  // Each series' time range within this chunk.
+  const { ids, ranges } = seriesRanges(chunk, source);
+  const present = await fetchPresent(client, table, ranges, policy === "update");
+  const none: Rows = { kind: "values", n: 0, rows: [] };
+  if (present.size === 0) return { fresh: allRows(chunk), changed: none };
+  const at = new Map(ids.map((id, i) => [id, present.get(i)]));
+  // Per row: 0 absent, 1 present and kept, 2 present with other values.
+  const state = new Uint8Array(chunk.n);
+  for (let k = 0; k < chunk.n; k++) {
+    const p = at.get(chunk.series[k] as number);
+    const j = p ? indexOfTime(p.times, chunk.micros[k] as number) : -1;
+    if (j >= 0) state[k] = p?.values && !sameValues(chunk, k, p, j) ? 2 : 1;
+  }
+  return { fresh: pick(chunk, (k) => state[k] === 0), changed: policy === "update" ? pick(chunk, (k) => state[k] === 2) : none };
+}
+
+/** Each series' time range within this chunk: the series ids in order of appearance, and their ranges. */
+function seriesRanges(chunk: Chunk, source: CheckedSource): { ids: number[]; ranges: SeriesRange[] } {
   const ids: number[] = [];
   const lo = new Map<number, number>();
   const hi = new Map<number, number>();
@@ -47,19 +63,8 @@ export async function sortChunk(client: Client, table: string, chunk: Chunk, sou
       if (t > (hi.get(id) as number)) hi.set(id, t);
     }
   }
-  const ranges: SeriesRange[] = ids.map((id) => ({ key: source.seriesKey(id), lo: microsToSql(lo.get(id) as number), hi: microsToSql(hi.get(id) as number) }));
-  const present = await fetchPresent(client, table, ranges, policy === "update");
-  const none: Rows = { kind: "values", n: 0, rows: [] };
-  if (present.size === 0) return { fresh: allRows(chunk), changed: none };
-  const at = new Map(ids.map((id, i) => [id, present.get(i)]));
-  // Per row: 0 absent, 1 present and kept, 2 present with other values.
-  const state = new Uint8Array(chunk.n);
-  for (let k = 0; k < chunk.n; k++) {
-    const p = at.get(chunk.series[k] as number);
-    const j = p ? indexOfTime(p.times, chunk.micros[k] as number) : -1;
-    if (j >= 0) state[k] = p?.values && !sameValues(chunk, k, p, j) ? 2 : 1;
-  }
-  return { fresh: pick(chunk, (k) => state[k] === 0), changed: policy === "update" ? pick(chunk, (k) => state[k] === 2) : none };
+  const ranges = ids.map((id) => ({ key: source.seriesKey(id), lo: microsToSql(lo.get(id) as number), hi: microsToSql(hi.get(id) as number) }));
+  return { ids, ranges };
 }
 
 /**

@@ -39,3 +39,30 @@ export async function loadLockTimeout(client: Client, wait: LockWait, timeoutMs:
     { cause },
   );
 }
+
+/** The load lock, as the lock timeout's error names it: a two-int4 advisory key shows in pg_locks as classid, objid (hashtext's int4 as an unsigned oid), objsubid 2. */
+export function advisoryLockWait(target: string): LockWait {
+  return {
+    what: `the load lock on ${target} (advisory lock ${LOAD_LOCK_CLASS}, hashtext('${target}'))`,
+    where: `l.locktype = 'advisory' AND l.objsubid = 2 AND l.classid::bigint = $1 AND l.objid::bigint = (hashtext($2)::bigint & 4294967295)`,
+    params: [LOAD_LOCK_CLASS, target],
+  };
+}
+
+/**
+ * Once the load lock is held, a wait is for the table, or for a bar another session wrote and has not
+ * committed: its session holds a write lock on the table (on a hypertable too, besides its chunk's).
+ */
+export function tableLockWait(target: string, table: string): LockWait {
+  return {
+    what: `a lock on ${target} (a bar of this load that another session wrote and has not committed, or the table itself)`,
+    where: `l.locktype = 'relation' AND l.relation = to_regclass($1) AND l.mode <> 'AccessShareLock'`,
+    params: [table],
+  };
+}
+
+/** Sets the transaction's lock timeout and takes the load lock: shared, or exclusive when the load runs `alone`. */
+export async function takeLoadLock(client: Client, target: string, alone: boolean, timeoutMs: number): Promise<void> {
+  await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${Math.max(1, Math.round(timeoutMs))}ms`]);
+  await client.query(`SELECT pg_advisory_xact_lock${alone ? "" : "_shared"}($1, hashtext($2))`, [LOAD_LOCK_CLASS, target]);
+}

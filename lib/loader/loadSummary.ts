@@ -34,6 +34,28 @@ export interface LoadSummary extends Omit<SourceSummary, "source"> {
 /** How many flagged bars a summary lists (validate lists what the table holds). */
 export const FLAGGED_SHOWN = 20;
 
+/** The run's summary: per-source counts and their totals; `flagged` and `rejectsFile` when there are any. */
+export function summarize(
+  sources: SourceSummary[],
+  run: { seconds: number; flagged?: NonNullable<LoadSummary["flagged"]>; rejectsFile?: string },
+): LoadSummary {
+  const total = (k: keyof Omit<SourceSummary, "source">) => sources.reduce((n, s) => n + s[k], 0);
+  const read = total("read");
+  return {
+    sources,
+    read,
+    inserted: total("inserted"),
+    updated: total("updated"),
+    alreadyPresent: total("alreadyPresent"),
+    rejected: total("rejected"),
+    inconsistent: total("inconsistent"),
+    ...(run.flagged ? { flagged: run.flagged } : {}),
+    seconds: run.seconds,
+    rowsPerSecond: run.seconds > 0 ? Math.round(read / run.seconds) : read,
+    ...(run.rejectsFile ? { rejectsFile: run.rejectsFile } : {}),
+  };
+}
+
 /** The summary as the CLI prints it, ending with "nothing new" when a re-run added no rows. */
 export function formatSummary(s: LoadSummary): string {
   const lines = s.sources.map(
