@@ -12,10 +12,11 @@
 import fs from "node:fs";
 import type { Client } from "pg";
 import { withClient, withTransaction, type Connection } from "../db";
+import type { ConflictPolicy } from "./loadFlags";
 import { DEADLOCK_ATTEMPTS, DEFAULT_LOAD_LOCK_TIMEOUT_MS, advisoryLockWait, loadLockTimeout, tableLockWait, takeLoadLock } from "./loadLock";
 import { FLAGGED_SHOWN, type LoadSummary, type SourceSummary, summarize } from "./loadSummary";
 import { RejectsWriter } from "./rejects";
-import { DEFAULT_MAX_REJECTS, checkRejectsPath, enforceRejectLimit } from "./rejectLimit";
+import { DEFAULT_MAX_REJECTS, checkRejectsPath, enforceRejectLimit, parseMaxRejects } from "./rejectLimit";
 import { type ProgressReporter, silentProgress } from "./progress";
 import { type ChunkShape, type ReadEvents, type ReadOptions, openChecked } from "./readSource";
 import type { ValueTypes } from "./rowValidation";
@@ -30,8 +31,8 @@ export { DEFAULT_MAX_REJECTS, DEFAULT_REJECTS_FILE, type RejectLimit, parseMaxRe
 export { DEFAULT_TARGET, quoteTarget } from "./target";
 export { DEFAULT_CHUNK_ROWS } from "./writePlan";
 
-/** What to do with a bar whose key is already in the target. */
-export type ConflictPolicy = "skip" | "update";
+/** What to do with a bar whose key is already in the target (the one list is the request's, loadFlags.ts). */
+export type { ConflictPolicy } from "./loadFlags";
 
 /**
  * How rows reach the staging table: `copy` (COPY FROM STDIN, every real server) or `insert` (batched
@@ -112,6 +113,9 @@ async function loadOnce(client: Client, options: LoadOptions, alone: boolean): P
   const started = Date.now();
   const target = options.target ?? DEFAULT_TARGET;
   checkRejectsPath(options.rejectsFile, options.files);
+  // A bad threshold is refused before any row is read.
+  const maxRejects = options.maxRejects ?? DEFAULT_MAX_REJECTS;
+  const rejectLimit = parseMaxRejects(maxRejects);
   const lockTimeoutMs = options.lockTimeoutMs ?? DEFAULT_LOAD_LOCK_TIMEOUT_MS;
   const table = quoteTarget(target, (s) => client.escapeIdentifier(s));
   const flagged: NonNullable<LoadSummary["flagged"]> = [];
@@ -126,7 +130,7 @@ async function loadOnce(client: Client, options: LoadOptions, alone: boolean): P
       const prepared = await prepareTarget(client, target, table, options);
       const events = readEvents(rejects, options.progress ?? silentProgress, flagged);
       sources = await loadFiles(client, options, { ...prepared, table, alone, events });
-      enforceRejectLimit(sources.reduce((n, s) => n + s.read, 0), rejects, options.maxRejects ?? DEFAULT_MAX_REJECTS);
+      enforceRejectLimit(sources.reduce((n, s) => n + s.read, 0), rejects, maxRejects, rejectLimit);
     });
   } catch (err) {
     // 55P03 lock_not_available: lock_timeout struck. The transaction is rolled back; its locks are gone.

@@ -5,6 +5,10 @@
  */
 import fs from "node:fs";
 import path from "node:path";
+import { KNOWN_EXTENSIONS } from "./formats";
+
+// The registry's list, where directory expansion uses it; importers (tests) find it here too.
+export { KNOWN_EXTENSIONS } from "./formats";
 
 /** Table columns a source can feed; `date` is a calendar date whose time of day is in another column. */
 export const FIELDS = [
@@ -283,11 +287,6 @@ export function expandSources(sources: readonly string[]): string[] {
   }
   return out;
 }
-
-/** The files a directory --source loads (`data load --help` lists these). */
-export const KNOWN_EXTENSIONS = [
-  ".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".parquet", ".pq", ".db", ".sqlite", ".sqlite3", ".duckdb", ".feather", ".arrow", ".ipc", ".json", ".zip",
-];
 
 /**
  * Every regular file below `base` (following symbolic links), as paths relative to it with `/` between parts,

@@ -21,10 +21,9 @@ export function parseMaxRejects(text: string): RejectLimit {
 }
 
 /** Throws (so the transaction rolls back) when every row, or more rows than allowed, were rejected. */
-export function enforceRejectLimit(read: number, rejects: RejectsWriter, limitText: string): void {
+export function enforceRejectLimit(read: number, rejects: RejectsWriter, limitText: string, limit: RejectLimit = parseMaxRejects(limitText)): void {
   const rejected = rejects.count;
   if (rejected === 0) return;
-  const limit = parseMaxRejects(limitText);
   const first = rejects.first ? ` First: ${rejects.first.source} row ${rejects.first.row}: ${rejects.first.reason}.` : "";
   const where = rejects.file ? ` All reasons: ${rejects.file}` : "";
   if (rejected === read) throw new Error(`every row was rejected (${rejected} of ${read}); nothing was loaded.${first}${where}`);
