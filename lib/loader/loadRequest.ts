@@ -11,7 +11,7 @@
  */
 import path from "node:path";
 import { z } from "zod";
-import { FIELDS, LAYOUTS, expandSources } from "./columnMapping";
+import { FIELDS, LAYOUTS, expandSources, pathPatternFault } from "./columnMapping";
 import { FORMAT_OPTIONS, type FormatOption, SOURCE_FORMATS, optionFault } from "./formats";
 import { CONFLICT_POLICIES, LAYOUT_NAMES, LOAD_FLAGS } from "./loadFlags";
 import { parseMaxRejects } from "./rejectLimit";
@@ -43,7 +43,14 @@ export const LoadRequestFields = z.strictObject({
   provider: z.string().optional(),
   timeframe: z.string().min(1).optional(),
   exchange: z.string().optional(),
-  pathPattern: z.string().min(1).optional(),
+  pathPattern: z
+    .string()
+    .min(1)
+    .superRefine((pattern, ctx) => {
+      const fault = pathPatternFault(pattern);
+      if (fault) ctx.addIssue({ code: "custom", message: fault });
+    })
+    .optional(),
   /** field -> source column. */
   map: z.partialRecord(z.enum(FIELDS), z.string()).optional(),
   /** Column names of a headerless CSV file, in order. */

@@ -56,7 +56,8 @@ async function writeFresh(client: Client, table: string, rows: Rows): Promise<{ 
  */
 export async function loadSource(client: Client, source: CheckedSource, options: LoadOptions, progress: ProgressReporter, plan: WritePlan): Promise<SourceSummary> {
   const policy = options.onConflict ?? "skip";
-  const table = quoteTarget(options.target ?? DEFAULT_TARGET, (s) => client.escapeIdentifier(s));
+  const target = options.target ?? DEFAULT_TARGET;
+  const table = quoteTarget(target, (s) => client.escapeIdentifier(s));
   let written: Written;
   progress.start(source.name, source.totalRows);
   try {
@@ -73,7 +74,7 @@ export async function loadSource(client: Client, source: CheckedSource, options:
   }
   let merged = { inserted: 0, updated: 0 };
   if (written.staged > 0) {
-    merged = await merge(client, options.target ?? DEFAULT_TARGET, policy, source.spans());
+    merged = await merge(client, target, policy, source.spans());
     await client.query(`TRUNCATE ${STAGING}`);
   }
   const inserted = written.direct + merged.inserted;

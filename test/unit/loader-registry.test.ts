@@ -178,3 +178,12 @@ describe("one load-request vocabulary", () => {
     expect(toLoadOptions(parseLoadRequest({ source: "a.csv", format: "sqlite", table: "bars" }), { cwd: dir, defaultRejects: "d.csv" })).toMatchObject({ sqliteTable: "bars" });
   });
 });
+
+describe("a path pattern is checked when the request is read", () => {
+  test("an unknown placeholder is refused before any file is opened, naming the flag or the key", () => {
+    expect(() => loadRequestFromFlags({ source: "x", "path-pattern": "{ticker}/*.csv" })).toThrow(/^--path-pattern: \{ticker\} is not one of \{symbol\}, \{provider\}, \{timeframe\}, \{exchange\}, \{timeframe:minutes\}; see --help\.$/);
+    expect(() => parseSettings({ datasets: [{ name: "a", source: "x", pathPattern: "{symbol}-{tf}.csv" }] }, { stack: "dev" })).toThrow(/0\.pathPattern: \{tf\} is not one of/);
+    expect(() => parseLoadRequest({ source: "x", pathPattern: "{symbol" })).toThrow(/pathPattern: \{symbol has no closing \}/);
+    expect(parseLoadRequest({ source: "x", pathPattern: "{provider}/{symbol}_{timeframe:minutes}.csv" }).pathPattern).toBe("{provider}/{symbol}_{timeframe:minutes}.csv");
+  });
+});
