@@ -11,7 +11,7 @@ import { TIMEFRAME_FORMS } from "../lib/loader/rowValidation";
 import { FORMATS } from "../lib/loader/formats";
 import { type Act, type Context, UsageError, asGroup, examples, requireUrl, urlOption, whileConnected } from "./conventions";
 
-/** Shown in help only; the loader's own default (DEFAULT_TARGET in lib/loader/OhlcvLoader.ts) applies. */
+/** Shown in help only; the loader's own default (DEFAULT_TARGET in lib/loader/target.ts) applies. */
 const TARGET_HELP = "target table, schema.table (default: market_data.ohlcv_bars)";
 
 type LoadFlags = Partial<Record<keyof LoadRequest, string | string[] | boolean>> & { url?: string; json?: boolean };

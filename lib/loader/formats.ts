@@ -218,11 +218,6 @@ export function formatHelp(): string {
   return `${SOURCE_FORMATS.join(" | ")} (default: from each file's first bytes (${sniffed.join(", ")}; gzip is detected), else its extension, else csv)`;
 }
 
-/** The formats as the `tsdb:datasets` description lists them. */
-export function formatChoices(): string {
-  return SOURCE_FORMATS.join("|");
-}
-
 /** The markdown table docs/LOADING.md holds between its `formats` markers. */
 export function formatsTable(): string {
   const code = (xs: readonly string[]) => (xs.length === 0 ? "" : xs.map((x) => `\`${x}\``).join(" "));

@@ -1,7 +1,7 @@
 /**
  * Stages 1-3 of a load, without a database: open one source, plan where each table field comes from, read
  * its records, check each row (rowValidation.ts, in-file duplicates) and gather the valid ones in chunks of
- * COPY text or column values, which OhlcvLoader.ts writes.
+ * COPY text or column values, which OhlcvLoader.ts writes (writePlan.ts).
  */
 import type { PathKey } from "./columnMapping";
 import { type Field, matchPathPattern, resolveColumns } from "./columnMapping";

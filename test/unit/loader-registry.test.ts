@@ -38,6 +38,8 @@ describe("every list of formats is the registry's", () => {
     const table = /<!-- formats:begin -->\n([^]*?)\n<!-- formats:end -->/.exec(doc)?.[1];
     expect(table).toBe(formatsTable());
     for (const format of SOURCE_FORMATS) expect(table).toContain(`| \`${format}\` |`);
+    // The --source row lists what a directory loads.
+    expect(doc).toContain(`every \`${KNOWN_EXTENSIONS.join(" ")}\` below it`);
   });
 
   test("Pulumi.yaml's and LOADING.md's list of dataset keys are the one derived from the request and the registry", () => {
