@@ -8,10 +8,10 @@ import { COLUMN_ALIASES, FIELDS } from "../lib/loader/columnMapping";
 import { LOAD_FLAGS } from "../lib/loader/loadFlags";
 import type { LoadRequest } from "../lib/loader/loadRequest";
 import { TIMEFRAME_FORMS } from "../lib/loader/rowValidation";
-import { SOURCE_FORMATS } from "../lib/loader/sources/types";
+import { FORMATS } from "../lib/loader/formats";
 import { type Act, type Context, UsageError, asGroup, examples, requireUrl, urlOption, whileConnected } from "./conventions";
 
-/** Shown in help only; the loader's own default (DEFAULT_TARGET in lib/loader/OhlcvLoader.ts) applies. */
+/** Shown in help only; the loader's own default (DEFAULT_TARGET in lib/loader/target.ts) applies. */
 const TARGET_HELP = "target table, schema.table (default: market_data.ohlcv_bars)";
 
 type LoadFlags = Partial<Record<keyof LoadRequest, string | string[] | boolean>> & { url?: string; json?: boolean };
@@ -62,6 +62,9 @@ in --timezone (a time the clocks skip is rejected, one they repeat follows --amb
 also 2024.01.02 (MetaTrader), 01/02/2024 (month/day/year), 02.01.2024 (day.month.year), 20240102 (YYYYMMDD);
 epoch numbers by magnitude: < 1e11 seconds, < 1e14 milliseconds, < 1e17 microseconds, else nanoseconds, except
 8-digit numbers, which are YYYYMMDD dates. Years 1800..2199.`;
+
+/** The formats `data load` reads, as its group's description lists them (the format registry's titles). */
+const FORMAT_TITLES = ((titles) => `${titles.slice(0, -1).join(", ")} or ${titles.at(-1)}`)(Object.values(FORMATS).map((f) => f.title));
 
 /** The flags as LoadRequest keys (commander's camelCase attribute names are the LoadRequest keys) -> flag names. */
 function flagValues(o: LoadFlags): Record<string, string | string[] | boolean | undefined> {
@@ -118,36 +121,13 @@ async function exportBars(o: ExportFlags, ctx: Context): Promise<void> {
   ctx.print(o.json ? JSON.stringify(summary) : formatExportSummary(summary));
 }
 
-/** What each load flag's value is called in the usage (`--source <path>`); the flag's own name otherwise. */
-const VALUE_NAMES: Partial<Record<string, string>> = {
-  source: "path",
-  table: "name",
-  "path-pattern": "pattern",
-  map: "F=COL,...",
-  columns: "names",
-  delimiter: "char",
-  "on-conflict": "mode",
-  rejects: "file",
-  "max-rejects": "limit",
-  target: "table",
-  timezone: "zone",
-  "ambiguous-time": "rule",
-  "price-divisor": "n",
-  "inconsistent-ohlc": "rule",
-  "lock-timeout": "seconds",
-};
-
 /** The load flags, one per LOAD_FLAGS entry; --source is required. */
 function addLoadFlags(cmd: Command): Command {
   for (const spec of Object.values(LOAD_FLAGS)) {
-    const value = spec.type === "string" ? ` <${VALUE_NAMES[spec.flag] ?? spec.flag}>` : "";
-    const option = new Option(`--${spec.flag}${value}`, spec.flag === "source" ? `${spec.help} (required)` : spec.help);
-    if (spec.flag === "format") option.choices([...SOURCE_FORMATS]);
-    if (spec.flag === "on-conflict") option.choices(["skip", "update"]);
+    const option = new Option(`--${spec.flag}${spec.value ? ` <${spec.value}>` : ""}`, spec.flag === "source" ? `${spec.help} (required)` : spec.help);
+    if (spec.choices) option.choices([...spec.choices]);
     // Every --source is kept (commander keeps only the last of a repeated option otherwise).
-    if (spec.flag === "source") option.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
-    if (spec.flag === "ambiguous-time") option.choices(["reject", "earlier", "later"]);
-    if (spec.flag === "inconsistent-ohlc") option.choices(["reject", "flag", "keep"]);
+    if (spec.repeatable) option.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
     cmd.addOption(option);
   }
   return cmd.hook("preAction", (_parent, action) => {
@@ -164,7 +144,7 @@ function seriesFlags(cmd: Command, what: string): Command {
 }
 
 export function registerData(program: Command, act: Act): void {
-  const data = asGroup(program.command("data").description("load OHLCV bars from CSV, Parquet, SQLite, DuckDB, Arrow IPC/Feather, JSON or zip, validate what is loaded, export it again"));
+  const data = asGroup(program.command("data").description(`load OHLCV bars from ${FORMAT_TITLES}, validate what is loaded, export it again`));
   examples(
     data,
     "tsdb data load --url postgresql://postgres@127.0.0.1:5432/market --source data/sample/csv/ohlcv.csv",

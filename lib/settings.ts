@@ -12,7 +12,8 @@ import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { canonicalIp } from "./connection";
-import { LoadRequestSchema } from "./loader/loadRequest";
+import { LOAD_FLAGS, LOAD_REQUEST_KEYS } from "./loader/loadFlags";
+import { LoadRequestFields, refuseFormatOptions } from "./loader/loadRequest";
 
 /** A PostgreSQL interval as the migration contract accepts it: a number and one unit, e.g. `7 days`. */
 export const INTERVAL_PATTERN = /^\d+\s+(microsecond|millisecond|second|minute|hour|day|week|month|year)s?$/;
@@ -146,6 +147,19 @@ const RESTART_POLICIES = ["no", "on-failure", "always", "unless-stopped"] as con
 const SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] as const;
 
 /**
+ * A dataset's keys as the `datasets` description and its error list them: the load request's keys (rejects
+ * always go to .tsdb/rejects/<name>.csv) with the values of those that take a fixed list (the format registry's
+ * formats among them), derived so Pulumi.yaml cannot fall behind the request.
+ */
+export function datasetKeys(): string {
+  const keys = LOAD_REQUEST_KEYS.filter((k) => k !== "rejects" && k !== "source").map((k) => {
+    const choices = LOAD_FLAGS[k].choices;
+    return choices ? `${k}? (${choices.join("|")})` : `${k}?`;
+  });
+  return `{${["name (slug)", "source (path, or a list of paths)", ...keys].join(", ")}}`;
+}
+
+/**
  * Every setting with its Pulumi.yaml type, project default (the dev values) and description. Empty string
  * (or 0 for maxConnections) means "not set": Pulumi refuses to run when a declared key has no default and the
  * stack does not set it, so optional keys need a default.
@@ -193,7 +207,7 @@ export const SETTING_DECLARATIONS: Record<string, SettingDeclaration> = {
   compressAfter: { type: "string", default: "90 days", description: "Compress (columnstore) chunks older than this; from 1 hour to 100 years." },
   tickRetention: { type: "string", default: "180 days", description: "Drop ticks older than this; from 1 hour to 100 years and at least tickChunkInterval; empty = keep everything." },
   caggRefreshInterval: { type: "string", default: "1 hour", description: "Continuous aggregate refresh schedule; from 1 minute to 1 year." },
-  datasets: { type: undefined, default: [], description: "Market data loaded by pulumi up: a list of {name, source, format?, table?, symbol?, provider?, timeframe?, exchange?, pathPattern?, map?, columns?, layout?, delimiter?, onConflict?, maxRejects?, strict?, target?, timezone?, ambiguousTime?, priceDivisor?, inconsistentOhlc?, lockTimeout?} (docs/LOADING.md)." },
+  datasets: { type: undefined, default: [], description: `Market data loaded by pulumi up: a list of ${datasetKeys()} (docs/LOADING.md).` },
   backupDir: { type: "string", default: "./backups", description: "Directory npm run db:backup writes to." },
   backupRetain: { type: "integer", default: 7, description: "Backups kept (at least 1)." },
 };
@@ -265,13 +279,14 @@ const secretString = stringField((s) => s.trim().length > 0, "a password that is
 /** Names PostgreSQL keeps for itself: the maintenance database and the templates every CREATE DATABASE copies. */
 const RESERVED_DATABASES = ["postgres", "template0", "template1"];
 
-const datasetSchema = LoadRequestSchema.omit({ rejects: true }).extend({
-  name: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, "must be a slug (lowercase letters, digits, - and _)"),
-});
+const datasetSchema = LoadRequestFields.omit({ rejects: true })
+  .extend({
+    name: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, "must be a slug (lowercase letters, digits, - and _)"),
+  })
+  .superRefine(refuseFormatOptions);
 
 const datasetsField: FieldParser<DatasetSetting[]> = (value) => {
-  const allowed =
-    "a list of datasets, each {name (slug), source (path), format? (csv|parquet|sqlite), table?, symbol?, provider?, timeframe?, exchange?, pathPattern?, map?, columns?, layout?, delimiter?, onConflict? (skip|update), maxRejects?, strict?, target?, timezone?, ambiguousTime?, priceDivisor?, inconsistentOhlc?, lockTimeout?} (docs/LOADING.md)";
+  const allowed = `a list of datasets, each ${datasetKeys()} (docs/LOADING.md)`;
   let list: unknown = value;
   if (typeof value === "string") {
     try {

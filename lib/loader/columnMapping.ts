@@ -5,6 +5,10 @@
  */
 import fs from "node:fs";
 import path from "node:path";
+import { KNOWN_EXTENSIONS } from "./formats";
+
+// The registry's list, where directory expansion uses it; importers (tests) find it here too.
+export { KNOWN_EXTENSIONS } from "./formats";
 
 /** Table columns a source can feed; `date` is a calendar date whose time of day is in another column. */
 export const FIELDS = [
@@ -208,12 +212,28 @@ export function minutesToTimeframe(minutes: string): string | undefined {
   return `${n}m`;
 }
 
+/**
+ * Why `pattern` cannot be a path pattern (a placeholder that is not one of PLACEHOLDERS, or is not closed);
+ * undefined when it can. Neutral: the caller names the flag or setting.
+ */
+export function pathPatternFault(pattern: string): string | undefined {
+  for (let i = pattern.indexOf("{"); i >= 0; i = pattern.indexOf("{", i + 1)) {
+    const end = pattern.indexOf("}", i);
+    if (end < 0) return `{${pattern.slice(i + 1)} has no closing }; placeholders are ${PLACEHOLDERS}`;
+    const key = pattern.slice(i + 1, end);
+    if (!([...PATTERN_KEYS, TIMEFRAME_MINUTES] as readonly string[]).includes(key)) return `{${key}} is not one of ${PLACEHOLDERS}`;
+  }
+  return undefined;
+}
+
 function escapeRegex(s: string): string {
   return s.replace(/[.+^$()|\\]/g, "\\$&");
 }
 
 /** A glob (`*`, `**`, `?`, `{name}` captures) as a regex anchored at the end of a `/`-separated path. */
 function patternRegex(pattern: string, captures: boolean): RegExp {
+  const fault = captures ? pathPatternFault(pattern) : undefined;
+  if (fault) throw new Error(`--path-pattern ${JSON.stringify(pattern)}: ${fault}.`);
   let re = "";
   const p = pattern.replace(/\\/g, "/").replace(/^\.\//, "");
   for (let i = 0; i < p.length; i++) {
@@ -233,9 +253,6 @@ function patternRegex(pattern: string, captures: boolean): RegExp {
         re += "(?<timeframeMinutes>\\d+)";
         i = end;
         continue;
-      }
-      if (end < 0 || !(PATTERN_KEYS as readonly string[]).includes(key)) {
-        throw new Error(`--path-pattern ${JSON.stringify(pattern)}: {${key}} is not one of ${PLACEHOLDERS}.`);
       }
       // Lazy: `{symbol}-*.txt` on `nvda-1999-2014.txt` takes `nvda`, the shortest value that fits.
       re += `(?<${key}>[^/]+?)`;
@@ -283,11 +300,6 @@ export function expandSources(sources: readonly string[]): string[] {
   }
   return out;
 }
-
-/** The files a directory --source loads (`data load --help` lists these). */
-export const KNOWN_EXTENSIONS = [
-  ".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".parquet", ".pq", ".db", ".sqlite", ".sqlite3", ".duckdb", ".feather", ".arrow", ".ipc", ".json", ".zip",
-];
 
 /**
  * Every regular file below `base` (following symbolic links), as paths relative to it with `/` between parts,

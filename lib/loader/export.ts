@@ -20,7 +20,7 @@ import path from "node:path";
 import { checkOutputPath } from "../outputPath";
 import type { Client } from "pg";
 import { withClient, type Connection } from "../db";
-import { DEFAULT_TARGET, quoteTarget } from "./OhlcvLoader";
+import { DEFAULT_TARGET, quoteTarget } from "./target";
 import { normalizeTimeframe } from "./rowValidation";
 import { microsToSql, parseTimestamp } from "./timestamps";
 

@@ -1,21 +1,14 @@
 /**
  * Stages 1-3 of a load, without a database: open one source, plan where each table field comes from, read
  * its records, check each row (rowValidation.ts, in-file duplicates) and gather the valid ones in chunks of
- * COPY text or column values, which OhlcvLoader.ts writes.
+ * COPY text or column values, which OhlcvLoader.ts writes (writePlan.ts).
  */
 import type { PathKey } from "./columnMapping";
 import { type Field, matchPathPattern, resolveColumns } from "./columnMapping";
 import { TimeKeySet } from "./keySet";
 import { type BarText, type InconsistentOhlcRule, type RowCheck, type ValueTypes, checkBar, normalizeTimeframe, numericText, shiftDecimal, timeframeFault } from "./rowValidation";
-import { openArrowIpc } from "./sources/arrowIpc";
-import { openCsv } from "./sources/csv";
-import { openDuckdb } from "./sources/duckdb";
-import { openJson } from "./sources/json";
-import { KIND_NAMES, sniffKind } from "./sources/sniff";
-import { openZip } from "./sources/zip";
-import { openParquet } from "./sources/parquet";
-import { openSqlite } from "./sources/sqlite";
-import type { FaultyBatch, RecordSource, SourceFormat } from "./sources/types";
+import { type SourceFormat, formatEntry, formatOf, optionFault } from "./formats";
+import type { FaultyBatch, RecordSource } from "./sources/types";
 import { longTickers } from "./sources/yfinance";
 import { type AmbiguousTimeRule, LocalZone } from "./timeZone";
 import { combineDateTime, isTimeOfDay, microsToSql, shown } from "./timestamps";
@@ -96,26 +89,8 @@ export interface CheckedSource {
   close(): Promise<void>;
 }
 
-/**
- * Format of a file: by its first bytes when they say (Parquet, SQLite, DuckDB, Arrow IPC, zip; gzip is CSV),
- * else by its name (.parquet/.pq, .db/.sqlite/.sqlite3, .duckdb, .feather/.arrow/.ipc, .json, .zip), otherwise
- * CSV. Throws for a binary file of no kind the loader reads, naming it, rather than reading it as CSV.
- */
-export function formatOf(file: string): SourceFormat {
-  const kind = sniffKind(file);
-  if (kind === "parquet" || kind === "sqlite" || kind === "duckdb" || kind === "arrow" || kind === "zip") return kind;
-  if (kind === "binary" || kind === "utf16") {
-    throw new Error(`${file}: a ${KIND_NAMES[kind]} file, of no kind the loader reads (CSV in UTF-8, Parquet, SQLite, DuckDB, Arrow IPC/Feather, JSON, zip).`);
-  }
-  const f = file.toLowerCase();
-  if (f.endsWith(".parquet") || f.endsWith(".pq")) return "parquet";
-  if (f.endsWith(".db") || f.endsWith(".sqlite") || f.endsWith(".sqlite3")) return "sqlite";
-  if (f.endsWith(".duckdb")) return "duckdb";
-  if (f.endsWith(".feather") || f.endsWith(".arrow") || f.endsWith(".ipc")) return "arrow";
-  if (f.endsWith(".json")) return "json";
-  if (f.endsWith(".zip")) return "zip";
-  return "csv";
-}
+// formatOf is the registry's; importers of this module (tests) find it here too.
+export { formatOf } from "./formats";
 
 /** Opens one source file with the reader for its format. */
 export async function openSource(file: string, options: Pick<ReadOptions, "format" | "sqliteTable" | "delimiter" | "columns" | "timezone" | "mapping"> = {}): Promise<RecordSource> {
@@ -125,17 +100,11 @@ export async function openSource(file: string, options: Pick<ReadOptions, "forma
 
 async function openRecords(file: string, options: Pick<ReadOptions, "format" | "sqliteTable" | "delimiter" | "columns" | "timezone">): Promise<RecordSource> {
   const format = options.format ?? formatOf(file);
-  if (format === "zip") return openZip(file, (inner) => openRecords(inner, { ...options, format: undefined }));
-  // A forced --format csv on a binary file would print its header bytes as column names.
-  const kind = format === "csv" ? sniffKind(file) : undefined;
-  if (kind !== undefined && kind !== "gzip") throw new Error(`${file} is a ${KIND_NAMES[kind]} file, not CSV (--format csv).`);
-  if (format !== "csv" && options.columns) throw new Error(`${file}: --columns names the columns of a headerless CSV file; this is ${format}.`);
-  if (format === "parquet") return openParquet(file, { localTimestamps: options.timezone !== undefined });
-  if (format === "sqlite") return openSqlite(file, options.sqliteTable);
-  if (format === "duckdb") return openDuckdb(file, options.sqliteTable);
-  if (format === "arrow") return openArrowIpc(file);
-  if (format === "json") return openJson(file);
-  return openCsv(file, { ...(options.delimiter ? { delimiter: options.delimiter } : {}), ...(options.columns ? { columns: options.columns } : {}) });
+  // Headerless column names would be ignored by a format that has its own; the other format options are
+  // ignored by formats they do not apply to (a directory may mix CSV and SQLite files under one --table).
+  if (options.columns && optionFault("columns", format)) throw new Error(`${file}: --columns names the columns of a headerless CSV file; this is ${format}.`);
+  const reader = { table: options.sqliteTable, delimiter: options.delimiter, columns: options.columns, timezone: options.timezone };
+  return formatEntry(format).open(file, reader, (inner) => openRecords(inner, { ...options, format: undefined }));
 }
 
 // COPY text format: backslash, tab, newline and carriage return must be escaped in text values.

@@ -268,7 +268,7 @@ export type ColumnType =
   | { kind: "integer"; min: bigint; max: bigint; name: string }
   | { kind: "real"; name: string };
 
-/** Column types of a target whose value columns differ from unconstrained numeric; see targetTypes in OhlcvLoader.ts. */
+/** Column types of a target whose value columns differ from unconstrained numeric; see targetTypes in target.ts. */
 export type ValueTypes = Partial<Record<ValueColumn, ColumnType>>;
 
 /** Digits after the decimal point as PostgreSQL keeps them (trailing zeros count; `1.50e1` has 1). */

@@ -4,7 +4,7 @@
  */
 import type { Connection } from "../db";
 import { type LoadRequest, parseLoadRequest, toLoadOptions } from "./loadRequest";
-import { DEFAULT_REJECTS_FILE, type LoadSummary, loadOhlcvFrom, parseMaxRejects } from "./OhlcvLoader";
+import { DEFAULT_REJECTS_FILE, type LoadSummary, loadOhlcvFrom } from "./OhlcvLoader";
 import { type ProgressReporter, silentProgress } from "./progress";
 
 /** Validates `request`, resolves its paths against `cwd`, loads, and returns the summary. */
@@ -15,7 +15,5 @@ export async function runLoadRequest(
 ): Promise<LoadSummary> {
   const valid = parseLoadRequest(request);
   const options = toLoadOptions(valid, { cwd: context.cwd, defaultRejects: context.defaultRejects ?? DEFAULT_REJECTS_FILE });
-  // A bad threshold is refused before any row is read.
-  if (options.maxRejects !== undefined) parseMaxRejects(options.maxRejects);
   return loadOhlcvFrom(connection, { ...options, progress: context.progress ?? silentProgress });
 }

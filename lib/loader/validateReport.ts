@@ -13,7 +13,7 @@
  *   interval minus one (nights and weekends are not gaps).
  */
 import type { Client } from "pg";
-import { DEFAULT_TARGET, quoteTarget } from "./OhlcvLoader";
+import { DEFAULT_TARGET, quoteTarget } from "./target";
 import { printable } from "./printable";
 import { normalizeTimeframe, timeframeParts } from "./rowValidation";
 

@@ -1,47 +1,37 @@
 /**
- * What a file is, from its first bytes: the readers' formats, and the kinds the loader names instead of
- * reading a binary header as CSV columns.
+ * A file's first bytes, and the kinds of file the loader names instead of reading a binary header as CSV
+ * columns. The readers' own magic bytes are in their registry entries (../formats.ts).
  */
 import fs from "node:fs";
 
-/** A file's kind by its magic bytes; undefined for text (or nothing known). */
-export type SniffedKind = "parquet" | "sqlite" | "duckdb" | "arrow" | "zip" | "gzip" | "utf16" | "binary";
+/** Kinds that are not a format of their own: gzip (CSV compressed), UTF-16 text, other binary. */
+export type OtherKind = "gzip" | "utf16" | "binary";
 
 /** Names users know the kinds by, for messages. */
-export const KIND_NAMES: Record<SniffedKind, string> = {
-  parquet: "Parquet",
-  sqlite: "SQLite",
-  duckdb: "DuckDB",
-  arrow: "Arrow IPC (Feather v2)",
-  zip: "zip",
+export const OTHER_KIND_NAMES: Record<OtherKind, string> = {
   gzip: "gzip",
   utf16: "UTF-16 text (Excel's \"Unicode text\"; save it as UTF-8 CSV)",
   binary: "binary (not text)",
 };
 
-/** The kind of `file` by its first 64 bytes; undefined for text, and for anything that is not a regular file. */
-export function sniffKind(file: string): SniffedKind | undefined {
-  let head: Buffer;
+/** The first 64 bytes of `file`; undefined for anything that is not a readable regular file. */
+export function readHead(file: string): Buffer | undefined {
   try {
     if (!fs.statSync(file).isFile()) return undefined;
     const fd = fs.openSync(file, "r");
     try {
-      head = Buffer.alloc(64);
-      head = head.subarray(0, fs.readSync(fd, head, 0, 64, 0));
+      const head = Buffer.alloc(64);
+      return head.subarray(0, fs.readSync(fd, head, 0, 64, 0));
     } finally {
       fs.closeSync(fd);
     }
   } catch {
     return undefined;
   }
-  const starts = (s: string, at = 0) => head.subarray(at, at + s.length).toString("latin1") === s;
-  if (starts("PAR1")) return "parquet";
-  if (starts("SQLite format 3\u0000")) return "sqlite";
-  // DuckDB's main header: an 8-byte checksum, then the magic "DUCK".
-  if (starts("DUCK", 8)) return "duckdb";
-  // The IPC file format (Feather v2) starts with ARROW1; the stream format with the continuation marker.
-  if (starts("ARROW1") || (head.length >= 8 && head.readUInt32LE(0) === 0xffffffff)) return "arrow";
-  if (starts("PK\u0003\u0004") || starts("PK\u0005\u0006")) return "zip";
+}
+
+/** gzip, UTF-16 or binary by the first bytes; undefined for text. */
+export function otherKind(head: Buffer): OtherKind | undefined {
   if (head[0] === 0x1f && head[1] === 0x8b) return "gzip";
   // UTF-16 with its byte order mark (Excel's "Unicode text"); otherwise text has no NUL bytes in its first 64.
   if ((head[0] === 0xff && head[1] === 0xfe) || (head[0] === 0xfe && head[1] === 0xff)) return "utf16";

@@ -22,7 +22,3 @@ export interface RecordSource {
  * index in the batch to the reason, and the row checks reject it with that reason.
  */
 export type FaultyBatch = unknown[][] & { faults?: Map<number, string> };
-
-/** Formats the loader reads. */
-export const SOURCE_FORMATS = ["csv", "parquet", "sqlite", "duckdb", "arrow", "json", "zip"] as const;
-export type SourceFormat = (typeof SOURCE_FORMATS)[number];

@@ -8,22 +8,23 @@ import os from "node:os";
 import path from "node:path";
 import type { RecordSource } from "./types";
 
-/** Entries read from a zip: the loader's data files. */
-const DATA_ENTRY = /\.(csv|tsv|txt|csv\.gz|parquet|pq|json|feather|arrow|ipc)$/i;
-
-/** Opens the one data file inside `file` with `open` (the loader's openSource without zip). */
-export async function openZip(file: string, open: (inner: string) => Promise<RecordSource>): Promise<RecordSource> {
+/**
+ * Opens the one data file inside `file` with `open` (the loader's openSource without zip); a data file is an
+ * entry whose name ends with one of `dataExtensions` (lower case).
+ */
+export async function openZip(file: string, dataExtensions: readonly string[], open: (inner: string) => Promise<RecordSource>): Promise<RecordSource> {
+  const isData = (name: string) => dataExtensions.some((e) => name.toLowerCase().endsWith(e));
   const { unzipSync } = await import("fflate");
   let entries: Record<string, Uint8Array>;
   try {
-    entries = unzipSync(fs.readFileSync(file), { filter: (f) => DATA_ENTRY.test(f.name) && !f.name.endsWith("/") && !path.basename(f.name).startsWith(".") });
+    entries = unzipSync(fs.readFileSync(file), { filter: (f) => isData(f.name) && !f.name.endsWith("/") && !path.basename(f.name).startsWith(".") });
   } catch (err) {
     throw new Error(`${file}: not a readable zip archive (${(err as Error).message}).`, { cause: err });
   }
   const names = Object.keys(entries);
   if (names.length !== 1) {
     throw new Error(
-      `${file}: a zip archive with ${names.length === 0 ? "no data file (.csv .tsv .txt .parquet .json .feather)" : `${names.length} data files (${names.slice(0, 5).join(", ")}${names.length > 5 ? ", ..." : ""})`}; ` +
+      `${file}: a zip archive with ${names.length === 0 ? `no data file (${dataExtensions.join(" ")})` : `${names.length} data files (${names.slice(0, 5).join(", ")}${names.length > 5 ? ", ..." : ""})`}; ` +
         "the loader reads a zip holding one; unpack it and load the directory.",
     );
   }
