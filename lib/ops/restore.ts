@@ -104,7 +104,15 @@ export async function restoreWithTimescaleProcedure(db: Queryable, timescaledbVe
         "Restore into a new database (--database <name>).",
     );
   }
-  await db.query("SELECT public.timescaledb_pre_restore()");
+  try {
+    await db.query("SELECT public.timescaledb_pre_restore()");
+  } catch (err) {
+    // 42501: a login allowed to SET timescaledb.restoring (GRANT SET ON PARAMETER) but not to stop the background
+    // workers, which self-hosted TimescaleDB keeps to superusers ("must be superuser to stop background workers").
+    if ((err as { code?: string }).code !== "42501") throw err;
+    const who = ((await db.query("SELECT current_user AS u, current_database() AS d")).rows[0] as { u: string; d: string });
+    throw new Error(timescaleRestoreRefusal(who.d, who.u, `which stops TimescaleDB's background workers (${(err as Error).message})`), { cause: err });
+  }
   // CREATE EXTENSION seeds catalog metadata (install_timestamp, timescaledb_version) that the dump carries too
   // (the extension dumps `metadata WHERE key <> 'uuid'`), so loading it would hit metadata_pkey
   // (timescale/timescaledb#1409); the dump's rows replace them.
@@ -114,6 +122,40 @@ export async function restoreWithTimescaleProcedure(db: Queryable, timescaledbVe
   } finally {
     await db.query("SELECT public.timescaledb_post_restore()");
   }
+}
+
+/**
+ * The one-line refusal of a TimescaleDB restore into `database` by `user`, who may not run TimescaleDB's restore
+ * procedure: `what` says which part of `timescaledb_pre_restore()` it may not do.
+ */
+export function timescaleRestoreRefusal(database: string, user: string, what: string): string {
+  return (
+    `Restoring a TimescaleDB dump into "${database}" runs timescaledb_pre_restore(), ${what}, and ${user} is not a superuser; ` +
+    "restore refused, nothing changed. Give --url a superuser's URL, or restore on a managed service whose owner may run timescaledb_pre_restore() (Timescale Cloud's tsdbadmin)."
+  );
+}
+
+/**
+ * Refuses, before anything is created, a TimescaleDB restore by a login that may not set `timescaledb.restoring`
+ * (what `timescaledb_pre_restore()` does first). Self-hosted TimescaleDB defines it as a superuser-only setting;
+ * managed services let their owner run the procedure. Tried with `SET LOCAL` in a transaction rolled back at
+ * once, so a service's own permission rules decide, not a guess from role flags.
+ */
+export async function requireTimescaleRestoreRights(admin: Queryable, database: string): Promise<void> {
+  const me = (await admin.query("SELECT current_user AS u, rolsuper AS super FROM pg_roles WHERE rolname = current_user")).rows[0] as { u: string; super: boolean };
+  if (me.super) return;
+  let refused: unknown;
+  await admin.query("BEGIN");
+  try {
+    await admin.query("SET LOCAL timescaledb.restoring = 'on'");
+  } catch (err) {
+    refused = err;
+  } finally {
+    await admin.query("ROLLBACK");
+  }
+  if (refused === undefined) return;
+  if ((refused as { code?: string }).code !== "42501") throw refused;
+  throw new Error(timescaleRestoreRefusal(database, me.u, "which sets timescaledb.restoring, a setting only a superuser may change on this server"), { cause: refused });
 }
 
 /**
@@ -394,6 +436,7 @@ export async function planRestore(options: RestoreOptions): Promise<RestorePlan>
     checkCompatibility(manifest, await readTargetServer(admin));
     // Every restore creates a database (staging, or the scratch one of --verify).
     await requireCreatedb(admin, `Restoring into database "${database}"`);
+    if (manifest.timescaledbVersion !== null) await requireTimescaleRestoreRights(admin, database);
     const missing = await missingRoles(admin, manifest);
     if (missing.length > 0) {
       throw new Error(
