@@ -14,7 +14,7 @@
  */
 import * as path from "node:path";
 import type { Command } from "commander";
-import { reachableHost, urlHost } from "../lib/connection";
+import { reachableHost, urlHost } from "../lib/postgres/connectionInfo";
 import { type Act, type Context, UsageError, examples, parseConnection, projectRoot, stackOption, urlOption, wholeNumber, whileConnected } from "./conventions";
 
 interface BackupFlags {

@@ -37,7 +37,7 @@ async function ownServerSource(o: EnvFlags, ctx: Context) {
   const pooler = endpoint("--pooler", o.pooler, 6432);
   const replica = endpoint("--replica", o.replica, 5432);
   if (o.role === "replica" && !replica) throw new UsageError("--role replica needs --replica host[:port] (the read replica of the --url server)");
-  const [{ withClient }, { issuePassword }, { databaseUrls }] = await Promise.all([import("../lib/db.js"), import("../lib/ops/ownServerAccess.js"), import("../lib/managed.js")]);
+  const [{ withClient }, { issuePassword }, { databaseUrls }] = await Promise.all([import("../lib/db.js"), import("../lib/ops/ownServerAccess.js"), import("../lib/postgres/managed.js")]);
   const login = o.role === "replica" ? "readonly" : o.role;
   const issued = await withClient(admin, (c) => issuePassword(c, admin.database, login, ctx.io.env));
   const info = { ...admin, user: issued.user, password: issued.password };

@@ -14,8 +14,10 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { Client } from "pg";
-import { clientConfig, withClient, withTransaction, type ConnectionInfo } from "../db";
-import { requireCreatedb } from "../managed";
+import { withTransaction } from "../db";
+import { clientConfig, withClient } from "../postgres/client";
+import { type ConnectionInfo, connectionWith } from "../postgres/connectionInfo";
+import { requireCreatedb } from "../postgres/managed";
 import { countRows, describeSource, libpqEnv, listBackups, readManifest, runTool, sha256File, type BackupManifest, type FoundBackup } from "./backup";
 import type { Queryable } from "./databaseHealth";
 
@@ -450,7 +452,7 @@ export async function planRestore(options: RestoreOptions): Promise<RestorePlan>
     if ((await names(database)).length === 0) return { manifest, dumpPath, database, staging, target: { state: "absent" } };
 
     // Empty means nothing the dump would create again: even the bare schemas `pulumi up` makes.
-    const found = await withClient(clientConfig({ ...options.admin, database }), userObjects);
+    const found = await withClient(clientConfig(connectionWith(options.admin, { database })), userObjects);
     if (found.schemas.length + found.tables.length + found.largeObjects === 0) return { manifest, dumpPath, database, staging, target: { state: "empty" } };
     const objects = describeObjects(found);
     if (!options.recreate) {
@@ -490,7 +492,7 @@ async function createStagingDatabase(admin: Client, plan: RestorePlan): Promise<
 /** Loads the dump into the staging database and compares its row counts with the manifest. */
 async function loadAndVerify(options: RestoreOptions, plan: RestorePlan): Promise<Record<string, number>> {
   const { manifest } = plan;
-  const { rowCounts, rebuilt } = await withClient(clientConfig({ ...options.admin, database: plan.staging }), async (target) => {
+  const { rowCounts, rebuilt } = await withClient(clientConfig(connectionWith(options.admin, { database: plan.staging })), async (target) => {
     await restoreWithTimescaleProcedure(target, manifest.timescaledbVersion, () =>
       restoreAsOwners(target, options.admin.user, options.restore, plan.dumpPath, plan.staging),
     );
@@ -679,7 +681,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   const helper = sideDatabaseName(plan.database, "swap", options.now ?? new Date());
   await withClient(clientConfig(options.admin), (c) => c.query(`CREATE DATABASE ${c.escapeIdentifier(helper)} TEMPLATE template0`));
   try {
-    const via = { ...options.admin, database: helper };
+    const via = connectionWith(options.admin, { database: helper });
     await withClient(clientConfig(via), async () => undefined).catch((err: unknown) => {
       throw new Error(
         `Restoring "${plan.database}" through a connection to it needs a second database to rename it from, and "${helper}" could not be reached ` +
@@ -705,7 +707,7 @@ async function restorePlanned(options: RestoreOptions, plan: RestorePlan, alsoHe
     } catch (err) {
       throw await withStagingDropped(options.admin, plan.staging, err);
     }
-    const warnings = plan.manifest.timescaledbVersion === null ? [] : await startScheduler({ ...options.admin, database: plan.database });
+    const warnings = plan.manifest.timescaledbVersion === null ? [] : await startScheduler(connectionWith(options.admin, { database: plan.database }));
     return { database: plan.database, manifest: plan.manifest, rowCounts, replaced: plan.target.state === "data" ? plan.target.keptAs : undefined, leftovers, warnings };
   });
 }
