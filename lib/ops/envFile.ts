@@ -10,9 +10,8 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { connectionUrl, urlParts } from "../postgres/connectionInfo";
+import { connectionUrl, urlParts, withSslRootCert } from "../postgres/connectionInfo";
 import { isConnectionUrl } from "../postgres/connectionString";
-import { withSslRootCert } from "../postgres/tls";
 import { checkOutputPath } from "../outputPath";
 import { type DatabaseOutput, type Role, connectionFromUrl } from "./stackOutputs";
 

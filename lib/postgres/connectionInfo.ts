@@ -131,6 +131,12 @@ export function connectionUrl(info: ConnectionInfo): string {
   );
 }
 
+/** `url` with `sslrootcert=<file>` added, as psql and libpq read the CA; unchanged without a file or TLS. */
+export function withSslRootCert(url: string, file: string | undefined): string {
+  if (!file || urlParts(url).params.get("sslmode") === "disable") return url;
+  return `${url}${url.includes("?") ? "&" : "?"}sslrootcert=${encodeURIComponent(file)}`;
+}
+
 /** An `http://` URL for a web UI published on `host:port` (pgAdmin). */
 export function httpUrl(host: string, port: number): string {
   return `http://${urlHost(host)}:${port}`;

@@ -6,8 +6,8 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { type ConnectionInfo, connectionUrl, connectionWith } from "./connectionInfo";
-import { pemText, withSslRootCert } from "./tls";
+import { type ConnectionInfo, connectionUrl, connectionWith, withSslRootCert } from "./connectionInfo";
+import { pemText } from "./tls";
 
 /** A host and port to connect to. */
 export interface Endpoint {
