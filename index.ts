@@ -8,15 +8,14 @@ import { PgAdmin } from "./components/PgAdmin";
 import { SchemaMigrations } from "./components/SchemaMigrations";
 import { SettingGuard } from "./components/SettingGuard";
 import { SUPERUSER, TimescaleDbServer } from "./components/TimescaleDbServer";
-import { connectionUrl } from "./lib/connection";
-import { databaseUrls, resolveRootCert } from "./lib/managed";
+import { connectionUrl, withSslRootCert } from "./lib/postgres/connectionInfo";
+import { databaseUrls, resolveRootCert } from "./lib/postgres/managed";
 import { containerNameFor } from "./lib/ops/stackOutputs";
 import { DATABASE_STOP_GRACE_SECONDS } from "./lib/containerLimits";
 import { dockerHostCpus } from "./lib/dockerHost";
 import { cpuCheck } from "./lib/ops/prerequisites";
 import { allowedChanges, CONTAINER_SETTINGS } from "./lib/settingChanges";
 import { imageVersions, migrationVariables, parseSettings, SETTING_KEYS, SettingsError, settingWarnings } from "./lib/settings";
-import { withSslRootCert } from "./lib/tls";
 import type { DatabaseOutputInputs } from "./sdk/databaseOutput";
 
 const config = new pulumi.Config("tsdb");

@@ -14,7 +14,7 @@
  */
 import * as path from "node:path";
 import type { Command } from "commander";
-import { reachableHost, urlHost } from "../lib/connection";
+import { connectionWith, reachableHost, urlHost } from "../lib/postgres/connectionInfo";
 import { type Act, type Context, UsageError, examples, parseConnection, projectRoot, stackOption, urlOption, wholeNumber, whileConnected } from "./conventions";
 
 interface BackupFlags {
@@ -88,7 +88,7 @@ async function restore(o: RestoreFlags, ctx: Context): Promise<void> {
         `e.g. --url postgresql://postgres@${urlHost(reachableHost(settings.bindAddress))}:${settings.port}/postgres with PGPASSWORD set`,
     );
   }
-  const admin = o.url ? parseConnection(o.url) : { ...connectionFromUrl(stackAdmin as string, {}), database: "postgres" };
+  const admin = o.url ? parseConnection(o.url) : connectionWith(connectionFromUrl(stackAdmin as string, {}), { database: "postgres" });
 
   // The backup of the database being restored (--database), from this stack's server (issue 23.5, 23.7).
   const database = o.database ?? settings.database;

@@ -74,12 +74,12 @@ async function migrationsCheck(client: import("pg").Client): Promise<CheckResult
  * auth_query user lacks CONNECT on the database (REVOKE ALL ... FROM PUBLIC) lets nobody in.
  */
 async function poolerCheck(url: string, at: { host: string; port: number }): Promise<CheckResult> {
-  const { withClient, clientConfig } = await import("../lib/db.js");
+  const [{ withClient, clientConfig, withSettings }, { connectionWith }] = await Promise.all([import("../lib/postgres/client.js"), import("../lib/postgres/connectionInfo.js")]);
   const c = parseConnection(url);
   const where = `${at.host}:${at.port}`;
   try {
     // A pooler that cannot log in to the server may keep the client waiting (query_wait_timeout): give up sooner.
-    await withClient({ ...clientConfig({ ...c, ...at }), connectionTimeoutMillis: 10_000, query_timeout: 10_000 }, (client) => client.query("SELECT 1"));
+    await withClient(withSettings(clientConfig(connectionWith(c, at)), { connectionTimeoutMillis: 10_000, query_timeout: 10_000 }), (client) => client.query("SELECT 1"));
     return { name: "Pooler", status: "ok", detail: `${c.user} gets through ${where}` };
   } catch (err) {
     return {
@@ -153,7 +153,7 @@ function colourMarks(text: string, ctx: Context): string {
 async function adminChecks(url: string, stack: string): Promise<CheckResult[]> {
   const [{ withClient }, { adminPrivilegeProblems }, { connectionFromUrl }, { readStackSettings }] = await Promise.all([
     import("../lib/db.js"),
-    import("../lib/managed.js"),
+    import("../lib/postgres/managed.js"),
     import("../lib/ops/stackOutputs.js"),
     import("../lib/settings.js"),
   ]);

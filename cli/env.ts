@@ -8,6 +8,7 @@
  */
 import { type Command, Option } from "commander";
 import { parseEndpoint } from "../lib/postgres/connectionString";
+import { connectionWith } from "../lib/postgres/connectionInfo";
 import { type Act, type Context, UsageError, examples, parseConnection, stackOption } from "./conventions";
 
 /** The roles a .env can be written for (TSDB_ROLES in sdk/databaseOutput.ts, plus the replica; zod kept out of start-up). */
@@ -37,10 +38,10 @@ async function ownServerSource(o: EnvFlags, ctx: Context) {
   const pooler = endpoint("--pooler", o.pooler, 6432);
   const replica = endpoint("--replica", o.replica, 5432);
   if (o.role === "replica" && !replica) throw new UsageError("--role replica needs --replica host[:port] (the read replica of the --url server)");
-  const [{ withClient }, { issuePassword }, { databaseUrls }] = await Promise.all([import("../lib/db.js"), import("../lib/ops/ownServerAccess.js"), import("../lib/managed.js")]);
+  const [{ withClient }, { issuePassword }, { databaseUrls }] = await Promise.all([import("../lib/db.js"), import("../lib/ops/ownServerAccess.js"), import("../lib/postgres/managed.js")]);
   const login = o.role === "replica" ? "readonly" : o.role;
   const issued = await withClient(admin, (c) => issuePassword(c, admin.database, login, ctx.io.env));
-  const info = { ...admin, user: issued.user, password: issued.password };
+  const info = connectionWith(admin, { user: issued.user, password: issued.password });
   const urls = databaseUrls({ migrator: info, app: info, readonly: info, pooler, replica, sslrootcertFile: admin.sslrootcertFile });
   return { source: { urls, host: admin.host, port: admin.port, database: admin.database, sslmode: admin.sslmode }, issued };
 }

@@ -2,7 +2,7 @@ import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { accessPlan, type AccessPlan, type RoleKey } from "../lib/access";
-import { urlHost } from "../lib/connection";
+import { urlHost } from "../lib/postgres/connectionInfo";
 import type { ConnectionInfo } from "../lib/db";
 
 /** Arguments of {@link DatabaseAccess}. */

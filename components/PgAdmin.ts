@@ -1,6 +1,6 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { httpUrl, reachableHost } from "../lib/connection";
+import { httpUrl, reachableHost } from "../lib/postgres/connectionInfo";
 import { DAEMON_DEFAULTED_FIELDS } from "../lib/containerLimits";
 
 /** Arguments of {@link PgAdmin}. */

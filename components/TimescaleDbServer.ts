@@ -1,6 +1,6 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { reachableHost } from "../lib/connection";
+import { reachableHost } from "../lib/postgres/connectionInfo";
 import { DAEMON_DEFAULTED_FIELDS, DATABASE_STOP_GRACE_SECONDS, DATABASE_STOP_SIGNAL, dockerCpus, memorySwapMb } from "../lib/containerLimits";
 import { postgresArgs, tunePostgres } from "../lib/tuning";
 

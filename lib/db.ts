@@ -1,57 +1,16 @@
 /**
  * All `pg` access goes through these helpers (after node-postgres and graphile-migrate): one client per
- * unit of work, always closed; transactions that roll back on any error; session advisory locks that are
- * always released. `pg` is loaded lazily so that modules importing this one can be captured by Pulumi's
- * dynamic-provider serializer without dragging the driver into the closure.
+ * unit of work, always closed (`withClient`, from lib/postgres/client.ts); transactions that roll back on any
+ * error; session advisory locks that are always released; what a lost connection or a HINT means. `pg` is
+ * loaded lazily so that modules importing this one can be captured by Pulumi's dynamic-provider serializer
+ * without dragging the driver into the closure.
  */
-import type { Client, ClientConfig } from "pg";
-import type { ConnectionInfo } from "./connection";
-import { type ResolvedConnection, resolveConnection } from "./postgres/connectionString";
-import { explainTlsError, sslFallbackOptions, sslOptions, tlsRefused } from "./tls";
+import type { Client } from "pg";
 
-// The connection contract and every URL (IPv6 in brackets) are defined once, in lib/connection.ts. Type-only
-// here: this module is captured by value into the migrations hook and should not drag more modules along.
-export type { ConnectionInfo } from "./connection";
-
-/**
- * Where to connect: a connection string as libpq reads it (a `postgresql://` URL or `key=value` pairs, with the
- * PG* variables for what it leaves out: lib/postgres/connectionString.ts), or client settings.
- */
-export type Connection = string | ClientConfig;
-
-/** node-postgres settings, plus what libpq would do when the first attempt is refused (see {@link openClient}). */
-export interface TsdbClientConfig extends ClientConfig {
-  /** `ssl` for a second attempt after the server refused the first's (sslmode prefer and allow). */
-  sslFallback?: ClientConfig["ssl"];
-  /** The settings came from a connection string: failure advice names what to put in it. */
-  fromConnectionString?: boolean;
-}
-
-/** node-postgres settings for a `ConnectionInfo`, mapping libpq's sslmode (and the CA) to `ssl` (lib/tls.ts). */
-export function clientConfig(info: ConnectionInfo, overrides: Partial<ClientConfig> = {}): TsdbClientConfig {
-  const target = { sslmode: info.sslmode, sslrootcert: info.sslrootcert, host: info.host };
-  const fallback = sslFallbackOptions(target);
-  const resolved = info as Partial<ResolvedConnection>;
-  return {
-    host: info.host,
-    port: info.port,
-    database: info.database,
-    user: info.user,
-    password: info.password,
-    ssl: sslOptions(target),
-    ...(fallback === undefined ? {} : { sslFallback: fallback }),
-    ...(resolved.applicationName ? { application_name: resolved.applicationName } : {}),
-    ...(resolved.fromConnectionString ? { fromConnectionString: true } : {}),
-    ...overrides,
-  };
-}
-
-/** Client settings for `connection`: a string is read as libpq reads it; a ConnectionInfo gets its sslmode mapped. */
-export function connectionConfig(connection: Connection | ConnectionInfo): TsdbClientConfig {
-  if (typeof connection === "string") return clientConfig(resolveConnection(connection));
-  // A ConnectionInfo passed as settings: its sslmode means nothing to node-postgres, so map it here.
-  return "sslmode" in connection ? clientConfig(connection as ConnectionInfo) : connection;
-}
+// Opening connections (connection strings, TLS, libpq's second attempt, timeouts) lives in lib/postgres/client.ts;
+// re-exported here so that every caller keeps one import for `withClient` and `withTransaction`.
+export { type Connection, guardConnectionErrors, withClient } from "./postgres/client";
+export type { ConnectionInfo } from "./postgres/connectionInfo";
 
 /**
  * The server went away under a command (restart, `pg_terminate_backend`, network): `during` names what was
@@ -136,102 +95,6 @@ export function failureLine(err: unknown, during: string, committed = "nothing w
   if (isConnectionLostError(err)) return err.message;
   if (isConnectionLost(err)) return connectionLost(during, committed).message;
   return oneLine(withHint(String(err instanceof Error ? err.message : err), err));
-}
-
-/**
- * Keeps a dropped connection from crashing the process: node-postgres emits 'error' on the client when the
- * server ends the session (restart, `pg_terminate_backend`), and an 'error' event with no listener is thrown
- * by Node as "Unhandled 'error' event". The pending query is rejected with the same error, so callers still
- * see it there; this listener only swallows the duplicate event.
- */
-export function guardConnectionErrors(client: Client): void {
-  client.on("error", () => undefined);
-}
-
-/** Opens one client, runs `fn`, and always closes the client. */
-export async function withClient<T>(connection: Connection, fn: (client: Client) => Promise<T>): Promise<T> {
-  const pg = (await import("pg")).default;
-  const timeoutMs = connectTimeoutMs();
-  const client = await openClient(pg, { application_name: "tsdb-stack", connectionTimeoutMillis: timeoutMs, ...connectionConfig(connection) });
-  try {
-    await answersWithin(client, timeoutMs);
-    return await fn(client);
-  } finally {
-    // After a lost connection `end` has nothing to close; its error must not replace the one from `fn`.
-    await client.end().catch(() => undefined);
-  }
-}
-
-/**
- * A connected client for `config`, as libpq connects: with sslmode prefer, TLS first and plain text when the
- * server refuses TLS; with allow, the other way round (`sslFallback`). Errors are explained as by
- * {@link connectExplained}. `pg` is passed in: the migrations hook requires it where it runs.
- */
-export async function openClient(pg: typeof import("pg"), config: TsdbClientConfig): Promise<Client> {
-  const { sslFallback, fromConnectionString, ...first } = config;
-  const attempt = async (settings: ClientConfig): Promise<Client> => {
-    const client = new pg.Client(settings);
-    guardConnectionErrors(client);
-    await connectExplained(client, fromConnectionString === true);
-    return client;
-  };
-  try {
-    return await attempt(first);
-  } catch (err) {
-    if (sslFallback === undefined || !tlsRefused((err as { cause?: unknown }).cause ?? err, first.ssl)) throw err;
-    return attempt({ ...first, ssl: sslFallback });
-  }
-}
-
-/**
- * How long a connection may take to start, and its first query to be answered (a server that accepts
- * connections and never answers hung `db status`, `validate` and `doctor` forever): libpq's `PGCONNECT_TIMEOUT`
- * (seconds; 0 waits forever, values under 2 count as 2, as in libpq), else 10 s.
- */
-export function connectTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
-  const given = env.PGCONNECT_TIMEOUT?.trim();
-  if (given === undefined || given === "" || !/^\d+$/.test(given)) return 10_000;
-  const seconds = Number(given);
-  return seconds === 0 ? 0 : Math.max(seconds, 2) * 1000;
-}
-
-function silentServer(client: Client, what: string, timeoutMs: number): Error {
-  const c = client as unknown as { host?: string; port?: number };
-  return new Error(
-    `${c.host}:${c.port} accepted the connection but ${what} within ${timeoutMs / 1000} s: check that a PostgreSQL server or pooler ` +
-      "listens there and is not stuck (PGCONNECT_TIMEOUT=<seconds> waits longer).",
-  );
-}
-
-/** `client.connect()`, with a TLS failure (wrong CA, wrong host name) or a silent server turned into one line saying so. */
-export async function connectExplained(client: Client, fromConnectionString = false): Promise<void> {
-  try {
-    await client.connect();
-  } catch (err) {
-    const c = client as unknown as { host?: string; port?: number; ssl?: unknown; _connectionTimeoutMillis?: number };
-    if (/connection timeout|timeout expired/.test((err as Error).message ?? "") && c._connectionTimeoutMillis) {
-      throw silentServer(client, "did not complete the PostgreSQL handshake", c._connectionTimeoutMillis);
-    }
-    const caGiven = typeof c.ssl === "object" && c.ssl !== null && "ca" in c.ssl;
-    throw explainTlsError(err, `${c.host}:${c.port}`, caGiven, fromConnectionString) ?? err;
-  }
-}
-
-/**
- * One round trip within `timeoutMs` after connecting: a pooler that completes the handshake and then queues
- * every query (PgBouncer with no server to hand out) fails here with one line instead of hanging the command.
- * Longer statements after it are not limited: loads and restores run as long as they need.
- */
-async function answersWithin(client: Client, timeoutMs: number): Promise<void> {
-  if (timeoutMs === 0) return;
-  try {
-    await client.query({ text: "SELECT 1", query_timeout: timeoutMs } as unknown as string);
-  } catch (err) {
-    if (!/Query read timeout/.test((err as Error).message ?? "")) throw err;
-    // The server never answered: drop the socket, `end()` would wait for it too.
-    (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
-    throw silentServer(client, "did not answer a query", timeoutMs);
-  }
 }
 
 /** Runs `fn` inside BEGIN/COMMIT on `client`; any error rolls back and is re-thrown. */

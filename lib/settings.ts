@@ -11,7 +11,7 @@ import * as net from "node:net";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import { canonicalIp } from "./connection";
+import { canonicalIp } from "./postgres/connectionInfo";
 import { LOAD_FLAGS, LOAD_REQUEST_KEYS } from "./loader/loadFlags";
 import { LoadRequestFields, refuseFormatOptions } from "./loader/loadRequest";
 
@@ -316,7 +316,7 @@ const FIELD_PARSERS: { [K in Exclude<keyof Settings, "stack">]: FieldParser<Sett
   image: imageField,
   toolkit: boolField,
   port: intField(1, 65535, "an integer port from 1 to 65535"),
-  // Canonical, as Docker reports a published port's address back (lib/connection.ts canonicalIp): "0:0::1" is "::1".
+  // Canonical, as Docker reports a published port's address back (lib/postgres/connectionInfo.ts canonicalIp): "0:0::1" is "::1".
   bindAddress: (value) => {
     const r = stringField((s) => net.isIP(s) !== 0, 'an IP address such as "127.0.0.1" or "0.0.0.0"')(value);
     return r.ok ? { ok: true, value: canonicalIp(r.value) } : r;

@@ -8,7 +8,7 @@
  * `pulumi up` as the loader's own message. The loader's readers (PapaParse, hyparquet, better-sqlite3) stay
  * ordinary modules of the project instead of being serialized into state, memory for a large load is the
  * child's, and the connection reaches the child in its environment (DATABASE_URL), never on a command line.
- * Top-level imports are type-only except lib/connection (the one URL builder, IPv6 in brackets), a
+ * Top-level imports are type-only except lib/postgres/connectionInfo (the one URL builder, IPv6 in brackets), a
  * dependency-free module Pulumi serializes by value as it does lib/db for the migrations hook; Node built-ins
  * are required inside the methods. State written by the earlier provider (which ran scripts/data.ts) diffs
  * and deletes unchanged: its fields are the same.
@@ -18,7 +18,7 @@
  */
 import type * as pulumi from "@pulumi/pulumi";
 import type { ConnectionInfo } from "../lib/db";
-import { connectionUrl } from "../lib/connection";
+import { connectionUrl } from "../lib/postgres/connectionInfo";
 import type { DatasetSetting } from "../lib/settings";
 
 /** Current shape of the state. */
@@ -53,7 +53,7 @@ export type DatasetState = DatasetInputs & DatasetCounts & { stateVersion: numbe
 /** Pulumi's placeholder for values not known during preview. */
 const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 
-/** The DATABASE_URL the loader child gets: lib/connection's URL (IPv6 hosts in brackets, credentials encoded). */
+/** The DATABASE_URL the loader child gets: lib/postgres/connectionInfo's URL (IPv6 hosts in brackets, credentials encoded). */
 export function loaderDatabaseUrl(connection: ConnectionInfo): string {
   return connectionUrl(connection);
 }

@@ -10,7 +10,8 @@
  */
 import type * as pulumi from "@pulumi/pulumi";
 import type { Client } from "pg";
-import { type ConnectionInfo, clientConfig, openClient } from "../lib/db";
+import { clientConfig, openClient, withSettings } from "../lib/postgres/client";
+import type { ConnectionInfo } from "../lib/postgres/connectionInfo";
 import { type ExtensionVersions, administerTimescaleDb } from "../lib/postgres/timescaleAdmin";
 
 /** Inputs of the admin hook (resolved). */
@@ -43,7 +44,7 @@ async function run(inputs: ExtensionAdminInputs): Promise<ExtensionAdminState> {
   const pg = require("pg") as typeof import("pg");
   // openClient sends nothing before the caller's first statement (no probe query), which the update needs.
   const connect = (options?: string): Promise<Client> =>
-    openClient(pg, { application_name: "tsdb-stack admin hook", ...clientConfig(inputs.connection), ...(options ? { options } : {}) });
+    openClient(pg, withSettings({ application_name: "tsdb-stack admin hook", ...(options ? { options } : {}) }, clientConfig(inputs.connection)));
   const result = await administerTimescaleDb(connect, inputs.connection.database, inputs.ownerRole);
   const version = (v: ExtensionVersions) => v.installed;
   return {

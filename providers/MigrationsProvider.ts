@@ -4,7 +4,7 @@
  * without touching the database, and old state carries the down SQL that `delete` and `update` need.
  *
  * Serialization: Pulumi serializes `migrationsProvider` with its closure. Local modules it captures
- * (../lib/migrations/core, ../lib/db) are serialized BY VALUE (Pulumi's rule for modules outside
+ * (../lib/migrations/core, ../lib/db, ../lib/postgres/*) are serialized BY VALUE (Pulumi's rule for modules outside
  * node_modules), which is why those modules keep their runtime imports to small local code; `pg` is
  * `require`d inside the methods, which the dynamic-provider host resolves from the project's node_modules.
  * These value imports are the one departure from "type-only top-level imports" in STYLE.md: a relative
@@ -13,7 +13,8 @@
  */
 import type * as pulumi from "@pulumi/pulumi";
 import type { Client } from "pg";
-import { type ConnectionInfo, clientConfig, openClient } from "../lib/db";
+import { clientConfig, openClient, withSettings } from "../lib/postgres/client";
+import type { ConnectionInfo } from "../lib/postgres/connectionInfo";
 import { type RunnableMigration, migrateDown, migrateUp, setRole } from "../lib/migrations/core";
 import { checkDownAllowed, dropsIn, planDrops, protectDataRefusal } from "../lib/migrations/downPlan";
 
@@ -102,7 +103,7 @@ async function withMigratorClient<T>(info: ConnectionInfo, role: string | undefi
   const pg = require("pg") as typeof import("pg");
   // openClient guards against the unhandled 'error' event a server restart mid-run would raise, which would
   // kill the provider process, and tries again without TLS for sslmode prefer, as libpq does.
-  const client = await openClient(pg, { application_name: "tsdb-stack migrations hook", ...clientConfig(info) });
+  const client = await openClient(pg, withSettings({ application_name: "tsdb-stack migrations hook" }, clientConfig(info)));
   try {
     await setRole(client, role);
     return await fn(client);

@@ -8,9 +8,11 @@
  * export const dbHost = tsdb.host;                                                   // plain
  * ```
  *
- * Needs only @pulumi/pulumi and ./databaseOutput (the output contract), so another project can import or vendor sdk/.
+ * Needs only @pulumi/pulumi, ./databaseOutput (the output contract) and ../lib/postgres/connectionInfo (the project's
+ * URL reader; no imports of its own), so another project can import it, or vendor sdk/ with that one file.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { urlParts } from "../lib/postgres/connectionInfo";
 import { TSDB_ROLES, type TsdbDatabaseOutput, type TsdbEndpoint, type TsdbRole, validateDatabaseOutput } from "./databaseOutput";
 
 export { TSDB_ROLES, validateDatabaseOutput } from "./databaseOutput";
@@ -115,15 +117,15 @@ export class TsdbStackReference {
     checkRole(role);
     return pulumi.secret(
       this.database.apply((d) => {
-        const u = new URL(d.urls[role]);
-        // Node keeps an IPv6 host's brackets in `hostname`; clients take the bare address.
-        const host = u.hostname.startsWith("[") ? u.hostname.slice(1, -1) : u.hostname;
+        // The project's one URL reader (IPv6 brackets removed, percent-decoding). The password stays enumerable
+        // here: Pulumi serializes this value (a secret) into whatever resource takes it.
+        const u = urlParts(d.urls[role]);
         return {
-          host: host || d.host,
-          port: u.port ? Number(u.port) : d.port,
+          host: u.host || d.host,
+          port: u.port ?? d.port,
           database: d.database,
-          user: decodeURIComponent(u.username),
-          password: decodeURIComponent(u.password),
+          user: u.user,
+          password: u.password,
           sslmode: d.sslmode,
         };
       }),

@@ -8,7 +8,7 @@
 import type { Client, DatabaseError } from "pg";
 import { type ConnectionLostError, connectionLost, isConnectionLost, isConnectionLostError, withTransaction } from "../db";
 import type { ResolvedMigration } from "./file";
-import { assertDirectSession } from "../pooler";
+import { assertDirectSession } from "../postgres/pooler";
 import { splitStatements } from "./split";
 
 /**

@@ -9,9 +9,10 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { z } from "zod";
-import { clientConfig, withClient, type ConnectionInfo } from "../db";
+import { clientConfig, withClient } from "../postgres/client";
+import type { ConnectionInfo } from "../postgres/connectionInfo";
 import { clientInstallAdvice } from "./prerequisites";
-import { rootCertFile } from "../tls";
+import { rootCertFile } from "../postgres/tls";
 import type { Queryable } from "./databaseHealth";
 
 /** The manifest written beside each dump (`<database>-<time>.manifest.json`). */

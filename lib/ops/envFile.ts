@@ -10,9 +10,8 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { connectionUrl, hostFromUrl } from "../connection";
+import { connectionUrl, urlParts, withSslRootCert } from "../postgres/connectionInfo";
 import { isConnectionUrl } from "../postgres/connectionString";
-import { withSslRootCert } from "../tls";
 import { checkOutputPath } from "../outputPath";
 import { type DatabaseOutput, type Role, connectionFromUrl } from "./stackOutputs";
 
@@ -73,16 +72,16 @@ export function envUrl(output: EnvSource, role: EnvRole): string {
 /** Variables for `role`, in the order they are written. */
 export function envVariables(output: EnvSource, role: EnvRole): [string, string][] {
   const url = envUrl(output, role);
-  const parsed = new URL(url);
-  const rootCert = parsed.searchParams.get("sslrootcert");
+  const parsed = urlParts(url);
+  const rootCert = parsed.params.get("sslrootcert");
   // Host and port from the role's URL: app and readonly may go through the stack's pooler.
   return [
     ["DATABASE_URL", portableUrl(url)],
-    ["PGHOST", hostFromUrl(parsed.hostname) || output.host],
-    ["PGPORT", parsed.port || String(output.port)],
+    ["PGHOST", parsed.host || output.host],
+    ["PGPORT", String(parsed.port ?? output.port)],
     ["PGDATABASE", output.database],
-    ["PGUSER", decodeURIComponent(parsed.username)],
-    ["PGPASSWORD", decodeURIComponent(parsed.password)],
+    ["PGUSER", parsed.user],
+    ["PGPASSWORD", parsed.password],
     ["PGSSLMODE", output.sslmode],
     ...(rootCert ? [["PGSSLROOTCERT", rootCert] as [string, string]] : []),
   ];

@@ -14,8 +14,10 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { Client } from "pg";
-import { clientConfig, withClient, withTransaction, type ConnectionInfo } from "../db";
-import { requireCreatedb } from "../managed";
+import { withTransaction } from "../db";
+import { clientConfig, withClient } from "../postgres/client";
+import { type ConnectionInfo, connectionWith } from "../postgres/connectionInfo";
+import { requireCreatedb } from "../postgres/managed";
 import { countRows, describeSource, libpqEnv, listBackups, readManifest, runTool, sha256File, type BackupManifest, type FoundBackup } from "./backup";
 import type { Queryable } from "./databaseHealth";
 
@@ -104,7 +106,15 @@ export async function restoreWithTimescaleProcedure(db: Queryable, timescaledbVe
         "Restore into a new database (--database <name>).",
     );
   }
-  await db.query("SELECT public.timescaledb_pre_restore()");
+  try {
+    await db.query("SELECT public.timescaledb_pre_restore()");
+  } catch (err) {
+    // 42501: a login allowed to SET timescaledb.restoring (GRANT SET ON PARAMETER) but not to stop the background
+    // workers, which self-hosted TimescaleDB keeps to superusers ("must be superuser to stop background workers").
+    if ((err as { code?: string }).code !== "42501") throw err;
+    const who = ((await db.query("SELECT current_user AS u, current_database() AS d")).rows[0] as { u: string; d: string });
+    throw new Error(timescaleRestoreRefusal(who.d, who.u, `which stops TimescaleDB's background workers (${(err as Error).message})`), { cause: err });
+  }
   // CREATE EXTENSION seeds catalog metadata (install_timestamp, timescaledb_version) that the dump carries too
   // (the extension dumps `metadata WHERE key <> 'uuid'`), so loading it would hit metadata_pkey
   // (timescale/timescaledb#1409); the dump's rows replace them.
@@ -114,6 +124,40 @@ export async function restoreWithTimescaleProcedure(db: Queryable, timescaledbVe
   } finally {
     await db.query("SELECT public.timescaledb_post_restore()");
   }
+}
+
+/**
+ * The one-line refusal of a TimescaleDB restore into `database` by `user`, who may not run TimescaleDB's restore
+ * procedure: `what` says which part of `timescaledb_pre_restore()` it may not do.
+ */
+export function timescaleRestoreRefusal(database: string, user: string, what: string): string {
+  return (
+    `Restoring a TimescaleDB dump into "${database}" runs timescaledb_pre_restore(), ${what}, and ${user} is not a superuser; ` +
+    "restore refused, nothing changed. Give --url a superuser's URL, or restore on a managed service whose owner may run timescaledb_pre_restore() (Timescale Cloud's tsdbadmin)."
+  );
+}
+
+/**
+ * Refuses, before anything is created, a TimescaleDB restore by a login that may not set `timescaledb.restoring`
+ * (what `timescaledb_pre_restore()` does first). Self-hosted TimescaleDB defines it as a superuser-only setting;
+ * managed services let their owner run the procedure. Tried with `SET LOCAL` in a transaction rolled back at
+ * once, so a service's own permission rules decide, not a guess from role flags.
+ */
+export async function requireTimescaleRestoreRights(admin: Queryable, database: string): Promise<void> {
+  const me = (await admin.query("SELECT current_user AS u, rolsuper AS super FROM pg_roles WHERE rolname = current_user")).rows[0] as { u: string; super: boolean };
+  if (me.super) return;
+  let refused: unknown;
+  await admin.query("BEGIN");
+  try {
+    await admin.query("SET LOCAL timescaledb.restoring = 'on'");
+  } catch (err) {
+    refused = err;
+  } finally {
+    await admin.query("ROLLBACK");
+  }
+  if (refused === undefined) return;
+  if ((refused as { code?: string }).code !== "42501") throw refused;
+  throw new Error(timescaleRestoreRefusal(database, me.u, "which sets timescaledb.restoring, a setting only a superuser may change on this server"), { cause: refused });
 }
 
 /**
@@ -394,6 +438,7 @@ export async function planRestore(options: RestoreOptions): Promise<RestorePlan>
     checkCompatibility(manifest, await readTargetServer(admin));
     // Every restore creates a database (staging, or the scratch one of --verify).
     await requireCreatedb(admin, `Restoring into database "${database}"`);
+    if (manifest.timescaledbVersion !== null) await requireTimescaleRestoreRights(admin, database);
     const missing = await missingRoles(admin, manifest);
     if (missing.length > 0) {
       throw new Error(
@@ -407,7 +452,7 @@ export async function planRestore(options: RestoreOptions): Promise<RestorePlan>
     if ((await names(database)).length === 0) return { manifest, dumpPath, database, staging, target: { state: "absent" } };
 
     // Empty means nothing the dump would create again: even the bare schemas `pulumi up` makes.
-    const found = await withClient(clientConfig({ ...options.admin, database }), userObjects);
+    const found = await withClient(clientConfig(connectionWith(options.admin, { database })), userObjects);
     if (found.schemas.length + found.tables.length + found.largeObjects === 0) return { manifest, dumpPath, database, staging, target: { state: "empty" } };
     const objects = describeObjects(found);
     if (!options.recreate) {
@@ -447,7 +492,7 @@ async function createStagingDatabase(admin: Client, plan: RestorePlan): Promise<
 /** Loads the dump into the staging database and compares its row counts with the manifest. */
 async function loadAndVerify(options: RestoreOptions, plan: RestorePlan): Promise<Record<string, number>> {
   const { manifest } = plan;
-  const { rowCounts, rebuilt } = await withClient(clientConfig({ ...options.admin, database: plan.staging }), async (target) => {
+  const { rowCounts, rebuilt } = await withClient(clientConfig(connectionWith(options.admin, { database: plan.staging })), async (target) => {
     await restoreWithTimescaleProcedure(target, manifest.timescaledbVersion, () =>
       restoreAsOwners(target, options.admin.user, options.restore, plan.dumpPath, plan.staging),
     );
@@ -636,7 +681,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   const helper = sideDatabaseName(plan.database, "swap", options.now ?? new Date());
   await withClient(clientConfig(options.admin), (c) => c.query(`CREATE DATABASE ${c.escapeIdentifier(helper)} TEMPLATE template0`));
   try {
-    const via = { ...options.admin, database: helper };
+    const via = connectionWith(options.admin, { database: helper });
     await withClient(clientConfig(via), async () => undefined).catch((err: unknown) => {
       throw new Error(
         `Restoring "${plan.database}" through a connection to it needs a second database to rename it from, and "${helper}" could not be reached ` +
@@ -662,7 +707,7 @@ async function restorePlanned(options: RestoreOptions, plan: RestorePlan, alsoHe
     } catch (err) {
       throw await withStagingDropped(options.admin, plan.staging, err);
     }
-    const warnings = plan.manifest.timescaledbVersion === null ? [] : await startScheduler({ ...options.admin, database: plan.database });
+    const warnings = plan.manifest.timescaledbVersion === null ? [] : await startScheduler(connectionWith(options.admin, { database: plan.database }));
     return { database: plan.database, manifest: plan.manifest, rowCounts, replaced: plan.target.state === "data" ? plan.target.keptAs : undefined, leftovers, warnings };
   });
 }

@@ -3,17 +3,17 @@
  * a `postgresql://` URL or a `key=value` string, then the PG* variables for every keyword the string leaves out,
  * then libpq's defaults (https://www.postgresql.org/docs/current/libpq-connect.html, "Connection Strings" and
  * "Environment Variables"). So a `.env` written by `tsdb env` (DATABASE_URL plus PGSSLROOTCERT) means the same to
- * `tsdb` as to psql, and a URL without `sslmode` is `prefer`: TLS when the server offers it (lib/db.ts falls back
+ * `tsdb` as to psql, and a URL without `sslmode` is `prefer`: TLS when the server offers it (./client.ts falls back
  * to plain text when it does not, as libpq does).
  *
  * URLs are split by pg-connection-string (node-postgres's own parser: percent-decoding, IPv6 brackets, an empty
  * host, `?host=` for a socket directory); it reads only URLs, so the small `key=value` grammar of libpq is here.
- * TLS options are not taken from it: lib/tls.ts maps libpq's sslmode itself.
+ * TLS options are not taken from it: ./tls.ts maps libpq's sslmode itself.
  *
- * Serialized by value into the migrations hook (through ../db): no runtime imports; Node built-ins and
+ * Serialized by value into the migrations hook (through ./client.ts): its one runtime import is ./connectionInfo.ts (no imports of its own); Node built-ins and
  * pg-connection-string are required inside the functions that need them.
  */
-import type { ConnectionInfo } from "../connection";
+import { type ConnectionInfo, bareHost, hidePassword } from "./connectionInfo";
 
 /** The libpq variables read for keywords a connection string leaves out. */
 export const LIBPQ_ENV: Record<string, string> = {
@@ -191,17 +191,18 @@ export function resolveConnection(text: string | undefined, env: NodeJS.ProcessE
   const host = pick("host") ?? pick("hostaddr") ?? "localhost";
   const rootFile = pick("sslrootcert") ?? defaultRootCert(env);
   const applicationName = pick("application_name");
-  return {
+  const resolved = {
     host,
     port,
     database: pick("dbname") ?? user,
     user,
-    password: pick("password") ?? "",
     sslmode,
     ...readRootCert(rootFile, sslmode),
     ...(applicationName ? { applicationName } : {}),
-    fromConnectionString: true,
+    fromConnectionString: true as const,
   };
+  // Non-enumerable, as node-postgres keeps it: out of JSON, util.inspect and errors the object is attached to.
+  return hidePassword(resolved as ResolvedConnection, pick("password") ?? "");
 }
 
 /** libpq's default CA file, ~/.postgresql/root.crt, when it exists (libpq reads it for any TLS connection). */
@@ -239,5 +240,5 @@ export function parseEndpoint(raw: string, defaultPort: number): { host: string;
   const m = /^(\[[^\]]+\]|[^:[\]]+)(?::(\d+))?$/.exec(raw.trim());
   const port = Number(m?.[2] ?? defaultPort);
   if (!m || port < 1 || port > 65535) return undefined;
-  return { host: m[1]!.replace(/^\[(.*)\]$/, "$1"), port };
+  return { host: bareHost(m[1]!), port };
 }

@@ -12,7 +12,7 @@ import os from "node:os";
 import path from "node:path";
 import type { ClientConfig } from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { clientConfig, openClient, withClient } from "../../lib/db";
+import { clientConfig, openClient, withClient } from "../../lib/postgres/client";
 import { startPostgresServer } from "../fixtures/engines";
 import { type CliResult, tsdbAsync } from "../fixtures/cli";
 import { type Certificates, type NativeServer, type PgBouncer, makeCertificates, provisionLikeAService, psql, startNativeServer, startPgBouncer, startReplica } from "../fixtures/servers";

@@ -15,7 +15,7 @@ import { MarketDataLoad } from "../../components/MarketDataLoad";
 import { SchemaMigrations } from "../../components/SchemaMigrations";
 import { accessPlan, renderAccessSql } from "../../lib/access";
 import { type ConnectionInfo, withClient } from "../../lib/db";
-import { adminPrivilegeProblems, databaseUrls } from "../../lib/managed";
+import { adminPrivilegeProblems, databaseUrls } from "../../lib/postgres/managed";
 import { createBackup, localPgDump } from "../../lib/ops/backup";
 import { localPgRestore, restoreBackup } from "../../lib/ops/restore";
 import { loadSerializedProvider, unsecret } from "../fixtures/dynamicProviders";

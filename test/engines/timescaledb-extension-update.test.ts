@@ -5,7 +5,8 @@
  */
 import type { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { openClient, withClient } from "../../lib/db";
+import { withClient } from "../../lib/db";
+import { openClient } from "../../lib/postgres/client";
 import { READ_WITHOUT_LOADING, UPDATE_EXTENSION_SQL, administerTimescaleDb } from "../../lib/postgres/timescaleAdmin";
 import { type Engine, startTimescaleServer } from "../fixtures/engines";
 import { rows } from "../fixtures/schema";

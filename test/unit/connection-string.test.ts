@@ -9,6 +9,9 @@ import path from "node:path";
 import { describe, expect, test } from "vitest";
 import { parseConnectionString, resolveConnection } from "../../lib/postgres/connectionString";
 
+/** The connection with its (non-enumerable) password as a plain field, to compare whole objects. */
+const visible = <T extends { password: string }>(c: T) => ({ ...c, password: c.password });
+
 const CA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
 
 describe("connection strings: URLs and libpq key=value pairs", () => {
@@ -47,7 +50,7 @@ describe("resolveConnection: the string, then PG* variables, then libpq's defaul
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "conn-unit-")), "root.crt");
     fs.writeFileSync(file, CA);
     const env = { PGPASSWORD: "pw", PGSSLMODE: "verify-full", PGSSLROOTCERT: file, PGAPPNAME: "ingest", PGHOST: "ignored", PGDATABASE: "ignored" };
-    expect(resolveConnection("postgresql://market_app@db.example.com:6432/market", env)).toEqual({
+    expect(visible(resolveConnection("postgresql://market_app@db.example.com:6432/market", env))).toEqual({
       host: "db.example.com",
       port: 6432,
       database: "market",
@@ -68,7 +71,7 @@ describe("resolveConnection: the string, then PG* variables, then libpq's defaul
   });
 
   test("nothing given: the PG* variables alone, with libpq's defaults (port 5432, database named like the user, sslmode prefer)", () => {
-    expect(resolveConnection(undefined, { PGHOST: "db", PGUSER: "alice", HOME: "/nonexistent" })).toEqual({
+    expect(visible(resolveConnection(undefined, { PGHOST: "db", PGUSER: "alice", HOME: "/nonexistent" }))).toEqual({
       host: "db", port: 5432, database: "alice", user: "alice", password: "", sslmode: "prefer", fromConnectionString: true,
     });
   });

@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, test } from "vitest";
 import type { ConnectionInfo } from "../../lib/db";
-import { databaseUrls, resolveRootCert } from "../../lib/managed";
+import { databaseUrls, resolveRootCert } from "../../lib/postgres/managed";
 
 const PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
 const info = (user: string): ConnectionInfo => ({ host: "db.example.com", port: 5432, database: "tsdb", user, password: `${user}-pw`, sslmode: "verify-full", sslrootcert: PEM });

@@ -441,7 +441,7 @@ describe("settings the database would reject or that expose the stack", () => {
     ]);
   });
 
-  // Named in its canonical spelling, the one Docker reports back (lib/connection.ts canonicalIp).
+  // Named in its canonical spelling, the one Docker reports back (lib/postgres/connectionInfo.ts canonicalIp).
   test.each([
     ["0.0.0.0", "0.0.0.0"],
     ["::", "::"],

@@ -3,8 +3,9 @@ import os from "node:os";
 import path from "node:path";
 import type { PeerCertificate } from "node:tls";
 import { describe, expect, test } from "vitest";
-import { connectionConfig } from "../../lib/db";
-import { explainTlsError, sslFallbackOptions, sslOptions, withSslRootCert } from "../../lib/tls";
+import { connectionConfig } from "../../lib/postgres/client";
+import { withSslRootCert } from "../../lib/postgres/connectionInfo";
+import { explainTlsError, sslFallbackOptions, sslOptions } from "../../lib/postgres/tls";
 
 const CA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
 /** What Node hands checkServerIdentity for a certificate issued to 127.0.0.1 and localhost. */

@@ -1,12 +1,12 @@
 /**
  * TLS to the database, with libpq's meaning of `sslmode` (https://www.postgresql.org/docs/current/libpq-ssl.html),
- * in one place: node-postgres `ssl` options for the hooks and CLIs, URL parameters for the stack outputs and
- * psql, and one-line explanations of certificate failures.
+ * in one place: node-postgres `ssl` options for the hooks and CLIs, the CA as a file for libpq programs, and
+ * one-line explanations of certificate failures (the CA in a URL: ./connectionInfo.ts `withSslRootCert`).
  *
  * The CA certificate travels as PEM text (`sslrootcert` of a ConnectionInfo), so the hooks need no file on the
  * machine that runs them; URLs, which psql and libpq-style drivers read, name a file instead.
  *
- * This module is serialized by value into the migrations hook (through ../lib/db): no runtime imports, and
+ * This module is serialized by value into the migrations hook (through ./client.ts): no runtime imports, and
  * Node built-ins are required inside the functions that need them.
  */
 import type { ConnectionOptions } from "node:tls";
@@ -78,12 +78,6 @@ export function tlsRefused(err: unknown, ssl: unknown): boolean {
   const message = e?.message ?? "";
   if (ssl) return /does not support SSL/i.test(message) || (e?.code === "28000" && /pg_hba\.conf/.test(message));
   return e?.code === "28000" && /pg_hba\.conf/.test(message);
-}
-
-/** `url` with `sslrootcert=<file>` added, as psql and libpq read the CA; unchanged without a file or TLS. */
-export function withSslRootCert(url: string, file: string | undefined): string {
-  if (!file || new URL(url).searchParams.get("sslmode") === "disable") return url;
-  return `${url}${url.includes("?") ? "&" : "?"}sslrootcert=${encodeURIComponent(file)}`;
 }
 
 /**

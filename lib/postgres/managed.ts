@@ -6,8 +6,8 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { type ConnectionInfo, connectionUrl } from "./connection";
-import { pemText, withSslRootCert } from "./tls";
+import { type ConnectionInfo, connectionUrl, connectionWith, withSslRootCert } from "./connectionInfo";
+import { pemText } from "./tls";
 
 /** A host and port to connect to. */
 export interface Endpoint {
@@ -39,7 +39,7 @@ export interface DatabaseUrls {
 
 /** URLs for other apps (see {@link DatabaseUrls}); `sslrootcert` names the CA file when one is set. */
 export function databaseUrls(input: DatabaseUrlsInput): DatabaseUrls {
-  const url = (info: ConnectionInfo, at?: Endpoint): string => withSslRootCert(connectionUrl({ ...info, ...(at ?? {}) }), input.sslrootcertFile);
+  const url = (info: ConnectionInfo, at?: Endpoint): string => withSslRootCert(connectionUrl(connectionWith(info, at)), input.sslrootcertFile);
   return {
     migrator: url(input.migrator),
     app: url(input.app, input.pooler),

@@ -7,7 +7,7 @@
  * The check: at login a server announces its process id (BackendKeyData); a pooler answers the login itself
  * and announces an id of its own (PgBouncer: random cancel-key bytes, src/client.c), so it differs from the
  * `pg_backend_pid()` of the server session that runs our statement. Serialized by value into the migrations
- * hook (through ../lib/db): no runtime imports.
+ * hook (through ../migrations/core.ts): no runtime imports.
  */
 import type { Client } from "pg";
 
