@@ -48,8 +48,8 @@ export interface LoadOptions extends ReadOptions {
   /** Target table, `schema.table` (default market_data.ohlcv_bars). */
   target?: string;
   onConflict?: ConflictPolicy;
-  /** Rejects CSV path; undefined keeps only counts. */
-  rejectsFile?: string;
+  /** Rejects CSV path (the request's `rejects`); undefined keeps only counts. */
+  rejects?: string;
   /**
    * Most rejected rows a load may have and still commit: a count (`"250"`) or a share of the rows read
    * (`"10%"`); default DEFAULT_MAX_REJECTS. A load whose every row is rejected always fails.
@@ -112,7 +112,7 @@ const isRegularFile = (file: string) => fs.statSync(file, { throwIfNoEntry: fals
 async function loadOnce(client: Client, options: LoadOptions, alone: boolean): Promise<LoadSummary> {
   const started = Date.now();
   const target = options.target ?? DEFAULT_TARGET;
-  checkRejectsPath(options.rejectsFile, options.files);
+  checkRejectsPath(options.rejects, options.files);
   // A bad threshold is refused before any row is read.
   const maxRejects = options.maxRejects ?? DEFAULT_MAX_REJECTS;
   const rejectLimit = parseMaxRejects(maxRejects);
@@ -122,7 +122,7 @@ async function loadOnce(client: Client, options: LoadOptions, alone: boolean): P
   let sources: SourceSummary[] = [];
   let wait = advisoryLockWait(target);
   // Claims the path (or a sibling, while another load writes there) and deletes an earlier run's file.
-  const rejects = new RejectsWriter(options.rejectsFile);
+  const rejects = new RejectsWriter(options.rejects);
   try {
     await withTransaction(client, async () => {
       await takeLoadLock(client, target, alone, lockTimeoutMs);

@@ -21,7 +21,7 @@ export interface ReadOptions {
   /** Source format; default from each file's extension. */
   format?: SourceFormat;
   /** SQLite table to read (default `ohlcv_data`). */
-  sqliteTable?: string;
+  table?: string;
   /** CSV delimiter (default: detected). */
   delimiter?: string;
   /** Column names of a CSV file without a header row (its first row is data). */
@@ -34,7 +34,7 @@ export interface ReadOptions {
   /** e.g. `data/{provider}/{symbol}/{timeframe}/*.parquet`. */
   pathPattern?: string;
   /** Explicit field -> source column mapping. */
-  mapping?: Partial<Record<Field, string>>;
+  map?: Partial<Record<Field, string>>;
   /** Fail (and load nothing) on the first invalid row. */
   strict?: boolean;
   /** IANA time zone of zone-less date-times (default: they are UTC); plain dates stay dates. */
@@ -93,17 +93,17 @@ export interface CheckedSource {
 export { formatOf } from "./formats";
 
 /** Opens one source file with the reader for its format. */
-export async function openSource(file: string, options: Pick<ReadOptions, "format" | "sqliteTable" | "delimiter" | "columns" | "timezone" | "mapping"> = {}): Promise<RecordSource> {
+export async function openSource(file: string, options: Pick<ReadOptions, "format" | "table" | "delimiter" | "columns" | "timezone" | "map"> = {}): Promise<RecordSource> {
   // yfinance's (price, ticker) columns as one long table, unless the mapping names such a column itself.
-  return longTickers(await openRecords(file, options), new Set(Object.values(options.mapping ?? {})));
+  return longTickers(await openRecords(file, options), new Set(Object.values(options.map ?? {})));
 }
 
-async function openRecords(file: string, options: Pick<ReadOptions, "format" | "sqliteTable" | "delimiter" | "columns" | "timezone">): Promise<RecordSource> {
+async function openRecords(file: string, options: Pick<ReadOptions, "format" | "table" | "delimiter" | "columns" | "timezone">): Promise<RecordSource> {
   const format = options.format ?? formatOf(file);
   // Headerless column names would be ignored by a format that has its own; the other format options are
   // ignored by formats they do not apply to (a directory may mix CSV and SQLite files under one --table).
   if (options.columns && optionFault("columns", format)) throw new Error(`${file}: --columns names the columns of a headerless CSV file; this is ${format}.`);
-  const reader = { table: options.sqliteTable, delimiter: options.delimiter, columns: options.columns, timezone: options.timezone };
+  const reader = { table: options.table, delimiter: options.delimiter, columns: options.columns, timezone: options.timezone };
   return formatEntry(format).open(file, reader, (inner) => openRecords(inner, { ...options, format: undefined }));
 }
 
@@ -126,7 +126,7 @@ interface SourcePlan {
 /** Stage 1: resolves columns and fixed values; throws when symbol or timeframe has no source at all. */
 function planSource(file: string, source: RecordSource, options: ReadOptions): SourcePlan {
   const fromPath = options.pathPattern ? matchPathPattern(options.pathPattern, file) : {};
-  const idx = resolveColumns(source.columns, options.mapping, ["time", "open", "high", "low", "close"], source.name);
+  const idx = resolveColumns(source.columns, options.map, ["time", "open", "high", "low", "close"], source.name);
   const constants: Partial<Record<PathKey, string>> = {};
   for (const key of ["symbol", "exchange", "provider", "timeframe"] as const) {
     const flag = options[key];

@@ -113,7 +113,7 @@ describe("real-world files on native TimescaleDB", () => {
       `${file}: timeframe "m" (from --timeframe) is ambiguous or unknown; use N + unit`,
     );
     const rejectsFile = path.join(dir, "r.csv");
-    expect(await load({ files: [file], symbol: "X", rejectsFile, maxRejects: "50%" })).toMatchObject({ inserted: 1, rejected: 1 });
+    expect(await load({ files: [file], symbol: "X", rejects: rejectsFile, maxRejects: "50%" })).toMatchObject({ inserted: 1, rejected: 1 });
     expect(rejectReasons(rejectsFile)).toEqual([expect.stringMatching(/^2: timeframe "m" is ambiguous or unknown; use N \+ unit/)]);
     expect(await barsAsText(url)).toEqual(["X|||1d|2024-01-02T00:00:00.000000Z|1|2|1|2|0|NULL"]);
   });
@@ -131,7 +131,7 @@ describe("real-world files on native TimescaleDB", () => {
     const dir = tmpDir();
     const file = write(dir, "times.csv", "date,open,high,low,close\n09:05:00,1,2,1,2\n09:10:00,1,2,1,2\n");
     const rejectsFile = path.join(dir, "rejects.csv");
-    await expect(load({ files: [file], symbol: "X", timeframe: "1d", rejectsFile })).rejects.toThrow(
+    await expect(load({ files: [file], symbol: "X", timeframe: "1d", rejects: rejectsFile })).rejects.toThrow(
       `every row was rejected (2 of 2); nothing was loaded. First: ${file} row 1: timestamp "09:05:00" is not ISO-8601, a date or an epoch number. All reasons: ${rejectsFile}`,
     );
     expect(await countBars(url)).toBe(0);
@@ -189,7 +189,7 @@ describe("real-world files on native TimescaleDB", () => {
       ...Array.from({ length: 80 }, (_, i) => Buffer.from(good(`2023-01-${String((i % 28) + 1).padStart(2, "0")}T${String(Math.floor(i / 28)).padStart(2, "0")}:00:00Z`))),
     ]));
     const rejectsFile = path.join(dir, "rejects.csv");
-    const summary = await load({ files: [file], timeframe: "1d", rejectsFile });
+    const summary = await load({ files: [file], timeframe: "1d", rejects: rejectsFile });
     expect(summary).toMatchObject({ read: 89, inserted: 82, rejected: 7 });
     expect(rejectReasons(rejectsFile)).toEqual([
       "2: symbol is 3000 characters long; at most 128",
@@ -208,7 +208,7 @@ describe("real-world files on native TimescaleDB", () => {
     const dir = tmpDir();
     const file = write(dir, "rejects.csv", "date,symbol,open,high,low,close\n2024-01-02,X,1,2,1,2\n");
     const before = fs.readFileSync(file, "utf8");
-    await expect(load({ files: [file], timeframe: "1d", rejectsFile: path.join(dir, ".", "rejects.csv") })).rejects.toThrow(
+    await expect(load({ files: [file], timeframe: "1d", rejects: path.join(dir, ".", "rejects.csv") })).rejects.toThrow(
       `--rejects ${path.join(dir, "rejects.csv")} is also a source of this load; write rejects elsewhere (default .tsdb/rejects/last-load.csv).`,
     );
     expect(fs.readFileSync(file, "utf8")).toBe(before);

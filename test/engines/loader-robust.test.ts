@@ -93,8 +93,8 @@ describe("on PostgreSQL 17", () => {
       const b = csvFile("concurrent-b.csv", withBad("RB", 4000, 2));
       const rejectsFile = path.join(dir, ".tsdb", "rejects", "last-load.csv");
       const [sa, sb] = await Promise.all([
-        loadOhlcvFrom(url, { files: [a], rejectsFile, maxRejects: "100%" }),
-        loadOhlcvFrom(url, { files: [b], rejectsFile, maxRejects: "100%" }),
+        loadOhlcvFrom(url, { files: [a], rejects: rejectsFile, maxRejects: "100%" }),
+        loadOhlcvFrom(url, { files: [b], rejects: rejectsFile, maxRejects: "100%" }),
       ]);
       expect([sa.rejected, sb.rejected]).toEqual([200, 2000]);
       expect(sa.rejectsFile).not.toBe(sb.rejectsFile);
@@ -142,7 +142,7 @@ describe("on PostgreSQL 17", () => {
       lines.push("2024-02-05,CCC,1d,9999.99,9999.994,9999.00,9999.50,7");
       const file = csvFile("custom-target.csv", lines);
       const rejectsFile = path.join(dir, "custom-rejects.csv");
-      const summary = await loadOhlcvFrom(url, { files: [file], target: "custom.bars", rejectsFile, maxRejects: "50%" });
+      const summary = await loadOhlcvFrom(url, { files: [file], target: "custom.bars", rejects: rejectsFile, maxRejects: "50%" });
       expect(summary).toMatchObject({ read: 15, inserted: 11, rejected: 4 });
       const rejects = fs.readFileSync(rejectsFile, "utf8");
       for (const reason of [
@@ -165,7 +165,7 @@ describe("on PostgreSQL 17", () => {
       const lines = dailyLines("QQQ", 1000);
       lines[499] = lines[499]!.replace(",QQQ,", ',"QQQ,');
       const rejectsFile = path.join(dir, "open-quote-rejects.csv");
-      const summary = await loadOhlcvFrom(url, { files: [csvFile("open-quote.csv", lines)], rejectsFile });
+      const summary = await loadOhlcvFrom(url, { files: [csvFile("open-quote.csv", lines)], rejects: rejectsFile });
       expect(summary).toMatchObject({ read: 1000, inserted: 999, rejected: 1 });
       expect(fs.readFileSync(rejectsFile, "utf8")).toContain(',500,"a quote ("") opened in this row is never closed');
       expect(await countBars(url)).toBe(999);

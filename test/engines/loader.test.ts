@@ -102,7 +102,7 @@ describe.each(BAR_ENGINES)("loading market data on $name", ({ start, timescaledb
   test("a file with bad rows loads the good ones and lists every bad one with its reason", async () => {
     const rejectsFile = path.join(tmpDir(), "rejects.csv");
     // 10 of 13 rows are bad: above the default --max-rejects (10%), so this load allows them explicitly.
-    const summary = await load({ files: [BAD_ROWS], timeframe: "1d", rejectsFile, maxRejects: "100%" });
+    const summary = await load({ files: [BAD_ROWS], timeframe: "1d", rejects: rejectsFile, maxRejects: "100%" });
     expect(summary).toMatchObject({ read: 13, inserted: 3, rejected: 10, rejectsFile });
     const lines = fs.readFileSync(rejectsFile, "utf8").trim().split("\n");
     expect(lines[0]).toBe("source,row,reason,raw");
@@ -125,7 +125,7 @@ describe.each(BAR_ENGINES)("loading market data on $name", ({ start, timescaledb
     expect(lines[1]).toContain(`{""timestamp"":""not-a-date"",""symbol"":""AAPL"",""open"":""185.00""`);
     // Again: the good rows are already there (the key check finds them, nothing is written); each bad row is
     // still listed exactly once.
-    const again = await load({ files: [BAD_ROWS], timeframe: "1d", rejectsFile, maxRejects: "100%" });
+    const again = await load({ files: [BAD_ROWS], timeframe: "1d", rejects: rejectsFile, maxRejects: "100%" });
     expect(again).toMatchObject({ read: 13, inserted: 0, alreadyPresent: 3, rejected: 10 });
     expect(fs.readFileSync(rejectsFile, "utf8").trim().split("\n")).toEqual(lines);
     // The first occurrence of the duplicated key wins; an 18th decimal survives.
@@ -178,7 +178,7 @@ describe.each(BAR_ENGINES)("loading market data on $name", ({ start, timescaledb
     const gz = path.join(dir, "quotes.txt");
     // No .gz suffix: gzip is recognised by its magic bytes.
     fs.writeFileSync(gz, zlib.gzipSync("Zeit;px_o;px_h;px_l;px_c\n1704205800000;185.10;186.20;184.00;185.64\n"));
-    const a = await load({ files: [gz], symbol: "AAPL", timeframe: "1H", exchange: "XNAS", mapping: { time: "Zeit", open: "px_o", high: "px_h", low: "px_l", close: "px_c" } });
+    const a = await load({ files: [gz], symbol: "AAPL", timeframe: "1H", exchange: "XNAS", map: { time: "Zeit", open: "px_o", high: "px_h", low: "px_l", close: "px_c" } });
     expect(a).toMatchObject({ inserted: 1, rejected: 0 });
 
     const Database = (await import("better-sqlite3")).default;
@@ -187,7 +187,7 @@ describe.each(BAR_ENGINES)("loading market data on $name", ({ start, timescaledb
     db.exec("CREATE TABLE quotes (sym TEXT, ts INTEGER, o TEXT, h TEXT, l TEXT, c TEXT, v INTEGER, tf TEXT)");
     db.prepare("INSERT INTO quotes VALUES ('BTC', 1704205800, '42000.123456789012345678', '42100', '41900.5', '42050.000000000000000001', 7, '1h')").run();
     db.close();
-    const b = await load({ files: [dbFile], sqliteTable: "quotes", provider: "X", mapping: { symbol: "sym", time: "ts", open: "o", high: "h", low: "l", close: "c", volume: "v", timeframe: "tf" } });
+    const b = await load({ files: [dbFile], table: "quotes", provider: "X", map: { symbol: "sym", time: "ts", open: "o", high: "h", low: "l", close: "c", volume: "v", timeframe: "tf" } });
     expect(b).toMatchObject({ inserted: 1, rejected: 0 });
 
     const { parquetWriteFile, schemaFromColumnData } = await import("hyparquet-writer");

@@ -148,7 +148,7 @@ print("\\n".join(out))
     ]);
     const ny = await loaded(file, { symbol: "X", timeframe: "1m", timezone: "America/New_York" });
     expect(ny.rows.map((r) => r[4])).toEqual(["2024-07-01 13:30:00.000000+00", "2024-07-01 13:31:00.000000+00", "2024-07-01 13:32:00.000000+00"]);
-    const utc = await loaded(file, { symbol: "X", timeframe: "1m", timezone: "America/New_York", mapping: { time: "time_utc" } });
+    const utc = await loaded(file, { symbol: "X", timeframe: "1m", timezone: "America/New_York", map: { time: "time_utc" } });
     expect(utc.rows.map((r) => r[4])).toEqual(["2024-07-01 09:30:00.000000+00", "2024-07-01 09:31:00.000000+00", "2024-07-01 09:32:00.000000+00"]);
   });
 
@@ -261,7 +261,7 @@ for k, t in enumerate(${JSON.stringify(tickers)}):
     expect(rows.map((r) => `${r[0]} ${r[4]?.slice(0, 10)} ${r[8]}`)).toEqual(["AAPL 2024-01-02 101", "AAPL 2024-01-03 102", "AAPL 2024-01-04 103"]);
     const mapped = await loaded(file, {
       timeframe: "1d", symbol: "AAPL.ADJ",
-      mapping: parseMapping(`time=Date,open="('Open', 'AAPL')",high="('High', 'AAPL')",low="('Low', 'AAPL')",close="('Adj Close', 'AAPL')"`),
+      map: parseMapping(`time=Date,open="('Open', 'AAPL')",high="('High', 'AAPL')",low="('Low', 'AAPL')",close="('Adj Close', 'AAPL')"`),
     });
     expect(mapped.rows.map((r) => `${r[0]} ${r[8]}`)).toEqual(["AAPL.ADJ 100.5", "AAPL.ADJ 101.5", "AAPL.ADJ 102.5"]);
   });
@@ -276,7 +276,7 @@ describe("day numbers and integer clock times (issue 23 items 14 and 15)", () =>
              INSERT INTO bars SELECT julianday('2024-01-02 09:30:00', '+' || (i * 7) || ' minutes'), 1, 2, 1, 2 FROM n`);
     const expected = (db.prepare("SELECT strftime('%Y-%m-%d %H:%M:%f', jd) AS t FROM bars ORDER BY rowid").all() as Array<{ t: string }>).map((r) => `${r.t}000+00`);
     db.close();
-    const { rows, rejects } = await loaded(file, { sqliteTable: "bars", symbol: "X", timeframe: "7m", mapping: { time: "jd" } });
+    const { rows, rejects } = await loaded(file, { table: "bars", symbol: "X", timeframe: "7m", map: { time: "jd" } });
     expect(rejects).toEqual([]);
     expect(rows.map((r) => r[4])).toEqual(expected);
     expect(rows[0]?.[4]).toBe("2024-01-02 09:30:00.000000+00");
@@ -407,7 +407,7 @@ describe("Arrow IPC, JSON, zip and DuckDB files, and files of other kinds (issue
     const file = path.join(dir, "two.duckdb");
     await duckdbRun(["CREATE TABLE a (x INT)", "CREATE TABLE b (x INT)"], file);
     await expect(loaded(file, { symbol: "X", timeframe: "1m" })).rejects.toThrow(`${file}: a DuckDB database with tables a, b; name one with --table.`);
-    await expect(loaded(file, { symbol: "X", timeframe: "1m", sqliteTable: "c" })).rejects.toThrow(`${file}: DuckDB table "c" does not exist; its tables: a, b.`);
+    await expect(loaded(file, { symbol: "X", timeframe: "1m", table: "c" })).rejects.toThrow(`${file}: DuckDB table "c" does not exist; its tables: a, b.`);
   });
 
   test("a Feather (Arrow IPC) file as freqtrade's columns hold them loads every value exactly", async () => {

@@ -230,7 +230,7 @@ describe("one load request from flags, settings and the hook", () => {
     const options = toLoadOptions({ source: ".", layout: "binance-kline", maxRejects: 3 }, { cwd: dir, defaultRejects: ".tsdb/rejects/last-load.csv" });
     expect(options).toMatchObject({
       files: [path.join(dir, "BTCUSDT-1m-2024-01.csv")], columns: [...BINANCE_KLINE_COLUMNS], maxRejects: "3",
-      rejectsFile: path.join(dir, ".tsdb/rejects/last-load.csv"), strict: false,
+      rejects: path.join(dir, ".tsdb/rejects/last-load.csv"), strict: false,
     });
     expect(() => toLoadOptions({ source: ".", layout: "binance-kline", columns: ["a"] }, { cwd: dir, defaultRejects: "r.csv" })).toThrow(/--columns or --layout, not both/);
   });

@@ -173,11 +173,11 @@ describe("one load-request vocabulary", () => {
     });
     expect(toLoadOptions(request, { cwd: dir, defaultRejects: "d.csv" })).toEqual({
       files: [path.join(dir, "a.csv")], format: "csv", symbol: "S", provider: "P", timeframe: "1d", exchange: "X", pathPattern: "*.csv",
-      mapping: { volume: "v" }, columns: ["time", "open", "high", "low", "close", "volume"], delimiter: ";", onConflict: "update",
-      rejectsFile: path.join(dir, "r.csv"), maxRejects: "3", strict: true, target: "s.t", timezone: "Europe/London", inconsistentOhlc: "flag",
+      map: { volume: "v" }, columns: ["time", "open", "high", "low", "close", "volume"], delimiter: ";", onConflict: "update",
+      rejects: path.join(dir, "r.csv"), maxRejects: "3", strict: true, target: "s.t", timezone: "Europe/London", inconsistentOhlc: "flag",
       priceDivisor: 10000, ambiguousTime: "later", lockTimeoutMs: 2500,
     });
-    expect(toLoadOptions(parseLoadRequest({ source: "a.csv", format: "sqlite", table: "bars" }), { cwd: dir, defaultRejects: "d.csv" })).toMatchObject({ sqliteTable: "bars" });
+    expect(toLoadOptions(parseLoadRequest({ source: "a.csv", format: "sqlite", table: "bars" }), { cwd: dir, defaultRejects: "d.csv" })).toMatchObject({ table: "bars" });
   });
 });
 
