@@ -21,7 +21,7 @@ import { type ProgressReporter, silentProgress } from "./progress";
 import { type ChunkShape, type ReadEvents, type ReadOptions, openChecked } from "./readSource";
 import type { ValueTypes } from "./rowValidation";
 import { createStaging } from "./staging";
-import { DEFAULT_TARGET, checkTarget, isEmpty, quoteTarget, targetTypes } from "./target";
+import { DEFAULT_TARGET, checkTarget, isEmpty, liftDecompressionLimit, quoteTarget, targetTypes } from "./target";
 import { DEFAULT_CHUNK_ROWS, type WritePlan, loadSource } from "./writePlan";
 
 // What importers of this module (the CLI, scripts, tests) use from the modules it is made of.
@@ -126,6 +126,7 @@ async function loadOnce(client: Client, options: LoadOptions, alone: boolean): P
   try {
     await withTransaction(client, async () => {
       await takeLoadLock(client, target, alone, lockTimeoutMs);
+      await liftDecompressionLimit(client);
       wait = tableLockWait(target, table);
       const prepared = await prepareTarget(client, target, table, options);
       const events = readEvents(rejects, options.progress ?? silentProgress, flagged);

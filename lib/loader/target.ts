@@ -72,3 +72,14 @@ export async function isEmpty(client: Client, table: string): Promise<boolean> {
   const r = await client.query<{ empty: boolean }>(`SELECT NOT EXISTS (SELECT 1 FROM ${table}) AS empty`);
   return r.rows[0]?.empty === true;
 }
+
+/**
+ * Lifts, for the load's transaction only, TimescaleDB's cap on the tuples one statement may decompress (100,000
+ * by default): a re-load that rewrites or fills in bars held in compressed chunks decompresses their batches, and
+ * the cap would fail the whole load ("tuple decompression limit exceeded"). Nothing happens without TimescaleDB.
+ */
+export async function liftDecompressionLimit(client: Client): Promise<void> {
+  await client.query(
+    "SELECT set_config(name, '0', true) FROM pg_settings WHERE name = 'timescaledb.max_tuples_decompressed_per_dml_transaction'",
+  );
+}
