@@ -14,9 +14,10 @@ import { z } from "zod";
 import { canonicalIp } from "./postgres/connectionInfo";
 import { LOAD_FLAGS, LOAD_REQUEST_KEYS } from "./loader/loadFlags";
 import { LoadRequestFields, refuseFormatOptions } from "./loader/loadRequest";
+import { INTERVAL_PATTERN, MIGRATION_VARIABLES } from "./migrations/variables";
+import { SSL_MODES, type SslMode } from "./postgres/tls";
 
-/** A PostgreSQL interval as the migration contract accepts it: a number and one unit, e.g. `7 days`. */
-export const INTERVAL_PATTERN = /^\d+\s+(microsecond|millisecond|second|minute|hour|day|week|month|year)s?$/;
+export { INTERVAL_PATTERN };
 
 /** Microseconds per unit, counting a month as 30 days and a year as 12 months as PostgreSQL compares intervals. */
 const MICROS_PER_UNIT: Record<string, number> = {
@@ -95,7 +96,7 @@ export interface Settings {
   externalPort: number;
   externalAdminUser: string;
   /** libpq sslmode, resolved: `disable` for docker mode and `require` for external mode unless set. */
-  sslmode: "disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full";
+  sslmode: SslMode;
   /** External mode: use `database` as it exists on the server instead of creating it. */
   existingDatabase: boolean;
   /** CA certificate for verify-ca/verify-full: a PEM file path (relative to the project) or the PEM text. */
@@ -144,7 +145,6 @@ export interface SettingDeclaration {
 export const SECRET_KEYS = ["adminPassword", "migratorPassword", "appPassword", "readonlyPassword", "pgadminPassword"] as const;
 
 const RESTART_POLICIES = ["no", "on-failure", "always", "unless-stopped"] as const;
-const SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] as const;
 
 /**
  * A dataset's keys as the `datasets` description and its error list them: the load request's keys (rejects
@@ -577,13 +577,7 @@ export function settingWarnings(s: Settings): SettingWarning[] {
 
 /** The `{{variable}}` values migrations use (see the migration contract). */
 export function migrationVariables(s: Settings): Record<string, string> {
-  return {
-    ohlcvChunkInterval: s.ohlcvChunkInterval,
-    tickChunkInterval: s.tickChunkInterval,
-    compressAfter: s.compressAfter,
-    tickRetention: s.tickRetention ?? "",
-    caggRefreshInterval: s.caggRefreshInterval,
-  };
+  return Object.fromEntries(MIGRATION_VARIABLES.map((name) => [name, s[name] ?? ""]));
 }
 
 /** Versions read from an image tag: `timescale/timescaledb:2.23.0-pg17` or `...-ha:pg17.6-ts2.22.1`. */

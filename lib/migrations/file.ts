@@ -16,6 +16,7 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { escapeLiteral } from "pg";
+import { INTERVAL_PATTERN, MIGRATION_VARIABLES, OPTIONAL_VARIABLES } from "./variables";
 
 /** A parsed migration file, not yet resolved for a mode or settings. */
 export interface MigrationFile {
@@ -58,20 +59,8 @@ export interface ResolvedMigration {
   downLine: number;
 }
 
-/** Settings a migration may use as `{{name}}` or `-- if:name`. All are PostgreSQL intervals. */
-export const MIGRATION_VARIABLES = [
-  "ohlcvChunkInterval",
-  "tickChunkInterval",
-  "compressAfter",
-  "tickRetention",
-  "caggRefreshInterval",
-] as const;
-export type MigrationVariable = (typeof MIGRATION_VARIABLES)[number];
+export { MIGRATION_VARIABLES, type MigrationVariable } from "./variables";
 
-/** Variables that may be empty (meaning "no policy"); the others must be set. */
-const OPTIONAL_VARIABLES: ReadonlySet<string> = new Set(["tickRetention"]);
-
-const INTERVAL = /^\d+\s+(microsecond|millisecond|second|minute|hour|day|week|month|year)s?$/;
 const FILE_NAME = /^(\d{4})_([a-z0-9]+(?:_[a-z0-9]+)*)\.sql$/;
 const MARKER = /^\s*--\s*migrate:([a-z-]+)\s*$/;
 const BLOCK = /^\s*--\s*(if|end):([A-Za-z][A-Za-z0-9]*)\s*$/;
@@ -174,10 +163,10 @@ export function validateVariables(variables: Partial<Record<string, string>>): v
       throw new Error(`Unknown migration variable "${key}"; allowed: ${MIGRATION_VARIABLES.join(", ")}.`);
     }
     if (value === undefined || value === "") {
-      if (OPTIONAL_VARIABLES.has(key)) continue;
+      if ((OPTIONAL_VARIABLES as readonly string[]).includes(key)) continue;
       throw new Error(`[tsdb:${key}] must be an interval such as '30 days', got an empty value.`);
     }
-    if (!INTERVAL.test(value)) {
+    if (!INTERVAL_PATTERN.test(value)) {
       throw new Error(
         `[tsdb:${key}] must be an interval like '30 days' (a number and one of microsecond, millisecond, second, minute, hour, day, week, month, year), got ${JSON.stringify(value)}.`,
       );
@@ -228,7 +217,7 @@ function resolvePart(file: string, part: { lines: string[]; firstLine: number },
       const value = options.variables[name];
       if (value === undefined || value === "") {
         throw new Error(
-          `${file} line ${lineNo}: {{${name}}} has no value${OPTIONAL_VARIABLES.has(name) ? `; use it only inside "-- if:${name}" ... "-- end:${name}"` : `; set tsdb:${name}`}.`,
+          `${file} line ${lineNo}: {{${name}}} has no value${(OPTIONAL_VARIABLES as readonly string[]).includes(name) ? `; use it only inside "-- if:${name}" ... "-- end:${name}"` : `; set tsdb:${name}`}.`,
         );
       }
       return escapeLiteral(value);

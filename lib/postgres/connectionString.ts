@@ -14,6 +14,7 @@
  * pg-connection-string are required inside the functions that need them.
  */
 import { type ConnectionInfo, bareHost, hidePassword } from "./connectionInfo";
+import { SSL_MODES } from "./tls";
 
 /** The libpq variables read for keywords a connection string leaves out. */
 export const LIBPQ_ENV: Record<string, string> = {
@@ -39,7 +40,6 @@ const KEYWORDS = [
   "service", "target_session_attrs", "load_balance_hosts",
 ];
 
-const SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
 
 /** A connection as libpq resolves it, with what node-postgres and libpq programs need besides. */
 export interface ResolvedConnection extends ConnectionInfo {
@@ -186,7 +186,7 @@ export function resolveConnection(text: string | undefined, env: NodeJS.ProcessE
   const port = Number(rawPort);
   if (!/^\d+$/.test(rawPort) || port < 1 || port > 65535) throw badConnectionString(`the connection's port must be a number from 1 to 65535, got "${rawPort}"`);
   const sslmode = pick("sslmode") ?? "prefer";
-  if (!SSL_MODES.includes(sslmode)) throw badConnectionString(`the connection's sslmode must be one of ${SSL_MODES.join(", ")}, got "${sslmode}"`);
+  if (!(SSL_MODES as readonly string[]).includes(sslmode)) throw badConnectionString(`the connection's sslmode must be one of ${SSL_MODES.join(", ")}, got "${sslmode}"`);
   const user = pick("user") ?? os.userInfo().username;
   const host = pick("host") ?? pick("hostaddr") ?? "localhost";
   const rootFile = pick("sslrootcert") ?? defaultRootCert(env);
