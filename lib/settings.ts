@@ -3,7 +3,7 @@
  *
  * The same `parseSettings` serves the Pulumi program (values from `pulumi.Config`, all strings) and the CLIs
  * (`readStackSettings`: Pulumi.yaml defaults plus `Pulumi.<stack>.yaml`, typed YAML values). Defaults live
- * in `SETTING_DECLARATIONS` only; a unit test holds Pulumi.yaml's `config:` block to exactly these, because
+ * in `SETTINGS` only; a unit test holds Pulumi.yaml's `config:` block to exactly these, because
  * the Pulumi CLI applies Pulumi.yaml defaults but `setMocks` and the CLIs do not.
  */
 import * as fs from "node:fs";
@@ -15,7 +15,7 @@ import { canonicalIp } from "./postgres/connectionInfo";
 import { LOAD_FLAGS, LOAD_REQUEST_KEYS } from "./loader/loadFlags";
 import { LoadRequestFields, refuseFormatOptions } from "./loader/loadRequest";
 import { INTERVAL_PATTERN, MIGRATION_VARIABLES } from "./migrations/variables";
-import { SSL_MODES, type SslMode } from "./postgres/tls";
+import { SSL_MODES } from "./postgres/tls";
 
 export { INTERVAL_PATTERN };
 
@@ -59,66 +59,11 @@ export const INTERVAL_RANGES = {
  */
 export type DatasetSetting = z.infer<typeof datasetSchema>;
 
-/** Every `tsdb:` setting, typed and validated (see docs/ARCHITECTURE.md, "Settings"). */
-export interface Settings {
-  /** Stack name the settings were read for. */
-  stack: string;
-  mode: "docker" | "external";
-  timescaledb: boolean;
-  image: string;
-  toolkit: boolean;
-  port: number;
-  bindAddress: string;
-  memoryMb: number;
-  cpus: number;
-  /** Override for `max_connections`; undefined = derived from memory. */
-  maxConnections: number | undefined;
-  telemetry: boolean;
-  restartPolicy: "no" | "on-failure" | "always" | "unless-stopped";
-  database: string;
-  protectData: boolean;
-  /** Generate passwords that are not configured (dev); false = every password must be set (prod). */
-  generatePasswords: boolean;
-  adminPassword: string | undefined;
-  migratorPassword: string | undefined;
-  appPassword: string | undefined;
-  readonlyPassword: string | undefined;
-  migratorConnectionLimit: number;
-  appConnectionLimit: number;
-  readonlyConnectionLimit: number;
-  pgadminEnabled: boolean;
-  pgadminImage: string;
-  pgadminPort: number;
-  pgadminEmail: string;
-  pgadminPassword: string | undefined;
-  /** External mode only: server host name or IP. */
-  externalHost: string | undefined;
-  externalPort: number;
-  externalAdminUser: string;
-  /** libpq sslmode, resolved: `disable` for docker mode and `require` for external mode unless set. */
-  sslmode: SslMode;
-  /** External mode: use `database` as it exists on the server instead of creating it. */
-  existingDatabase: boolean;
-  /** CA certificate for verify-ca/verify-full: a PEM file path (relative to the project) or the PEM text. */
-  sslRootCert: string | undefined;
-  /** External mode: PgBouncer (transaction mode) host for the app and read-only URLs; migrations stay direct. */
-  poolerHost: string | undefined;
-  poolerPort: number;
-  /** External mode: streaming replica host for the read-only `replica` URL. */
-  replicaHost: string | undefined;
-  replicaPort: number;
-  /** Roles besides the stack's and pg_monitor that keep CONNECT on the database (a pooler's auth_query user). */
-  connectRoles: string[];
-  ohlcvChunkInterval: string;
-  tickChunkInterval: string;
-  compressAfter: string;
-  /** Retention on ticks; undefined = keep everything. */
-  tickRetention: string | undefined;
-  caggRefreshInterval: string;
-  datasets: DatasetSetting[];
-  backupDir: string;
-  backupRetain: number;
-}
+/** Every `tsdb:` setting, typed and validated: each key's type is what its parser in SETTINGS returns. */
+export type Settings = { /** Stack name the settings were read for. */ stack: string } & {
+  -readonly [K in keyof typeof SETTINGS]: SettingValue<(typeof SETTINGS)[K]>;
+};
+type SettingValue<S> = S extends SettingSpec<infer T> ? T : never;
 
 /** One or more invalid settings; the message lists each bad key on its own line. */
 export class SettingsError extends Error {
@@ -159,61 +104,7 @@ export function datasetKeys(): string {
   return `{${["name (slug)", "source (path, or a list of paths)", ...keys].join(", ")}}`;
 }
 
-/**
- * Every setting with its Pulumi.yaml type, project default (the dev values) and description. Empty string
- * (or 0 for maxConnections) means "not set": Pulumi refuses to run when a declared key has no default and the
- * stack does not set it, so optional keys need a default.
- */
-export const SETTING_DECLARATIONS: Record<string, SettingDeclaration> = {
-  mode: { type: "string", default: "docker", description: "docker: run TimescaleDB (and pgAdmin) in local containers; external: use an existing server (set externalHost, externalAdminUser and the secret adminPassword)." },
-  timescaledb: { type: "boolean", default: true, description: "Create the timescaledb extension and hypertables; false = plain PostgreSQL tables and materialized views. The first migration run records the mode in the database; runs in the other mode are refused." },
-  image: { type: "string", default: "timescale/timescaledb:2.23.0-pg17", description: "TimescaleDB image with a pinned tag (not latest)." },
-  toolkit: { type: "boolean", default: false, description: "Also create timescaledb_toolkit; needs a timescale/timescaledb-ha image." },
-  port: { type: "integer", default: 5432, description: "Host port PostgreSQL is published on (1-65535)." },
-  bindAddress: { type: "string", default: "127.0.0.1", description: "Host IP address ports are published on; 0.0.0.0 or :: publishes them on every interface (preview and doctor warn: sslmode defaults to disable); IPv6 such as ::1 works (URLs bracket it)." },
-  memoryMb: { type: "integer", default: 2048, description: "Container memory limit in MB (at least 512), with swap off; PostgreSQL memory settings derive from it. Changing it restarts PostgreSQL (the container is replaced, the volume kept)." },
-  cpus: { type: "integer", default: 2, description: "CPUs PostgreSQL may use (at least 1, at most the Docker host's; doctor and setup check); worker settings derive from it." },
-  maxConnections: { type: "integer", default: 0, description: "Override max_connections; 0 = derive from memory as timescaledb-tune does." },
-  telemetry: { type: "boolean", default: false, description: "Send TimescaleDB telemetry." },
-  restartPolicy: { type: "string", default: "unless-stopped", description: "Docker restart policy: no, on-failure, always or unless-stopped." },
-  database: { type: "string", default: "market", description: "Database name (lowercase identifier, not postgres, template0 or template1); roles are <database>_owner, _migrator, _app, _readonly. A change on a deployed stack is refused at preview unless run with TSDB_ALLOW=database, which replaces the database (the old one and its data are dropped)." },
-  protectData: { type: "boolean", default: false, description: "Protect and retain the data volume, and refuse every migration revert (pulumi destroy, files removed from sql/, npm run db -- down)." },
-  generatePasswords: { type: "boolean", default: true, description: "Generate passwords that are not set; false = every password must be set with pulumi config set --secret." },
-  adminPassword: { type: "string", default: "", description: "Secret. Superuser password (docker) or admin password (external); blank (spaces only) is refused. Set with: pulumi config set --secret tsdb:adminPassword <value>. Docker mode: a change on a deployed stack is refused at preview; change it in the server first, then run with TSDB_ALLOW=adminPassword." },
-  migratorPassword: { type: "string", default: "", description: "Secret. Password of <database>_migrator." },
-  appPassword: { type: "string", default: "", description: "Secret. Password of <database>_app." },
-  readonlyPassword: { type: "string", default: "", description: "Secret. Password of <database>_readonly." },
-  migratorConnectionLimit: { type: "integer", default: 5, description: "Connection limit of the migrator role (-1 = unlimited)." },
-  appConnectionLimit: { type: "integer", default: 50, description: "Connection limit of the app role (-1 = unlimited)." },
-  readonlyConnectionLimit: { type: "integer", default: 20, description: "Connection limit of the read-only role (-1 = unlimited)." },
-  pgadminEnabled: { type: "boolean", default: true, description: "Run a pgAdmin container with the server pre-registered (docker mode)." },
-  pgadminImage: { type: "string", default: "dpage/pgadmin4:9.9", description: "pgAdmin image with a pinned tag." },
-  pgadminPort: { type: "integer", default: 5050, description: "Host port pgAdmin is published on." },
-  pgadminEmail: { type: "string", default: "admin@example.com", description: "pgAdmin login e-mail." },
-  pgadminPassword: { type: "string", default: "", description: "Secret. pgAdmin login password." },
-  externalHost: { type: "string", default: "", description: "External mode: host name or IP of the PostgreSQL/TimescaleDB server." },
-  externalPort: { type: "integer", default: 5432, description: "External mode: server port." },
-  externalAdminUser: { type: "string", default: "postgres", description: "External mode: admin user that can create roles (CREATEROLE; a superuser is not needed) and, unless existingDatabase, databases." },
-  sslmode: { type: "string", default: "", description: "libpq sslmode (disable, allow, prefer, require, verify-ca, verify-full); empty = disable for docker, require for external." },
-  existingDatabase: { type: "boolean", default: false, description: "External mode: use tsdb:database as it already exists on the server (e.g. tsdb on Timescale Cloud) instead of creating it; the admin then needs no CREATEDB." },
-  sslRootCert: { type: "string", default: "", description: "CA certificate that signed the server's certificate (required by sslmode verify-ca; verify-full without it trusts the public CAs): a PEM file path relative to the project, or the PEM text (set it with --secret)." },
-  poolerHost: { type: "string", default: "", description: "External mode: connection pooler (PgBouncer in transaction mode) host; the app and read-only URLs go through it, migrations and loads stay direct. Empty = no pooler." },
-  poolerPort: { type: "integer", default: 6432, description: "External mode: connection pooler port." },
-  replicaHost: { type: "string", default: "", description: "External mode: read replica host; the database output gains a read-only urls.replica on it. Empty = no replica." },
-  replicaPort: { type: "integer", default: 5432, description: "External mode: read replica port." },
-  connectRoles: { type: "string", default: "", description: "Comma-separated existing roles that keep CONNECT on the database after PUBLIC's is revoked, e.g. a PgBouncer auth_query user or a monitoring role (pg_monitor always keeps it). Empty = none besides the stack's roles." },
-  ohlcvChunkInterval: { type: "string", default: "30 days", description: "Hypertable chunk interval for OHLCV bars, e.g. \"7 days\"; from 1 hour to 10 years." },
-  tickChunkInterval: { type: "string", default: "1 day", description: "Hypertable chunk interval for ticks and trades; from 1 minute to 1 year." },
-  compressAfter: { type: "string", default: "90 days", description: "Compress (columnstore) chunks older than this; from 1 hour to 100 years." },
-  tickRetention: { type: "string", default: "180 days", description: "Drop ticks older than this; from 1 hour to 100 years and at least tickChunkInterval; empty = keep everything." },
-  caggRefreshInterval: { type: "string", default: "1 hour", description: "Continuous aggregate refresh schedule; from 1 minute to 1 year." },
-  datasets: { type: undefined, default: [], description: `Market data loaded by pulumi up: a list of ${datasetKeys()} (docs/LOADING.md).` },
-  backupDir: { type: "string", default: "./backups", description: "Directory npm run db:backup writes to." },
-  backupRetain: { type: "integer", default: 7, description: "Backups kept (at least 1)." },
-};
 
-/** All setting keys, without the `tsdb:` prefix. */
-export const SETTING_KEYS = Object.keys(SETTING_DECLARATIONS);
 
 const INTERVAL_ALLOWED =
   'a PostgreSQL interval such as "7 days" (a number and one of microsecond, millisecond, second, minute, hour, day, week, month, year)';
@@ -224,6 +115,20 @@ function show(value: unknown): string {
 
 /** A parser for one key: returns the typed value or a description of what is allowed. */
 type FieldParser<T> = (value: unknown) => { ok: true; value: T } | { ok: false; allowed: string };
+
+/** One setting: how Pulumi.yaml declares it, how the docs' tables describe it, and how its raw value is read. */
+export interface SettingSpec<T> extends SettingDeclaration {
+  /** What a value may be, in a few words (docs/ARCHITECTURE.md's type column). */
+  rule: string;
+  /** What the setting does, in a few words (the tables' meaning column; may be empty). */
+  summary: string;
+  parse: FieldParser<T>;
+}
+
+/** A setting's declaration, its parser's type kept for `Settings`. */
+function setting<T>(spec: SettingSpec<T>): SettingSpec<T> {
+  return spec;
+}
 
 function intField(min: number, max: number, allowed: string): FieldParser<number> {
   return (value) => {
@@ -310,73 +215,88 @@ const datasetsField: FieldParser<DatasetSetting[]> = (value) => {
   return { ok: true, value: result.data };
 };
 
-const FIELD_PARSERS: { [K in Exclude<keyof Settings, "stack">]: FieldParser<Settings[K]> } = {
-  mode: enumField(["docker", "external"] as const),
-  timescaledb: boolField,
-  image: imageField,
-  toolkit: boolField,
-  port: intField(1, 65535, "an integer port from 1 to 65535"),
+
+/**
+ * Every setting, declared once: its Pulumi.yaml type, project default (the dev values) and description, the
+ * docs' rule and summary, and the parser of its raw value. `Settings`, `SETTING_DECLARATIONS`, Pulumi.yaml's
+ * `config:` block and the settings tables of README.md and docs/ARCHITECTURE.md derive from it (a unit test
+ * holds each to it; `npm run docs:settings` rewrites them). Empty string (or 0 for maxConnections) means "not
+ * set": Pulumi refuses to run when a declared key has no default and the stack does not set it, so optional
+ * keys need a default.
+ */
+export const SETTINGS = {
+  mode: setting({ type: "string", default: "docker", description: "docker: run TimescaleDB (and pgAdmin) in local containers; external: use an existing server (set externalHost, externalAdminUser and the secret adminPassword).", rule: "`docker` | `external`", summary: "containers here, or an existing server", parse: enumField(["docker", "external"] as const) }),
+  timescaledb: setting({ type: "boolean", default: true, description: "Create the timescaledb extension and hypertables; false = plain PostgreSQL tables and materialized views. The first migration run records the mode in the database; runs in the other mode are refused.", rule: "bool", summary: "false = vanilla PostgreSQL (plain tables, materialized views)", parse: boolField }),
+  image: setting({ type: "string", default: "timescale/timescaledb:2.23.0-pg17", description: "TimescaleDB image with a pinned tag (not latest).", rule: "string", summary: "TimescaleDB image", parse: imageField }),
+  toolkit: setting({ type: "boolean", default: false, description: "Also create timescaledb_toolkit; needs a timescale/timescaledb-ha image.", rule: "bool", summary: "also create `timescaledb_toolkit` (needs a `timescale/timescaledb-ha` image)", parse: boolField }),
+  port: setting({ type: "integer", default: 5432, description: "Host port PostgreSQL is published on (1-65535).", rule: "int 1..65535", summary: "published PostgreSQL port", parse: intField(1, 65535, "an integer port from 1 to 65535") }),
   // Canonical, as Docker reports a published port's address back (lib/postgres/connectionInfo.ts canonicalIp): "0:0::1" is "::1".
-  bindAddress: (value) => {
+  bindAddress: setting({ type: "string", default: "127.0.0.1", description: "Host IP address ports are published on; 0.0.0.0 or :: publishes them on every interface (preview and doctor warn: sslmode defaults to disable); IPv6 such as ::1 works (URLs bracket it).", rule: "IP", summary: "host address the ports are published on; beyond loopback (`0.0.0.0`, `::`: every interface) preview and doctor warn", parse: (value) => {
     const r = stringField((s) => net.isIP(s) !== 0, 'an IP address such as "127.0.0.1" or "0.0.0.0"')(value);
     return r.ok ? { ok: true, value: canonicalIp(r.value) } : r;
-  },
-  memoryMb: intField(512, 4_194_304, "an integer number of MB, at least 512"),
-  cpus: intField(1, 1024, "an integer number of CPUs, at least 1"),
-  maxConnections: (value) => {
+  } }),
+  memoryMb: setting({ type: "integer", default: 2048, description: "Container memory limit in MB (at least 512), with swap off; PostgreSQL memory settings derive from it. Changing it restarts PostgreSQL (the container is replaced, the volume kept).", rule: "int >= 512", summary: "container memory limit; PostgreSQL settings derive from it", parse: intField(512, 4_194_304, "an integer number of MB, at least 512") }),
+  cpus: setting({ type: "integer", default: 2, description: "CPUs PostgreSQL may use (at least 1, at most the Docker host's; doctor and setup check); worker settings derive from it.", rule: "number > 0", summary: "CPUs; worker settings derive from it", parse: intField(1, 1024, "an integer number of CPUs, at least 1") }),
+  maxConnections: setting<number | undefined>({ type: "integer", default: 0, description: "Override max_connections; 0 = derive from memory as timescaledb-tune does.", rule: "int, optional", summary: "override `max_connections`", parse: (value) => {
     const r = intField(0, 100_000, "an integer from 10 to 100000, or 0 to derive it from memory")(value);
     if (!r.ok) return r;
     if (r.value === 0) return { ok: true, value: undefined };
     return r.value >= 10 ? r : { ok: false, allowed: "an integer from 10 to 100000, or 0 to derive it from memory" };
-  },
-  telemetry: boolField,
-  restartPolicy: enumField(RESTART_POLICIES),
-  database: stringField(
+  } }),
+  telemetry: setting({ type: "boolean", default: false, description: "Send TimescaleDB telemetry.", rule: "bool", summary: "TimescaleDB telemetry", parse: boolField }),
+  restartPolicy: setting({ type: "string", default: "unless-stopped", description: "Docker restart policy: no, on-failure, always or unless-stopped.", rule: "no | on-failure | always | unless-stopped", summary: "Docker restart policy of the containers", parse: enumField(RESTART_POLICIES) }),
+  database: setting({ type: "string", default: "market", description: "Database name (lowercase identifier, not postgres, template0 or template1); roles are <database>_owner, _migrator, _app, _readonly. A change on a deployed stack is refused at preview unless run with TSDB_ALLOW=database, which replaces the database (the old one and its data are dropped).", rule: "identifier, not postgres/template0/template1", summary: "database name; roles are `<database>_owner` etc.", parse: stringField(
     (s) => DATABASE_PATTERN.test(s) && !RESERVED_DATABASES.includes(s),
     "a lowercase identifier of at most 54 characters (letters, digits, _; not starting with a digit), not postgres, template0 or template1",
-  ),
-  protectData: boolField,
-  generatePasswords: boolField,
-  adminPassword: optionalField(secretString, "to generate it"),
-  migratorPassword: optionalField(secretString, "to generate it"),
-  appPassword: optionalField(secretString, "to generate it"),
-  readonlyPassword: optionalField(secretString, "to generate it"),
-  migratorConnectionLimit: intField(-1, 10_000, "an integer of at least -1 (-1 = unlimited)"),
-  appConnectionLimit: intField(-1, 10_000, "an integer of at least -1 (-1 = unlimited)"),
-  readonlyConnectionLimit: intField(-1, 10_000, "an integer of at least -1 (-1 = unlimited)"),
-  pgadminEnabled: boolField,
-  pgadminImage: imageField,
-  pgadminPort: intField(1, 65535, "an integer port from 1 to 65535"),
-  pgadminEmail: stringField((s) => z.email().safeParse(s).success, 'an e-mail address such as "admin@example.com"'),
-  pgadminPassword: optionalField(secretString, "to generate it"),
-  externalHost: optionalField(
+  ) }),
+  protectData: setting({ type: "boolean", default: false, description: "Protect and retain the data volume, and refuse every migration revert (pulumi destroy, files removed from sql/, npm run db -- down).", rule: "bool", summary: "volume protected + retained; destroy/down of migrations refused", parse: boolField }),
+  generatePasswords: setting({ type: "boolean", default: true, description: "Generate passwords that are not set; false = every password must be set with pulumi config set --secret.", rule: "bool", summary: "false: every password must be set as a secret; preview says which and how", parse: boolField }),
+  adminPassword: setting({ type: "string", default: "", description: "Secret. Superuser password (docker) or admin password (external); blank (spaces only) is refused. Set with: pulumi config set --secret tsdb:adminPassword <value>. Docker mode: a change on a deployed stack is refused at preview; change it in the server first, then run with TSDB_ALLOW=adminPassword.", rule: "secret, not blank", summary: "superuser password (container) / admin password (external)", parse: optionalField(secretString, "to generate it") }),
+  migratorPassword: setting({ type: "string", default: "", description: "Secret. Password of <database>_migrator.", rule: "secret", summary: "password of `<database>_migrator`", parse: optionalField(secretString, "to generate it") }),
+  appPassword: setting({ type: "string", default: "", description: "Secret. Password of <database>_app.", rule: "secret", summary: "password of `<database>_app`", parse: optionalField(secretString, "to generate it") }),
+  readonlyPassword: setting({ type: "string", default: "", description: "Secret. Password of <database>_readonly.", rule: "secret", summary: "password of `<database>_readonly`", parse: optionalField(secretString, "to generate it") }),
+  migratorConnectionLimit: setting({ type: "integer", default: 5, description: "Connection limit of the migrator role (-1 = unlimited).", rule: "int >= -1", summary: "connections the migrator role may hold (-1 = unlimited)", parse: intField(-1, 10_000, "an integer of at least -1 (-1 = unlimited)") }),
+  appConnectionLimit: setting({ type: "integer", default: 50, description: "Connection limit of the app role (-1 = unlimited).", rule: "int >= -1", summary: "connections the app role may hold (-1 = unlimited)", parse: intField(-1, 10_000, "an integer of at least -1 (-1 = unlimited)") }),
+  readonlyConnectionLimit: setting({ type: "integer", default: 20, description: "Connection limit of the read-only role (-1 = unlimited).", rule: "int >= -1", summary: "connections the read-only role may hold (-1 = unlimited)", parse: intField(-1, 10_000, "an integer of at least -1 (-1 = unlimited)") }),
+  pgadminEnabled: setting({ type: "boolean", default: true, description: "Run a pgAdmin container with the server pre-registered (docker mode).", rule: "bool", summary: "run pgAdmin with the server registered (docker mode)", parse: boolField }),
+  pgadminImage: setting({ type: "string", default: "dpage/pgadmin4:9.9", description: "pgAdmin image with a pinned tag.", rule: "string", summary: "pgAdmin image", parse: imageField }),
+  pgadminPort: setting({ type: "integer", default: 5050, description: "Host port pgAdmin is published on.", rule: "int", summary: "published pgAdmin port", parse: intField(1, 65535, "an integer port from 1 to 65535") }),
+  pgadminEmail: setting({ type: "string", default: "admin@example.com", description: "pgAdmin login e-mail.", rule: "email", summary: "pgAdmin login e-mail", parse: stringField((s) => z.email().safeParse(s).success, 'an e-mail address such as "admin@example.com"') }),
+  pgadminPassword: setting({ type: "string", default: "", description: "Secret. pgAdmin login password.", rule: "secret", summary: "pgAdmin login password", parse: optionalField(secretString, "to generate it") }),
+  externalHost: setting({ type: "string", default: "", description: "External mode: host name or IP of the PostgreSQL/TimescaleDB server.", rule: "string", summary: "external mode only", parse: optionalField(
     stringField((s) => /^[A-Za-z0-9.:\-[\]]+$/.test(s), "a host name or IP address"),
     "in docker mode",
-  ),
-  externalPort: intField(1, 65535, "an integer port from 1 to 65535"),
-  externalAdminUser: stringField((s) => /^[A-Za-z_][A-Za-z0-9_$-]{0,62}$/.test(s), "a PostgreSQL role name"),
-  sslmode: enumField(SSL_MODES),
-  existingDatabase: boolField,
-  sslRootCert: optionalField(anyString, "for no CA"),
-  poolerHost: optionalField(stringField((s) => /^[A-Za-z0-9.:\-[\]]+$/.test(s), "a host name or IP address"), "for no pooler"),
-  poolerPort: intField(1, 65535, "an integer port from 1 to 65535"),
-  replicaHost: optionalField(stringField((s) => /^[A-Za-z0-9.:\-[\]]+$/.test(s), "a host name or IP address"), "for no replica"),
-  replicaPort: intField(1, 65535, "an integer port from 1 to 65535"),
-  connectRoles: (value) => {
+  ) }),
+  externalPort: setting({ type: "integer", default: 5432, description: "External mode: server port.", rule: "int", summary: "external mode only", parse: intField(1, 65535, "an integer port from 1 to 65535") }),
+  externalAdminUser: setting({ type: "string", default: "postgres", description: "External mode: admin user that can create roles (CREATEROLE; a superuser is not needed) and, unless existingDatabase, databases.", rule: "string", summary: "external mode only", parse: stringField((s) => /^[A-Za-z_][A-Za-z0-9_$-]{0,62}$/.test(s), "a PostgreSQL role name") }),
+  sslmode: setting({ type: "string", default: "", description: "libpq sslmode (disable, allow, prefer, require, verify-ca, verify-full); empty = disable for docker, require for external.", rule: "libpq sslmode", summary: "libpq sslmode; empty = disable (docker) / require (external)", parse: enumField(SSL_MODES) }),
+  existingDatabase: setting({ type: "boolean", default: false, description: "External mode: use tsdb:database as it already exists on the server (e.g. tsdb on Timescale Cloud) instead of creating it; the admin then needs no CREATEDB.", rule: "bool", summary: "external only: use the database, do not create it", parse: boolField }),
+  sslRootCert: setting({ type: "string", default: "", description: "CA certificate that signed the server's certificate (required by sslmode verify-ca; verify-full without it trusts the public CAs): a PEM file path relative to the project, or the PEM text (set it with --secret).", rule: "path or PEM (secret)", summary: "CA for verify-ca (required) / verify-full (else public CAs) (lib/postgres/tls.ts)", parse: optionalField(anyString, "for no CA") }),
+  poolerHost: setting({ type: "string", default: "", description: "External mode: connection pooler (PgBouncer in transaction mode) host; the app and read-only URLs go through it, migrations and loads stay direct. Empty = no pooler.", rule: "string", summary: "external only: app/readonly URLs through PgBouncer", parse: optionalField(stringField((s) => /^[A-Za-z0-9.:\-[\]]+$/.test(s), "a host name or IP address"), "for no pooler") }),
+  poolerPort: setting({ type: "integer", default: 6432, description: "External mode: connection pooler port.", rule: "int", summary: "external only: app/readonly URLs through PgBouncer", parse: intField(1, 65535, "an integer port from 1 to 65535") }),
+  replicaHost: setting({ type: "string", default: "", description: "External mode: read replica host; the database output gains a read-only urls.replica on it. Empty = no replica.", rule: "string", summary: "external only: `urls.replica`", parse: optionalField(stringField((s) => /^[A-Za-z0-9.:\-[\]]+$/.test(s), "a host name or IP address"), "for no replica") }),
+  replicaPort: setting({ type: "integer", default: 5432, description: "External mode: read replica port.", rule: "int", summary: "external only: `urls.replica`", parse: intField(1, 65535, "an integer port from 1 to 65535") }),
+  connectRoles: setting({ type: "string", default: "", description: "Comma-separated existing roles that keep CONNECT on the database after PUBLIC's is revoked, e.g. a PgBouncer auth_query user or a monitoring role (pg_monitor always keeps it). Empty = none besides the stack's roles.", rule: "comma-separated role names", summary: "existing roles that keep CONNECT on the database (a PgBouncer auth_query user, monitoring); pg_monitor always does", parse: (value) => {
     const list = value === undefined || value === null || value === "" ? [] : typeof value === "string" ? value.split(",").map((r) => r.trim()) : undefined;
     return list && list.every((r) => /^[A-Za-z_][A-Za-z0-9_$-]{0,62}$/.test(r))
       ? { ok: true, value: list }
       : { ok: false, allowed: "a comma-separated list of PostgreSQL role names, or empty for none" };
-  },
-  ohlcvChunkInterval: intervalField(INTERVAL_RANGES.ohlcvChunkInterval),
-  tickChunkInterval: intervalField(INTERVAL_RANGES.tickChunkInterval),
-  compressAfter: intervalField(INTERVAL_RANGES.compressAfter),
-  tickRetention: optionalField(intervalField(INTERVAL_RANGES.tickRetention), "to keep all ticks"),
-  caggRefreshInterval: intervalField(INTERVAL_RANGES.caggRefreshInterval),
-  datasets: datasetsField,
-  backupDir: anyString,
-  backupRetain: intField(1, 10_000, "an integer of at least 1"),
+  } }),
+  ohlcvChunkInterval: setting({ type: "string", default: "30 days", description: "Hypertable chunk interval for OHLCV bars, e.g. \"7 days\"; from 1 hour to 10 years.", rule: "interval, 1 hour..10 years", summary: "hypertable chunk interval for bars", parse: intervalField(INTERVAL_RANGES.ohlcvChunkInterval) }),
+  tickChunkInterval: setting({ type: "string", default: "1 day", description: "Hypertable chunk interval for ticks and trades; from 1 minute to 1 year.", rule: "interval, 1 minute..1 year", summary: "chunk interval for ticks/trades", parse: intervalField(INTERVAL_RANGES.tickChunkInterval) }),
+  compressAfter: setting({ type: "string", default: "90 days", description: "Compress (columnstore) chunks older than this; from 1 hour to 100 years.", rule: "interval, 1 hour..100 years", summary: "columnstore policy threshold", parse: intervalField(INTERVAL_RANGES.compressAfter) }),
+  tickRetention: setting({ type: "string", default: "180 days", description: "Drop ticks older than this; from 1 hour to 100 years and at least tickChunkInterval; empty = keep everything.", rule: "interval 1 hour..100 years and >= `tickChunkInterval`, or empty", summary: "retention policy on ticks", parse: optionalField(intervalField(INTERVAL_RANGES.tickRetention), "to keep all ticks") }),
+  caggRefreshInterval: setting({ type: "string", default: "1 hour", description: "Continuous aggregate refresh schedule; from 1 minute to 1 year.", rule: "interval, 1 minute..1 year", summary: "continuous aggregate refresh schedule", parse: intervalField(INTERVAL_RANGES.caggRefreshInterval) }),
+  datasets: setting({ type: undefined, default: [], description: `Market data loaded by pulumi up: a list of ${datasetKeys()} (docs/LOADING.md).`, rule: "list", summary: "market data loaded by `pulumi up`", parse: datasetsField }),
+  backupDir: setting({ type: "string", default: "./backups", description: "Directory npm run db:backup writes to.", rule: "path", summary: "where `tsdb backup` writes", parse: anyString }),
+  backupRetain: setting({ type: "integer", default: 7, description: "Backups kept (at least 1).", rule: "int", summary: "backups kept", parse: intField(1, 10_000, "an integer of at least 1") }),
 };
+
+/** Every setting as Pulumi.yaml declares it (type, default, description). */
+export const SETTING_DECLARATIONS: Readonly<Record<string, SettingDeclaration>> = SETTINGS;
+
+/** All setting keys, without the `tsdb:` prefix. */
+export const SETTING_KEYS = Object.keys(SETTINGS);
 
 /** How `parseSettings` treats secrets. */
 export interface ParseContext {
@@ -397,17 +317,17 @@ export function parseSettings(raw: Record<string, unknown>, context: ParseContex
   const problems: string[] = [];
   for (const key of Object.keys(raw)) {
     // Own keys only: `toString` or `__proto__` are properties of every object, not settings.
-    if (!Object.hasOwn(SETTING_DECLARATIONS, key)) {
+    if (!Object.hasOwn(SETTINGS, key)) {
       problems.push(`[tsdb:${key}] is not a known setting; known settings are ${SETTING_KEYS.join(", ")}.`);
     }
   }
   const out: Record<string, unknown> = { stack: context.stack };
-  for (const [key, parser] of Object.entries(FIELD_PARSERS) as [string, FieldParser<unknown>][]) {
+  for (const [key, spec] of Object.entries(SETTINGS) as [string, SettingSpec<unknown>][]) {
     const given = raw[key];
     // sslmode's "" default means "suited to the mode", resolved below.
     if (key === "sslmode" && (given === undefined || given === "")) continue;
-    const value = given === undefined ? SETTING_DECLARATIONS[key]?.default : given;
-    const result = parser(value);
+    const value = given === undefined ? spec.default : given;
+    const result = spec.parse(value);
     if (result.ok) out[key] = result.value;
     else if ((SECRET_KEYS as readonly string[]).includes(key)) problems.push(`[tsdb:${key}] must be ${result.allowed}; the value given is not shown (it is a secret).`);
     else problems.push(`[tsdb:${key}] must be ${result.allowed}, got ${show(value)}.`);
