@@ -358,8 +358,16 @@ class States {
   private readonly current: Partial<Record<Side, State>> = {};
   constructor(readonly urls: Record<Side, string>, private readonly files: Files) {}
 
+  /**
+   * One statement on `side`. Putting a state back (undoing a re-load's revisions beside compressed chunks) makes
+   * TimescaleDB decompress batches; its 100,000-tuple cap per statement is lifted for these sessions, as the
+   * loader lifts it for its own transaction.
+   */
   sql(side: Side, text: string, params: unknown[] = []) {
-    return withClient(this.urls[side], (c) => c.query(text, params));
+    return withClient(this.urls[side], async (c) => {
+      await c.query("SET timescaledb.max_tuples_decompressed_per_dml_transaction = 0");
+      return c.query(text, params);
+    });
   }
 
   private async copyIn(side: Side, file: string): Promise<void> {
@@ -408,7 +416,7 @@ class States {
       await this.sql(side, `DELETE FROM ${BARS} WHERE time > $1`, [f.newAfter]);
       await this.sql(side, `UPDATE ${BARS} t SET close = r.close, volume = r.volume FROM bench.revised r
                   WHERE (t.symbol, t.exchange, t.provider, t.timeframe, t.time) = (r.symbol, r.exchange, r.provider, r.timeframe, r.time)
-                    AND (t.close, t.volume) IS DISTINCT FROM (r.close, r.volume)`);
+                    AND t.time >= $1 AND (t.close, t.volume) IS DISTINCT FROM (r.close, r.volume)`, [f.revisedFrom]);
       // The DBA's ON CONFLICT decompresses the batches it probes; back to fully compressed.
       await this.compress(side, SPLIT);
     }
