@@ -4,14 +4,18 @@
  * (`npm ci` in a clone); they run from the TypeScript sources through tsx, outside the compiled binary.
  */
 import * as path from "node:path";
+import { pathToFileURL } from "node:url";
 import type { Command } from "commander";
 import { type Act, UsageError, asGroup, examples, packageRoot, wholeNumber } from "./conventions";
 
 /** Loads scripts/<name>.ts; without the sources or dev dependencies (a global install) says what to do instead. */
 async function load<T>(name: "bench-load" | "bench-migrations" | "bench-queries" | "bench-cli"): Promise<T> {
   try {
-    const { tsImport } = await import("tsx/esm/api");
-    return (await tsImport(path.join(packageRoot(), "scripts", `${name}.ts`), __filename)) as T;
+    // Registered for the whole process, not scoped to one import (tsImport): the loader opens its readers with
+    // `import("./sources/csv.js")`, which only a process-wide tsx maps to the .ts source.
+    (await import("tsx/esm/api")).register();
+    (await import("tsx/cjs/api")).register();
+    return (await import(pathToFileURL(path.join(packageRoot(), "scripts", `${name}.ts`)).href)) as T;
   } catch (err) {
     if ((err as { code?: string }).code === "MODULE_NOT_FOUND" || (err as { code?: string }).code === "ERR_MODULE_NOT_FOUND") {
       throw new Error(`the benchmarks need the repository's dev dependencies (${(err as Error).message.split("\n")[0]}); run them from a clone after \`npm ci\``);
