@@ -308,6 +308,8 @@ const q = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
 const psqlIn = (url: string, command: string) => `/usr/bin/psql -X -q -v ON_ERROR_STOP=1 ${q(url)} -c ${q(command)}`;
 const CSV_COLS = "(time, symbol, timeframe, open, high, low, close, volume)";
 const BARS = "market_data.ohlcv_bars";
+/** `psql \copy` of a CSV file (our header) into the bars hypertable of the database at `url`. */
+const copyCsvInto = (url: string, file: string) => psqlIn(url, `\\copy ${BARS} ${CSV_COLS} FROM '${file}' WITH (FORMAT csv, HEADER true)`);
 
 /** The hypertable's state a run starts from. */
 type State = "empty" | "earlier" | "earlier-compressed" | "others" | "reload";
@@ -371,7 +373,7 @@ class States {
   }
 
   private async copyIn(side: Side, file: string): Promise<void> {
-    await timedShell(psqlIn(this.urls[side], `\\copy ${BARS} ${CSV_COLS} FROM '${file}' WITH (FORMAT csv, HEADER true)`));
+    await timedShell(copyCsvInto(this.urls[side], file));
   }
 
   /** Compresses every chunk of the hypertable older than `before` (partial ones again). */
@@ -466,7 +468,7 @@ function kindsFor(urls: Record<Side, string>, f: Files, dir: string): Kind[] {
     add({ side: "copy", name: SQLITE, once: shell(`/usr/bin/sqlite3 -csv ${q(f.sqlite)} ${q(sqliteSelect)} | ${psqlIn(urls.copy, `\\copy ${BARS} (symbol, exchange, time, timeframe, open, high, low, close, volume) FROM STDIN WITH (FORMAT csv)`)}`) });
     add({ side: "loader", name: "loader, SQLite (runbook ohlcv_data)", floor: SQLITE, once: loader(f.sqlite) });
     add({ side: "loader", name: "loader, Parquet", floor: COPY, once: loader(f.parquet, "skip", { timeframe: "1m" }) });
-    add({ side: "copy", name: COPY, once: shell(psqlIn(urls.copy, `\\copy ${BARS} ${CSV_COLS} FROM '${f.csv}' WITH (FORMAT csv, HEADER true)`)) });
+    add({ side: "copy", name: COPY, once: shell(copyCsvInto(urls.copy, f.csv)) });
     add({ side: "loader", name: "loader, CSV", floor: COPY, once: loader(f.csv) });
     if (g.state === "empty") {
       // Issue 22's formats, each against the same bars through \copy (no converter of theirs is installed here:
@@ -517,7 +519,7 @@ async function scaleRun(dir: string, rows: number, states: States, urls: Record<
   const file = path.join(dir, "scale.csv");
   const expected = show(await writeCsv(file, perSymbol, { start: fileStart(perSymbol), seed: 99 }));
   await states.prepare("copy", "empty");
-  const copySeconds = await timedShell(psqlIn(urls.copy, `\\copy ${BARS} ${CSV_COLS} FROM '${file}' WITH (FORMAT csv, HEADER true)`));
+  const copySeconds = await timedShell(copyCsvInto(urls.copy, file));
   const copyCheck = await states.tally("copy");
   await states.prepare("copy", "empty");
   await states.prepare("loader", "empty");
@@ -589,7 +591,7 @@ export async function runLoadBench(o: LoadBenchOptions = {}): Promise<string> {
 /** The base file's bars compressed chunk by chunk (dev settings: segmentby symbol), from hypertable_columnstore_stats. */
 async function compressionOf(states: States, files: Files): Promise<string> {
   await states.prepare("loader", "empty");
-  await timedShell(psqlIn(states.urls.loader, `\\copy ${BARS} ${CSV_COLS} FROM '${files.csv}' WITH (FORMAT csv, HEADER true)`));
+  await timedShell(copyCsvInto(states.urls.loader, files.csv));
   await states.sql("loader", `SELECT count(compress_chunk(ch)) FROM show_chunks('${BARS}') ch`);
   const s = (await states.sql("loader", `SELECT total_chunks, number_compressed_chunks AS compressed, before_compression_total_bytes AS before, after_compression_total_bytes AS after
       FROM hypertable_columnstore_stats('${BARS}')`)).rows[0];
