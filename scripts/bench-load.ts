@@ -707,8 +707,8 @@ Compression on this server (dev settings: 30-day chunks, segmentby symbol, order
 every chunk compressed with compress_chunk, sizes from hypertable_columnstore_stats: ${r.compression}.
 
 In-file duplicate check for ${(r.keyset.keys ?? 0).toLocaleString("en-US")} keys (epoch microseconds per series): ${((r.keyset.keysetBytes ?? 0) / 1048576).toFixed(1)} MiB
-as the loader keeps them for time-ordered sources (a sorted Float64Array per series), ${((r.keyset.setBytes ?? 0) / 1048576).toFixed(1)} MiB as \`Set\`s (what a
-series switches to when its rows are out of order).
+as the loader keeps them (runs of evenly spaced times per series, lib/loader/keySet.ts: memory grows with the gaps, not the bars), ${((r.keyset.setBytes ?? 0) / 1048576).toFixed(1)} MiB
+as \`Set\`s (what the times a series lists out of order are kept in).
 
 Reading the numbers:
 - The loader validates every row and drops in-file duplicates; \\copy does neither.

@@ -188,6 +188,55 @@ describe("the in-file duplicate key set", () => {
     expect(keys.add(1234 * 3_600_000_000)).toBe(false);
     expect(keys.size).toBe(5000);
   });
+  test("keeps in-order bars as runs: a year of one-minute bars around the clock is one run, a stock's year one run a session", () => {
+    const minute = 60_000_000;
+    const crypto = new TimeKeySet();
+    for (let i = 0; i < 525_600; i++) crypto.add(micros("2024-01-01T00:00:00Z") + i * minute);
+    expect([crypto.size, crypto.runs]).toEqual([525_600, 1]);
+    const stock = new TimeKeySet();
+    let sessions = 0;
+    for (let day = 0; day < 365; day++) {
+      const open = micros("2024-01-01T14:30:00Z") + day * 86_400_000_000;
+      if ([0, 6].includes(new Date(open / 1000).getUTCDay())) continue;
+      sessions++;
+      for (let m = 0; m < 390; m++) stock.add(open + m * minute);
+    }
+    expect([stock.size, stock.runs]).toEqual([sessions * 390, sessions]);
+    // Every key is still found, between and inside runs; times between bars are not.
+    expect(stock.add(micros("2024-03-05T14:30:00Z"))).toBe(false);
+    expect(stock.add(micros("2024-03-05T20:59:00Z"))).toBe(false);
+    expect(stock.add(micros("2024-03-05T14:30:30Z"))).toBe(true);
+    expect(stock.add(micros("2024-03-05T21:00:00Z"))).toBe(true);
+  });
+  test("irregular times take at most one run per two keys", () => {
+    const keys = new TimeKeySet();
+    let t = 0;
+    for (let i = 0; i < 10_000; i++) keys.add((t += 1 + ((i * 7919) % 13)));
+    expect(keys.size).toBe(10_000);
+    expect(keys.runs).toBeLessThanOrEqual(5_000);
+  });
+  test("answers as a Set would for mostly ordered series with gaps, repeats and late rows", () => {
+    let seed = 42;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+    for (let round = 0; round < 20; round++) {
+      const keys = new TimeKeySet();
+      const reference = new Set<number>();
+      let t = 1_700_000_000_000_000;
+      const step = [60_000_000, 86_400_000_000, 1][round % 3] as number;
+      const answers: Array<[number, boolean, boolean]> = [];
+      for (let i = 0; i < 3000; i++) {
+        const r = random();
+        if (r < 0.8) t += step;
+        else if (r < 0.9) t += step * Math.ceil(random() * 50);
+        const time = r > 0.95 ? t - step * Math.floor(random() * 200) : t;
+        const expected = !reference.has(time);
+        reference.add(time);
+        answers.push([time, keys.add(time), expected]);
+      }
+      expect(answers.filter(([, got, expected]) => got !== expected)).toEqual([]);
+      expect(keys.size).toBe(reference.size);
+    }
+  });
 });
 
 describe("the allocation-free compare of plain decimals", () => {
