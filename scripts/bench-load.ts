@@ -215,6 +215,9 @@ async function generate(dir: string, n: number): Promise<Files> {
   };
 }
 
+/** Rows a Feather record batch: pyarrow's write_feather default chunksize (64K), what pandas' to_feather writes. */
+const FEATHER_BATCH_ROWS = 65_536;
+
 /** Columns of the base bars, as the Parquet and Feather writers take them. */
 interface Columns {
   ts: bigint[];
@@ -228,7 +231,7 @@ interface Columns {
 
 /**
  * The base bars in the formats issue 22 added, each written by its own tool: DuckDB's Node package (a `bars` table
- * read from the CSV by DuckDB), apache-arrow (uncompressed Feather v2), freqtrade's JSON shape (an array of
+ * read from the CSV by DuckDB), apache-arrow (uncompressed Feather v2 in pandas' record batches), freqtrade's JSON shape (an array of
  * `[date_ms, open, high, low, close, volume]` per `SYMBOL-1m.json`) and zip(1) around the CSV.
  */
 async function writeNewFormats(dir: string, csv: string, perSymbol: number, start: number, cols: Columns): Promise<Pick<Files, "duckdb" | "feather" | "json" | "zip">> {
@@ -251,7 +254,12 @@ async function writeNewFormats(dir: string, csv: string, perSymbol: number, star
     close: arrow.makeVector(Float64Array.from(cols.close)),
     volume: arrow.makeVector(Float64Array.from(cols.volume)),
   });
-  fs.writeFileSync(feather, arrow.tableToIPC(table, "file"));
+  // In record batches of 65,536 rows, as pandas' to_feather (pyarrow's write_feather chunksize) writes them for
+  // freqtrade and Lumibot: tableToIPC of the whole table would write one 1M-row batch, which no such tool writes
+  // and which the loader (reading a batch at a time) must hold whole.
+  const batches = [];
+  for (let from = 0; from < table.numRows; from += FEATHER_BATCH_ROWS) batches.push(...table.slice(from, from + FEATHER_BATCH_ROWS).batches);
+  fs.writeFileSync(feather, arrow.tableToIPC(new arrow.Table(batches), "file"));
 
   const json: string[] = [];
   for (let s = 0; s < SYMBOLS; s++) {
@@ -683,7 +691,8 @@ Load average (1 / 5 / 15 min) at the start ${r.loadStart}, at the end ${os.loada
 This machine has 2 cores: compare rows of the same run, round by round.
 
 Data: ${n.toLocaleString("en-US")} one-minute bars of ${SYMBOLS} symbols (symbol after symbol), files: CSV ${r.sizes.csv} MB, Parquet ${r.sizes.parquet} MB
-(hyparquet-writer: nullable columns, DataPageV2, SNAPPY, dictionaries, row groups of 100,000), SQLite ${r.sizes.sqlite} MB (the runbook's \`ohlcv_data\`, REAL prices).
+(hyparquet-writer: nullable columns, DataPageV2, SNAPPY, dictionaries, row groups of 100,000), SQLite ${r.sizes.sqlite} MB (the runbook's \`ohlcv_data\`, REAL prices),
+Feather v2 (apache-arrow, uncompressed, record batches of ${FEATHER_BATCH_ROWS.toLocaleString("en-US")} rows as pandas writes them).
 Re-load file (${r.sizes.reload} MB): ${files.reloadRows.toLocaleString("en-US")} bars, every base bar again (the last ${REVISED_PER_SYMBOL} of each symbol revised: close := low,
 volume + 1) and ${NEW_SHARE * 100}% new bars after them. The base bars straddle a chunk boundary (${new Date(SPLIT).toISOString().slice(0, 10)}): half of them lie in the chunk before it.
 

@@ -7,12 +7,13 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
-import { afterAll, describe, expect, test } from "vitest";
+import { afterAll, describe, expect, test, vi } from "vitest";
 import { matchPathPattern, parseMapping, resolveColumns } from "../../lib/loader/columnMapping";
 import { loadRequestFromFlags } from "../../lib/loader/loadRequest";
 import { type ReadOptions, openChecked } from "../../lib/loader/readSource";
 import { type BarText, checkBar, shiftDecimal } from "../../lib/loader/rowValidation";
 import { parseSettings } from "../../lib/settings";
+import { openArrowIpc } from "../../lib/loader/sources/arrowIpc";
 import { openParquet } from "../../lib/loader/sources/parquet";
 import { LocalZone } from "../../lib/loader/timeZone";
 import { combineDateTime, parseTimestamp } from "../../lib/loader/timestamps";
@@ -480,6 +481,112 @@ df.to_csv(${JSON.stringify(file)}, header=False, index=False, compression={"meth
     const utf16 = path.join(dir, "excel-unicode.txt");
     fs.writeFileSync(utf16, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from("Date\tOpen\n", "utf16le")]));
     await expect(loaded(utf16, { symbol: "X", timeframe: "1d" })).rejects.toThrow(/a UTF-16 text \(Excel's "Unicode text"; save it as UTF-8 CSV\) file/);
+  });
+});
+
+describe("Arrow IPC files and streams read from disk one record batch at a time (issue 19)", () => {
+  // pandas' to_feather (pyarrow's write_feather) cuts a frame into record batches of 65,536 rows.
+  const CHUNK = 65_536;
+  const ROWS = 6 * CHUNK + 26_784;
+  const T0 = Date.UTC(2024, 0, 1);
+  const openFds = () => fs.readdirSync("/proc/self/fd").length;
+
+  /** freqtrade's columns as pandas writes them: date as timestamp[ns, UTC], float64 prices, one batch a chunk. */
+  async function writePandasShaped(file: string, format: "file" | "stream"): Promise<void> {
+    const arrow = await import("apache-arrow");
+    const chunks = [];
+    for (let from = 0; from < ROWS; from += CHUNK) {
+      const n = Math.min(CHUNK, ROWS - from);
+      const open = Float64Array.from({ length: n }, (_, i) => 42283.58 + (from + i) * 0.01);
+      chunks.push(new arrow.Table({
+        date: arrow.vectorFromArray(Array.from({ length: n }, (_, i) => T0 + (from + i) * 60_000), new arrow.TimestampNanosecond("UTC")),
+        open: arrow.makeVector(open),
+        high: arrow.makeVector(open.map((v) => v + 1)),
+        low: arrow.makeVector(open.map((v) => v - 1)),
+        close: arrow.makeVector(open.map((v) => v + 0.5)),
+        volume: arrow.makeVector(Float64Array.from({ length: n }, (_, i) => (from + i) * 0.001)),
+      }));
+    }
+    const [first, ...rest] = chunks;
+    fs.writeFileSync(file, arrow.tableToIPC(first!.concat(...rest), format));
+    // The shape under test: seven record batches.
+    expect(arrow.tableFromIPC(fs.readFileSync(file)).batches.map((b) => b.numRows)).toEqual([...Array<number>(6).fill(CHUNK), 26_784]);
+  }
+
+  /** Counts the bytes every Node FileHandle reads while `body` runs. */
+  async function countingFileReads<T>(body: (bytes: () => number) => Promise<T>): Promise<T> {
+    const probe = await fs.promises.open(__filename);
+    const proto = Object.getPrototypeOf(probe) as { read: (...args: unknown[]) => Promise<{ bytesRead: number }> };
+    await probe.close();
+    const original = proto.read;
+    let bytes = 0;
+    const spy = vi.spyOn(proto, "read").mockImplementation(async function (this: unknown, ...args: unknown[]) {
+      const result = await original.apply(this, args);
+      bytes += result.bytesRead;
+      return result;
+    });
+    try {
+      return await body(() => bytes);
+    } finally {
+      spy.mockRestore();
+    }
+  }
+
+  test.each(["file", "stream"] as const)("an IPC %s of seven record batches is read batch by batch: a fraction of the file before the first rows, progress after each", async (format) => {
+    const file = path.join(dir, `pandas-${format}.feather`);
+    await writePandasShaped(file, format);
+    const size = fs.statSync(file).size;
+    const fdsBefore = openFds();
+
+    const seen = await countingFileReads(async (bytes) => {
+      const source = await openArrowIpc(file);
+      expect(source.columns).toEqual(["date", "open", "high", "low", "close", "volume"]);
+      const out: Array<{ bytes: number; fraction: number | undefined; rows: unknown[][] }> = [];
+      try {
+        for await (const rows of source.batches()) out.push({ bytes: bytes(), fraction: source.fractionRead(), rows });
+      } finally {
+        await source.close();
+      }
+      return out;
+    });
+
+    const rows = seen.flatMap((s) => s.rows);
+    expect(rows.length).toBe(ROWS);
+    expect(rows[0]).toEqual([new Date(T0), 42283.58, 42283.58 + 1, 42283.58 - 1, 42283.58 + 0.5, 0]);
+    const last = ROWS - 1;
+    const lastOpen = 42283.58 + last * 0.01;
+    expect(rows[last]).toEqual([new Date(T0 + last * 60_000), lastOpen, lastOpen + 1, lastOpen - 1, lastOpen + 0.5, last * 0.001]);
+    // Before the first rows: the footer or schema and the first record batch (a seventh of the file), not the file.
+    expect(seen[0]!.bytes).toBeGreaterThan(0);
+    expect(seen[0]!.bytes).toBeLessThan(size / 4);
+    // Every byte comes from the file handle once, none from a read of the whole file.
+    expect(seen.at(-1)!.bytes).toBeGreaterThan(size * 0.95);
+    expect(seen.at(-1)!.bytes).toBeLessThanOrEqual(size);
+    const fractions = seen.map((s) => s.fraction ?? Number.NaN);
+    expect(fractions[0]).toBeGreaterThan(0);
+    expect(fractions[0]).toBeLessThan(0.25);
+    expect(fractions.every((f, i) => i === 0 || f >= fractions[i - 1]!)).toBe(true);
+    expect(fractions.at(-1)).toBeGreaterThan(0.95);
+    expect(openFds()).toBe(fdsBefore);
+  });
+
+  test("a read stopped after the first rows, or a file that is not Arrow IPC, leaves no file open", async () => {
+    const file = path.join(dir, "pandas-stopped.feather");
+    await writePandasShaped(file, "file");
+    const fdsBefore = openFds();
+    const source = await openArrowIpc(file);
+    for await (const rows of source.batches()) {
+      expect(rows.length).toBeGreaterThan(0);
+      break;
+    }
+    await source.close();
+    expect(openFds()).toBe(fdsBefore);
+
+    // An IPC file cut short: its magic is there, its footer is not.
+    const cut = path.join(dir, "cut.feather");
+    fs.writeFileSync(cut, fs.readFileSync(file).subarray(0, 100_000));
+    await expect(openArrowIpc(cut)).rejects.toThrow(`${cut}: not a readable Arrow IPC file (`);
+    expect(openFds()).toBe(fdsBefore);
   });
 });
 
