@@ -8,7 +8,7 @@ import { formatOf } from "../../lib/loader/readSource";
 import { TimeKeySet } from "../../lib/loader/keySet";
 import { lastRecordEnd, openCsv } from "../../lib/loader/sources/csv";
 import { fixedToText, parseBarType } from "../../lib/loader/sources/parquet";
-import { type BarText, checkBar, compareDecimal, comparePlain, normalizeTimeframe, parseDecimal } from "../../lib/loader/rowValidation";
+import { type BarText, type Decimal, checkBar, compareDecimal, comparePlain, normalizeTimeframe, parseDecimal } from "../../lib/loader/rowValidation";
 import { microsToSql, parseTimestamp } from "../../lib/loader/timestamps";
 
 const micros = (iso: string) => Date.parse(iso) * 1000;
@@ -247,6 +247,19 @@ describe("the allocation-free compare of plain decimals", () => {
         const da = parseDecimal(a);
         const db = parseDecimal(b);
         expect([a, b, comparePlain(a, b)]).toEqual([a, b, da && db && compareDecimal(da, db)]);
+      }
+    }
+  });
+  test("the row check's OHLC verdict is compareDecimal's for every high/open pair of a grid, short and long decimals alike", () => {
+    const values = ["0.5", "0.50", "0.05", "1", "1.0", "9.99", "10", "010", "100.5", "100.49999", "185.10", "185.1", "185.11",
+      "99999999999999.9", "99999999999999.8", "0.00000000000001", "0.000000000000011", "123456789012345", "123456789012346",
+      "1.000000000000000001", "1.0000000000000001", "1.00000000000001", "1.000000000000009"];
+    const low = "0.000000000000001";
+    for (const open of values) {
+      for (const high of values) {
+        const expected = (compareDecimal(parseDecimal(high) as Decimal, parseDecimal(open) as Decimal) as number) >= 0;
+        const bar = { symbol: "X", exchange: "", provider: "", timeframe: "1d", time: "2024-01-02", open, high, low, close: open, volume: "1", adjClose: undefined };
+        expect([open, high, checkBar(bar).ok]).toEqual([open, high, expected]);
       }
     }
   });
