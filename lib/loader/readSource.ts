@@ -170,12 +170,13 @@ function barReader(plan: SourcePlan): { read(row: unknown[]): BarText; fault: st
   const dateIdx = idx.date;
   const timeIdx = idx.time;
   const places = plan.pricePlaces;
-  const price = (row: unknown[], field: Field): string | undefined => {
-    const t = numericText(pick(row, field));
+  const price = (value: unknown): string | undefined => {
+    const t = numericText(value);
     return places === 0 || t === undefined || t === "" ? t : shiftDecimal(t, places);
   };
+  const values = new Float64Array(4);
   const bar: BarText = {
-    symbol: "", exchange: "", provider: "", timeframe: "", time: undefined, parsedTime: undefined,
+    symbol: "", exchange: "", provider: "", timeframe: "", time: undefined, parsedTime: undefined, priceValues: undefined,
     open: undefined, high: undefined, low: undefined, close: undefined, volume: undefined, adjClose: undefined,
   };
   // One object for the whole source: `fault` is the last row's timeframe problem (no allocation per row).
@@ -198,12 +199,25 @@ function barReader(plan: SourcePlan): { read(row: unknown[]): BarText; fault: st
       bar.provider = c.provider ?? text(pick(row, "provider"));
       bar.timeframe = timeframe;
       bar.time = time;
-      bar.open = price(row, "open");
-      bar.high = price(row, "high");
-      bar.low = price(row, "low");
-      bar.close = price(row, "close");
+      const o = pick(row, "open");
+      const h = pick(row, "high");
+      const l = pick(row, "low");
+      const cl = pick(row, "close");
+      bar.open = price(o);
+      bar.high = price(h);
+      bar.low = price(l);
+      bar.close = price(cl);
+      if (places === 0 && typeof o === "number" && typeof h === "number" && typeof l === "number" && typeof cl === "number") {
+        values[0] = o;
+        values[1] = h;
+        values[2] = l;
+        values[3] = cl;
+        bar.priceValues = values;
+      } else {
+        bar.priceValues = undefined;
+      }
       bar.volume = idx.volume === undefined ? undefined : numericText(pick(row, "volume"));
-      bar.adjClose = idx.adj_close === undefined ? undefined : price(row, "adj_close");
+      bar.adjClose = idx.adj_close === undefined ? undefined : price(pick(row, "adj_close"));
       // Date and time in two columns: a time of day joins the date; a full timestamp stands alone.
       bar.parsedTime = dateIdx !== undefined && isTimeOfDay(time) ? combineDateTime(row[dateIdx], time, plan.zone) : undefined;
       return bar;

@@ -211,6 +211,29 @@ function fastCheck(bar: BarText): boolean {
   if (open === undefined || high === undefined || low === undefined || close === undefined) return false;
   if (open.length > MAX_FAST_CHARS || high.length > MAX_FAST_CHARS || low.length > MAX_FAST_CHARS || close.length > MAX_FAST_CHARS) return false;
   if ((bar.volume?.length ?? 0) > MAX_FAST_CHARS || (bar.adjClose?.length ?? 0) > MAX_FAST_CHARS) return false;
+  if (!(bar.priceValues ? doublesHold(bar.priceValues) : plainTextsHold(open, high, low, close))) return false;
+  // low > 0 and low <= open, close <= high: every price is positive.
+  if (bar.volume !== undefined && bar.volume !== "" && !PLAIN.test(bar.volume)) return false;
+  if (bar.adjClose !== undefined && bar.adjClose !== "" && !(PLAIN.test(bar.adjClose) && POSITIVE_DIGIT.test(bar.adjClose))) return false;
+  return true;
+}
+
+/**
+ * The prices as the doubles a typed source gave (open, high, low, close): low > 0 and the OHLC relations hold,
+ * compared as numbers, which is exact for the shortest texts numericText makes of them. Between 1e-6 and 1e21
+ * those texts are plain decimals (no exponent), as the text path requires.
+ */
+function doublesHold(v: Float64Array): boolean {
+  const o = v[0] as number;
+  const h = v[1] as number;
+  const l = v[2] as number;
+  const c = v[3] as number;
+  // Written so that a NaN anywhere fails.
+  return l >= 1e-6 && l <= o && l <= c && o <= h && c <= h && h < 1e21;
+}
+
+/** The prices as plain decimal texts: low > 0 and the OHLC relations hold. */
+function plainTextsHold(open: string, high: string, low: string, close: string): boolean {
   if (!POSITIVE_DIGIT.test(low)) return false;
   if (!PLAIN.test(open) || !PLAIN.test(high) || !PLAIN.test(low) || !PLAIN.test(close)) return false;
   if (open.length <= EXACT_DOUBLE_CHARS && high.length <= EXACT_DOUBLE_CHARS && low.length <= EXACT_DOUBLE_CHARS && close.length <= EXACT_DOUBLE_CHARS) {
@@ -219,14 +242,9 @@ function fastCheck(bar: BarText): boolean {
     const h = Number(high);
     const l = Number(low);
     const c = Number(close);
-    if (h < o || h < c || l > o || l > c) return false;
-  } else if ((comparePlain(high, open) as number) < 0 || (comparePlain(high, close) as number) < 0 || (comparePlain(low, open) as number) > 0 || (comparePlain(low, close) as number) > 0) {
-    return false;
+    return !(h < o || h < c || l > o || l > c);
   }
-  // low > 0 and low <= open, close <= high: every price is positive.
-  if (bar.volume !== undefined && bar.volume !== "" && !PLAIN.test(bar.volume)) return false;
-  if (bar.adjClose !== undefined && bar.adjClose !== "" && !(PLAIN.test(bar.adjClose) && POSITIVE_DIGIT.test(bar.adjClose))) return false;
-  return true;
+  return (comparePlain(high, open) as number) >= 0 && (comparePlain(high, close) as number) >= 0 && (comparePlain(low, open) as number) <= 0 && (comparePlain(low, close) as number) <= 0;
 }
 
 /** One row in table terms, every value as text, ready to check and to write to COPY. */
@@ -238,6 +256,11 @@ export interface BarText {
   time: unknown;
   /** The time already parsed (a date and a time of day from two columns); `time` is then not read. */
   parsedTime?: TimestampResult;
+  /**
+   * Open, high, low and close as the doubles a typed source (Parquet, SQLite, Arrow) gave, when it gave all four
+   * as doubles: the texts below are their shortest forms, and the row check compares these instead.
+   */
+  priceValues?: Float64Array;
   open: string | undefined;
   high: string | undefined;
   low: string | undefined;

@@ -8,7 +8,7 @@ import { formatOf } from "../../lib/loader/readSource";
 import { TimeKeySet } from "../../lib/loader/keySet";
 import { lastRecordEnd, openCsv } from "../../lib/loader/sources/csv";
 import { fixedToText, parseBarType } from "../../lib/loader/sources/parquet";
-import { type BarText, type Decimal, checkBar, compareDecimal, comparePlain, normalizeTimeframe, parseDecimal } from "../../lib/loader/rowValidation";
+import { type BarText, type Decimal, checkBar, compareDecimal, comparePlain, normalizeTimeframe, numericText, parseDecimal } from "../../lib/loader/rowValidation";
 import { microsToSql, parseTimestamp } from "../../lib/loader/timestamps";
 
 const micros = (iso: string) => Date.parse(iso) * 1000;
@@ -262,6 +262,22 @@ describe("the allocation-free compare of plain decimals", () => {
         expect([open, high, checkBar(bar).ok]).toEqual([open, high, expected]);
       }
     }
+  });
+  test("a typed source's prices compared as doubles get the verdict their texts get", () => {
+    const values = [1e-7, 1e-6, 0.1 + 0.2, 0.3, 1, 185.1, 185.10000000000002, 1e20, 1e21, 0, -1, Number.NaN, Number.POSITIVE_INFINITY, 5e-324];
+    const verdicts: Array<[number, number, boolean]> = [];
+    for (const open of values) {
+      for (const high of values) {
+        const prices = [open, high, Math.min(open, 0.3), open];
+        const texts = prices.map((v) => numericText(v) as string);
+        const bar = { symbol: "X", exchange: "", provider: "", timeframe: "1d", time: "2024-01-02", open: texts[0], high: texts[1], low: texts[2], close: texts[3], volume: "1", adjClose: undefined };
+        const byText = checkBar(bar).ok;
+        expect([open, high, checkBar({ ...bar, priceValues: Float64Array.from(prices) }).ok]).toEqual([open, high, byText]);
+        verdicts.push([open, high, byText]);
+      }
+    }
+    expect(verdicts.filter(([, , ok]) => ok).length).toBeGreaterThan(10);
+    expect(verdicts.filter(([, , ok]) => !ok).length).toBeGreaterThan(10);
   });
   test("declines anything but plain unsigned decimals", () => {
     expect(comparePlain("1e2", "100")).toBeUndefined();
