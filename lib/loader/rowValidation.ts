@@ -213,8 +213,8 @@ function fastCheck(bar: BarText): boolean {
   if ((bar.volume?.length ?? 0) > MAX_FAST_CHARS || (bar.adjClose?.length ?? 0) > MAX_FAST_CHARS) return false;
   if (!(bar.priceValues ? doublesHold(bar.priceValues) : plainTextsHold(open, high, low, close))) return false;
   // low > 0 and low <= open, close <= high: every price is positive.
-  if (bar.volume !== undefined && bar.volume !== "" && !PLAIN.test(bar.volume)) return false;
-  if (bar.adjClose !== undefined && bar.adjClose !== "" && !(PLAIN.test(bar.adjClose) && POSITIVE_DIGIT.test(bar.adjClose))) return false;
+  if (bar.volume !== undefined && bar.volume !== "" && !plainOrLong(bar.volume, false)) return false;
+  if (bar.adjClose !== undefined && bar.adjClose !== "" && !plainOrLong(bar.adjClose, true)) return false;
   return true;
 }
 
@@ -234,17 +234,47 @@ function doublesHold(v: Float64Array): boolean {
 
 /** The prices as plain decimal texts: low > 0 and the OHLC relations hold. */
 function plainTextsHold(open: string, high: string, low: string, close: string): boolean {
+  const o = shortPlainValue(open);
+  const h = shortPlainValue(high);
+  const l = shortPlainValue(low);
+  const c = shortPlainValue(close);
+  // Written so that a NaN (a text longer or other than a short plain decimal) fails.
+  if (l > 0 && l <= o && l <= c && o <= h && c <= h) return true;
+  if (!Number.isNaN(o) && !Number.isNaN(h) && !Number.isNaN(l) && !Number.isNaN(c)) return false;
+  // Longer plain decimals, compared digit by digit.
   if (!POSITIVE_DIGIT.test(low)) return false;
   if (!PLAIN.test(open) || !PLAIN.test(high) || !PLAIN.test(low) || !PLAIN.test(close)) return false;
-  if (open.length <= EXACT_DOUBLE_CHARS && high.length <= EXACT_DOUBLE_CHARS && low.length <= EXACT_DOUBLE_CHARS && close.length <= EXACT_DOUBLE_CHARS) {
-    // Plain decimals of at most 15 digits: their doubles order exactly as they do (see EXACT_DOUBLE_CHARS).
-    const o = Number(open);
-    const h = Number(high);
-    const l = Number(low);
-    const c = Number(close);
-    return !(h < o || h < c || l > o || l > c);
-  }
   return (comparePlain(high, open) as number) >= 0 && (comparePlain(high, close) as number) >= 0 && (comparePlain(low, open) as number) <= 0 && (comparePlain(low, close) as number) <= 0;
+}
+
+/** 10^k, each exact (made by multiplying, never by pow()). */
+const POWERS_OF_TEN: number[] = [1];
+while (POWERS_OF_TEN.length < EXACT_DOUBLE_CHARS) POWERS_OF_TEN.push((POWERS_OF_TEN.at(-1) as number) * 10);
+
+/**
+ * The value of a plain decimal (PLAIN: digits, maybe one point between digits) of at most EXACT_DOUBLE_CHARS
+ * characters, NaN for any other text. Read in one pass, without a regular expression; the digits make an
+ * integer below 10^15 and one division by an exact power of ten rounds once, so the value is Number(text)'s.
+ */
+export function shortPlainValue(text: string): number {
+  const n = text.length;
+  if (n === 0 || n > EXACT_DOUBLE_CHARS) return Number.NaN;
+  let digits = 0;
+  let point = -1;
+  for (let i = 0; i < n; i++) {
+    const ch = text.charCodeAt(i);
+    if (ch >= 48 && ch <= 57) digits = digits * 10 + (ch - 48);
+    else if (ch === 46 && point < 0 && i > 0 && i < n - 1) point = i;
+    else return Number.NaN;
+  }
+  return point < 0 ? digits : digits / (POWERS_OF_TEN[n - 1 - point] as number);
+}
+
+/** A volume or adj_close text the fast check lets by: a plain decimal (adj_close also positive). */
+function plainOrLong(text: string, positive: boolean): boolean {
+  const v = shortPlainValue(text);
+  if (!Number.isNaN(v)) return positive ? v > 0 : true;
+  return PLAIN.test(text) && (!positive || POSITIVE_DIGIT.test(text));
 }
 
 /** One row in table terms, every value as text, ready to check and to write to COPY. */

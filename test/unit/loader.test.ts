@@ -8,7 +8,7 @@ import { formatOf } from "../../lib/loader/readSource";
 import { TimeKeySet } from "../../lib/loader/keySet";
 import { lastRecordEnd, openCsv } from "../../lib/loader/sources/csv";
 import { fixedToText, parseBarType } from "../../lib/loader/sources/parquet";
-import { type BarText, type Decimal, checkBar, compareDecimal, comparePlain, normalizeTimeframe, numericText, parseDecimal } from "../../lib/loader/rowValidation";
+import { type BarText, type Decimal, checkBar, compareDecimal, comparePlain, normalizeTimeframe, numericText, parseDecimal, shortPlainValue } from "../../lib/loader/rowValidation";
 import { microsToSql, parseTimestamp } from "../../lib/loader/timestamps";
 
 const micros = (iso: string) => Date.parse(iso) * 1000;
@@ -278,6 +278,20 @@ describe("the allocation-free compare of plain decimals", () => {
     }
     expect(verdicts.filter(([, , ok]) => ok).length).toBeGreaterThan(10);
     expect(verdicts.filter(([, , ok]) => !ok).length).toBeGreaterThan(10);
+  });
+  test("a short plain decimal read in one pass is Number()'s double; anything else is NaN", () => {
+    let seed = 7;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+    const texts: string[] = [];
+    for (let i = 0; i < 20_000; i++) {
+      const digits = Array.from({ length: 1 + Math.floor(random() * 14) }, () => String(Math.floor(random() * 10))).join("");
+      const at = Math.floor(random() * digits.length);
+      texts.push(at === 0 ? digits : `${digits.slice(0, at)}.${digits.slice(at)}`);
+    }
+    expect(texts.filter((t) => shortPlainValue(t) !== Number(t))).toEqual([]);
+    for (const bad of ["", ".5", "5.", "1.2.3", "-1", "+1", "1e5", " 1", "1 ", "0x10", "1,5", "1234567890123456"]) {
+      expect([bad, shortPlainValue(bad)]).toEqual([bad, Number.NaN]);
+    }
   });
   test("declines anything but plain unsigned decimals", () => {
     expect(comparePlain("1e2", "100")).toBeUndefined();
