@@ -305,7 +305,7 @@ function secondOfDay(s: number): string {
 
 /**
  * Epoch microseconds as a UTC timestamptz literal PostgreSQL reads regardless of the session's TimeZone:
- * `YYYY-MM-DD HH:MM:SS.ffffff+00`. Called for every row, so the date is formatted once per day and the time
+ * `YYYY-MM-DD HH:MM:SS+00`, with `.ffffff` when the second has a fraction. Called for every row, so the date is formatted once per day and the time
  * of day once per second of the day: a whole second is two concatenations, where a Date and its ISO string
  * per row were a tenth of a load's CPU and a string of eight parts a row much of its garbage.
  */
@@ -320,7 +320,8 @@ export function microsToSql(micros: number): string {
   const second = Math.floor((ms - day * DAY_MS) / 1000);
   const hms = (SECONDS_OF_DAY[second] ??= secondOfDay(second));
   const fraction = micros - (day * DAY_MS + second * 1000) * 1000;
-  if (fraction === 0) return lastDatePrefix + hms + ".000000+00";
+  // Whole seconds (nearly every bar) without a fraction: 7 bytes less a row for the server to read and parse.
+  if (fraction === 0) return lastDatePrefix + hms + "+00";
   const milli = Math.floor(fraction / 1000);
   return `${lastDatePrefix}${hms}.${PAD3[milli]}${PAD3[fraction - milli * 1000]}+00`;
 }

@@ -117,7 +117,7 @@ describe.each(BAR_ENGINES)("loading market data on $name", ({ start, timescaledb
       "6: high 184.99 is below max(open 185.00, close 185.00)",
       "7: low 185.01 is above min(open 185.00, close 185.50)",
       "8: volume -1 is negative",
-      "9: duplicate key (AAPL, , , 1d, 2024-01-03 00:00:00.000000+00) already seen earlier in this source",
+      "9: duplicate key (AAPL, , , 1d, 2024-01-03 00:00:00+00) already seen earlier in this source",
       "10: symbol is missing",
       "11: close is missing",
       "12: high 185.00 is below max(open 185.00, close 185.000000000000000001)",

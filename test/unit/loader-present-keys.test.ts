@@ -48,7 +48,9 @@ describe("microsToSql (formatted without a Date per row) prints what the Date-ba
     const ms = Math.floor(micros / 1000);
     const us = micros - ms * 1000;
     const iso = new Date(ms).toISOString();
-    return `${iso.slice(0, 10)} ${iso.slice(11, 23)}${String(us).padStart(3, "0")}+00`;
+    const text = `${iso.slice(0, 10)} ${iso.slice(11, 23)}${String(us).padStart(3, "0")}+00`;
+    // A whole second goes without its fraction.
+    return text.replace(".000000+00", "+00");
   };
   const edges = [
     Date.UTC(1800, 0, 1) * 1000,
@@ -61,6 +63,11 @@ describe("microsToSql (formatted without a Date per row) prints what the Date-ba
   ];
   test.each(edges)("%d", (micros) => {
     expect(microsToSql(micros)).toBe(viaDate(micros));
+  });
+
+  test("a whole second is written without a fraction, any other with all six digits", () => {
+    expect(microsToSql(Date.UTC(2024, 0, 2, 14, 30) * 1000)).toBe("2024-01-02 14:30:00+00");
+    expect(microsToSql(Date.UTC(2024, 0, 2, 14, 30) * 1000 + 500_000)).toBe("2024-01-02 14:30:00.500000+00");
   });
 
   test("10,000 times spread over 1800..2200, in and out of order", () => {

@@ -178,7 +178,7 @@ function withRawDecimals(schema: SchemaElement[], localTimestamps: boolean): { s
   return { schema: out, scales, local };
 }
 
-/** Raw units of a wall-clock TIMESTAMP as zone-less text (`2024-07-01 09:30:00.000000`); `per` as in withRawDecimals. */
+/** Raw units of a wall-clock TIMESTAMP as zone-less text (`2024-07-01 09:30:00`, a fraction when there is one: `09:30:00.000500`); `per` as in withRawDecimals. */
 function localTimestampText(v: bigint, per: bigint): string {
   const micros = per < 0n ? v * -per : per === 1n ? v : v / per - (v % per < 0n ? 1n : 0n);
   return microsToSql(Number(micros)).slice(0, -3);
