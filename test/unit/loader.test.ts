@@ -301,7 +301,7 @@ describe("the allocation-free compare of plain decimals", () => {
 });
 
 describe("CSV reading", () => {
-  test("non-ASCII text survives being split across read chunks (the reader reads 1 MiB at a time)", async () => {
+  test("non-ASCII text survives being split across read chunks (the reader reads 64 KiB at a time)", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tsdb-csv-"));
     const file = path.join(dir, "bars.csv");
     // ~4 MiB where most bytes belong to 3-byte characters, so chunk boundaries fall inside characters.
