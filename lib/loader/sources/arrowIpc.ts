@@ -8,13 +8,7 @@
  * to_feather default, freqtrade) is refused with how to rewrite it.
  */
 import fs from "node:fs";
-import type { RecordSource } from "./types";
-
-/**
- * Rows handed on at a time: a record batch's row arrays (65,536 rows and more) would outlive V8's young
- * generation and grow the heap by their garbage (peak RSS), as in the Parquet reader.
- */
-const ROWS_PER_BATCH = 4096;
+import { RECORDS_PER_BATCH, type RecordSource } from "./types";
 
 /** Opens an Arrow IPC file or stream as a record source. */
 export async function openArrowIpc(file: string): Promise<RecordSource> {
@@ -81,8 +75,8 @@ export async function openArrowIpc(file: string): Promise<RecordSource> {
       try {
         for await (const batch of reader) {
           const vectors = fields.map((_, i) => batch.getChildAt(i));
-          for (let start = 0; start < batch.numRows; start += ROWS_PER_BATCH) {
-            const end = Math.min(batch.numRows, start + ROWS_PER_BATCH);
+          for (let start = 0; start < batch.numRows; start += RECORDS_PER_BATCH) {
+            const end = Math.min(batch.numRows, start + RECORDS_PER_BATCH);
             const rows: unknown[][] = new Array(end - start);
             for (let r = start; r < end; r++) {
               rows[r - start] = vectors.map((v, i) => {

@@ -14,10 +14,8 @@ import fs from "node:fs";
 import zlib from "node:zlib";
 import { BINANCE_KLINE_COLUMNS, COLUMN_ALIASES, normalizeColumnName } from "../columnMapping";
 import { parseTimestamp } from "../timestamps";
-import type { FaultyBatch, RecordSource } from "./types";
+import { type FaultyBatch, RECORDS_PER_BATCH, type RecordSource } from "./types";
 import { yfinanceCsvHeader } from "./yfinance";
-
-const BATCH = 4096;
 
 function isGzip(file: string): boolean {
   if (file.toLowerCase().endsWith(".gz")) return true;
@@ -365,11 +363,11 @@ export async function openCsv(file: string, options: CsvOptions = {}): Promise<R
     fractionRead: () => (size > 0 ? Math.min(1, raw.bytesRead / size) : 1),
     async *batches() {
       for (let p: CsvPiece | undefined = pending; p !== undefined; ) {
-        for (let i = 0; i < p.rows.length; i += BATCH) {
-          const batch: FaultyBatch = p.rows.slice(i, i + BATCH);
+        for (let i = 0; i < p.rows.length; i += RECORDS_PER_BATCH) {
+          const batch: FaultyBatch = p.rows.slice(i, i + RECORDS_PER_BATCH);
           if (p.faults) {
             for (const [k, reason] of p.faults) {
-              if (k >= i && k < i + BATCH) (batch.faults ??= new Map()).set(k - i, reason);
+              if (k >= i && k < i + RECORDS_PER_BATCH) (batch.faults ??= new Map()).set(k - i, reason);
             }
           }
           yield batch;

@@ -4,12 +4,10 @@
  * column names). The file is parsed whole: such files hold one pair and timeframe each.
  */
 import fs from "node:fs";
-import type { RecordSource } from "./types";
+import { RECORDS_PER_BATCH, type RecordSource } from "./types";
 
 /** freqtrade's columns for its array-of-arrays JSON. */
 export const FREQTRADE_COLUMNS = ["date", "open", "high", "low", "close", "volume"] as const;
-
-const BATCH = 4096;
 
 /** Opens a JSON file of bars as a record source. */
 export async function openJson(file: string): Promise<RecordSource> {
@@ -40,7 +38,7 @@ export async function openJson(file: string): Promise<RecordSource> {
     totalRows: rows.length,
     fractionRead: () => undefined,
     async *batches() {
-      for (let i = 0; i < rows.length; i += BATCH) yield rows.slice(i, i + BATCH);
+      for (let i = 0; i < rows.length; i += RECORDS_PER_BATCH) yield rows.slice(i, i + RECORDS_PER_BATCH);
     },
     close: async () => undefined,
   };

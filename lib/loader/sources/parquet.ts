@@ -18,7 +18,7 @@ import type { CompressionCodec, Compressors, FileMetaData, SchemaElement } from 
 import { microsToSql } from "../timestamps";
 import { arrowSchemaMetadata } from "./arrowSchema";
 import { readFlatColumn } from "./parquetColumn";
-import type { RecordSource } from "./types";
+import { RECORDS_PER_BATCH, type RecordSource } from "./types";
 
 const NAUTILUS_FIXED_COLUMNS = new Set(["open", "high", "low", "close", "volume"]);
 const BAR_UNITS: Record<string, string> = { MINUTE: "m", HOUR: "h", DAY: "d", WEEK: "w", MONTH: "mo" };
@@ -226,9 +226,6 @@ export function compactColumn(column: ArrayLike<unknown>): ArrayLike<unknown> {
   return column;
 }
 
-/** Rows per batch handed to the loader. */
-const BATCH = 4096;
-
 /**
  * Opens a Parquet file as a record source. With `localTimestamps` (the load has a --timezone), TIMESTAMP columns
  * not adjusted to UTC are handed on as zone-less text, to be read in that zone.
@@ -310,10 +307,10 @@ export async function openParquet(file: string, how: { localTimestamps?: boolean
         const data = flat ? await readColumns(g, index) : undefined;
         const rows = data ? undefined : await readRows(g, index);
         const n = data ? Number(g.num_rows) : (rows?.length ?? 0);
-        // Batches of BATCH rows made as they are needed: a whole row group as row arrays (100,000 rows and
+        // Batches of RECORDS_PER_BATCH rows made as they are needed: a whole row group as row arrays (100,000 rows and
         // more) would outlive V8's young generation and grow the heap by its garbage (peak RSS).
-        for (let start = 0; start < n; start += BATCH) {
-          const end = Math.min(n, start + BATCH);
+        for (let start = 0; start < n; start += RECORDS_PER_BATCH) {
+          const end = Math.min(n, start + RECORDS_PER_BATCH);
           const batch: unknown[][] = rows ? rows.slice(start, end) : [];
           if (data) {
             for (let r = start; r < end; r++) batch.push(data.map((col) => col[r]));

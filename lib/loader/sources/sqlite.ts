@@ -1,5 +1,5 @@
 /**
- * SQLite through better-sqlite3, a table read in rowid pages of BATCH rows (rowidPages), anything else
+ * SQLite through better-sqlite3, a table read in rowid pages of RECORDS_PER_BATCH rows (rowidPages), anything else
  * streamed with iterate(); memory holds one batch, whatever the table's size.
  * Integers come back as BigInt so epoch nanoseconds stay exact; REAL prices become their shortest round-trip
  * text, TEXT prices stay as written.
@@ -8,12 +8,10 @@
  * high, low, close, volume, ...)` where `region` is the exchange key; when a `tickers (ticker, region,
  * exchange)` table exists too, its `exchange` is used and `region` fills in where it is empty.
  */
-import type { RecordSource } from "./types";
-
-const BATCH = 4096;
+import { RECORDS_PER_BATCH, type RecordSource } from "./types";
 
 /**
- * Pages of BATCH rows of `sql` (a scan of `table`, maybe joined) in rowid order, each read by one `all()`:
+ * Pages of RECORDS_PER_BATCH rows of `sql` (a scan of `table`, maybe joined) in rowid order, each read by one `all()`:
  * about a seventh less CPU than `iterate()`, which crosses into native code once per row. Rows come
  * in the order a plain scan gives them. `scanned`: the table's alias in `sql`, if it has one. Undefined when
  * `table` has no rowid to page by (a view, a WITHOUT ROWID table, or one whose columns take every alias of the
@@ -26,7 +24,7 @@ function rowidPages(db: import("better-sqlite3").Database, table: string, column
   if (!alias) return undefined;
   const rowid = scanned ? `${scanned}.${alias}` : alias;
   const select = sql.replace(" FROM ", `, ${rowid} AS tsdb_rowid FROM `);
-  const prepare = (where: string) => db.prepare(`${select}${where} ORDER BY ${rowid} LIMIT ${BATCH}`).raw(true).safeIntegers(true);
+  const prepare = (where: string) => db.prepare(`${select}${where} ORDER BY ${rowid} LIMIT ${RECORDS_PER_BATCH}`).raw(true).safeIntegers(true);
   const first = prepare("");
   const next = prepare(` WHERE ${rowid} > ?`);
   return async function* (): AsyncGenerator<unknown[][]> {
@@ -40,13 +38,13 @@ function rowidPages(db: import("better-sqlite3").Database, table: string, column
   };
 }
 
-/** Batches of BATCH rows of a prepared statement, stepped row by row. */
+/** Batches of RECORDS_PER_BATCH rows of a prepared statement, stepped row by row. */
 function iterated(statement: import("better-sqlite3").Statement) {
   return async function* (): AsyncGenerator<unknown[][]> {
     let batch: unknown[][] = [];
     for (const row of statement.iterate() as Iterable<unknown[]>) {
       batch.push(row);
-      if (batch.length >= BATCH) {
+      if (batch.length >= RECORDS_PER_BATCH) {
         yield batch;
         batch = [];
       }
