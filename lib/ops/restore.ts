@@ -17,6 +17,7 @@ import type { Client } from "pg";
 import { withTransaction } from "../db";
 import { clientConfig, withClient } from "../postgres/client";
 import { type ConnectionInfo, connectionWith } from "../postgres/connectionInfo";
+import { dropDatabaseForce } from "../postgres/dropDatabase";
 import { requireCreatedb } from "../postgres/managed";
 import { countRows, describeSource, libpqEnv, listBackups, readManifest, runTool, sha256File, type BackupManifest, type FoundBackup } from "./backup";
 import type { Queryable } from "./databaseHealth";
@@ -484,7 +485,7 @@ async function createStagingDatabase(admin: Client, plan: RestorePlan): Promise<
       await admin.query(`GRANT ${g.privilege} ON DATABASE ${db} TO ${grantee}`);
     }
   } catch (err) {
-    await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`).catch(() => undefined);
+    await dropDatabaseForce(admin, plan.staging).catch(() => undefined);
     throw err;
   }
 }
@@ -547,7 +548,7 @@ async function swapIntoPlace(admin: Client, plan: RestorePlan): Promise<void> {
       await new Promise((r) => setTimeout(r, 250));
     }
   }
-  if (aside && plan.target.state === "empty") await admin.query(`DROP DATABASE ${q(aside)} WITH (FORCE)`);
+  if (aside && plan.target.state === "empty") await dropDatabaseForce(admin, aside);
 }
 
 /**
@@ -621,7 +622,7 @@ export async function cleanUpInterruptedRestores(admin: Client, self: string[]):
   const found = await findInterruptedRestores(admin, self);
   const lines: string[] = [];
   for (const name of found.scratch) {
-    await admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(name)} WITH (FORCE)`);
+    await dropDatabaseForce(admin, name);
     lines.push(`dropped database "${name}", left by an interrupted restore or verify`);
   }
   for (const login of found.logins) {
@@ -645,7 +646,7 @@ async function whileHoldingRestoreLock<T>(admin: ConnectionInfo, names: string |
 }
 
 async function dropStaging(admin: ConnectionInfo, staging: string): Promise<void> {
-  await withClient(clientConfig(admin), (c) => c.query(`DROP DATABASE IF EXISTS ${c.escapeIdentifier(staging)} WITH (FORCE)`));
+  await withClient(clientConfig(admin), (c) => dropDatabaseForce(c, staging));
 }
 
 /**
@@ -691,7 +692,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     return await restorePlanned({ ...options, admin: via }, plan, [helper]);
   } finally {
     // The target name now holds the restored database after a success and the original one otherwise: either reaches the helper.
-    await withClient(clientConfig(options.admin), (c) => c.query(`DROP DATABASE IF EXISTS ${c.escapeIdentifier(helper)} WITH (FORCE)`)).catch(() => undefined);
+    await withClient(clientConfig(options.admin), (c) => dropDatabaseForce(c, helper)).catch(() => undefined);
   }
 }
 

@@ -13,9 +13,12 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { ConnectionInfo } from "../../lib/db";
 import { type BackupResult, createBackup, localPgDump } from "../../lib/ops/backup";
 import { localPgRestore, restoreBackup, verifyBackup } from "../../lib/ops/restore";
+import { withClient } from "../../lib/postgres/client";
 import { resolveConnection } from "../../lib/postgres/connectionString";
+import { dropDatabaseForce } from "../../lib/postgres/dropDatabase";
 import { DEBIAN_PG15_BIN, type Engine, startTimescaleServer } from "../fixtures/engines";
 import { exec, rows } from "../fixtures/schema";
+import pg from "pg";
 
 const PG_DUMP = path.join(DEBIAN_PG15_BIN, "pg_dump");
 const PG_RESTORE = path.join(DEBIAN_PG15_BIN, "pg_restore");
@@ -107,6 +110,38 @@ describe("a non-superuser owner restoring a TimescaleDB dump on self-hosted Time
       await exec(engine.url, "REVOKE SET ON PARAMETER timescaledb.restoring FROM tsdbadmin");
     }
   }, 120_000);
+
+  test("the owner drops a database once a superuser's session in it (a TimescaleDB worker) has left; one that stays gets the server's refusal", async () => {
+    // TimescaleDB's scheduler and job workers are superuser sessions; after a refused pre_restore they may still be
+    // leaving the staging database when the owner drops it (lib/postgres/dropDatabase.ts says why).
+    const superSession = async (database: string) => {
+      const c = new pg.Client({ connectionString: engine.urlFor(database) });
+      c.on("error", () => undefined);
+      await c.connect();
+      return c;
+    };
+    const exists = async (name: string) => (await rows(engine.url, "SELECT 1 FROM pg_database WHERE datname = $1", [name])).length > 0;
+    const ownerUrl = engine.urlFor("postgres", "tsdbadmin", OWNER_PASSWORD);
+    await exec(ownerUrl, "CREATE DATABASE tsdb_leaving");
+    const leaving = await superSession("tsdb_leaving");
+    await withClient(ownerUrl, async (c) => {
+      await expect(c.query("DROP DATABASE tsdb_leaving WITH (FORCE)")).rejects.toThrow("must be a superuser to terminate superuser process");
+      const left = new Promise((r) => setTimeout(r, 1_500)).then(() => leaving.end());
+      await dropDatabaseForce(c, "tsdb_leaving");
+      await left;
+    });
+    expect(await exists("tsdb_leaving")).toBe(false);
+
+    await exec(ownerUrl, "CREATE DATABASE tsdb_staying");
+    const staying = await superSession("tsdb_staying");
+    try {
+      await withClient(ownerUrl, (c) => expect(dropDatabaseForce(c, "tsdb_staying", 1_000)).rejects.toThrow("must be a superuser to terminate superuser process"));
+      expect(await exists("tsdb_staying")).toBe(true);
+    } finally {
+      await staying.end();
+      await exec(engine.url, "DROP DATABASE tsdb_staying");
+    }
+  }, 60_000);
 
   test("the same backup restored with the superuser's URL brings the compressed chunks back, also from a connection to the target", async () => {
     // Read from a URL as `tsdb restore --url` reads it: the password is non-enumerable, so every copy restore makes
