@@ -15,8 +15,15 @@ import { DEFAULT_TARGET, quoteTarget } from "./target";
 /** Chunks read and checked ahead of the one being written. */
 const CHUNKS_AHEAD = 2;
 
-/** Rows per chunk when not given: about 4 MB of COPY text, a few hundred KB of keys fetched back. */
-export const DEFAULT_CHUNK_ROWS = 32_768;
+/**
+ * Rows per chunk when not given: a 1 MB COPY text buffer (readSource.ts newChunk), under 100 KB of keys fetched
+ * back. Not larger: every chunk allocates its buffers anew through malloc, and glibc, which raises its mmap
+ * threshold to the size of the largest block freed, then serves 4 MB blocks from its heap and keeps their pages:
+ * with 32,768 rows a CSV load peaked at 147-149 MB over 10M bars against 134-136 MB over 1M; with 8,192 at
+ * 138-144 against 129-136 (bench/load.md). The server's time a row is the same; the probes of a re-load are 4x
+ * as many and as much smaller.
+ */
+export const DEFAULT_CHUNK_ROWS = 8_192;
 
 /**
  * Writes new rows straight into the target under a savepoint; when another session inserted one of their
