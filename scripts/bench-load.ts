@@ -32,6 +32,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { withClient } from "../lib/db";
 import type { ConflictPolicy } from "../lib/loader/OhlcvLoader";
+import { DEFAULT_CHUNK_ROWS } from "../lib/loader/writePlan";
 import { type Bar, type BarSet, type ChildLoadOptions, SYMBOLS, bars } from "./bench-load-child";
 import { startTimescaleServer } from "../test/fixtures/engines";
 import { schemaRunner } from "../test/fixtures/schema";
@@ -726,7 +727,7 @@ Reading the numbers:
   whether it holds any of the file's first chunk of bars (one probe of at most 256 keys), then writes the whole file through one
   COPY fed while the file is read and checked, as \\copy feeds its one COPY; the loader's client (reading, validating,
   formatting) runs on the machine's second core, beside the server.
-- A re-load goes in chunks (256 rows, doubling up to 32,768): each first asks the target which of its keys it holds (one index
+- A re-load goes in chunks (256 rows, doubling up to ${DEFAULT_CHUNK_ROWS.toLocaleString("en-US")}): each first asks the target which of its keys it holds (one index
   range scan per series, compressed chunks included), then COPYs only the missing rows (and, with update, UPDATEs only the
   changed ones): the server never rewrites or re-checks the bars it already has. The DBA's SQL writes every row twice
   (temp table, then ON CONFLICT probing the target, which decompresses the compressed batches it must check).
