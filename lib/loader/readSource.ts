@@ -58,7 +58,7 @@ export interface ReadEvents {
   flagged?(source: string, row: number, reason: string): void;
 }
 
-/** How chunks are made: COPY text or values, and rows per chunk. */
+/** How chunks are made: COPY text or values, and rows per chunk (at most; CheckedSource.capChunkRows lowers it). */
 export interface ChunkShape {
   asText: boolean;
   chunkRows: number;
@@ -86,6 +86,8 @@ export interface CheckedSource {
   /** Each series' time range, once `chunks()` is done. */
   spans(): SeriesSpan[];
   chunks(): AsyncGenerator<Chunk>;
+  /** Caps the rows of the chunks `chunks()` makes from now on (a streamed load: see writePlan.ts STREAM_CHUNK_ROWS). */
+  capChunkRows(rows: number): void;
   close(): Promise<void>;
 }
 
@@ -339,10 +341,11 @@ async function* checkedChunks(
   shape: ChunkShape,
 ): AsyncGenerator<Chunk> {
   const { events, counts, series } = ctx;
-  const { asText, chunkRows } = shape;
+  const { asText } = shape;
   const reader = barReader(plan);
   // The first chunks are small, so the server starts writing while the client is still on its first rows.
-  let size = Math.min(chunkRows, FIRST_CHUNK_ROWS);
+  // shape.chunkRows is read at every chunk: capChunkRows may lower it once the write plan is known.
+  let size = Math.min(shape.chunkRows, FIRST_CHUNK_ROWS);
   let chunk = newChunk(size, asText);
   // A row's COPY line: its series' key fields (the same every row of the series, escaped once), then time and values.
   const line: string[] = new Array<string>(COLUMNS.length - 3).fill("");
@@ -397,7 +400,7 @@ async function* checkedChunks(
       }
       if (chunk.n === size) {
         yield chunk;
-        size = Math.min(chunkRows, size * 2);
+        size = Math.min(shape.chunkRows, size * 2);
         chunk = newChunk(size, asText);
       }
       // A macrotask turn every 256 rows: the socket sends the previous chunk's COPY while this one is parsed.
@@ -426,6 +429,8 @@ export async function openChecked(file: string, options: ReadOptions, shape: Chu
   }
   const series = new SeriesTracker();
   const counts = { read: 0, rejected: 0, inconsistent: 0 };
+  // This source's own: a cap on its chunks leaves the other sources of the load as they are.
+  const sizing: ChunkShape = { ...shape };
   return {
     name: source.name,
     columns: source.columns,
@@ -441,7 +446,10 @@ export async function openChecked(file: string, options: ReadOptions, shape: Chu
     },
     seriesKey: (id) => (series.list[id] as Series).key,
     spans: () => series.ranges(),
-    chunks: () => checkedChunks(source, plan, { strict: options.strict === true, ohlc: options.inconsistentOhlc ?? "reject", events, counts, series, types }, shape),
+    chunks: () => checkedChunks(source, plan, { strict: options.strict === true, ohlc: options.inconsistentOhlc ?? "reject", events, counts, series, types }, sizing),
+    capChunkRows: (rows) => {
+      sizing.chunkRows = Math.min(sizing.chunkRows, rows);
+    },
     close: () => source.close(),
   };
 }

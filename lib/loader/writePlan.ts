@@ -16,14 +16,21 @@ import { DEFAULT_TARGET, quoteTarget } from "./target";
 const CHUNKS_AHEAD = 2;
 
 /**
- * Rows per chunk when not given: a 1 MB COPY text buffer (readSource.ts newChunk), under 100 KB of keys fetched
- * back. Not larger: every chunk allocates its buffers anew through malloc, and glibc, which raises its mmap
- * threshold to the size of the largest block freed, then serves 4 MB blocks from its heap and keeps their pages:
- * with 32,768 rows a CSV load peaked at 147-149 MB over 10M bars against 134-136 MB over 1M; with 8,192 at
- * 138-144 against 129-136 (bench/load.md). The server's time a row is the same; the probes of a re-load are 4x
- * as many and as much smaller.
+ * Rows per chunk when not given: about 4 MB of COPY text, a few hundred KB of keys fetched back. A chunk the
+ * target is asked about costs a probe; fewer, larger ones keep a re-load fast (with 8,192 rows a re-load of 1M bars
+ * took 10.4 s / 14.9 s (skip / update) against 7-8 s / 9-10 s).
  */
-export const DEFAULT_CHUNK_ROWS = 8_192;
+export const DEFAULT_CHUNK_ROWS = 32_768;
+
+/**
+ * Rows per chunk, at most, once a source is streamed through one COPY (no probes): a 1 MB COPY text buffer
+ * (readSource.ts newChunk). Every chunk allocates its buffers anew through malloc, and glibc, which raises its
+ * mmap threshold to the size of the largest block freed, then serves 4 MB blocks from its heap and keeps their
+ * pages: with 32,768 rows a streamed CSV load peaked at 147-149 MB over 10M bars against 134-136 MB over 1M;
+ * with 8,192 at 138-144 against 129-136 (with MALLOC_MMAP_THRESHOLD_=131072, glibc's own fix, 125 against 131).
+ * The server's time a row is the same either way.
+ */
+export const STREAM_CHUNK_ROWS = 8_192;
 
 /**
  * Writes new rows straight into the target under a savepoint; when another session inserted one of their
@@ -71,6 +78,8 @@ export async function loadSource(client: Client, source: CheckedSource, options:
     const chunks = source.chunks();
     const { stream, all } = plan === "probe" ? await probeFirstChunk(client, table, source, policy, chunks) : { stream: plan === "stream", all: chunks };
     if (stream) {
+      // Chunks are made only as the stream asks for them: all of them (plan stream) or all after the probed first.
+      source.capChunkRows(STREAM_CHUNK_ROWS);
       const rows = await streamSource(client, table, all);
       written = { valid: rows, direct: rows, staged: 0 };
     } else {

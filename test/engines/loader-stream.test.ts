@@ -132,6 +132,17 @@ describe.each(SERVER_ENGINES)("a load into an empty table on $name", (engine) =>
     expect(await countBars(url)).toBe(2100);
   });
 
+  test("a re-load of stored bars asks about chunks of up to 32,768 rows: one probe a chunk, the cap of streamed loads (8,192) not applied", async () => {
+    // 69,000 bars: chunks of 256, 512, ... 32,768 rows (65,280), then the last 3,720: nine probes, and the first
+    // chunk's probe that chose not to stream: ten. With 8,192-row chunks it would be fourteen, each probing the
+    // stored bars again (a 1M-bar re-load took 40% longer).
+    const file = csvFile("many.csv", 0, 23_000);
+    await loadOhlcvFrom(url, { files: [file] });
+    const { summary, statements } = await loadRecording(url, { files: [file] });
+    expect(summary).toMatchObject({ read: 69_000, inserted: 0, alreadyPresent: 69_000, rejected: 0 });
+    expect(between(statements).filter((s) => /unnest/.test(s))).toHaveLength(10);
+  }, 120_000);
+
   test("a file whose first chunk is new but whose later bars are stored: the COPY fails on them, the load runs again chunk by chunk, exact", async () => {
     // Only CCC is stored; the file starts with AAA and BBB (new) and ends with CCC's stored bars, one changed.
     const full = csvFile("all.csv", 0, PER_SYMBOL);

@@ -23,6 +23,29 @@ import { pandas } from "../fixtures/loader/pandas";
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "loader-formats-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
+test("a source's chunks grow from 256 rows to the shape's size; capChunkRows lowers it for the chunks not yet made, for that source only", async () => {
+  const file = path.join(dir, "chunk-sizes.csv");
+  const lines = ["timestamp,symbol,timeframe,open,high,low,close,volume"];
+  for (let i = 0; i < 5_000; i++) lines.push(`${new Date(Date.UTC(2024, 0, 2) + i * 60_000).toISOString()},AAA,1m,10,11,9,10.5,${i}`);
+  fs.writeFileSync(file, `${lines.join("\n")}\n`);
+  const shape = { asText: true, chunkRows: 1_024 };
+  const sizes = async (capAfterFirst?: number) => {
+    const source = await openChecked(file, {}, shape, { reject: () => undefined, progress: () => undefined });
+    const n: number[] = [];
+    try {
+      for await (const chunk of source.chunks()) {
+        n.push(chunk.n);
+        if (n.length === 1 && capAfterFirst !== undefined) source.capChunkRows(capAfterFirst);
+      }
+    } finally {
+      await source.close();
+    }
+    return n;
+  };
+  expect(await sizes(300)).toEqual([256, ...new Array<number>(15).fill(300), 244]);
+  expect(await sizes()).toEqual([256, 512, 1024, 1024, 1024, 1024, 136]);
+});
+
 /** What the loader would write for a file (COPY values: symbol, ..., time, open, ...), and the rows it rejects. */
 async function loaded(file: string, options: ReadOptions = {}): Promise<{ rows: string[][]; rejects: Array<{ row: number; reason: string }> }> {
   const rejects: Array<{ row: number; reason: string }> = [];
