@@ -13,6 +13,9 @@ import type { Client } from "pg";
 import { beforeEach, describe, expect, test } from "vitest";
 import { withClient } from "../../lib/db";
 import { type LoadOptions, type LoadSummary, loadOhlcv, loadOhlcvFrom } from "../../lib/loader/OhlcvLoader";
+import { silentProgress } from "../../lib/loader/progress";
+import { openChecked } from "../../lib/loader/readSource";
+import { DEFAULT_CHUNK_ROWS, STREAM_CHUNK_ROWS, loadSource } from "../../lib/loader/writePlan";
 import { SERVER_ENGINES, barsAsText, countBars, useMigratedEngine } from "../fixtures/loader/target";
 import { exec, rows } from "../fixtures/schema";
 
@@ -130,6 +133,29 @@ describe.each(SERVER_ENGINES)("a load into an empty table on $name", (engine) =>
     expect(between(statements).filter((s) => /unnest/.test(s))).toHaveLength(1);
     expect(between(statements).filter((s) => /SAVEPOINT/.test(s))).toEqual([]);
     expect(await countBars(url)).toBe(2100);
+  });
+
+  test.each(["stream", "probe"] as const)("a load streamed through one COPY (plan %s) makes chunks of at most 8,192 rows, however large the chunk size", async (plan) => {
+    // Larger chunks kept the loader's peak memory growing with the file (writePlan.ts STREAM_CHUNK_ROWS).
+    const file = csvFile(`capped-${plan}.csv`, 0, 20_000);
+    const source = await openChecked(file, {}, { asText: true, chunkRows: DEFAULT_CHUNK_ROWS }, { reject: () => undefined, progress: () => undefined });
+    const sizes: number[] = [];
+    const chunks = source.chunks.bind(source);
+    source.chunks = async function* () {
+      for await (const chunk of chunks()) {
+        sizes.push(chunk.n);
+        yield chunk;
+      }
+    };
+    try {
+      const summary = await withClient(url, (c) => loadSource(c, source, { files: [file] }, silentProgress, plan));
+      expect(summary).toMatchObject({ read: 60_000, inserted: 60_000 });
+    } finally {
+      await source.close();
+    }
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(60_000);
+    expect(Math.max(...sizes)).toBe(STREAM_CHUNK_ROWS);
+    expect(await countBars(url)).toBe(60_000);
   });
 
   test("a re-load of stored bars asks about chunks of up to 32,768 rows: one probe a chunk, the cap of streamed loads (8,192) not applied", async () => {
