@@ -1,12 +1,12 @@
 import type { PathKey } from "../columnMapping";
 
-/** Rows of one source (a file, or a table of a SQLite file), read in bounded batches. */
 /**
  * Records in each batch a reader hands the loader. Small on purpose: a whole row group, record batch or read
  * turned into row arrays at once would outlive V8's young generation and grow the heap by its garbage (peak RSS).
  */
 export const RECORDS_PER_BATCH = 4096;
 
+/** Rows of one source (a file, or a table of a SQLite file), read in bounded batches. */
 export interface RecordSource {
   /** Shown in summaries and the rejects file: the file path, plus `:table` for SQLite. */
   readonly name: string;
