@@ -645,8 +645,9 @@ async function whileHoldingRestoreLock<T>(admin: ConnectionInfo, names: string |
   });
 }
 
-async function dropStaging(admin: ConnectionInfo, staging: string): Promise<void> {
-  await withClient(clientConfig(admin), (c) => dropDatabaseForce(c, staging));
+/** Drops a database this run made (staging, scratch, the swap helper) on a connection of its own. */
+async function dropSideDatabase(admin: ConnectionInfo, name: string): Promise<void> {
+  await withClient(clientConfig(admin), (c) => dropDatabaseForce(c, name));
 }
 
 /**
@@ -656,7 +657,7 @@ async function dropStaging(admin: ConnectionInfo, staging: string): Promise<void
  */
 async function withStagingDropped(admin: ConnectionInfo, staging: string, failure: unknown): Promise<unknown> {
   try {
-    await dropStaging(admin, staging);
+    await dropSideDatabase(admin, staging);
     return failure;
   } catch (dropError) {
     const message = failure instanceof Error ? failure.message : String(failure);
@@ -692,7 +693,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     return await restorePlanned({ ...options, admin: via }, plan, [helper]);
   } finally {
     // The target name now holds the restored database after a success and the original one otherwise: either reaches the helper.
-    await withClient(clientConfig(options.admin), (c) => dropDatabaseForce(c, helper)).catch(() => undefined);
+    await dropSideDatabase(options.admin, helper).catch(() => undefined);
   }
 }
 
@@ -747,7 +748,7 @@ export async function verifyBackup(options: Omit<RestoreOptions, "database" | "r
     } catch (err) {
       throw await withStagingDropped(options.admin, scratch, err);
     }
-    await dropStaging(options.admin, scratch);
+    await dropSideDatabase(options.admin, scratch);
     return { database: scratch, manifest: plan.manifest, rowCounts, leftovers };
   });
 }

@@ -14,7 +14,7 @@
 import type { Client } from "pg";
 
 /** How long a drop keeps retrying by default: the loader's 2 s wait, several times over. */
-export const DROP_WAIT_MS = 15_000;
+const DROP_WAIT_MS = 15_000;
 const RETRY_EVERY_MS = 250;
 
 /**
