@@ -21,7 +21,7 @@ import { type ProgressReporter, silentProgress } from "./progress";
 import { type ChunkShape, type ReadEvents, type ReadOptions, openChecked } from "./readSource";
 import type { ValueTypes } from "./rowValidation";
 import { createStaging } from "./staging";
-import { DEFAULT_TARGET, checkTarget, isEmpty, liftDecompressionLimit, quoteTarget, targetTypes } from "./target";
+import { DEFAULT_TARGET, binaryCopyFits, checkTarget, isEmpty, liftDecompressionLimit, quoteTarget, targetTypes } from "./target";
 import { DEFAULT_CHUNK_ROWS, type WritePlan, loadSource } from "./writePlan";
 
 // What importers of this module (the CLI, scripts, tests) use from the modules it is made of.
@@ -153,6 +153,8 @@ interface PreparedTarget {
   types: ValueTypes | undefined;
   /** COPY, or batched INSERTs on PGlite. */
   mode: StagingMode;
+  /** Whether a streamed COPY may use the binary format (target.ts binaryCopyFits). */
+  binary: boolean;
 }
 
 /** Checks the target, reads its value column types, creates the staging table and picks the staging mode. */
@@ -161,7 +163,8 @@ async function prepareTarget(client: Client, target: string, table: string, opti
   const types = await targetTypes(client, table);
   await createStaging(client, table);
   const version = (await client.query<{ v: string }>("SELECT version() AS v")).rows[0]?.v ?? "";
-  return { types, mode: options.staging ?? (/emscripten/i.test(version) ? "insert" : "copy") };
+  const mode = options.staging ?? (/emscripten/i.test(version) ? "insert" : "copy");
+  return { types, mode, binary: mode === "copy" && (await binaryCopyFits(client, table)) };
 }
 
 /** The reader's events: rejects to the rejects file, progress to the reporter, flagged bars to `flagged`. */
@@ -189,7 +192,7 @@ async function loadFiles(
     try {
       const streamable = !run.alone && run.mode === "copy" && options.strategy !== "stage" && isRegularFile(file);
       const plan: WritePlan = !streamable ? "chunks" : (await isEmpty(client, run.table)) ? "stream" : "probe";
-      sources.push(await loadSource(client, source, options, options.progress ?? silentProgress, plan));
+      sources.push(await loadSource(client, source, options, options.progress ?? silentProgress, plan, run.binary));
     } finally {
       await source.close();
     }

@@ -6,6 +6,7 @@ import { Readable } from "node:stream";
 import { finished, pipeline } from "node:stream/promises";
 import type { Client } from "pg";
 import type { Rows } from "./chunkRows";
+import { BINARY_HEADER, BINARY_TRAILER } from "./copyBinary";
 import { COLUMNS, type Chunk } from "./readSource";
 
 /** Bytes per COPY data message. */
@@ -17,10 +18,10 @@ const INSERT_ROWS = 200;
  * never loads it) and synchronously, so a COPY is queued on the client the moment it is asked for, right
  * behind the statement before it (an `import()` per chunk cost every chunk a few event-loop turns).
  */
-function copyFromStdin(into: string): import("pg-copy-streams").CopyStreamQuery {
+function copyFromStdin(into: string, binary = false): import("pg-copy-streams").CopyStreamQuery {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { from } = require("pg-copy-streams") as typeof import("pg-copy-streams");
-  return from(`COPY ${into} (${COLUMNS.join(", ")}) FROM STDIN`);
+  return from(`COPY ${into} (${COLUMNS.join(", ")}) FROM STDIN${binary ? " (FORMAT binary)" : ""}`);
 }
 
 /**
@@ -61,22 +62,25 @@ const STREAM_PENDING_PIECES = 16;
  * new bars into an empty target (the first import) then costs the server what `psql \copy` costs it, with no
  * probe, savepoint or statement between chunks. The caller makes sure nothing can conflict: the
  * target was empty; a concurrent writer's key fails the COPY (23505) and loadOhlcv runs the load again alone.
- * Returns the rows written.
+ * `binary`: the COPY is in binary format and every chunk holds binary rows (copyBinary.ts). Returns the rows written.
  */
-export async function streamSource(client: Client, table: string, chunks: AsyncIterable<Chunk>): Promise<number> {
-  const copy = client.query(copyFromStdin(table));
+export async function streamSource(client: Client, table: string, chunks: AsyncIterable<Chunk>, binary = false): Promise<number> {
+  const copy = client.query(copyFromStdin(table, binary));
   const done = finished(copy);
   // Awaited below, or not at all when the server's error is thrown first: never an unhandled rejection.
   done.catch(() => undefined);
   const feed = copyFeeder(copy);
   let rows = 0;
   try {
+    if (binary) feed.push([BINARY_HEADER]);
     for await (const chunk of chunks) {
       if (feed.failed) throw feed.failed;
+      if (chunk.binary !== binary) throw new Error(`streamSource: a ${chunk.binary ? "binary" : "text"} chunk in a ${binary ? "binary" : "text"} COPY (a loader bug)`);
       rows += chunk.n;
       feed.push(piecesOf(chunk.bytes.subarray(0, chunk.used)));
       await feed.until((queued) => queued <= STREAM_PENDING_PIECES);
     }
+    if (binary) feed.push([BINARY_TRAILER]);
     await feed.until((queued, inFlight) => queued === 0 && !inFlight);
     copy.end();
     await done;

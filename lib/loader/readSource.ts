@@ -5,6 +5,7 @@
  */
 import type { PathKey } from "./columnMapping";
 import { type Field, matchPathPattern, resolveColumns } from "./columnMapping";
+import { appendBinaryRow, binaryKey } from "./copyBinary";
 import { TimeKeySet } from "./keySet";
 import { type BarText, type InconsistentOhlcRule, type RowCheck, type ValueTypes, checkBar, normalizeTimeframe, numericText, shiftDecimal, timeframeFault } from "./rowValidation";
 import { type SourceFormat, formatEntry, formatOf, optionFault } from "./formats";
@@ -58,10 +59,14 @@ export interface ReadEvents {
   flagged?(source: string, row: number, reason: string): void;
 }
 
-/** How chunks are made: COPY text or values, and rows per chunk (at most; CheckedSource.capChunkRows lowers it). */
+/**
+ * How chunks are made: COPY text or values, and rows per chunk (at most). CheckedSource.streamShape lowers the
+ * rows and may switch text to binary COPY (copyBinary.ts) for the chunks made after it.
+ */
 export interface ChunkShape {
   asText: boolean;
   chunkRows: number;
+  binary?: boolean;
 }
 
 /** A series' key and time range (epoch microseconds) over the rows read. */
@@ -86,8 +91,11 @@ export interface CheckedSource {
   /** Each series' time range, once `chunks()` is done. */
   spans(): SeriesSpan[];
   chunks(): AsyncGenerator<Chunk>;
-  /** Caps the rows of the chunks `chunks()` makes from now on (a streamed load: see writePlan.ts STREAM_CHUNK_ROWS). */
-  capChunkRows(rows: number): void;
+  /**
+   * For a streamed load (writePlan.ts): caps the rows of the chunks `chunks()` makes from now on (STREAM_CHUNK_ROWS)
+   * and, with `binary`, makes text chunks binary COPY rows from now on.
+   */
+  streamShape(rows: number, binary: boolean): void;
   close(): Promise<void>;
 }
 
@@ -279,10 +287,12 @@ class SeriesTracker {
  * Consecutive valid rows of one source: each row's series id and time, and the row itself, either as COPY
  * text in one buffer (`ends[k]` is where row k ends) or as column values. Text goes into a buffer as it is
  * made: the line strings then die young, where holding a chunk of them would move them into V8's old space
- * and grow the heap by their garbage (peak RSS).
+ * and grow the heap by their garbage (peak RSS). A `binary` chunk holds binary COPY rows instead of text
+ * (copyBinary.ts): only a streamed COPY takes it, never a probe or a pick (chunkRows.ts reads text).
  */
 export interface Chunk {
   n: number;
+  binary: boolean;
   series: Int32Array;
   micros: Float64Array;
   ends: Int32Array;
@@ -291,9 +301,10 @@ export interface Chunk {
   values: Array<Array<string | null>>;
 }
 
-function newChunk(size: number, asText: boolean): Chunk {
+function newChunk(size: number, asText: boolean, binary = false): Chunk {
   return {
     n: 0,
+    binary: asText && binary,
     series: new Int32Array(size),
     micros: new Float64Array(size),
     ends: new Int32Array(asText ? size : 0),
@@ -344,12 +355,15 @@ async function* checkedChunks(
   const { asText } = shape;
   const reader = barReader(plan);
   // The first chunks are small, so the server starts writing while the client is still on its first rows.
-  // shape.chunkRows is read at every chunk: capChunkRows may lower it once the write plan is known.
+  // shape is read at every chunk: streamShape may change it once the write plan is known.
   let size = Math.min(shape.chunkRows, FIRST_CHUNK_ROWS);
-  let chunk = newChunk(size, asText);
+  let chunk = newChunk(size, asText, shape.binary);
   // A row's COPY line: its series' key fields (the same every row of the series, escaped once), then time and values.
   const line: string[] = new Array<string>(COLUMNS.length - 3).fill("");
   const keyText: string[] = [];
+  // A binary row's key fields and values (open .. adj_close), likewise.
+  const keyBinary: Buffer[] = [];
+  const values: Array<string | undefined> = new Array<string | undefined>(6);
   for await (const batch of source.batches()) {
     // Records the reader found malformed (sources/types.ts FaultyBatch), by index in the batch.
     const faults = (batch as FaultyBatch).faults;
@@ -381,7 +395,16 @@ async function* checkedChunks(
       const k = chunk.n++;
       chunk.series[k] = id;
       chunk.micros[k] = check.micros;
-      if (asText) {
+      if (chunk.binary) {
+        values[0] = bar.open;
+        values[1] = bar.high;
+        values[2] = bar.low;
+        values[3] = bar.close;
+        values[4] = bar.volume || "0";
+        values[5] = bar.adjClose;
+        appendBinaryRow(chunk, (keyBinary[id] ??= binaryKey((series.list[id] as Series).key)), check.micros, values);
+        chunk.ends[k] = chunk.used;
+      } else if (asText) {
         // One join, not a template: a template of 22 parts builds about twenty intermediate strings a row
         // (1 KB of garbage a row, half of a CSV load's allocations).
         line[0] = keyText[id] ??= `${copyText(bar.symbol)}\t${copyText(bar.exchange)}\t${copyText(bar.provider)}\t${bar.timeframe}`;
@@ -401,7 +424,7 @@ async function* checkedChunks(
       if (chunk.n === size) {
         yield chunk;
         size = Math.min(shape.chunkRows, size * 2);
-        chunk = newChunk(size, asText);
+        chunk = newChunk(size, asText, shape.binary);
       }
       // A macrotask turn every 256 rows: the socket sends the previous chunk's COPY while this one is parsed.
       // pg-copy-streams writes one piece per socket drain, and drains are only seen between turns; a source
@@ -447,8 +470,9 @@ export async function openChecked(file: string, options: ReadOptions, shape: Chu
     seriesKey: (id) => (series.list[id] as Series).key,
     spans: () => series.ranges(),
     chunks: () => checkedChunks(source, plan, { strict: options.strict === true, ohlc: options.inconsistentOhlc ?? "reject", events, counts, series, types }, sizing),
-    capChunkRows: (rows) => {
+    streamShape: (rows, binary) => {
       sizing.chunkRows = Math.min(sizing.chunkRows, rows);
+      sizing.binary = binary;
     },
     close: () => source.close(),
   };

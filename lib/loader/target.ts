@@ -53,6 +53,26 @@ export async function targetTypes(client: Client, table: string): Promise<ValueT
   return Object.keys(types).length > 0 ? types : undefined;
 }
 
+/**
+ * Whether `table` takes the bars in binary COPY format as copyBinary.ts writes them: key columns text or varchar,
+ * time timestamptz, every value column unconstrained numeric (binary COPY is typed: numeric's bytes into a
+ * double precision or numeric(p,s) column would be refused or read otherwise). Other targets get text.
+ */
+export async function binaryCopyFits(client: Client, table: string): Promise<boolean> {
+  const r = await client.query<{ attname: string; type: string; typmod: number }>(
+    `SELECT attname, atttypid::regtype::text AS type, atttypmod AS typmod
+       FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = ANY($2) AND NOT attisdropped`,
+    [table, [...COLUMNS]],
+  );
+  const fits = (c: { attname: string; type: string; typmod: number }) =>
+    c.attname === "time"
+      ? c.type === "timestamp with time zone"
+      : (VALUE_COLUMNS as readonly string[]).includes(c.attname)
+        ? c.type === "numeric" && c.typmod === -1
+        : c.type === "text" || c.type === "character varying";
+  return r.rows.length === COLUMNS.length && r.rows.every(fits);
+}
+
 export async function checkTarget(client: Client, target: string): Promise<void> {
   const table = quoteTarget(target, (s) => client.escapeIdentifier(s));
   const r = await client.query<{ attname: string }>(

@@ -4,6 +4,7 @@
  */
 import type { Client } from "pg";
 import { allRows, type Rows } from "./chunkRows";
+import { binaryChunk, binaryKey } from "./copyBinary";
 import { streamSource, writeRows } from "./copyStream";
 import { probeFirstChunk, sortChunk } from "./keyProbe";
 import type { ConflictPolicy, LoadOptions, SourceSummary } from "./OhlcvLoader";
@@ -66,9 +67,17 @@ async function writeFresh(client: Client, table: string, rows: Rows): Promise<{ 
  * values differ (update), staged for the merge. The chunk's write runs on the server while the client reads
  * and checks the next chunk. Strategy `stage`: every row goes to staging and one INSERT ... ON CONFLICT merges
  * it (the reference path the tests compare with). `stream`: one COPY for the whole source (streamSource), for a
- * target that held no bar when the source began, or (`probe`) whose first chunk the target holds none of.
+ * target that held no bar when the source began, or (`probe`) whose first chunk the target holds none of; in
+ * binary COPY format when `binary` (the target has the contract's column types: target.ts binaryCopyFits).
  */
-export async function loadSource(client: Client, source: CheckedSource, options: LoadOptions, progress: ProgressReporter, plan: WritePlan): Promise<SourceSummary> {
+export async function loadSource(
+  client: Client,
+  source: CheckedSource,
+  options: LoadOptions,
+  progress: ProgressReporter,
+  plan: WritePlan,
+  binary = false,
+): Promise<SourceSummary> {
   const policy = options.onConflict ?? "skip";
   const target = options.target ?? DEFAULT_TARGET;
   const table = quoteTarget(target, (s) => client.escapeIdentifier(s));
@@ -79,8 +88,8 @@ export async function loadSource(client: Client, source: CheckedSource, options:
     const { stream, all } = plan === "probe" ? await probeFirstChunk(client, table, source, policy, chunks) : { stream: plan === "stream", all: chunks };
     if (stream) {
       // Chunks are made only as the stream asks for them: all of them (plan stream) or all after the probed first.
-      source.capChunkRows(STREAM_CHUNK_ROWS);
-      const rows = await streamSource(client, table, all);
+      source.streamShape(STREAM_CHUNK_ROWS, binary);
+      const rows = await streamSource(client, table, binary ? binaryChunks(all, source) : all, binary);
       written = { valid: rows, direct: rows, staged: 0 };
     } else {
       written = await writeInChunks(client, table, source, options, policy, all);
@@ -153,6 +162,12 @@ async function writeInChunks(client: Client, table: string, source: CheckedSourc
     await tail;
   }
   return written;
+}
+
+/** `chunks` as binary chunks: the probed first one, made as text, converted; the rest are made binary. */
+async function* binaryChunks(chunks: AsyncIterable<Chunk>, source: CheckedSource): AsyncGenerator<Chunk> {
+  const keys: Buffer[] = [];
+  for await (const chunk of chunks) yield binaryChunk(chunk, (id) => (keys[id] ??= binaryKey(source.seriesKey(id))));
 }
 
 /**

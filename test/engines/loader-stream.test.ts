@@ -83,7 +83,25 @@ async function waitForLockedWrite(url: string, statement: string): Promise<void>
   throw new Error("the load never waited on the other session's bar");
 }
 
-const copies = (statements: string[]) => statements.filter((s) => /^COPY .* FROM STDIN$/.test(s));
+const copies = (statements: string[]) => statements.filter((s) => /^COPY .* FROM STDIN( \(FORMAT binary\))?$/.test(s));
+const binaryCopies = (statements: string[]) => statements.filter((s) => /^COPY .* FROM STDIN \(FORMAT binary\)$/.test(s));
+
+/**
+ * Bars whose stored form a binary COPY must reproduce exactly as the text path stores it: values in every
+ * spelling the row checks pass (trailing zeros kept as scale, exponents, a sign, a leading or trailing point,
+ * 40 digits each side, base-10000 groups of zeros inside), times before 1970 and 2000 and with microseconds,
+ * keys with a backslash, a quote and non-ASCII letters, adj_close present or not.
+ */
+const SPELLINGS = [
+  "timestamp,symbol,exchange,timeframe,open,high,low,close,volume,adj_close",
+  "1969-12-31T23:59:00Z,A\\B,X,1m,10.50,10.5000,10.5,10.50,0,",
+  "1999-12-31T23:59:59.999999Z,A\\B,X,1m,1.5e-3,1.50E1,0.0015,+5,1e3,.5",
+  "2000-01-01T00:00:00Z,Ünïcødé €,X,1m,5.,5.0,5,5.00,00012.3400,5",
+  "2000-01-01T00:00:00.000001Z,O'Brien,X,1m,0.00001234,0.0001,0.00001,0.00005,1000000000000,0.0001000",
+  `2024-06-30T12:34:56.789012Z,LONG,X,1m,${"9".repeat(40)}.${"9".repeat(40)},${"9".repeat(40)}.${"9".repeat(40)},1${"0".repeat(39)},${"1".repeat(40)}.${"0".repeat(39)}1,1.5e20,100000000.00000001`,
+  "2199-12-31T23:59:59.999999Z,LONG,X,1m,10000.0001,100000000,10000,100000000,10000,00000.00001000",
+  "1900-01-01T00:00:00Z,-ZERO-,X,1d,1,1,1,1,-0.00,",
+];
 const between = (statements: string[]) => statements.filter((s) => /SAVEPOINT|unnest\(\$1::int\[\]/.test(s));
 
 describe.each(SERVER_ENGINES)("a load into an empty table on $name", (engine) => {
@@ -105,6 +123,58 @@ describe.each(SERVER_ENGINES)("a load into an empty table on $name", (engine) =>
     await exec(url, "TRUNCATE market_data.ohlcv_bars");
     await loadOhlcvFrom(url, { files: [file], strategy: "stage" });
     expect(await barsAsText(url)).toEqual(streamed);
+  });
+
+  test("a streamed load into the contract's table is one binary COPY and stores every value, time and key as the text path does", async () => {
+    const file = path.join(dir, "spellings.csv");
+    fs.writeFileSync(file, `${SPELLINGS.join("\n")}\n`);
+    const { summary, statements } = await loadRecording(url, { files: [file] });
+    expect(summary).toMatchObject({ read: 7, inserted: 7, rejected: 0 });
+    expect(copies(statements)).toHaveLength(1);
+    expect(binaryCopies(statements)).toHaveLength(1);
+    const binary = await barsAsText(url);
+    await exec(url, "TRUNCATE market_data.ohlcv_bars");
+    const staged = await loadRecording(url, { files: [file], strategy: "stage" });
+    expect(binaryCopies(staged.statements)).toEqual([]);
+    const text = await barsAsText(url);
+    expect(text).toHaveLength(7);
+    expect(binary).toEqual(text);
+    // The written scale is kept either way: 10.50 stays 10.50, 1.5e-3 is 0.0015, a volume of -0.00 is 0.00.
+    expect(binary).toContain("A\\B|X||1m|1969-12-31T23:59:00.000000Z|10.50|10.5000|10.5|10.50|0|NULL");
+    expect(binary).toContain("-ZERO-|X||1d|1900-01-01T00:00:00.000000Z|1|1|1|1|0.00|NULL");
+  });
+
+  test("appended bars stream as binary COPY, the probed first chunk included, stored as the text path stores them", async () => {
+    const history = path.join(dir, "spellings-history.csv");
+    fs.writeFileSync(history, `${SPELLINGS[0]}\n2024-01-01T00:00:00Z,OTHER,X,1m,1,1,1,1,1,\n`);
+    const file = path.join(dir, "spellings-append.csv");
+    fs.writeFileSync(file, `${SPELLINGS.join("\n")}\n`);
+    await loadOhlcvFrom(url, { files: [history] });
+    const { statements } = await loadRecording(url, { files: [file], chunkRows: 4 });
+    expect(between(statements).filter((s) => /unnest/.test(s))).toHaveLength(1);
+    expect(binaryCopies(statements)).toHaveLength(1);
+    const binary = await barsAsText(url);
+    await exec(url, "TRUNCATE market_data.ohlcv_bars");
+    await loadOhlcvFrom(url, { files: [history] });
+    await loadOhlcvFrom(url, { files: [file], strategy: "stage" });
+    expect(binary).toHaveLength(8);
+    expect(binary).toEqual(await barsAsText(url));
+  });
+
+  test("a target whose value columns are not unconstrained numeric gets text COPY (binary is typed), and its own types' values", async () => {
+    await exec(url, "DROP TABLE IF EXISTS public.float_bars");
+    await exec(url, "CREATE TABLE public.float_bars (LIKE market_data.ohlcv_bars INCLUDING ALL)");
+    await exec(url, "ALTER TABLE public.float_bars ALTER COLUMN close TYPE double precision, ALTER COLUMN volume TYPE numeric(30,2)");
+    const file = csvFile("floats.csv", 0, 10);
+    const { summary, statements } = await loadRecording(url, { files: [file], target: "public.float_bars" });
+    expect(summary).toMatchObject({ read: 30, inserted: 30, rejected: 0 });
+    expect(copies(statements)).toHaveLength(1);
+    expect(binaryCopies(statements)).toEqual([]);
+    expect(await rows(url, "SELECT close::text AS close, volume::text AS volume FROM public.float_bars WHERE symbol = 'AAA' ORDER BY time LIMIT 2")).toEqual([
+      { close: "100.1", volume: "0.00" },
+      { close: "100.2", volume: "1.00" },
+    ]);
+    await exec(url, "DROP TABLE public.float_bars");
   });
 
   test("a bad row under --strict, after earlier chunks were sent, leaves the table empty", async () => {

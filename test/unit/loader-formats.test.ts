@@ -23,7 +23,7 @@ import { pandas } from "../fixtures/loader/pandas";
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "loader-formats-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-test("a source's chunks grow from 256 rows to the shape's size; capChunkRows lowers it for the chunks not yet made, for that source only", async () => {
+test("a source's chunks grow from 256 rows to the shape's size; streamShape lowers it for the chunks not yet made, for that source only", async () => {
   const file = path.join(dir, "chunk-sizes.csv");
   const lines = ["timestamp,symbol,timeframe,open,high,low,close,volume"];
   for (let i = 0; i < 5_000; i++) lines.push(`${new Date(Date.UTC(2024, 0, 2) + i * 60_000).toISOString()},AAA,1m,10,11,9,10.5,${i}`);
@@ -35,7 +35,7 @@ test("a source's chunks grow from 256 rows to the shape's size; capChunkRows low
     try {
       for await (const chunk of source.chunks()) {
         n.push(chunk.n);
-        if (n.length === 1 && capAfterFirst !== undefined) source.capChunkRows(capAfterFirst);
+        if (n.length === 1 && capAfterFirst !== undefined) source.streamShape(capAfterFirst, false);
       }
     } finally {
       await source.close();
