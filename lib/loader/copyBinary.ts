@@ -10,7 +10,7 @@
  */
 import { valuesOf } from "./chunkRows";
 import type { Chunk } from "./readSource";
-import { parseDecimal } from "./rowValidation";
+import { MAX_FRAC_DIGITS, MAX_INT_DIGITS, parseDecimal, writtenScale } from "./rowValidation";
 
 /** The binary COPY header: signature, flags (no OIDs), header extension length 0. */
 export const BINARY_HEADER = Buffer.concat([Buffer.from("PGCOPY\n\xff\r\n\0", "latin1"), Buffer.alloc(8)]);
@@ -23,11 +23,8 @@ const FIELDS = 11;
 const PG_EPOCH_MICROS = 946_684_800_000_000;
 const NUMERIC_POS = 0x0000;
 const NUMERIC_NEG = 0x4000;
-/**
- * Most base-10000 digits a checked value has: 40 digits before and 40 after the point (rowValidation.ts
- * MAX_INT_DIGITS, MAX_FRAC_DIGITS) make 10 + 10, plus one each side where the point splits a group.
- */
-const MAX_GROUPS = 22;
+/** Most base-10000 digits a checked value has: groups of four digits each side of the point. */
+const MAX_GROUPS = Math.ceil(MAX_INT_DIGITS / 4) + Math.ceil(MAX_FRAC_DIGITS / 4);
 /** Bytes a value can take: length, header (ndigits, weight, sign, dscale), digits. */
 const MAX_VALUE_BYTES = 4 + 8 + 2 * MAX_GROUPS;
 /** Bytes a row can take beyond its key: field count, time, six values. */
@@ -112,10 +109,8 @@ export function writeNumeric(buf: Buffer, at: number, text: string): number {
 function writeOther(buf: Buffer, at: number, text: string): number {
   const d = parseDecimal(text);
   if (!d) throw new Error(`binary COPY: ${JSON.stringify(text)} is not a decimal (the row checks pass only decimals; this is a loader bug)`);
-  const m = /^[+-]?\d*(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/.exec(text);
-  const scale = Math.max(0, (m?.[1] ?? "").length - Number(m?.[2] ?? 0));
   const digits = `${d.int}.${d.frac}`;
-  return writeDigits(buf, at, digits, 0, d.int.length, d.int.length + 1, digits.length, d.negative, scale);
+  return writeDigits(buf, at, digits, 0, d.int.length, d.int.length + 1, digits.length, d.negative, writtenScale(text));
 }
 
 /**
@@ -126,7 +121,7 @@ function writeOther(buf: Buffer, at: number, text: string): number {
  */
 function writeDigits(buf: Buffer, at: number, text: string, intStart: number, intEnd: number, fracStart: number, fracEnd: number, negative: boolean, scale: number): number {
   const intLen = intEnd - intStart;
-  if (intLen > 4 * (MAX_GROUPS / 2) || fracEnd - fracStart > 4 * (MAX_GROUPS / 2)) {
+  if (intLen > MAX_INT_DIGITS || fracEnd - fracStart > MAX_FRAC_DIGITS) {
     throw new Error(`binary COPY: ${JSON.stringify(text)} has more digits than the row checks allow (a loader bug)`);
   }
   const digitsAt = at + 12;

@@ -336,8 +336,8 @@ export type ColumnType =
 /** Column types of a target whose value columns differ from unconstrained numeric; see targetTypes in target.ts. */
 export type ValueTypes = Partial<Record<ValueColumn, ColumnType>>;
 
-/** Digits after the decimal point as PostgreSQL keeps them (trailing zeros count; `1.50e1` has 1). */
-function writtenScale(text: string): number {
+/** Digits after the decimal point as PostgreSQL keeps them (trailing zeros count; `1.50e1` has 1): numeric's display scale. */
+export function writtenScale(text: string): number {
   const m = DECIMAL.exec(text);
   return m ? Math.max(0, (m[3] ?? "").length - Number(m[4] ?? 0)) : 0;
 }
