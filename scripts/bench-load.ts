@@ -367,6 +367,8 @@ const keyOf = (k: { state: State; name: string }) => `${k.state}/${k.name}`;
 /** Puts each database into the state a run needs, from whatever state it is in, the same way on both sides. */
 class States {
   private readonly current: Partial<Record<Side, State>> = {};
+  /** Sides whose last run was undone (`undo`): already in their state, nothing to reset. */
+  private readonly undone: Partial<Record<Side, boolean>> = {};
   constructor(readonly urls: Record<Side, string>, private readonly files: Files) {}
 
   /**
@@ -397,9 +399,27 @@ class States {
     await this.sql(side, "CHECKPOINT");
   }
 
+  /** Puts `side` into `state` for one run. */
   async prepare(side: Side, state: State): Promise<void> {
+    const undone = this.undone[side] === true;
+    this.undone[side] = false;
+    if (this.current[side] === state) return undone ? undefined : this.reset(side, state);
+    await this.restate(side, state);
+  }
+
+  /**
+   * Undoes a run at once, rather than before the side's next run: rows a run leaves behind get a VACUUM ANALYZE
+   * from autovacuum about a minute later (some 3 s of work for 1M bars on this machine), which then lands in the
+   * middle of a later run, the other side's as often as not.
+   */
+  async undo(side: Side): Promise<void> {
+    const state = this.current[side];
+    if (state) await this.reset(side, state);
+    this.undone[side] = true;
+  }
+
+  private async restate(side: Side, state: State): Promise<void> {
     const f = this.files;
-    if (this.current[side] === state) return this.reset(side, state);
     await this.sql(side, `TRUNCATE ${BARS}`);
     if (state === "earlier" || state === "earlier-compressed") await this.copyIn(side, f.earlier);
     if (state === "earlier-compressed") await this.compress(side, f.earlierEnd);
@@ -574,6 +594,7 @@ export async function runLoadBench(o: LoadBenchOptions = {}): Promise<string> {
         await states.prepare(k.side, k.state);
         const r = await k.once();
         const check = await states.tally(k.side);
+        await states.undo(k.side);
         const expected = show(k.expected(files));
         const ok = check === expected;
         if (!ok) log(`  ${k.name}: ${check}, expected ${expected}`);
@@ -709,8 +730,9 @@ volume + 1) and ${NEW_SHARE * 100}% new bars after them. The base bars straddle 
 Targets: two databases on one server, each migrated to the newest migration with the dev stack's settings (30-day chunks,
 columnstore segmentby symbol, the five hierarchical continuous aggregates over the bars), background jobs paused. The loader
 writes into one database's \`market_data.ohlcv_bars\`, \\copy and the DBA's SQL into the other's: the same hypertable in the same
-state. Before each run the target is put into its section's state (prepared once a round, then what the last run added is
-removed and what it changed put back, chunks recompressed, VACUUM ANALYZE, CHECKPOINT). ${repeat} interleaved rounds, each running
+state. Each target is put into its section's state once a round (VACUUM ANALYZE, CHECKPOINT); right after each run and its check,
+what the run added is removed and what it changed put back (chunks recompressed, VACUUM ANALYZE, CHECKPOINT), so no run shares
+the server with autovacuum working through another run's rows. ${repeat} interleaved rounds, each running
 every row below once, in this order. Correctness: after every run, the target's row count and exact \`sum(close)\` against the generator's.
 
 ${sections.join("\n\n")}
